@@ -1,0 +1,95 @@
+"""Settings, read from flags (by the CLI) and `GRAPHFRAUD_*` environment variables.
+
+Nested groups use a double underscore: `GRAPHFRAUD_GRAPH__URI=bolt://…`,
+`GRAPHFRAUD_LINK__MAX_SHARE=50`. Nothing is instantiated at import time: call `load_settings()`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class IngestSettings(BaseModel):
+    """How raw identifiers are read and normalised."""
+
+    default_region: str = Field("IN", description="ISO region for phones written without +country")
+    max_field_chars: int = Field(320, description="longer emails/names/ids are quarantined as absurd")
+
+
+class LinkSettings(BaseModel):
+    """Blocking, comparison and weighting of user-user links."""
+
+    max_share: int = Field(
+        50, description="identifiers shared by more users are hubs: recorded, never linked pairwise"
+    )
+    email_similarity: float = Field(0.8, description="min normalised Levenshtein of local parts")
+    phone_max_gap: int = Field(20, description="max numeric gap for sequential phones")
+    window: int = Field(8, description="sorted-neighbourhood window for fuzzy email blocking")
+    max_block: int = Field(2000, description="larger fuzzy blocks are skipped (their links carry no weight)")
+
+
+class RingSettings(BaseModel):
+    """Community detection on the weighted user graph."""
+
+    min_weight: float = Field(0.25, description="links weaker than this never join a ring")
+    resolution: float = Field(0.05, description="Leiden CPM resolution (higher = smaller rings)")
+    min_size: int = Field(2, description="smaller communities get no ring id")
+    seed: int = 7
+
+
+class ModelSettings(BaseModel):
+    """Training of the risk models."""
+
+    folds: int = Field(5, description="out-of-fold splits: a user's own label never scores it")
+    seed: int = 7
+    device: str = Field("auto", description="auto | cpu | cuda")
+    registry: Path = Field(Path("models"), description="model registry directory")
+    candidates: list[str] = Field(
+        default_factory=lambda: ["gbm"], description="model kinds the batch trains and selects from"
+    )
+
+
+class GraphSettings(BaseModel):
+    """Where the identity graph is published: empty uri = embedded (run directory only)."""
+
+    uri: str = ""
+    user: str = "neo4j"
+    password: SecretStr = SecretStr("")
+    database: str | None = None
+    batch_size: int = 5000
+
+
+class ServiceSettings(BaseModel):
+    """The FastAPI service."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    # "key:role" pairs, or "sha256:<hex>:role" for keys hashed at rest.
+    api_keys: list[str] = Field(default_factory=list)
+    audit_log: Path = Path("audit.log")
+    reload_poll_s: float = 0.0
+
+
+class Settings(BaseSettings):
+    """All settings; each group maps to `GRAPHFRAUD_<GROUP>__<NAME>`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GRAPHFRAUD_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    ingest: IngestSettings = IngestSettings()
+    link: LinkSettings = LinkSettings()
+    rings: RingSettings = RingSettings()
+    model: ModelSettings = ModelSettings()
+    graph: GraphSettings = GraphSettings()
+    service: ServiceSettings = ServiceSettings()
+    log_level: str = "info"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit (flag) overrides applied on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""GraphStore seam: publish the identity graph, read a user's ring, explain a link."""

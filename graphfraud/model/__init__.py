@@ -1,0 +1,1 @@
+"""Risk models: graph dataset, gradient-boosting baseline, PyG GNN, training, registry."""

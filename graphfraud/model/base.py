@@ -1,0 +1,55 @@
+"""What every risk model consumes and promises.
+
+`GraphData` is the model-side view of a run: dense node features and a typed, weighted edge list,
+with the `user_id` order that maps rows back to business ids. Tensor indices never leave model/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+UNKNOWN_LABEL = -1
+
+
+@dataclass(frozen=True)
+class GraphData:
+    """Users as nodes, links as typed weighted edges (both directions present).
+
+    `labels` holds -1 for unknown. Label-derived columns of `x` (if any) were computed without
+    each node's own label, so a model may train on `x` and still be scored out-of-fold honestly.
+    """
+
+    user_ids: npt.NDArray[np.object_]  # [n] business ids, row i = node i
+    x: npt.NDArray[np.float32]  # [n, f]
+    feature_names: tuple[str, ...]
+    edge_index: npt.NDArray[np.int64]  # [2, E], both directions
+    edge_type: npt.NDArray[np.int64]  # [E] index into relation_names
+    edge_weight: npt.NDArray[np.float32]  # [E] 0..1
+    relation_names: tuple[str, ...]
+    labels: npt.NDArray[np.int8]  # [n] 1 fraud, 0 legit, -1 unknown
+
+    @property
+    def num_nodes(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def labelled(self) -> npt.NDArray[np.bool_]:
+        return self.labels != UNKNOWN_LABEL
+
+
+class RiskModel(Protocol):
+    """A trainable user-risk model. `fit` sees labels only where `train_mask` is true."""
+
+    kind: str
+
+    def fit(self, data: GraphData, train_mask: npt.NDArray[np.bool_], seed: int) -> None: ...
+
+    def predict(self, data: GraphData) -> npt.NDArray[np.float32]:
+        """P(fraud) for every node, in node order."""
+        ...
+
+    def params(self) -> dict[str, object]: ...

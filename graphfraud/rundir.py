@@ -1,0 +1,89 @@
+"""The run directory: where every stage's artifact lands, atomically, plus the manifest.
+
+Each artifact is written to a temporary file and renamed into place, so a crash mid-run never
+leaves a half-written Parquet file: a rerun sees either the old artifact or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from graphfraud.errors import ArtifactError
+from graphfraud.schema import MANIFEST_FILE, QUARANTINE_DIR
+
+
+class RunDir:
+    """A run directory on local disk (the embedded default for every artifact)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def ensure(self) -> RunDir:
+        (self.path / QUARANTINE_DIR).mkdir(parents=True, exist_ok=True)
+        return self
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def exists(self, name: str) -> bool:
+        return (self.path / name).is_file()
+
+    def write(self, name: str, frame: pl.DataFrame) -> Path:
+        """Write one Parquet artifact atomically (tmp file + rename)."""
+        target = self.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            frame.write_parquet(tmp, compression="zstd", statistics=True)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return target
+
+    def read(self, name: str, columns: list[str] | None = None) -> pl.DataFrame:
+        target = self.path / name
+        if not target.is_file():
+            raise ArtifactError(
+                f"{target} does not exist",
+                hint="run `graphfraud run` first, or point --run at a finished run directory",
+            )
+        try:
+            return pl.read_parquet(target, columns=columns)
+        except Exception as exc:  # pyarrow/polars raise many types for a corrupt file
+            raise ArtifactError(f"{target} is not a readable Parquet file: {exc}") from exc
+
+    def write_json(self, name: str, payload: dict[str, Any]) -> Path:
+        target = self.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+        os.replace(tmp, target)
+        return target
+
+    def read_json(self, name: str) -> dict[str, Any]:
+        target = self.path / name
+        try:
+            data = json.loads(target.read_text())
+        except FileNotFoundError as exc:
+            raise ArtifactError(
+                f"{target} does not exist", hint="is this a finished graphfraud run directory?"
+            ) from exc
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(f"{target} is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ArtifactError(f"{target} does not hold a JSON object")
+        return data
+
+    def manifest(self) -> dict[str, Any]:
+        return self.read_json(MANIFEST_FILE)

@@ -1,0 +1,141 @@
+"""Vocabulary shared by every stage: identifier and link kinds, artifact names and schemas.
+
+Artifacts are keyed by business ids (`user_id`, canonical identifier values). The Arrow schemas
+below are the contract between stages and with the outside world (run directory, GraphStore,
+service); stages may add columns, never rename or drop these.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import pyarrow as pa
+
+
+class IdentifierKind(StrEnum):
+    """Kinds of identifier a user can hold (nodes of the identity graph besides users)."""
+
+    EMAIL = "email"
+    PHONE = "phone"
+    DEVICE = "device"
+    IP = "ip"
+
+
+class LinkKind(StrEnum):
+    """Why two users are linked. `*_similar` kinds come from fuzzy matching, the rest from a
+    shared canonical value."""
+
+    EMAIL = "email"  # same canonical email (dots / +tags / domain typos folded)
+    EMAIL_SIMILAR = "email_similar"  # near-identical local parts on one domain (john.doe1 ~ john.doe2)
+    PHONE = "phone"  # same E.164 number
+    PHONE_SIMILAR = "phone_similar"  # sequential or one-digit-off numbers
+    DEVICE = "device"  # same device id
+    IP = "ip"  # same IP address
+
+
+# ---- input contract (column names) -------------------------------------------------------
+USER_ID = "user_id"
+USER_COLUMNS_REQUIRED = (USER_ID,)
+USER_COLUMNS_OPTIONAL = ("email", "phone", "name", "created_at", "label")
+DEVICE_COLUMNS_REQUIRED = (USER_ID, "device_id")
+DEVICE_COLUMNS_OPTIONAL = ("ip", "seen_at")
+
+# ---- run directory file names ---------------------------------------------------------------
+USERS_FILE = "users.parquet"  # accepted, normalised users
+DEVICES_FILE = "devices.parquet"  # accepted, normalised device sightings
+LINKS_FILE = "links.parquet"
+RINGS_FILE = "rings.parquet"
+MEMBERS_FILE = "ring_members.parquet"
+FEATURES_FILE = "features.parquet"
+SCORES_FILE = "scores.parquet"
+MANIFEST_FILE = "manifest.json"
+QUARANTINE_DIR = "quarantine"
+
+# ---- artifact schemas -----------------------------------------------------------------------
+USERS_SCHEMA = pa.schema(
+    [
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("email_raw", pa.string()),
+        pa.field("email", pa.string()),  # canonical: lower-case, gmail dots/+tags removed, typo-fixed domain
+        pa.field("email_local", pa.string()),
+        pa.field("email_domain", pa.string()),
+        pa.field("phone_raw", pa.string()),
+        pa.field("phone", pa.string()),  # E.164, null when unparseable
+        pa.field("name", pa.string()),
+        pa.field("created_at", pa.timestamp("us", tz="UTC")),
+        pa.field("label", pa.int8()),  # 1 fraud, 0 legit, null unknown
+    ]
+)
+
+DEVICES_SCHEMA = pa.schema(
+    [
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("device_id", pa.string(), nullable=False),  # normalised
+        pa.field("ip", pa.string()),  # normalised (compressed IPv6, IPv4-mapped folded), null if absent/bad
+        pa.field("seen_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+# One row per (pair, kind); user_a < user_b. `support` = how many users share the value(s):
+# the reason a device used by 400 people weighs little.
+LINKS_SCHEMA = pa.schema(
+    [
+        pa.field("user_a", pa.string(), nullable=False),
+        pa.field("user_b", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),  # a LinkKind value
+        pa.field("value_a", pa.string()),  # canonical identifier of user_a behind the link
+        pa.field("value_b", pa.string()),  # canonical identifier of user_b (== value_a when shared)
+        pa.field("similarity", pa.float32(), nullable=False),  # 0..1, 1 for exact
+        pa.field("support", pa.int32(), nullable=False),
+        pa.field("weight", pa.float32(), nullable=False),  # 0..1 evidence strength
+        pa.field("evidence", pa.string(), nullable=False),  # one human-readable sentence
+    ]
+)
+
+RINGS_SCHEMA = pa.schema(
+    [
+        pa.field("ring_id", pa.string(), nullable=False),
+        pa.field("size", pa.int32(), nullable=False),
+        pa.field("ring_score", pa.float32()),
+        pa.field("n_links", pa.int32()),
+        pa.field("density", pa.float32()),
+        pa.field("mean_link_weight", pa.float32()),
+        pa.field("shared_device_ratio", pa.float32()),
+        pa.field("creation_span_hours", pa.float32()),
+        pa.field("creation_burst", pa.float32()),
+        pa.field("identifier_similarity", pa.float32()),
+        pa.field("n_labelled", pa.int32()),
+        pa.field("n_labelled_fraud", pa.int32()),
+        pa.field("label_share", pa.float32()),
+        pa.field("top_link_kinds", pa.string()),
+    ]
+)
+
+MEMBERS_SCHEMA = pa.schema(
+    [
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("ring_id", pa.string(), nullable=False),
+    ]
+)
+
+SCORES_SCHEMA = pa.schema(
+    [
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("score", pa.float32(), nullable=False),
+        pa.field("ring_id", pa.string()),
+        pa.field("ring_score", pa.float32()),
+        pa.field("reasons", pa.list_(pa.string())),
+        pa.field("model_version", pa.string(), nullable=False),
+    ]
+)
+
+TRUTH_SCHEMA = pa.schema(
+    [
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("is_fraud", pa.int8(), nullable=False),
+        pa.field("ring_id", pa.string()),  # the planted ring, null for honest users
+        pa.field("ring_kind", pa.string()),
+    ]
+)
+
+QUARANTINE_REASON = "reason"
