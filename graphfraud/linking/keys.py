@@ -1,0 +1,61 @@
+"""Blocking keys: which users are even compared. Shared by the batch and the online scorer.
+
+Each key has a scalar form (one value, for the service) and a polars expression (millions of rows,
+for the batch); tests assert they agree.
+
+- email stem: the canonical local part without digits and separators, plus the domain:
+  `john.doe12@gmail.com` and `johndoe7@gmail.com` share `johndoe@gmail.com`.
+- phone block: the E.164 number without its last two digits, so sequential numbers
+  (+919876543210, +919876543211) share a block.
+"""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+PHONE_BLOCK_DROP = 2
+_STEM_STRIP = re.compile(r"[0-9._\-+]")
+_STEM_STRIP_PATTERN = r"[0-9._\-+]"
+_MIN_STEM = 3
+
+
+def email_stem(local: str | None, domain: str | None) -> str | None:
+    """Stem key of a canonical email; None when too short to mean anything (e.g. '12@x.com')."""
+    if not local or not domain:
+        return None
+    stem = _STEM_STRIP.sub("", local)
+    return f"{stem}@{domain}" if len(stem) >= _MIN_STEM else None
+
+
+def email_stem_expr(local: str = "email_local", domain: str = "email_domain") -> pl.Expr:
+    stem = pl.col(local).str.replace_all(_STEM_STRIP_PATTERN, "")
+    return (
+        pl.when(pl.col(domain).is_not_null() & (stem.str.len_chars() >= _MIN_STEM))
+        .then(pl.concat_str([stem, pl.lit("@"), pl.col(domain)]))
+        .otherwise(None)
+    )
+
+
+def phone_block(e164: str | None) -> str | None:
+    """Block key of an E.164 number (None for numbers too short to block)."""
+    if not e164 or len(e164) < 8:
+        return None
+    return e164[:-PHONE_BLOCK_DROP]
+
+
+def phone_block_expr(col: str = "phone") -> pl.Expr:
+    return (
+        pl.when(pl.col(col).str.len_chars() >= 8)
+        .then(pl.col(col).str.slice(0, pl.col(col).str.len_chars() - PHONE_BLOCK_DROP))
+        .otherwise(None)
+    )
+
+
+def phone_number(e164: str | None) -> int | None:
+    """The digits of an E.164 number as an integer (for sequential-gap checks)."""
+    if not e164:
+        return None
+    digits = e164.lstrip("+")
+    return int(digits) if digits.isdigit() else None
