@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+import polars as pl
 import pyarrow as pa
 
 
@@ -139,3 +140,20 @@ TRUTH_SCHEMA = pa.schema(
 )
 
 QUARANTINE_REASON = "reason"
+
+
+def polars_schema(schema: pa.Schema) -> dict[str, pl.DataType]:
+    """The polars dtypes of an Arrow artifact schema, by column name."""
+    frame = pl.from_arrow(schema.empty_table())
+    assert isinstance(frame, pl.DataFrame)
+    return dict(frame.schema)
+
+
+def conform_frame(frame: pl.DataFrame, schema: pa.Schema) -> pl.DataFrame:
+    """Select and cast `frame`'s columns to an artifact schema, in schema order (extras dropped).
+
+    An empty frame missing columns becomes an empty frame of the schema."""
+    dtypes = polars_schema(schema)
+    if frame.is_empty() and not set(dtypes) <= set(frame.columns):
+        return pl.DataFrame(schema=dtypes)
+    return frame.select([pl.col(name).cast(dtype) for name, dtype in dtypes.items()])

@@ -1,0 +1,264 @@
+"""Link stage: users + device sightings → typed, weighted, evidenced user-user links.
+
+Exact kinds (email, phone, device, ip) join users on a shared canonical value; fuzzy kinds
+(email_similar, phone_similar) compare blocked candidate pairs. Each link row keeps its evidence:
+kind, both canonical values, similarity, support (how many users share the value or crowd the
+block) and weight. Values held by more than `max_share` users are hubs: never linked pairwise, so a
+cyber-café never glues unrelated rings together; they stay visible as identifier support.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from graphfraud.config import LinkSettings
+from graphfraud.linking.blocking import (
+    email_candidate_pairs,
+    phone_candidate_pairs,
+    shared_value_groups,
+)
+from graphfraud.linking.compare import number_gap_similarity, string_similarity, window_support
+from graphfraud.linking.keys import email_stem_expr
+from graphfraud.linking.weights import link_weight_expr
+from graphfraud.schema import LINKS_SCHEMA, LinkKind, conform_frame
+
+# Numbers at the end of an email local part (john.doe07 → 7), at most 9 digits.
+_SUFFIX = r"(\d{1,9})$"
+# Sequential-suffix support counts accounts within this many numbers of the pair.
+_SUFFIX_WINDOW = 5
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Links:
+    """The link artifact plus what the feature stage needs to know about identifiers."""
+
+    links: pl.DataFrame  # LINKS_SCHEMA
+    support: pl.DataFrame  # kind, value, support — every identifier value, hubs included
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def user_index(users: pl.DataFrame) -> pl.DataFrame:
+    """Users sorted by id with a dense u32 `uid`: the stage's internal key (never leaves it)."""
+    return users.sort("user_id").with_row_index("uid")
+
+
+def _exact_links(
+    holders: pl.DataFrame, kind: LinkKind, max_share: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    pairs, _hubs = shared_value_groups(holders, max_share)
+    support = (
+        holders.select("uid", "value")
+        .drop_nulls()
+        .unique()
+        .group_by("value")
+        .agg(pl.len().cast(pl.Int32).alias("support"))
+        .with_columns(pl.lit(str(kind)).alias("kind"))
+    )
+    links = pairs.select(
+        "a",
+        "b",
+        pl.lit(str(kind)).alias("kind"),
+        pl.col("value").alias("value_a"),
+        pl.col("value").alias("value_b"),
+        pl.lit(1.0, dtype=pl.Float32).alias("similarity"),
+        pl.col("support").cast(pl.Int32),
+    )
+    return links, support.select("kind", "value", "support")
+
+
+def _email_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[pl.DataFrame, int]:
+    emails = users.select("uid", "email", "email_local", "email_domain").filter(
+        pl.col("email_local").is_not_null() & pl.col("email_domain").is_not_null()
+    )
+    emails = emails.with_columns(
+        email_stem_expr().alias("stem"),
+        pl.col("email_local").str.extract(_SUFFIX, 1).cast(pl.Int64, strict=False).alias("num"),
+    )
+    candidates = email_candidate_pairs(emails, window=settings.window, max_block=settings.max_block)
+    n_candidates = candidates.height
+    side = emails.select("uid", "email", "email_local", "stem", "num")
+    pairs = (
+        candidates.join(side.rename({c: f"{c}_a" for c in side.columns if c != "uid"}), left_on="a", right_on="uid")
+        .join(side.rename({c: f"{c}_b" for c in side.columns if c != "uid"}), left_on="b", right_on="uid")
+        .filter(pl.col("email_a") != pl.col("email_b"))  # identical canonical emails are exact links
+    )
+    if pairs.is_empty():
+        return pairs.select("a", "b"), n_candidates
+    sim = string_similarity(pairs["email_local_a"], pairs["email_local_b"])
+    pairs = pairs.with_columns(pl.Series("similarity", sim)).filter(
+        pl.col("similarity") >= settings.email_similarity
+    )
+    # Support: how crowded the name is. For the same stem with numeric suffixes, count the accounts
+    # whose suffix lies near the pair's (sequential runs are rare among honest namesakes).
+    stem_size = emails.group_by("stem").agg(pl.len().cast(pl.Int32).alias("n")).drop_nulls()
+    pairs = (
+        pairs.join(stem_size.rename({"stem": "stem_a", "n": "n_a"}), on="stem_a", how="left")
+        .join(stem_size.rename({"stem": "stem_b", "n": "n_b"}), on="stem_b", how="left")
+        .with_columns(pl.max_horizontal(pl.col("n_a").fill_null(2), pl.col("n_b").fill_null(2), 2).alias("support"))
+    )
+    seq = pairs.filter(
+        (pl.col("stem_a") == pl.col("stem_b")) & pl.col("num_a").is_not_null() & pl.col("num_b").is_not_null()
+    )
+    if not seq.is_empty():
+        numbered = emails.filter(pl.col("num").is_not_null() & pl.col("stem").is_not_null())
+        stem_ids = numbered.select(pl.col("stem").unique()).with_row_index("sid")
+        pts = numbered.join(stem_ids, on="stem")
+        q = seq.join(stem_ids.rename({"stem": "stem_a"}), on="stem_a")
+        lo = np.minimum(q["num_a"].to_numpy(), q["num_b"].to_numpy()) - _SUFFIX_WINDOW
+        hi = np.maximum(q["num_a"].to_numpy(), q["num_b"].to_numpy()) + _SUFFIX_WINDOW
+        local = window_support(
+            pts["sid"].cast(pl.Int64).to_numpy(),
+            pts["num"].to_numpy(),
+            lo,
+            hi,
+            q["sid"].cast(pl.Int64).to_numpy(),
+        )
+        seq_support = q.select("a", "b", pl.Series("seq_support", np.maximum(local, 2)))
+        pairs = pairs.join(seq_support, on=["a", "b"], how="left").with_columns(
+            pl.min_horizontal("support", pl.col("seq_support").fill_null(pl.col("support"))).alias("support")
+        )
+    links = pairs.select(
+        "a",
+        "b",
+        pl.lit(str(LinkKind.EMAIL_SIMILAR)).alias("kind"),
+        pl.col("email_a").alias("value_a"),
+        pl.col("email_b").alias("value_b"),
+        pl.col("similarity").cast(pl.Float32),
+        pl.col("support").cast(pl.Int32),
+    )
+    return links, n_candidates
+
+
+def _phone_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[pl.DataFrame, int]:
+    phones = users.select(
+        "uid",
+        "phone",
+        pl.col("phone").str.strip_chars_start("+").cast(pl.Int64, strict=False).alias("number"),
+    ).filter(pl.col("number").is_not_null())
+    pairs = phone_candidate_pairs(phones, max_gap=settings.phone_max_gap, max_block=settings.max_block)
+    n_candidates = pairs.height
+    if pairs.is_empty():
+        return pairs.select("a", "b"), n_candidates
+    numbers = phones["number"].unique().to_numpy()
+    lo = np.minimum(pairs["na"].to_numpy(), pairs["nb"].to_numpy()) - settings.phone_max_gap
+    hi = np.maximum(pairs["na"].to_numpy(), pairs["nb"].to_numpy()) + settings.phone_max_gap
+    group = np.zeros(len(numbers), dtype=np.int64)
+    local = window_support(group, numbers, lo, hi, np.zeros(len(lo), dtype=np.int64))
+    e164 = phones.select("uid", "phone")
+    links = (
+        pairs.with_columns(pl.Series("support", np.maximum(local, 2)))
+        .join(e164.rename({"uid": "a", "phone": "value_a"}), on="a")
+        .join(e164.rename({"uid": "b", "phone": "value_b"}), on="b")
+        .select(
+            "a",
+            "b",
+            pl.lit(str(LinkKind.PHONE_SIMILAR)).alias("kind"),
+            "value_a",
+            "value_b",
+            number_gap_similarity(pl.col("gap"), settings.phone_max_gap).alias("similarity"),
+            pl.col("support").cast(pl.Int32),
+        )
+    )
+    return links, n_candidates
+
+
+def _evidence_expr() -> pl.Expr:
+    """One sentence per link, without the identifier values (they may be PII and are masked
+    separately from value_a/value_b)."""
+    sup = pl.col("support").cast(pl.Utf8)
+    sim = (pl.col("similarity") * 100).round(0).cast(pl.Int32).cast(pl.Utf8)
+    kind = pl.col("kind")
+    return (
+        pl.when(kind == LinkKind.EMAIL)
+        .then(pl.concat_str([pl.lit("same canonical email, held by "), sup, pl.lit(" users")]))
+        .when(kind == LinkKind.PHONE)
+        .then(pl.concat_str([pl.lit("same phone number, held by "), sup, pl.lit(" users")]))
+        .when(kind == LinkKind.DEVICE)
+        .then(pl.concat_str([pl.lit("same device, used by "), sup, pl.lit(" users")]))
+        .when(kind == LinkKind.IP)
+        .then(pl.concat_str([pl.lit("same IP address, used by "), sup, pl.lit(" users")]))
+        .when(kind == LinkKind.EMAIL_SIMILAR)
+        .then(
+            pl.concat_str(
+                [pl.lit("near-identical email local parts ("), sim, pl.lit("% similar, "), sup, pl.lit(" look-alike accounts)")]
+            )
+        )
+        .otherwise(
+            pl.concat_str([pl.lit("near-sequential phone numbers ("), sim, pl.lit("% close, "), sup, pl.lit(" numbers in range)")])
+        )
+    )
+
+
+def build_links(
+    users: pl.DataFrame,
+    devices: pl.DataFrame,
+    settings: LinkSettings,
+    *,
+    progress: Progress | None = None,
+) -> Links:
+    """All links between users, with evidence. Deterministic for a given input."""
+    say = progress or (lambda _msg: None)
+    indexed = user_index(users)
+    uid_of = indexed.select("uid", "user_id")
+    sightings = devices.join(uid_of, on="user_id", how="inner")
+    stats: dict[str, int] = {}
+    parts: list[pl.DataFrame] = []
+    supports: list[pl.DataFrame] = []
+    exact_sources = [
+        (LinkKind.EMAIL, indexed.select("uid", pl.col("email").alias("value"))),
+        (LinkKind.PHONE, indexed.select("uid", pl.col("phone").alias("value"))),
+        (LinkKind.DEVICE, sightings.select("uid", pl.col("device_id").alias("value"))),
+        (LinkKind.IP, sightings.select("uid", pl.col("ip").alias("value"))),
+    ]
+    for kind, holders in exact_sources:
+        t0 = time.perf_counter()
+        say(f"linking shared {kind}s")
+        links, support = _exact_links(holders, kind, settings.max_share)
+        parts.append(links)
+        supports.append(support)
+        stats[f"{kind}_links"] = links.height
+        stats[f"{kind}_hubs"] = support.filter(pl.col("support") > settings.max_share).height
+        stats[f"{kind}_ms"] = int((time.perf_counter() - t0) * 1000)
+    t0 = time.perf_counter()
+    say("comparing similar emails")
+    email_links, n_email = _email_similar_links(indexed, settings)
+    stats["email_similar_candidates"] = n_email
+    stats["email_similar_links"] = email_links.height
+    stats["email_similar_ms"] = int((time.perf_counter() - t0) * 1000)
+    t0 = time.perf_counter()
+    say("comparing near-sequential phones")
+    phone_links, n_phone = _phone_similar_links(indexed, settings)
+    stats["phone_similar_candidates"] = n_phone
+    stats["phone_similar_links"] = phone_links.height
+    stats["phone_similar_ms"] = int((time.perf_counter() - t0) * 1000)
+    parts += [email_links, phone_links]
+    columns = ["a", "b", "kind", "value_a", "value_b", "similarity", "support"]
+    # Exact pairs from one kind can repeat through several shared values (two shared devices):
+    # keep the strongest value per (pair, kind) so a pair has at most one link per kind.
+    all_links = (
+        pl.concat([p.select(columns) for p in parts if p.height], how="vertical_relaxed")
+        if any(p.height for p in parts)
+        else pl.DataFrame(schema={c: pl.Utf8 for c in columns})
+    )
+    if all_links.height:
+        all_links = (
+            all_links.with_columns(link_weight_expr().alias("weight"))
+            .sort(["a", "b", "kind", "weight", "value_a"], descending=[False, False, False, True, False])
+            .unique(["a", "b", "kind"], keep="first", maintain_order=True)
+            .join(uid_of.rename({"uid": "a", "user_id": "user_a"}), on="a")
+            .join(uid_of.rename({"uid": "b", "user_id": "user_b"}), on="b")
+            .with_columns(_evidence_expr().alias("evidence"))
+            .sort(["user_a", "user_b", "kind"])
+        )
+    out = conform_frame(all_links, LINKS_SCHEMA)
+    support_all = pl.concat(supports) if supports else pl.DataFrame()
+    stats["links"] = out.height
+    return Links(links=out, support=support_all, stats=stats)
+

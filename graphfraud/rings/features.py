@@ -1,0 +1,88 @@
+"""Ring features: what makes a community look like one actor's accounts rather than a family.
+
+Every feature is computed from the ring's own members and intra-ring links, so it explains the
+ring to an analyst as much as it feeds the model: size, density, how many members share a device,
+how many carry look-alike identifiers, how bursty the sign-ups were, and the labels seen so far.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from graphfraud.schema import RINGS_SCHEMA, LinkKind, conform_frame
+
+_BURST_HOURS = 48.0
+_IDENTITY_KINDS = [LinkKind.EMAIL, LinkKind.EMAIL_SIMILAR, LinkKind.PHONE, LinkKind.PHONE_SIMILAR]
+
+
+def intra_ring_links(links: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
+    """Links whose two users are in the same ring, with `ring_id`."""
+    return (
+        links.join(members.rename({"user_id": "user_a", "ring_id": "ring_a"}), on="user_a")
+        .join(members.rename({"user_id": "user_b", "ring_id": "ring_b"}), on="user_b")
+        .filter(pl.col("ring_a") == pl.col("ring_b"))
+        .rename({"ring_a": "ring_id"})
+        .drop("ring_b")
+    )
+
+
+def _members_touched(intra: pl.DataFrame, kinds: list[str]) -> pl.DataFrame:
+    sub = intra.filter(pl.col("kind").is_in(kinds))
+    touched = pl.concat(
+        [sub.select("ring_id", pl.col("user_a").alias("u")), sub.select("ring_id", pl.col("user_b").alias("u"))]
+    ).unique()
+    return touched.group_by("ring_id").agg(pl.len().alias("n_touched"))
+
+
+def ring_features(
+    members: pl.DataFrame, users: pl.DataFrame, links: pl.DataFrame
+) -> pl.DataFrame:
+    """One row per ring (RINGS_SCHEMA, `ring_score` left null for the scoring stage)."""
+    if members.is_empty():
+        return conform_frame(pl.DataFrame(), RINGS_SCHEMA)
+    people = members.join(users.select("user_id", "created_at", "label"), on="user_id", how="left")
+    hours = (pl.col("created_at").cast(pl.Int64) / 3.6e9).alias("h")  # µs → hours
+    base = people.with_columns(hours).group_by("ring_id").agg(
+        pl.len().cast(pl.Int32).alias("size"),
+        ((pl.col("h").max() - pl.col("h").min())).cast(pl.Float32).alias("creation_span_hours"),
+        ((pl.col("h") - pl.col("h").median()).abs() <= _BURST_HOURS / 2).mean().cast(pl.Float32).alias("creation_burst"),
+        pl.col("label").is_not_null().sum().cast(pl.Int32).alias("n_labelled"),
+        (pl.col("label") == 1).sum().cast(pl.Int32).alias("n_labelled_fraud"),
+    )
+    intra = intra_ring_links(links, members)
+    link_stats = intra.group_by("ring_id").agg(
+        pl.struct("user_a", "user_b").n_unique().cast(pl.Int32).alias("n_links"),
+        pl.col("weight").mean().cast(pl.Float32).alias("mean_link_weight"),
+    )
+    kinds = (
+        intra.group_by("ring_id", "kind")
+        .len()
+        .sort(["ring_id", "len", "kind"], descending=[False, True, False])
+        .group_by("ring_id", maintain_order=True)
+        .agg(pl.col("kind").head(3).str.join(",").alias("top_link_kinds"))
+    )
+    device = _members_touched(intra, [LinkKind.DEVICE]).rename({"n_touched": "n_device"})
+    ident = _members_touched(intra, [str(k) for k in _IDENTITY_KINDS]).rename({"n_touched": "n_ident"})
+    rings = (
+        base.join(link_stats, on="ring_id", how="left")
+        .join(kinds, on="ring_id", how="left")
+        .join(device, on="ring_id", how="left")
+        .join(ident, on="ring_id", how="left")
+        .with_columns(
+            (pl.col("n_links").fill_null(0) / (pl.col("size") * (pl.col("size") - 1) / 2))
+            .cast(pl.Float32)
+            .alias("density"),
+            (pl.col("n_device").fill_null(0) / pl.col("size")).cast(pl.Float32).alias("shared_device_ratio"),
+            (pl.col("n_ident").fill_null(0) / pl.col("size")).cast(pl.Float32).alias("identifier_similarity"),
+            pl.when(pl.col("n_labelled") > 0)
+            .then(pl.col("n_labelled_fraud") / pl.col("n_labelled"))
+            .otherwise(None)
+            .cast(pl.Float32)
+            .alias("label_share"),
+            pl.lit(None, dtype=pl.Float32).alias("ring_score"),
+            pl.col("n_links").fill_null(0),
+            pl.col("top_link_kinds").fill_null(""),
+        )
+        .sort("ring_id")
+    )
+    return conform_frame(rings, RINGS_SCHEMA)
