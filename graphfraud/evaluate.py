@@ -1,0 +1,128 @@
+"""Evaluate a run against a truth file: user ranking quality and ring recovery.
+
+Users: only those whose label was NOT given to the run (the model never saw their truth) —
+ROC-AUC, average precision, precision at K (K = number of fraudsters among them).
+Rings: recall = share of true rings (≥ 3 members) matched by a predicted ring with Jaccard ≥ 0.5;
+precision = of the K highest-scored predicted rings of ≥ 3 (K = number of true rings of ≥ 3), the
+share whose members are mostly fraud; and the largest predicted ring over the largest true ring
+(hubs gluing rings together push it up).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from graphfraud.errors import InputDataError
+from graphfraud.ingest.read import read_table
+from graphfraud.rundir import RunDir
+from graphfraud.schema import MEMBERS_FILE, RINGS_FILE, SCORES_FILE, USERS_FILE
+
+MIN_RING = 3
+MATCH_JACCARD = 0.5
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    eval_users: int
+    eval_fraud: int
+    roc_auc: float
+    average_precision: float
+    precision_at_k: float
+    true_rings: int
+    ring_recall: float
+    ring_precision: float
+    largest_predicted_ring: int
+    largest_true_ring: int
+    largest_ring_ratio: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def load_truth(path: Path) -> pl.DataFrame:
+    """The truth file (CSV or Parquet): `user_id, is_fraud[, ring_id]`."""
+    raw = read_table(path, role="truth")
+    if "is_fraud" not in raw.columns:
+        raise InputDataError("missing required column", file=str(path), column="is_fraud")
+    ring = pl.col("ring_id") if "ring_id" in raw.columns else pl.lit(None, dtype=pl.Utf8)
+    return raw.select(
+        pl.col("user_id").cast(pl.Utf8),
+        pl.col("is_fraud").cast(pl.Utf8).str.strip_chars().cast(pl.Float64, strict=False).fill_null(0).cast(pl.Int8),
+        ring.cast(pl.Utf8).replace("", None).alias("ring_id"),
+    )
+
+
+def ring_recovery(
+    predicted: pl.DataFrame, truth: pl.DataFrame, ring_scores: pl.DataFrame
+) -> tuple[int, float, float, int, int]:
+    """(true rings ≥ 3, recall, precision, largest predicted, largest true)."""
+    true_m = truth.filter(pl.col("ring_id").is_not_null()).select("user_id", pl.col("ring_id").alias("t"))
+    t_size = true_m.group_by("t").agg(pl.len().alias("nt"))
+    big_true = t_size.filter(pl.col("nt") >= MIN_RING)
+    pred_m = predicted.select("user_id", pl.col("ring_id").alias("p"))
+    p_size = pred_m.group_by("p").agg(pl.len().alias("np"))
+    inter = pred_m.join(true_m, on="user_id").group_by("p", "t").agg(pl.len().alias("i"))
+    jac = (
+        inter.join(p_size, on="p").join(t_size, on="t")
+        .with_columns((pl.col("i") / (pl.col("np") + pl.col("nt") - pl.col("i"))).alias("j"))
+    )
+    best = jac.group_by("t").agg(pl.col("j").max())
+    matched = big_true.join(best, on="t", how="left").filter(pl.col("j") >= MATCH_JACCARD).height
+    recall = matched / big_true.height if big_true.height else float("nan")
+    k = big_true.height
+    fraud = truth.select("user_id", "is_fraud")
+    purity = (
+        pred_m.join(fraud, on="user_id", how="left")
+        .group_by("p")
+        .agg(pl.len().alias("np"), pl.col("is_fraud").fill_null(0).mean().alias("fraud_share"))
+        .filter(pl.col("np") >= MIN_RING)
+        .join(ring_scores.select(pl.col("ring_id").alias("p"), "ring_score"), on="p", how="left")
+        .sort(["ring_score", "p"], descending=[True, False], nulls_last=True)
+        .head(k)
+    )
+    precision = float((purity["fraud_share"] > 0.5).mean()) if purity.height else float("nan")  # type: ignore[arg-type]
+    largest_p = int(p_size["np"].max() or 0) if p_size.height else 0  # type: ignore[arg-type]
+    largest_t = int(t_size["nt"].max() or 0) if t_size.height else 0  # type: ignore[arg-type]
+    return k, recall, precision, largest_p, largest_t
+
+
+def evaluate_run(run_dir: Path, truth_path: Path) -> Evaluation:
+    """Score a finished run directory against the truth file."""
+    run = RunDir(run_dir)
+    truth = load_truth(truth_path)
+    scores = run.read(SCORES_FILE, columns=["user_id", "score"])
+    given = run.read(USERS_FILE, columns=["user_id", "label"])
+    unseen = (
+        given.filter(pl.col("label").is_null())
+        .join(scores, on="user_id")
+        .join(truth.select("user_id", "is_fraud"), on="user_id")
+    )
+    y = unseen["is_fraud"].to_numpy()
+    s = unseen["score"].to_numpy()
+    both = len(np.unique(y)) == 2
+    auc = float(roc_auc_score(y, s)) if both else float("nan")
+    ap = float(average_precision_score(y, s)) if both else float("nan")
+    k = int(y.sum())
+    top = np.argsort(-s, kind="stable")[:k]
+    p_at_k = float(y[top].mean()) if k else float("nan")
+    members = run.read(MEMBERS_FILE)
+    rings = run.read(RINGS_FILE, columns=["ring_id", "ring_score"])
+    n_true, recall, precision, largest_p, largest_t = ring_recovery(members, truth, rings)
+    return Evaluation(
+        eval_users=len(y),
+        eval_fraud=k,
+        roc_auc=auc,
+        average_precision=ap,
+        precision_at_k=p_at_k,
+        true_rings=n_true,
+        ring_recall=recall,
+        ring_precision=precision,
+        largest_predicted_ring=largest_p,
+        largest_true_ring=largest_t,
+        largest_ring_ratio=largest_p / largest_t if largest_t else float("nan"),
+    )
