@@ -14,6 +14,12 @@ import numpy.typing as npt
 
 UNKNOWN_LABEL = -1
 
+# Feature columns whose name starts with this prefix are derived from labels. Models use them only
+# as ego features, never aggregated over neighbours: a neighbour's label-derived value may contain
+# this node's own label, which would leak it into its own score. Prefer letting the model compute
+# label features itself (fold-aware, see model/aggregate.py).
+LABEL_DERIVED_PREFIX = "lbl_"
+
 
 @dataclass(frozen=True)
 class GraphData:

@@ -1,0 +1,361 @@
+"""A directory of versioned models with cards, a promoted pointer and rollback history.
+
+Layout (the same on local disk or shared storage):
+```
+<root>/registry.json              {"promoted": v, "stack": [...promotions...], "history": [...]}
+<root>/<version>/model_card.json  kind, metrics, data fingerprint, features, params, files+sha256
+<root>/<version>/fold_<i>/...     one fitted model per fold (torch state_dict or joblib)
+```
+Writes are atomic: a version is written to a hidden temp directory and renamed into place;
+`registry.json` is written to a temp file and `os.replace`d.
+
+**Trust.** GNN weights are torch state_dicts loaded with `weights_only=True` (no code runs).
+GBM weights are joblib, i.e. pickle: loading one runs code. Every weight file's sha256 is in the
+card and checked before loading, which catches corruption and edits of a weight file alone; but a
+registry directory is code you execute — point `--registry` only at storage you control.
+
+**Promotion policy** (`record_run`): every candidate of a run is saved. The run's selected
+candidate is promoted when (a) nothing is promoted yet, (b) the promoted model cannot score this
+data (different feature set), or (c) its out-of-fold AUPRC on this run is no worse than the
+promoted model's recorded AUPRC minus `PROMOTION_TOLERANCE`. A bigger drop usually means broken
+labels or features, so the run's scores are still returned (tagged with the new version) but the
+promoted model stays, and a human decides with `graphfraud models promote|rollback`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from graphfraud import __version__
+from graphfraud.errors import ArtifactError, ModelMismatchError, NotFound
+from graphfraud.model.base import GraphData
+
+if TYPE_CHECKING:
+    from graphfraud.config import ModelSettings
+    from graphfraud.model.train import CandidateRun, FoldEnsemble
+
+CARD_FILE = "model_card.json"
+REGISTRY_FILE = "registry.json"
+PROMOTION_TOLERANCE = 0.02
+
+
+def data_fingerprint(data: GraphData) -> str:
+    """sha256 over features, edges and labels: which data a model was trained on."""
+    h = hashlib.sha256()
+    h.update("\x1f".join(data.feature_names).encode())
+    h.update("\x1f".join(data.relation_names).encode())
+    for arr in (data.x, data.edge_index, data.edge_type, data.edge_weight, data.labels):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a saved model is; `model_card.json` holds exactly these fields."""
+
+    version: str
+    kind: str
+    metrics: dict[str, float]
+    data_fingerprint: str
+    feature_names: tuple[str, ...]
+    relation_names: tuple[str, ...]
+    params: dict[str, Any]
+    package_version: str
+    training_seconds: float
+    created_at: str
+    members: int
+    files: dict[str, str]  # relative path -> sha256
+
+    def to_json(self) -> dict[str, Any]:
+        out = self.__dict__.copy()
+        out["feature_names"] = list(self.feature_names)
+        out["relation_names"] = list(self.relation_names)
+        return out
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> ModelCard:
+        try:
+            return cls(
+                version=str(raw["version"]),
+                kind=str(raw["kind"]),
+                metrics={k: float(v) for k, v in raw["metrics"].items()},
+                data_fingerprint=str(raw["data_fingerprint"]),
+                feature_names=tuple(raw["feature_names"]),
+                relation_names=tuple(raw["relation_names"]),
+                params=dict(raw["params"]),
+                package_version=str(raw["package_version"]),
+                training_seconds=float(raw["training_seconds"]),
+                created_at=str(raw["created_at"]),
+                members=int(raw["members"]),
+                files={str(k): str(v) for k, v in raw["files"].items()},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"model card is malformed: {exc!r}") from exc
+
+
+def check_compatible(card: ModelCard, data: GraphData) -> None:
+    """Raise `ModelMismatchError` unless `data` has exactly the model's features and relations."""
+    if card.feature_names == data.feature_names and card.relation_names == data.relation_names:
+        return
+    want, have = set(card.feature_names), set(data.feature_names)
+    parts = []
+    if want - have:
+        parts.append(f"missing features {sorted(want - have)}")
+    if have - want:
+        parts.append(f"extra features {sorted(have - want)}")
+    if not parts and card.feature_names != data.feature_names:
+        parts.append("same features in a different order")
+    if card.relation_names != data.relation_names:
+        parts.append(f"relations {list(data.relation_names)} != {list(card.relation_names)}")
+    raise ModelMismatchError(
+        f"model {card.version} was trained on a different feature set: {'; '.join(parts)}",
+        hint="retrain (`graphfraud run`) or promote a model trained on these features",
+    )
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class ModelRegistry:
+    """Versioned models under `root`; see the module docstring for layout, trust and policy."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    # ---- state -------------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        path = self.root / REGISTRY_FILE
+        if not path.is_file():
+            return {"format": 1, "promoted": None, "stack": [], "history": []}
+        try:
+            state: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"{path} is not readable JSON: {exc}") from exc
+        return state
+
+    def _write_state(self, state: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(self.root / REGISTRY_FILE, state)
+
+    # ---- write -------------------------------------------------------------------------------
+    def save(
+        self,
+        model: FoldEnsemble,
+        data: GraphData,
+        metrics: dict[str, float],
+        *,
+        training_seconds: float = 0.0,
+    ) -> ModelCard:
+        """Save a fitted model (all fold members) as a new version; returns its card."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fingerprint = data_fingerprint(data)
+        stamp = datetime.now(UTC)
+        base = f"{model.kind}-{stamp:%Y%m%dT%H%M%S}-{fingerprint[:6]}"
+        version, i = base, 1
+        while (self.root / version).exists():
+            i += 1
+            version = f"{base}-{i}"
+        tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{version}."))
+        try:
+            model.save(tmp)
+            files = {
+                str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()
+            }
+            card = ModelCard(
+                version=version,
+                kind=model.kind,
+                metrics=dict(metrics),
+                data_fingerprint=fingerprint,
+                feature_names=data.feature_names,
+                relation_names=data.relation_names,
+                params=_jsonable(model.params()),
+                package_version=__version__,
+                training_seconds=round(training_seconds, 3),
+                created_at=stamp.isoformat(timespec="seconds"),
+                members=len(model.members),
+                files=files,
+            )
+            _write_json_atomic(tmp / CARD_FILE, card.to_json())
+            os.replace(tmp, self.root / version)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return card
+
+    def promote(self, version: str) -> ModelCard:
+        """Make `version` the promoted model (the previous one stays on the rollback stack)."""
+        card = self.show(version)
+        state = self._state()
+        if state.get("promoted") == version:
+            return card
+        state["stack"] = [*state.get("stack", []), version]
+        state["promoted"] = version
+        state.setdefault("history", []).append(_event("promote", version))
+        self._write_state(state)
+        return card
+
+    def rollback(self) -> ModelCard:
+        """Re-promote the model promoted before the current one."""
+        state = self._state()
+        stack = list(state.get("stack", []))
+        if len(stack) < 2:
+            raise NotFound("nothing to roll back to: fewer than two promotions in this registry")
+        stack.pop()
+        previous = stack[-1]
+        card = self.show(previous)
+        state["stack"], state["promoted"] = stack, previous
+        state.setdefault("history", []).append(_event("rollback", previous))
+        self._write_state(state)
+        return card
+
+    def record_run(
+        self,
+        data: GraphData,
+        runs: Sequence[CandidateRun],
+        best: CandidateRun,
+        settings: ModelSettings,
+    ) -> tuple[str, bool]:
+        """Save every candidate, promote `best` under the policy; returns (version, promoted)."""
+        del settings  # part of the signature so a policy may read it later
+        n_labelled = float((data.labels >= 0).sum())
+        versions: dict[str, str] = {}
+        for run in runs:
+            card = self.save(
+                run.model,
+                data,
+                {"auprc": run.auprc, "roc_auc": run.roc_auc, "n_labelled": n_labelled},
+                training_seconds=run.seconds,
+            )
+            versions[run.kind] = card.version
+        version = versions[best.kind]
+        current = self.promoted()
+        promote = (
+            current is None
+            or current.feature_names != data.feature_names
+            or current.relation_names != data.relation_names
+            or not best.auprc < current.metrics.get("auprc", 0.0) - PROMOTION_TOLERANCE
+        )
+        if promote:
+            self.promote(version)
+        return version, promote
+
+    # ---- read --------------------------------------------------------------------------------
+    def list(self) -> builtins.list[ModelCard]:
+        """Every saved version, oldest first."""
+        if not self.root.is_dir():
+            return []
+        cards = [
+            self.show(p.name)
+            for p in self.root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / CARD_FILE).is_file()
+        ]
+        return sorted(cards, key=lambda c: (c.created_at, c.version))
+
+    def show(self, version: str) -> ModelCard:
+        if not version or "/" in version or version.startswith("."):
+            raise NotFound(f"no model version {version!r}")
+        path = self.root / version / CARD_FILE
+        if not path.is_file():
+            raise NotFound(
+                f"no model version {version!r} in {self.root}",
+                hint="`graphfraud models list` shows the versions",
+            )
+        try:
+            return ModelCard.from_json(json.loads(path.read_text()))
+        except ValueError as exc:
+            raise ArtifactError(f"{path} is not readable JSON: {exc}") from exc
+
+    def promoted(self) -> ModelCard | None:
+        version = self._state().get("promoted")
+        return self.show(version) if version else None
+
+    def history(self) -> builtins.list[dict[str, Any]]:
+        return list(self._state().get("history", []))
+
+    def load(
+        self, version: str, *, data: GraphData | None = None, device: str = "auto"
+    ) -> FoldEnsemble:
+        """Load a saved model; with `data`, first check it was trained on the same features."""
+        from graphfraud.model.train import FoldEnsemble, load_model
+
+        card = self.show(version)
+        if data is not None:
+            check_compatible(card, data)
+        directory = self.root / version
+        for rel, digest in card.files.items():
+            path = directory / rel
+            if not path.is_file() or _sha256(path) != digest:
+                raise ArtifactError(
+                    f"model {version}: weight file {rel} is missing or altered (sha256 mismatch)"
+                )
+        members = [
+            load_model(card.kind, directory / f"fold_{i}", card.params, device)
+            for i in range(card.members)
+        ]
+        for m in members:
+            m.input_names = card.feature_names
+        return FoldEnsemble(card.kind, members, card.feature_names)
+
+
+def score_with_promoted(
+    data: GraphData, registry: ModelRegistry, *, device: str = "auto"
+) -> tuple[npt.NDArray[np.float32], str]:
+    """Score every node with the promoted model, no training: (scores, version).
+
+    Label aggregates use all labels visible in `data`, and labelled users are scored by models
+    that may have trained on them: these scores are in-sample for them, unlike `train_and_score`.
+    """
+    card = registry.promoted()
+    if card is None:
+        raise NotFound(
+            f"no promoted model in {registry.root}",
+            hint="train one with `graphfraud run` or `graphfraud models promote VERSION`",
+        )
+    model = registry.load(card.version, data=data, device=device)
+    return model.predict(data), card.version
+
+
+def _event(action: str, version: str) -> dict[str, Any]:
+    return {
+        "action": action,
+        "version": version,
+        "at": datetime.now(UTC).isoformat(),
+        "t": time.time(),
+    }
+
+
+def _jsonable(params: dict[str, object]) -> dict[str, Any]:
+    return json.loads(json.dumps(params, default=str))  # type: ignore[no-any-return]
