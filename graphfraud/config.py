@@ -60,6 +60,10 @@ class GraphSettings(BaseModel):
     password: SecretStr = SecretStr("")
     database: str | None = None
     batch_size: int = 5000
+    connect_timeout_s: float = Field(5.0, description="seconds to open a Bolt connection")
+    retry_time_s: float = Field(
+        15.0, description="how long the driver retries a transaction on transient/unavailable errors"
+    )
 
 
 class ServiceSettings(BaseModel):

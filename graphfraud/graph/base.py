@@ -93,7 +93,9 @@ class GraphStore(Protocol):
         """One ring by id; raises NotFound."""
         ...
 
-    def explain_link(self, user_a: str, user_b: str, max_hops: int = MAX_EXPLAIN_HOPS) -> LinkExplanation:
+    def explain_link(
+        self, user_a: str, user_b: str, max_hops: int = MAX_EXPLAIN_HOPS
+    ) -> LinkExplanation:
         """Shortest chain of links between two users with evidence; raises NotFound for an
         unknown user; an unconnected pair returns an explanation with an empty path."""
         ...

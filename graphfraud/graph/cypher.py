@@ -1,0 +1,239 @@
+"""Every Cypher statement graphfraud sends, each with a name (the name, never the parameter
+values, goes into errors and logs).
+
+Dialect: Neo4j 5 Cypher that also runs on ArcadeDB's Bolt server. Hence: no `SHORTEST k`
+(use `shortestPath()`), no FULLTEXT indexes, no `db.awaitIndexes()`, element ids never parsed.
+Values travel only as `$parameters`; labels, relationship types and hop bounds are literals
+chosen from fixed tables below, never from input.
+
+Publish conventions: every node and relationship a publish writes carries `run_id`; nodes are
+`MERGE`d on their key then replaced whole (`SET n = $props`) so a property that disappeared from
+the run disappears from the graph; after all phases, whatever does not carry the current
+`run_id` is deleted in batches (`SWEEP_*`). That makes a rerun after a crash converge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import LiteralString
+
+from graphfraud.graph.base import MAX_EXPLAIN_HOPS
+from graphfraud.schema import IdentifierKind
+
+
+@dataclass(frozen=True)
+class Query:
+    """One named statement."""
+
+    name: str
+    text: LiteralString
+
+
+META_ID = "publish"  # the id of the single (:GraphFraudMeta) node that records publish state
+
+# ---- schema -------------------------------------------------------------------------------------
+SCHEMA: tuple[Query, ...] = (
+    Query(
+        "constraint_user_id",
+        "CREATE CONSTRAINT graphfraud_user_id IF NOT EXISTS FOR (n:User) REQUIRE n.id IS UNIQUE",
+    ),
+    Query(
+        "constraint_ring_id",
+        "CREATE CONSTRAINT graphfraud_ring_id IF NOT EXISTS FOR (n:Ring) REQUIRE n.id IS UNIQUE",
+    ),
+    Query(
+        "constraint_email_value",
+        "CREATE CONSTRAINT graphfraud_email_value IF NOT EXISTS "
+        "FOR (n:Email) REQUIRE n.value IS UNIQUE",
+    ),
+    Query(
+        "constraint_phone_value",
+        "CREATE CONSTRAINT graphfraud_phone_value IF NOT EXISTS "
+        "FOR (n:Phone) REQUIRE n.value IS UNIQUE",
+    ),
+    Query(
+        "constraint_device_value",
+        "CREATE CONSTRAINT graphfraud_device_value IF NOT EXISTS "
+        "FOR (n:Device) REQUIRE n.value IS UNIQUE",
+    ),
+    Query(
+        "constraint_ip_value",
+        "CREATE CONSTRAINT graphfraud_ip_value IF NOT EXISTS FOR (n:IP) REQUIRE n.value IS UNIQUE",
+    ),
+    Query(
+        "constraint_meta_id",
+        "CREATE CONSTRAINT graphfraud_meta_id IF NOT EXISTS "
+        "FOR (n:GraphFraudMeta) REQUIRE n.id IS UNIQUE",
+    ),
+)
+
+# ---- publish state ------------------------------------------------------------------------------
+META_START = Query(
+    "meta_start",
+    "MERGE (m:GraphFraudMeta {id: $id}) "
+    "SET m.status = 'publishing', m.target_run_id = $run_id, m.started_at = $at, "
+    "m.finished_at = null",
+)
+META_FINISH = Query(
+    "meta_finish",
+    "MERGE (m:GraphFraudMeta {id: $id}) "
+    "SET m.status = 'complete', m.run_id = $run_id, m.target_run_id = $run_id, "
+    "m.model_version = $model_version, m.finished_at = $at, m.nodes = $nodes, "
+    "m.relationships = $relationships",
+)
+META_READ = Query("meta_read", "MATCH (m:GraphFraudMeta {id: $id}) RETURN properties(m) AS meta")
+
+# ---- publish: nodes (rows: {key, props}) ---------------------------------------------------------
+UPSERT_USERS = Query("upsert_users", "UNWIND $rows AS r MERGE (n:User {id: r.key}) SET n = r.props")
+UPSERT_RINGS = Query("upsert_rings", "UNWIND $rows AS r MERGE (n:Ring {id: r.key}) SET n = r.props")
+IDENTIFIER_LABEL: dict[IdentifierKind, LiteralString] = {
+    IdentifierKind.EMAIL: "Email",
+    IdentifierKind.PHONE: "Phone",
+    IdentifierKind.DEVICE: "Device",
+    IdentifierKind.IP: "IP",
+}
+HOLDS_TYPE: dict[IdentifierKind, LiteralString] = {
+    IdentifierKind.EMAIL: "HAS_EMAIL",
+    IdentifierKind.PHONE: "HAS_PHONE",
+    IdentifierKind.DEVICE: "USES_DEVICE",
+    IdentifierKind.IP: "USES_IP",
+}
+
+
+def _identifier_upsert(kind: IdentifierKind) -> Query:
+    label = IDENTIFIER_LABEL[kind]
+    return Query(
+        f"upsert_{kind.value}_identifiers",
+        "UNWIND $rows AS r MERGE (n:" + label + " {value: r.value}) SET n.run_id = $run_id",
+    )
+
+
+def _identifier_link(kind: IdentifierKind) -> Query:
+    label, rel = IDENTIFIER_LABEL[kind], HOLDS_TYPE[kind]
+    return Query(
+        f"link_{kind.value}_identifiers",
+        "UNWIND $rows AS r MATCH (u:User {id: r.user_id}) "
+        "MATCH (i:" + label + " {value: r.value}) "
+        "MERGE (u)-[h:" + rel + "]->(i) SET h.run_id = $run_id",
+    )
+
+
+UPSERT_IDENTIFIERS = {kind: _identifier_upsert(kind) for kind in IdentifierKind}
+LINK_IDENTIFIERS = {kind: _identifier_link(kind) for kind in IdentifierKind}
+
+# ---- publish: relationships ----------------------------------------------------------------------
+UPSERT_MEMBERSHIPS = Query(
+    "upsert_memberships",
+    "UNWIND $rows AS r MATCH (u:User {id: r.user_id}) MATCH (g:Ring {id: r.ring_id}) "
+    "MERGE (u)-[m:MEMBER_OF]->(g) SET m = r.props",
+)
+UPSERT_LINKS = Query(
+    "upsert_links",
+    "UNWIND $rows AS r MATCH (a:User {id: r.user_a}) MATCH (b:User {id: r.user_b}) "
+    "MERGE (a)-[l:LINKED {kind: r.props.kind}]->(b) SET l = r.props",
+)
+
+# ---- publish: sweep what the current run does not hold -------------------------------------------
+NODE_LABELS: tuple[LiteralString, ...] = ("User", "Ring", "Email", "Phone", "Device", "IP")
+REL_TYPES: tuple[LiteralString, ...] = (
+    "LINKED",
+    "MEMBER_OF",
+    "HAS_EMAIL",
+    "HAS_PHONE",
+    "USES_DEVICE",
+    "USES_IP",
+)
+
+
+def _sweep_rels(rel: LiteralString) -> Query:
+    return Query(
+        f"sweep_{rel.lower()}",
+        "MATCH ()-[r:" + rel + "]->() WHERE r.run_id IS NULL OR r.run_id <> $run_id "
+        "WITH r LIMIT $limit DELETE r RETURN count(*) AS deleted",
+    )
+
+
+def _sweep_nodes(label: LiteralString) -> Query:
+    return Query(
+        f"sweep_{label.lower()}_nodes",
+        "MATCH (n:" + label + ") WHERE n.run_id IS NULL OR n.run_id <> $run_id "
+        "WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS deleted",
+    )
+
+
+SWEEP_RELS = tuple(_sweep_rels(rel) for rel in REL_TYPES)
+SWEEP_NODES = tuple(_sweep_nodes(label) for label in NODE_LABELS)
+
+# ---- analyst reads ------------------------------------------------------------------------------
+PING = Query("ping", "RETURN 1 AS ok")
+USER_RING = Query(
+    "user_ring",
+    "MATCH (u:User {id: $user_id}) OPTIONAL MATCH (u)-[:MEMBER_OF]->(g:Ring) "
+    "RETURN u.id AS user_id, g.id AS ring_id",
+)
+RING = Query("ring", "MATCH (g:Ring {id: $ring_id}) RETURN properties(g) AS ring")
+RING_MEMBERS = Query(
+    "ring_members",
+    "MATCH (:Ring {id: $ring_id})<-[:MEMBER_OF]-(u:User) "
+    "RETURN u.id AS user_id, u.score AS score, u.email AS email, u.phone AS phone, "
+    "u.label AS label, u.created_at AS created_at "
+    "ORDER BY coalesce(score, -1.0) DESC, user_id LIMIT $limit",
+)
+RING_LINKS = Query(
+    "ring_links",
+    "MATCH (g:Ring {id: $ring_id})<-[:MEMBER_OF]-(a:User)-[l:LINKED]->(b:User)-[:MEMBER_OF]->(g) "
+    "RETURN a.id AS user_a, b.id AS user_b, l.kind AS kind, l.value_a AS value_a, "
+    "l.value_b AS value_b, l.similarity AS similarity, l.support AS support, "
+    "l.weight AS weight, l.evidence AS evidence "
+    "ORDER BY weight DESC, user_a, user_b, kind LIMIT $limit",
+)
+USERS_EXIST = Query(
+    "users_exist", "UNWIND $ids AS id MATCH (u:User {id: id}) RETURN u.id AS user_id"
+)
+HOP_EVIDENCE = Query(
+    "hop_evidence",
+    "UNWIND $pairs AS p MATCH (a:User {id: p[0]})-[l:LINKED]->(b:User {id: p[1]}) "
+    "RETURN a.id AS user_a, b.id AS user_b, l.kind AS kind, l.value_a AS value_a, "
+    "l.value_b AS value_b, l.similarity AS similarity, l.support AS support, "
+    "l.weight AS weight, l.evidence AS evidence",
+)
+
+
+def _shortest_path(hops: int) -> Query:
+    # Variable-length bounds cannot be parameters; `hops` is an int from a fixed range.
+    bound: LiteralString = str(int(hops))  # type: ignore[assignment]
+    return Query(
+        f"shortest_link_path_{hops}",
+        "MATCH (a:User {id: $a}) MATCH (b:User {id: $b}) "
+        "MATCH p = shortestPath((a)-[:LINKED*.." + bound + "]-(b)) "
+        "RETURN [n IN nodes(p) | n.id] AS path",
+    )
+
+
+SHORTEST_PATH = {hops: _shortest_path(hops) for hops in range(1, MAX_EXPLAIN_HOPS + 1)}
+
+
+def all_queries() -> tuple[Query, ...]:
+    """Every statement above (tests check names are unique and no literal value sneaks in)."""
+    return (
+        *SCHEMA,
+        META_START,
+        META_FINISH,
+        META_READ,
+        UPSERT_USERS,
+        UPSERT_RINGS,
+        *UPSERT_IDENTIFIERS.values(),
+        *LINK_IDENTIFIERS.values(),
+        UPSERT_MEMBERSHIPS,
+        UPSERT_LINKS,
+        *SWEEP_RELS,
+        *SWEEP_NODES,
+        PING,
+        USER_RING,
+        RING,
+        RING_MEMBERS,
+        RING_LINKS,
+        USERS_EXIST,
+        HOP_EVIDENCE,
+        *SHORTEST_PATH.values(),
+    )

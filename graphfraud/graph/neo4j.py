@@ -1,0 +1,364 @@
+"""`Neo4jGraphStore`: the identity graph in Neo4j 5 over Bolt (tested against ArcadeDB's Bolt).
+
+Rules that keep it correct on both servers: one driver per process, passed in; every write in a
+managed transaction (`execute_write`), one writer, nodes before relationships, `UNWIND $rows`
+batches; reads through `execute_query`. Driver errors are re-raised as GraphStore* errors naming
+the query, never its parameter values.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from graphfraud.errors import (
+    GraphStoreAuthError,
+    GraphStoreError,
+    GraphStoreUnavailable,
+    NotFound,
+)
+from graphfraud.graph import cypher
+from graphfraud.graph.base import (
+    MAX_EXPLAIN_HOPS,
+    MAX_RING_LINKS,
+    MAX_RING_MEMBERS,
+    LinkExplanation,
+    PublishReport,
+    RingView,
+)
+from graphfraud.graph.cypher import Query
+from graphfraud.graph.tables import LINK_FIELDS, GraphTables, load_tables
+from graphfraud.graph.views import (
+    clamp_hops,
+    hop_evidence,
+    link_from,
+    member_from,
+    ordered_links,
+    ordered_members,
+)
+from graphfraud.schema import IdentifierKind
+
+if TYPE_CHECKING:
+    from neo4j import Driver, ManagedTransaction, Session
+
+log = logging.getLogger(__name__)
+
+# Ring node properties that are not "features that explain it".
+_RING_NON_FEATURES = frozenset({"id", "size", "ring_score", "run_id", "model_version"})
+_SESSION = Query("publish_session", "RETURN 1")  # names errors raised outside any one statement
+
+
+@contextmanager
+def wrap_errors(query: Query) -> Iterator[None]:
+    """Translate driver errors into the package's tree, naming the query (values stay out)."""
+    from neo4j.exceptions import (
+        AuthError,
+        DriverError,
+        Neo4jError,
+        ServiceUnavailable,
+        SessionExpired,
+    )
+
+    try:
+        yield
+    except AuthError:
+        raise GraphStoreAuthError(
+            f"graph database rejected the credentials ({query.name})",
+            hint="check GRAPHFRAUD_GRAPH__USER and GRAPHFRAUD_GRAPH__PASSWORD",
+        ) from None
+    except (ServiceUnavailable, SessionExpired) as exc:
+        raise GraphStoreUnavailable(
+            f"graph database unavailable during {query.name} ({type(exc).__name__})",
+            hint="is the server running and GRAPHFRAUD_GRAPH__URI right? retrying later may work",
+        ) from None
+    except Neo4jError as exc:
+        hint = "does the database exist?" if "DatabaseNotFound" in (exc.code or "") else ""
+        raise GraphStoreError(f"query {query.name} failed: {exc.code}", hint=hint) from None
+    except DriverError as exc:
+        raise GraphStoreError(f"query {query.name} failed: {type(exc).__name__}") from None
+    except OSError as exc:
+        raise GraphStoreUnavailable(
+            f"graph database unreachable during {query.name} ({type(exc).__name__})"
+        ) from None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _node_rows(frame: pl.DataFrame, key: str, run_id: str, rename: dict[str, str]) -> pl.DataFrame:
+    """{key, props} rows: props is the whole property map (`SET n = props` replaces the node)."""
+    props = [pl.col(c).alias(rename.get(c, c)) for c in frame.columns]
+    return frame.select(key=pl.col(key), props=pl.struct([*props, pl.lit(run_id).alias("run_id")]))
+
+
+def publish_phases(tables: GraphTables) -> list[tuple[Query, pl.DataFrame]]:
+    """The ordered (query, rows) phases of one publish: every node first, then relationships."""
+    run_id = tables.run_id
+    rings = tables.rings.with_columns(model_version=pl.lit(tables.model_version, pl.String))
+    users = tables.users.with_columns(
+        pl.when(pl.col("reasons").list.len() > 0).then(pl.col("reasons")).otherwise(None)
+    )
+    phases: list[tuple[Query, pl.DataFrame]] = [
+        (cypher.UPSERT_USERS, _node_rows(users, "user_id", run_id, {"user_id": "id"})),
+        (cypher.UPSERT_RINGS, _node_rows(rings, "ring_id", run_id, {"ring_id": "id"})),
+    ]
+    phases += [
+        (cypher.UPSERT_IDENTIFIERS[kind], tables.identifiers[kind]) for kind in IdentifierKind
+    ]
+    phases += [(cypher.LINK_IDENTIFIERS[kind], tables.holds[kind]) for kind in IdentifierKind]
+    phases.append(
+        (
+            cypher.UPSERT_MEMBERSHIPS,
+            tables.members.select(
+                "user_id",
+                "ring_id",
+                props=pl.struct(pl.col("ring_score"), pl.lit(run_id).alias("run_id")),
+            ),
+        )
+    )
+    link_props = [c for c in LINK_FIELDS if c not in ("user_a", "user_b")]
+    phases.append(
+        (
+            cypher.UPSERT_LINKS,
+            tables.links.select(
+                "user_a",
+                "user_b",
+                props=pl.struct([*link_props, pl.lit(run_id).alias("run_id")]),
+            ),
+        )
+    )
+    return phases
+
+
+class _Progress:
+    """A rich progress bar when asked for, else nothing."""
+
+    def __init__(self, enabled: bool, total: int, run_id: str) -> None:
+        self._bar: Any = None
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("[bold]publish[/bold] {task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                transient=False,
+            )
+            self._task = self._bar.add_task(run_id, total=total)
+            self._bar.start()
+
+    def advance(self, rows: int, phase: str) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, advance=rows, description=phase)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+class Neo4jGraphStore:
+    """GraphStore over a Bolt driver (Neo4j 5 or ArcadeDB)."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        database: str | None = None,
+        *,
+        batch_size: int = 5000,
+        max_members: int = MAX_RING_MEMBERS,
+        max_links: int = MAX_RING_LINKS,
+        owns_driver: bool = False,
+    ) -> None:
+        self._driver = driver
+        self._database = database or None
+        self._batch_size = max(1, int(batch_size))
+        self._max_members = max_members
+        self._max_links = max_links
+        self._owns_driver = owns_driver
+
+    def __repr__(self) -> str:
+        return f"Neo4jGraphStore(database={self._database!r})"
+
+    # ---- plumbing --------------------------------------------------------------------------
+    def _read(self, query: Query, **params: Any) -> list[dict[str, Any]]:
+        from neo4j import RoutingControl
+
+        with wrap_errors(query):
+            records, _, _ = self._driver.execute_query(
+                query.text, params, database_=self._database, routing_=RoutingControl.READ
+            )
+        return [record.data() for record in records]
+
+    def _write(self, session: Session, query: Query, **params: Any) -> list[dict[str, Any]]:
+        def work(tx: ManagedTransaction) -> list[dict[str, Any]]:
+            return [record.data() for record in tx.run(query.text, params)]
+
+        with wrap_errors(query):
+            return session.execute_write(work)
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with wrap_errors(_SESSION), self._driver.session(database=self._database) as session:
+            yield session
+
+    # ---- publish -----------------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        """Unique constraints (each also an index) `IF NOT EXISTS`; safe to rerun."""
+        with self._session() as session:
+            for query in cypher.SCHEMA:
+                self._write(session, query)
+
+    def publish(self, run_dir: str | Path, *, progress: bool = False) -> PublishReport:
+        """Make the database hold exactly the graph of `run_dir`.
+
+        Idempotent and crash-safe: every element is MERGEd and tagged with the run id, then
+        whatever is not tagged with it is swept; a rerun after a crash converges. The
+        (:GraphFraudMeta {id:'publish'}) node says which run is live (`status: complete`).
+        """
+        started = time.perf_counter()
+        tables = load_tables(run_dir)
+        run_id = tables.run_id
+        phases = publish_phases(tables)
+        total = sum(rows.height for _, rows in phases)
+        self.ensure_schema()
+        bar = _Progress(progress, total, run_id)
+        try:
+            with self._session() as session:
+                self._write(session, cypher.META_START, id=cypher.META_ID, run_id=run_id, at=_now())
+                for query, rows in phases:
+                    self._load(session, query, rows, run_id, bar.advance)
+                swept = self._sweep(session, run_id)
+                self._write(
+                    session,
+                    cypher.META_FINISH,
+                    id=cypher.META_ID,
+                    run_id=run_id,
+                    model_version=tables.model_version,
+                    at=_now(),
+                    nodes=tables.node_count,
+                    relationships=tables.relationship_count,
+                )
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - started
+        log.info("published run %s: %d rows, %d stale swept, %.1fs", run_id, total, swept, seconds)
+        return PublishReport(
+            nodes=tables.node_count,
+            relationships=tables.relationship_count,
+            rows=total,
+            seconds=seconds,
+            run_id=run_id,
+        )
+
+    def _load(
+        self,
+        session: Session,
+        query: Query,
+        rows: pl.DataFrame,
+        run_id: str,
+        advance: Callable[[int, str], None],
+    ) -> None:
+        for offset in range(0, rows.height, self._batch_size):
+            batch = rows.slice(offset, self._batch_size).to_dicts()
+            self._write(session, query, rows=batch, run_id=run_id)
+            advance(len(batch), query.name)
+
+    def _sweep(self, session: Session, run_id: str) -> int:
+        """Delete, in batches, every relationship then node not tagged with `run_id`."""
+        swept = 0
+        for query in (*cypher.SWEEP_RELS, *cypher.SWEEP_NODES):
+            while True:
+                result = self._write(session, query, run_id=run_id, limit=self._batch_size)
+                deleted = int(result[0]["deleted"]) if result else 0
+                swept += deleted
+                if deleted < self._batch_size:
+                    break
+        return swept
+
+    def published(self) -> dict[str, Any] | None:
+        """The publish state: run_id (live run), status, target_run_id, started_at, finished_at."""
+        rows = self._read(cypher.META_READ, id=cypher.META_ID)
+        return dict(rows[0]["meta"]) if rows else None
+
+    # ---- analyst reads -----------------------------------------------------------------------
+    def ring_of(self, user_id: str) -> RingView | None:
+        rows = self._read(cypher.USER_RING, user_id=user_id)
+        if not rows:
+            raise NotFound("no user with this id in the graph")
+        ring_id = rows[0]["ring_id"]
+        return None if ring_id is None else self.ring(ring_id)
+
+    def ring(self, ring_id: str) -> RingView:
+        rows = self._read(cypher.RING, ring_id=ring_id)
+        if not rows:
+            raise NotFound("no ring with this id in the graph")
+        props: dict[str, Any] = rows[0]["ring"]
+        members = self._read(cypher.RING_MEMBERS, ring_id=ring_id, limit=self._max_members + 1)
+        links = self._read(cypher.RING_LINKS, ring_id=ring_id, limit=self._max_links + 1)
+        truncated = len(members) > self._max_members or len(links) > self._max_links
+        score = props.get("ring_score")
+        return RingView(
+            ring_id=str(props["id"]),
+            size=int(props["size"]),
+            ring_score=None if score is None else float(score),
+            features={
+                k: v
+                for k, v in sorted(props.items())
+                if k not in _RING_NON_FEATURES and v is not None
+            },
+            members=ordered_members(member_from(m) for m in members[: self._max_members]),
+            links=ordered_links(link_from(x) for x in links[: self._max_links]),
+            truncated=truncated,
+            model_version=props.get("model_version"),
+        )
+
+    def explain_link(
+        self, user_a: str, user_b: str, max_hops: int = MAX_EXPLAIN_HOPS
+    ) -> LinkExplanation:
+        hops = clamp_hops(max_hops)
+        found = {r["user_id"] for r in self._read(cypher.USERS_EXIST, ids=[user_a, user_b])}
+        if user_a not in found or user_b not in found:
+            raise NotFound("no user with this id in the graph")
+        if user_a == user_b:
+            return LinkExplanation(user_a, user_b, (user_a,))
+        rows = self._read(cypher.SHORTEST_PATH[hops], a=user_a, b=user_b)
+        if not rows:
+            return LinkExplanation(user_a, user_b, ())
+        path = tuple(str(x) for x in rows[0]["path"])
+        pairs = [[x, y] for x, y in itertools.pairwise(path)]
+        pairs += [[y, x] for x, y in pairs]
+        evidence = [link_from(r) for r in self._read(cypher.HOP_EVIDENCE, pairs=pairs)]
+        return LinkExplanation(user_a, user_b, path, hop_evidence(path, evidence))
+
+    def ping(self) -> bool:
+        """One auto-commit `RETURN 1` (no retry back-off, so readiness answers fast)."""
+        try:
+            with (
+                wrap_errors(cypher.PING),
+                self._driver.session(database=self._database) as session,
+            ):
+                session.run(cypher.PING.text).consume()
+            return True
+        except GraphStoreError as exc:
+            log.warning("graph store ping failed: %s", exc)
+            return False
+
+    def close(self) -> None:
+        if self._owns_driver:
+            self._driver.close()
