@@ -1,0 +1,140 @@
+"""Ingest throughput: read + validate + normalise N users and ~1.7 N device sightings.
+
+Generates a seeded synthetic CSV pair in a temporary directory (deleted afterwards), then times
+`read_table`, `ingest` and, separately, `normalize_phones` on N mixed-format phones.
+
+    nice .venv/bin/python benchmarks/bench_ingest.py --users 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from graphfraud.config import IngestSettings
+from graphfraud.ingest.normalize import normalize_phones
+from graphfraud.ingest.read import read_table
+from graphfraud.ingest.validate import ingest
+
+DOMAINS = ["gmail.com", "yahoo.com", "gmial.com", "hotmail.com", "rediffmail.com", "corp.in"]
+
+
+def mixed_phones(n: int, rng: np.random.Generator) -> pl.Series:
+    """Indian mobiles in seven spellings, plus 10% foreign/landline and 2% junk."""
+    national = rng.integers(6_000_000_000, 9_999_999_999, n).astype(str)
+    s = pl.Series("n", national)
+    shape = rng.integers(0, 100, n)
+    a, b = s.str.slice(0, 5), s.str.slice(5)
+    variants = [
+        pl.concat_str(pl.lit("+91 "), a, pl.lit(" "), b),
+        pl.concat_str(pl.lit("0"), a, pl.lit(" "), b),
+        pl.concat_str(
+            pl.lit("91-"),
+            s.str.slice(0, 3),
+            pl.lit("-"),
+            s.str.slice(3, 3),
+            pl.lit("-"),
+            s.str.slice(6),
+        ),
+        s,
+        pl.concat_str(pl.lit("(+91) "), s),
+        pl.concat_str(pl.lit("+1 "), pl.lit("650"), s.str.slice(3)),  # US
+        pl.concat_str(pl.lit("+44 20 "), s.str.slice(2)),  # UK landline
+        pl.concat_str(pl.lit("011-"), s.str.slice(2)),  # Indian landline
+        pl.lit("n/a"),
+    ]
+    bucket = np.select(
+        [
+            shape < 18,
+            shape < 36,
+            shape < 54,
+            shape < 72,
+            shape < 88,
+            shape < 92,
+            shape < 95,
+            shape < 98,
+        ],
+        list(range(8)),
+        default=8,
+    )
+    frame = pl.DataFrame({"n": s, "bucket": bucket})
+    expr = pl.when(pl.col("bucket") == 0).then(variants[0])
+    for i, v in enumerate(variants[1:], start=1):
+        expr = expr.when(pl.col("bucket") == i).then(v)
+    return frame.select(expr.alias("phone")).to_series()
+
+
+def synthetic(n_users: int, seed: int = 7) -> tuple[pl.DataFrame, pl.DataFrame]:
+    rng = np.random.default_rng(seed)
+    ids = pl.Series("user_id", [f"u{i:08d}" for i in range(n_users)])
+    local = pl.Series(rng.integers(0, n_users * 10, n_users).astype(str))
+    domain = pl.Series(np.array(DOMAINS)[rng.integers(0, len(DOMAINS), n_users)])
+    users = pl.DataFrame(
+        {
+            "user_id": ids,
+            "email": pl.select(
+                pl.concat_str(pl.lit("John.Doe"), pl.lit(local), pl.lit("+x@"), pl.lit(domain))
+            ).to_series(),
+            "phone": mixed_phones(n_users, rng),
+            "name": pl.select(pl.concat_str(pl.lit("  Name "), pl.lit(local))).to_series(),
+            "created_at": pl.Series(
+                np.datetime64("2023-01-01T00:00:00", "us")
+                + rng.integers(0, 30_000_000, n_users)
+                .astype("timedelta64[s]")
+                .astype("timedelta64[us]")
+            ).dt.to_string("%Y-%m-%dT%H:%M:%SZ"),
+            "label": pl.Series(np.array(["", "0", "1"])[rng.integers(0, 3, n_users)]),
+        }
+    )
+    n_dev = int(n_users * 1.7)
+    owner = rng.integers(0, n_users, n_dev)
+    devices = pl.DataFrame(
+        {
+            "user_id": ids.gather(owner),
+            "device_id": pl.Series(rng.integers(0, n_users, n_dev).astype(str)).str.to_uppercase(),
+            "ip": pl.Series([f"10.{i % 256}.{(i // 256) % 256}.{i % 200}" for i in range(n_dev)]),
+            "seen_at": pl.Series(np.full(n_dev, "2024-03-01 10:00:00")),
+        }
+    )
+    return users, devices
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--users", type=int, default=1_000_000)
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    users, devices = synthetic(args.users)
+    print(
+        f"workload: {users.height:,} users, {devices.height:,} device rows "
+        f"(generated in {time.perf_counter() - t0:.1f}s)"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        users.write_csv(Path(tmp) / "users.csv")
+        devices.write_csv(Path(tmp) / "devices.csv")
+        t0 = time.perf_counter()
+        u = read_table(Path(tmp) / "users.csv", role="users")
+        d = read_table(Path(tmp) / "devices.csv", role="devices")
+        t_read = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result = ingest(u, d, IngestSettings(), users_file="users.csv", devices_file="devices.csv")
+    t_ingest = time.perf_counter() - t0
+    print(f"read_table (both files): {t_read:.2f}s")
+    print(f"ingest (validate + normalise): {t_ingest:.2f}s   counts={result.counts}")
+    phones = users.get_column("phone")
+    t0 = time.perf_counter()
+    e164 = normalize_phones(phones, "IN")
+    t_phone = time.perf_counter() - t0
+    print(
+        f"normalize_phones: {phones.len():,} mixed-format phones in {t_phone:.2f}s "
+        f"({e164.null_count():,} null, {e164.n_unique():,} unique E.164)"
+    )
+
+
+if __name__ == "__main__":
+    main()

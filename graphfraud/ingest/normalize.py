@@ -1,0 +1,417 @@
+"""Canonical forms of the identifiers users type: emails, phones, device ids, IPs, names.
+
+Every normaliser comes twice: a scalar function (the online service normalises one new user at a
+time) and a vectorised one over a polars Series (the batch normalises millions). Both apply the same
+rules, and the tests assert they agree on random input. Unparseable values become null; the caller
+keeps the raw value beside the canonical one, so nothing typed is lost.
+
+Rules, with the example pair each one folds:
+- email: strip, lower-case, exactly one `@`, plausible ASCII local part and domain; domain typos
+  folded (`gmial.com` → `gmail.com`, `googlemail.com` → `gmail.com`); `+tag` removed everywhere;
+  dots removed in Gmail local parts (`John.Doe+x@GMail.com` ~ `johndoe@gmail.com`).
+- phone: E.164 via `phonenumbers`, accepted only when `is_valid_number` (`098765 43210` ~
+  `+91 98765 43210` → `+919876543210`). Mobile-shaped numbers of the default region take a
+  vectorised fast path (checked against `phonenumbers` by a property test); only the unique
+  leftovers go through `phonenumbers`.
+- device id: strip, lower-case, collapse inner whitespace (`" AB  12 "` ~ `"ab 12"`).
+- IP: `ipaddress` on unique values; IPv6 compressed, IPv4-mapped IPv6 folded to IPv4
+  (`::ffff:10.0.0.1` ~ `10.0.0.1`).
+- name: strip and collapse whitespace, case kept.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import phonenumbers
+import polars as pl
+
+# Whitespace is spelt out instead of `str.strip()` / regex `\s`: Python and Rust (polars) disagree
+# on what counts as whitespace (e.g. U+001C..U+001F), and scalar and vectorised forms must agree.
+WHITESPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u200b\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+_WS_RUN = f"[{WHITESPACE}]+"
+_WS_RUN_RE = re.compile(_WS_RUN)
+
+NULL_TOKENS = frozenset({"", "nan", "null", "none", "n/a", "#n/a"})
+"""Strings (compared case-insensitively after stripping) that spreadsheets and pandas write for
+'no value'; they are read as null in every field."""
+
+
+def clean_text(raw: str | None) -> str | None:
+    """Strip whitespace; null tokens (`NaN`, `null`, `None`, …) and empty strings become None."""
+    if raw is None:
+        return None
+    value = raw.strip(WHITESPACE)
+    return None if value.lower() in NULL_TOKENS else value
+
+
+def clean_text_expr(expr: pl.Expr) -> pl.Expr:
+    """Vectorised `clean_text`."""
+    value = expr.str.strip_chars(WHITESPACE)
+    return pl.when(value.str.to_lowercase().is_in(list(NULL_TOKENS))).then(None).otherwise(value)
+
+
+def _series_name(raw: pl.Series, default: str) -> str:
+    return raw.name or default
+
+
+# ---- emails ---------------------------------------------------------------------------------
+
+DOMAIN_TYPOS: dict[str, str] = {
+    # gmail
+    "googlemail.com": "gmail.com",
+    "gmial.com": "gmail.com",
+    "gmai.com": "gmail.com",
+    "gmal.com": "gmail.com",
+    "gmali.com": "gmail.com",
+    "gamil.com": "gmail.com",
+    "gmaill.com": "gmail.com",
+    "gnail.com": "gmail.com",
+    "gmail.co": "gmail.com",
+    "gmail.con": "gmail.com",
+    "gmail.cm": "gmail.com",
+    "gmail.om": "gmail.com",
+    "gmail.comm": "gmail.com",
+    # yahoo
+    "yaho.com": "yahoo.com",
+    "yahooo.com": "yahoo.com",
+    "yhoo.com": "yahoo.com",
+    "yaoo.com": "yahoo.com",
+    "yahoo.co": "yahoo.com",
+    "yahoo.con": "yahoo.com",
+    "yahoo.cm": "yahoo.com",
+    # hotmail / outlook
+    "hotmial.com": "hotmail.com",
+    "hotmai.com": "hotmail.com",
+    "hotmal.com": "hotmail.com",
+    "hotnail.com": "hotmail.com",
+    "hotmail.co": "hotmail.com",
+    "hotmail.con": "hotmail.com",
+    "outlok.com": "outlook.com",
+    "outloo.com": "outlook.com",
+    "outlook.co": "outlook.com",
+    "outlook.con": "outlook.com",
+    # rediff, icloud
+    "redifmail.com": "rediffmail.com",
+    "rediffmal.com": "rediffmail.com",
+    "rediffmail.co": "rediffmail.com",
+    "rediffmail.con": "rediffmail.com",
+    "iclod.com": "icloud.com",
+    "icloud.co": "icloud.com",
+    "icloud.con": "icloud.com",
+}
+"""Misspelt domains folded to the real one. Only whole-domain matches: `yahoo.co.in` stays."""
+
+GMAIL_DOMAIN = "gmail.com"
+MAX_LOCAL_CHARS = 64
+MAX_DOMAIN_CHARS = 253
+_LOCAL_PATTERN = r"^[a-z0-9!#$%&'*+/=?^_`{|}~.\-]+$"
+_DOMAIN_PATTERN = (
+    r"^(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9\-]{1,59})$"
+)
+_LOCAL_RE = re.compile(_LOCAL_PATTERN)
+_DOMAIN_RE = re.compile(_DOMAIN_PATTERN)
+
+
+@dataclass(frozen=True)
+class CanonicalEmail:
+    """A canonical email and its parts; `email == f"{local}@{domain}"`."""
+
+    email: str
+    local: str
+    domain: str
+
+
+def canonical_email(raw: str | None) -> CanonicalEmail | None:
+    """Canonical form of a typed email, or None when it does not parse as an email."""
+    value = clean_text(raw)
+    if value is None:
+        return None
+    value = value.lower()
+    if value.count("@") != 1:
+        return None
+    local, domain = value.split("@")
+    domain = domain.rstrip(".")
+    domain = DOMAIN_TYPOS.get(domain, domain)
+    if (
+        len(domain) > MAX_DOMAIN_CHARS
+        or not _DOMAIN_RE.match(domain)
+        or len(local) > MAX_LOCAL_CHARS
+        or not _LOCAL_RE.match(local)
+    ):
+        return None
+    local = local.split("+", 1)[0]
+    if domain == GMAIL_DOMAIN:
+        local = local.replace(".", "")
+    if not local:
+        return None
+    return CanonicalEmail(email=f"{local}@{domain}", local=local, domain=domain)
+
+
+def normalize_emails(raw: pl.Series) -> pl.DataFrame:
+    """Vectorised `canonical_email`: columns `email_raw`, `email`, `email_local`, `email_domain`.
+
+    `email_raw` is the input unchanged; the other three are null together when it does not parse.
+    """
+    frame = pl.DataFrame({"email_raw": raw.cast(pl.String)})
+    value = clean_text_expr(pl.col("email_raw")).str.to_lowercase()
+    parts = (
+        frame.lazy()
+        .with_columns(_v=value)
+        .with_columns(
+            _ok=pl.col("_v").str.count_matches("@", literal=True) == 1,
+            _local=pl.col("_v").str.extract(r"^([^@]*)@", 1),
+            _domain=pl.col("_v").str.extract(r"@([^@]*)$", 1).str.strip_chars_end("."),
+        )
+        .with_columns(_domain=pl.col("_domain").replace(DOMAIN_TYPOS))
+        .with_columns(
+            _ok=pl.col("_ok")
+            & (pl.col("_domain").str.len_chars() <= MAX_DOMAIN_CHARS)
+            & pl.col("_domain").str.contains(_DOMAIN_PATTERN)
+            & (pl.col("_local").str.len_chars() <= MAX_LOCAL_CHARS)
+            & pl.col("_local").str.contains(_LOCAL_PATTERN),
+            _local=pl.col("_local").str.extract(r"^([^+]*)", 1),
+        )
+        .with_columns(
+            _local=pl.when(pl.col("_domain") == GMAIL_DOMAIN)
+            .then(pl.col("_local").str.replace_all(".", "", literal=True))
+            .otherwise(pl.col("_local"))
+        )
+        .with_columns(_ok=pl.col("_ok").fill_null(False) & (pl.col("_local").str.len_chars() > 0))
+        .select(
+            "email_raw",
+            email=pl.when("_ok").then(pl.concat_str("_local", pl.lit("@"), "_domain")),
+            email_local=pl.when("_ok").then("_local"),
+            email_domain=pl.when("_ok").then("_domain"),
+        )
+    )
+    return parts.collect()
+
+
+# ---- phones ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _FastPath:
+    """Digit shapes of one region's mobile numbers that map to E.164 without `phonenumbers`.
+
+    `with_plus` / `without_plus` are regexes over the digits (plus sign removed) whose first group
+    is the national significant number. Each shape is checked against `phonenumbers` (same E.164,
+    `is_valid_number` true) by a property test, so the fast path changes no answer, only speed.
+    """
+
+    country_code: str
+    with_plus: str
+    without_plus: str
+
+
+_FAST_PATHS: dict[str, _FastPath] = {
+    # India: 10-digit mobiles start with 6-9; written bare, with trunk 0, with 91, with IDD 0091,
+    # or +91 with a stray trunk 0 (`+91 (0) 98765 43210`).
+    "IN": _FastPath(
+        country_code="91",
+        with_plus=r"^910?([6-9][0-9]{9})$",
+        without_plus=r"^(?:0|91|0091)?([6-9][0-9]{9})$",
+    ),
+}
+_PHONE_SEPARATED = r"^\+?[0-9 ()./\-]*[0-9][0-9 ()./\-]*$"
+"""Digits and the usual separators only, at most one leading `+`; such values are reduced to
+`[+]digits` before lookup, so `987-654-3210` and `(987) 654 3210` share one cache entry."""
+_PHONE_SEPARATED_RE = re.compile(_PHONE_SEPARATED)
+_PHONE_SEPARATED_PLUS = r"^\(?\+"
+_PHONE_SEPARATED_PLUS_RE = re.compile(_PHONE_SEPARATED_PLUS)
+_EXCEL_FLOAT = r"^([0-9]+)\.0+$"
+"""`9876543210.0`: a phone that went through a spreadsheet as a float."""
+_EXCEL_FLOAT_RE = re.compile(_EXCEL_FLOAT)
+MAX_PHONE_CHARS = 64
+
+
+def _phone_key(raw: str | None) -> str | None:
+    """The lookup key of a typed phone: `[+]digits` for plain numbers, else the stripped text."""
+    value = clean_text(raw)
+    if value is None or len(value) > MAX_PHONE_CHARS:
+        return None
+    value = _EXCEL_FLOAT_RE.sub(r"\1", value)
+    if _PHONE_SEPARATED_RE.match(value) or (
+        value.startswith("(+") and _PHONE_SEPARATED_RE.match(value[1:])
+    ):
+        plus = "+" if _PHONE_SEPARATED_PLUS_RE.match(value) else ""
+        return plus + re.sub(r"[^0-9]", "", value)
+    return value
+
+
+def _phone_key_expr(expr: pl.Expr) -> pl.Expr:
+    """Vectorised `_phone_key`."""
+    value = clean_text_expr(expr)
+    value = pl.when(value.str.len_chars() <= MAX_PHONE_CHARS).then(value)
+    value = value.str.replace(_EXCEL_FLOAT, "${1}")
+    plain = value.str.contains(_PHONE_SEPARATED) | (
+        value.str.starts_with("(+") & value.str.slice(1).str.contains(_PHONE_SEPARATED)
+    )
+    plus = (
+        pl.when(value.str.contains(_PHONE_SEPARATED_PLUS)).then(pl.lit("+")).otherwise(pl.lit(""))
+    )
+    digits = value.str.replace_all(r"[^0-9]", "")
+    return pl.when(plain).then(pl.concat_str(plus, digits)).otherwise(value)
+
+
+def _fast_phone(key: str, region: str) -> str | None:
+    fast = _FAST_PATHS.get(region)
+    if fast is None:
+        return None
+    if key.startswith("+"):
+        match = re.match(fast.with_plus, key[1:])
+    else:
+        match = re.match(fast.without_plus, key)
+    return f"+{fast.country_code}{match.group(1)}" if match else None
+
+
+@lru_cache(maxsize=65536)
+def _parse_phone(key: str, region: str) -> str | None:
+    """`phonenumbers` on one key: E.164 when the number is valid, else None."""
+    try:
+        number = phonenumbers.parse(key, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def canonical_phone(raw: str | None, region: str = "IN") -> str | None:
+    """E.164 form of a typed phone (`region` for numbers written without +country), or None."""
+    key = _phone_key(raw)
+    if key is None:
+        return None
+    return _fast_phone(key, region) or _parse_phone(key, region)
+
+
+def normalize_phones(raw: pl.Series, region: str) -> pl.Series:
+    """Vectorised `canonical_phone`: E.164 or null, same length and order as `raw`.
+
+    Cost: a few polars passes, then `phonenumbers` once per *unique* key that the fast path does not
+    cover (foreign numbers, landlines, odd text) — never once per row.
+    """
+    name = _series_name(raw, "phone")
+    frame = pl.DataFrame({"raw": raw.cast(pl.String)}).with_columns(
+        key=_phone_key_expr(pl.col("raw"))
+    )
+    fast = _FAST_PATHS.get(region)
+    if fast is not None:
+        national = (
+            pl.when(pl.col("key").str.starts_with("+"))
+            .then(pl.col("key").str.slice(1).str.extract(fast.with_plus, 1))
+            .otherwise(pl.col("key").str.extract(fast.without_plus, 1))
+        )
+        frame = frame.with_columns(
+            e164=pl.when(national.is_not_null()).then(
+                pl.concat_str(pl.lit(f"+{fast.country_code}"), national)
+            )
+        )
+    else:
+        frame = frame.with_columns(e164=pl.lit(None, dtype=pl.String))
+    leftovers = (
+        frame.filter(pl.col("e164").is_null() & pl.col("key").is_not_null())
+        .get_column("key")
+        .unique()
+    )
+    if len(leftovers):
+        keys = leftovers.to_list()
+        parsed = pl.DataFrame(
+            {"key": keys, "_parsed": [_parse_phone(k, region) for k in keys]},
+            schema={"key": pl.String, "_parsed": pl.String},
+        )
+        frame = frame.join(parsed, on="key", how="left", maintain_order="left").with_columns(
+            e164=pl.coalesce("e164", "_parsed")
+        )
+    return frame.get_column("e164").alias(name)
+
+
+# ---- device ids, IPs, names -----------------------------------------------------------------
+
+
+def canonical_device(raw: str | None) -> str | None:
+    """Canonical device id: stripped, lower-case, inner whitespace collapsed; None when empty."""
+    value = clean_text(raw)
+    if value is None:
+        return None
+    return _WS_RUN_RE.sub(" ", value.lower())
+
+
+def device_expr(expr: pl.Expr) -> pl.Expr:
+    """Vectorised `canonical_device` as an expression."""
+    return clean_text_expr(expr).str.to_lowercase().str.replace_all(_WS_RUN, " ")
+
+
+def normalize_devices(raw: pl.Series) -> pl.Series:
+    """Vectorised `canonical_device`."""
+    name = _series_name(raw, "device_id")
+    return pl.select(device_expr(pl.lit(raw.cast(pl.String)))).to_series().alias(name)
+
+
+def canonical_name(raw: str | None) -> str | None:
+    """Display name with whitespace stripped and collapsed; case and emoji kept."""
+    value = clean_text(raw)
+    return None if value is None else _WS_RUN_RE.sub(" ", value)
+
+
+def name_expr(expr: pl.Expr) -> pl.Expr:
+    """Vectorised `canonical_name` as an expression."""
+    return clean_text_expr(expr).str.replace_all(_WS_RUN, " ")
+
+
+def normalize_names(raw: pl.Series) -> pl.Series:
+    """Vectorised `canonical_name`."""
+    name = _series_name(raw, "name")
+    return pl.select(name_expr(pl.lit(raw.cast(pl.String)))).to_series().alias(name)
+
+
+_IPV4_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_IPV4_PATTERN = rf"^{_IPV4_OCTET}(?:\.{_IPV4_OCTET}){{3}}$"
+"""Exactly the dotted quads `ipaddress` accepts (no leading zeros), already canonical."""
+
+
+def canonical_ip(raw: str | None) -> str | None:
+    """Canonical IP text (IPv6 compressed, IPv4-mapped IPv6 as IPv4), or None when invalid."""
+    value = clean_text(raw)
+    if value is None:
+        return None
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def normalize_ips(raw: pl.Series) -> pl.Series:
+    """Vectorised `canonical_ip`: plain IPv4 by regex, `ipaddress` on unique values with a colon."""
+    name = _series_name(raw, "ip")
+    frame = pl.DataFrame({"raw": raw.cast(pl.String)}).with_columns(
+        value=clean_text_expr(pl.col("raw"))
+    )
+    frame = frame.with_columns(
+        ip=pl.when(pl.col("value").str.contains(_IPV4_PATTERN)).then(pl.col("value"))
+    )
+    candidates = (
+        frame.filter(pl.col("ip").is_null() & pl.col("value").str.contains(":", literal=True))
+        .get_column("value")
+        .unique()
+    )
+    if len(candidates):
+        values = candidates.to_list()
+        parsed = pl.DataFrame(
+            {"value": values, "_parsed": [canonical_ip(v) for v in values]},
+            schema={"value": pl.String, "_parsed": pl.String},
+        )
+        frame = frame.join(parsed, on="value", how="left", maintain_order="left").with_columns(
+            ip=pl.coalesce("ip", "_parsed")
+        )
+    return frame.get_column("ip").alias(name)

@@ -1,0 +1,350 @@
+"""Validate raw input tables, quarantine the rows that break the contract, normalise the rest.
+
+`ingest` takes the all-string frames `read_table` returns and gives back frames that match
+`USERS_SCHEMA` / `DEVICES_SCHEMA`, the quarantined rows (original columns as strings, plus
+`input_row` and `reason`) and counts where `input == accepted + quarantined` for every role.
+
+Each quarantined row carries the *first* reason that applies, in this order:
+
+| role | reason | when |
+|---|---|---|
+| both | `missing_user_id` | user_id empty, or a null token (`NaN`, `null`, `None`, …) |
+| devices | `missing_device_id` | device_id empty or a null token |
+| both | `invalid_utf8` | a key (user_id / device_id) holds U+FFFD, i.e. bytes that were not UTF-8 |
+| both | `absurd_field:<column>` | a contract column longer than `max_field_chars` |
+| users | `duplicate_user_id` | the id appears on rows that differ: *all* copies are quarantined |
+| users | `duplicate_row` | an exact copy of an earlier row: the first is kept, copies quarantined |
+| users | `bad_created_at` | created_at present but not ISO-8601 (or outside 1900..2100) |
+| users | `bad_label` | label not one of 1/0/1.0/0.0/true/false/empty |
+| devices | `bad_seen_at` | seen_at present but not ISO-8601 |
+| devices | `unknown_user` | user_id is not an accepted user |
+
+Duplicates: an id on rows that disagree has no trustworthy version (which email is the real one?),
+and silently keeping the first would let export order decide a fraud score — so every copy goes
+to quarantine for a person to resolve. Byte-identical rows are a harmless re-export: one is kept.
+
+Optional fields that fail to parse do not cost the user its row: an email or phone that does not
+parse leaves the canonical column null with the raw kept beside it; an IP that does not parse is
+null. Emoji in names are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from graphfraud.config import IngestSettings
+from graphfraud.errors import InputDataError
+from graphfraud.ingest.normalize import (
+    clean_text_expr,
+    device_expr,
+    name_expr,
+    normalize_emails,
+    normalize_ips,
+    normalize_phones,
+)
+from graphfraud.schema import (
+    DEVICE_COLUMNS_OPTIONAL,
+    DEVICE_COLUMNS_REQUIRED,
+    DEVICES_SCHEMA,
+    QUARANTINE_REASON,
+    USER_COLUMNS_OPTIONAL,
+    USER_COLUMNS_REQUIRED,
+    USERS_SCHEMA,
+)
+
+ROLE_USERS = "users"
+ROLE_DEVICES = "devices"
+INPUT_ROW = "input_row"
+"""1-based data row of a quarantined row in its input file (the header is not counted)."""
+REPLACEMENT_CHAR = "\ufffd"
+
+_P = "__gf_"  # prefix of working columns, so they cannot clash with a user's extra columns
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """Accepted, normalised frames; quarantined rows and counts per role (`users`, `devices`)."""
+
+    users: pl.DataFrame
+    devices: pl.DataFrame
+    quarantine: dict[str, pl.DataFrame]
+    counts: dict[str, dict[str, int]]
+
+
+# ---- field parsers (vectorised) -------------------------------------------------------------
+
+_TIMESTAMP = (
+    r"(?i)^([0-9]{4})-([0-9]{2})-([0-9]{2})"
+    r"(?:[t ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:[.,]([0-9]{1,9}))?)?)?"
+    r"(?:[ ]?(z|utc|[+-][0-9]{2}(?::?[0-9]{2})?))?$"
+)
+_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%z"
+MIN_YEAR, MAX_YEAR = 1900, 2100
+
+
+def timestamp_expr(expr: pl.Expr) -> pl.Expr:
+    """ISO-8601 text → Datetime(us, UTC); null when absent or unparseable.
+
+    Accepts a date alone, `T` or space before the time, minutes/seconds/fractions optional, and
+    `Z`, `UTC`, `+05:30`, `+0530` or `+05` as offset; a naive time is taken as UTC. The pieces are
+    rebuilt into one fixed format so polars parses every variant in a single vectorised pass.
+    """
+    parts = expr.str.extract_groups(_TIMESTAMP)
+    field = parts.struct.field
+    offset = field("8").str.to_lowercase().str.replace(":", "", literal=True)
+    offset = (
+        pl.when(offset.is_null() | offset.is_in(["z", "utc"]))
+        .then(pl.lit("+0000"))
+        .when(offset.str.len_chars() == 3)
+        .then(pl.concat_str(offset, pl.lit("00")))
+        .otherwise(offset)
+    )
+    fraction = pl.concat_str(field("7").fill_null(""), pl.lit("000000")).str.slice(0, 6)
+    text = pl.concat_str(
+        field("1"),
+        pl.lit("-"),
+        field("2"),
+        pl.lit("-"),
+        field("3"),
+        pl.lit("T"),
+        field("4").fill_null("00"),
+        pl.lit(":"),
+        field("5").fill_null("00"),
+        pl.lit(":"),
+        field("6").fill_null("00"),
+        pl.lit("."),
+        fraction,
+        offset,
+    )
+    parsed = text.str.to_datetime(_TIMESTAMP_FORMAT, strict=False, time_unit="us")
+    parsed = parsed.dt.convert_time_zone("UTC")
+    year = parsed.dt.year()
+    return pl.when((year >= MIN_YEAR) & (year <= MAX_YEAR)).then(parsed)
+
+
+_LABELS = {"1": 1, "1.0": 1, "true": 1, "0": 0, "0.0": 0, "false": 0}
+
+
+def label_expr(expr: pl.Expr) -> pl.Expr:
+    """Label text (already cleaned) → Int8 1/0; null when absent or not a known spelling."""
+    return expr.str.to_lowercase().replace_strict(_LABELS, default=None, return_dtype=pl.Int8)
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+
+def _check_columns(frame: pl.DataFrame, required: Sequence[str], file: str) -> None:
+    for column in required:
+        if column not in frame.columns:
+            raise InputDataError(
+                "required column missing",
+                file=file,
+                column=column,
+                hint=f"found columns: {', '.join(frame.columns) or 'none'}",
+            )
+
+
+def _prepare(frame: pl.DataFrame, optional: Sequence[str]) -> pl.DataFrame:
+    """All columns as strings, a 1-based row number, and absent optional columns as nulls."""
+    strings = frame.with_columns(
+        pl.col(c).cast(pl.String) for c, t in frame.schema.items() if t != pl.String
+    )
+    missing = [pl.lit(None, dtype=pl.String).alias(c) for c in optional if c not in frame.columns]
+    return strings.with_columns(*missing).with_row_index(f"{_P}row", offset=1)
+
+
+def _first_reason(rules: Sequence[tuple[pl.Expr, str]]) -> pl.Expr:
+    """The first reason whose condition holds, else null (the row is accepted)."""
+    reason = pl.lit(None, dtype=pl.String)
+    for condition, code in reversed(rules):  # built inside-out so the first rule wins
+        reason = pl.when(condition.fill_null(False)).then(pl.lit(code)).otherwise(reason)
+    return reason
+
+
+def _absurd_rules(columns: Sequence[str], max_chars: int) -> list[tuple[pl.Expr, str]]:
+    return [(pl.col(c).str.len_chars() > max_chars, f"absurd_field:{c}") for c in columns]
+
+
+def _quarantine(checked: pl.DataFrame, original: Sequence[str]) -> pl.DataFrame:
+    """Rejected rows: input_row, the original columns unchanged, reason."""
+    renames = {c: f"{c}_input" for c in original if c in (INPUT_ROW, QUARANTINE_REASON)}
+    rejected = checked.filter(pl.col(f"{_P}reason").is_not_null())
+    return rejected.select(
+        pl.col(f"{_P}row").cast(pl.Int64).alias(INPUT_ROW),
+        *(pl.col(c).alias(renames.get(c, c)) for c in original),
+        pl.col(f"{_P}reason").alias(QUARANTINE_REASON),
+    )
+
+
+def _conform(frame: pl.DataFrame, schema_fields: Sequence[tuple[str, pl.DataType]]) -> pl.DataFrame:
+    return frame.select(pl.col(name).cast(dtype) for name, dtype in schema_fields)
+
+
+def _polars_schema(arrow_schema: object) -> list[tuple[str, pl.DataType]]:
+    empty = pl.from_arrow(arrow_schema.empty_table())  # type: ignore[attr-defined]
+    assert isinstance(empty, pl.DataFrame)
+    return list(empty.schema.items())
+
+
+USERS_POLARS = _polars_schema(USERS_SCHEMA)
+DEVICES_POLARS = _polars_schema(DEVICES_SCHEMA)
+
+
+def _empty(fields: Sequence[tuple[str, pl.DataType]]) -> pl.DataFrame:
+    return pl.DataFrame(schema=dict(fields))
+
+
+# ---- the stage ------------------------------------------------------------------------------
+
+
+def _check_users(frame: pl.DataFrame, settings: IngestSettings) -> pl.DataFrame:
+    original = [c for c in frame.columns if not c.startswith(_P)]
+    contract = [*USER_COLUMNS_REQUIRED, *USER_COLUMNS_OPTIONAL]
+    uid = pl.col(f"{_P}uid")
+    exact_first = pl.struct(original).is_first_distinct()
+    return (
+        frame.lazy()
+        .with_columns(
+            clean_text_expr(pl.col("user_id")).alias(f"{_P}uid"),
+            clean_text_expr(pl.col("created_at")).alias(f"{_P}created_raw"),
+            clean_text_expr(pl.col("label")).alias(f"{_P}label_raw"),
+            exact_first.alias(f"{_P}exact_first"),
+        )
+        .with_columns(
+            timestamp_expr(pl.col(f"{_P}created_raw")).alias(f"{_P}created_at"),
+            label_expr(pl.col(f"{_P}label_raw")).alias(f"{_P}label"),
+            pl.len().over(uid).alias(f"{_P}copies"),
+            pl.col(f"{_P}exact_first").sum().over(uid).alias(f"{_P}versions"),
+        )
+        .with_columns(
+            _first_reason(
+                [
+                    (uid.is_null(), "missing_user_id"),
+                    (uid.str.contains(REPLACEMENT_CHAR, literal=True), "invalid_utf8"),
+                    *_absurd_rules(contract, settings.max_field_chars),
+                    (
+                        (pl.col(f"{_P}copies") > 1) & (pl.col(f"{_P}versions") > 1),
+                        "duplicate_user_id",
+                    ),
+                    ((pl.col(f"{_P}copies") > 1) & ~pl.col(f"{_P}exact_first"), "duplicate_row"),
+                    (
+                        pl.col(f"{_P}created_raw").is_not_null()
+                        & pl.col(f"{_P}created_at").is_null(),
+                        "bad_created_at",
+                    ),
+                    (
+                        pl.col(f"{_P}label_raw").is_not_null() & pl.col(f"{_P}label").is_null(),
+                        "bad_label",
+                    ),
+                ]
+            ).alias(f"{_P}reason")
+        )
+        .collect()
+    )
+
+
+def _normalise_users(accepted: pl.DataFrame, settings: IngestSettings) -> pl.DataFrame:
+    cleaned = accepted.select(
+        pl.col(f"{_P}uid").alias("user_id"),
+        clean_text_expr(pl.col("email")).alias("email_raw"),
+        clean_text_expr(pl.col("phone")).alias("phone_raw"),
+        name_expr(pl.col("name")).alias("name"),
+        pl.col(f"{_P}created_at").alias("created_at"),
+        pl.col(f"{_P}label").alias("label"),
+    )
+    emails = normalize_emails(cleaned.get_column("email_raw")).drop("email_raw")
+    phones = normalize_phones(cleaned.get_column("phone_raw"), settings.default_region)
+    users = pl.concat([cleaned, emails], how="horizontal").with_columns(phones.alias("phone"))
+    return _conform(users, USERS_POLARS)
+
+
+def _check_devices(
+    frame: pl.DataFrame, known_users: pl.Series, settings: IngestSettings
+) -> pl.DataFrame:
+    contract = [*DEVICE_COLUMNS_REQUIRED, *DEVICE_COLUMNS_OPTIONAL]
+    uid, dev = pl.col(f"{_P}uid"), pl.col(f"{_P}device")
+    return (
+        frame.lazy()
+        .with_columns(
+            clean_text_expr(pl.col("user_id")).alias(f"{_P}uid"),
+            device_expr(pl.col("device_id")).alias(f"{_P}device"),
+            clean_text_expr(pl.col("seen_at")).alias(f"{_P}seen_raw"),
+        )
+        .with_columns(timestamp_expr(pl.col(f"{_P}seen_raw")).alias(f"{_P}seen_at"))
+        .with_columns(
+            _first_reason(
+                [
+                    (uid.is_null(), "missing_user_id"),
+                    (dev.is_null(), "missing_device_id"),
+                    (
+                        uid.str.contains(REPLACEMENT_CHAR, literal=True)
+                        | dev.str.contains(REPLACEMENT_CHAR, literal=True),
+                        "invalid_utf8",
+                    ),
+                    *_absurd_rules(contract, settings.max_field_chars),
+                    (
+                        pl.col(f"{_P}seen_raw").is_not_null() & pl.col(f"{_P}seen_at").is_null(),
+                        "bad_seen_at",
+                    ),
+                    (~uid.is_in(known_users.implode()), "unknown_user"),
+                ]
+            ).alias(f"{_P}reason")
+        )
+        .collect()
+    )
+
+
+def _normalise_devices(accepted: pl.DataFrame) -> pl.DataFrame:
+    devices = accepted.select(
+        pl.col(f"{_P}uid").alias("user_id"),
+        pl.col(f"{_P}device").alias("device_id"),
+        pl.col("ip"),
+        pl.col(f"{_P}seen_at").alias("seen_at"),
+    )
+    devices = devices.with_columns(normalize_ips(devices.get_column("ip")).alias("ip"))
+    return _conform(devices, DEVICES_POLARS)
+
+
+def ingest(
+    users: pl.DataFrame,
+    devices: pl.DataFrame | None,
+    settings: IngestSettings,
+    *,
+    users_file: str,
+    devices_file: str | None,
+) -> Ingested:
+    """Validate, quarantine and normalise users (and device sightings, when given).
+
+    Raises `InputDataError` (naming the file and column) when a required column is missing;
+    every other problem is a quarantined row, never an exception.
+    """
+    _check_columns(users, USER_COLUMNS_REQUIRED, users_file)
+    user_columns = list(users.columns)
+    checked = _check_users(_prepare(users, USER_COLUMNS_OPTIONAL), settings)
+    accepted = checked.filter(pl.col(f"{_P}reason").is_null())
+    users_out = _normalise_users(accepted, settings)
+    quarantine = {ROLE_USERS: _quarantine(checked, user_columns)}
+    counts = {ROLE_USERS: _counts(users.height, users_out.height, quarantine[ROLE_USERS].height)}
+
+    devices_out = _empty(DEVICES_POLARS)
+    if devices is not None:
+        _check_columns(devices, DEVICE_COLUMNS_REQUIRED, devices_file or ROLE_DEVICES)
+        device_columns = list(devices.columns)
+        checked_devices = _check_devices(
+            _prepare(devices, DEVICE_COLUMNS_OPTIONAL), users_out.get_column("user_id"), settings
+        )
+        devices_out = _normalise_devices(checked_devices.filter(pl.col(f"{_P}reason").is_null()))
+        quarantine[ROLE_DEVICES] = _quarantine(checked_devices, device_columns)
+        counts[ROLE_DEVICES] = _counts(
+            devices.height, devices_out.height, quarantine[ROLE_DEVICES].height
+        )
+    return Ingested(users=users_out, devices=devices_out, quarantine=quarantine, counts=counts)
+
+
+def _counts(n_input: int, accepted: int, quarantined: int) -> dict[str, int]:
+    if n_input != accepted + quarantined:  # an invariant of this module, not of the input
+        raise AssertionError(f"ingest lost rows: {n_input} != {accepted} + {quarantined}")
+    return {"input": n_input, "accepted": accepted, "quarantined": quarantined}

@@ -1,0 +1,131 @@
+"""read_table: every malformed-file case is one InputDataError line naming the file, or a frame."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from graphfraud.errors import InputDataError
+from graphfraud.ingest.read import read_table
+
+HEADER = "user_id,email,phone,name,created_at,label\n"
+
+
+def _write(tmp_path: Path, name: str, data: bytes | str) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def _one_line_error(path: Path, role: str = "users") -> InputDataError:
+    with pytest.raises(InputDataError) as info:
+        read_table(path, role=role)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(path) in message
+    return info.value
+
+
+def test_reads_all_columns_as_strings(tmp_path: Path) -> None:
+    path = _write(tmp_path, "u.csv", HEADER + "1,a@b.com,0098,Ana,2024-01-01,1\n")
+    frame = read_table(path, role="users")
+    assert frame.columns == ["user_id", "email", "phone", "name", "created_at", "label"]
+    assert all(dtype == pl.String for dtype in frame.dtypes)
+    assert frame.row(0) == ("1", "a@b.com", "0098", "Ana", "2024-01-01", "1")  # leading zeros kept
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    err = _one_line_error(tmp_path / "nope.csv")
+    assert "not found" in str(err)
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    _one_line_error(tmp_path)
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    err = _one_line_error(_write(tmp_path, "u.csv", b""))
+    assert "empty file" in str(err)
+    assert "empty file" in str(_one_line_error(_write(tmp_path, "b.csv", b"\xef\xbb\xbf \n")))
+
+
+def test_header_only_gives_zero_rows(tmp_path: Path) -> None:
+    frame = read_table(_write(tmp_path, "u.csv", HEADER), role="users")
+    assert frame.height == 0
+    assert "user_id" in frame.columns
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_other_delimiters_are_sniffed(tmp_path: Path, sep: str) -> None:
+    text = f"user_id{sep}email{sep}name\nu1{sep}a,b@x.com{sep}Doe, Ann\n"
+    frame = read_table(_write(tmp_path, "u.csv", text), role="users")
+    assert frame.row(0) == ("u1", "a,b@x.com", "Doe, Ann")
+
+
+def test_bom_is_stripped(tmp_path: Path) -> None:
+    frame = read_table(
+        _write(tmp_path, "u.csv", b"\xef\xbb\xbf" + HEADER.encode() + b"u1,,,,,\n"), role="users"
+    )
+    assert frame.columns[0] == "user_id"
+    assert frame.get_column("user_id").to_list() == ["u1"]
+
+
+def test_non_utf8_bytes_are_replaced_not_fatal(tmp_path: Path) -> None:
+    data = b"user_id,name\nu\xff1,Jos\xe9\nu2,ok\n"
+    frame = read_table(_write(tmp_path, "u.csv", data), role="users")
+    assert frame.get_column("user_id").to_list() == ["u\ufffd1", "u2"]
+    assert frame.get_column("name").to_list() == ["Jos\ufffd", "ok"]
+
+
+def test_missing_required_column_names_file_and_column(tmp_path: Path) -> None:
+    err = _one_line_error(_write(tmp_path, "d.csv", "user_id,ip\nu1,1.1.1.1\n"), role="devices")
+    assert err.column == "device_id"
+    assert "'device_id'" in str(err)
+    assert "found columns: user_id, ip" in str(err)
+
+
+def test_header_names_are_matched_case_insensitively(tmp_path: Path) -> None:
+    frame = read_table(
+        _write(tmp_path, "u.csv", " User_ID ,EMAIL,extra\nu1,a@b.c,x\n"), role="users"
+    )
+    assert frame.columns == ["user_id", "email", "extra"]
+
+
+def test_ragged_row_is_one_line_error(tmp_path: Path) -> None:
+    err = _one_line_error(_write(tmp_path, "u.csv", "user_id,name\nu1,Doe, Ann\n"))
+    assert "malformed CSV" in str(err)
+
+
+def test_gzip_csv(tmp_path: Path) -> None:
+    path = _write(tmp_path, "u.csv.gz", gzip.compress(b"user_id\nu1\n"))
+    assert read_table(path, role="users").get_column("user_id").to_list() == ["u1"]
+
+
+def test_parquet_is_cast_to_strings(tmp_path: Path) -> None:
+    path = tmp_path / "u.parquet"
+    pl.DataFrame(
+        {
+            "user_id": [1, 2],
+            "created_at": pl.Series(["2024-01-05 10:00:00", None]).str.to_datetime(time_zone="UTC"),
+            "label": [1.0, None],
+            "tags": [["a"], ["b", "c"]],
+        }
+    ).write_parquet(path)
+    frame = read_table(path, role="users")
+    assert all(dtype == pl.String for dtype in frame.dtypes)
+    assert frame.get_column("user_id").to_list() == ["1", "2"]
+    assert frame.get_column("created_at").to_list() == ["2024-01-05T10:00:00+00:00", None]
+    assert frame.get_column("label").to_list() == ["1.0", None]
+
+
+def test_corrupt_parquet(tmp_path: Path) -> None:
+    err = _one_line_error(_write(tmp_path, "u.parquet", b"PAR1 not really"))
+    assert "Parquet" in str(err)
+
+
+def test_unknown_role_is_a_programming_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown role"):
+        read_table(_write(tmp_path, "u.csv", HEADER), role="accounts")
