@@ -76,6 +76,11 @@ class ServiceSettings(BaseModel):
     api_keys: list[str] = Field(default_factory=list)
     audit_log: Path = Path("audit.log")
     reload_poll_s: float = 0.0
+    # Reloads may only name run directories under this folder (default: the parent of --run);
+    # `<runs_root>/CURRENT` holds the name of the run to serve when polling is on.
+    runs_root: Path | None = None
+    max_body_bytes: int = Field(65536, description="larger request bodies get 413")
+    access_log: bool = Field(True, description="one JSON line per request (route template, no ids)")
 
 
 class Settings(BaseSettings):
