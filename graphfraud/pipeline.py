@@ -1,10 +1,11 @@
 """The nightly batch: wires the stages and writes the run directory and its manifest.
 
-ingest → normalise → link → rings → features → model → scores → (publish). Stages are plain
-functions over polars frames; this module does the file I/O, timing and bookkeeping. The manifest
-is written twice: `status: running` first (so a crashed run is never mistaken for a finished one),
-`status: complete` last. Every artifact is written atomically, so rerunning into the same directory
-repairs a crashed run.
+ingest → link → rings → score (features + model + scores) → publish. Stage logic lives in the
+stage packages as plain functions over polars frames; this module reads each stage's inputs from
+the run directory, writes its artifact (atomically) and records counts, timings and peak memory in
+the manifest. Any stage can be rerun from the previous stage's artifacts (`graphfraud link --run
+DIR`, …). The manifest says `status: running` until the last stage finishes, so a crashed run is
+never mistaken for a finished one, and rerunning into the same directory repairs it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import resource
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,46 +25,30 @@ import polars as pl
 
 from graphfraud import __version__
 from graphfraud.config import Settings
-from graphfraud.ingest.read import read_table
-from graphfraud.ingest.validate import ingest
-from graphfraud.linking.link import build_links
-from graphfraud.model.features import user_features
-from graphfraud.rings.detect import detect_rings, pair_strengths
-from graphfraud.rings.features import ring_features
+from graphfraud.errors import ArtifactError
 from graphfraud.rundir import RunDir
 from graphfraud.schema import (
     DEVICES_FILE,
+    DEVICES_SCHEMA,
     FEATURES_FILE,
     LINKS_FILE,
     MANIFEST_FILE,
     MEMBERS_FILE,
     QUARANTINE_DIR,
     RINGS_FILE,
+    RINGS_SCHEMA,
     SCORES_FILE,
     USERS_FILE,
-    DEVICES_SCHEMA,
-    RINGS_SCHEMA,
     USERS_SCHEMA,
     conform_frame,
 )
-from graphfraud.scoring.scores import build_scores
 
+IDENTIFIERS_FILE = "identifiers.parquet"  # kind, value, support: how many users hold each value
 Say = Callable[[str], None]
-STAGES = ("read", "ingest", "link", "rings", "features", "model", "scores", "publish")
 
 
-@dataclass
-class StageLog:
-    """Wall time and peak RSS (MB, process-wide high-water mark) per stage."""
-
-    stages: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        yield
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        self.stages[name] = {"seconds": round(time.perf_counter() - t0, 3), "peak_rss_mb": round(peak_mb, 1)}
+def _quiet(_message: str) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -72,13 +57,34 @@ class RunResult:
     manifest: dict[str, Any]
 
 
+@contextmanager
+def _stage(run: RunDir, name: str, say: Say) -> Iterator[dict[str, Any]]:
+    """Time a stage, record its wall time and the process's peak RSS in the manifest."""
+    say(name)
+    record: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    yield record
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    manifest = _manifest(run)
+    manifest.setdefault("stages", {})[name] = {
+        "seconds": round(time.perf_counter() - t0, 3),
+        "peak_rss_mb": round(peak_mb, 1),
+        **record,
+    }
+    run.write_json(MANIFEST_FILE, manifest)
+
+
+def _manifest(run: RunDir) -> dict[str, Any]:
+    return run.manifest() if run.exists(MANIFEST_FILE) else {}
+
+
 def fingerprint(path: Path) -> dict[str, Any]:
     """Size and SHA-256 of an input file (the manifest's data fingerprint)."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
-    return {"path": path.name, "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    return {"file": path.name, "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
 def _public_settings(settings: Settings) -> dict[str, Any]:
@@ -86,6 +92,150 @@ def _public_settings(settings: Settings) -> dict[str, Any]:
     dumped.get("graph", {}).pop("password", None)
     dumped.get("service", {}).pop("api_keys", None)
     return dumped
+
+
+def stage_ingest(run: RunDir, users: Path, devices: Path | None, settings: Settings, say: Say = _quiet) -> None:
+    """Read, validate, quarantine and normalise the inputs; starts a fresh manifest."""
+    from graphfraud.ingest.read import read_table
+    from graphfraud.ingest.validate import ingest
+
+    run.ensure()
+    inputs = {"users": fingerprint(users)}
+    if devices is not None:
+        inputs["devices"] = fingerprint(devices)
+    started = datetime.now(UTC)
+    combined = hashlib.sha256("".join(v["sha256"] for v in inputs.values()).encode()).hexdigest()
+    run.write_json(
+        MANIFEST_FILE,
+        {
+            "run_id": f"{started:%Y%m%dT%H%M%SZ}-{combined[:8]}",
+            "status": "running",
+            "created_at": started.isoformat(),
+            "package_version": __version__,
+            "python": platform.python_version(),
+            "inputs": inputs,
+            "settings": _public_settings(settings),
+        },
+    )
+    with _stage(run, "ingest", say) as record:
+        users_raw = read_table(users, role="users")
+        devices_raw = read_table(devices, role="devices") if devices is not None else None
+        ingested = ingest(
+            users_raw,
+            devices_raw,
+            settings.ingest,
+            users_file=str(users),
+            devices_file=str(devices) if devices is not None else None,
+        )
+        run.write(USERS_FILE, conform_frame(ingested.users, USERS_SCHEMA))
+        run.write(DEVICES_FILE, conform_frame(ingested.devices, DEVICES_SCHEMA))
+        for role, rows in ingested.quarantine.items():
+            run.write(f"{QUARANTINE_DIR}/{role}.parquet", rows)
+        record["counts"] = ingested.counts
+    manifest = run.manifest()
+    manifest["counts"] = ingested.counts
+    run.write_json(MANIFEST_FILE, manifest)
+
+
+def stage_link(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
+    """Users + devices → links.parquet (+ identifier support)."""
+    from graphfraud.linking.link import build_links
+
+    with _stage(run, "link", say) as record:
+        links = build_links(run.read(USERS_FILE), run.read(DEVICES_FILE), settings.link, progress=say)
+        run.write(LINKS_FILE, links.links)
+        run.write(IDENTIFIERS_FILE, links.support)
+        record.update(links.stats)
+
+
+def stage_rings(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
+    """Links → ring membership and ring features (ring_score is filled by the score stage)."""
+    from graphfraud.rings.detect import detect_rings
+    from graphfraud.rings.features import ring_features
+
+    with _stage(run, "rings", say) as record:
+        links = run.read(LINKS_FILE)
+        members = detect_rings(links, settings.rings)
+        rings = ring_features(members, run.read(USERS_FILE), links)
+        run.write(MEMBERS_FILE, members)
+        run.write(RINGS_FILE, rings)
+        record.update(
+            {"rings": rings.height, "members": members.height, "largest": int(rings["size"].max() or 0) if rings.height else 0}  # type: ignore[arg-type]
+        )
+
+
+def stage_score(run: RunDir, settings: Settings, say: Say = _quiet, *, progress: bool = False) -> None:
+    """Features → model (train candidates, pick, register) → user and ring scores."""
+    from graphfraud.model.dataset import build_graph_data
+    from graphfraud.model.features import user_features
+    from graphfraud.model.registry import ModelRegistry
+    from graphfraud.model.train import train_and_score
+    from graphfraud.rings.detect import pair_strengths
+    from graphfraud.scoring.scores import build_scores
+
+    users = run.read(USERS_FILE)
+    links = run.read(LINKS_FILE)
+    members = run.read(MEMBERS_FILE)
+    rings = run.read(RINGS_FILE)
+    with _stage(run, "features", say) as record:
+        features = user_features(
+            users,
+            run.read(DEVICES_FILE),
+            links,
+            run.read(IDENTIFIERS_FILE),
+            pair_strengths(links),
+            members,
+            rings,
+            max_share=settings.link.max_share,
+            strong=settings.rings.min_weight,
+        )
+        run.write(FEATURES_FILE, features)
+        record["features"] = features.width - 1
+    with _stage(run, "model", say) as record:
+        data = build_graph_data(features, links, users.select("user_id", "label"))
+        result = train_and_score(
+            data, settings.model, registry=ModelRegistry(settings.model.registry), progress=progress
+        )
+        record.update(
+            {"version": result.model_version, "kind": result.model_kind, "metrics": result.metrics}
+        )
+    with _stage(run, "scores", say):
+        model_scores = pl.DataFrame(
+            {"user_id": data.user_ids.astype(str), "model_score": result.scores}
+        )
+        scores, ring_risk = build_scores(features, model_scores, members, result.model_version)
+        rings = conform_frame(rings.drop("ring_score").join(ring_risk, on="ring_id", how="left"), RINGS_SCHEMA)
+        run.write(RINGS_FILE, rings.sort("ring_id"))
+        run.write(SCORES_FILE, scores)
+    manifest = run.manifest()
+    manifest["model_version"] = result.model_version
+    manifest["model"] = {
+        "version": result.model_version,
+        "kind": result.model_kind,
+        "metrics": result.metrics,
+        "registry": str(settings.model.registry),
+    }
+    manifest["status"] = "complete"
+    manifest["finished_at"] = datetime.now(UTC).isoformat()
+    run.write_json(MANIFEST_FILE, manifest)
+
+
+def stage_publish(run: RunDir, settings: Settings, say: Say = _quiet, *, progress: bool = False) -> dict[str, Any]:
+    """Publish a finished run to the graph database named by settings.graph.uri."""
+    from graphfraud.graph import open_graph_store
+
+    if run.manifest().get("status") != "complete":
+        raise ArtifactError(f"{run.path} is not a finished run", hint="rerun `graphfraud run` first")
+    with _stage(run, "publish", say) as record:
+        store = open_graph_store(settings.graph, run.path)
+        try:
+            report = store.publish(str(run.path), progress=progress)
+        finally:
+            store.close()
+        record.update(
+            {"nodes": report.nodes, "relationships": report.relationships, "rows": report.rows}
+        )
+    return record
 
 
 def run_pipeline(
@@ -97,143 +247,17 @@ def run_pipeline(
     progress: bool = False,
     say: Say | None = None,
 ) -> RunResult:
-    """Run every stage on the input files and write the run directory `out`."""
-    tell = say or (lambda _m: None)
-    run = RunDir(out).ensure()
-    log = StageLog()
-    inputs = {"users": fingerprint(Path(users))}
-    if devices is not None:
-        inputs["devices"] = fingerprint(Path(devices))
-    started = datetime.now(UTC)
-    combined = hashlib.sha256("".join(v["sha256"] for v in inputs.values()).encode()).hexdigest()
-    run_id = f"{started:%Y%m%dT%H%M%SZ}-{combined[:8]}"
-    manifest: dict[str, Any] = {
-        "run_id": run_id,
-        "status": "running",
-        "created_at": started.isoformat(),
-        "package_version": __version__,
-        "python": platform.python_version(),
-        "inputs": inputs,
-        "settings": _public_settings(settings),
-    }
-    run.write_json(MANIFEST_FILE, manifest)
-
-    with log.stage("read"):
-        tell("reading inputs")
-        users_raw = read_table(Path(users), role="users")
-        devices_raw = read_table(Path(devices), role="devices") if devices is not None else None
-    with log.stage("ingest"):
-        tell("validating and normalising")
-        ingested = ingest(
-            users_raw,
-            devices_raw,
-            settings.ingest,
-            users_file=str(users),
-            devices_file=str(devices) if devices is not None else None,
-        )
-        users_df = conform_frame(ingested.users, USERS_SCHEMA)
-        devices_df = conform_frame(ingested.devices, DEVICES_SCHEMA)
-        run.write(USERS_FILE, users_df)
-        run.write(DEVICES_FILE, devices_df)
-        for role, rows in ingested.quarantine.items():
-            run.write(f"{QUARANTINE_DIR}/{role}.parquet", rows)
-        del users_raw, devices_raw
-    with log.stage("link"):
-        tell("linking users (blocking + fuzzy comparison)")
-        links = build_links(users_df, devices_df, settings.link, progress=tell)
-        run.write(LINKS_FILE, links.links)
-    with log.stage("rings"):
-        tell("finding rings")
-        pairs = pair_strengths(links.links)
-        members = detect_rings(links.links, settings.rings)
-        rings = ring_features(members, users_df, links.links)
-    with log.stage("features"):
-        tell("building user features")
-        features = user_features(
-            users_df,
-            devices_df,
-            links.links,
-            links.support,
-            pairs,
-            members,
-            rings,
-            max_share=settings.link.max_share,
-            strong=settings.rings.min_weight,
-        )
-        run.write(FEATURES_FILE, features)
-    with log.stage("model"):
-        tell("training and scoring the risk model")
-        trained = _train(features, links.links, users_df, settings, progress=progress)
-    with log.stage("scores"):
-        tell("scoring users and rings")
-        model_scores = pl.DataFrame(
-            {"user_id": trained.user_ids, "model_score": trained.scores}
-        ).with_columns(pl.col("user_id").cast(pl.Utf8))
-        scores, ring_risk = build_scores(features, model_scores, members, trained.model_version)
-        rings = rings.drop("ring_score").join(ring_risk, on="ring_id", how="left")
-        rings = conform_frame(rings, RINGS_SCHEMA).sort("ring_id")
-        run.write(MEMBERS_FILE, members)
-        run.write(RINGS_FILE, rings)
-        run.write(SCORES_FILE, scores)
-    manifest.update(
-        {
-            "counts": ingested.counts,
-            "links": links.stats,
-            "rings": {
-                "rings": rings.height,
-                "members": members.height,
-                "largest": int(rings["size"].max() or 0) if rings.height else 0,
-            },
-            "model": trained.card,
-            "model_version": trained.model_version,
-        }
-    )
+    """Run every stage on the input files into the run directory `out` (and publish if
+    `settings.graph.uri` is set)."""
+    tell = say or _quiet
+    run = RunDir(out)
+    stage_ingest(run, Path(users), Path(devices) if devices is not None else None, settings, tell)
+    stage_link(run, settings, tell)
+    stage_rings(run, settings, tell)
+    stage_score(run, settings, tell, progress=progress)
     if settings.graph.uri:
-        with log.stage("publish"):
-            tell(f"publishing to {settings.graph.uri}")
-            manifest["publish"] = _publish(run.path, settings, progress=progress)
-    manifest["stages"] = log.stages
-    manifest["status"] = "complete"
-    manifest["finished_at"] = datetime.now(UTC).isoformat()
-    manifest["seconds"] = round(sum(s["seconds"] for s in log.stages.values()), 3)
+        stage_publish(run, settings, tell, progress=progress)
+    manifest = run.manifest()
+    manifest["seconds"] = round(sum(s["seconds"] for s in manifest.get("stages", {}).values()), 3)
     run.write_json(MANIFEST_FILE, manifest)
     return RunResult(run_dir=run.path, manifest=manifest)
-
-
-@dataclass(frozen=True)
-class _Trained:
-    user_ids: Any
-    scores: Any
-    model_version: str
-    card: dict[str, Any]
-
-
-def _train(
-    features: pl.DataFrame, links: pl.DataFrame, users: pl.DataFrame, settings: Settings, *, progress: bool
-) -> _Trained:
-    from graphfraud.model.dataset import build_graph_data
-    from graphfraud.model.registry import ModelRegistry
-    from graphfraud.model.train import train_and_score
-
-    data = build_graph_data(features, links, users.select("user_id", "label"))
-    registry = ModelRegistry(settings.model.registry)
-    result = train_and_score(data, settings.model, registry=registry, progress=progress)
-    card = {
-        "version": result.model_version,
-        "kind": result.model_kind,
-        "metrics": result.metrics,
-        "seconds": round(result.seconds, 3),
-        "n_features": len(result.feature_names),
-    }
-    return _Trained(data.user_ids, result.scores, result.model_version, card)
-
-
-def _publish(run_dir: Path, settings: Settings, *, progress: bool) -> dict[str, Any]:
-    from graphfraud.graph import open_graph_store
-
-    store = open_graph_store(settings.graph, run_dir)
-    try:
-        report = store.publish(str(run_dir), progress=progress)
-    finally:
-        store.close()
-    return {"nodes": report.nodes, "relationships": report.relationships, "rows": report.rows, "seconds": round(report.seconds, 3)}

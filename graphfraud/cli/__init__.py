@@ -53,9 +53,9 @@ def _root(
 
 def _register() -> None:
     # Imported here so each module can `from graphfraud.cli import app` without a cycle.
-    from graphfraud.cli import batch, graphdb, models, serve
+    from graphfraud.cli import batch, graphdb, models, pipeline, serve
 
-    for module in (batch, graphdb, models, serve):
+    for module in (batch, pipeline, graphdb, models, serve):
         module.register(app)
 
 
