@@ -1,9 +1,167 @@
-"""CLI verbs: graphdb (filled in by its owner)."""
+"""CLI verbs for the graph database: `publish` a run, and `graphdb start|stop|status` for the
+local ArcadeDB Bolt server (for people without a Neo4j)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.console import Console
+
+from graphfraud.config import GraphSettings, load_settings
+from graphfraud.errors import ConfigError
+
+console = Console()
+
+graphdb_app = typer.Typer(
+    name="graphdb",
+    help=(
+        "A local Bolt + Cypher server (ArcadeDB, bundled JRE) bound to 127.0.0.1, for people "
+        "without Neo4j. The password comes from GRAPHFRAUD_GRAPH__PASSWORD (8+ characters); "
+        "the user is `root`.\n\n"
+        "Example: GRAPHFRAUD_GRAPH__PASSWORD=… graphfraud graphdb start --dir graphdb/"
+    ),
+    no_args_is_help=True,
+)
+
+DIR_OPTION = typer.Option(Path("graphdb"), "--dir", help="server data, log, pid/port file")
+
+
+def _graph_settings(
+    uri: str | None, user: str | None = None, database: str | None = None
+) -> GraphSettings:
+    graph = load_settings().graph
+    if uri is not None:
+        graph.uri = uri
+    if user is not None:
+        graph.user = user
+    if database is not None:
+        graph.database = database
+    return graph
+
+
+def publish(
+    run: Path = typer.Option(..., "--run", help="a finished run directory"),
+    graph_uri: str | None = typer.Option(
+        None,
+        "--graph-uri",
+        envvar="GRAPHFRAUD_GRAPH__URI",
+        help="bolt://host:7687 (Neo4j 5 or `graphfraud graphdb`); empty = embedded (no copy)",
+    ),
+    graph_user: str | None = typer.Option(None, "--graph-user", envvar="GRAPHFRAUD_GRAPH__USER"),
+    graph_database: str | None = typer.Option(
+        None, "--graph-database", envvar="GRAPHFRAUD_GRAPH__DATABASE"
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Publish a run's identity graph (users, identifiers, links, rings) to the graph database.
+
+    Idempotent and crash-safe: rerun after any failure. Elements the run no longer holds are
+    removed. The password is read from GRAPHFRAUD_GRAPH__PASSWORD only (never a flag).
+    """
+    from graphfraud.graph import open_graph_store
+
+    settings = _graph_settings(graph_uri, graph_user, graph_database)
+    store = open_graph_store(settings, run)
+    try:
+        report = store.publish(str(run), progress=not quiet)
+    finally:
+        store.close()
+    where = settings.uri or "embedded store (the run directory itself)"
+    console.print(
+        f"[green]published[/green] run {report.run_id} to {where}: {report.nodes:,} nodes, "
+        f"{report.relationships:,} relationships in {report.seconds:.1f}s "
+        f"({report.rows / max(report.seconds, 1e-9):,.0f} rows/s)",
+        highlight=False,
+    )
+
+
+@graphdb_app.command("start")
+def start(
+    directory: Path = DIR_OPTION,
+    bolt_port: int | None = typer.Option(None, "--bolt-port", help="default 7687 (or any free)"),
+    http_port: int | None = typer.Option(None, "--http-port", help="default 2480 (or any free)"),
+    database: str = typer.Option("graphfraud", "--database", help="created on first start"),
+    heap: str = typer.Option("1g", "--heap", help="JVM heap, e.g. 512m, 2g"),
+) -> None:
+    """Start the server in the background and wait until it answers `RETURN 1`."""
+    from graphfraud.graph.server import start_server
+
+    password = load_settings().graph.password.get_secret_value()
+    if not password:
+        raise ConfigError(
+            "set GRAPHFRAUD_GRAPH__PASSWORD (8+ characters) before starting the graph server"
+        )
+    server = start_server(
+        directory,
+        password,
+        bolt_port=bolt_port,
+        http_port=http_port,
+        database=database,
+        heap=heap,
+    )
+    console.print(f"[green]graph server up[/green] pid {server.pid}: {server.uri}", highlight=False)
+    console.print(
+        f"  export GRAPHFRAUD_GRAPH__URI={server.uri} GRAPHFRAUD_GRAPH__USER=root "
+        f"GRAPHFRAUD_GRAPH__DATABASE={server.database}",
+        highlight=False,
+    )
+
+
+@graphdb_app.command("stop")
+def stop(directory: Path = DIR_OPTION) -> None:
+    """Stop the server started from --dir (SIGTERM, data flushed)."""
+    from graphfraud.graph.server import stop_server
+
+    if stop_server(directory):
+        console.print("graph server stopped")
+    else:
+        console.print(f"no graph server running from {directory}")
+
+
+@graphdb_app.command("status")
+def status(directory: Path = DIR_OPTION) -> None:
+    """Say whether the server from --dir runs, where, and which run is published in it."""
+    from graphfraud.graph.server import server_status
+
+    server = server_status(directory)
+    if server is None:
+        console.print(f"no graph server running from {directory}")
+        raise typer.Exit(3)
+    console.print(
+        f"graph server running: pid {server.pid}, {server.uri}, database {server.database}, "
+        f"since {server.started_at}",
+        highlight=False,
+    )
+    password = load_settings().graph.password.get_secret_value()
+    if password:
+        from graphfraud.graph.factory import open_driver
+        from graphfraud.graph.neo4j import Neo4jGraphStore
+
+        settings = load_settings().graph.model_copy(
+            update={
+                "uri": server.uri,
+                "user": server.user,
+                "database": server.database,
+                "retry_time_s": 2.0,
+            }
+        )
+        store = Neo4jGraphStore(open_driver(settings), server.database, owns_driver=True)
+        try:
+            meta = store.published()
+        finally:
+            store.close()
+        if meta is None:
+            console.print("  nothing published yet")
+        else:
+            console.print(
+                f"  published run {meta.get('run_id')} ({meta.get('status')}, "
+                f"target {meta.get('target_run_id')}, finished {meta.get('finished_at')})",
+                highlight=False,
+            )
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's verbs to the root app."""
+    app.command("publish")(publish)
+    app.add_typer(graphdb_app, name="graphdb")

@@ -1,0 +1,63 @@
+"""Session-wide Bolt server for the `bolt` tests: ArcadeDB from the arcadedb-embedded wheel,
+started once (free ports, 127.0.0.1 only) and stopped at the end; each test module asks for its
+own empty database so modules never see each other's graphs. No skip when it cannot start:
+the fixture fails loudly, as CI must."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+
+BOLT_TEST_PASSWORD = "graphfraud-test-pw"  # local throwaway server only
+_db_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def bolt_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The running local server (`graphfraud.graph.server.BoltServer`)."""
+    from graphfraud.graph.server import free_port, start_server, stop_server
+
+    root = tmp_path_factory.mktemp("arcadedb")
+    server = start_server(
+        root, BOLT_TEST_PASSWORD, bolt_port=free_port(), http_port=free_port(), heap="512m"
+    )
+    yield server
+    stop_server(root)
+
+
+@pytest.fixture(scope="session")
+def new_bolt_database(bolt_server: object) -> Callable[[str], str]:
+    """Create an empty database on the session server and return its name."""
+    from graphfraud.graph.server import BoltServer, create_database
+
+    assert isinstance(bolt_server, BoltServer)
+
+    def make(hint: str) -> str:
+        name = f"t{next(_db_counter)}_{re.sub(r'[^A-Za-z0-9]', '_', hint)[-30:]}"
+        return create_database(bolt_server, BOLT_TEST_PASSWORD, name)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def bolt_database(new_bolt_database: Callable[[str], str], request: pytest.FixtureRequest) -> str:
+    """One empty database per test module."""
+    return new_bolt_database(request.module.__name__)
+
+
+@pytest.fixture(scope="session")
+def bolt_driver(bolt_server: object) -> Iterator[object]:
+    """One neo4j driver for the session (as production: one driver per process)."""
+    from neo4j import GraphDatabase
+
+    from graphfraud.graph.server import BoltServer
+
+    assert isinstance(bolt_server, BoltServer)
+    driver = GraphDatabase.driver(
+        bolt_server.uri, auth=("root", BOLT_TEST_PASSWORD), max_transaction_retry_time=5.0
+    )
+    yield driver
+    driver.close()
