@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from graph.factories import (
     CHAIN,
     LONELY,
@@ -24,6 +23,7 @@ from graph.factories import (
     write_big_ring_run,
     write_run,
 )
+
 from graphfraud.errors import NotFound
 from graphfraud.graph.base import GraphStore, RingView
 from graphfraud.graph.embedded import EmbeddedGraphStore
@@ -121,7 +121,8 @@ def test_unknown_ids_raise_not_found(store: GraphStore, bad: str) -> None:
 
 def test_explain_direct_link_lists_every_kind(store: GraphStore) -> None:
     exp = store.explain_link(U, Q)
-    assert exp.path == (U, Q) and exp.connected
+    assert exp.path == (U, Q)
+    assert exp.connected
     assert [e.kind for e in exp.hops[0]] == ["device", "email"]
     assert {(e.user_a, e.user_b) for e in exp.hops[0]} == {(Q, U)}
 
@@ -148,7 +149,8 @@ def test_explain_respects_hop_bound(store: GraphStore) -> None:
 def test_explain_unconnected_and_same_user(store: GraphStore) -> None:
     assert store.explain_link(LONELY, Q).path == ()
     same = store.explain_link(Q, Q)
-    assert same.path == (Q,) and not same.connected
+    assert same.path == (Q,)
+    assert not same.connected
 
 
 def test_truncated_ring_keeps_riskiest_members(
@@ -158,7 +160,8 @@ def test_truncated_ring_keeps_riskiest_members(
     store = make_store(run, max_members=5, max_links=4)
     store.publish(str(run))
     view = store.ring("big")
-    assert view.truncated and view.size == 12
+    assert view.truncated
+    assert view.size == 12
     assert [m.user_id for m in view.members] == ["m0000", "m0001", "m0002", "m0003", "m0004"]
     assert len(view.links) == 4
     assert [x.weight for x in view.links] == sorted((x.weight for x in view.links), reverse=True)
@@ -176,11 +179,13 @@ def test_newer_run_replaces_rings_scores_and_links(
     report = store.publish(str(second))
     assert report.run_id == "run-2"
     view = store.ring_of(NEW_USER)
-    assert view is not None and view.ring_id == R1
+    assert view is not None
+    assert view.ring_id == R1
     assert {m.user_id for m in view.members} == {Q, U, C, NEW_USER}
     assert next(m for m in view.members if m.user_id == Q).score == pytest.approx(0.97)
     assert "ip" not in {x.kind for x in view.links}
-    assert store.ring_of(D) is None and store.ring_of(LONG) is None
+    assert store.ring_of(D) is None
+    assert store.ring_of(LONG) is None
     with pytest.raises(NotFound):
         store.ring(R2)
     assert {m.user_id for m in store.ring(R3).members} == {"e1", "e2"}

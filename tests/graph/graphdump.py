@@ -18,7 +18,8 @@ def dump_graph(driver: Any, database: str) -> tuple[list[str], list[str]]:
         database_=database,
     )
     rels, _, _ = driver.execute_query(
-        "MATCH (a)-[r]->(b) RETURN type(r) AS type, labels(a) AS la, coalesce(a.id, a.value) AS ka, "
+        "MATCH (a)-[r]->(b) RETURN type(r) AS type, labels(a) AS la, "
+        "coalesce(a.id, a.value) AS ka, "
         "labels(b) AS lb, coalesce(b.id, b.value) AS kb, properties(r) AS props",
         database_=database,
     )
