@@ -272,8 +272,7 @@ def _fast_phone(key: str, region: str) -> str | None:
     return f"+{fast.country_code}{match.group(1)}" if match else None
 
 
-@lru_cache(maxsize=65536)
-def _parse_phone(key: str, region: str) -> str | None:
+def _parse_phone_uncached(key: str, region: str) -> str | None:
     """`phonenumbers` on one key: E.164 when the number is valid, else None."""
     try:
         number = phonenumbers.parse(key, region)
@@ -282,6 +281,10 @@ def _parse_phone(key: str, region: str) -> str | None:
     if not phonenumbers.is_valid_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+_parse_phone = lru_cache(maxsize=65536)(_parse_phone_uncached)
+"""Cached for the online path, where the same few numbers recur; the batch path dedupes itself."""
 
 
 def canonical_phone(raw: str | None, region: str = "IN") -> str | None:
@@ -324,7 +327,7 @@ def normalize_phones(raw: pl.Series, region: str) -> pl.Series:
     if len(leftovers):
         keys = leftovers.to_list()
         parsed = pl.DataFrame(
-            {"key": keys, "_parsed": [_parse_phone(k, region) for k in keys]},
+            {"key": keys, "_parsed": [_parse_phone_uncached(k, region) for k in keys]},
             schema={"key": pl.String, "_parsed": pl.String},
         )
         frame = frame.join(parsed, on="key", how="left", maintain_order="left").with_columns(

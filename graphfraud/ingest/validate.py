@@ -85,44 +85,58 @@ _TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%z"
 MIN_YEAR, MAX_YEAR = 1900, 2100
 
 
-def timestamp_expr(expr: pl.Expr) -> pl.Expr:
+def parse_timestamps(raw: pl.Series) -> pl.Series:
     """ISO-8601 text → Datetime(us, UTC); null when absent or unparseable.
 
     Accepts a date alone, `T` or space before the time, minutes/seconds/fractions optional, and
     `Z`, `UTC`, `+05:30`, `+0530` or `+05` as offset; a naive time is taken as UTC. The pieces are
-    rebuilt into one fixed format so polars parses every variant in a single vectorised pass.
+    rebuilt into one fixed format so polars parses every variant in a single vectorised pass
+    (staged columns, so the regex runs once per value, not once per piece).
     """
-    parts = expr.str.extract_groups(_TIMESTAMP)
-    field = parts.struct.field
-    offset = field("8").str.to_lowercase().str.replace(":", "", literal=True)
-    offset = (
-        pl.when(offset.is_null() | offset.is_in(["z", "utc"]))
+    frame = pl.DataFrame({"raw": raw.cast(pl.String)})
+    frame = frame.with_columns(parts=pl.col("raw").str.extract_groups(_TIMESTAMP)).unnest("parts")
+    offset = pl.col("8").str.to_lowercase().str.replace(":", "", literal=True)
+    frame = frame.with_columns(offset=offset)
+    offset = pl.col("offset")
+    frame = frame.with_columns(
+        offset=pl.when(offset.is_null() | offset.is_in(["z", "utc"]))
         .then(pl.lit("+0000"))
         .when(offset.str.len_chars() == 3)
         .then(pl.concat_str(offset, pl.lit("00")))
-        .otherwise(offset)
+        .otherwise(offset),
+        fraction=pl.concat_str(pl.col("7").fill_null(""), pl.lit("000000")).str.slice(0, 6),
     )
-    fraction = pl.concat_str(field("7").fill_null(""), pl.lit("000000")).str.slice(0, 6)
     text = pl.concat_str(
-        field("1"),
+        pl.col("1"),
         pl.lit("-"),
-        field("2"),
+        pl.col("2"),
         pl.lit("-"),
-        field("3"),
+        pl.col("3"),
         pl.lit("T"),
-        field("4").fill_null("00"),
+        pl.col("4").fill_null("00"),
         pl.lit(":"),
-        field("5").fill_null("00"),
+        pl.col("5").fill_null("00"),
         pl.lit(":"),
-        field("6").fill_null("00"),
+        pl.col("6").fill_null("00"),
         pl.lit("."),
-        fraction,
-        offset,
+        pl.col("fraction"),
+        pl.col("offset"),
     )
-    parsed = text.str.to_datetime(_TIMESTAMP_FORMAT, strict=False, time_unit="us")
-    parsed = parsed.dt.convert_time_zone("UTC")
-    year = parsed.dt.year()
-    return pl.when((year >= MIN_YEAR) & (year <= MAX_YEAR)).then(parsed)
+    parsed = frame.select(
+        text.str.to_datetime(_TIMESTAMP_FORMAT, strict=False, time_unit="us")
+        .dt.convert_time_zone("UTC")
+        .alias("ts")
+    ).with_columns(year=pl.col("ts").dt.year())
+    ok = (pl.col("year") >= MIN_YEAR) & (pl.col("year") <= MAX_YEAR)
+    return parsed.select(pl.when(ok).then(pl.col("ts"))).to_series().alias(raw.name)
+
+
+def timestamp_expr(expr: pl.Expr) -> pl.Expr:
+    """`parse_timestamps` as an expression over a whole column."""
+    return expr.map_batches(parse_timestamps, return_dtype=TIMESTAMP_DTYPE)
+
+
+TIMESTAMP_DTYPE = pl.Datetime("us", "UTC")
 
 
 _LABELS = {"1": 1, "1.0": 1, "true": 1, "0": 0, "0.0": 0, "false": 0}
