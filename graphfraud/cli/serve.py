@@ -1,9 +1,112 @@
-"""CLI verbs: serve (filled in by its owner)."""
+"""CLI verb: `graphfraud serve --run DIR` (uvicorn; the app is `graphfraud.service.create_app`)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import typer
+
+RUN_ENV = "GRAPHFRAUD_SERVE_RUN"  # hands --run to worker processes when --workers > 1
+
+
+def serve(
+    run: Path | None = typer.Option(
+        None, "--run", envvar=RUN_ENV, help="run directory to serve (default: <runs-root>/CURRENT)"
+    ),
+    host: str | None = typer.Option(
+        None, "--host", help="bind address [env GRAPHFRAUD_SERVICE__HOST, default 127.0.0.1]"
+    ),
+    port: int | None = typer.Option(
+        None, "--port", help="[env GRAPHFRAUD_SERVICE__PORT, default 8000]"
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        help="processes, each with its own snapshot [env GRAPHFRAUD_SERVICE__WORKERS]",
+    ),
+    runs_root: Path | None = typer.Option(
+        None,
+        "--runs-root",
+        help="reloads may only name runs under it [env GRAPHFRAUD_SERVICE__RUNS_ROOT, default the parent of --run]",
+    ),
+    reload_poll: float | None = typer.Option(
+        None, "--reload-poll", help="seconds between checks of <runs-root>/CURRENT; 0 = off"
+    ),
+    audit_log: Path | None = typer.Option(
+        None, "--audit-log", help="append-only audit file [env GRAPHFRAUD_SERVICE__AUDIT_LOG]"
+    ),
+    log_level: str = typer.Option(
+        "info", "--service-log-level", envvar="GRAPHFRAUD_LOG_LEVEL", help="JSON log level"
+    ),
+) -> None:
+    """Serve scores (hot path, in memory), new-user scoring, analyst ring views and ops endpoints.
+
+    API keys come from GRAPHFRAUD_SERVICE__API_KEYS, a JSON list of "key:role" or
+    "sha256:<hex>:role" (roles: scorer, analyst, investigator, admin). OpenAPI docs at /docs,
+    the analyst page at /ui/.
+    """
+    import uvicorn
+
+    from graphfraud.config import load_settings
+    from graphfraud.errors import ConfigError
+    from graphfraud.service.app import create_app
+    from graphfraud.service.logs import configure_logging, uvicorn_log_config
+
+    settings = load_settings()
+    svc = settings.service
+    overrides = {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "runs_root": runs_root,
+        "reload_poll_s": reload_poll,
+        "audit_log": audit_log,
+    }
+    for name, value in overrides.items():
+        if value is not None:
+            setattr(svc, name, value)
+    if run is not None and not run.is_dir():
+        raise ConfigError(
+            f"--run {run} is not a directory", hint="point --run at a finished run directory"
+        )
+    if run is None and svc.runs_root is None:
+        raise ConfigError(
+            "nothing to serve", hint="pass --run DIR or --runs-root with a CURRENT file"
+        )
+    configure_logging(log_level)
+    log_config = uvicorn_log_config(log_level)
+    common = {
+        "host": svc.host,
+        "port": svc.port,
+        "log_config": log_config,
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if svc.workers <= 1:
+        uvicorn.run(create_app(settings, run), **common)  # type: ignore[arg-type]
+        return
+    # Several processes: each builds its own app (and snapshot) from the environment.
+    env = {
+        f"GRAPHFRAUD_SERVICE__{k.upper()}": str(v)
+        for k, v in overrides.items()
+        if v is not None and k not in ("host", "port", "workers")
+    }
+    os.environ.update(env)
+    if run is not None:
+        os.environ[RUN_ENV] = str(run.resolve())
+    uvicorn.run("graphfraud.cli.serve:app_from_env", factory=True, workers=svc.workers, **common)  # type: ignore[arg-type]
+
+
+def app_from_env() -> object:
+    """uvicorn factory for worker processes (settings and run from the environment)."""
+    from graphfraud.config import load_settings
+    from graphfraud.service.app import create_app
+
+    run = os.environ.get(RUN_ENV)
+    return create_app(load_settings(), Path(run) if run else None)
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's verbs to the root app."""
+    app.command("serve")(serve)

@@ -1,0 +1,138 @@
+"""The FastAPI app factory: `create_app(settings, run_dir, graph_store)`.
+
+Start-up loads the run's snapshot in a background thread (so `/healthz` answers at once and
+`/readyz` is 503 until it is in memory), optionally starts polling `<runs_root>/CURRENT`, and
+opens the audit log. Nothing is global: two apps in one process share no state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.responses import RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
+
+from graphfraud import __version__
+from graphfraud.config import Settings
+from graphfraud.errors import GraphFraudError
+from graphfraud.graph.base import GraphStore
+from graphfraud.service.audit import AuditLog
+from graphfraud.service.auth import API_KEY_HEADER, KeyRing
+from graphfraud.service.context import ServiceContext
+from graphfraud.service.errors import install_error_handlers
+from graphfraud.service.logs import ServiceMiddleware
+from graphfraud.service.metrics import ServiceMetrics
+from graphfraud.service.routes import admin, analyst, ops, score
+from graphfraud.service.state import SnapshotHolder
+
+log = logging.getLogger("graphfraud.service")
+STATIC_DIR = Path(__file__).parent / "static"
+
+DESCRIPTION = f"""Fraud-ring scores for the real-time scorer, rings and link evidence for analysts.
+
+Send your key in the `{API_KEY_HEADER}` header. Roles: `scorer` (scores), `analyst` (+ rings,
+PII masked), `investigator` (+ unmasked PII), `admin` (+ reload). Errors are
+`{{"error", "detail", "hint"}}`. The analyst page is at [/ui/](/ui/).
+"""
+
+
+def _graph_factory(settings: Settings) -> Any:
+    def open_store(run_dir: Path) -> GraphStore | None:
+        try:
+            from graphfraud.graph.factory import open_graph_store
+        except ImportError:  # the graph package is optional for a scores-only replica
+            return None
+        try:
+            return open_graph_store(settings.graph, run_dir)
+        except GraphFraudError as exc:
+            log.warning(
+                "graph store not available; analyst routes will answer 503",
+                extra={"error": str(exc)},
+            )
+            return None
+
+    return open_store
+
+
+def create_app(
+    settings: Settings, run_dir: Path | None = None, graph_store: GraphStore | None = None
+) -> FastAPI:
+    """Build the app. `run_dir`: the run to serve (else `<runs_root>/CURRENT`); `graph_store`: the
+    store analysts read through (default: `open_graph_store(settings.graph, run_dir)` per snapshot)."""
+    svc = settings.service
+    runs_root = svc.runs_root or (run_dir.resolve().parent if run_dir is not None else None)
+    metrics = ServiceMetrics()
+    holder = SnapshotHolder(
+        runs_root=runs_root,
+        metrics=metrics,
+        graph_store=graph_store,
+        graph_factory=None if graph_store is not None else _graph_factory(settings),
+    )
+    keys = KeyRing.parse(svc.api_keys)
+    audit = AuditLog(svc.audit_log)
+    ctx = ServiceContext(settings=settings, holder=holder, keys=keys, audit=audit, metrics=metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not len(keys):
+            log.warning("no API keys configured: every protected route answers 401")
+        first = run_dir.resolve() if run_dir is not None else holder.current_pointer()
+        if first is not None:
+            holder.load_in_background(first)
+        else:
+            log.warning("no run to serve: pass --run or write <runs_root>/CURRENT")
+        holder.start_polling(svc.reload_poll_s)
+        try:
+            yield
+        finally:
+            holder.close()
+            audit.close()
+
+    app = FastAPI(
+        title="graphfraud",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    app.state.holder = holder
+    install_error_handlers(app)
+    app.include_router(score.build_router(ctx))
+    app.include_router(analyst.build_router(ctx))
+    app.include_router(admin.build_router(ctx))
+    app.include_router(ops.build_router(ctx))
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> Response:
+        return RedirectResponse("/ui/")
+
+    if STATIC_DIR.is_dir():
+        app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True), name="ui")
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}
+            }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(
+        ServiceMiddleware,
+        metrics=metrics,
+        max_body_bytes=svc.max_body_bytes,
+        log_access=svc.access_log,
+    )
+    return app

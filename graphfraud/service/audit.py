@@ -1,0 +1,79 @@
+"""Append-only audit trail: who read which ring or link, and every admin action.
+
+One JSON object per line: `ts` (UTC ISO-8601), `key_id` (key fingerprint, never the key), `role`,
+`action`, `route` (template), `method`, `ids` (the user / ring ids asked about: the regulator needs
+them), `outcome` (ok, not_found, denied, unauthenticated, unavailable, error), `status`,
+`request_id`. The file is opened with O_APPEND and each record is one `write()`, so concurrent
+writers (threads, workers) never interleave or overwrite; nothing ever truncates it. If a record
+cannot be written the request fails with 503 (no audit, no access).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from graphfraud.service.errors import AuditUnavailable
+
+
+class AuditLog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd: int | None = os.open(
+                path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600
+            )
+        except OSError as exc:
+            raise AuditUnavailable(
+                f"cannot open the audit log {path.name!r}: {exc.strerror}",
+                hint="set GRAPHFRAUD_SERVICE__AUDIT_LOG to a writable file",
+            ) from exc
+        self._lock = threading.Lock()
+
+    def write(
+        self,
+        *,
+        key_id: str | None,
+        role: str | None,
+        action: str,
+        route: str,
+        method: str,
+        ids: dict[str, Any],
+        outcome: str,
+        status: int,
+        request_id: str = "",
+    ) -> None:
+        record = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "key_id": key_id,
+            "role": role,
+            "action": action,
+            "route": route,
+            "method": method,
+            "ids": ids,
+            "outcome": outcome,
+            "status": status,
+            "request_id": request_id,
+        }
+        line = orjson.dumps(record) + b"\n"
+        with self._lock:
+            if self._fd is None:
+                raise AuditUnavailable("the audit log is closed")
+            try:
+                written = os.write(self._fd, line)
+            except OSError as exc:
+                raise AuditUnavailable(f"cannot write the audit log: {exc.strerror}") from exc
+            if written != len(line):
+                raise AuditUnavailable("short write to the audit log")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None

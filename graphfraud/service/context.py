@@ -1,0 +1,120 @@
+"""What every route needs, built once per app by `create_app` (no globals)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+
+from graphfraud.config import Settings
+from graphfraud.errors import GraphStoreError, GraphStoreUnavailable, NotFound
+from graphfraud.graph.base import GraphStore
+from graphfraud.service.audit import AuditLog
+from graphfraud.service.auth import API_KEY_HEADER, KeyRing, Permission, Principal
+from graphfraud.service.errors import Forbidden, Unauthenticated, status_of
+from graphfraud.service.metrics import ServiceMetrics
+from graphfraud.service.state import SnapshotHolder
+
+T = TypeVar("T")
+GRAPH_DOWN_BACKOFF_S = 2.0  # after an unreachable graph store, fail fast for this long
+
+
+@dataclass
+class ServiceContext:
+    settings: Settings
+    holder: SnapshotHolder
+    keys: KeyRing
+    audit: AuditLog
+    metrics: ServiceMetrics
+    graph_down_until: float = field(default=0.0)
+
+    def authorize(self, request: Request, permission: Permission) -> Principal:
+        principal = self.keys.authorize(request.headers.get(API_KEY_HEADER), permission)
+        request.scope.setdefault("state", {})["key_id"] = principal.key_id
+        return principal
+
+    def authorize_audited(
+        self, request: Request, permission: Permission, action: str, ids: dict[str, Any]
+    ) -> Principal:
+        """`authorize`, writing refusals to the audit log too (failed attempts matter to auditors)."""
+        try:
+            return self.authorize(request, permission)
+        except Unauthenticated:
+            self._audit(request, None, action, ids, "unauthenticated", 401)
+            raise
+        except Forbidden:
+            key = self.keys.authenticate(request.headers.get(API_KEY_HEADER))
+            self._audit(request, key, action, ids, "denied", 403)
+            raise
+
+    def graph(self) -> GraphStore:
+        store = self.holder.serving().graph
+        if store is None:
+            raise GraphStoreUnavailable(
+                "no graph store is configured",
+                hint="set GRAPHFRAUD_GRAPH__URI, or serve a run directory",
+            )
+        if time.monotonic() < self.graph_down_until:
+            raise GraphStoreUnavailable(
+                "the graph database was unreachable moments ago",
+                hint="retry in a few seconds; scores still work",
+            )
+        return store
+
+    def audited(
+        self,
+        request: Request,
+        principal: Principal,
+        action: str,
+        ids: dict[str, Any],
+        read: Callable[[], T],
+    ) -> T:
+        """Run an analyst/admin action and record its outcome. The record is written before the
+        data is returned: if it cannot be written the caller gets 503, not the data."""
+        try:
+            result = read()
+        except NotFound:
+            self._audit(request, principal, action, ids, "not_found", 404)
+            raise
+        except GraphStoreUnavailable:
+            self.graph_down_until = time.monotonic() + GRAPH_DOWN_BACKOFF_S
+            self.metrics.graph_unavailable.inc()
+            self._audit(request, principal, action, ids, "unavailable", 503)
+            raise
+        except GraphStoreError:
+            self._audit(request, principal, action, ids, "unavailable", 503)
+            raise
+        except Exception as exc:
+            status, _ = status_of(exc)
+            self._audit(
+                request, principal, action, ids, "rejected" if status < 500 else "error", status
+            )
+            raise
+        self._audit(request, principal, action, ids, "ok", 200)
+        return result
+
+    def _audit(
+        self,
+        request: Request,
+        principal: Principal | None,
+        action: str,
+        ids: dict[str, Any],
+        outcome: str,
+        status: int,
+    ) -> None:
+        route = request.scope.get("route")
+        self.audit.write(
+            key_id=principal.key_id if principal else None,
+            role=principal.role.value if principal else None,
+            action=action,
+            route=str(getattr(route, "path", request.url.path)),
+            method=request.method,
+            ids=ids,
+            outcome=outcome,
+            status=status,
+            request_id=request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex[:16],
+        )

@@ -1,0 +1,1 @@
+"""Routes per audience: `score` (real-time scorer), `analyst`, `admin`, `ops`."""

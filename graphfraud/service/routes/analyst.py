@@ -1,0 +1,153 @@
+"""Analyst routes: rings and link explanations through the GraphStore seam, masked and audited.
+
+These are plain `def` handlers (run in the thread pool) because graph stores block; a slow or dead
+graph database therefore never touches the event loop that answers the score hot path.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+
+from graphfraud.graph.base import LinkEvidence, LinkExplanation, Member, RingView
+from graphfraud.service.auth import Permission
+from graphfraud.service.context import ServiceContext
+from graphfraud.service.masking import mask_email, mask_phone, mask_text, mask_value
+from graphfraud.service.routes.score import SECURED
+from graphfraud.service.schemas import ExplanationOut, RingOut, UserRingResponse, error_responses
+
+Id = Annotated[str, Path(min_length=1, max_length=256)]
+DECIMALS = 6
+
+
+def _num(value: Any) -> Any:
+    """Round floats (float32 artifacts read as 0.8700000047683716) and drop NaN."""
+    if isinstance(value, float):
+        return None if value != value else round(value, DECIMALS)
+    return value
+
+
+def member_out(m: Member, masked: bool) -> dict[str, Any]:
+    return {
+        "user_id": m.user_id,
+        "score": _num(m.score),
+        "email": mask_email(m.email) if masked else m.email,
+        "phone": mask_phone(m.phone) if masked else m.phone,
+        "label": m.label,
+        "created_at": m.created_at,
+    }
+
+
+def link_out(link: LinkEvidence, masked: bool) -> dict[str, Any]:
+    if not masked:
+        return {
+            "user_a": link.user_a,
+            "user_b": link.user_b,
+            "kind": link.kind,
+            "value_a": link.value_a,
+            "value_b": link.value_b,
+            "similarity": _num(link.similarity),
+            "support": link.support,
+            "weight": _num(link.weight),
+            "evidence": link.evidence,
+        }
+    evidence = link.evidence
+    for raw in (link.value_a, link.value_b):
+        masked_raw = mask_value(link.kind, raw)
+        if raw and masked_raw and masked_raw != raw:
+            evidence = evidence.replace(raw, masked_raw)
+    return {
+        "user_a": link.user_a,
+        "user_b": link.user_b,
+        "kind": link.kind,
+        "value_a": mask_value(link.kind, link.value_a),
+        "value_b": mask_value(link.kind, link.value_b),
+        "similarity": _num(link.similarity),
+        "support": link.support,
+        "weight": _num(link.weight),
+        "evidence": mask_text(evidence),
+    }
+
+
+def ring_out(view: RingView, masked: bool) -> dict[str, Any]:
+    return {
+        "ring_id": view.ring_id,
+        "size": view.size,
+        "ring_score": _num(view.ring_score),
+        "features": {k: _num(v) for k, v in view.features.items()},
+        "members": [member_out(m, masked) for m in view.members],
+        "links": [link_out(link, masked) for link in view.links],
+        "truncated": view.truncated,
+        "model_version": view.model_version,
+        "masked": masked,
+    }
+
+
+def explanation_out(exp: LinkExplanation, masked: bool) -> dict[str, Any]:
+    return {
+        "user_a": exp.user_a,
+        "user_b": exp.user_b,
+        "connected": exp.connected,
+        "path": list(exp.path),
+        "hops": [[link_out(link, masked) for link in hop] for hop in exp.hops],
+        "masked": masked,
+    }
+
+
+def build_router(ctx: ServiceContext) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["analyst"])
+    errors = error_responses(401, 403, 404, 422, 503)
+
+    @router.get(
+        "/users/{user_id}/ring",
+        response_model=UserRingResponse,
+        responses=errors,
+        openapi_extra=SECURED,
+        summary="The ring a user belongs to, with members, links and evidence",
+        description="Roles: analyst (PII masked), investigator (unmasked), admin (masked). Audited.",
+    )
+    def user_ring(user_id: Id, request: Request) -> dict[str, Any]:
+        ids = {"user_id": user_id}
+        who = ctx.authorize_audited(request, Permission.READ_GRAPH, "read_user_ring", ids)
+        masked = not who.can(Permission.UNMASKED_PII)
+        view = ctx.audited(
+            request, who, "read_user_ring", ids, lambda: ctx.graph().ring_of(user_id)
+        )
+        return {"user_id": user_id, "ring": ring_out(view, masked) if view is not None else None}
+
+    @router.get(
+        "/rings/{ring_id}",
+        response_model=RingOut,
+        responses=errors,
+        openapi_extra=SECURED,
+        summary="One ring by id",
+        description="Roles: analyst (PII masked), investigator (unmasked), admin (masked). Audited.",
+    )
+    def ring_detail(ring_id: Id, request: Request) -> dict[str, Any]:
+        ids = {"ring_id": ring_id}
+        who = ctx.authorize_audited(request, Permission.READ_GRAPH, "read_ring", ids)
+        masked = not who.can(Permission.UNMASKED_PII)
+        view = ctx.audited(request, who, "read_ring", ids, lambda: ctx.graph().ring(ring_id))
+        return ring_out(view, masked)
+
+    @router.get(
+        "/links/explain",
+        response_model=ExplanationOut,
+        responses=errors,
+        openapi_extra=SECURED,
+        summary="Why two users are linked: shortest chain of links with evidence",
+        description="Roles: analyst (PII masked), investigator (unmasked), admin (masked). Audited.",
+    )
+    def explain(
+        request: Request,
+        a: Annotated[str, Query(min_length=1, max_length=256, examples=["u000123"])],
+        b: Annotated[str, Query(min_length=1, max_length=256, examples=["u000456"])],
+    ) -> dict[str, Any]:
+        ids = {"a": a, "b": b}
+        who = ctx.authorize_audited(request, Permission.READ_GRAPH, "explain_link", ids)
+        masked = not who.can(Permission.UNMASKED_PII)
+        exp = ctx.audited(request, who, "explain_link", ids, lambda: ctx.graph().explain_link(a, b))
+        return explanation_out(exp, masked)
+
+    return router

@@ -1,0 +1,114 @@
+"""Real-time scorer routes: the precomputed lookup (hot path) and the on-the-fly score."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Path, Request
+from starlette.responses import Response
+
+from graphfraud.scoring.online import MAX_DEVICES, canonical_identity, score_new_user
+from graphfraud.service.auth import Permission
+from graphfraud.service.context import ServiceContext
+from graphfraud.service.masking import mask_value
+from graphfraud.service.schemas import (
+    NewUserRequest,
+    OnlineScoreResponse,
+    ScoreResponse,
+    error_responses,
+)
+
+SECURED: dict[str, Any] = {"security": [{"ApiKeyAuth": []}]}
+MAX_MATCHES_SHOWN = 100
+JSON = "application/json"
+
+
+def build_router(ctx: ServiceContext) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["score"])
+    keys = ctx.keys
+    holder = ctx.holder
+    unknown = ctx.metrics.unknown_users
+
+    @router.get(
+        "/users/{user_id}/score",
+        response_model=ScoreResponse,
+        responses=error_responses(401, 403, 422, 503),
+        openapi_extra=SECURED,
+        summary="Precomputed score of a user (in-memory lookup)",
+        description=(
+            "Answered from the in-memory snapshot only: no database, no model. An unknown user gets "
+            '200 with `known: false`, `reasons: ["UNKNOWN_USER"]` and the snapshot\'s neutral score '
+            "(its base rate: the mean score of all scored users). Roles: any."
+        ),
+    )
+    async def user_score(
+        user_id: Annotated[str, Path(min_length=1, max_length=256, examples=["u000123"])],
+        request: Request,
+    ) -> Response:
+        principal = keys.authorize(request.headers.get("x-api-key"), Permission.SCORE)
+        request.scope.setdefault("state", {})["key_id"] = principal.key_id
+        body, known = holder.serving().snapshot.score_json(user_id)
+        if not known:
+            unknown.inc()
+        return Response(body, media_type=JSON)
+
+    @router.post(
+        "/score",
+        response_model=OnlineScoreResponse,
+        responses=error_responses(401, 403, 413, 422, 503),
+        openapi_extra=SECURED,
+        summary="Score an account the last batch has not seen",
+        description=(
+            "Normalises the identifiers with the batch's rules, links them to snapshot users by exact "
+            "and fuzzy index lookups (email stem block + Levenshtein, sequential phones) and scores with "
+            "a noisy-or of link weight × neighbour score and the best-matched ring's score (see "
+            "`graphfraud.scoring.online`). Matched users' emails and phones are masked. Roles: any."
+        ),
+    )
+    async def score_new(body: NewUserRequest, request: Request) -> Response:
+        ctx.authorize(request, Permission.SCORE)
+        snapshot = holder.serving().snapshot
+        identity, rejected = canonical_identity(
+            email=body.email,
+            phone=body.phone,
+            device_ids=body.device_ids[:MAX_DEVICES],
+            ips=body.ips,
+            region=body.region or ctx.settings.ingest.default_region,
+        )
+        result = score_new_user(
+            snapshot, identity, ctx.settings.link, ring_min_weight=ctx.settings.rings.min_weight
+        )
+        ctx.metrics.online_scores.labels("yes" if result.matches else "no").inc()
+        payload = {
+            "user_id": body.user_id,
+            "known": False,
+            "score": result.score,
+            "ring_id": result.ring_id,
+            "ring_score": result.ring_score,
+            "ring_strength": result.ring_strength,
+            "reasons": result.reasons,
+            "model_version": result.model_version,
+            "scored_at": result.scored_at,
+            "snapshot": result.snapshot,
+            "matches": [
+                {
+                    "kind": m.kind,
+                    "user_id": m.user_id,
+                    "value": m.value,
+                    "matched_value": mask_value(m.kind, m.matched_value),
+                    "similarity": m.similarity,
+                    "support": m.support,
+                    "weight": m.weight,
+                    "user_score": float(snapshot.score[m.row]),
+                    "ring_id": snapshot.record(m.row).ring_id,
+                }
+                for m in result.matches[:MAX_MATCHES_SHOWN]
+            ],
+            "matches_total": len(result.matches),
+            "hubs": [{"kind": h.kind, "value": h.value, "support": h.support} for h in result.hubs],
+            "rejected": rejected,
+        }
+        return Response(orjson.dumps(payload), media_type=JSON)
+
+    return router

@@ -1,0 +1,248 @@
+"""HTTP request and response models (pydantic at the edge). The score hot path returns
+pre-serialised JSON of exactly `ScoreResponse`'s shape without validating it per request."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+ShortText = Annotated[str, StringConstraints(max_length=256)]
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(
+        description="machine-readable code, e.g. `unauthenticated`, `graph_unavailable`"
+    )
+    detail: str = Field(description="what went wrong")
+    hint: str = Field("", description="what to do about it")
+    errors: list[dict[str, Any]] | None = Field(None, description="per-field problems (422 only)")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": "graph_unavailable",
+                    "detail": "graph database unreachable (ring_of)",
+                    "hint": "retry shortly; the score endpoints keep working",
+                }
+            ]
+        }
+    )
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        401: "no or unknown API key",
+        403: "role not allowed",
+        404: "unknown id",
+        409: "a reload is already running",
+        413: "body too large",
+        422: "invalid request",
+        503: "not ready / graph database or audit log unavailable",
+    }
+    return {s: {"model": ErrorBody, "description": text.get(s, "error")} for s in statuses}
+
+
+class ScoreResponse(BaseModel):
+    user_id: str
+    known: bool = Field(description="false: not in the snapshot; the score is the neutral score")
+    score: float = Field(ge=0, le=1, description="risk that the user is in a fraud ring")
+    ring_id: str | None
+    ring_score: float | None = Field(None, ge=0, le=1)
+    reasons: list[str] = Field(description="short reason codes, most important first")
+    model_version: str
+    scored_at: str = Field(description="when the batch run behind the snapshot scored (ISO-8601)")
+    snapshot: str = Field(description="run id of the snapshot that answered")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "u000123",
+                    "known": True,
+                    "score": 0.93,
+                    "ring_id": "R-00042",
+                    "ring_score": 0.88,
+                    "reasons": ["SHARED_DEVICE", "LOOKALIKE_EMAIL"],
+                    "model_version": "gbm-20260102",
+                    "scored_at": "2026-01-02T03:04:05+00:00",
+                    "snapshot": "2026-01-02",
+                }
+            ]
+        }
+    )
+
+
+class NewUserRequest(BaseModel):
+    """Identifiers of an account the last batch has not seen (raw, as typed)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "new-991",
+                    "email": "John.Doe7@gmail.com",
+                    "phone": "+91 98765 43215",
+                    "device_ids": ["a1b2-c3d4"],
+                    "ips": ["203.0.113.9"],
+                }
+            ]
+        },
+    )
+
+    user_id: UserId | None = Field(
+        None, description="the caller's id for the account (echoed back)"
+    )
+    email: Annotated[str, StringConstraints(max_length=320)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=64)] | None = None
+    device_ids: list[ShortText] = Field(default_factory=list, max_length=20)
+    ips: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=list, max_length=20
+    )
+    region: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = Field(
+        None, description="ISO region for phones written without +country (default: the batch's)"
+    )
+
+    @model_validator(mode="after")
+    def _some_identifier(self) -> NewUserRequest:
+        if not (self.email or self.phone or any(self.device_ids) or any(self.ips)):
+            raise ValueError("give at least one of email, phone, device_ids, ips")
+        return self
+
+
+class MatchOut(BaseModel):
+    kind: str = Field(
+        description="link kind: email, email_similar, phone, phone_similar, device, ip"
+    )
+    user_id: str = Field(description="the snapshot user matched")
+    value: str = Field(description="the new account's canonical value")
+    matched_value: str = Field(description="the matched user's value (emails and phones masked)")
+    similarity: float
+    support: int = Field(
+        description="holders of the value (or block size), the new account included"
+    )
+    weight: float = Field(description="link_weight(kind, similarity, support)")
+    user_score: float = Field(description="the matched user's score")
+    ring_id: str | None
+
+
+class HubOut(BaseModel):
+    kind: str
+    value: str
+    support: int
+
+
+class OnlineScoreResponse(BaseModel):
+    user_id: str | None
+    known: bool = Field(False, description="always false: the batch has not seen this account")
+    score: float = Field(ge=0, le=1)
+    ring_id: str | None = Field(
+        description="the best-matched ring when the tie reaches the ring bar"
+    )
+    ring_score: float | None
+    ring_strength: float = Field(description="noisy-or of the link weights to that ring's members")
+    reasons: list[str]
+    model_version: str
+    scored_at: str
+    snapshot: str
+    matches: list[MatchOut] = Field(description="strongest first, at most 100")
+    matches_total: int
+    hubs: list[HubOut] = Field(description="identifiers too common to link on")
+    rejected: list[str] = Field(description="fields that did not parse and were ignored")
+
+
+class MemberOut(BaseModel):
+    user_id: str
+    score: float | None
+    email: str | None = Field(description="masked unless the role is investigator")
+    phone: str | None = Field(description="masked unless the role is investigator")
+    label: int | None
+    created_at: str | None
+
+
+class LinkOut(BaseModel):
+    user_a: str
+    user_b: str
+    kind: str
+    value_a: str | None
+    value_b: str | None
+    similarity: float
+    support: int
+    weight: float
+    evidence: str
+
+
+class RingOut(BaseModel):
+    ring_id: str
+    size: int
+    ring_score: float | None
+    features: dict[str, float | int | str | None]
+    members: list[MemberOut]
+    links: list[LinkOut]
+    truncated: bool
+    model_version: str | None
+    masked: bool = Field(description="true when emails and phones are masked for this caller")
+
+
+class UserRingResponse(BaseModel):
+    user_id: str
+    ring: RingOut | None = Field(description="null when the user is in no ring")
+
+
+class ExplanationOut(BaseModel):
+    user_a: str
+    user_b: str
+    connected: bool
+    path: list[str] = Field(description="user ids from a to b; empty when not connected")
+    hops: list[list[LinkOut]] = Field(description="for each hop, every link joining its two users")
+    masked: bool
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"run": "2026-01-02", "wait": True}]}
+    )
+
+    run: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = Field(
+        None,
+        description="run directory name under the runs root; default: what CURRENT names, else the "
+        "run being served (re-read)",
+    )
+    wait: bool = Field(False, description="answer when loaded (200) instead of at once (202)")
+
+
+class SnapshotOut(BaseModel):
+    run_id: str
+    model_version: str
+    scored_at: str
+    loaded_at: str
+    load_seconds: float
+    users: int
+    rings: int
+    neutral_score: float
+    online_ready: bool
+
+
+class ReloadResponse(BaseModel):
+    status: str = Field(description="`loaded` (wait=true) or `loading`")
+    run: str
+    snapshot: SnapshotOut | None
+
+
+class AdminSnapshotResponse(BaseModel):
+    snapshot: SnapshotOut | None
+    loading: str | None
+    last_error: str | None
+
+
+class HealthResponse(BaseModel):
+    status: str
+
+
+class ReadyResponse(BaseModel):
+    ready: bool
+    snapshot: SnapshotOut | None = None
+    detail: str | None = None
