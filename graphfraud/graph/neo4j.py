@@ -80,7 +80,14 @@ def wrap_errors(query: Query) -> Iterator[None]:
             hint="is the server running and GRAPHFRAUD_GRAPH__URI right? retrying later may work",
         ) from None
     except Neo4jError as exc:
-        hint = "does the database exist?" if "DatabaseNotFound" in (exc.code or "") else ""
+        code = exc.code or ""
+        hint = (
+            "does the database exist?"
+            if "DatabaseNotFound" in code
+            else "a server-side failure (e.g. a restart); rerun, a publish converges"
+            if code.startswith("Neo.DatabaseError")
+            else ""
+        )
         raise GraphStoreError(f"query {query.name} failed: {exc.code}", hint=hint) from None
     except DriverError as exc:
         raise GraphStoreError(f"query {query.name} failed: {type(exc).__name__}") from None

@@ -1,0 +1,146 @@
+"""The local Bolt server's lifecycle through the CLI (start/status/stop), and a server restart
+in the middle of a publish: a clear error, then a rerun converges to a clean publish."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from graph.factories import write_bulk_run
+from graph.graphdump import dump_graph, publish_state
+from graphfraud.cli import app
+from graphfraud.config import GraphSettings
+from graphfraud.errors import ConfigError, GraphStoreError
+from graphfraud.graph import open_graph_store
+from graphfraud.graph.server import (
+    check_password,
+    create_database,
+    free_port,
+    read_state,
+    server_status,
+    start_server,
+    stop_server,
+)
+
+PASSWORD = "restart-test-pw"
+
+
+@pytest.mark.parametrize("password", ["", "short", "7chars!"])
+def test_short_password_is_refused_before_java_starts(password: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="at least 8 characters"):
+        check_password(password)
+    result = CliRunner().invoke(
+        app,
+        ["graphdb", "start", "--dir", str(tmp_path)],
+        env={"GRAPHFRAUD_GRAPH__PASSWORD": password},
+    )
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ConfigError)
+    assert read_state(tmp_path) is None  # nothing was launched
+
+
+def test_status_and_stop_without_a_server(tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert (
+        "no graph server running"
+        in runner.invoke(app, ["graphdb", "status", "--dir", str(tmp_path)]).output
+    )
+    assert (
+        "no graph server running"
+        in runner.invoke(app, ["graphdb", "stop", "--dir", str(tmp_path)]).output
+    )
+
+
+def _settings(uri: str, database: str) -> GraphSettings:
+    return GraphSettings.model_validate(
+        {
+            "uri": uri,
+            "user": "root",
+            "password": PASSWORD,
+            "database": database,
+            "retry_time_s": 0.5,
+            "connect_timeout_s": 1.0,
+            "batch_size": 25,
+        }
+    )
+
+
+@pytest.mark.bolt
+def test_cli_lifecycle_and_restart_mid_publish(tmp_path: Path) -> None:
+    root = tmp_path / "srv"
+    env = {"GRAPHFRAUD_GRAPH__PASSWORD": PASSWORD}
+    runner = CliRunner()
+    ports = ["--bolt-port", str(free_port()), "--http-port", str(free_port())]
+    started = runner.invoke(app, ["graphdb", "start", "--dir", str(root), *ports], env=env)
+    assert started.exit_code == 0, started.output
+    try:
+        server = server_status(root)
+        assert server is not None
+        assert server.uri in started.output
+        status = runner.invoke(app, ["graphdb", "status", "--dir", str(root)], env=env)
+        assert "graph server running" in status.output
+        assert "nothing published yet" in status.output
+        again = runner.invoke(app, ["graphdb", "start", "--dir", str(root)], env=env)
+        assert isinstance(again.exception, ConfigError)  # one server per directory
+
+        run = write_bulk_run(tmp_path / "run", 400, seed=3, run_id="bulk-r")
+        create_database(server, PASSWORD, "restarted")
+        create_database(server, PASSWORD, "clean")
+        store = open_graph_store(_settings(server.uri, "restarted"))
+        failure: list[BaseException] = []
+
+        def publish() -> None:
+            try:
+                store.publish(str(run))
+            except BaseException as exc:
+                failure.append(exc)
+
+        worker = threading.Thread(target=publish)
+        worker.start()
+        _wait_for_tagged_nodes(store, 150)
+        stop_server(root)  # the server goes away under the writer
+        worker.join(60)
+        assert not worker.is_alive()
+        store.close()
+        assert len(failure) == 1
+        assert isinstance(failure[0], GraphStoreError), repr(failure[0])
+        assert "during" in str(failure[0]) or "failed" in str(failure[0])  # names the query
+
+        restarted = start_server(root, PASSWORD)  # same ports, from the state file
+        assert restarted.bolt_port == server.bolt_port
+        for database in ("restarted", "clean"):
+            store = open_graph_store(_settings(restarted.uri, database))
+            store.publish(str(run))
+            store.close()
+        from neo4j import GraphDatabase
+
+        with GraphDatabase.driver(restarted.uri, auth=("root", PASSWORD)) as driver:
+            assert dump_graph(driver, "restarted") == dump_graph(driver, "clean")
+            state = publish_state(driver, "restarted")
+            assert state is not None
+            assert state["status"] == "complete"
+        status = runner.invoke(app, ["graphdb", "status", "--dir", str(root)], env=env)
+        assert "published run" not in status.output or "bulk-r" in status.output
+    finally:
+        stopped = runner.invoke(app, ["graphdb", "stop", "--dir", str(root)], env=env)
+        assert stopped.exit_code == 0
+    assert server_status(root) is None
+
+
+def _wait_for_tagged_nodes(store: Any, n: int) -> None:
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        records, _, _ = store._driver.execute_query(
+            "MATCH (u:User) WHERE u.run_id = 'bulk-r' RETURN count(u) AS n",
+            database_="restarted",
+        )
+        if records[0]["n"] >= n:
+            return
+        time.sleep(0.01)
+    raise AssertionError("publish made no progress")
