@@ -1,0 +1,540 @@
+"""Planted fraud rings: which signals each ring shares, how strongly, and when it signs up.
+
+A ring is a block of fraud rows whose fields are overwritten by one or two *signals*
+(sequential emails, sequential phones, Gmail variants of one mailbox, a device farm, typo-squatted
+domains, a shared handset). Each signal covers only part of the ring (`coverage`), so rings are
+not cliques, and members a signal misses keep an honest-looking identity. The loops here run per
+ring and per ring member (a few percent of users), never per user.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from graphfraud.synthetic import vocab
+from graphfraud.synthetic.honest import Venues, device_ids
+from graphfraud.synthetic.people import FEMALE_FIRST, LAST, MALE_FIRST
+from graphfraud.synthetic.render import (
+    DAY_S,
+    PHONE_FORMATS,
+    hex_ids,
+    ipv4,
+    signup_times,
+    zipf_p,
+)
+
+# ring kind → share of rings. Every kind appears once before any repeats (see `plan_rings`).
+RING_KINDS: dict[str, float] = {
+    "sequential_email": 0.18,
+    "sequential_phone": 0.14,
+    "gmail_variant": 0.12,
+    "device_farm": 0.15,
+    "typo_domain": 0.08,
+    "camouflaged": 0.12,
+    "slow": 0.11,
+    "mixed": 0.10,
+}
+EMAIL_SIGNALS = ("sequential_email", "gmail_variant", "typo_domain")
+OTHER_SIGNALS = ("sequential_phone", "device_farm", "shared_device")
+COVERAGE = (0.7, 0.9)  # share of members a signal reaches, drawn per ring and signal
+CAMOUFLAGED_COVERAGE = (0.55, 0.8)
+BIG_RING = 0.06  # rings drawn from 31..60 members; the rest mostly 3..30
+RING_DOMAINS = (
+    ("gmail.com", 0.55), ("outlook.com", 0.12), ("yahoo.com", 0.10), ("rediffmail.com", 0.08),
+    ("hotmail.com", 0.07), ("yandex.com", 0.04), ("protonmail.com", 0.04),
+)  # fmt: skip
+GMAIL_TYPOS = tuple(d for d in vocab.TYPO_DOMAINS if d.startswith("gm") or d.startswith("gn"))
+
+
+@dataclass(frozen=True)
+class RingPlan:
+    """One planted ring: rows [start, start+size) of the fraud block."""
+
+    ring_id: str
+    kind: str
+    start: int
+    size: int
+    signals: tuple[str, ...]
+    timing: str  # burst | spread | slow
+
+
+def plan_rings(rng: np.random.Generator, n_fraud: int) -> list[RingPlan]:
+    """Ring sizes summing to n_fraud (mostly 3-30, a few up to 60) and a kind for each."""
+    sizes: list[int] = []
+    total = 0
+    while total < n_fraud:
+        if rng.random() < BIG_RING:
+            s = int(rng.integers(31, 61))
+        else:
+            s = int(np.clip(round(rng.lognormal(math.log(8), 0.6)), 3, 30))
+        s = min(s, n_fraud - total)
+        if s < 3:
+            if sizes:
+                sizes[-1] += s
+            total += s
+            break
+        sizes.append(s)
+        total += s
+    kinds = list(RING_KINDS)
+    weights = np.array([RING_KINDS[k] for k in kinds])
+    first = list(rng.permutation(kinds))  # every kind once, then by weight
+    chosen = first[: len(sizes)] + list(
+        rng.choice(kinds, size=max(0, len(sizes) - len(kinds)), p=weights / weights.sum())
+    )
+    plans: list[RingPlan] = []
+    start = 0
+    width = max(4, len(str(len(sizes))))
+    order = rng.permutation(len(sizes))  # ring ids say nothing about kind or size
+    for i, (size, kind) in enumerate(zip(sizes, chosen, strict=True)):
+        plans.append(
+            RingPlan(
+                ring_id=f"R{int(order[i]) + 1:0{width}d}",
+                kind=str(kind),
+                start=start,
+                size=size,
+                signals=_signals_for(rng, str(kind)),
+                timing=_timing_for(rng, str(kind)),
+            )
+        )
+        start += size
+    return plans
+
+
+def _signals_for(rng: np.random.Generator, kind: str) -> tuple[str, ...]:
+    if kind in (
+        "sequential_email",
+        "sequential_phone",
+        "gmail_variant",
+        "device_farm",
+        "typo_domain",
+    ):
+        return (kind,)
+    if kind == "camouflaged":
+        return (
+            str(rng.choice(["shared_device", "sequential_phone", "sequential_email"])),
+            "camouflage",
+        )
+    if kind == "slow":
+        return (
+            str(
+                rng.choice(
+                    [
+                        "sequential_email",
+                        "sequential_phone",
+                        "shared_device",
+                        "gmail_variant",
+                        "typo_domain",
+                    ]
+                )
+            ),
+        )
+    # mixed: one email signal + one other, or phones + a farm
+    if rng.random() < 0.8:
+        return (str(rng.choice(EMAIL_SIGNALS)), str(rng.choice(OTHER_SIGNALS)))
+    return ("sequential_phone", "device_farm")
+
+
+def _timing_for(rng: np.random.Generator, kind: str) -> str:
+    if kind == "slow":
+        return "slow"
+    return "burst" if rng.random() < 0.8 else "spread"
+
+
+@dataclass
+class FraudBlock:
+    """Mutable columns of the fraud rows while rings are written into them (Python lists: the
+    block is a few percent of users and is edited member by member)."""
+
+    first: list[str]
+    last: list[str]
+    email: list[str | None]
+    phone: list[int]
+    phone_fmt: list[int]
+    name: list[str | None]
+    created: list[int]
+    ring_id: list[str] = field(default_factory=list)
+    ring_kind: list[str] = field(default_factory=list)
+    dev_uidx: list[int] = field(default_factory=list)
+    dev_id: list[str] = field(default_factory=list)
+    dev_ip: list[str | None] = field(default_factory=list)
+    dev_seen: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Pools:
+    """Pre-drawn random values the per-member code takes from (vectorised draws up front)."""
+
+    devices: list[str]
+    homes: list[str]
+    cgnat: list[str]
+    datacenter_ips: list[str]
+    pos: int = 0
+
+    def datacenter(self) -> str:
+        self.pos += 1
+        return self.datacenter_ips[self.pos % len(self.datacenter_ips)]
+
+    def device(self) -> str:
+        self.pos += 1
+        return self.devices[self.pos % len(self.devices)]
+
+    def home(self) -> str:
+        self.pos += 1
+        return self.homes[self.pos % len(self.homes)]
+
+    def nat(self) -> str:
+        self.pos += 1
+        return self.cgnat[self.pos % len(self.cgnat)]
+
+
+def build_rings(
+    rng: np.random.Generator,
+    plans: list[RingPlan],
+    block: FraudBlock,
+    honest_phones: np.ndarray,
+    venues: Venues,
+    start_s: int,
+    days: int,
+) -> None:
+    """Write every planned ring into `block` (fields, device sightings, truth columns).
+    Camouflage sightings of honest users are appended to the block's device rows too."""
+    n = len(block.email)
+    pool = pl.Series(venues.cgnat_pool)
+    pools = _Pools(
+        devices=device_ids(rng, 2 * n + 16).to_list(),
+        homes=ipv4(rng, vocab.BROADBAND_PREFIXES, 2 * n + 16).to_list(),
+        cgnat=pool.gather(
+            rng.choice(len(pool), size=2 * n + 16, p=zipf_p(len(pool), 0.6))
+        ).to_list(),
+        datacenter_ips=ipv4(rng, vocab.DATACENTER_PREFIXES, 3 * len(plans) + 16).to_list(),
+    )
+    ring_starts = signup_times(rng, len(plans), _epoch_dt(start_s), days)
+    for plan, t0 in zip(plans, ring_starts, strict=True):
+        members = list(range(plan.start, plan.start + plan.size))
+        block.ring_id.extend([plan.ring_id] * plan.size)
+        block.ring_kind.extend([plan.kind] * plan.size)
+        _times(rng, plan, block, members, int(t0), start_s + days * DAY_S)
+        ctx = _RingContext(rng, plan, block, members, honest_phones, venues, pools)
+        ctx.identity_defaults()
+        has_devices: set[int] = set()
+        for signal in plan.signals:
+            lo, hi = CAMOUFLAGED_COVERAGE if plan.kind == "camouflaged" else COVERAGE
+            covered = ctx.cover(float(rng.uniform(lo, hi)))
+            if signal == "sequential_email":
+                ctx.sequential_email(covered)
+            elif signal == "sequential_phone":
+                ctx.sequential_phone(covered)
+            elif signal == "gmail_variant":
+                ctx.gmail_variant(covered)
+            elif signal == "typo_domain":
+                ctx.typo_domain(covered)
+            elif signal == "device_farm":
+                has_devices |= ctx.device_farm(covered)
+            elif signal == "shared_device":
+                has_devices |= ctx.shared_device(covered, n_devices=int(rng.integers(1, 3)))
+            elif signal == "camouflage":
+                ctx.camouflage()
+        ctx.own_devices(skip=has_devices)
+
+
+def _times(
+    rng: np.random.Generator,
+    plan: RingPlan,
+    block: FraudBlock,
+    members: list[int],
+    t0: int,
+    end_s: int,
+) -> None:
+    """Sign-up times of a ring starting at t0: minutes apart (burst), over days (spread) or over
+    weeks (slow); shifted back if the ring would run past the end of the period."""
+    m = len(members)
+    if plan.timing == "slow":
+        span = int(rng.integers(21, 76)) * DAY_S
+    elif plan.timing == "spread":
+        span = int(rng.integers(1, 11)) * DAY_S
+    else:
+        span = 0
+    t0 = min(t0, end_s - span)
+    if span:
+        offsets = np.sort(rng.integers(0, span, size=m))
+    else:  # a script or a crew working through a list: minutes apart
+        offsets = np.cumsum(rng.exponential(rng.uniform(2, 45) * 60, size=m)).astype(np.int64)
+    for i, u in enumerate(members):
+        block.created[u] = t0 + int(offsets[i])
+
+
+def _epoch_dt(s: int):  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(s, tz=UTC)
+
+
+class _RingContext:
+    """The per-ring editing operations; each signal overwrites the covered members' fields."""
+
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        plan: RingPlan,
+        block: FraudBlock,
+        members: list[int],
+        honest_phones: np.ndarray,
+        venues: Venues,
+        pools: _Pools,
+    ) -> None:
+        self.rng, self.plan, self.b, self.members = rng, plan, block, members
+        self.honest_phones, self.venues, self.pools = honest_phones, venues, pools
+        self.n_honest = len(honest_phones)
+        r = rng.random()  # where the ring's traffic comes from
+        self.ip_mode = "datacenter" if r < 0.35 else ("nat" if r < 0.75 else "residential")
+        self.dc_ips = [pools.datacenter() for _ in range(int(rng.integers(1, 4)))]
+        self.fmt = int(rng.integers(0, len(PHONE_FORMATS)))
+
+    # ---- helpers ---------------------------------------------------------------------------
+    def cover(self, p: float) -> list[int]:
+        """Members a signal reaches: each with probability p, at least two."""
+        rng, ms = self.rng, self.members
+        hit = [u for u in ms if rng.random() < p]
+        if len(hit) < 2:
+            hit = sorted(
+                {*hit, *(int(x) for x in rng.choice(ms, size=min(2, len(ms)), replace=False))}
+            )
+        return hit
+
+    def ip(self) -> str:
+        if self.ip_mode == "datacenter" and self.rng.random() < 0.7:
+            return self.dc_ips[int(self.rng.integers(0, len(self.dc_ips)))]
+        if self.ip_mode == "residential":
+            return self.pools.home()
+        return self.pools.nat()
+
+    def sight(self, uidx: int, device: str, ip: str | None, seen: int) -> None:
+        b = self.b
+        b.dev_uidx.append(uidx)
+        b.dev_id.append(device)
+        b.dev_ip.append(ip)
+        b.dev_seen.append(seen)
+
+    def name_base(self) -> tuple[str, str]:
+        rng = self.rng
+        names = MALE_FIRST if rng.random() < 0.6 else FEMALE_FIRST
+        f = names[int(rng.choice(len(names), p=zipf_p(len(names), 0.9)))]
+        la = LAST[int(rng.choice(len(LAST), p=zipf_p(len(LAST), 0.85)))]
+        return f, la
+
+    # ---- identity ---------------------------------------------------------------------------
+    def identity_defaults(self) -> None:
+        """Phone format habit of the crew; some rings reuse one name for many accounts."""
+        rng, b = self.rng, self.b
+        for u in self.members:
+            if rng.random() < 0.85:
+                b.phone_fmt[u] = self.fmt
+        if rng.random() < 0.25:
+            u0 = self.members[0]
+            for u in self.members[1:]:
+                if rng.random() < 0.4:
+                    b.name[u] = b.name[u0]
+
+    def sequential_email(self, covered: list[int]) -> None:
+        """`base` + counter on one domain: priya.verma01..priya.verma12@gmail.com, deals7..@…"""
+        rng, b = self.rng, self.b
+        if rng.random() < 0.5:
+            f, la = self.name_base()
+            base = [f"{f}.{la}", f"{f}{la}", f"{f}_{la}", f"{f[0]}{la}", f"{f}{la[0]}"][
+                int(rng.integers(0, 5))
+            ]
+        else:
+            w = vocab.NON_NAME_BASES
+            second = [w[int(rng.integers(0, len(w)))], LAST[int(rng.integers(0, len(LAST)))], ""]
+            base = (
+                w[int(rng.integers(0, len(w)))]
+                + ["", ".", "_"][int(rng.integers(0, 3))]
+                + second[int(rng.integers(0, 3))]
+            )
+        sep = ["", "", "", ".", "_"][int(rng.integers(0, 5))]
+        pad = [0, 0, 2, 2, 3][int(rng.integers(0, 5))]
+        n = int(rng.choice([0, 1, 1, 1, int(rng.integers(2, 90))]))
+        gaps = rng.random() < 0.3
+        domains = [d for d, _ in RING_DOMAINS]
+        p = np.array([w for _, w in RING_DOMAINS])
+        main = domains[int(rng.choice(len(domains), p=p / p.sum()))]
+        for u in covered:
+            dom = main if rng.random() < 0.9 else domains[int(rng.integers(0, len(domains)))]
+            b.email[u] = f"{base}{sep}{n:0{pad}d}@{dom}" if pad else f"{base}{sep}{n}@{dom}"
+            n += int(rng.integers(1, 4)) if gaps else 1
+
+    def sequential_phone(self, covered: list[int]) -> None:
+        """Numbers from one batch of SIMs: consecutive, or with small gaps."""
+        rng, b = self.rng, self.b
+        base = int(rng.choice([9, 8, 7, 6])) * 1_000_000_000 + int(rng.integers(0, 999_000_000))
+        r = rng.random()
+        top = 2 if r < 0.5 else (4 if r < 0.85 else 10)
+        nums = base + np.cumsum(rng.integers(1, top, size=len(covered)))
+        if rng.random() < 0.5:  # SIMs handed out in no particular order
+            nums = rng.permutation(nums)
+        for u, num in zip(covered, nums, strict=True):
+            b.phone[u] = int(num)
+
+    def gmail_variant(self, covered: list[int]) -> None:
+        """One Gmail mailbox, many spellings: dots anywhere, +tags, googlemail.com, capitals."""
+        rng, b = self.rng, self.b
+        f, la = self.name_base()
+        base = f"{f}{la}" + (str(int(rng.integers(1, 100))) if rng.random() < 0.4 else "")
+        seen: set[str] = set()
+        for u in covered:
+            for _ in range(50):
+                chars = list(base)
+                dots = rng.random(len(chars) - 1) < rng.uniform(0.05, 0.4)
+                local = "".join(
+                    c + ("." if i < len(dots) and dots[i] else "") for i, c in enumerate(chars)
+                )
+                if rng.random() < 0.35:
+                    tag = ["shop", "bnpl", "x", "1", "2", "pay", "new", "deal"][
+                        int(rng.integers(0, 8))
+                    ]
+                    local += (
+                        "+" + tag + (str(int(rng.integers(1, 99))) if rng.random() < 0.5 else "")
+                    )
+                if rng.random() < 0.1:
+                    local = local[0].upper() + local[1:]
+                dom = "googlemail.com" if rng.random() < 0.1 else "gmail.com"
+                email = f"{local}@{dom}"
+                if email.lower() not in seen:
+                    seen.add(email.lower())
+                    b.email[u] = email
+                    break
+
+    def typo_domain(self, covered: list[int]) -> None:
+        """One local part registered on many misspellings of a provider."""
+        rng, b = self.rng, self.b
+        f, la = self.name_base()
+        local = [f"{f}.{la}", f"{f}{la}", f"{f}{la}{int(rng.integers(1, 100))}"][
+            int(rng.integers(0, 3))
+        ]
+        doms = list(GMAIL_TYPOS) if rng.random() < 0.7 else list(vocab.TYPO_DOMAINS)
+        doms = [doms[int(i)] for i in rng.permutation(len(doms))]
+        if rng.random() < 0.5:
+            doms.insert(int(rng.integers(0, 3)), "gmail.com")  # the real mailbox, too
+        for i, u in enumerate(covered):
+            loop = i // len(doms)
+            b.email[u] = f"{local}{loop if loop else ''}@{doms[i % len(doms)]}"
+
+    # ---- devices ----------------------------------------------------------------------------
+    def device_farm(self, covered: list[int]) -> set[int]:
+        """A handful of emulators or rooted phones driving many accounts from cloud IPs."""
+        rng, b = self.rng, self.b
+        k = max(1, min(4, math.ceil(len(covered) / int(rng.integers(6, 20)))))
+        farm: list[str] = []
+        for _ in range(k):
+            style = rng.random()
+            if style < 0.4:
+                farm.append(hex_ids(rng, 1, 16).item())
+            elif style < 0.6:
+                farm.append("sdk_gphone64_x86_64-" + hex_ids(rng, 1, 12).item())
+            elif style < 0.8:
+                farm.append("generic_x86-" + hex_ids(rng, 1, 8).item())
+            else:
+                farm.append(
+                    "emulator-"
+                    + str(5554 + 2 * int(rng.integers(0, 16)))
+                    + "-"
+                    + hex_ids(rng, 1, 8).item()
+                )
+        for u in covered:
+            dev = farm[int(rng.integers(0, k))]
+            ip = (
+                self.dc_ips[int(rng.integers(0, len(self.dc_ips)))]
+                if rng.random() < 0.8
+                else self.pools.nat()
+            )
+            self.sight(self.n_honest + u, dev, ip, b.created[u] + int(rng.integers(0, 300)))
+            if k > 1 and rng.random() < 0.25:
+                other = farm[int(rng.integers(0, k))]
+                self.sight(
+                    self.n_honest + u, other, ip, b.created[u] + int(rng.integers(300, 5 * DAY_S))
+                )
+        return set(covered)
+
+    def shared_device(self, covered: list[int], n_devices: int) -> set[int]:
+        """One or two ordinary handsets passed around the crew."""
+        rng, b = self.rng, self.b
+        devs = [self.pools.device() for _ in range(n_devices)]
+        for u in covered:
+            self.sight(
+                self.n_honest + u,
+                devs[int(rng.integers(0, n_devices))],
+                self.ip(),
+                b.created[u] + int(rng.integers(0, 300)),
+            )
+        return set(covered)
+
+    def own_devices(self, skip: set[int]) -> None:
+        """Members without a ring device use their own (one, sometimes two). A few rings keep a
+        spare handset that part of the crew also touches."""
+        rng, b = self.rng, self.b
+        spare = self.pools.device() if rng.random() < 0.2 else None
+        for u in self.members:
+            if u not in skip:
+                self.sight(
+                    self.n_honest + u,
+                    self.pools.device(),
+                    self.ip(),
+                    b.created[u] + int(rng.integers(0, 300)),
+                )
+                if rng.random() < 0.15:
+                    self.sight(
+                        self.n_honest + u,
+                        self.pools.device(),
+                        self.ip(),
+                        b.created[u] + int(rng.exponential(10 * DAY_S)),
+                    )
+            if spare is not None and rng.random() < 0.3:
+                self.sight(
+                    self.n_honest + u, spare, self.ip(), b.created[u] + int(rng.integers(0, DAY_S))
+                )
+
+    def camouflage(self) -> None:
+        """Hide among honest users: sign up from a café's IP (sometimes its computers), share a
+        'family' tablet with a few honest people, and borrow an honest person's phone number."""
+        rng, b, v = self.rng, self.b, self.venues
+        if v.cafe_ips:
+            c = int(rng.integers(0, len(v.cafe_ips)))
+            for u in self.members:
+                if rng.random() < 0.6:
+                    pcs = v.cafe_devices[c]
+                    dev = (
+                        pcs[int(rng.integers(0, len(pcs)))]
+                        if pcs and rng.random() < 0.3
+                        else self.pools.device()
+                    )
+                    self.sight(
+                        self.n_honest + u,
+                        dev,
+                        v.cafe_ips[c],
+                        b.created[u] + int(rng.integers(0, 3 * DAY_S)),
+                    )
+        if self.n_honest > 0:
+            tablet = self.pools.device()
+            for u in self.members:
+                if rng.random() < 0.4:
+                    self.sight(
+                        self.n_honest + u,
+                        tablet,
+                        self.pools.nat(),
+                        b.created[u] + int(rng.integers(0, 10 * DAY_S)),
+                    )
+            for h in rng.integers(0, self.n_honest, size=int(rng.integers(1, 4))):
+                self.sight(
+                    int(h),
+                    tablet,
+                    self.pools.home(),
+                    b.created[self.members[0]] + int(rng.integers(-30 * DAY_S, 30 * DAY_S)),
+                )
+            for h in rng.integers(0, self.n_honest, size=int(rng.integers(1, 3))):
+                if self.honest_phones[int(h)]:
+                    u = self.members[int(rng.integers(0, len(self.members)))]
+                    b.phone[u] = int(self.honest_phones[int(h)])
