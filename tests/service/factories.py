@@ -11,6 +11,7 @@ Population (ids are stable, tests refer to them):
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from graphfraud import schema
+from graphfraud.config import ServiceSettings, Settings
 
 MODEL_VERSION = "gbm-test-1"
 UNICODE_USER = "ü-ユーザー-1"
@@ -222,3 +224,27 @@ def write_run(path: Path, *, score_shift: float = 0.0, model_version: str = MODE
     }
     (path / schema.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     return path
+
+
+KEYS = {
+    "scorer": "test-scorer-key",
+    "analyst": "test-analyst-key",
+    "investigator": "test-investigator-key",
+    "admin": "test-admin-key",
+}
+
+
+def headers(role: str) -> dict[str, str]:
+    return {"X-API-Key": KEYS[role]}
+
+
+def make_settings(tmp_path: Path, runs_root: Path, **service: object) -> Settings:
+    svc = ServiceSettings(
+        api_keys=[f"{KEYS[r]}:{r}" for r in ("scorer", "analyst", "investigator")]
+        + [f"sha256:{hashlib.sha256(KEYS['admin'].encode()).hexdigest()}:admin"],
+        audit_log=tmp_path / "audit.log",
+        runs_root=runs_root,
+        access_log=False,
+        **service,  # type: ignore[arg-type]
+    )
+    return Settings(service=svc)
