@@ -82,11 +82,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not len(keys):
             log.warning("no API keys configured: every protected route answers 401")
-        first = run_dir.resolve() if run_dir is not None else holder.current_pointer()
-        if first is not None:
-            holder.load_in_background(first)
-        else:
-            log.warning("no run to serve: pass --run or write <runs_root>/CURRENT")
+        audit.open()
+        if holder.current is None and holder.status().loading is None:
+            first = run_dir.resolve() if run_dir is not None else holder.current_pointer()
+            if first is not None:
+                holder.load_in_background(first)
+            else:
+                log.warning("no run to serve: pass --run or write <runs_root>/CURRENT")
         holder.start_polling(svc.reload_poll_s)
         try:
             yield

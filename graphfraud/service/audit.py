@@ -24,17 +24,27 @@ from graphfraud.service.errors import AuditUnavailable
 class AuditLog:
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd: int | None = os.open(
-                path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600
-            )
-        except OSError as exc:
-            raise AuditUnavailable(
-                f"cannot open the audit log {path.name!r}: {exc.strerror}",
-                hint="set GRAPHFRAUD_SERVICE__AUDIT_LOG to a writable file",
-            ) from exc
+        self._fd: int | None = None
         self._lock = threading.Lock()
+        self.open()
+
+    def open(self) -> None:
+        """Open for appending (idempotent: a server restarting its lifespan reopens it)."""
+        with self._lock:
+            if self._fd is not None:
+                return
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(
+                    self.path,
+                    os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+                    0o600,
+                )
+            except OSError as exc:
+                raise AuditUnavailable(
+                    f"cannot open the audit log {self.path.name!r}: {exc.strerror}",
+                    hint="set GRAPHFRAUD_SERVICE__AUDIT_LOG to a writable file",
+                ) from exc
 
     def write(
         self,
