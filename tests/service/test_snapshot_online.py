@@ -10,6 +10,7 @@ import pytest
 
 from graphfraud.config import LinkSettings
 from graphfraud.errors import ArtifactError
+from graphfraud.linking.weights import link_weight
 from graphfraud.scoring.online import NewIdentity, canonical_identity, score_new_user
 from graphfraud.scoring.snapshot import load_snapshot
 from service.factories import RING_A, UNICODE_USER, write_run
@@ -57,7 +58,7 @@ def test_new_user_near_ring_scores_high_with_evidence(runs_root: Path) -> None:
     assert kinds == {"device", "email_similar", "phone_similar"}
     assert {m.user_id for m in result.matches} == set(RING_A)
     device = next(m for m in result.matches if m.kind == "device")
-    assert device.support == 5 and device.weight == pytest.approx(0.9 * 2 / 5)
+    assert device.support == 5 and device.weight == pytest.approx(link_weight("device", 1.0, 5), abs=1e-6)
     assert "NEAR_RING" in result.reasons and result.reasons[0] == "NEW_USER"
 
 
