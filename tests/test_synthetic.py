@@ -261,6 +261,26 @@ def test_honest_users_look_alike_and_share_identifiers(
     assert per_dev["n"].max() >= 20  # placeholder ids / café computers  # type: ignore[operator]
 
 
+def test_honest_look_alikes_of_every_ring_signal(joined: pl.DataFrame, pop: Population) -> None:
+    """Innocent versions of the ring signals exist, so no single signal is proof."""
+    honest = joined.filter(pl.col("is_fraud") == 0)
+    # second accounts on the same Gmail mailbox, spelled differently
+    boxes = honest.drop_nulls("email").with_columns(box=_gmail_mailbox(pl.col("email")))
+    gmail = boxes.filter(pl.col("box").str.ends_with("@gmail.com"))
+    assert gmail.group_by("box").len().filter(pl.col("len") > 1).height >= 5
+    # numbers a few apart: family SIMs bought together, company SIMs
+    nums = honest.select(
+        pl.col("phone").str.replace_all(r"\D", "").str.slice(-10).cast(pl.Int64)
+    ).drop_nulls()
+    gaps = nums.sort("phone")["phone"].diff()
+    assert ((gaps > 0) & (gaps <= 5)).sum() >= 50
+    # typo'd provider domains typed by mistake
+    assert honest["email"].str.contains(r"@(gmial|gmai|gamil|gmail\.co$|yaho)").sum() >= 5
+    # cloud / VPN exits seen by honest users (the same ranges device farms use)
+    hd = pop.devices.join(honest.select("user_id"), on="user_id")
+    assert hd["ip"].str.contains(r"^(13\.23[2-5]|139\.59|104\.28|185\.220|165\.22)\.").sum() >= 50
+
+
 # ---- CLI ----------------------------------------------------------------------------------
 
 

@@ -26,6 +26,22 @@ RESIGHT = 0.10  # own devices seen a second time, from another network
 VENUE_PER_USERS = 2500  # one café/office per this many honest users
 VENUE_SIZE = (20, 400)
 DUPLICATE_ACCOUNTS = 0.004  # honest people who open a second account (forgot password, new email)
+FAMILY_SEQ_PHONE = 0.04  # households whose SIMs were bought together: numbers a few apart
+CORPORATE_SIMS = 0.2  # offices that hand out company SIMs with consecutive numbers
+VPN = 0.02  # sightings through a VPN / iCloud Private Relay / cloud exit (shared by many)
+HONEST_EMULATOR = 0.0005  # PC gamers on BlueStacks-style emulators
+
+
+@dataclass(frozen=True)
+class HonestWorld:
+    """The honest side after structure is added: people (all rows, fraud rows untouched),
+    honest device sightings, venues, and second accounts (row, row of the first account)."""
+
+    people: pl.DataFrame
+    devices: pl.DataFrame
+    venues: Venues
+    twin_rows: np.ndarray
+    twin_src: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -66,9 +82,9 @@ def draw_cgnat(rng: np.random.Generator, pool: pl.Series, n: int) -> pl.Series:
 
 def honest_structure(
     rng: np.random.Generator, people: pl.DataFrame, n_honest: int, end_s: int
-) -> tuple[pl.DataFrame, pl.DataFrame, Venues]:
-    """Rewrite rows 0..n_honest-1 of `people` into households and second accounts; return the
-    updated people, their device sightings (uidx, device_id, ip, seen) and the venues."""
+) -> HonestWorld:
+    """Rewrite rows 0..n_honest-1 of `people` into households, workplaces and second accounts,
+    and draw their device sightings (uidx, device_id, ip, seen)."""
     h = n_honest
     # ---- households: consecutive row blocks (rows are shuffled later, so blocks leak nothing)
     sizes_v, sizes_p = FAMILY_SIZES
@@ -88,6 +104,9 @@ def honest_structure(
     phone = people["phone"].to_numpy()[:h].copy()
     share_phone = member & (rng.random(h) < FAMILY_PHONE)
     phone[share_phone] = phone[head[share_phone]]
+    seq_hh = member & ~share_phone & (phone[head] > 0)
+    seq_hh &= rng.random(int(hh.max()) + 1)[hh] < FAMILY_SEQ_PHONE
+    phone[seq_hh] = phone[head[seq_hh]] + rng.integers(1, 6, size=int(seq_hh.sum()))
 
     # ---- second accounts of honest people: same person, new email, often same phone & device
     n_dup = int(DUPLICATE_ACCOUNTS * h)
@@ -104,6 +123,8 @@ def honest_structure(
     )
     byear = people["birth_year"].to_numpy().copy()
     byear[dup_rows] = byear[dup_src]
+
+    devices, venues = _honest_devices(rng, created[:h], hh, head, dup_rows, dup_src, phone)
 
     n = len(people)
     people = people.with_columns(
@@ -134,10 +155,7 @@ def honest_structure(
         email=people["email"].scatter(redo, new_email), name=people["name"].scatter(redo, new_name)
     )
 
-    devices, venues = _honest_devices(
-        rng, people["created"].to_numpy()[:h], hh, head, dup_rows, dup_src
-    )
-    return people, devices, venues
+    return HonestWorld(people, devices, venues, dup_rows, dup_src)
 
 
 def _honest_devices(
@@ -147,12 +165,16 @@ def _honest_devices(
     head: np.ndarray,
     dup_rows: np.ndarray,
     dup_src: np.ndarray,
+    phone: np.ndarray,
 ) -> tuple[pl.DataFrame, Venues]:
+    """Device sightings of honest users; also gives office workers their company SIM numbers
+    (edits `phone` in place)."""
     h = len(created)
     n_hh = int(hh.max()) + 1
     home_ip = ipv4(rng, vocab.BROADBAND_PREFIXES, n_hh)
     has_home = rng.random(n_hh) < BROADBAND
     pool = cgnat_pool(rng, h)
+    vpn = ipv4(rng, vocab.DATACENTER_PREFIXES, max(20, h // 5000))
 
     # own devices
     k = rng.choice(OWN_DEVICES[0], size=h, p=OWN_DEVICES[1])
@@ -166,6 +188,13 @@ def _honest_devices(
         np.flatnonzero(placeholder),
         pl.Series(ph_vals).gather(rng.choice(len(ph_vals), size=int(placeholder.sum()), p=ph_p)),
     )
+    emu = np.flatnonzero(rng.random(m) < HONEST_EMULATOR)
+    own_id = own_id.scatter(
+        emu,
+        ("generic_x86-" + hex_ids(rng, len(emu), 8))
+        if len(emu)
+        else pl.Series([], dtype=pl.String),
+    )
     first_dev = np.cumsum(k) - k  # row of each user's first own device
     # a second account of an honest person is used from the same phone most of the time
     same_dev = rng.random(len(dup_rows)) < 0.7
@@ -175,7 +204,7 @@ def _honest_devices(
 
     net = rng.choice(3, size=m, p=[0.45, 0.37, 0.18])  # home / carrier NAT / IPv6 handset
     net = np.where((net == 0) & ~has_home[hh[own_u]], 1, net)
-    ip = _network_ips(rng, net, home_ip.gather(hh[own_u]), pool)
+    ip = _network_ips(rng, net, home_ip.gather(hh[own_u]), pool, vpn)
     seen = created[own_u] + np.where(
         np.arange(m) == first_dev[own_u],
         rng.integers(0, 300, m),
@@ -199,7 +228,7 @@ def _honest_devices(
             {
                 "uidx": own_u[again],
                 "device_id": re_id,
-                "ip": _network_ips(rng, net2, home_ip.gather(hh[own_u[again]]), pool),
+                "ip": _network_ips(rng, net2, home_ip.gather(hh[own_u[again]]), pool, vpn),
                 "seen": seen[again] + rng.exponential(30 * DAY_S, len(again)).astype(np.int64),
             }
         )
@@ -218,7 +247,7 @@ def _honest_devices(
                 "uidx": users,
                 "device_id": fam_dev.gather(dev_of_hh[hh[users]]),
                 "ip": _network_ips(
-                    rng, np.where(has_home[hh[users]], 0, 1), home_ip.gather(hh[users]), pool
+                    rng, np.where(has_home[hh[users]], 0, 1), home_ip.gather(hh[users]), pool, vpn
                 ),
                 "seen": created[users] + rng.exponential(10 * DAY_S, len(users)).astype(np.int64),
             }
@@ -236,6 +265,13 @@ def _honest_devices(
     pc_start = np.cumsum(n_pc) - n_pc
     vis_v = np.repeat(np.arange(n_venues), v_size)
     vis_u = rng.integers(0, h, size=len(vis_v))
+    # some offices hand out company SIMs: the staff's numbers run in sequence with small gaps
+    corp = ~is_cafe & (rng.random(n_venues) < CORPORATE_SIMS)
+    staff = np.flatnonzero(corp[vis_v] & (rng.random(len(vis_v)) < 0.5))
+    if len(staff):
+        base = 9_000_000_000 + rng.integers(0, 999_000_000, size=n_venues)
+        step = rng.integers(1, 4, size=len(staff))
+        phone[vis_u[staff]] = base[vis_v[staff]] + _rank_within(vis_v[staff], step)
     use_pc = is_cafe[vis_v] & (rng.random(len(vis_v)) < 0.6)
     pc_idx = pc_start[vis_v] + (rng.random(len(vis_v)) * np.maximum(n_pc[vis_v], 1)).astype(
         np.int64
@@ -268,18 +304,31 @@ def _honest_devices(
     return devices, venues
 
 
+def _rank_within(group: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """Running sum of `step` restarted at each new value of the sorted `group` array."""
+    total = np.cumsum(step)
+    starts = np.r_[0, np.flatnonzero(np.diff(group)) + 1]
+    offset = np.repeat(total[starts] - step[starts], np.diff(np.r_[starts, len(group)]))
+    out: np.ndarray = total - offset
+    return out
+
+
 def _network_ips(
-    rng: np.random.Generator, net: np.ndarray, home: pl.Series, pool: pl.Series
+    rng: np.random.Generator, net: np.ndarray, home: pl.Series, pool: pl.Series, vpn: pl.Series
 ) -> pl.Series:
     """IP per sighting: 0 = the household's broadband IP, 1 = a carrier NAT exit, 2 = an IPv6
-    handset address (unique)."""
+    handset address (unique); any of them is replaced by a VPN / relay exit with prob. `VPN`."""
     n = len(net)
     cg = draw_cgnat(rng, pool, n)
     v6 = ipv6(rng, vocab.JIO_V6_PREFIXES, n)
+    relay = vpn.gather(rng.choice(len(vpn), size=n, p=zipf_p(len(vpn), 0.8)))
+    use_vpn = rng.random(n) < VPN
     return (
-        pl.DataFrame({"net": net, "home": home, "cg": cg, "v6": v6})
+        pl.DataFrame({"net": net, "home": home, "cg": cg, "v6": v6, "vpn": relay, "u": use_vpn})
         .select(
-            pl.when(pl.col("net") == 0)
+            pl.when(pl.col("u"))
+            .then(pl.col("vpn"))
+            .when(pl.col("net") == 0)
             .then(pl.col("home"))
             .when(pl.col("net") == 1)
             .then(pl.col("cg"))

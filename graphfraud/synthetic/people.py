@@ -253,3 +253,51 @@ def make_emails_unique(
         emails = emails.scatter(redo, new)
         key = key.scatter(redo, _keys(new))
     return emails
+
+
+TWIN_SAME_MAILBOX = 0.3  # second accounts that reuse the first one's Gmail with a dot or +tag
+
+
+def twin_mailboxes(
+    rng: np.random.Generator, emails: pl.Series, rows: np.ndarray, src: np.ndarray
+) -> pl.Series:
+    """Some honest second accounts reuse the first account's Gmail mailbox, spelled differently
+    (`rahulsharma@` → `rahul.sharma@`, `rahulsharma+2@`): honest look-alikes of a Gmail-variant
+    ring, two accounts strong. Applied after uniqueness, on purpose."""
+    pick_ = rng.random(len(rows)) < TWIN_SAME_MAILBOX
+    rows, src = rows[pick_], src[pick_]
+    base = emails.gather(src).str.strip_chars().str.to_lowercase()
+    frame = pl.DataFrame(
+        {
+            "local": base.str.extract(r"^([^@+]*)", 1),
+            "domain": base.str.extract(r"@(.*)$", 1),
+            "cut": rng.integers(1, 6, size=len(rows)),
+            "tag": rng.random(len(rows)) < 0.4,
+            "n": rng.integers(1, 10, size=len(rows)),
+        }
+    )
+    local = pl.col("local")
+    dotted = (
+        pl.when(local.str.contains(".", literal=True))
+        .then(local.str.replace_all(".", "", literal=True))
+        .otherwise(
+            pl.concat_str(
+                [local.str.slice(0, pl.col("cut")), pl.lit("."), local.str.slice(pl.col("cut"))]
+            )
+        )
+    )
+    variant = (
+        pl.when(pl.col("tag"))
+        .then(pl.concat_str([local, pl.lit("+"), pl.col("n").cast(pl.String)]))
+        .otherwise(dotted)
+    )
+    new = frame.select(
+        pl.when(
+            pl.col("domain").is_in(["gmail.com", "googlemail.com"]) & (local.str.len_chars() > 5)
+        )
+        .then(pl.concat_str([variant, pl.lit("@"), pl.col("domain")]))
+        .otherwise(None)
+        .alias("e")
+    )["e"]
+    keep = new.is_not_null().to_numpy()
+    return emails.scatter(rows[keep], new.filter(new.is_not_null())) if keep.any() else emails

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from graphfraud.errors import ConfigError, GraphFraudError
 from graphfraud.schema import TRUTH_SCHEMA
 from graphfraud.synthetic.honest import honest_structure
-from graphfraud.synthetic.people import draw_people, make_emails_unique
+from graphfraud.synthetic.people import draw_people, make_emails_unique, twin_mailboxes
 from graphfraud.synthetic.render import DEFAULT_START, format_phones, iso_utc
 from graphfraud.synthetic.rings import FraudBlock, build_rings, plan_rings
 
@@ -72,7 +72,8 @@ def generate_population(
     people = draw_people(rng, n_users, start, days)
     say("households, cafés, devices")
     end_s = int(start.timestamp()) + days * 86_400
-    people, honest_devices, venues = honest_structure(rng, people, n_honest, end_s)
+    world = honest_structure(rng, people, n_honest, end_s)
+    people, honest_devices, venues = world.people, world.devices, world.venues
     say("planting rings")
 
     plans = plan_rings(rng, n_fraud)
@@ -117,7 +118,8 @@ def generate_population(
     # a ring's planted emails stay as planted; everyone else re-picks an address that is taken
     locked = np.zeros(n_users, dtype=bool)
     locked[n_honest:] = [e != f for e, f in zip(block.email, filler_emails, strict=True)]
-    people = people.with_columns(email=make_emails_unique(rng, people, ~locked))
+    emails = make_emails_unique(rng, people, ~locked)
+    people = people.with_columns(email=twin_mailboxes(rng, emails, world.twin_rows, world.twin_src))
 
     say("labels, ids, files")
     ring_id = pl.Series([None] * n_honest + block.ring_id, dtype=pl.String)

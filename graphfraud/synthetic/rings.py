@@ -261,6 +261,7 @@ def _times(
     t0 = min(t0, end_s - span)
     if span:
         offsets = np.sort(rng.integers(0, span, size=m))
+        offsets[0], offsets[-1] = 0, span  # the ring really does take that long
     else:  # a script or a crew working through a list: minutes apart
         offsets = np.cumsum(rng.exponential(rng.uniform(2, 45) * 60, size=m)).astype(np.int64)
     for i, u in enumerate(members):
