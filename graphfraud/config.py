@@ -34,8 +34,8 @@ class LinkSettings(BaseModel):
 class RingSettings(BaseModel):
     """Community detection on the weighted user graph."""
 
-    min_weight: float = Field(0.25, description="links weaker than this never join a ring")
-    resolution: float = Field(0.05, description="Leiden CPM resolution (higher = smaller rings)")
+    min_weight: float = Field(0.1, description="links weaker than this never join a ring")
+    resolution: float = Field(0.15, description="Leiden CPM resolution: min weighted link density of a ring")
     min_size: int = Field(2, description="smaller communities get no ring id")
     seed: int = 7
 

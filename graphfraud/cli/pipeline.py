@@ -32,14 +32,15 @@ def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
     if quiet:
         yield lambda _m: None
         return
-    state = {"msg": "", "t0": time.perf_counter()}
+    current = [""]
+    started = [time.perf_counter()]
     with console.status("starting", spinner="dots") as status:
 
         def say(message: str) -> None:
-            if state["msg"]:
-                took = time.perf_counter() - float(state["t0"])
-                console.print(f"  [green]✓[/green] {state['msg']} [dim]({took:.1f}s)[/dim]")
-            state["msg"], state["t0"] = message, time.perf_counter()
+            if current[0]:
+                took = time.perf_counter() - started[0]
+                console.print(f"  [green]✓[/green] {current[0]} [dim]({took:.1f}s)[/dim]")
+            current[0], started[0] = message, time.perf_counter()
             status.update(f"{message} …")
 
         yield say

@@ -28,6 +28,7 @@ from functools import lru_cache
 
 import phonenumbers
 import polars as pl
+from rapidfuzz.distance import OSA
 
 # Whitespace is spelt out instead of `str.strip()` / regex `\s`: Python and Rust (polars) disagree
 # on what counts as whitespace (e.g. U+001C..U+001F), and scalar and vectorised forms must agree.
@@ -108,6 +109,38 @@ DOMAIN_TYPOS: dict[str, str] = {
 }
 """Misspelt domains folded to the real one. Only whole-domain matches: `yahoo.co.in` stays."""
 
+PROVIDER_DOMAINS: tuple[str, ...] = (
+    "gmail.com", "yahoo.com", "yahoo.co.in", "hotmail.com", "outlook.com", "rediffmail.com",
+    "icloud.com",
+)  # fmt: skip
+"""Big providers whose one-keystroke misspellings (`gmsil.com`, `yahoo.co.im`) are folded to them."""
+
+REAL_NEAR_MISSES: frozenset[str] = frozenset(
+    {"ymail.com", "gmx.com", "mail.com", "email.com", "yahoo.co.uk", "yahoo.in", "yahoo.co.id",
+     "yahoo.co.jp", "hotmail.co.uk", "hotmail.fr", "hotmail.de", "hotmail.it", "outlook.in",
+     "outlook.de", "outlook.fr", "icloud.de", "rediff.com", "gmail.co.in", "live.com", "msn.com"}
+)  # fmt: skip
+"""Real domains one keystroke away from a provider: never folded."""
+
+
+def fold_domain(domain: str) -> str:
+    """A domain with typos folded: the table first, then any domain one edit (OSA: substitution,
+    insertion, deletion or transposition) away from a big provider, unless it is a real domain."""
+    known = DOMAIN_TYPOS.get(domain)
+    if known is not None:
+        return known
+    if domain in PROVIDER_DOMAINS or domain in REAL_NEAR_MISSES or not _DOMAIN_RE.match(domain):
+        return domain
+    for provider in PROVIDER_DOMAINS:
+        if abs(len(provider) - len(domain)) <= 1 and OSA.distance(domain, provider, score_cutoff=1) <= 1:
+            return provider
+    return domain
+
+
+def _fold_domains_expr(domains: pl.Series) -> dict[str, str]:
+    """The folding map for the distinct domains of a column (one Python call per distinct domain)."""
+    return {d: f for d in domains.drop_nulls().unique().to_list() if (f := fold_domain(d)) != d}
+
 GMAIL_DOMAIN = "gmail.com"
 MAX_LOCAL_CHARS = 64
 MAX_DOMAIN_CHARS = 253
@@ -138,7 +171,7 @@ def canonical_email(raw: str | None) -> CanonicalEmail | None:
         return None
     local, domain = value.split("@")
     domain = domain.rstrip(".")
-    domain = DOMAIN_TYPOS.get(domain, domain)
+    domain = fold_domain(domain)
     if (
         len(domain) > MAX_DOMAIN_CHARS
         or not _DOMAIN_RE.match(domain)
@@ -161,6 +194,8 @@ def normalize_emails(raw: pl.Series) -> pl.DataFrame:
     """
     frame = pl.DataFrame({"email_raw": raw.cast(pl.String)})
     value = clean_text_expr(pl.col("email_raw")).str.to_lowercase()
+    domains = frame.select(value.str.extract(r"@([^@]*)$", 1).str.strip_chars_end(".")).to_series()
+    domain_map = _fold_domains_expr(domains)
     parts = (
         frame.lazy()
         .with_columns(_v=value)
@@ -169,7 +204,7 @@ def normalize_emails(raw: pl.Series) -> pl.DataFrame:
             _local=pl.col("_v").str.extract(r"^([^@]*)@", 1),
             _domain=pl.col("_v").str.extract(r"@([^@]*)$", 1).str.strip_chars_end("."),
         )
-        .with_columns(_domain=pl.col("_domain").replace(DOMAIN_TYPOS))
+        .with_columns(_domain=pl.col("_domain").replace(domain_map))
         .with_columns(
             _ok=pl.col("_ok")
             & (pl.col("_domain").str.len_chars() <= MAX_DOMAIN_CHARS)

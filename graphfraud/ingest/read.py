@@ -36,6 +36,7 @@ DELIMITERS = (",", ";", "\t", "|")
 ROLE_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "users": (USER_COLUMNS_REQUIRED, USER_COLUMNS_OPTIONAL),
     "devices": (DEVICE_COLUMNS_REQUIRED, DEVICE_COLUMNS_OPTIONAL),
+    "truth": (("user_id", "is_fraud"), ("ring_id", "ring_kind")),
 }
 """Per role: (required, optional) contract columns."""
 

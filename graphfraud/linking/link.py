@@ -31,6 +31,8 @@ from graphfraud.schema import LINKS_SCHEMA, LinkKind, conform_frame
 _SUFFIX = r"(\d{1,9})$"
 # Sequential-suffix support counts accounts within this many numbers of the pair.
 _SUFFIX_WINDOW = 5
+# Half-width of the number range used to estimate how densely phone numbers are allocated.
+_PHONE_DENSITY_SPAN = 5_000
 
 Progress = Callable[[str], None]
 
@@ -107,20 +109,25 @@ def _email_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
         (pl.col("stem_a") == pl.col("stem_b")) & pl.col("num_a").is_not_null() & pl.col("num_b").is_not_null()
     )
     if not seq.is_empty():
+        # A run of near-consecutive suffixes (priya.verma01 … priya.verma12) is the signal, not one
+        # close pair: honest namesakes land next to each other by chance. The crowd behind a pair
+        # is the stem's size divided by how many accounts sit in the pair's numeric window.
         numbered = emails.filter(pl.col("num").is_not_null() & pl.col("stem").is_not_null())
-        stem_ids = numbered.select(pl.col("stem").unique()).with_row_index("sid")
+        stem_ids = numbered.select(pl.col("stem").unique().sort()).with_row_index("sid")
         pts = numbered.join(stem_ids, on="stem")
         q = seq.join(stem_ids.rename({"stem": "stem_a"}), on="stem_a")
         lo = np.minimum(q["num_a"].to_numpy(), q["num_b"].to_numpy()) - _SUFFIX_WINDOW
         hi = np.maximum(q["num_a"].to_numpy(), q["num_b"].to_numpy()) + _SUFFIX_WINDOW
-        local = window_support(
+        in_window = window_support(
             pts["sid"].cast(pl.Int64).to_numpy(),
             pts["num"].to_numpy(),
             lo,
             hi,
             q["sid"].cast(pl.Int64).to_numpy(),
         )
-        seq_support = q.select("a", "b", pl.Series("seq_support", np.maximum(local, 2)))
+        seq_support = q.select(
+            "a", "b", (pl.col("support") / pl.Series(np.maximum(in_window, 1))).ceil().alias("seq_support")
+        )
         pairs = pairs.join(seq_support, on=["a", "b"], how="left").with_columns(
             pl.min_horizontal("support", pl.col("seq_support").fill_null(pl.col("support"))).alias("support")
         )
@@ -146,11 +153,17 @@ def _phone_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
     n_candidates = pairs.height
     if pairs.is_empty():
         return pairs.select("a", "b"), n_candidates
+    # Honest numbers are spread thin, so two accounts a few numbers apart are rare — unless the
+    # range is densely allocated. Support = 2 + the number of accounts a window of the pair's size
+    # would hold at the density seen within ±_PHONE_DENSITY_SPAN of it.
     numbers = phones["number"].unique().to_numpy()
-    lo = np.minimum(pairs["na"].to_numpy(), pairs["nb"].to_numpy()) - settings.phone_max_gap
-    hi = np.maximum(pairs["na"].to_numpy(), pairs["nb"].to_numpy()) + settings.phone_max_gap
+    mid = (pairs["na"].to_numpy() + pairs["nb"].to_numpy()) // 2
     group = np.zeros(len(numbers), dtype=np.int64)
-    local = window_support(group, numbers, lo, hi, np.zeros(len(lo), dtype=np.int64))
+    around = window_support(
+        group, numbers, mid - _PHONE_DENSITY_SPAN, mid + _PHONE_DENSITY_SPAN, np.zeros(len(mid), dtype=np.int64)
+    )
+    width = pairs["gap"].to_numpy() + 1
+    local = 2 + np.ceil(around * width / (2 * _PHONE_DENSITY_SPAN + 1)).astype(np.int64)
     e164 = phones.select("uid", "phone")
     links = (
         pairs.with_columns(pl.Series("support", np.maximum(local, 2)))

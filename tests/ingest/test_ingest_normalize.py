@@ -294,3 +294,24 @@ def test_devices_and_names_scalar_equals_vectorised(values: list[str | None]) ->
     assert normalize_names(series).to_list() == names
     assert [canonical_device(d) for d in devices] == devices
     assert [canonical_name(n) for n in names] == names
+
+
+@pytest.mark.parametrize(
+    ("domain", "folded"),
+    [
+        ("gmsil.com", "gmail.com"),  # substitution
+        ("gmial.com", "gmail.com"),  # transposition
+        ("gmail.cm", "gmail.com"),  # deletion
+        ("yahoo.co.im", "yahoo.co.in"),
+        ("ymail.com", "ymail.com"),  # a real domain one keystroke from gmail.com
+        ("gmx.com", "gmx.com"),
+        ("tcs.com", "tcs.com"),
+    ],
+)
+def test_fold_domain_one_keystroke_typos_of_big_providers(domain: str, folded: str) -> None:
+    from graphfraud.ingest.normalize import fold_domain
+
+    assert fold_domain(domain) == folded
+    assert canonical_email(f"someone@{domain}") == CanonicalEmail(
+        email=f"someone@{folded}", local="someone", domain=folded
+    )

@@ -72,7 +72,7 @@ def test_rarer_shared_values_weigh_more(population: tuple[pl.DataFrame, pl.DataF
     loose = build_links(users, devices, LinkSettings(max_share=10)).links
     cafe = loose.filter((pl.col("kind") == "device") & (pl.col("value_a") == "cafe"))["weight"].max()
     pair = loose.filter((pl.col("kind") == "device") & (pl.col("value_a") == "dev1"))["weight"].max()
-    assert pair > 2 * cafe  # type: ignore[operator]
+    assert pair > 1.5 * cafe  # type: ignore[operator]
 
 
 def test_one_link_per_pair_and_kind_and_deterministic(population: tuple[pl.DataFrame, pl.DataFrame]) -> None:
