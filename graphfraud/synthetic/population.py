@@ -94,7 +94,7 @@ def generate_population(
         block,
         people["phone"].to_numpy()[:n_honest],
         venues,
-        int(start.timestamp()),
+        start,
         days,
     )
     people = pl.concat(

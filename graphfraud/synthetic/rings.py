@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 import polars as pl
@@ -197,7 +198,7 @@ def build_rings(
     block: FraudBlock,
     honest_phones: np.ndarray,
     venues: Venues,
-    start_s: int,
+    start: datetime,
     days: int,
 ) -> None:
     """Write every planned ring into `block` (fields, device sightings, truth columns).
@@ -212,12 +213,12 @@ def build_rings(
         ).to_list(),
         datacenter_ips=ipv4(rng, vocab.DATACENTER_PREFIXES, 3 * len(plans) + 16).to_list(),
     )
-    ring_starts = signup_times(rng, len(plans), _epoch_dt(start_s), days)
+    ring_starts = signup_times(rng, len(plans), start, days)
     for plan, t0 in zip(plans, ring_starts, strict=True):
         members = list(range(plan.start, plan.start + plan.size))
         block.ring_id.extend([plan.ring_id] * plan.size)
         block.ring_kind.extend([plan.kind] * plan.size)
-        _times(rng, plan, block, members, int(t0), start_s + days * DAY_S)
+        _times(rng, plan, block, members, int(t0), int(start.timestamp()) + days * DAY_S)
         ctx = _RingContext(rng, plan, block, members, honest_phones, venues, pools)
         ctx.identity_defaults()
         has_devices: set[int] = set()
@@ -266,12 +267,6 @@ def _times(
         offsets = np.cumsum(rng.exponential(rng.uniform(2, 45) * 60, size=m)).astype(np.int64)
     for i, u in enumerate(members):
         block.created[u] = t0 + int(offsets[i])
-
-
-def _epoch_dt(s: int):  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(s, tz=UTC)
 
 
 class _RingContext:
