@@ -93,6 +93,14 @@ def test_bad_arguments_are_config_errors(kwargs: dict[str, float], match: str) -
         )
 
 
+@pytest.mark.parametrize(("n", "share"), [(1, 0.5), (2, 0.04), (7, 0.5), (60, 0.5), (300, 0.0)])
+def test_tiny_populations_work(n: int, share: float) -> None:
+    pop = generate_population(n, 1, fraud_share=share)
+    assert pop.users.height == pop.truth.height == n
+    fraud = int(pop.truth["is_fraud"].sum())
+    assert fraud == (round(n * share) if round(n * share) >= 3 else 0)
+
+
 # ---- determinism --------------------------------------------------------------------------
 
 

@@ -156,6 +156,8 @@ def render_emails(
 def by_code(frame: pl.DataFrame, code: str, exprs: list[pl.Expr]) -> pl.Series:
     """Evaluate `exprs[k]` only on the rows whose `code` column equals k (much cheaper than a
     when/then chain, which renders every branch for every row); result in the frame's row order."""
+    if frame.height == 0:
+        return pl.Series("_out", [], dtype=pl.String)
     indexed = frame.with_row_index("_row")
     parts = [
         part.select(pl.col("_row"), exprs[int(part[code][0])].alias("_out"))

@@ -1,11 +1,25 @@
 """Planted fraud rings: which signals each ring shares, how strongly, and when it signs up.
 
-A ring is a block of fraud rows whose fields are overwritten by one or two *signals*
-(sequential emails, sequential phones, Gmail variants of one mailbox, a device farm, typo-squatted
-domains, a shared handset). Each signal covers only part of the ring (`coverage`), so rings are
-not cliques, and members a signal misses keep an honest-looking identity. The loops here run per
-ring and per ring member (a few percent of users), never per user.
-"""
+A ring is a block of fraud rows whose fields are overwritten by one or two *signals*. Each signal
+reaches only part of the ring (`COVERAGE`, drawn per ring and signal), so rings are not cliques,
+and members a signal misses keep an honest-looking identity. The loops here run per ring and per
+ring member (a few percent of users), never per user.
+
+| ring_kind | signals (coverage 70-90 % each unless noted) |
+|---|---|
+| sequential_email | base + counter on one domain: `priya.verma01..12@gmail.com`, `loot_lucky007@`; base is a popular name half the time; counter padded 0/2/3, step 1 or gaps 1-3; 10 % of members on another domain |
+| sequential_phone | one batch of SIMs: consecutive (50 %), gaps 1-3 (35 %) or 1-9 (15 %); order shuffled half the time |
+| gmail_variant | one mailbox, many spellings: dots anywhere, +tags, googlemail.com, a capital |
+| device_farm | 1-4 emulator-like or plain Android ids shared by the covered members, 80 % from 1-3 cloud IPs |
+| typo_domain | one local part on gmial.com / gmail.co / gmaill.com … (and the real gmail.com half the time) |
+| camouflaged | one of shared handset / sequential phones / sequential emails at 55-80 %, plus: café IP (and its computers), a tablet also used by 1-3 honest users, 1-2 honest users' phone numbers |
+| slow | one of the email/phone/handset signals, sign-ups spread over 3-11 weeks |
+| mixed | an email signal + a phone/device signal, or sequential phones + a device farm |
+
+Every ring also has a traffic source (cloud IPs 35 %, carrier NAT 40 %, residential 25 %), a
+phone-typing habit (85 % of members), sometimes one reused display name (25 % of rings) or a spare
+handset (20 %). Timing: a burst minutes apart (80 % of non-slow rings) or spread over 1-10 days.
+"""  # noqa: E501
 
 from __future__ import annotations
 
