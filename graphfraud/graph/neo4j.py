@@ -168,7 +168,12 @@ class _Progress:
                 transient=False,
             )
             self._task = self._bar.add_task(run_id, total=total)
-            self._bar.start()
+            from rich.errors import LiveError
+
+            try:
+                self._bar.start()
+            except LiveError:  # another live display (a caller's spinner) owns the console
+                self._bar = None
 
     def advance(self, rows: int, phase: str) -> None:
         if self._bar is not None:
