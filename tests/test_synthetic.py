@@ -186,6 +186,17 @@ def test_rings_carry_their_signals_but_not_as_cliques(
     assert top_stem["s"].null_count() == 0
 
 
+def test_rings_only_meet_through_honest_places(pop: Population) -> None:
+    """A device seen in two rings is a café computer or a hub honest people use too, never an
+    accidental reuse of one ring's own device by another."""
+    d = pop.devices.join(pop.truth, on="user_id")
+    per = d.group_by("device_id").agg(
+        pl.col("ring_id").drop_nulls().n_unique().alias("rings"),
+        (pl.col("is_fraud") == 0).any().alias("honest"),
+    )
+    assert per.filter((pl.col("rings") > 1) & ~pl.col("honest")).height == 0
+
+
 def test_bursty_and_slow_rings(joined: pl.DataFrame) -> None:
     spans = (
         joined.drop_nulls("ring_id")

@@ -16,7 +16,8 @@ ring member (a few percent of users), never per user.
 | slow | one of the email/phone/handset signals, sign-ups spread over 3-11 weeks |
 | mixed | an email signal + a phone/device signal, or sequential phones + a device farm |
 
-Every ring also has a traffic source (cloud IPs 35 %, carrier NAT 40 %, residential 25 %), a
+Every ring also has a traffic source (cloud IPs 25 %, carrier NAT / IPv6 handsets 40 %,
+residential 35 %), a
 phone-typing habit (85 % of members), sometimes one reused display name (25 % of rings) or a spare
 handset (20 %). Timing: a burst minutes apart (80 % of non-slow rings) or spread over 1-10 days.
 """  # noqa: E501
@@ -24,6 +25,7 @@ handset (20 %). Timing: a burst minutes apart (80 % of non-slow rings) or spread
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -38,6 +40,7 @@ from graphfraud.synthetic.render import (
     PHONE_FORMATS,
     hex_ids,
     ipv4,
+    ipv6,
     signup_times,
     zipf_p,
 )
@@ -179,31 +182,33 @@ class FraudBlock:
     dev_seen: list[int] = field(default_factory=list)
 
 
-@dataclass
+class _Stream:
+    """Random values drawn in vectorised chunks and handed out one at a time, never repeating a
+    draw (so two rings never get the same device id by accident)."""
+
+    def __init__(self, draw: Callable[[int], list[str]], chunk: int) -> None:
+        self._draw, self._chunk = draw, max(256, chunk)
+        self._buf: list[str] = []
+
+    def __call__(self) -> str:
+        if not self._buf:
+            self._buf = self._draw(self._chunk)[::-1]
+        return self._buf.pop()
+
+
 class _Pools:
-    """Pre-drawn random values the per-member code takes from (vectorised draws up front)."""
+    """Per-kind value streams the per-member code takes from."""
 
-    devices: list[str]
-    homes: list[str]
-    cgnat: list[str]
-    datacenter_ips: list[str]
-    pos: int = 0
-
-    def datacenter(self) -> str:
-        self.pos += 1
-        return self.datacenter_ips[self.pos % len(self.datacenter_ips)]
-
-    def device(self) -> str:
-        self.pos += 1
-        return self.devices[self.pos % len(self.devices)]
-
-    def home(self) -> str:
-        self.pos += 1
-        return self.homes[self.pos % len(self.homes)]
-
-    def nat(self) -> str:
-        self.pos += 1
-        return self.cgnat[self.pos % len(self.cgnat)]
+    def __init__(self, rng: np.random.Generator, n: int, venues: Venues) -> None:
+        pool = pl.Series(venues.cgnat_pool, dtype=pl.String)
+        p = zipf_p(len(pool), 0.6)
+        self.device = _Stream(lambda k: device_ids(rng, k).to_list(), 2 * n)
+        self.home = _Stream(lambda k: ipv4(rng, vocab.BROADBAND_PREFIXES, k).to_list(), 2 * n)
+        self.handset = _Stream(lambda k: ipv6(rng, vocab.JIO_V6_PREFIXES, k).to_list(), n)
+        self.datacenter = _Stream(
+            lambda k: ipv4(rng, vocab.DATACENTER_PREFIXES, k).to_list(), n // 3
+        )
+        self.nat = _Stream(lambda k: pool.gather(rng.choice(len(pool), size=k, p=p)).to_list(), n)
 
 
 def build_rings(
@@ -217,16 +222,7 @@ def build_rings(
 ) -> None:
     """Write every planned ring into `block` (fields, device sightings, truth columns).
     Camouflage sightings of honest users are appended to the block's device rows too."""
-    n = len(block.email)
-    pool = pl.Series(venues.cgnat_pool)
-    pools = _Pools(
-        devices=device_ids(rng, 2 * n + 16).to_list(),
-        homes=ipv4(rng, vocab.BROADBAND_PREFIXES, 2 * n + 16).to_list(),
-        cgnat=pool.gather(
-            rng.choice(len(pool), size=2 * n + 16, p=zipf_p(len(pool), 0.6))
-        ).to_list(),
-        datacenter_ips=ipv4(rng, vocab.DATACENTER_PREFIXES, 3 * len(plans) + 16).to_list(),
-    )
+    pools = _Pools(rng, len(block.email), venues)
     ring_starts = signup_times(rng, len(plans), start, days)
     for plan, t0 in zip(plans, ring_starts, strict=True):
         members = list(range(plan.start, plan.start + plan.size))
@@ -300,7 +296,7 @@ class _RingContext:
         self.honest_phones, self.venues, self.pools = honest_phones, venues, pools
         self.n_honest = len(honest_phones)
         r = rng.random()  # where the ring's traffic comes from
-        self.ip_mode = "datacenter" if r < 0.35 else ("nat" if r < 0.75 else "residential")
+        self.ip_mode = "datacenter" if r < 0.25 else ("nat" if r < 0.65 else "residential")
         self.dc_ips = [pools.datacenter() for _ in range(int(rng.integers(1, 4)))]
         self.fmt = int(rng.integers(0, len(PHONE_FORMATS)))
 
@@ -320,6 +316,8 @@ class _RingContext:
             return self.dc_ips[int(self.rng.integers(0, len(self.dc_ips)))]
         if self.ip_mode == "residential":
             return self.pools.home()
+        if self.rng.random() < 0.25:  # a Jio handset: its own IPv6 address
+            return self.pools.handset()
         return self.pools.nat()
 
     def sight(self, uidx: int, device: str, ip: str | None, seen: int) -> None:
@@ -495,7 +493,7 @@ class _RingContext:
                     self.ip(),
                     b.created[u] + int(rng.integers(0, 300)),
                 )
-                if rng.random() < 0.15:
+                if rng.random() < 0.25:
                     self.sight(
                         self.n_honest + u,
                         self.pools.device(),
