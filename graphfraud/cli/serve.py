@@ -28,7 +28,8 @@ def serve(
     runs_root: Path | None = typer.Option(
         None,
         "--runs-root",
-        help="reloads may only name runs under it [env GRAPHFRAUD_SERVICE__RUNS_ROOT, default the parent of --run]",
+        help="reloads may only name runs under it "
+        "[env GRAPHFRAUD_SERVICE__RUNS_ROOT, default the parent of --run]",
     ),
     reload_poll: float | None = typer.Option(
         None, "--reload-poll", help="seconds between checks of <runs-root>/CURRENT; 0 = off"

@@ -15,7 +15,7 @@ of the value (fuzzy: block / window size) + 1 for the new account.
 Score (a noisy-or, every term in [0, 1]):
     w_u   = 1 − Π_kinds (1 − w_kind)                     strength of the tie to matched user u
     U     = 1 − Π_u (1 − w_u · score_u)                  risk passed on by matched users
-    w_r   = 1 − Π_{u in ring r} (1 − w_u)                tie to ring r; best r maximises w_r · ring_score_r
+    w_r   = 1 − Π_{u in ring r} (1 − w_u)                tie to ring r; keep max w_r·ring_score_r
     R     = w_r · ring_score_r
     score = 1 − (1 − neutral)(1 − U)(1 − R)
 so an account that matches nothing gets the snapshot's neutral score, a strong tie to a risky ring
@@ -114,7 +114,7 @@ def canonical_identity(
     ips: Sequence[str] = (),
     region: str = "IN",
 ) -> tuple[NewIdentity, list[str]]:
-    """Normalise raw identifiers with the batch's rules; returns (identity, fields that did not parse)."""
+    """Normalise raw identifiers with the batch's rules: (identity, fields that did not parse)."""
     from graphfraud.ingest.normalize import (
         canonical_device,
         canonical_email,

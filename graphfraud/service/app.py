@@ -64,7 +64,8 @@ def create_app(
     settings: Settings, run_dir: Path | None = None, graph_store: GraphStore | None = None
 ) -> FastAPI:
     """Build the app. `run_dir`: the run to serve (else `<runs_root>/CURRENT`); `graph_store`: the
-    store analysts read through (default: `open_graph_store(settings.graph, run_dir)` per snapshot)."""
+    store analysts read through (default: `open_graph_store(settings.graph, run_dir)` per
+    snapshot)."""
     svc = settings.service
     runs_root = svc.runs_root or (run_dir.resolve().parent if run_dir is not None else None)
     metrics = ServiceMetrics()

@@ -40,7 +40,7 @@ class ServiceContext:
     def authorize_audited(
         self, request: Request, permission: Permission, action: str, ids: dict[str, Any]
     ) -> Principal:
-        """`authorize`, writing refusals to the audit log too (failed attempts matter to auditors)."""
+        """`authorize`, writing refusals to the audit log too (auditors want failed attempts)."""
         try:
             return self.authorize(request, permission)
         except Unauthenticated:

@@ -62,7 +62,7 @@ class PayloadTooLarge(GraphFraudError):  # noqa: N818 - named like errors.NotFou
 
 
 class BadRequest(GraphFraudError):  # noqa: N818 - named like errors.NotFound
-    """The request is well-formed JSON but asks for something invalid (e.g. a path outside the runs root)."""
+    """Well-formed JSON asking for something invalid (e.g. a path outside the runs root)."""
 
 
 class NotReady(GraphFraudError):  # noqa: N818 - named like errors.NotFound

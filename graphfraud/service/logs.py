@@ -1,10 +1,11 @@
 """Structured JSON logs and the one ASGI middleware every request passes through.
 
-Access log policy: one JSON line per request with the route *template* (`/v1/users/{user_id}/score`),
-method, status, duration and the caller's key fingerprint — never the raw path, query string or
-body, so user ids and PII never reach the access log. (Who looked at which user is in the audit
-log, which is access-controlled.) The middleware also enforces the body size limit (413) and
-records the latency histogram; it is pure ASGI so the hot path pays no BaseHTTPMiddleware cost.
+Access log policy: one JSON line per request with the route *template*
+(`/v1/users/{user_id}/score`), method, status, duration and the caller's key fingerprint;
+never the raw path, query string or body, so user ids and PII never reach the access log (who
+looked at which user is in the audit log, which is access-controlled). The middleware also
+enforces the body size limit (413) and records the latency histogram; it is pure ASGI so the
+hot path pays no BaseHTTPMiddleware cost.
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ from fastapi.testclient import TestClient
 
 from graphfraud.config import Settings
 from graphfraud.service import create_app
-from service.factories import make_settings, write_run
+
+from .factories import make_settings, write_run
+
 
 @pytest.fixture(scope="session")
 def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:

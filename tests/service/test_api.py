@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 
 from graphfraud.config import Settings
 from graphfraud.service import create_app
-from service.factories import KEYS, UNICODE_USER, headers
+
+from .factories import KEYS, UNICODE_USER, headers
 
 ROLES = ("scorer", "analyst", "investigator", "admin")
 ANALYST_URLS = ("/v1/users/a1/ring", "/v1/rings/ring-a", "/v1/links/explain?a=a1&b=a4")
@@ -23,39 +24,57 @@ def audit_records(settings: Settings) -> list[dict[str, object]]:
 # ---- hot path ---------------------------------------------------------------------------------
 def test_score_known_unknown_unicode(client: TestClient) -> None:
     r = client.get("/v1/users/a1/score", headers=headers("scorer"))
-    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/json"
     doc = r.json()
     assert doc | {"scored_at": None} == {
-        "user_id": "a1", "known": True, "score": 0.95, "ring_id": "ring-a", "ring_score": 0.87,
+        "user_id": "a1",
+        "known": True,
+        "score": 0.95,
+        "ring_id": "ring-a",
+        "ring_score": 0.87,
         "reasons": ["RING_LABELLED_FRAUD", "SHARED_DEVICE", "LOOKALIKE_EMAIL"],
-        "model_version": "gbm-test-1", "scored_at": None, "snapshot": "r1",
+        "model_version": "gbm-test-1",
+        "scored_at": None,
+        "snapshot": "r1",
     }
     r = client.get("/v1/users/never-seen/score", headers=headers("scorer"))
-    assert r.status_code == 200 and r.json()["known"] is False and r.json()["reasons"] == ["UNKNOWN_USER"]
+    assert r.status_code == 200
+    assert r.json()["known"] is False
+    assert r.json()["reasons"] == ["UNKNOWN_USER"]
     r = client.get(f"/v1/users/{UNICODE_USER}/score", headers=headers("scorer"))
-    assert r.status_code == 200 and r.json()["known"] is True and r.json()["user_id"] == UNICODE_USER
+    assert r.status_code == 200
+    assert r.json()["known"] is True
+    assert r.json()["user_id"] == UNICODE_USER
 
 
-@pytest.mark.parametrize("user_id", ["..", "..%2F..%2Fetc%2Fpasswd", "%2e%2e", "a%00b", "'; DROP", "x" * 256])
+@pytest.mark.parametrize(
+    "user_id", ["..", "..%2F..%2Fetc%2Fpasswd", "%2e%2e", "a%00b", "'; DROP", "x" * 256]
+)
 def test_score_odd_ids_are_never_5xx(client: TestClient, user_id: str) -> None:
     r = client.get(f"/v1/users/{user_id}/score", headers=headers("scorer"))
-    assert r.status_code < 500 and r.json()["error" if r.status_code >= 400 else "user_id"], r.text
+    assert r.status_code < 500, r.text
+    assert r.json()["error" if r.status_code >= 400 else "user_id"], r.text
     if r.status_code == 200:
         assert r.json()["known"] is False
 
 
 def test_score_too_long_id_is_422(client: TestClient) -> None:
     r = client.get("/v1/users/" + "x" * 257 + "/score", headers=headers("scorer"))
-    assert r.status_code == 422 and "user_id" in r.json()["detail"]
+    assert r.status_code == 422
+    assert "user_id" in r.json()["detail"]
 
 
 # ---- auth ----------------------------------------------------------------------------------------
 def test_missing_and_wrong_key_are_401_with_message(client: TestClient) -> None:
     r = client.get("/v1/users/a1/score")
-    assert r.status_code == 401 and r.json()["error"] == "unauthenticated" and "X-API-Key" in r.json()["detail"]
+    assert r.status_code == 401
+    assert r.json()["error"] == "unauthenticated"
+    assert "X-API-Key" in r.json()["detail"]
     assert "APIKey" in r.headers["www-authenticate"]
     r = client.get("/v1/users/a1/score", headers={"X-API-Key": "nope"})
-    assert r.status_code == 401 and r.json()["detail"] == "unknown API key"
+    assert r.status_code == 401
+    assert r.json()["detail"] == "unknown API key"
     r = client.get("/v1/users/a1/score", headers={"X-API-Key": KEYS["admin"].upper()})
     assert r.status_code == 401
 
@@ -69,50 +88,72 @@ def test_role_matrix(client: TestClient, role: str) -> None:
         assert client.get(url, headers=h).status_code == (403 if role == "scorer" else 200), url
     admin_status = client.get("/v1/admin/snapshot", headers=h).status_code
     assert admin_status == (200 if role == "admin" else 403)
-    reload_status = client.post("/v1/admin/reload", json={"run": "r1", "wait": True}, headers=h).status_code
+    reload_status = client.post(
+        "/v1/admin/reload", json={"run": "r1", "wait": True}, headers=h
+    ).status_code
     assert reload_status == (200 if role == "admin" else 403)
 
 
 def test_forbidden_body_names_the_role(client: TestClient) -> None:
     r = client.get("/v1/rings/ring-a", headers=headers("scorer"))
-    assert r.status_code == 403 and r.json()["error"] == "forbidden" and "scorer" in r.json()["detail"]
+    assert r.status_code == 403
+    assert r.json()["error"] == "forbidden"
+    assert "scorer" in r.json()["detail"]
 
 
 # ---- analyst views, masking, audit ------------------------------------------------------------
 def test_analyst_sees_masked_pii_investigator_does_not(client: TestClient) -> None:
     masked = client.get("/v1/users/a1/ring", headers=headers("analyst")).json()
     clear = client.get("/v1/users/a1/ring", headers=headers("investigator")).json()
-    assert masked["ring"]["masked"] is True and clear["ring"]["masked"] is False
+    assert masked["ring"]["masked"] is True
+    assert clear["ring"]["masked"] is False
     m1 = next(m for m in masked["ring"]["members"] if m["user_id"] == "a1")
     c1 = next(m for m in clear["ring"]["members"] if m["user_id"] == "a1")
-    assert c1["email"] == "johndoe1@gmail.com" and m1["email"] == "j***1@gmail.com"
-    assert c1["phone"] == "+919876543210" and m1["phone"] == "+91******3210"
+    assert c1["email"] == "johndoe1@gmail.com"
+    assert m1["email"] == "j***1@gmail.com"
+    assert c1["phone"] == "+919876543210"
+    assert m1["phone"] == "+91******3210"
     text = orjson.dumps(masked).decode()
-    assert "johndoe" not in text and "9876543210" not in text  # not in values nor evidence sentences
+    assert "johndoe" not in text
+    assert "9876543210" not in text
     assert "dev-ring-a" in text  # device ids are evidence, shown as they are
     email_link = next(lk for lk in masked["ring"]["links"] if lk["kind"] == "email_similar")
-    assert "***" in email_link["value_a"] and "***" in email_link["evidence"]
+    assert "***" in email_link["value_a"]
+    assert "***" in email_link["evidence"]
 
 
 def test_ring_detail_explain_and_not_found(client: TestClient) -> None:
     ring = client.get("/v1/rings/ring-b", headers=headers("analyst")).json()
-    assert ring["size"] == 3 and {m["user_id"] for m in ring["members"]} == {"b1", "b2", "b3"}
+    assert ring["size"] == 3
+    assert {m["user_id"] for m in ring["members"]} == {"b1", "b2", "b3"}
     assert ring["ring_score"] == 0.6  # float32 noise rounded away
-    exp = client.get("/v1/links/explain", params={"a": "a1", "b": "a4"}, headers=headers("analyst")).json()
-    assert exp["connected"] is True and exp["path"][0] == "a1" and exp["path"][-1] == "a4"
-    assert exp["hops"] and all(hop for hop in exp["hops"])
-    none = client.get("/v1/links/explain", params={"a": "a1", "b": "h5"}, headers=headers("analyst")).json()
-    assert none["connected"] is False and none["path"] == []
+    exp = client.get(
+        "/v1/links/explain", params={"a": "a1", "b": "a4"}, headers=headers("analyst")
+    ).json()
+    assert exp["connected"] is True
+    assert exp["path"][0] == "a1"
+    assert exp["path"][-1] == "a4"
+    assert exp["hops"]
+    assert all(hop for hop in exp["hops"])
+    none = client.get(
+        "/v1/links/explain", params={"a": "a1", "b": "h5"}, headers=headers("analyst")
+    ).json()
+    assert none["connected"] is False
+    assert none["path"] == []
     solo = client.get("/v1/users/h5/ring", headers=headers("analyst")).json()
     assert solo == {"user_id": "h5", "ring": None}
     for url in ("/v1/users/ghost/ring", "/v1/rings/ring-zzz", "/v1/links/explain?a=a1&b=ghost"):
         r = client.get(url, headers=headers("analyst"))
-        assert r.status_code == 404 and r.json()["error"] == "not_found", url
+        assert r.status_code == 404, url
+        assert r.json()["error"] == "not_found", url
     r = client.get("/v1/links/explain?a=a1", headers=headers("analyst"))
-    assert r.status_code == 422 and "b" in r.json()["detail"]
+    assert r.status_code == 422
+    assert "b" in r.json()["detail"]
 
 
-def test_audit_log_records_reads_denials_and_admin_actions(client: TestClient, settings: Settings) -> None:
+def test_audit_log_records_reads_denials_and_admin_actions(
+    client: TestClient, settings: Settings
+) -> None:
     client.get("/v1/users/a2/ring", headers=headers("analyst"))
     client.get("/v1/rings/ring-zzz", headers=headers("investigator"))
     client.get("/v1/rings/ring-a", headers=headers("scorer"))
@@ -145,19 +186,28 @@ def test_audit_log_is_appended_across_app_restarts(settings: Settings, runs_root
 def test_unwritable_audit_log_fails_closed(client: TestClient) -> None:
     client.app.state.ctx.audit.close()  # type: ignore[attr-defined]
     r = client.get("/v1/rings/ring-a", headers=headers("analyst"))
-    assert r.status_code == 503 and r.json()["error"] == "audit_unavailable"
+    assert r.status_code == 503
+    assert r.json()["error"] == "audit_unavailable"
     assert client.get("/v1/users/a1/score", headers=headers("scorer")).status_code == 200
 
 
-# ---- POST /v1/score -------------------------------------------------------------------------------
+# ---- POST /v1/score ------------------------------------------------------------
 def test_post_score_links_new_user_to_ring(client: TestClient) -> None:
-    body = {"user_id": "new-1", "email": "John.Doe9@gmail.com", "phone": "+91 98765 43219",
-            "device_ids": ["dev-ring-a"], "ips": ["10.0.0.7"]}
+    body = {
+        "user_id": "new-1",
+        "email": "John.Doe9@gmail.com",
+        "phone": "+91 98765 43219",
+        "device_ids": ["dev-ring-a"],
+        "ips": ["10.0.0.7"],
+    }
     r = client.post("/v1/score", json=body, headers=headers("scorer"))
     assert r.status_code == 200, r.text
     doc = r.json()
-    assert doc["known"] is False and doc["ring_id"] == "ring-a" and doc["score"] > 0.9
-    assert doc["user_id"] == "new-1" and doc["matches_total"] == len(doc["matches"]) > 0
+    assert doc["known"] is False
+    assert doc["ring_id"] == "ring-a"
+    assert doc["score"] > 0.9
+    assert doc["user_id"] == "new-1"
+    assert doc["matches_total"] == len(doc["matches"]) > 0
     kinds = {m["kind"] for m in doc["matches"]}
     assert {"device", "email_similar", "phone_similar", "ip"} <= kinds
     for m in doc["matches"]:
@@ -179,21 +229,26 @@ def test_post_score_links_new_user_to_ring(client: TestClient) -> None:
         ({"phone": "+1 415", "region": "india"}, "region"),
     ],
 )
-def test_post_score_bad_input_is_422_with_message(client: TestClient, body: dict[str, object], fragment: str) -> None:
+def test_post_score_bad_input_is_422_with_message(
+    client: TestClient, body: dict[str, object], fragment: str
+) -> None:
     r = client.post("/v1/score", json=body, headers=headers("scorer"))
-    assert r.status_code == 422 and fragment in r.json()["detail"], r.text
+    assert r.status_code == 422, r.text
+    assert fragment in r.json()["detail"], r.text
     assert "x" * 50 not in r.text  # submitted values are not echoed
 
 
 def test_post_score_bad_json_and_oversized_body(client: TestClient) -> None:
     h = {**headers("scorer"), "content-type": "application/json"}
     r = client.post("/v1/score", content=b'{"email": ', headers=h)
-    assert r.status_code == 422 and r.json()["error"] == "invalid_request"
+    assert r.status_code == 422
+    assert r.json()["error"] == "invalid_request"
     r = client.post("/v1/score", content=b"\xff\xfe", headers=h)
     assert r.status_code == 422
     big = orjson.dumps({"email": "a@b.com", "ips": ["1.1.1.1"], "pad": "x" * 70_000})
     r = client.post("/v1/score", content=big, headers=h)
-    assert r.status_code == 413 and r.json()["error"] == "payload_too_large"
+    assert r.status_code == 413
+    assert r.json()["error"] == "payload_too_large"
 
     def chunks() -> object:  # no content-length: counted while streaming
         for _ in range(20):
@@ -204,39 +259,51 @@ def test_post_score_bad_json_and_oversized_body(client: TestClient) -> None:
 
 
 def test_post_score_unparseable_identifiers_are_reported(client: TestClient) -> None:
-    r = client.post("/v1/score", json={"email": "not-an-email", "ips": ["300.1.1.1"]}, headers=headers("scorer"))
-    assert r.status_code == 200 and set(r.json()["rejected"]) == {"email", "ips"}
+    r = client.post(
+        "/v1/score", json={"email": "not-an-email", "ips": ["300.1.1.1"]}, headers=headers("scorer")
+    )
+    assert r.status_code == 200
+    assert set(r.json()["rejected"]) == {"email", "ips"}
     assert r.json()["matches"] == []
 
 
-# ---- ops -------------------------------------------------------------------------------------------
+# ---- ops ----------------------------------------------------------------------
 def test_health_ready_metrics(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
-    assert ready["ready"] is True and ready["snapshot"]["run_id"] == "r1"
+    assert ready["ready"] is True
+    assert ready["snapshot"]["run_id"] == "r1"
     client.get("/v1/users/nobody/score", headers=headers("scorer"))
     text = client.get("/metrics").text
-    assert 'graphfraud_http_request_duration_seconds_count{method="GET",route="/v1/users/{user_id}/score"}' in text
+    assert (
+        'graphfraud_http_request_duration_seconds_count{method="GET",route="/v1/users/{user_id}/score"}'
+        in text
+    )
     assert "graphfraud_unknown_users_total 1.0" in text
     assert 'graphfraud_snapshot_info{model_version="gbm-test-1",run_id="r1"} 1.0' in text
-    assert "graphfraud_snapshot_age_seconds" in text and "nobody" not in text
+    assert "graphfraud_snapshot_age_seconds" in text
+    assert "nobody" not in text
 
 
 def test_readyz_is_503_until_a_snapshot_is_loaded(settings: Settings, tmp_path: Path) -> None:
     settings.service.runs_root = tmp_path  # no CURRENT file: nothing to load
     with TestClient(create_app(settings)) as c:
         r = c.get("/readyz")
-        assert r.status_code == 503 and r.json()["ready"] is False
+        assert r.status_code == 503
+        assert r.json()["ready"] is False
         r = c.get("/v1/users/a1/score", headers=headers("scorer"))
-        assert r.status_code == 503 and r.json()["error"] == "not_ready"
+        assert r.status_code == 503
+        assert r.json()["error"] == "not_ready"
         assert c.get("/healthz").status_code == 200
 
 
 def test_unknown_route_and_method_are_json(client: TestClient) -> None:
     r = client.get("/v1/nope")
-    assert r.status_code == 404 and r.json()["error"] == "not_found"
+    assert r.status_code == 404
+    assert r.json()["error"] == "not_found"
     r = client.delete("/v1/users/a1/score")
-    assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
+    assert r.status_code == 405
+    assert r.json()["error"] == "method_not_allowed"
 
 
 def test_openapi_documents_security_and_examples(client: TestClient) -> None:
@@ -245,16 +312,22 @@ def test_openapi_documents_security_and_examples(client: TestClient) -> None:
     op = spec["paths"]["/v1/users/{user_id}/score"]["get"]
     assert op["security"] == [{"ApiKeyAuth": []}]
     ok = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
-    assert ok.endswith("/ScoreResponse") and {"401", "403", "503"} <= set(op["responses"])
+    assert ok.endswith("/ScoreResponse")
+    assert {"401", "403", "503"} <= set(op["responses"])
     assert client.get("/docs").status_code == 200
 
 
 def test_ui_is_served_without_external_resources(client: TestClient) -> None:
     assert client.get("/", follow_redirects=False).headers["location"] == "/ui/"
     page = client.get("/ui/")
-    assert page.status_code == 200 and "<svg" in page.text and "app.js" in page.text
+    assert page.status_code == 200
+    assert "<svg" in page.text
+    assert "app.js" in page.text
     js = client.get("/ui/app.js")
     assert js.status_code == 200
     for text in (page.text, js.text, client.get("/ui/style.css").text):
-        text = text.replace("http://www.w3.org/2000/svg", "")  # the SVG namespace name is not a fetch
-        assert "http://" not in text and "https://" not in text  # no CDN: machines are offline
+        text = text.replace(
+            "http://www.w3.org/2000/svg", ""
+        )  # the SVG namespace name is not a fetch
+        assert "http://" not in text
+        assert "https://" not in text

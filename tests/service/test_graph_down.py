@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from graphfraud.config import GraphSettings, Settings
 from graphfraud.graph.factory import open_graph_store
 from graphfraud.service import create_app
-from service.factories import headers
+
+from .factories import headers
 
 
 def closed_port() -> int:
@@ -36,15 +37,19 @@ def test_analyst_routes_503_while_hot_path_serves(down_client: TestClient) -> No
         r = c.get("/v1/users/a1/ring", headers=headers("analyst"))
         assert r.status_code == 503, r.text
         body = r.json()
-        assert body["error"] == "graph_unavailable" and body["detail"] and body["hint"]
+        assert body["error"] == "graph_unavailable"
+        assert body["detail"]
+        assert body["hint"]
         assert r.headers["retry-after"] == "5"
         # fail fast for a moment afterwards, still 503 with a message
         r = c.get("/v1/rings/ring-a", headers=headers("analyst"))
-        assert r.status_code == 503 and r.json()["error"] == "graph_unavailable"
+        assert r.status_code == 503
+        assert r.json()["error"] == "graph_unavailable"
         for _ in range(20):
             assert c.get("/v1/users/a1/score", headers=headers("scorer")).json()["score"] == 0.95
         ok = c.post("/v1/score", json={"device_ids": ["dev-ring-a"]}, headers=headers("scorer"))
-        assert ok.status_code == 200 and ok.json()["ring_id"] == "ring-a"
+        assert ok.status_code == 200
+        assert ok.json()["ring_id"] == "ring-a"
         assert c.get("/readyz").status_code == 200
         assert "graphfraud_graph_unavailable_total 2.0" in c.get("/metrics").text
 
@@ -54,5 +59,6 @@ def test_no_graph_store_is_503_not_500(settings: Settings, runs_root: Path) -> N
     with TestClient(create_app(settings, runs_root / "r1")) as c:
         assert c.app.state.holder.wait_ready(20)  # type: ignore[attr-defined]
         r = c.get("/v1/rings/ring-a", headers=headers("analyst"))
-        assert r.status_code == 503 and "no graph store" in r.json()["detail"]
+        assert r.status_code == 503
+        assert "no graph store" in r.json()["detail"]
         assert c.get("/v1/users/a1/score", headers=headers("scorer")).status_code == 200

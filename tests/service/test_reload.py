@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 
 from graphfraud.config import Settings
 from graphfraud.service import create_app
-from service.factories import headers, write_run
+
+from .factories import headers, write_run
 
 # a1's score in r1 and r2 (score_shift=0.01): every answer must be exactly one of these pairs.
 EXPECTED = {"r1": 0.95, "r2": 0.96}
@@ -36,8 +37,11 @@ def test_swap_under_concurrent_requests_never_fails_or_mixes(client: TestClient)
         t.start()
     try:
         for run in ("r2", "r1", "r2"):
-            r = client.post("/v1/admin/reload", json={"run": run, "wait": True}, headers=headers("admin"))
-            assert r.status_code == 200 and r.json()["snapshot"]["run_id"] == run
+            r = client.post(
+                "/v1/admin/reload", json={"run": run, "wait": True}, headers=headers("admin")
+            )
+            assert r.status_code == 200
+            assert r.json()["snapshot"]["run_id"] == run
     finally:
         stop.set()
         for t in threads:
@@ -50,7 +54,8 @@ def test_swap_under_concurrent_requests_never_fails_or_mixes(client: TestClient)
 
 def test_background_reload_returns_202_then_swaps(client: TestClient) -> None:
     r = client.post("/v1/admin/reload", json={"run": "r2"}, headers=headers("admin"))
-    assert r.status_code == 202 and r.json() == {"status": "loading", "run": "r2", "snapshot": None}
+    assert r.status_code == 202
+    assert r.json() == {"status": "loading", "run": "r2", "snapshot": None}
     holder = client.app.state.holder  # type: ignore[attr-defined]
     for _ in range(200):
         if holder.current.snapshot.info.run_id == "r2" and holder.status().loading is None:
@@ -58,7 +63,8 @@ def test_background_reload_returns_202_then_swaps(client: TestClient) -> None:
         threading.Event().wait(0.02)
     assert client.get("/readyz").json()["snapshot"]["run_id"] == "r2"
     status = client.get("/v1/admin/snapshot", headers=headers("admin")).json()
-    assert status["snapshot"]["run_id"] == "r2" and status["loading"] is None
+    assert status["snapshot"]["run_id"] == "r2"
+    assert status["loading"] is None
 
 
 @pytest.mark.parametrize(
@@ -76,15 +82,21 @@ def test_reload_refuses_symlink_escape(client: TestClient, runs_root: Path, tmp_
     link = runs_root / "sneaky"
     if not link.exists():
         link.symlink_to(outside, target_is_directory=True)
-    r = client.post("/v1/admin/reload", json={"run": "sneaky", "wait": True}, headers=headers("admin"))
-    assert r.status_code == 422 and "inside the runs root" in r.json()["detail"]
+    r = client.post(
+        "/v1/admin/reload", json={"run": "sneaky", "wait": True}, headers=headers("admin")
+    )
+    assert r.status_code == 422
+    assert "inside the runs root" in r.json()["detail"]
 
 
 def test_broken_run_keeps_the_old_snapshot(client: TestClient, runs_root: Path) -> None:
     broken = runs_root / "broken"
     broken.mkdir(exist_ok=True)
-    r = client.post("/v1/admin/reload", json={"run": "broken", "wait": True}, headers=headers("admin"))
-    assert r.status_code == 422 and "cannot be loaded" in r.json()["detail"]
+    r = client.post(
+        "/v1/admin/reload", json={"run": "broken", "wait": True}, headers=headers("admin")
+    )
+    assert r.status_code == 422
+    assert "cannot be loaded" in r.json()["detail"]
     assert client.get("/readyz").json()["snapshot"]["run_id"] == "r1"
     status = client.get("/v1/admin/snapshot", headers=headers("admin")).json()
     assert "scores.parquet" in status["last_error"]
@@ -108,7 +120,8 @@ def test_current_pointer_is_followed_and_rollback_works(settings: Settings, tmp_
         assert r.status_code == 200  # rollback = point at the previous run
         (root / "CURRENT").write_text("day1")
         r = c.post("/v1/admin/reload", json={"wait": True}, headers=headers("admin"))
-        assert r.status_code == 200 and r.json()["run"] == "day1"
+        assert r.status_code == 200
+        assert r.json()["run"] == "day1"
         (root / "CURRENT").write_text("../elsewhere")
         with pytest.raises(Exception, match="invalid run"):
             app.state.holder.poll_once()
@@ -119,6 +132,7 @@ def test_second_reload_while_loading_is_409(client: TestClient) -> None:
     assert holder._reload_lock.acquire()  # simulate a load in progress
     try:
         r = client.post("/v1/admin/reload", json={"run": "r2"}, headers=headers("admin"))
-        assert r.status_code == 409 and r.json()["error"] == "conflict"
+        assert r.status_code == 409
+        assert r.json()["error"] == "conflict"
     finally:
         holder._reload_lock.release()

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from graphfraud.service import create_app
-from service.factories import headers, make_settings, write_run
+
+from .factories import headers, make_settings, write_run
 
 _root = Path(__import__("tempfile").mkdtemp(prefix="gf-fuzz-"))
 _run = write_run(_root / "runs" / "r1")
@@ -28,7 +29,9 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _app)
 @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_no_server_errors(case: schemathesis.Case, role: str) -> None:
     if case.path == "/v1/admin/reload" and isinstance(case.body, dict):
-        case.body.pop("wait", None)  # keep reloads in the background: the fuzzer must not block on them
+        case.body.pop(
+            "wait", None
+        )  # keep reloads in the background: the fuzzer must not block on them
     response = case.call(headers=headers(role))
     case.validate_response(response, checks=[not_a_server_error])
     assert response.status_code < 500, response.text

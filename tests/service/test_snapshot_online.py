@@ -13,19 +13,28 @@ from graphfraud.errors import ArtifactError
 from graphfraud.linking.weights import link_weight
 from graphfraud.scoring.online import NewIdentity, canonical_identity, score_new_user
 from graphfraud.scoring.snapshot import load_snapshot
-from service.factories import RING_A, UNICODE_USER, write_run
+
+from .factories import RING_A, UNICODE_USER, write_run
 
 
 def test_snapshot_lookup_known_unknown_and_unicode(runs_root: Path) -> None:
     snap = load_snapshot(runs_root / "r1")
-    assert snap.info.users == 16 and snap.info.rings == 2 and snap.info.online_ready
+    assert snap.info.users == 16
+    assert snap.info.rings == 2
+    assert snap.info.online_ready
     body, known = snap.score_json("a1")
     doc = orjson.loads(body)
-    assert known and doc["score"] == 0.95 and doc["ring_id"] == "ring-a" and doc["ring_score"] == 0.87
-    assert doc["reasons"][0] == "RING_LABELLED_FRAUD" and doc["snapshot"] == "r1"
+    assert known
+    assert doc["score"] == 0.95
+    assert doc["ring_id"] == "ring-a"
+    assert doc["ring_score"] == 0.87
+    assert doc["reasons"][0] == "RING_LABELLED_FRAUD"
+    assert doc["snapshot"] == "r1"
     body, known = snap.score_json("nobody")
     doc = orjson.loads(body)
-    assert not known and doc["score"] == snap.info.neutral_score and doc["ring_id"] is None
+    assert not known
+    assert doc["score"] == snap.info.neutral_score
+    assert doc["ring_id"] is None
     # neutral score = mean score of the snapshot (documented base rate)
     mean = pl.read_parquet(runs_root / "r1" / "scores.parquet")["score"].mean()
     assert snap.info.neutral_score == pytest.approx(mean, abs=1e-6)
@@ -50,35 +59,44 @@ def test_new_user_near_ring_scores_high_with_evidence(runs_root: Path) -> None:
     identity, rejected = canonical_identity(
         email="John.Doe7@GMAIL.com", phone="+91 98765 43215", device_ids=["DEV-RING-A "], ips=[]
     )
-    assert rejected == [] and identity.email == "johndoe7@gmail.com"
+    assert rejected == []
+    assert identity.email == "johndoe7@gmail.com"
     result = score_new_user(snap, identity, LinkSettings())
-    assert result.ring_id == "ring-a" and result.ring_score == 0.87
+    assert result.ring_id == "ring-a"
+    assert result.ring_score == 0.87
     assert result.score > 0.9 > snap.info.neutral_score
     kinds = {m.kind for m in result.matches}
     assert kinds == {"device", "email_similar", "phone_similar"}
     assert {m.user_id for m in result.matches} == set(RING_A)
     device = next(m for m in result.matches if m.kind == "device")
-    assert device.support == 5 and device.weight == pytest.approx(link_weight("device", 1.0, 5), abs=1e-6)
-    assert "NEAR_RING" in result.reasons and result.reasons[0] == "NEW_USER"
+    assert device.support == 5
+    assert device.weight == pytest.approx(link_weight("device", 1.0, 5), abs=1e-6)
+    assert "NEAR_RING" in result.reasons
+    assert result.reasons[0] == "NEW_USER"
 
 
 def test_new_user_with_no_match_gets_neutral_score(runs_root: Path) -> None:
     snap = load_snapshot(runs_root / "r1")
     identity, _ = canonical_identity(email="someone.else@proton.me", phone=None)
     result = score_new_user(snap, identity, LinkSettings())
-    assert result.matches == () and result.ring_id is None
+    assert result.matches == ()
+    assert result.ring_id is None
     assert result.score == snap.info.neutral_score
 
 
 def test_weak_ip_link_moves_score_little_and_hubs_are_not_linked(runs_root: Path) -> None:
     snap = load_snapshot(runs_root / "r1")
     weak = score_new_user(snap, NewIdentity(ips=("203.0.113.5",)), LinkSettings())
-    assert {m.user_id for m in weak.matches} == {"h1", "h2"} and weak.ring_id is None
+    assert {m.user_id for m in weak.matches} == {"h1", "h2"}
+    assert weak.ring_id is None
     assert weak.score - snap.info.neutral_score < 0.05
     hub = score_new_user(snap, NewIdentity(devices=("dev-ring-a",)), LinkSettings(max_share=3))
-    assert hub.matches == () and hub.hubs[0].support == 4 and "HUB_IDENTIFIER" in hub.reasons
+    assert hub.matches == ()
+    assert hub.hubs[0].support == 4
+    assert "HUB_IDENTIFIER" in hub.reasons
 
 
 def test_canonical_identity_reports_unparseable_fields() -> None:
     identity, rejected = canonical_identity(email="not an email", phone="12", ips=["999.1.1.1"])
-    assert identity.empty and set(rejected) == {"email", "phone", "ips"}
+    assert identity.empty
+    assert set(rejected) == {"email", "phone", "ips"}

@@ -36,10 +36,11 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         openapi_extra=SECURED,
         summary="Load a run's snapshot and swap it in atomically",
         description=(
-            "`run` names a directory under the runs root (no paths outside it). Without `run`: the run "
-            "named by `<runs_root>/CURRENT`, else the served run is re-read. The old snapshot keeps "
-            "answering until the new one is fully loaded; a failed load keeps the old one. Roll back "
-            "by reloading the previous run. Role: admin. Audited."
+            "`run` names a directory under the runs root (no paths outside it). Without "
+            "`run`: the run named by `<runs_root>/CURRENT`, else the served run is re-read. "
+            "The old snapshot keeps answering until the new one is fully loaded; a failed "
+            "load keeps the old one. Roll back by reloading the previous run. Role: admin. "
+            "Audited."
         ),
     )
     def reload(request: Request, body: ReloadRequest | None = Body(None)) -> Response:

@@ -105,7 +105,9 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         responses=errors,
         openapi_extra=SECURED,
         summary="The ring a user belongs to, with members, links and evidence",
-        description="Roles: analyst (PII masked), investigator (unmasked), admin (masked). Audited.",
+        description=(
+            "Roles: analyst (PII masked), investigator (unmasked), admin (masked). Audited."
+        ),
     )
     def user_ring(user_id: Id, request: Request) -> dict[str, Any]:
         ids = {"user_id": user_id}
@@ -122,7 +124,9 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         responses=errors,
         openapi_extra=SECURED,
         summary="One ring by id",
-        description="Roles: analyst (PII masked), investigator (unmasked), admin (masked). Audited.",
+        description=(
+            "Roles: analyst (PII masked), investigator (unmasked), admin (masked). Audited."
+        ),
     )
     def ring_detail(ring_id: Id, request: Request) -> dict[str, Any]:
         ids = {"ring_id": ring_id}
@@ -137,7 +141,9 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         responses=errors,
         openapi_extra=SECURED,
         summary="Why two users are linked: shortest chain of links with evidence",
-        description="Roles: analyst (PII masked), investigator (unmasked), admin (masked). Audited.",
+        description=(
+            "Roles: analyst (PII masked), investigator (unmasked), admin (masked). Audited."
+        ),
     )
     def explain(
         request: Request,

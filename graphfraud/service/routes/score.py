@@ -37,9 +37,10 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         openapi_extra=SECURED,
         summary="Precomputed score of a user (in-memory lookup)",
         description=(
-            "Answered from the in-memory snapshot only: no database, no model. An unknown user gets "
-            '200 with `known: false`, `reasons: ["UNKNOWN_USER"]` and the snapshot\'s neutral score '
-            "(its base rate: the mean score of all scored users). Roles: any."
+            "Answered from the in-memory snapshot only: no database, no model. An unknown "
+            'user gets 200 with `known: false`, `reasons: ["UNKNOWN_USER"]` and the '
+            "snapshot's neutral score (its base rate: the mean score of all scored users). "
+            "Roles: any."
         ),
     )
     async def user_score(
@@ -60,10 +61,11 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         openapi_extra=SECURED,
         summary="Score an account the last batch has not seen",
         description=(
-            "Normalises the identifiers with the batch's rules, links them to snapshot users by exact "
-            "and fuzzy index lookups (email stem block + Levenshtein, sequential phones) and scores with "
-            "a noisy-or of link weight × neighbour score and the best-matched ring's score (see "
-            "`graphfraud.scoring.online`). Matched users' emails and phones are masked. Roles: any."
+            "Normalises the identifiers with the batch's rules, links them to snapshot users "
+            "by exact and fuzzy index lookups (email stem block + Levenshtein, sequential "
+            "phones) and scores with a noisy-or of link weight × neighbour score and the "
+            "best-matched ring's score (see `graphfraud.scoring.online`). Matched users' "
+            "emails and phones are masked. Roles: any."
         ),
     )
     async def score_new(body: NewUserRequest, request: Request) -> Response:

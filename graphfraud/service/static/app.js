@@ -41,7 +41,10 @@
     return `rgb(${r},${g},${b})`;
   }
 
-  function fmt(x) { return x === null || x === undefined ? "—" : (typeof x === "number" ? x.toFixed(3) : x); }
+  function fmt(x) {
+    if (x === null || x === undefined) return "—";
+    return typeof x === "number" && !Number.isInteger(x) ? x.toFixed(3) : x;
+  }
 
   function drawGraph(ring, focus) {
     const svg = $("graph");
@@ -89,7 +92,7 @@
     legend.textContent = "";
     for (const [kind, color] of Object.entries(KIND_COLORS)) {
       const item = el("span");
-      item.appendChild(el("i", { style: "" }));
+      item.appendChild(el("i"));
       item.firstChild.style.background = color;
       item.appendChild(document.createTextNode(kind));
       legend.appendChild(item);
@@ -154,6 +157,10 @@
 
   $("lookup").addEventListener("submit", (e) => { e.preventDefault(); showUser($("user").value.trim()); });
   $("explain").addEventListener("submit", (e) => { e.preventDefault(); explain($("ea").value.trim(), $("eb").value.trim()); });
+  // `#user=<id>` opens a user; `#key=` (automation only) is read once and wiped from the address
+  // bar at once. Fragments are never sent to the server, so the key stays out of its logs.
   const params = new URLSearchParams(location.hash.slice(1));
+  if (params.get("key")) { keyInput.value = params.get("key"); sessionStorage.setItem("gf-key", keyInput.value); }
+  if (location.hash) history.replaceState(null, "", location.pathname);
   if (params.get("user")) { $("user").value = params.get("user"); if (keyInput.value) showUser(params.get("user")); }
 })();
