@@ -125,14 +125,11 @@ def label_aggregates(data: GraphData, adj: Adjacency) -> tuple[F32, tuple[str, .
     """Leave-self-out label evidence around each node, from the labels visible in `data`.
 
     A node's own label never enters its own row: 1-hop uses no self-loops, 2-hop subtracts the
-    paths i→j→i. Rates are smoothed towards the visible base rate so a node with one known
-    neighbour is not scored 0 or 1.
+    paths i→j→i. The counts say how much evidence a rate rests on.
     """
     labels = data.labels
     known = (labels != UNKNOWN_LABEL).astype(np.float64)
     fraud = (labels == 1).astype(np.float64)
-    base = float(fraud.sum() / max(known.sum(), 1.0))
-    prior = 2.0
     binary = adj.weighted.copy()
     binary.data = np.ones_like(binary.data)
     n_known = binary @ known
@@ -140,14 +137,14 @@ def label_aggregates(data: GraphData, adj: Adjacency) -> tuple[F32, tuple[str, .
     w_known = adj.mean @ known
     w_fraud = adj.mean @ fraud
     # 2-hop, minus the walks that come straight back to the node (they carry its own label).
-    w2_known = adj.mean @ w_known - adj.mean_sq_diag * known
-    w2_fraud = adj.mean @ w_fraud - adj.mean_sq_diag * fraud
+    w2_known = np.maximum(adj.mean @ w_known - adj.mean_sq_diag * known, 0.0)
+    w2_fraud = np.maximum(adj.mean @ w_fraud - adj.mean_sq_diag * fraud, 0.0)
     cols = [
         np.log1p(n_known),
         np.log1p(n_fraud),
-        (n_fraud + prior * base) / (n_known + prior),
-        (w_fraud + 0.1 * base) / (w_known + 0.1),
-        (w2_fraud + 0.1 * base) / (np.maximum(w2_known, 0.0) + 0.1),
+        _rate(n_fraud, n_known),
+        _rate(w_fraud, w_known),
+        _rate(w2_fraud, w2_known),
         w_known,
     ]
     names = [
@@ -162,9 +159,14 @@ def label_aggregates(data: GraphData, adj: Adjacency) -> tuple[F32, tuple[str, .
         for r, rel in enumerate(data.relation_names):
             k = adj.per_relation[r] @ known
             f = adj.per_relation[r] @ fraud
-            cols.append((f + 0.1 * base) / (k + 0.1))
+            cols.append(_rate(f, k))
             names.append(f"lab:w_fraud_rate[{rel}]")
     return np.stack(cols, axis=1).astype(np.float32), tuple(names)
+
+
+def _rate(num: npt.NDArray[np.float64], den: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """num/den, NaN where nothing is known (trees route NaN; the GNN imputes it)."""
+    return np.divide(num, den, out=np.full_like(num, np.nan), where=den > 1e-9)
 
 
 def with_visible_labels(data: GraphData, visible: npt.NDArray[np.bool_]) -> GraphData:

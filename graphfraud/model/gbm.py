@@ -59,6 +59,7 @@ class GBMModel:
         }
         self._clf: HistGradientBoostingClassifier | None = None
         self._pos_rate = 0.5
+        self._dead: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
         self.input_names: tuple[str, ...] = ()
 
     def params(self) -> dict[str, object]:
@@ -84,7 +85,12 @@ class GBMModel:
             n_iter_no_change=30,
             random_state=seed,
         )
-        self._clf.fit(x[train_mask], y)
+        x_fit = x[train_mask]
+        # sklearn's binning fails on a column with no values at all (e.g. the label rate over a
+        # relation this graph has no edges of): such columns carry nothing, zero them.
+        self._dead = np.asarray(np.isnan(x_fit).all(axis=0), dtype=bool)
+        x_fit[:, self._dead] = 0.0
+        self._clf.fit(x_fit, y)
         self._pos_rate = float((y == 1).mean())
         self.input_names = data.feature_names
         self._names = names
@@ -93,12 +99,17 @@ class GBMModel:
         if self._clf is None:
             raise ArtifactError("GBM model used before fit/load")
         x, _, _ = graph_inputs(data, label_features=bool(self._params["label_features"]))
+        if self._dead.shape[0] == x.shape[1]:
+            x[:, self._dead] = 0.0
         return balanced_to_prior(self._clf.predict_proba(x)[:, 1], self._pos_rate)
 
     def save(self, directory: Path) -> None:
         """joblib (pickle): load only from a registry you trust — see registry.py."""
         directory.mkdir(parents=True, exist_ok=True)
-        joblib.dump({"clf": self._clf, "pos_rate": self._pos_rate}, directory / WEIGHTS_FILE)
+        joblib.dump(
+            {"clf": self._clf, "pos_rate": self._pos_rate, "dead": self._dead},
+            directory / WEIGHTS_FILE,
+        )
 
     @classmethod
     def load(
@@ -107,5 +118,6 @@ class GBMModel:
         model = cls(**params)
         blob = joblib.load(directory / WEIGHTS_FILE)
         model._clf, model._pos_rate = blob["clf"], float(blob["pos_rate"])
+        model._dead = np.asarray(blob["dead"], dtype=bool)
         model.input_names = input_names
         return model

@@ -4,14 +4,15 @@ Labelled users are split into K stratified folds. For fold k a fresh model sees 
 of the other folds — the fold's labels are hidden from the *inputs* too (label aggregates are
 recomputed with them set to unknown) — and scores fold k. So a labelled user's score never
 depends on its own label. Unlabelled users get the mean of the K fold models. Each candidate kind
-is scored this way; the one with the best out-of-fold AUPRC is selected.
+is scored this way; the one with the best out-of-fold AUPRC is selected. Unlabelled users are
+scored with all labels visible to the label aggregates, exactly as the saved ensemble scores them.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -179,7 +180,10 @@ def out_of_fold(
         pred = model.predict(fold_data)
         held = fold_ids == f
         oof[held] = pred[held]
-        rest += pred
+        if not labelled.all():
+            # Unlabelled users have no label to leak: score them with every label visible,
+            # as `score_with_promoted` will later.
+            rest += model.predict(data)
         members.append(model)
         if on_fold is not None:
             on_fold()
@@ -197,9 +201,13 @@ def ranking_metrics(
 
 
 def train_candidates(
-    data: GraphData, settings: ModelSettings, *, progress: bool = False
+    data: GraphData,
+    settings: ModelSettings,
+    *,
+    progress: bool = False,
+    model_params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[list[CandidateRun], npt.NDArray[np.int64]]:
-    """Run every candidate out-of-fold on the same folds."""
+    """Run every candidate out-of-fold on the same folds (`model_params[kind]` overrides)."""
     if not settings.candidates:
         raise ConfigError("model.candidates is empty", hint=f"pick from {', '.join(model_kinds())}")
     for kind in settings.candidates:
@@ -216,7 +224,11 @@ def train_candidates(
         for kind in settings.candidates:
             start = time.perf_counter()
             scores, ensemble = out_of_fold(
-                data, partial(make_model, kind, settings), fold_ids, settings.seed, tick
+                data,
+                partial(make_model, kind, settings, dict((model_params or {}).get(kind, {}))),
+                fold_ids,
+                settings.seed,
+                tick,
             )
             auprc, roc = ranking_metrics(y, scores[labelled])
             seconds = time.perf_counter() - start
@@ -236,15 +248,17 @@ def train_and_score(
     *,
     registry: ModelRegistry | None = None,
     progress: bool = False,
+    model_params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> TrainResult:
     """Train every candidate out-of-fold, pick the best by AUPRC, score every node with it.
 
     With a registry, every candidate is saved and the selected one is promoted under the policy
     in `ModelRegistry.record_run`; `model_version` is the saved version of the selected model
-    (the one whose scores are returned), whether or not it was promoted.
+    (the one whose scores are returned), whether or not it was promoted. `model_params` maps a
+    kind to constructor overrides (benchmarks, tests); the defaults are the tuned ones.
     """
     start = time.perf_counter()
-    runs, fold_ids = train_candidates(data, settings, progress=progress)
+    runs, fold_ids = train_candidates(data, settings, progress=progress, model_params=model_params)
     best = select_best(runs)
     metrics: dict[str, float] = {}
     for run in runs:

@@ -51,8 +51,8 @@ def test_own_label_never_scores_itself(planted: tuple[GraphData, np.ndarray]) ->
 def test_gbm_oof_is_deterministic_and_beats_chance(planted: tuple[GraphData, np.ndarray]) -> None:
     data, truth = planted
     settings = ModelSettings(folds=3, seed=5, candidates=["gbm"])
-    r1 = train_and_score(data, settings)
-    r2 = train_and_score(data, settings)
+    r1 = train_and_score(data, settings, model_params={"gbm": FAST_GBM})
+    r2 = train_and_score(data, settings, model_params={"gbm": FAST_GBM})
     np.testing.assert_array_equal(r1.scores, r2.scores)
     assert r1.scores.dtype == np.float32
     assert r1.scores.shape == (data.num_nodes,)

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import polars as pl
+import pytest
+
+from graphfraud.errors import ArtifactError
+from graphfraud.model.aggregate import build_adjacency, graph_inputs, label_aggregates
+from graphfraud.model.base import GraphData
+from graphfraud.model.dataset import RELATIONS, build_graph_data
+
+
+def _tiny() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    features = pl.DataFrame({"user_id": ["a", "b", "c", "d"], "f": [1.0, 2.0, None, 4.0]})
+    links = pl.DataFrame(
+        {
+            "user_a": ["a", "a", "b", "a"],
+            "user_b": ["b", "c", "c", "b"],
+            "kind": ["device", "ip", "phone", "device"],
+            "weight": [0.9, 0.1, 1.0, 0.5],  # duplicate a-b device keeps the max
+        }
+    )
+    labels = pl.DataFrame({"user_id": ["a", "c"], "label": [1, None]})
+    return features, links, labels
+
+
+def test_build_graph_data_shapes_and_relations() -> None:
+    data = build_graph_data(*_tiny())
+    assert data.relation_names == RELATIONS
+    assert list(data.user_ids) == ["a", "b", "c", "d"]
+    assert data.labels.tolist() == [1, -1, -1, -1]
+    assert data.edge_index.shape == (2, 6)  # 3 distinct (pair, kind), both directions
+    pairs = {
+        (int(s), int(t), data.relation_names[r], round(float(w), 3))
+        for (s, t), r, w in zip(data.edge_index.T, data.edge_type, data.edge_weight, strict=True)
+    }
+    assert (0, 1, "device", 0.9) in pairs
+    assert (1, 0, "device", 0.9) in pairs
+    assert (2, 1, "phone", 1.0) in pairs
+    assert np.isnan(data.x[2, 0])
+
+
+@pytest.mark.parametrize(
+    ("links_patch", "message"),
+    [
+        ({"user_b": ["zz", "c", "c", "b"]}, "missing from the feature frame"),
+        ({"kind": ["device", "ip", "telepathy", "device"]}, "unknown link kinds"),
+        ({"user_b": ["a", "c", "c", "b"]}, "linked to itself"),
+    ],
+)
+def test_bad_links_are_clear_errors(links_patch: dict[str, list[str]], message: str) -> None:
+    features, links, labels = _tiny()
+    with pytest.raises(ArtifactError, match=message):
+        build_graph_data(
+            features,
+            links.with_columns(**{k: pl.Series(v) for k, v in links_patch.items()}),
+            labels,
+        )
+
+
+def test_bad_labels_are_clear_errors() -> None:
+    features, links, _ = _tiny()
+    with pytest.raises(ArtifactError, match="values other than"):
+        build_graph_data(features, links, pl.DataFrame({"user_id": ["a"], "label": [3]}))
+    with pytest.raises(ArtifactError, match="missing from the feature frame"):
+        build_graph_data(features, links, pl.DataFrame({"user_id": ["q"], "label": [1]}))
+
+
+def test_own_label_never_reaches_own_inputs(planted: tuple[GraphData, np.ndarray]) -> None:
+    """Flipping node i's label changes nothing in row i of the model inputs (1- and 2-hop)."""
+    data, _ = planted
+    x0, names, _ = graph_inputs(data)
+    for node in np.flatnonzero(data.labelled)[:20]:
+        labels = data.labels.copy()
+        labels[node] = 1 - labels[node]
+        x1, _, _ = graph_inputs(replace(data, labels=labels))
+        np.testing.assert_array_equal(x0[node], x1[node])
+        assert not np.array_equal(x0, x1), "the flip should reach the neighbours' rows"
+    assert any(n.startswith("lab:") for n in names)
+
+
+def test_label_rates_match_a_loop_reference() -> None:
+    features, links, _ = _tiny()
+    labels = pl.DataFrame({"user_id": ["a", "b", "c"], "label": [1, 0, 1]})
+    data = build_graph_data(features, links, labels)
+    lab, names = label_aggregates(data, build_adjacency(data))
+    rate = lab[:, names.index("lab:fraud_rate")]
+    assert rate[1] == pytest.approx(1.0)  # b: neighbours a, c both fraud
+    assert rate[0] == pytest.approx(0.5)  # a: b legit, c fraud (a's own label not counted)
+    assert np.isnan(rate[3])  # d: isolated, nothing known
