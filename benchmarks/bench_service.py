@@ -396,6 +396,43 @@ def wrk(port: int, path: str, seconds: int, conns: int, lua: Path | None) -> dic
     return result
 
 
+def server_side_latency(port: int, route: str) -> dict[str, object]:
+    """Share of requests the server itself answered within each histogram bucket (from /metrics)."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+    with urllib.request.urlopen(req, timeout=10) as resp:  # loopback only
+        text = resp.read().decode()
+    buckets: dict[str, float] = {}
+    for line in text.splitlines():
+        if (
+            line.startswith("graphfraud_http_request_duration_seconds_bucket")
+            and f'route="{route}"' in line
+        ):
+            le = line.split('le="')[1].split('"')[0]
+            buckets[le] = float(line.rsplit(" ", 1)[1])
+    total = buckets.get("+Inf", 0.0)
+    return {
+        "requests": int(total),
+        **{
+            f"share_le_{le}s": round(v / total, 4)
+            for le, v in buckets.items()
+            if le in ("0.0005", "0.001", "0.002", "0.005")
+        },
+    }
+
+
+def in_process_lookup_us(run: Path, n_users: int) -> float:
+    """Mean cost of `ScoreSnapshot.score_json` (dict probe + orjson) in-process, in µs."""
+    from graphfraud.scoring.snapshot import load_snapshot
+
+    snap = load_snapshot(run, with_identifiers=False)
+    rng = random.Random(3)
+    ids = [f"u{rng.randrange(n_users):07d}" for _ in range(100_000)]
+    t0 = time.perf_counter()
+    for uid in ids:
+        snap.score_json(uid)
+    return round((time.perf_counter() - t0) / len(ids) * 1e6, 2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--users", type=int, default=1_000_000)
@@ -494,6 +531,10 @@ def main() -> None:
         results["max_throughput_score_wrk"] = wrk(port, "/v1/users/u0000001/score", secs, 32, lua)
         results["max_throughput_healthz_wrk"] = wrk(port, "/healthz", secs, 32, None)
         results["rss_final_mb"], results["rss_peak_mb"] = (round(x) for x in rss_mb(server.pid))
+        results["server_side_score_latency"] = server_side_latency(
+            port, "/v1/users/{user_id}/score"
+        )
+        results["server_side_post_score_latency"] = server_side_latency(port, "/v1/score")
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -501,6 +542,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+    results["in_process_score_json_us"] = in_process_lookup_us(a, args.users)
     print(json.dumps(results, indent=2))
     swap = results["get_score_1000rps_with_swap"]
     ok = (
