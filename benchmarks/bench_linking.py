@@ -38,8 +38,12 @@ def exhaustive_pairs(emails: pl.DataFrame, threshold: float) -> set[tuple[int, i
         for start in range(0, len(locals_), 2000):
             chunk = locals_[start : start + 2000]
             m = process.cdist(
-                chunk, locals_, scorer=Levenshtein.normalized_similarity, dtype=np.float32,
-                score_cutoff=threshold, workers=-1,
+                chunk,
+                locals_,
+                scorer=Levenshtein.normalized_similarity,
+                dtype=np.float32,
+                score_cutoff=threshold,
+                workers=-1,
             )
             i, j = np.nonzero(m >= threshold)
             ia, jb = uids[i + start], uids[j]
@@ -49,7 +53,9 @@ def exhaustive_pairs(emails: pl.DataFrame, threshold: float) -> set[tuple[int, i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threshold", type=float, default=LinkSettings().email_similarity)
@@ -63,8 +69,10 @@ def main() -> None:
         .with_columns(email_stem_expr().alias("stem"))
     )
     settings = LinkSettings()
-    print(f"workload: {args.users:,} synthetic users (seed {args.seed}), {emails.height:,} with an email, "
-          f"{emails['email_domain'].n_unique():,} domains, threshold {args.threshold}")
+    print(
+        f"workload: {args.users:,} synthetic users (seed {args.seed}), {emails.height:,} with an email, "
+        f"{emails['email_domain'].n_unique():,} domains, threshold {args.threshold}"
+    )
 
     t0 = time.perf_counter()
     truth = exhaustive_pairs(emails, args.threshold)
@@ -83,8 +91,12 @@ def main() -> None:
     got = set(zip(kept["a"].to_list(), kept["b"].to_list(), strict=True))
 
     recall = len(got & truth) / len(truth) if truth else float("nan")
-    print(f"exhaustive: {n_cells:,} cells scored in {t_exh:.2f}s → {len(truth):,} pairs ≥ {args.threshold}")
-    print(f"blocked:    {cands.height:,} candidate pairs in {t_blk:.3f}s → {len(got):,} pairs ≥ {args.threshold}")
+    print(
+        f"exhaustive: {n_cells:,} cells scored in {t_exh:.2f}s → {len(truth):,} pairs ≥ {args.threshold}"
+    )
+    print(
+        f"blocked:    {cands.height:,} candidate pairs in {t_blk:.3f}s → {len(got):,} pairs ≥ {args.threshold}"
+    )
     print(f"recall {recall:.4f}   speed-up {t_exh / t_blk:.1f}x   extra pairs {len(got - truth)}")
 
 

@@ -19,45 +19,76 @@ from pathlib import Path
 import igraph as ig
 import numpy as np
 import polars as pl
+from _common import out_dir
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from _common import out_dir
 from graphfraud.config import load_settings
 from graphfraud.evaluate import evaluate_run, load_truth, ring_recovery
 from graphfraud.pipeline import run_pipeline
 from graphfraud.synthetic import generate_population, write_population
 
-METRICS = ("roc_auc", "average_precision", "precision_at_k", "ring_recall", "ring_precision", "largest_ring_ratio")
+METRICS = (
+    "roc_auc",
+    "average_precision",
+    "precision_at_k",
+    "ring_recall",
+    "ring_precision",
+    "largest_ring_ratio",
+)
 
 
-def textbook_baseline(users: pl.DataFrame, devices: pl.DataFrame, truth: pl.DataFrame) -> dict[str, float]:
+def textbook_baseline(
+    users: pl.DataFrame, devices: pl.DataFrame, truth: pl.DataFrame
+) -> dict[str, float]:
     idx = users.select("user_id").with_row_index("v")
-    holders = pl.concat(
-        [
-            users.select("user_id", ("e:" + pl.col("email").str.strip_chars().str.to_lowercase()).alias("val")),
-            users.select("user_id", ("p:" + pl.col("phone").str.strip_chars()).alias("val")),
-            devices.select("user_id", ("d:" + pl.col("device_id")).alias("val")),
-            devices.select("user_id", ("i:" + pl.col("ip")).alias("val")),
-        ]
-    ).filter(pl.col("val").is_not_null() & (pl.col("val").str.len_chars() > 2)).unique()
+    holders = (
+        pl.concat(
+            [
+                users.select(
+                    "user_id",
+                    ("e:" + pl.col("email").str.strip_chars().str.to_lowercase()).alias("val"),
+                ),
+                users.select("user_id", ("p:" + pl.col("phone").str.strip_chars()).alias("val")),
+                devices.select("user_id", ("d:" + pl.col("device_id")).alias("val")),
+                devices.select("user_id", ("i:" + pl.col("ip")).alias("val")),
+            ]
+        )
+        .filter(pl.col("val").is_not_null() & (pl.col("val").str.len_chars() > 2))
+        .unique()
+    )
     ok = holders.group_by("val").len().filter((pl.col("len") >= 2) & (pl.col("len") <= 10))
     held = holders.join(ok, on="val", how="semi").join(idx, on="user_id")
     first = held.group_by("val").agg(pl.col("v").first().alias("v0"))
     edges = held.join(first, on="val").filter(pl.col("v") != pl.col("v0"))
-    g = ig.Graph(n=idx.height, edges=np.column_stack([edges["v"].to_numpy(), edges["v0"].to_numpy()]).tolist())
+    g = ig.Graph(
+        n=idx.height,
+        edges=np.column_stack([edges["v"].to_numpy(), edges["v0"].to_numpy()]).tolist(),
+    )
     comp = pl.Series("comp", g.connected_components().membership)
-    lab = users.select("user_id", (pl.col("label").cast(pl.Utf8).str.strip_chars() == "1").fill_null(False).alias("f"),
-                       (pl.col("label").cast(pl.Utf8).str.strip_chars().fill_null("") == "").alias("unlabelled"))
-    df = idx.with_columns(comp).join(lab, on="user_id").with_columns(
-        pl.len().over("comp").alias("size"), pl.col("f").sum().over("comp").alias("nf")
-    ).with_columns((pl.col("nf") / pl.col("size")).alias("score"))
+    lab = users.select(
+        "user_id",
+        (pl.col("label").cast(pl.Utf8).str.strip_chars() == "1").fill_null(False).alias("f"),
+        (pl.col("label").cast(pl.Utf8).str.strip_chars().fill_null("") == "").alias("unlabelled"),
+    )
+    df = (
+        idx.with_columns(comp)
+        .join(lab, on="user_id")
+        .with_columns(
+            pl.len().over("comp").alias("size"), pl.col("f").sum().over("comp").alias("nf")
+        )
+        .with_columns((pl.col("nf") / pl.col("size")).alias("score"))
+    )
     ev = df.filter(pl.col("unlabelled")).join(truth.select("user_id", "is_fraud"), on="user_id")
     y, s = ev["is_fraud"].to_numpy(), ev["score"].to_numpy()
     k = int(y.sum())
     p_at_k = float(y[np.argsort(-s, kind="stable")[:k]].mean())
-    members = df.filter(pl.col("size") >= 2).select("user_id", pl.col("comp").cast(pl.Utf8).alias("ring_id"))
-    ring_scores = df.group_by("comp").agg(pl.col("score").first().alias("ring_score")).select(
-        pl.col("comp").cast(pl.Utf8).alias("ring_id"), "ring_score"
+    members = df.filter(pl.col("size") >= 2).select(
+        "user_id", pl.col("comp").cast(pl.Utf8).alias("ring_id")
+    )
+    ring_scores = (
+        df.group_by("comp")
+        .agg(pl.col("score").first().alias("ring_score"))
+        .select(pl.col("comp").cast(pl.Utf8).alias("ring_id"), "ring_score")
     )
     _, recall, precision, lp, lt = ring_recovery(members, truth, ring_scores)
     return {
@@ -71,11 +102,15 @@ def textbook_baseline(users: pl.DataFrame, devices: pl.DataFrame, truth: pl.Data
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     args = parser.parse_args()
-    print(f"workload: {args.users:,} synthetic users × seeds {args.seeds}; evaluation on unlabelled users")
+    print(
+        f"workload: {args.users:,} synthetic users × seeds {args.seeds}; evaluation on unlabelled users"
+    )
     ours: dict[str, list[float]] = {m: [] for m in METRICS}
     base: dict[str, list[float]] = {m: [] for m in METRICS}
     for seed in args.seeds:
@@ -93,13 +128,17 @@ def main() -> None:
         for m in METRICS:
             ours[m].append(float(ev[m]))
             base[m].append(tb[m])
-        print(f"seed {seed}: run {took:.1f}s; ours " + " ".join(f"{m}={ev[m]:.4f}" for m in METRICS))
+        print(
+            f"seed {seed}: run {took:.1f}s; ours " + " ".join(f"{m}={ev[m]:.4f}" for m in METRICS)
+        )
         print(f"seed {seed}: textbook  " + " ".join(f"{m}={tb[m]:.4f}" for m in METRICS))
     print(f"\n{'metric':22s} {'graphfraud':>18s} {'textbook baseline':>20s}")
     for m in METRICS:
         o, b = ours[m], base[m]
-        sd = (lambda v: statistics.stdev(v) if len(v) > 1 else 0.0)
-        print(f"{m:22s} {statistics.mean(o):>10.4f} ± {sd(o):.4f} {statistics.mean(b):>12.4f} ± {sd(b):.4f}")
+        sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
+        print(
+            f"{m:22s} {statistics.mean(o):>10.4f} ± {sd(o):.4f} {statistics.mean(b):>12.4f} ± {sd(b):.4f}"
+        )
 
 
 if __name__ == "__main__":

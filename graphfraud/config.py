@@ -16,7 +16,9 @@ class IngestSettings(BaseModel):
     """How raw identifiers are read and normalised."""
 
     default_region: str = Field("IN", description="ISO region for phones written without +country")
-    max_field_chars: int = Field(320, description="longer emails/names/ids are quarantined as absurd")
+    max_field_chars: int = Field(
+        320, description="longer emails/names/ids are quarantined as absurd"
+    )
 
 
 class LinkSettings(BaseModel):
@@ -28,14 +30,18 @@ class LinkSettings(BaseModel):
     email_similarity: float = Field(0.8, description="min normalised Levenshtein of local parts")
     phone_max_gap: int = Field(20, description="max numeric gap for sequential phones")
     window: int = Field(8, description="sorted-neighbourhood window for fuzzy email blocking")
-    max_block: int = Field(2000, description="larger fuzzy blocks are skipped (their links carry no weight)")
+    max_block: int = Field(
+        2000, description="larger fuzzy blocks are skipped (their links carry no weight)"
+    )
 
 
 class RingSettings(BaseModel):
     """Community detection on the weighted user graph."""
 
     min_weight: float = Field(0.1, description="links weaker than this never join a ring")
-    resolution: float = Field(0.15, description="Leiden CPM resolution: min weighted link density of a ring")
+    resolution: float = Field(
+        0.15, description="Leiden CPM resolution: min weighted link density of a ring"
+    )
     min_size: int = Field(2, description="smaller communities get no ring id")
     seed: int = 7
 
@@ -62,7 +68,8 @@ class GraphSettings(BaseModel):
     batch_size: int = 5000
     connect_timeout_s: float = Field(5.0, description="seconds to open a Bolt connection")
     retry_time_s: float = Field(
-        15.0, description="how long the driver retries a transaction on transient/unavailable errors"
+        15.0,
+        description="how long the driver retries a transaction on transient/unavailable errors",
     )
 
 

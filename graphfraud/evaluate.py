@@ -52,7 +52,12 @@ def load_truth(path: Path) -> pl.DataFrame:
     ring = pl.col("ring_id") if "ring_id" in raw.columns else pl.lit(None, dtype=pl.Utf8)
     return raw.select(
         pl.col("user_id").cast(pl.Utf8),
-        pl.col("is_fraud").cast(pl.Utf8).str.strip_chars().cast(pl.Float64, strict=False).fill_null(0).cast(pl.Int8),
+        pl.col("is_fraud")
+        .cast(pl.Utf8)
+        .str.strip_chars()
+        .cast(pl.Float64, strict=False)
+        .fill_null(0)
+        .cast(pl.Int8),
         ring.cast(pl.Utf8).replace("", None).alias("ring_id"),
     )
 
@@ -61,14 +66,17 @@ def ring_recovery(
     predicted: pl.DataFrame, truth: pl.DataFrame, ring_scores: pl.DataFrame
 ) -> tuple[int, float, float, int, int]:
     """(true rings ≥ 3, recall, precision, largest predicted, largest true)."""
-    true_m = truth.filter(pl.col("ring_id").is_not_null()).select("user_id", pl.col("ring_id").alias("t"))
+    true_m = truth.filter(pl.col("ring_id").is_not_null()).select(
+        "user_id", pl.col("ring_id").alias("t")
+    )
     t_size = true_m.group_by("t").agg(pl.len().alias("nt"))
     big_true = t_size.filter(pl.col("nt") >= MIN_RING)
     pred_m = predicted.select("user_id", pl.col("ring_id").alias("p"))
     p_size = pred_m.group_by("p").agg(pl.len().alias("np"))
     inter = pred_m.join(true_m, on="user_id").group_by("p", "t").agg(pl.len().alias("i"))
     jac = (
-        inter.join(p_size, on="p").join(t_size, on="t")
+        inter.join(p_size, on="p")
+        .join(t_size, on="t")
         .with_columns((pl.col("i") / (pl.col("np") + pl.col("nt") - pl.col("i"))).alias("j"))
     )
     best = jac.group_by("t").agg(pl.col("j").max())

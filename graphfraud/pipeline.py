@@ -94,7 +94,9 @@ def _public_settings(settings: Settings) -> dict[str, Any]:
     return dumped
 
 
-def stage_ingest(run: RunDir, users: Path, devices: Path | None, settings: Settings, say: Say = _quiet) -> None:
+def stage_ingest(
+    run: RunDir, users: Path, devices: Path | None, settings: Settings, say: Say = _quiet
+) -> None:
     """Read, validate, quarantine and normalise the inputs; starts a fresh manifest."""
     from graphfraud.ingest.read import read_table
     from graphfraud.ingest.validate import ingest
@@ -142,7 +144,9 @@ def stage_link(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
     from graphfraud.linking.link import build_links
 
     with _stage(run, "link", say) as record:
-        links = build_links(run.read(USERS_FILE), run.read(DEVICES_FILE), settings.link, progress=say)
+        links = build_links(
+            run.read(USERS_FILE), run.read(DEVICES_FILE), settings.link, progress=say
+        )
         run.write(LINKS_FILE, links.links)
         run.write(IDENTIFIERS_FILE, links.support)
         record.update(links.stats)
@@ -160,11 +164,17 @@ def stage_rings(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
         run.write(MEMBERS_FILE, members)
         run.write(RINGS_FILE, rings)
         record.update(
-            {"rings": rings.height, "members": members.height, "largest": int(rings["size"].max() or 0) if rings.height else 0}  # type: ignore[arg-type]
+            {
+                "rings": rings.height,
+                "members": members.height,
+                "largest": int(rings["size"].max() or 0) if rings.height else 0,
+            }  # type: ignore[arg-type]
         )
 
 
-def stage_score(run: RunDir, settings: Settings, say: Say = _quiet, *, progress: bool = False) -> None:
+def stage_score(
+    run: RunDir, settings: Settings, say: Say = _quiet, *, progress: bool = False
+) -> None:
     """Features → model (train candidates, pick, register) → user and ring scores."""
     from graphfraud.model.dataset import build_graph_data
     from graphfraud.model.features import user_features
@@ -204,7 +214,9 @@ def stage_score(run: RunDir, settings: Settings, say: Say = _quiet, *, progress:
             {"user_id": data.user_ids.astype(str), "model_score": result.scores}
         )
         scores, ring_risk = build_scores(features, model_scores, members, result.model_version)
-        rings = conform_frame(rings.drop("ring_score").join(ring_risk, on="ring_id", how="left"), RINGS_SCHEMA)
+        rings = conform_frame(
+            rings.drop("ring_score").join(ring_risk, on="ring_id", how="left"), RINGS_SCHEMA
+        )
         run.write(RINGS_FILE, rings.sort("ring_id"))
         run.write(SCORES_FILE, scores)
     manifest = run.manifest()
@@ -220,12 +232,16 @@ def stage_score(run: RunDir, settings: Settings, say: Say = _quiet, *, progress:
     run.write_json(MANIFEST_FILE, manifest)
 
 
-def stage_publish(run: RunDir, settings: Settings, say: Say = _quiet, *, progress: bool = False) -> dict[str, Any]:
+def stage_publish(
+    run: RunDir, settings: Settings, say: Say = _quiet, *, progress: bool = False
+) -> dict[str, Any]:
     """Publish a finished run to the graph database named by settings.graph.uri."""
     from graphfraud.graph import open_graph_store
 
     if run.manifest().get("status") != "complete":
-        raise ArtifactError(f"{run.path} is not a finished run", hint="rerun `graphfraud run` first")
+        raise ArtifactError(
+            f"{run.path} is not a finished run", hint="rerun `graphfraud run` first"
+        )
     with _stage(run, "publish", say) as record:
         store = open_graph_store(settings.graph, run.path)
         try:

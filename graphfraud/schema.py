@@ -27,7 +27,9 @@ class LinkKind(StrEnum):
     shared canonical value."""
 
     EMAIL = "email"  # same canonical email (dots / +tags / domain typos folded)
-    EMAIL_SIMILAR = "email_similar"  # near-identical local parts on one domain (john.doe1 ~ john.doe2)
+    EMAIL_SIMILAR = (
+        "email_similar"  # near-identical local parts on one domain (john.doe1 ~ john.doe2)
+    )
     PHONE = "phone"  # same E.164 number
     PHONE_SIMILAR = "phone_similar"  # sequential or one-digit-off numbers
     DEVICE = "device"  # same device id
@@ -57,7 +59,9 @@ USERS_SCHEMA = pa.schema(
     [
         pa.field("user_id", pa.string(), nullable=False),
         pa.field("email_raw", pa.string()),
-        pa.field("email", pa.string()),  # canonical: lower-case, gmail dots/+tags removed, typo-fixed domain
+        pa.field(
+            "email", pa.string()
+        ),  # canonical: lower-case, gmail dots/+tags removed, typo-fixed domain
         pa.field("email_local", pa.string()),
         pa.field("email_domain", pa.string()),
         pa.field("phone_raw", pa.string()),
@@ -72,7 +76,9 @@ DEVICES_SCHEMA = pa.schema(
     [
         pa.field("user_id", pa.string(), nullable=False),
         pa.field("device_id", pa.string(), nullable=False),  # normalised
-        pa.field("ip", pa.string()),  # normalised (compressed IPv6, IPv4-mapped folded), null if absent/bad
+        pa.field(
+            "ip", pa.string()
+        ),  # normalised (compressed IPv6, IPv4-mapped folded), null if absent/bad
         pa.field("seen_at", pa.timestamp("us", tz="UTC")),
     ]
 )

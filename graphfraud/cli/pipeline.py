@@ -48,7 +48,10 @@ def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
 
 
 def _settings(
-    registry: Path | None = None, graph_uri: str | None = None, seed: int | None = None, device: str | None = None
+    registry: Path | None = None,
+    graph_uri: str | None = None,
+    seed: int | None = None,
+    device: str | None = None,
 ) -> Settings:
     settings = load_settings()
     if registry is not None:
@@ -81,18 +84,24 @@ def print_summary(run_dir: Path, top: int = 5) -> None:
             f"[{'red' if c['quarantined'] else 'green'}]{c['quarantined']:,} quarantined[/]"
         )
     by_kind = links.group_by("kind").len().sort("len", descending=True)
-    console.print("links    " + " · ".join(f"{k} {n:,}" for k, n in by_kind.iter_rows()) or "links    none")
+    console.print(
+        "links    " + " · ".join(f"{k} {n:,}" for k, n in by_kind.iter_rows()) or "links    none"
+    )
     big = rings.filter(pl.col("size") >= 3)
     console.print(
         f"rings    {rings.height:,} found ({big.height:,} of ≥3 members), largest {int(rings['size'].max() or 0) if rings.height else 0}"  # type: ignore[arg-type]
     )
     high = int((scores["score"] >= 0.5).sum())
-    console.print(f"scores   {scores.height:,} users, {high:,} with score ≥ 0.5 · model {manifest.get('model_version')}")
+    console.print(
+        f"scores   {scores.height:,} users, {high:,} with score ≥ 0.5 · model {manifest.get('model_version')}"
+    )
     if big.height:
         table = Table(title=f"Top {top} rings by risk", show_lines=False)
         for col in ("ring_id", "size", "risk", "why"):
             table.add_column(col)
-        for r in big.sort("ring_score", descending=True, nulls_last=True).head(top).iter_rows(named=True):
+        for r in (
+            big.sort("ring_score", descending=True, nulls_last=True).head(top).iter_rows(named=True)
+        ):
             why = [r["top_link_kinds"].replace(",", ", ")]
             if r["shared_device_ratio"] and r["shared_device_ratio"] >= 0.5:
                 why.append(f"{r['shared_device_ratio']:.0%} share a device")
@@ -100,23 +109,35 @@ def print_summary(run_dir: Path, top: int = 5) -> None:
                 why.append(f"{r['creation_burst']:.0%} signed up within 48 h")
             if r["n_labelled_fraud"]:
                 why.append(f"{r['n_labelled_fraud']} confirmed fraud")
-            table.add_row(r["ring_id"], str(r["size"]), f"{r['ring_score'] or 0:.2f}", "; ".join(why))
+            table.add_row(
+                r["ring_id"], str(r["size"]), f"{r['ring_score'] or 0:.2f}", "; ".join(why)
+            )
         console.print(table)
     console.print(
         f"outputs  {run_dir}/ scores.parquet · rings.parquet · links.parquet · quarantine/ · manifest.json"
     )
-    console.print(f"took     {manifest.get('seconds', 0):.1f}s · next: graphfraud serve --run {run_dir}")
+    console.print(
+        f"took     {manifest.get('seconds', 0):.1f}s · next: graphfraud serve --run {run_dir}"
+    )
 
 
 def run(
     users: Path = typer.Option(..., "--users", help="users file (CSV or Parquet)", exists=False),
     devices: Path | None = typer.Option(None, "--devices", help="device sightings file (optional)"),
-    out: Path = typer.Option(..., "--out", help="run directory to write (created; rerun to repair)"),
+    out: Path = typer.Option(
+        ..., "--out", help="run directory to write (created; rerun to repair)"
+    ),
     graph_uri: str | None = typer.Option(
-        None, "--graph-uri", envvar="GRAPHFRAUD_GRAPH__URI", help="bolt://host:7687 to also publish to Neo4j"
+        None,
+        "--graph-uri",
+        envvar="GRAPHFRAUD_GRAPH__URI",
+        help="bolt://host:7687 to also publish to Neo4j",
     ),
     registry: Path | None = typer.Option(
-        None, "--registry", envvar="GRAPHFRAUD_MODEL__REGISTRY", help="model registry directory [default: models]"
+        None,
+        "--registry",
+        envvar="GRAPHFRAUD_MODEL__REGISTRY",
+        help="model registry directory [default: models]",
     ),
     seed: int | None = typer.Option(None, "--seed", help="seed for ring detection and training"),
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda (model training)"),
@@ -145,7 +166,9 @@ def ingest_verb(
         stage_ingest(RunDir(out), users, devices, _settings(), say)
 
 
-def link_verb(run_dir: Path = typer.Option(..., "--run", help="run directory after `ingest`")) -> None:
+def link_verb(
+    run_dir: Path = typer.Option(..., "--run", help="run directory after `ingest`"),
+) -> None:
     """Stage 2: block, compare and link users (writes links.parquet)."""
     from graphfraud.pipeline import stage_link
     from graphfraud.rundir import RunDir
@@ -154,7 +177,9 @@ def link_verb(run_dir: Path = typer.Option(..., "--run", help="run directory aft
         stage_link(RunDir(run_dir), _settings(), say)
 
 
-def rings_verb(run_dir: Path = typer.Option(..., "--run", help="run directory after `link`")) -> None:
+def rings_verb(
+    run_dir: Path = typer.Option(..., "--run", help="run directory after `link`"),
+) -> None:
     """Stage 3: find rings on the weighted user graph (writes ring_members/rings.parquet)."""
     from graphfraud.pipeline import stage_rings
     from graphfraud.rundir import RunDir

@@ -134,6 +134,11 @@ def fold_domain(domain: str) -> str:
     for provider in PROVIDER_DOMAINS:
         if abs(len(provider) - len(domain)) <= 1 and OSA.distance(domain, provider, score_cutoff=1) <= 1:
             return provider
+    # Gmail has one domain worldwide, so gmail.<anything> and gmailcom.com are typos of it (unlike
+    # yahoo.fr or hotmail.co.uk, which are real).
+    label = domain.split(".", 1)[0]
+    if label in ("gmail", "gmailcom", "gmailco"):
+        return GMAIL_DOMAIN
     return domain
 
 

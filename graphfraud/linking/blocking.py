@@ -10,7 +10,9 @@ Passes for near-duplicate emails (union, deduplicated):
 - stem deletion neighbourhood: the stems are one deletion apart, which catches one substitution,
   insertion, deletion or transposition (`priya.verma1` ~ `priya.varma2` share `priyavrma`);
 - sorted neighbourhood: neighbours in sort order of the local part, and of its reverse, within a
-  window (catches what differs in ways the stem hides, e.g. `ab12cd` ~ `ab13cd`).
+  window (catches what differs in ways the stem hides, e.g. `ab12cd` ~ `ab13cd`);
+- cross-domain stem: the same stem on different providers (`user_19@yahoo.com` ~
+  `user_21@hotmail.com`), the one pass that compares across domains.
 """
 
 from __future__ import annotations
@@ -83,7 +85,9 @@ def deletion_variants(frame: pl.DataFrame, column: str) -> pl.DataFrame:
     return pl.concat([base, exploded]).unique()
 
 
-def sorted_neighbourhood(frame: pl.DataFrame, sort_key: pl.Expr, group: str, window: int) -> pl.DataFrame:
+def sorted_neighbourhood(
+    frame: pl.DataFrame, sort_key: pl.Expr, group: str, window: int
+) -> pl.DataFrame:
     """Pairs of rows at most `window - 1` apart in the order of `sort_key`, within one `group`."""
     ordered = (
         frame.select("uid", pl.col(group).alias("grp"), sort_key.alias("sk"))
@@ -110,10 +114,13 @@ def sorted_neighbourhood(frame: pl.DataFrame, sort_key: pl.Expr, group: str, win
 def email_candidate_pairs(emails: pl.DataFrame, *, window: int, max_block: int) -> pl.DataFrame:
     """Candidate pairs for fuzzy email comparison (same canonical domain only).
 
-    `emails`: `uid`, `email_local`, `email_domain`, `stem` (see keys.email_stem_expr).
+    `emails`: `uid`, `email_local`, `email_domain`, `stem` (see keys.email_stem_expr) and
+    optionally `local_stem` (keys.local_stem_expr) for the cross-domain pass.
     """
     with_domain = emails.filter(pl.col("email_domain").is_not_null())
-    stem_pairs = pairs_within_blocks(with_domain.select("uid", pl.col("stem").alias("key")), max_block)
+    stem_pairs = pairs_within_blocks(
+        with_domain.select("uid", pl.col("stem").alias("key")), max_block
+    )
     stem_local = with_domain.select(
         "uid",
         pl.col("stem").str.split("@").list.first().alias("s"),
@@ -130,7 +137,12 @@ def email_candidate_pairs(emails: pl.DataFrame, *, window: int, max_block: int) 
     sn_rev = sorted_neighbourhood(
         with_domain, pl.col("email_local").str.reverse(), "email_domain", window
     )
-    return pl.concat([stem_pairs, variant_pairs, sn, sn_rev]).unique()
+    passes = [stem_pairs, variant_pairs, sn, sn_rev]
+    if "local_stem" in emails.columns:
+        passes.append(
+            pairs_within_blocks(emails.select("uid", pl.col("local_stem").alias("key")), max_block)
+        )
+    return pl.concat(passes).unique()
 
 
 def phone_candidate_pairs(phones: pl.DataFrame, *, max_gap: int, max_block: int) -> pl.DataFrame:
@@ -144,7 +156,9 @@ def phone_candidate_pairs(phones: pl.DataFrame, *, max_gap: int, max_block: int)
     keys = pl.concat(
         [
             numbered.select("uid", (pl.col("number") // 100).cast(pl.Utf8).alias("key")),
-            numbered.select("uid", ("s" + ((pl.col("number") + 50) // 100).cast(pl.Utf8)).alias("key")),
+            numbered.select(
+                "uid", ("s" + ((pl.col("number") + 50) // 100).cast(pl.Utf8)).alias("key")
+            ),
         ]
     )
     pairs = pairs_within_blocks(keys, max_block).unique()

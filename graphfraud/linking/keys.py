@@ -38,6 +38,19 @@ def email_stem_expr(local: str = "email_local", domain: str = "email_domain") ->
     )
 
 
+def local_stem(local: str | None) -> str | None:
+    """Stem of a local part alone (any domain): how common a name is across providers."""
+    if not local:
+        return None
+    stem = _STEM_STRIP.sub("", local)
+    return stem if len(stem) >= _MIN_STEM else None
+
+
+def local_stem_expr(local: str = "email_local") -> pl.Expr:
+    stem = pl.col(local).str.replace_all(_STEM_STRIP_PATTERN, "")
+    return pl.when(stem.str.len_chars() >= _MIN_STEM).then(stem).otherwise(None)
+
+
 def phone_block(e164: str | None) -> str | None:
     """Block key of an E.164 number (None for numbers too short to block)."""
     if not e164 or len(e164) < 8:

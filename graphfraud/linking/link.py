@@ -23,7 +23,7 @@ from graphfraud.linking.blocking import (
     shared_value_groups,
 )
 from graphfraud.linking.compare import number_gap_similarity, string_similarity, window_support
-from graphfraud.linking.keys import email_stem_expr
+from graphfraud.linking.keys import email_stem_expr, local_stem_expr
 from graphfraud.linking.weights import link_weight_expr
 from graphfraud.schema import LINKS_SCHEMA, LinkKind, conform_frame
 
@@ -31,6 +31,8 @@ from graphfraud.schema import LINKS_SCHEMA, LinkKind, conform_frame
 _SUFFIX = r"(\d{1,9})$"
 # Sequential-suffix support counts accounts within this many numbers of the pair.
 _SUFFIX_WINDOW = 5
+# Similarity multiplier for look-alike handles on different providers.
+_CROSS_DOMAIN_DISCOUNT = 0.5
 # Half-width of the number range used to estimate how densely phone numbers are allocated.
 _PHONE_DENSITY_SPAN = 5_000
 
@@ -81,15 +83,26 @@ def _email_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
     )
     emails = emails.with_columns(
         email_stem_expr().alias("stem"),
+        local_stem_expr().alias("local_stem"),
         pl.col("email_local").str.extract(_SUFFIX, 1).cast(pl.Int64, strict=False).alias("num"),
     )
     candidates = email_candidate_pairs(emails, window=settings.window, max_block=settings.max_block)
     n_candidates = candidates.height
-    side = emails.select("uid", "email", "email_local", "stem", "num")
+    side = emails.select("uid", "email", "email_local", pl.col("local_stem").alias("stem"), "num")
     pairs = (
-        candidates.join(side.rename({c: f"{c}_a" for c in side.columns if c != "uid"}), left_on="a", right_on="uid")
-        .join(side.rename({c: f"{c}_b" for c in side.columns if c != "uid"}), left_on="b", right_on="uid")
-        .filter(pl.col("email_a") != pl.col("email_b"))  # identical canonical emails are exact links
+        candidates.join(
+            side.rename({c: f"{c}_a" for c in side.columns if c != "uid"}),
+            left_on="a",
+            right_on="uid",
+        )
+        .join(
+            side.rename({c: f"{c}_b" for c in side.columns if c != "uid"}),
+            left_on="b",
+            right_on="uid",
+        )
+        .filter(
+            pl.col("email_a") != pl.col("email_b")
+        )  # identical canonical emails are exact links
     )
     if pairs.is_empty():
         return pairs.select("a", "b"), n_candidates
@@ -97,25 +110,55 @@ def _email_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
     pairs = pairs.with_columns(pl.Series("similarity", sim)).filter(
         pl.col("similarity") >= settings.email_similarity
     )
-    # Support: how crowded the name is. For the same stem with numeric suffixes, count the accounts
-    # whose suffix lies near the pair's (sequential runs are rare among honest namesakes).
-    stem_size = emails.group_by("stem").agg(pl.len().cast(pl.Int32).alias("n")).drop_nulls()
+    # The same handle on two providers is common among honest namesakes (amit.dubey@gmail.com,
+    # amit.dubey@yahoo.com): a cross-provider match counts as half as similar.
+    domain_a = pl.col("email_a").str.split("@").list.last()
+    domain_b = pl.col("email_b").str.split("@").list.last()
+    pairs = pairs.with_columns(
+        pl.when(domain_a != domain_b)
+        .then(pl.col("similarity") * _CROSS_DOMAIN_DISCOUNT)
+        .otherwise(pl.col("similarity"))
+        .alias("similarity")
+    )
+    # Support: how crowded the name is, across all providers. For the same stem with numeric
+    # suffixes, see below.
+    stem_size = (
+        emails.group_by(pl.col("local_stem").alias("stem"))
+        .agg(pl.len().cast(pl.Int32).alias("n"))
+        .drop_nulls()
+    )
     pairs = (
         pairs.join(stem_size.rename({"stem": "stem_a", "n": "n_a"}), on="stem_a", how="left")
         .join(stem_size.rename({"stem": "stem_b", "n": "n_b"}), on="stem_b", how="left")
-        .with_columns(pl.max_horizontal(pl.col("n_a").fill_null(2), pl.col("n_b").fill_null(2), 2).alias("support"))
+        .with_columns(
+            pl.max_horizontal(pl.col("n_a").fill_null(2), pl.col("n_b").fill_null(2), 2).alias(
+                "support"
+            )
+        )
     )
     seq = pairs.filter(
-        (pl.col("stem_a") == pl.col("stem_b")) & pl.col("num_a").is_not_null() & pl.col("num_b").is_not_null()
+        (pl.col("stem_a") == pl.col("stem_b"))
+        & pl.col("num_a").is_not_null()
+        & pl.col("num_b").is_not_null()
     )
     if not seq.is_empty():
         # A run of near-consecutive suffixes (priya.verma01 … priya.verma12) is the signal, not one
-        # close pair: honest namesakes land next to each other by chance. The crowd behind a pair
-        # is the stem's size divided by how many accounts sit in the pair's numeric window.
-        numbered = emails.filter(pl.col("num").is_not_null() & pl.col("stem").is_not_null())
-        stem_ids = numbered.select(pl.col("stem").unique().sort()).with_row_index("sid")
-        pts = numbered.join(stem_ids, on="stem")
-        q = seq.join(stem_ids.rename({"stem": "stem_a"}), on="stem_a")
+        # close pair: honest namesakes land near each other by chance, and birth years crowd
+        # every common name into 1975-2005. So compare the accounts in the pair's numeric window
+        # with how many the stem would put there if its suffixes were spread evenly over their
+        # range; only the surplus (a run) shrinks the crowd behind the pair.
+        numbered = emails.filter(pl.col("num").is_not_null() & pl.col("local_stem").is_not_null())
+        stem_stats = (
+            numbered.group_by(pl.col("local_stem").alias("stem"))
+            .agg(
+                pl.len().alias("n_num"),
+                (pl.col("num").max() - pl.col("num").min() + 1).alias("num_range"),
+            )
+            .sort("stem")
+            .with_row_index("sid")
+        )
+        pts = numbered.join(stem_stats.select("sid", "stem"), left_on="local_stem", right_on="stem")
+        q = seq.join(stem_stats.rename({"stem": "stem_a"}), on="stem_a")
         lo = np.minimum(q["num_a"].to_numpy(), q["num_b"].to_numpy()) - _SUFFIX_WINDOW
         hi = np.maximum(q["num_a"].to_numpy(), q["num_b"].to_numpy()) + _SUFFIX_WINDOW
         in_window = window_support(
@@ -125,11 +168,17 @@ def _email_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
             hi,
             q["sid"].cast(pl.Int64).to_numpy(),
         )
+        expected = q["n_num"].to_numpy() * np.minimum(
+            1.0, (hi - lo + 1) / np.maximum(q["num_range"].to_numpy(), 1)
+        )
+        surplus = np.maximum(in_window - expected, 1.0)
         seq_support = q.select(
-            "a", "b", (pl.col("support") / pl.Series(np.maximum(in_window, 1))).ceil().alias("seq_support")
+            "a", "b", (pl.col("support") / pl.Series(surplus)).ceil().alias("seq_support")
         )
         pairs = pairs.join(seq_support, on=["a", "b"], how="left").with_columns(
-            pl.min_horizontal("support", pl.col("seq_support").fill_null(pl.col("support"))).alias("support")
+            pl.min_horizontal("support", pl.col("seq_support").fill_null(pl.col("support"))).alias(
+                "support"
+            )
         )
     links = pairs.select(
         "a",
@@ -149,7 +198,9 @@ def _phone_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
         "phone",
         pl.col("phone").str.strip_chars_start("+").cast(pl.Int64, strict=False).alias("number"),
     ).filter(pl.col("number").is_not_null())
-    pairs = phone_candidate_pairs(phones, max_gap=settings.phone_max_gap, max_block=settings.max_block)
+    pairs = phone_candidate_pairs(
+        phones, max_gap=settings.phone_max_gap, max_block=settings.max_block
+    )
     n_candidates = pairs.height
     if pairs.is_empty():
         return pairs.select("a", "b"), n_candidates
@@ -160,7 +211,11 @@ def _phone_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
     mid = (pairs["na"].to_numpy() + pairs["nb"].to_numpy()) // 2
     group = np.zeros(len(numbers), dtype=np.int64)
     around = window_support(
-        group, numbers, mid - _PHONE_DENSITY_SPAN, mid + _PHONE_DENSITY_SPAN, np.zeros(len(mid), dtype=np.int64)
+        group,
+        numbers,
+        mid - _PHONE_DENSITY_SPAN,
+        mid + _PHONE_DENSITY_SPAN,
+        np.zeros(len(mid), dtype=np.int64),
     )
     width = pairs["gap"].to_numpy() + 1
     local = 2 + np.ceil(around * width / (2 * _PHONE_DENSITY_SPAN + 1)).astype(np.int64)
@@ -200,11 +255,25 @@ def _evidence_expr() -> pl.Expr:
         .when(kind == LinkKind.EMAIL_SIMILAR)
         .then(
             pl.concat_str(
-                [pl.lit("near-identical email local parts ("), sim, pl.lit("% similar, "), sup, pl.lit(" look-alike accounts)")]
+                [
+                    pl.lit("near-identical email local parts ("),
+                    sim,
+                    pl.lit("% similar, "),
+                    sup,
+                    pl.lit(" look-alike accounts)"),
+                ]
             )
         )
         .otherwise(
-            pl.concat_str([pl.lit("near-sequential phone numbers ("), sim, pl.lit("% close, "), sup, pl.lit(" numbers in range)")])
+            pl.concat_str(
+                [
+                    pl.lit("near-sequential phone numbers ("),
+                    sim,
+                    pl.lit("% close, "),
+                    sup,
+                    pl.lit(" numbers in range)"),
+                ]
+            )
         )
     )
 
@@ -263,7 +332,10 @@ def build_links(
     if all_links.height:
         all_links = (
             all_links.with_columns(link_weight_expr().alias("weight"))
-            .sort(["a", "b", "kind", "weight", "value_a"], descending=[False, False, False, True, False])
+            .sort(
+                ["a", "b", "kind", "weight", "value_a"],
+                descending=[False, False, False, True, False],
+            )
             .unique(["a", "b", "kind"], keep="first", maintain_order=True)
             .join(uid_of.rename({"uid": "a", "user_id": "user_a"}), on="a")
             .join(uid_of.rename({"uid": "b", "user_id": "user_b"}), on="b")
@@ -274,4 +346,3 @@ def build_links(
     support_all = pl.concat(supports) if supports else pl.DataFrame()
     stats["links"] = out.height
     return Links(links=out, support=support_all, stats=stats)
-

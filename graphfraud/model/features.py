@@ -26,9 +26,14 @@ def _log1p(col: str | pl.Expr) -> pl.Expr:
     return expr.cast(pl.Float32).fill_null(0).log1p()
 
 
-def own_features(users: pl.DataFrame, devices: pl.DataFrame, support: pl.DataFrame, max_share: int) -> pl.DataFrame:
+def own_features(
+    users: pl.DataFrame, devices: pl.DataFrame, support: pl.DataFrame, max_share: int
+) -> pl.DataFrame:
     """Features from the user's own row, its device sightings and how common its identifiers are."""
-    sup = {k: support.filter(pl.col("kind") == k).select("value", "support") for k in ("email", "phone", "device", "ip")}
+    sup = {
+        k: support.filter(pl.col("kind") == k).select("value", "support")
+        for k in ("email", "phone", "device", "ip")
+    }
     latest = users["created_at"].max()
     f = users.select(
         "user_id",
@@ -36,17 +41,38 @@ def own_features(users: pl.DataFrame, devices: pl.DataFrame, support: pl.DataFra
         "phone",
         pl.col("email").is_not_null().cast(pl.Float32).alias("has_email"),
         pl.col("phone").is_not_null().cast(pl.Float32).alias("has_phone"),
-        pl.col("email_local").str.len_chars().fill_null(0).cast(pl.Float32).alias("email_local_len"),
-        pl.col("email_local").str.count_matches(r"\d").fill_null(0).cast(pl.Float32).alias("email_digits"),
-        pl.col("email_local").str.extract(r"(\d+)$", 1).str.len_chars().fill_null(0).cast(pl.Float32).alias("email_suffix_len"),
+        pl.col("email_local")
+        .str.len_chars()
+        .fill_null(0)
+        .cast(pl.Float32)
+        .alias("email_local_len"),
+        pl.col("email_local")
+        .str.count_matches(r"\d")
+        .fill_null(0)
+        .cast(pl.Float32)
+        .alias("email_digits"),
+        pl.col("email_local")
+        .str.extract(r"(\d+)$", 1)
+        .str.len_chars()
+        .fill_null(0)
+        .cast(pl.Float32)
+        .alias("email_suffix_len"),
         pl.col("email_domain").is_in(_FREE_DOMAINS).cast(pl.Float32).alias("email_free_domain"),
         (
             pl.col("email").is_not_null()
             & (pl.col("email_raw").str.strip_chars().str.to_lowercase() != pl.col("email"))
-        ).cast(pl.Float32).fill_null(0).alias("email_rewritten"),
-        (pl.col("phone_raw").is_not_null() & pl.col("phone").is_null()).cast(pl.Float32).alias("phone_invalid"),
+        )
+        .cast(pl.Float32)
+        .fill_null(0)
+        .alias("email_rewritten"),
+        (pl.col("phone_raw").is_not_null() & pl.col("phone").is_null())
+        .cast(pl.Float32)
+        .alias("phone_invalid"),
         pl.col("created_at").dt.hour().fill_null(12).cast(pl.Float32).alias("created_hour"),
-        ((pl.lit(latest) - pl.col("created_at")).dt.total_hours() / 24).fill_null(0).cast(pl.Float32).alias("age_days"),
+        ((pl.lit(latest) - pl.col("created_at")).dt.total_hours() / 24)
+        .fill_null(0)
+        .cast(pl.Float32)
+        .alias("age_days"),
         email_stem_expr().alias("stem"),
         pl.col("email_domain"),
     )
@@ -55,10 +81,20 @@ def own_features(users: pl.DataFrame, devices: pl.DataFrame, support: pl.DataFra
     f = (
         f.join(stem_n, on="stem", how="left")
         .join(domain_n, on="email_domain", how="left")
-        .join(sup["email"].rename({"value": "email", "support": "email_support"}), on="email", how="left")
-        .join(sup["phone"].rename({"value": "phone", "support": "phone_support"}), on="phone", how="left")
+        .join(
+            sup["email"].rename({"value": "email", "support": "email_support"}),
+            on="email",
+            how="left",
+        )
+        .join(
+            sup["phone"].rename({"value": "phone", "support": "phone_support"}),
+            on="phone",
+            how="left",
+        )
     )
-    dev = devices.join(sup["device"].rename({"value": "device_id", "support": "dsup"}), on="device_id", how="left")
+    dev = devices.join(
+        sup["device"].rename({"value": "device_id", "support": "dsup"}), on="device_id", how="left"
+    )
     dev = dev.join(sup["ip"].rename({"value": "ip", "support": "isup"}), on="ip", how="left")
     dev_agg = dev.group_by("user_id").agg(
         pl.len().cast(pl.Float32).alias("n_sightings"),
@@ -88,7 +124,9 @@ def own_features(users: pl.DataFrame, devices: pl.DataFrame, support: pl.DataFra
     )  # fmt: skip
 
 
-def graph_features(users: pl.DataFrame, links: pl.DataFrame, pairs: pl.DataFrame, strong: float) -> pl.DataFrame:
+def graph_features(
+    users: pl.DataFrame, links: pl.DataFrame, pairs: pl.DataFrame, strong: float
+) -> pl.DataFrame:
     """Degree, weighted degree and per-kind link statistics of each user."""
     both = pl.concat(
         [
@@ -98,7 +136,15 @@ def graph_features(users: pl.DataFrame, links: pl.DataFrame, pairs: pl.DataFrame
     )
     per_kind = both.group_by("user_id").agg(
         [(pl.col("kind") == k).sum().cast(pl.Float32).alias(f"n_{k}") for k in LinkKind]
-        + [pl.col("weight").filter(pl.col("kind") == k).max().fill_null(0).cast(pl.Float32).alias(f"max_w_{k}") for k in LinkKind]
+        + [
+            pl.col("weight")
+            .filter(pl.col("kind") == k)
+            .max()
+            .fill_null(0)
+            .cast(pl.Float32)
+            .alias(f"max_w_{k}")
+            for k in LinkKind
+        ]
     )
     pboth = pl.concat(
         [
@@ -112,16 +158,24 @@ def graph_features(users: pl.DataFrame, links: pl.DataFrame, pairs: pl.DataFrame
         (pl.col("strength") >= strong).sum().cast(pl.Float32).alias("strong_degree"),
         pl.col("strength").max().cast(pl.Float32).alias("max_strength"),
     )
-    out = users.select("user_id").join(deg, on="user_id", how="left").join(per_kind, on="user_id", how="left")
+    out = (
+        users.select("user_id")
+        .join(deg, on="user_id", how="left")
+        .join(per_kind, on="user_id", how="left")
+    )
     return out.fill_null(0)
 
 
-def ring_user_features(users: pl.DataFrame, members: pl.DataFrame, rings: pl.DataFrame) -> pl.DataFrame:
+def ring_user_features(
+    users: pl.DataFrame, members: pl.DataFrame, rings: pl.DataFrame
+) -> pl.DataFrame:
     """The ring's features, broadcast to its members (zeros for users in no ring)."""
     cols = ["size", "density", "mean_link_weight", "shared_device_ratio", "creation_span_hours",
             "creation_burst", "identifier_similarity"]  # fmt: skip
-    joined = users.select("user_id").join(members, on="user_id", how="left").join(
-        rings.select("ring_id", *cols), on="ring_id", how="left"
+    joined = (
+        users.select("user_id")
+        .join(members, on="user_id", how="left")
+        .join(rings.select("ring_id", *cols), on="ring_id", how="left")
     )
     return joined.select(
         "user_id",
@@ -147,22 +201,39 @@ def label_features(users: pl.DataFrame, members: pl.DataFrame, pairs: pl.DataFra
     )
     nb = pl.concat(
         [
-            pairs.select(pl.col("user_a").alias("user_id"), pl.col("user_b").alias("other"), "strength"),
-            pairs.select(pl.col("user_b").alias("user_id"), pl.col("user_a").alias("other"), "strength"),
+            pairs.select(
+                pl.col("user_a").alias("user_id"), pl.col("user_b").alias("other"), "strength"
+            ),
+            pairs.select(
+                pl.col("user_b").alias("user_id"), pl.col("user_a").alias("other"), "strength"
+            ),
         ]
     ).join(lab.rename({"user_id": "other"}), on="other", how="left")
     nb_agg = nb.group_by("user_id").agg(
-        ((pl.col("label") == 1).fill_null(False) * pl.col("strength")).sum().cast(pl.Float32).alias("nb_fraud_w"),
-        ((pl.col("label") == 0).fill_null(False) * pl.col("strength")).sum().cast(pl.Float32).alias("nb_legit_w"),
+        ((pl.col("label") == 1).fill_null(False) * pl.col("strength"))
+        .sum()
+        .cast(pl.Float32)
+        .alias("nb_fraud_w"),
+        ((pl.col("label") == 0).fill_null(False) * pl.col("strength"))
+        .sum()
+        .cast(pl.Float32)
+        .alias("nb_legit_w"),
         (pl.col("label") == 1).sum().cast(pl.Float32).alias("nb_fraud_n"),
     )
-    out = users.select("user_id").join(ring, on="user_id", how="left").join(nb_agg, on="user_id", how="left")
+    out = (
+        users.select("user_id")
+        .join(ring, on="user_id", how="left")
+        .join(nb_agg, on="user_id", how="left")
+    )
     p = LABEL_PREFIX
     return out.select(
         "user_id",
         pl.col("fraud_others").fill_null(0).cast(pl.Float32).alias(f"{p}ring_fraud"),
         pl.col("labelled_others").fill_null(0).cast(pl.Float32).alias(f"{p}ring_labelled"),
-        ((pl.col("fraud_others") + 0.1) / (pl.col("labelled_others") + 1.0)).fill_null(0.1).cast(pl.Float32).alias(f"{p}ring_share"),
+        ((pl.col("fraud_others") + 0.1) / (pl.col("labelled_others") + 1.0))
+        .fill_null(0.1)
+        .cast(pl.Float32)
+        .alias(f"{p}ring_share"),
         pl.col("nb_fraud_w").fill_null(0).alias(f"{p}nb_fraud_w"),
         pl.col("nb_legit_w").fill_null(0).alias(f"{p}nb_legit_w"),
         pl.col("nb_fraud_n").fill_null(0).alias(f"{p}nb_fraud_n"),

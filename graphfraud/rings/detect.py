@@ -48,7 +48,12 @@ def detect_rings(links: pl.DataFrame, settings: RingSettings) -> pl.DataFrame:
     if pairs.is_empty():
         return pl.DataFrame(schema={"user_id": pl.Utf8, "ring_id": pl.Utf8})
     nodes = (
-        pl.concat([pairs.select(pl.col("user_a").alias("user_id")), pairs.select(pl.col("user_b").alias("user_id"))])
+        pl.concat(
+            [
+                pairs.select(pl.col("user_a").alias("user_id")),
+                pairs.select(pl.col("user_b").alias("user_id")),
+            ]
+        )
         .unique()
         .sort("user_id")
         .with_row_index("v")
@@ -76,7 +81,11 @@ def detect_rings(links: pl.DataFrame, settings: RingSettings) -> pl.DataFrame:
         pl.len().over("community").alias("size"),
         pl.col("user_id").min().over("community").alias("anchor"),
     ).filter(pl.col("size") >= settings.min_size)
-    anchors = sized.select("anchor").unique().with_columns(
-        pl.col("anchor").map_elements(ring_id_for, return_dtype=pl.Utf8).alias("ring_id")
+    anchors = (
+        sized.select("anchor")
+        .unique()
+        .with_columns(
+            pl.col("anchor").map_elements(ring_id_for, return_dtype=pl.Utf8).alias("ring_id")
+        )
     )
     return sized.join(anchors, on="anchor").select("user_id", "ring_id").sort("user_id")

@@ -29,25 +29,33 @@ def intra_ring_links(links: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame
 def _members_touched(intra: pl.DataFrame, kinds: list[str]) -> pl.DataFrame:
     sub = intra.filter(pl.col("kind").is_in(kinds))
     touched = pl.concat(
-        [sub.select("ring_id", pl.col("user_a").alias("u")), sub.select("ring_id", pl.col("user_b").alias("u"))]
+        [
+            sub.select("ring_id", pl.col("user_a").alias("u")),
+            sub.select("ring_id", pl.col("user_b").alias("u")),
+        ]
     ).unique()
     return touched.group_by("ring_id").agg(pl.len().alias("n_touched"))
 
 
-def ring_features(
-    members: pl.DataFrame, users: pl.DataFrame, links: pl.DataFrame
-) -> pl.DataFrame:
+def ring_features(members: pl.DataFrame, users: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
     """One row per ring (RINGS_SCHEMA, `ring_score` left null for the scoring stage)."""
     if members.is_empty():
         return conform_frame(pl.DataFrame(), RINGS_SCHEMA)
     people = members.join(users.select("user_id", "created_at", "label"), on="user_id", how="left")
     hours = (pl.col("created_at").cast(pl.Int64) / 3.6e9).alias("h")  # µs → hours
-    base = people.with_columns(hours).group_by("ring_id").agg(
-        pl.len().cast(pl.Int32).alias("size"),
-        ((pl.col("h").max() - pl.col("h").min())).cast(pl.Float32).alias("creation_span_hours"),
-        ((pl.col("h") - pl.col("h").median()).abs() <= _BURST_HOURS / 2).mean().cast(pl.Float32).alias("creation_burst"),
-        pl.col("label").is_not_null().sum().cast(pl.Int32).alias("n_labelled"),
-        (pl.col("label") == 1).sum().cast(pl.Int32).alias("n_labelled_fraud"),
+    base = (
+        people.with_columns(hours)
+        .group_by("ring_id")
+        .agg(
+            pl.len().cast(pl.Int32).alias("size"),
+            (pl.col("h").max() - pl.col("h").min()).cast(pl.Float32).alias("creation_span_hours"),
+            ((pl.col("h") - pl.col("h").median()).abs() <= _BURST_HOURS / 2)
+            .mean()
+            .cast(pl.Float32)
+            .alias("creation_burst"),
+            pl.col("label").is_not_null().sum().cast(pl.Int32).alias("n_labelled"),
+            (pl.col("label") == 1).sum().cast(pl.Int32).alias("n_labelled_fraud"),
+        )
     )
     intra = intra_ring_links(links, members)
     link_stats = intra.group_by("ring_id").agg(
@@ -62,7 +70,9 @@ def ring_features(
         .agg(pl.col("kind").head(3).str.join(",").alias("top_link_kinds"))
     )
     device = _members_touched(intra, [LinkKind.DEVICE]).rename({"n_touched": "n_device"})
-    ident = _members_touched(intra, [str(k) for k in _IDENTITY_KINDS]).rename({"n_touched": "n_ident"})
+    ident = _members_touched(intra, [str(k) for k in _IDENTITY_KINDS]).rename(
+        {"n_touched": "n_ident"}
+    )
     rings = (
         base.join(link_stats, on="ring_id", how="left")
         .join(kinds, on="ring_id", how="left")
@@ -72,8 +82,12 @@ def ring_features(
             (pl.col("n_links").fill_null(0) / (pl.col("size") * (pl.col("size") - 1) / 2))
             .cast(pl.Float32)
             .alias("density"),
-            (pl.col("n_device").fill_null(0) / pl.col("size")).cast(pl.Float32).alias("shared_device_ratio"),
-            (pl.col("n_ident").fill_null(0) / pl.col("size")).cast(pl.Float32).alias("identifier_similarity"),
+            (pl.col("n_device").fill_null(0) / pl.col("size"))
+            .cast(pl.Float32)
+            .alias("shared_device_ratio"),
+            (pl.col("n_ident").fill_null(0) / pl.col("size"))
+            .cast(pl.Float32)
+            .alias("identifier_similarity"),
             pl.when(pl.col("n_labelled") > 0)
             .then(pl.col("n_labelled_fraud") / pl.col("n_labelled"))
             .otherwise(None)

@@ -232,9 +232,11 @@ def build_rings(
         ctx = _RingContext(rng, plan, block, members, honest_phones, venues, pools)
         ctx.identity_defaults()
         has_devices: set[int] = set()
-        for signal in plan.signals:
-            lo, hi = CAMOUFLAGED_COVERAGE if plan.kind == "camouflaged" else COVERAGE
-            covered = ctx.cover(float(rng.uniform(lo, hi)))
+        lo, hi = CAMOUFLAGED_COVERAGE if plan.kind == "camouflaged" else COVERAGE
+        covers = _covers_everyone(
+            rng, members, plan.signals, [ctx.cover(float(rng.uniform(lo, hi))) for _ in plan.signals]
+        )
+        for signal, covered in zip(plan.signals, covers, strict=True):
             if signal == "sequential_email":
                 ctx.sequential_email(covered)
             elif signal == "sequential_phone":
@@ -250,6 +252,29 @@ def build_rings(
             elif signal == "camouflage":
                 ctx.camouflage()
         ctx.own_devices(skip=has_devices)
+
+
+def _covers_everyone(
+    rng: np.random.Generator,
+    members: list[int],
+    signals: tuple[str, ...],
+    covers: list[list[int]],
+) -> list[list[int]]:
+    """Give every member at least one of the ring's identity signals.
+
+    Each signal reaches only part of the ring, but one actor runs every account, so each account
+    carries at least one trace of it; a member with none would be planted truth that no detector
+    could ever see. Members no signal reached join one signal drawn at random.
+    """
+    linkable = [i for i, sig in enumerate(signals) if sig != "camouflage"]
+    if not linkable:
+        return covers
+    out = [list(c) for c in covers]
+    reached = {m for i in linkable for m in out[i]}
+    for m in members:
+        if m not in reached:
+            out[linkable[int(rng.integers(0, len(linkable)))]].append(m)
+    return [sorted(c) for c in out]
 
 
 def _times(

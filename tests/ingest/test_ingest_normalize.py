@@ -303,6 +303,9 @@ def test_devices_and_names_scalar_equals_vectorised(values: list[str | None]) ->
         ("gmial.com", "gmail.com"),  # transposition
         ("gmail.cm", "gmail.com"),  # deletion
         ("yahoo.co.im", "yahoo.co.in"),
+        ("gmail.in", "gmail.com"),  # right provider, wrong ending
+        ("gmailcom.com", "gmail.com"),
+        ("hotmail.co.uk", "hotmail.co.uk"),  # real
         ("ymail.com", "ymail.com"),  # a real domain one keystroke from gmail.com
         ("gmx.com", "gmx.com"),
         ("tcs.com", "tcs.com"),

@@ -51,7 +51,14 @@ def test_shared_value_groups_counts_distinct_users_and_skips_hubs() -> None:
     assert pairs.is_empty()
     assert set(hubs["value"]) == {"d1", "hub"}
     pairs, hubs = shared_value_groups(holders, max_share=3)
-    assert sorted(pairs.select("a", "b").iter_rows()) == [(0, 1), (0, 2), (1, 2), (3, 4), (3, 5), (4, 5)]
+    assert sorted(pairs.select("a", "b").iter_rows()) == [
+        (0, 1),
+        (0, 2),
+        (1, 2),
+        (3, 4),
+        (3, 5),
+        (4, 5),
+    ]
     assert set(pairs["support"]) == {3}
     assert hubs.is_empty()
 
@@ -62,7 +69,9 @@ def test_deletion_variants_are_the_value_and_its_one_deletions() -> None:
 
 
 def test_sorted_neighbourhood_pairs_only_within_window_and_group() -> None:
-    frame = pl.DataFrame({"uid": _uids(5), "g": ["x", "x", "x", "y", "y"], "v": ["a", "b", "c", "a", "b"]})
+    frame = pl.DataFrame(
+        {"uid": _uids(5), "g": ["x", "x", "x", "y", "y"], "v": ["a", "b", "c", "a", "b"]}
+    )
     got = {tuple(r) for r in sorted_neighbourhood(frame, pl.col("v"), "g", 2).iter_rows()}
     assert got == {(0, 1), (1, 2), (3, 4)}
 
@@ -81,7 +90,9 @@ def _random_locals(rng: random.Random, n: int) -> list[str]:
     last = ["sharma", "verma", "iyer", "nair", "gupta", "reddy"]
     out = []
     for _ in range(n):
-        local = f"{rng.choice(names)}{rng.choice(['.', '', '_'])}{rng.choice(last)}{rng.randint(1, 99)}"
+        local = (
+            f"{rng.choice(names)}{rng.choice(['.', '', '_'])}{rng.choice(last)}{rng.randint(1, 99)}"
+        )
         if rng.random() < 0.3:  # a typo somewhere
             i = rng.randrange(len(local))
             local = local[:i] + rng.choice("aeioustr") + local[i + 1 :]
@@ -95,7 +106,11 @@ def test_email_blocking_recall_against_exhaustive_comparison() -> None:
     rng = random.Random(3)
     locals_ = _random_locals(rng, 1500)
     frame = pl.DataFrame(
-        {"uid": _uids(len(locals_)), "email_local": locals_, "email_domain": ["gmail.com"] * len(locals_)}
+        {
+            "uid": _uids(len(locals_)),
+            "email_local": locals_,
+            "email_domain": ["gmail.com"] * len(locals_),
+        }
     ).with_columns(email_stem_expr().alias("stem"))
     cands = {tuple(r) for r in email_candidate_pairs(frame, window=8, max_block=5000).iter_rows()}
     truth = {

@@ -9,7 +9,13 @@ import pytest
 
 from graphfraud.config import LinkSettings
 from graphfraud.linking.link import build_links
-from graphfraud.schema import DEVICES_SCHEMA, LINKS_SCHEMA, USERS_SCHEMA, conform_frame, polars_schema
+from graphfraud.schema import (
+    DEVICES_SCHEMA,
+    LINKS_SCHEMA,
+    USERS_SCHEMA,
+    conform_frame,
+    polars_schema,
+)
 
 
 def _users(rows: list[dict[str, object]]) -> pl.DataFrame:
@@ -48,7 +54,9 @@ def population() -> tuple[pl.DataFrame, pl.DataFrame]:
     return users, devices
 
 
-def test_links_carry_kind_evidence_and_weight(population: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+def test_links_carry_kind_evidence_and_weight(
+    population: tuple[pl.DataFrame, pl.DataFrame],
+) -> None:
     users, devices = population
     links = build_links(users, devices, LinkSettings(max_share=4)).links
     assert links.schema == pl.DataFrame(schema=polars_schema(LINKS_SCHEMA)).schema
@@ -70,15 +78,23 @@ def test_links_carry_kind_evidence_and_weight(population: tuple[pl.DataFrame, pl
 def test_rarer_shared_values_weigh_more(population: tuple[pl.DataFrame, pl.DataFrame]) -> None:
     users, devices = population
     loose = build_links(users, devices, LinkSettings(max_share=10)).links
-    cafe = loose.filter((pl.col("kind") == "device") & (pl.col("value_a") == "cafe"))["weight"].max()
-    pair = loose.filter((pl.col("kind") == "device") & (pl.col("value_a") == "dev1"))["weight"].max()
+    cafe = loose.filter((pl.col("kind") == "device") & (pl.col("value_a") == "cafe"))[
+        "weight"
+    ].max()
+    pair = loose.filter((pl.col("kind") == "device") & (pl.col("value_a") == "dev1"))[
+        "weight"
+    ].max()
     assert pair > 1.5 * cafe  # type: ignore[operator]
 
 
-def test_one_link_per_pair_and_kind_and_deterministic(population: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+def test_one_link_per_pair_and_kind_and_deterministic(
+    population: tuple[pl.DataFrame, pl.DataFrame],
+) -> None:
     users, devices = population
     twice = pl.concat([devices, devices.with_columns(pl.col("device_id").replace("dev1", "dev2"))])
     first = build_links(users, twice, LinkSettings(max_share=4)).links
-    again = build_links(users.sample(fraction=1.0, shuffle=True, seed=1), twice, LinkSettings(max_share=4)).links
+    again = build_links(
+        users.sample(fraction=1.0, shuffle=True, seed=1), twice, LinkSettings(max_share=4)
+    ).links
     assert first.select("user_a", "user_b", "kind").is_unique().all()
     assert first.equals(again)

@@ -11,7 +11,10 @@ from graphfraud.rings.detect import detect_rings, pair_strengths, ring_id_for
 
 def _links(edges: list[tuple[str, str, float]]) -> pl.DataFrame:
     return pl.DataFrame(
-        [{"user_a": min(a, b), "user_b": max(a, b), "kind": "device", "weight": w} for a, b, w in edges]
+        [
+            {"user_a": min(a, b), "user_b": max(a, b), "kind": "device", "weight": w}
+            for a, b, w in edges
+        ]
     )
 
 
@@ -28,7 +31,9 @@ def test_two_rings_joined_by_a_weak_bridge_stay_apart() -> None:
 
 
 def test_links_below_min_weight_never_join_a_ring() -> None:
-    members = detect_rings(_links([("x", "y", 0.1), ("y", "z", 0.1)]), RingSettings(min_weight=0.25))
+    members = detect_rings(
+        _links([("x", "y", 0.1), ("y", "z", 0.1)]), RingSettings(min_weight=0.25)
+    )
     assert members.is_empty()
 
 
@@ -38,7 +43,11 @@ def test_without_resolution_rings_are_the_strong_components() -> None:
     rng = random.Random(5)
     nodes = [f"u{i:03d}" for i in range(120)]
     edges = [(a, b, rng.choice([0.3, 0.9])) for a, b in (rng.sample(nodes, 2) for _ in range(150))]
-    links = pair_strengths(_links(edges)).rename({"strength": "weight"}).with_columns(pl.lit("device").alias("kind"))
+    links = (
+        pair_strengths(_links(edges))
+        .rename({"strength": "weight"})
+        .with_columns(pl.lit("device").alias("kind"))
+    )
     members = detect_rings(links, RingSettings(min_weight=0.25, resolution=0.0, min_size=2))
     g = nx.Graph((a, b) for a, b, _ in edges)
     want = {frozenset(c) for c in nx.connected_components(g) if len(c) >= 2}

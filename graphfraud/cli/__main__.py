@@ -1,0 +1,7 @@
+"""`python -m graphfraud.cli` = the `graphfraud` command."""
+
+from __future__ import annotations
+
+from graphfraud.cli import main
+
+main()
