@@ -146,27 +146,31 @@ def email_candidate_pairs(emails: pl.DataFrame, *, window: int, max_block: int) 
 
 
 def phone_candidate_pairs(phones: pl.DataFrame, *, max_gap: int, max_block: int) -> pl.DataFrame:
-    """Pairs of distinct numbers at most `max_gap` apart (sequential SIM cards).
+    """Pairs of accounts whose (distinct) numbers sit in one run of near-sequential numbers.
 
-    `phones`: `uid`, `number` (Int64 digits of the E.164 number). Two block keys — the number
-    without its last two digits, and the same for the number shifted by 50 — so a run crossing
-    a hundred (…98, …02) still shares a block.
+    `phones`: `uid`, `number` (Int64 digits of the E.164 number). Sorted distinct numbers are cut
+    into runs wherever two neighbours are more than `max_gap` apart; every pair inside a run is a
+    candidate, so a ring of SIM cards bought in sequence is a clique, not a chain of neighbours.
+    Runs with more than `max_block` accounts are skipped. Returns `a, b, na, nb, gap, run_size,
+    run_span`.
     """
-    numbered = phones.select("uid", "number").drop_nulls()
-    keys = pl.concat(
-        [
-            numbered.select("uid", (pl.col("number") // 100).cast(pl.Utf8).alias("key")),
-            numbered.select(
-                "uid", ("s" + ((pl.col("number") + 50) // 100).cast(pl.Utf8)).alias("key")
-            ),
-        ]
+    numbered = phones.select("uid", "number").drop_nulls().unique()
+    runs = (
+        numbered.select(pl.col("number").unique().sort())
+        .with_columns((pl.col("number").diff().fill_null(max_gap + 1) > max_gap).cum_sum().alias("run"))
+        .with_columns(
+            pl.len().over("run").alias("run_size"),
+            (pl.col("number").max().over("run") - pl.col("number").min().over("run")).alias("run_span"),
+        )
+        .filter(pl.col("run_size") >= 2)
     )
-    pairs = pairs_within_blocks(keys, max_block).unique()
-    nums = numbered.unique("uid")
-    pairs = (
+    keyed = numbered.join(runs, on="number")
+    pairs = pairs_within_blocks(keyed.select("uid", pl.col("run").alias("key")), max_block)
+    nums = keyed.select("uid", "number", "run_size", "run_span")
+    return (
         pairs.join(nums.rename({"uid": "a", "number": "na"}), on="a")
-        .join(nums.rename({"uid": "b", "number": "nb"}), on="b")
+        .join(nums.select(pl.col("uid").alias("b"), pl.col("number").alias("nb")), on="b")
         .with_columns((pl.col("na") - pl.col("nb")).abs().alias("gap"))
-        .filter((pl.col("gap") > 0) & (pl.col("gap") <= max_gap))
+        .filter(pl.col("gap") > 0)  # the same number is an exact phone link, not a sequence
+        .select("a", "b", "na", "nb", "gap", "run_size", "run_span")
     )
-    return pairs.select("a", "b", "na", "nb", "gap")

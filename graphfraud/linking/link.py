@@ -199,14 +199,14 @@ def _phone_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
         pl.col("phone").str.strip_chars_start("+").cast(pl.Int64, strict=False).alias("number"),
     ).filter(pl.col("number").is_not_null())
     pairs = phone_candidate_pairs(
-        phones, max_gap=settings.phone_max_gap, max_block=settings.max_block
+        phones, max_gap=settings.phone_max_gap, max_block=settings.max_share
     )
     n_candidates = pairs.height
     if pairs.is_empty():
         return pairs.select("a", "b"), n_candidates
-    # Honest numbers are spread thin, so two accounts a few numbers apart are rare — unless the
-    # range is densely allocated. Support = 2 + the number of accounts a window of the pair's size
-    # would hold at the density seen within ±_PHONE_DENSITY_SPAN of it.
+    # Honest numbers are spread thin, so a run of accounts a few numbers apart is rare — unless
+    # the range is densely allocated. Support = 2 + how many accounts the run's span would hold at
+    # the density seen within ±_PHONE_DENSITY_SPAN of it. Similarity falls with the run's mean step.
     numbers = phones["number"].unique().to_numpy()
     mid = (pairs["na"].to_numpy() + pairs["nb"].to_numpy()) // 2
     group = np.zeros(len(numbers), dtype=np.int64)
@@ -217,8 +217,11 @@ def _phone_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
         mid + _PHONE_DENSITY_SPAN,
         np.zeros(len(mid), dtype=np.int64),
     )
-    width = pairs["gap"].to_numpy() + 1
+    width = pairs["run_span"].to_numpy() + 1
     local = 2 + np.ceil(around * width / (2 * _PHONE_DENSITY_SPAN + 1)).astype(np.int64)
+    pairs = pairs.with_columns(
+        (pl.col("run_span") / (pl.col("run_size") - 1).clip(lower_bound=1)).alias("step")
+    )
     e164 = phones.select("uid", "phone")
     links = (
         pairs.with_columns(pl.Series("support", np.maximum(local, 2)))
@@ -230,7 +233,7 @@ def _phone_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
             pl.lit(str(LinkKind.PHONE_SIMILAR)).alias("kind"),
             "value_a",
             "value_b",
-            number_gap_similarity(pl.col("gap"), settings.phone_max_gap).alias("similarity"),
+            number_gap_similarity(pl.col("step"), settings.phone_max_gap).alias("similarity"),
             pl.col("support").cast(pl.Int32),
         )
     )
