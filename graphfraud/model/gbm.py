@@ -95,13 +95,21 @@ class GBMModel:
         self.input_names = data.feature_names
         self._names = names
 
-    def predict(self, data: GraphData) -> npt.NDArray[np.float32]:
+    def predict(
+        self, data: GraphData, rows: npt.NDArray[np.bool_] | None = None
+    ) -> npt.NDArray[np.float32]:
+        """P(fraud) per node; with `rows`, only those nodes are scored (the rest are 0)."""
         if self._clf is None:
             raise ArtifactError("GBM model used before fit/load")
         x, _, _ = graph_inputs(data, label_features=bool(self._params["label_features"]))
         if self._dead.shape[0] == x.shape[1]:
             x[:, self._dead] = 0.0
-        return balanced_to_prior(self._clf.predict_proba(x)[:, 1], self._pos_rate)
+        if rows is None:
+            return balanced_to_prior(self._clf.predict_proba(x)[:, 1], self._pos_rate)
+        out = np.zeros(data.num_nodes, dtype=np.float32)
+        if rows.any():
+            out[rows] = balanced_to_prior(self._clf.predict_proba(x[rows])[:, 1], self._pos_rate)
+        return out
 
     def save(self, directory: Path) -> None:
         """joblib (pickle): load only from a registry you trust — see registry.py."""

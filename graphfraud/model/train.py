@@ -27,6 +27,7 @@ from graphfraud.config import ModelSettings
 from graphfraud.errors import ArtifactError, ConfigError, InputDataError
 from graphfraud.model.aggregate import with_visible_labels
 from graphfraud.model.base import GraphData
+from graphfraud.model.gbm import GBMModel
 
 if TYPE_CHECKING:
     from graphfraud.model.registry import ModelRegistry
@@ -177,18 +178,25 @@ def out_of_fold(
         model = build()
         kind = model.kind
         model.fit(fold_data, visible, seed + f)
-        pred = model.predict(fold_data)
         held = fold_ids == f
-        oof[held] = pred[held]
+        oof[held] = _predict(model, fold_data, held)[held]
         if not labelled.all():
             # Unlabelled users have no label to leak: score them with every label visible,
             # as `score_with_promoted` will later.
-            rest += model.predict(data)
+            rest += _predict(model, data, ~labelled)
         members.append(model)
         if on_fold is not None:
             on_fold()
     oof[~labelled] = (rest[~labelled] / k).astype(np.float32)
     return oof, FoldEnsemble(kind, members, data.feature_names)
+
+
+def _predict(model: Any, data: GraphData, rows: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
+    """Score only `rows` when the model can (the GBM's cost is per row; a GNN's is per graph)."""
+    if isinstance(model, GBMModel):
+        return model.predict(data, rows)
+    out: npt.NDArray[np.float32] = model.predict(data)
+    return out
 
 
 def ranking_metrics(
