@@ -11,6 +11,7 @@ never mistaken for a finished one, and rerunning into the same directory repairs
 from __future__ import annotations
 
 import hashlib
+import logging
 import platform
 import resource
 import time
@@ -25,7 +26,7 @@ import polars as pl
 
 from graphfraud import __version__
 from graphfraud.config import Settings
-from graphfraud.errors import ArtifactError
+from graphfraud.errors import ArtifactError, InputDataError
 from graphfraud.rundir import RunDir
 from graphfraud.schema import (
     DEVICES_FILE,
@@ -43,6 +44,7 @@ from graphfraud.schema import (
     conform_frame,
 )
 
+logger = logging.getLogger(__name__)
 IDENTIFIERS_FILE = "identifiers.parquet"  # kind, value, support: how many users hold each value
 Say = Callable[[str], None]
 
@@ -81,9 +83,14 @@ def _manifest(run: RunDir) -> dict[str, Any]:
 def fingerprint(path: Path) -> dict[str, Any]:
     """Size and SHA-256 of an input file (the manifest's data fingerprint)."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+    try:
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise InputDataError(
+            f"cannot read: {exc.strerror or exc}", file=str(path), hint="check the path"
+        ) from exc
     return {"file": path.name, "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
@@ -178,8 +185,6 @@ def stage_score(
     """Features → model (train candidates, pick, register) → user and ring scores."""
     from graphfraud.model.dataset import build_graph_data
     from graphfraud.model.features import user_features
-    from graphfraud.model.registry import ModelRegistry
-    from graphfraud.model.train import train_and_score
     from graphfraud.rings.detect import pair_strengths
     from graphfraud.scoring.scores import build_scores
 
@@ -203,33 +208,56 @@ def stage_score(
         record["features"] = features.width - 1
     with _stage(run, "model", say) as record:
         data = build_graph_data(features, links, users.select("user_id", "label"))
-        result = train_and_score(
-            data, settings.model, registry=ModelRegistry(settings.model.registry), progress=progress
-        )
-        record.update(
-            {"version": result.model_version, "kind": result.model_kind, "metrics": result.metrics}
-        )
+        model_scores_arr, version, kind, metrics = _model_scores(data, features, settings, progress)
+        record.update({"version": version, "kind": kind, "metrics": metrics})
     with _stage(run, "scores", say):
         model_scores = pl.DataFrame(
-            {"user_id": data.user_ids.astype(str), "model_score": result.scores}
+            {"user_id": data.user_ids.astype(str), "model_score": model_scores_arr}
         )
-        scores, ring_risk = build_scores(features, model_scores, members, result.model_version)
+        scores, ring_risk = build_scores(features, model_scores, members, version)
         rings = conform_frame(
             rings.drop("ring_score").join(ring_risk, on="ring_id", how="left"), RINGS_SCHEMA
         )
         run.write(RINGS_FILE, rings.sort("ring_id"))
         run.write(SCORES_FILE, scores)
     manifest = run.manifest()
-    manifest["model_version"] = result.model_version
+    manifest["model_version"] = version
     manifest["model"] = {
-        "version": result.model_version,
-        "kind": result.model_kind,
-        "metrics": result.metrics,
+        "version": version,
+        "kind": kind,
+        "metrics": metrics,
         "registry": str(settings.model.registry),
     }
     manifest["status"] = "complete"
     manifest["finished_at"] = datetime.now(UTC).isoformat()
     run.write_json(MANIFEST_FILE, manifest)
+
+
+MIN_LABELS_PER_CLASS = 5
+
+
+def _model_scores(
+    data: Any, features: pl.DataFrame, settings: Settings, progress: bool
+) -> tuple[Any, str, str, dict[str, Any]]:
+    """(scores, model version, kind, metrics): train when there are enough labels of both
+    classes; otherwise score with the promoted model; with neither, the label-free prior."""
+    from graphfraud.model.registry import ModelRegistry, score_with_promoted
+    from graphfraud.model.train import train_and_score
+    from graphfraud.scoring.scores import prior_scores
+
+    registry = ModelRegistry(settings.model.registry)
+    n_fraud = int((data.labels == 1).sum())
+    n_legit = int((data.labels == 0).sum())
+    if min(n_fraud, n_legit) >= MIN_LABELS_PER_CLASS:
+        result = train_and_score(data, settings.model, registry=registry, progress=progress)
+        return result.scores, result.model_version, result.model_kind, result.metrics
+    why = f"only {n_fraud} fraud / {n_legit} legit labels (need {MIN_LABELS_PER_CLASS} of each)"
+    if registry.promoted() is not None:
+        scores, version = score_with_promoted(data, registry, device=settings.model.device)
+        return scores, version, "promoted", {"fallback": why}
+    logger.warning("%s and no promoted model: scoring with the label-free prior", why)
+    prior = prior_scores(features)
+    return prior, "prior-v1", "prior", {"fallback": why}
 
 
 def stage_publish(
@@ -272,7 +300,8 @@ def run_pipeline(
     stage_rings(run, settings, tell)
     stage_score(run, settings, tell, progress=progress)
     if settings.graph.uri:
-        stage_publish(run, settings, tell, progress=progress)
+        # The caller's spinner already names the step; a second live display would fight it.
+        stage_publish(run, settings, tell, progress=progress and say is None)
     manifest = run.manifest()
     manifest["seconds"] = round(sum(s["seconds"] for s in manifest.get("stages", {}).values()), 3)
     run.write_json(MANIFEST_FILE, manifest)

@@ -65,7 +65,7 @@ _register()
 def main() -> None:
     """Entry point: known errors become one red line and exit code 1 (traceback only in debug)."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except GraphFraudError as exc:
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             logging.exception("failed")
@@ -77,10 +77,12 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/red]")
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except typer.TyperException as exc:  # usage errors: missing option, bad value
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err_console.print(f"[red]error:[/red] {exc.format_message()}")
+        sys.exit(exc.exit_code or 2)
+    # Without standalone mode click returns a verb's `typer.Exit(code)` instead of exiting.
+    sys.exit(code if isinstance(code, int) else 0)

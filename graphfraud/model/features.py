@@ -35,6 +35,11 @@ def own_features(
         for k in ("email", "phone", "device", "ip")
     }
     latest = users["created_at"].max()
+    age = (
+        ((pl.lit(latest) - pl.col("created_at")).dt.total_hours() / 24)
+        if latest is not None  # no parseable sign-up time in the whole file
+        else pl.lit(0.0)
+    )
     f = users.select(
         "user_id",
         "email",
@@ -69,10 +74,7 @@ def own_features(
         .cast(pl.Float32)
         .alias("phone_invalid"),
         pl.col("created_at").dt.hour().fill_null(12).cast(pl.Float32).alias("created_hour"),
-        ((pl.lit(latest) - pl.col("created_at")).dt.total_hours() / 24)
-        .fill_null(0)
-        .cast(pl.Float32)
-        .alias("age_days"),
+        age.fill_null(0).cast(pl.Float32).alias("age_days"),
         email_stem_expr().alias("stem"),
         pl.col("email_domain"),
     )

@@ -7,6 +7,8 @@ actor share one fate, so a quiet member of a risky ring inherits part of its ris
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from graphfraud.schema import SCORES_SCHEMA, conform_frame
@@ -29,6 +31,14 @@ REASON_RULES: tuple[tuple[str, pl.Expr], ...] = (
     ("HUB_DEVICE", pl.col("n_hub_devices") > 0),
 )
 MAX_REASONS = 5
+
+
+def prior_scores(features: pl.DataFrame) -> npt.NDArray[np.float32]:
+    """A label-free score for runs with too few labels and no promoted model: the strongest tie
+    to another account, raised by a dense ring around it. Ranks "linked to someone by a strong,
+    rare identifier" above "alone"; it is a stopgap until labels or a promoted model exist."""
+    expr = 0.6 * pl.col("max_strength") + 0.4 * pl.col("ring_density") * pl.col("in_ring")
+    return features.select(expr.clip(0.0, 1.0).cast(pl.Float32)).to_series().to_numpy()
 
 
 def ring_scores(members: pl.DataFrame, user_scores: pl.DataFrame) -> pl.DataFrame:
