@@ -49,7 +49,7 @@ class RingSettings(BaseModel):
 class ModelSettings(BaseModel):
     """Training of the risk models."""
 
-    folds: int = Field(5, description="out-of-fold splits: a user's own label never scores it")
+    folds: int = Field(3, description="out-of-fold splits: a user's own label never scores it")
     seed: int = 7
     device: str = Field("auto", description="auto | cpu | cuda")
     registry: Path = Field(Path("models"), description="model registry directory")

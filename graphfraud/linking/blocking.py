@@ -12,7 +12,10 @@ Passes for near-duplicate emails (union, deduplicated):
 - sorted neighbourhood: neighbours in sort order of the local part, and of its reverse, within a
   window (catches what differs in ways the stem hides, e.g. `ab12cd` ~ `ab13cd`);
 - cross-domain stem: the same stem on different providers (`user_19@yahoo.com` ~
-  `user_21@hotmail.com`), the one pass that compares across domains.
+  `user_21@hotmail.com`), the one pass that compares across domains;
+- numbered stem: the same stem with suffix numbers in the same bucket of ten (two overlapping
+  bucketings), so a run `priya.verma01 … 12` is still compared when `priyaverma` has thousands
+  of namesakes and its whole block is too large to compare.
 """
 
 from __future__ import annotations
@@ -157,10 +160,14 @@ def phone_candidate_pairs(phones: pl.DataFrame, *, max_gap: int, max_block: int)
     numbered = phones.select("uid", "number").drop_nulls().unique()
     runs = (
         numbered.select(pl.col("number").unique().sort())
-        .with_columns((pl.col("number").diff().fill_null(max_gap + 1) > max_gap).cum_sum().alias("run"))
+        .with_columns(
+            (pl.col("number").diff().fill_null(max_gap + 1) > max_gap).cum_sum().alias("run")
+        )
         .with_columns(
             pl.len().over("run").alias("run_size"),
-            (pl.col("number").max().over("run") - pl.col("number").min().over("run")).alias("run_span"),
+            (pl.col("number").max().over("run") - pl.col("number").min().over("run")).alias(
+                "run_span"
+            ),
         )
         .filter(pl.col("run_size") >= 2)
     )

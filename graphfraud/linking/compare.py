@@ -54,3 +54,24 @@ def window_support(
     left = np.searchsorted(keys, query_group * shift + np.clip(lo, 0, shift - 1), side="left")
     right = np.searchsorted(keys, query_group * shift + np.clip(hi, 0, shift - 1), side="right")
     return (right - left).astype(np.int32)
+
+
+def length_bound_expr(left: str, right: str, threshold: float) -> pl.Expr:
+    """True where the two strings *could* reach `threshold`: the Levenshtein distance is at least
+    the length difference, so similarity ≤ 1 - |Δlen| / max(len). A free filter before scoring."""
+    la = pl.col(left).str.len_chars().cast(pl.Int64)  # unsigned would wrap on subtraction
+    lb = pl.col(right).str.len_chars().cast(pl.Int64)
+    longest = pl.max_horizontal(la, lb).clip(lower_bound=1)
+    return (1.0 - (la - lb).abs() / longest) >= threshold
+
+
+def score_pairs(pairs: pl.DataFrame, left: str, right: str, threshold: float) -> pl.DataFrame:
+    """`pairs` with a `similarity` column, keeping rows at or above `threshold` (length-bound
+    prefilter, then rapidfuzz in bulk)."""
+    pairs = pairs.filter(length_bound_expr(left, right, threshold))
+    if pairs.is_empty():
+        return pairs.with_columns(pl.lit(0.0, dtype=pl.Float32).alias("similarity"))
+    sim = string_similarity(pairs[left], pairs[right])
+    return pairs.with_columns(pl.Series("similarity", sim)).filter(
+        pl.col("similarity") >= threshold
+    )

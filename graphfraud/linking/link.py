@@ -22,7 +22,7 @@ from graphfraud.linking.blocking import (
     phone_candidate_pairs,
     shared_value_groups,
 )
-from graphfraud.linking.compare import number_gap_similarity, string_similarity, window_support
+from graphfraud.linking.compare import number_gap_similarity, score_pairs, window_support
 from graphfraud.linking.keys import email_stem_expr, local_stem_expr
 from graphfraud.linking.weights import link_weight_expr
 from graphfraud.schema import LINKS_SCHEMA, LinkKind, conform_frame
@@ -106,10 +106,7 @@ def _email_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
     )
     if pairs.is_empty():
         return pairs.select("a", "b"), n_candidates
-    sim = string_similarity(pairs["email_local_a"], pairs["email_local_b"])
-    pairs = pairs.with_columns(pl.Series("similarity", sim)).filter(
-        pl.col("similarity") >= settings.email_similarity
-    )
+    pairs = score_pairs(pairs, "email_local_a", "email_local_b", settings.email_similarity)
     # The same handle on two providers is common among honest namesakes (amit.dubey@gmail.com,
     # amit.dubey@yahoo.com): a cross-provider match counts as half as similar.
     domain_a = pl.col("email_a").str.split("@").list.last()

@@ -188,19 +188,21 @@ _CACHE: list[_Cached] = []
 
 
 def graph_inputs(
-    data: GraphData, *, label_features: bool = True
+    data: GraphData, *, label_features: bool = True, per_relation: bool = False
 ) -> tuple[F32, tuple[str, ...], Adjacency]:
     """`[x, feature aggregates, label aggregates]` and their names, plus the adjacency.
 
     The label-free part depends only on the graph and `x`, so it is cached for the last graph
     seen (folds and candidates reuse it; `with_visible_labels` copies share the arrays).
+    Per-relation neighbour means are off by default: on the synthetic 100k population they
+    cost 40 % of the GBM's time for no gain in held-out AP (0.935 with, 0.937 without).
     """
     arrays = (data.x, data.edge_index, data.edge_weight, data.edge_type)
-    key = tuple(id(a) for a in arrays)
+    key = (*(id(a) for a in arrays), int(per_relation))
     hit = next((c for c in _CACHE if c.key == key), None)
     if hit is None:
         adj = build_adjacency(data)
-        agg, agg_names = feature_aggregates(data, adj)
+        agg, agg_names = feature_aggregates(data, adj, per_relation=per_relation)
         hit = _Cached(key, arrays, adj, agg, agg_names)
         _CACHE[:] = [hit]
     blocks = [data.x, hit.agg]

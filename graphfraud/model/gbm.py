@@ -42,12 +42,13 @@ class GBMModel:
     def __init__(
         self,
         *,
-        max_iter: int = 500,
-        learning_rate: float = 0.05,
+        max_iter: int = 200,
+        learning_rate: float = 0.1,
         max_leaf_nodes: int = 31,
         min_samples_leaf: int = 20,
         l2_regularization: float = 1.0,
         label_features: bool = True,
+        per_relation: bool = False,
     ) -> None:
         self._params: dict[str, Any] = {
             "max_iter": max_iter,
@@ -56,6 +57,7 @@ class GBMModel:
             "min_samples_leaf": min_samples_leaf,
             "l2_regularization": l2_regularization,
             "label_features": label_features,
+            "per_relation": per_relation,
         }
         self._clf: HistGradientBoostingClassifier | None = None
         self._pos_rate = 0.5
@@ -65,13 +67,20 @@ class GBMModel:
     def params(self) -> dict[str, object]:
         return dict(self._params)
 
+    def _inputs(self, data: GraphData) -> tuple[npt.NDArray[np.float32], tuple[str, ...], object]:
+        return graph_inputs(
+            data,
+            label_features=bool(self._params["label_features"]),
+            per_relation=bool(self._params.get("per_relation", False)),
+        )
+
     def fit(self, data: GraphData, train_mask: npt.NDArray[np.bool_], seed: int) -> None:
         y = data.labels[train_mask]
         if y.size == 0 or (y == 1).sum() < 2 or (y == 0).sum() < 2:
             raise InputDataError(
                 "need at least 2 fraud and 2 legit labels to train", column="label"
             )
-        x, names, _ = graph_inputs(data, label_features=bool(self._params["label_features"]))
+        x, names, _ = self._inputs(data)
         p = self._params
         self._clf = HistGradientBoostingClassifier(
             max_iter=p["max_iter"],
@@ -101,7 +110,7 @@ class GBMModel:
         """P(fraud) per node; with `rows`, only those nodes are scored (the rest are 0)."""
         if self._clf is None:
             raise ArtifactError("GBM model used before fit/load")
-        x, _, _ = graph_inputs(data, label_features=bool(self._params["label_features"]))
+        x, _, _ = self._inputs(data)
         if self._dead.shape[0] == x.shape[1]:
             x[:, self._dead] = 0.0
         if rows is None:
