@@ -87,7 +87,8 @@ def main() -> None:
     )
     settings = LinkSettings()
     print(
-        f"workload: {args.users:,} synthetic users (seed {args.seed}), {emails.height:,} with an email, "
+        f"workload: {args.users:,} synthetic users (seed {args.seed}), "
+        f"{emails.height:,} with an email, "
         f"{emails['email_domain'].n_unique():,} domains, threshold {args.threshold}"
     )
 

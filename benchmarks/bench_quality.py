@@ -101,6 +101,10 @@ def textbook_baseline(
     }
 
 
+def _sd(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -109,7 +113,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     args = parser.parse_args()
     print(
-        f"workload: {args.users:,} synthetic users × seeds {args.seeds}; evaluation on unlabelled users"
+        f"workload: {args.users:,} synthetic users × seeds {args.seeds}; "
+        "evaluation on unlabelled users"
     )
     ours: dict[str, list[float]] = {m: [] for m in METRICS}
     base: dict[str, list[float]] = {m: [] for m in METRICS}
@@ -135,9 +140,9 @@ def main() -> None:
     print(f"\n{'metric':22s} {'graphfraud':>18s} {'textbook baseline':>20s}")
     for m in METRICS:
         o, b = ours[m], base[m]
-        sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
         print(
-            f"{m:22s} {statistics.mean(o):>10.4f} ± {sd(o):.4f} {statistics.mean(b):>12.4f} ± {sd(b):.4f}"
+            f"{m:22s} {statistics.mean(o):>10.4f} ± {_sd(o):.4f} "
+            f"{statistics.mean(b):>12.4f} ± {_sd(b):.4f}"
         )
 
 

@@ -170,12 +170,13 @@ def stage_rings(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
         rings = ring_features(members, run.read(USERS_FILE), links)
         run.write(MEMBERS_FILE, members)
         run.write(RINGS_FILE, rings)
+        sizes = rings["size"].to_numpy()
         record.update(
             {
                 "rings": rings.height,
                 "members": members.height,
-                "largest": int(rings["size"].max() or 0) if rings.height else 0,
-            }  # type: ignore[arg-type]
+                "largest": int(sizes.max()) if sizes.size else 0,
+            }
         )
 
 

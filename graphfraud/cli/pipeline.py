@@ -88,13 +88,11 @@ def print_summary(run_dir: Path, top: int = 5) -> None:
         "links    " + " · ".join(f"{k} {n:,}" for k, n in by_kind.iter_rows()) or "links    none"
     )
     big = rings.filter(pl.col("size") >= 3)
-    console.print(
-        f"rings    {rings.height:,} found ({big.height:,} of ≥3 members), largest {int(rings['size'].max() or 0) if rings.height else 0}"  # type: ignore[arg-type]
-    )
+    largest = int(rings["size"].max() or 0) if rings.height else 0  # type: ignore[arg-type]
+    console.print(f"rings    {rings.height:,} found ({big.height:,} of ≥3), largest {largest}")
     high = int((scores["score"] >= 0.5).sum())
-    console.print(
-        f"scores   {scores.height:,} users, {high:,} with score ≥ 0.5 · model {manifest.get('model_version')}"
-    )
+    version = manifest.get("model_version")
+    console.print(f"scores   {scores.height:,} users, {high:,} with score ≥ 0.5 · model {version}")
     if big.height:
         table = Table(title=f"Top {top} rings by risk", show_lines=False)
         for col in ("ring_id", "size", "risk", "why"):
@@ -114,7 +112,8 @@ def print_summary(run_dir: Path, top: int = 5) -> None:
             )
         console.print(table)
     console.print(
-        f"outputs  {run_dir}/ scores.parquet · rings.parquet · links.parquet · quarantine/ · manifest.json"
+        f"outputs  {run_dir}/ scores.parquet · rings.parquet · links.parquet · quarantine/ · "
+        "manifest.json"
     )
     console.print(
         f"took     {manifest.get('seconds', 0):.1f}s · next: graphfraud serve --run {run_dir}"

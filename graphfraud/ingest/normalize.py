@@ -113,7 +113,7 @@ PROVIDER_DOMAINS: tuple[str, ...] = (
     "gmail.com", "yahoo.com", "yahoo.co.in", "hotmail.com", "outlook.com", "rediffmail.com",
     "icloud.com",
 )  # fmt: skip
-"""Big providers whose one-keystroke misspellings (`gmsil.com`, `yahoo.co.im`) are folded to them."""
+"""Big providers whose one-keystroke misspellings (`gmsil.com`, `yahoo.co.im`) fold to them."""
 
 REAL_NEAR_MISSES: frozenset[str] = frozenset(
     {"ymail.com", "gmx.com", "mail.com", "email.com", "yahoo.co.uk", "yahoo.in", "yahoo.co.id",
@@ -132,7 +132,10 @@ def fold_domain(domain: str) -> str:
     if domain in PROVIDER_DOMAINS or domain in REAL_NEAR_MISSES or not _DOMAIN_RE.match(domain):
         return domain
     for provider in PROVIDER_DOMAINS:
-        if abs(len(provider) - len(domain)) <= 1 and OSA.distance(domain, provider, score_cutoff=1) <= 1:
+        if (
+            abs(len(provider) - len(domain)) <= 1
+            and OSA.distance(domain, provider, score_cutoff=1) <= 1
+        ):
             return provider
     # Gmail has one domain worldwide, so gmail.<anything> and gmailcom.com are typos of it (unlike
     # yahoo.fr or hotmail.co.uk, which are real).
@@ -143,8 +146,9 @@ def fold_domain(domain: str) -> str:
 
 
 def _fold_domains_expr(domains: pl.Series) -> dict[str, str]:
-    """The folding map for the distinct domains of a column (one Python call per distinct domain)."""
+    """The folding map of a column's distinct domains (one Python call per distinct domain)."""
     return {d: f for d in domains.drop_nulls().unique().to_list() if (f := fold_domain(d)) != d}
+
 
 GMAIL_DOMAIN = "gmail.com"
 MAX_LOCAL_CHARS = 64

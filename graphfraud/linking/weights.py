@@ -44,7 +44,7 @@ KIND_DECAY: dict[str, float] = {
 
 def rarity(support: int, decay: float = 0.5) -> float:
     """(2/support)**decay, capped at 1."""
-    return min(1.0, (2.0 / max(support, 2)) ** decay)
+    return float(min(1.0, (2.0 / max(support, 2)) ** decay))
 
 
 def link_weight(kind: str, similarity: float, support: int) -> float:

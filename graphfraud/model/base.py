@@ -44,7 +44,7 @@ class GraphData:
 
     @property
     def labelled(self) -> npt.NDArray[np.bool_]:
-        return self.labels != UNKNOWN_LABEL
+        return np.asarray(self.labels != UNKNOWN_LABEL, dtype=np.bool_)
 
 
 class RiskModel(Protocol):

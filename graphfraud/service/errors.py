@@ -45,31 +45,31 @@ from graphfraud.errors import (
 log = logging.getLogger("graphfraud.service")
 
 
-class Unauthenticated(GraphFraudError):  # noqa: N818 - named like errors.NotFound
+class Unauthenticated(GraphFraudError):
     """No API key, or one the service does not know."""
 
 
-class Forbidden(GraphFraudError):  # noqa: N818 - named like errors.NotFound
+class Forbidden(GraphFraudError):
     """The key's role may not call this route."""
 
 
-class Conflict(GraphFraudError):  # noqa: N818 - named like errors.NotFound
+class Conflict(GraphFraudError):
     """The request clashes with work in progress (a reload already running)."""
 
 
-class PayloadTooLarge(GraphFraudError):  # noqa: N818 - named like errors.NotFound
+class PayloadTooLarge(GraphFraudError):
     """The request body is over `ServiceSettings.max_body_bytes`."""
 
 
-class BadRequest(GraphFraudError):  # noqa: N818 - named like errors.NotFound
+class BadRequest(GraphFraudError):
     """Well-formed JSON asking for something invalid (e.g. a path outside the runs root)."""
 
 
-class NotReady(GraphFraudError):  # noqa: N818 - named like errors.NotFound
+class NotReady(GraphFraudError):
     """No score snapshot is loaded yet."""
 
 
-class AuditUnavailable(GraphFraudError):  # noqa: N818 - named like errors.NotFound
+class AuditUnavailable(GraphFraudError):
     """The audit log cannot be written: analyst and admin routes fail closed."""
 
 

@@ -234,7 +234,10 @@ def build_rings(
         has_devices: set[int] = set()
         lo, hi = CAMOUFLAGED_COVERAGE if plan.kind == "camouflaged" else COVERAGE
         covers = _covers_everyone(
-            rng, members, plan.signals, [ctx.cover(float(rng.uniform(lo, hi))) for _ in plan.signals]
+            rng,
+            members,
+            plan.signals,
+            [ctx.cover(float(rng.uniform(lo, hi))) for _ in plan.signals],
         )
         for signal, covered in zip(plan.signals, covers, strict=True):
             if signal == "sequential_email":
