@@ -31,7 +31,12 @@ class LinkSettings(BaseModel):
     phone_max_gap: int = Field(20, description="max numeric gap for sequential phones")
     window: int = Field(8, description="sorted-neighbourhood window for fuzzy email blocking")
     max_block: int = Field(
-        2000, description="larger fuzzy blocks are skipped (their links carry no weight)"
+        100,
+        description="fuzzy blocks up to this size are enumerated as candidate pairs; larger "
+        "stem blocks (namesake crowds, up to max_crowd) are compared all-against-all in C",
+    )
+    max_crowd: int = Field(
+        5000, description="stems held by more users than this are not compared at all"
     )
 
 

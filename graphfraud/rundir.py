@@ -87,3 +87,12 @@ class RunDir:
 
     def manifest(self) -> dict[str, Any]:
         return self.read_json(MANIFEST_FILE)
+
+    def check_finished(self, manifest: dict[str, Any]) -> None:
+        """Refuse a run the batch has not finished: its artifacts may mix two runs."""
+        status = manifest.get("status")
+        if status is not None and status != "complete":
+            raise ArtifactError(
+                f"run {self.path.name!r} is not finished (status {status!r})",
+                hint="a batch crashed or is still running: rerun it, or use the previous run",
+            )

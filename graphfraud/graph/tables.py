@@ -100,6 +100,7 @@ def load_tables(run_dir: Path | str) -> GraphTables:
     if not run.path.is_dir():
         raise ArtifactError(f"{run.path} is not a directory", hint="pass a finished run directory")
     manifest = run.manifest()
+    run.check_finished(manifest)
     run_id = manifest.get("run_id")
     if not isinstance(run_id, str) or not run_id:
         raise ArtifactError(f"{run.file('manifest.json')} has no run_id")

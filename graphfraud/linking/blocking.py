@@ -115,37 +115,96 @@ def sorted_neighbourhood(
 
 
 def email_candidate_pairs(emails: pl.DataFrame, *, window: int, max_block: int) -> pl.DataFrame:
-    """Candidate pairs for fuzzy email comparison (same canonical domain only).
+    """Candidate pairs for fuzzy email comparison.
 
     `emails`: `uid`, `email_local`, `email_domain`, `stem` (see keys.email_stem_expr) and
-    optionally `local_stem` (keys.local_stem_expr) for the cross-domain pass.
+    optionally `local_stem` (keys.local_stem_expr, for the cross-domain and numbered passes) and
+    `num` (the local part's numeric suffix).
     """
     with_domain = emails.filter(pl.col("email_domain").is_not_null())
-    stem_pairs = pairs_within_blocks(
-        with_domain.select("uid", pl.col("stem").alias("key")), max_block
-    )
-    stem_local = with_domain.select(
-        "uid",
-        pl.col("stem").str.split("@").list.first().alias("s"),
-        "email_domain",
-    ).filter(pl.col("s").str.len_chars() >= 4)
-    variants = deletion_variants(stem_local, "s").join(
-        stem_local.select("uid", "email_domain"), on="uid"
-    )
-    variant_pairs = pairs_within_blocks(
-        variants.select("uid", pl.concat_str(["key", "email_domain"], separator="@").alias("key")),
-        max_block,
-    )
-    sn = sorted_neighbourhood(with_domain, pl.col("email_local"), "email_domain", window)
-    sn_rev = sorted_neighbourhood(
-        with_domain, pl.col("email_local").str.reverse(), "email_domain", window
-    )
-    passes = [stem_pairs, variant_pairs, sn, sn_rev]
+    passes = [
+        pairs_within_blocks(with_domain.select("uid", pl.col("stem").alias("key")), max_block),
+        _stem_neighbour_pairs(with_domain, max_block),
+        sorted_neighbourhood(with_domain, pl.col("email_local"), "email_domain", window),
+        sorted_neighbourhood(
+            with_domain, pl.col("email_local").str.reverse(), "email_domain", window
+        ),
+    ]
     if "local_stem" in emails.columns:
         passes.append(
             pairs_within_blocks(emails.select("uid", pl.col("local_stem").alias("key")), max_block)
         )
-    return pl.concat(passes).unique()
+        if "num" in emails.columns:
+            numbered = emails.filter(
+                pl.col("num").is_not_null() & pl.col("local_stem").is_not_null()
+            )
+            buckets = pl.concat(
+                [
+                    numbered.select(
+                        "uid", pl.format("{}#{}", "local_stem", pl.col("num") // 10).alias("key")
+                    ),
+                    numbered.select(
+                        "uid",
+                        pl.format("{}~{}", "local_stem", (pl.col("num") + 5) // 10).alias("key"),
+                    ),
+                ]
+            )
+            passes.append(pairs_within_blocks(buckets, max_block))
+    return unique_pairs(pl.concat(passes))
+
+
+def _stem_neighbour_pairs(emails: pl.DataFrame, max_block: int) -> pl.DataFrame:
+    """Users whose stems (same domain) are one deletion apart, e.g. `priyaverma` ~ `priyavarma`.
+
+    Works on distinct stems, not users: each stem's variants are generated once, stems sharing a
+    variant are paired, and only then expanded to their users (skipped when that would make more
+    than max_block²/2 pairs, the size of one full block). Identical stems are the stem pass's job.
+    """
+    stems = (
+        emails.filter(pl.col("stem").is_not_null())
+        .group_by("stem")
+        .agg(pl.col("uid"))
+        .sort("stem")
+        .with_row_index("sid")
+        .with_columns(pl.col("uid").list.len().alias("n"))
+    )
+    local = stems.select(
+        pl.col("sid").alias("uid"),
+        pl.col("stem").str.split("@").list.first().alias("s"),
+        pl.col("stem").str.split("@").list.last().alias("domain"),
+    ).filter(pl.col("s").str.len_chars() >= 4)
+    variants = deletion_variants(local, "s").join(local.select("uid", "domain"), on="uid")
+    keyed = variants.select("uid", pl.concat_str(["key", "domain"], separator="@").alias("key"))
+    stem_pairs = unique_pairs(pairs_within_blocks(keyed, max_block))
+    sizes = stems.select(pl.col("sid").cast(pl.UInt32), "n")
+    members = stems.select(pl.col("sid").cast(pl.UInt32), "uid")
+    user_pairs = (
+        stem_pairs.join(sizes.rename({"sid": "a", "n": "na"}), on="a")
+        .join(sizes.rename({"sid": "b", "n": "nb"}), on="b")
+        .filter(pl.col("na").cast(pl.Int64) * pl.col("nb") <= max_block * max_block // 2)
+        .join(members.rename({"sid": "a", "uid": "ua"}), on="a")
+        .join(members.rename({"sid": "b", "uid": "ub"}), on="b")
+        .explode("ua")
+        .explode("ub")
+    )
+    return user_pairs.select(
+        pl.min_horizontal("ua", "ub").cast(pl.UInt32).alias("a"),
+        pl.max_horizontal("ua", "ub").cast(pl.UInt32).alias("b"),
+    )
+
+
+def unique_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
+    """Distinct (a, b) rows, deduplicated on one packed 64-bit key (faster than two columns)."""
+    shift = 1 << 32
+    packed = pl.col("a").cast(pl.UInt64) * shift + pl.col("b").cast(pl.UInt64)
+    return (
+        pairs.select(packed.alias("ab"))
+        .unique()
+        .select(
+            (pl.col("ab") // shift).cast(pl.UInt32).alias("a"),
+            (pl.col("ab") % shift).cast(pl.UInt32).alias("b"),
+        )
+    )
 
 
 def phone_candidate_pairs(phones: pl.DataFrame, *, max_gap: int, max_block: int) -> pl.DataFrame:

@@ -16,8 +16,11 @@ from rapidfuzz.distance import Levenshtein
 _CHUNK = 2_000_000
 
 
-def string_similarity(left: pl.Series, right: pl.Series) -> npt.NDArray[np.float32]:
-    """Normalised Levenshtein similarity (0..1) of two equally long string columns."""
+def string_similarity(
+    left: pl.Series, right: pl.Series, score_cutoff: float | None = None
+) -> npt.NDArray[np.float32]:
+    """Normalised Levenshtein similarity (0..1) of two equally long string columns; with a
+    cutoff, pairs below it score 0 (and are cheaper to score)."""
     n = len(left)
     out = np.empty(n, dtype=np.float32)
     for start in range(0, n, _CHUNK):  # chunks bound the memory of the Python string lists
@@ -27,6 +30,7 @@ def string_similarity(left: pl.Series, right: pl.Series) -> npt.NDArray[np.float
             right[start:stop].to_list(),
             scorer=Levenshtein.normalized_similarity,
             dtype=np.float32,
+            score_cutoff=score_cutoff,
             workers=-1,
         )
     return out
@@ -71,7 +75,71 @@ def score_pairs(pairs: pl.DataFrame, left: str, right: str, threshold: float) ->
     pairs = pairs.filter(length_bound_expr(left, right, threshold))
     if pairs.is_empty():
         return pairs.with_columns(pl.lit(0.0, dtype=pl.Float32).alias("similarity"))
-    sim = string_similarity(pairs[left], pairs[right])
+    sim = string_similarity(pairs[left], pairs[right], score_cutoff=threshold)
     return pairs.with_columns(pl.Series("similarity", sim)).filter(
         pl.col("similarity") >= threshold
     )
+
+
+def block_similar_pairs(
+    frame: pl.DataFrame, *, key: str, text: str, min_size: int, max_size: int, threshold: float
+) -> pl.DataFrame:
+    """Similar pairs inside the blocks too big to enumerate as pairs, scored all-against-all.
+
+    For blocks of `min_size < n ≤ max_size` rows (the namesake crowds of common names), rapidfuzz
+    `cdist` with a score cutoff compares every pair in C at ~100 M pairs/s and only the pairs at or
+    above `threshold` come back: cheaper than materialising n²/2 candidate rows. A Python loop
+    runs over these blocks, not over pairs (there are few: names are Zipf-distributed).
+    Returns `a, b, similarity` with `a < b`.
+    """
+    sizes = (
+        frame.group_by(key).len().filter((pl.col("len") > min_size) & (pl.col("len") <= max_size))
+    )
+    rows = frame.select("uid", key, text).join(sizes.select(key), on=key, how="semi")
+    parts: list[pl.DataFrame] = []
+    for _, block in rows.group_by(key):
+        uids = block["uid"].to_numpy()
+        texts = block[text].to_list()
+        m = process.cdist(
+            texts,
+            texts,
+            scorer=Levenshtein.normalized_similarity,
+            dtype=np.float32,
+            score_cutoff=threshold,
+            workers=-1,
+        )
+        i, j = np.nonzero(np.triu(m >= threshold, k=1))
+        if i.size:
+            ua, ub = uids[i], uids[j]
+            parts.append(
+                pl.DataFrame(
+                    {
+                        "a": np.minimum(ua, ub).astype(np.uint32),
+                        "b": np.maximum(ua, ub).astype(np.uint32),
+                        "similarity": m[i, j],
+                    }
+                )
+            )
+    if not parts:
+        return pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "similarity": pl.Float32})
+    return pl.concat(parts)
+
+
+def score_candidates(
+    candidates: pl.DataFrame, texts: pl.DataFrame, threshold: float, chunk: int = 5_000_000
+) -> pl.DataFrame:
+    """`a, b, similarity ≥ threshold` for candidate pairs, in chunks so memory stays bounded.
+
+    `texts`: `uid, text`.
+    """
+    parts: list[pl.DataFrame] = []
+    for start in range(0, candidates.height, chunk):
+        joined = (
+            candidates.slice(start, chunk)
+            .join(texts.rename({"uid": "a", "text": "ta"}), on="a")
+            .join(texts.rename({"uid": "b", "text": "tb"}), on="b")
+        )
+        parts.append(score_pairs(joined, "ta", "tb", threshold).select("a", "b", "similarity"))
+    if not parts:
+        return pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "similarity": pl.Float32})
+    return pl.concat(parts)

@@ -22,7 +22,12 @@ from graphfraud.linking.blocking import (
     phone_candidate_pairs,
     shared_value_groups,
 )
-from graphfraud.linking.compare import number_gap_similarity, score_pairs, window_support
+from graphfraud.linking.compare import (
+    block_similar_pairs,
+    number_gap_similarity,
+    score_candidates,
+    window_support,
+)
 from graphfraud.linking.keys import email_stem_expr, local_stem_expr
 from graphfraud.linking.weights import link_weight_expr
 from graphfraud.schema import LINKS_SCHEMA, LinkKind, conform_frame
@@ -77,6 +82,32 @@ def _exact_links(
     return links, support.select("kind", "value", "support")
 
 
+def similar_email_pairs(emails: pl.DataFrame, settings: LinkSettings) -> tuple[pl.DataFrame, int]:
+    """`a, b, similarity` for every blocked email pair at or above the threshold, and how many
+    comparisons it took. Small blocks are enumerated as candidate pairs; the namesake crowds
+    (more than `max_block` users on one stem) are scored all-against-all with `cdist`.
+
+    `emails`: `uid, email_local, email_domain, stem, local_stem, num`.
+    """
+    threshold = settings.email_similarity
+    candidates = email_candidate_pairs(emails, window=settings.window, max_block=settings.max_block)
+    scored = score_candidates(
+        candidates, emails.select("uid", pl.col("email_local").alias("text")), threshold
+    )
+    crowds = block_similar_pairs(
+        emails.filter(pl.col("stem").is_not_null()),
+        key="stem",
+        text="email_local",
+        min_size=settings.max_block,
+        max_size=settings.max_crowd,
+        threshold=threshold,
+    )
+    stem_sizes = emails.group_by("stem").len()["len"].cast(pl.Int64)
+    crowd_cells = int((stem_sizes.filter(stem_sizes > settings.max_block) ** 2).sum())
+    both = pl.concat([scored, crowds]).group_by("a", "b").agg(pl.col("similarity").max())
+    return both, candidates.height + crowd_cells
+
+
 def _email_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[pl.DataFrame, int]:
     emails = users.select("uid", "email", "email_local", "email_domain").filter(
         pl.col("email_local").is_not_null() & pl.col("email_domain").is_not_null()
@@ -86,11 +117,10 @@ def _email_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
         local_stem_expr().alias("local_stem"),
         pl.col("email_local").str.extract(_SUFFIX, 1).cast(pl.Int64, strict=False).alias("num"),
     )
-    candidates = email_candidate_pairs(emails, window=settings.window, max_block=settings.max_block)
-    n_candidates = candidates.height
+    similar, n_candidates = similar_email_pairs(emails, settings)
     side = emails.select("uid", "email", "email_local", pl.col("local_stem").alias("stem"), "num")
     pairs = (
-        candidates.join(
+        similar.join(
             side.rename({c: f"{c}_a" for c in side.columns if c != "uid"}),
             left_on="a",
             right_on="uid",
@@ -100,13 +130,10 @@ def _email_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
             left_on="b",
             right_on="uid",
         )
-        .filter(
-            pl.col("email_a") != pl.col("email_b")
-        )  # identical canonical emails are exact links
+        .filter(pl.col("email_a") != pl.col("email_b"))  # identical emails are exact links
     )
     if pairs.is_empty():
         return pairs.select("a", "b"), n_candidates
-    pairs = score_pairs(pairs, "email_local_a", "email_local_b", settings.email_similarity)
     # The same handle on two providers is common among honest namesakes (amit.dubey@gmail.com,
     # amit.dubey@yahoo.com): a cross-provider match counts as half as similar.
     domain_a = pl.col("email_a").str.split("@").list.last()

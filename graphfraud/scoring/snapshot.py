@@ -346,6 +346,7 @@ def load_snapshot(run_dir: Path | str, *, with_identifiers: bool = True) -> Scor
         manifest = run.manifest() if run.exists(schema.MANIFEST_FILE) else {}
     except ArtifactError:
         manifest = {}
+    run.check_finished(manifest)
     scores = run.read(schema.SCORES_FILE)
     missing = [c for c in ("user_id", "score") if c not in scores.columns]
     if missing:

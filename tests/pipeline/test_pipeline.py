@@ -89,3 +89,26 @@ def test_stages_rerun_from_artifacts_deterministically(sample_run: Path, tmp_pat
     stage_rings(copy, settings)
     for name in ("links.parquet", "ring_members.parquet"):
         assert pl.read_parquet(copy.path / name).equals(pl.read_parquet(sample_run / name)), name
+
+
+def test_an_unfinished_run_is_refused_by_serving_and_publishing(
+    sample_run: Path, tmp_path: Path
+) -> None:
+    """A crashed batch leaves `status: running`: neither the snapshot nor the graph store may
+    take it, whatever artifacts lie there."""
+    from graphfraud.errors import ArtifactError
+    from graphfraud.graph.tables import load_tables
+    from graphfraud.scoring.snapshot import load_snapshot
+
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    for f in sample_run.iterdir():
+        if f.is_file():
+            (crashed / f.name).write_bytes(f.read_bytes())
+    manifest = json.loads((crashed / "manifest.json").read_text())
+    manifest["status"] = "running"
+    (crashed / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="not finished"):
+        load_snapshot(crashed)
+    with pytest.raises(ArtifactError, match="not finished"):
+        load_tables(crashed)
