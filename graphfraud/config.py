@@ -29,6 +29,9 @@ class LinkSettings(BaseModel):
     )
     email_similarity: float = Field(0.8, description="min normalised Levenshtein of local parts")
     phone_max_gap: int = Field(20, description="max numeric gap for sequential phones")
+    min_fuzzy_weight: float = Field(
+        0.03, description="look-alike links weaker than this are dropped (namesakes in crowds)"
+    )
     window: int = Field(8, description="sorted-neighbourhood window for fuzzy email blocking")
     max_block: int = Field(
         100,
@@ -48,6 +51,9 @@ class RingSettings(BaseModel):
         0.15, description="Leiden CPM resolution: min weighted link density of a ring"
     )
     min_size: int = Field(2, description="smaller communities get no ring id")
+    iterations: int = Field(
+        2, description="Leiden iterations (-1 = until stable: same rings here, minutes at 1M)"
+    )
     seed: int = 7
 
 

@@ -213,6 +213,9 @@ def _email_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
         pl.col("similarity").cast(pl.Float32),
         pl.col("support").cast(pl.Int32),
     )
+    # Namesakes in a crowd (rahul.sharma12 ~ rahul.sharma87 among thousands) are similar but
+    # weigh next to nothing: dropping them keeps the graph (and every later stage) small.
+    links = links.filter(link_weight_expr() >= settings.min_fuzzy_weight)
     return links, n_candidates
 
 

@@ -72,7 +72,7 @@ def detect_rings(links: pl.DataFrame, settings: RingSettings) -> pl.DataFrame:
             objective_function="CPM",
             weights=edges["strength"].to_list(),
             resolution=settings.resolution,
-            n_iterations=-1,
+            n_iterations=settings.iterations,
         )
     finally:
         ig.set_random_number_generator(random)
