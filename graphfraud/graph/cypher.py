@@ -61,6 +61,10 @@ SCHEMA: tuple[Query, ...] = (
         "CREATE CONSTRAINT graphfraud_ip_value IF NOT EXISTS FOR (n:IP) REQUIRE n.value IS UNIQUE",
     ),
     Query(
+        "index_linked_ring",
+        "CREATE INDEX graphfraud_linked_ring IF NOT EXISTS FOR ()-[l:LINKED]-() ON (l.ring_id)",
+    ),
+    Query(
         "constraint_meta_id",
         "CREATE CONSTRAINT graphfraud_meta_id IF NOT EXISTS "
         "FOR (n:GraphFraudMeta) REQUIRE n.id IS UNIQUE",
@@ -181,7 +185,7 @@ RING_MEMBERS = Query(
 )
 RING_LINKS = Query(
     "ring_links",
-    "MATCH (g:Ring {id: $ring_id})<-[:MEMBER_OF]-(a:User)-[l:LINKED]->(b:User)-[:MEMBER_OF]->(g) "
+    "MATCH (a:User)-[l:LINKED {ring_id: $ring_id}]->(b:User) "
     "RETURN a.id AS user_a, b.id AS user_b, l.kind AS kind, l.value_a AS value_a, "
     "l.value_b AS value_b, l.similarity AS similarity, l.support AS support, "
     "l.weight AS weight, l.evidence AS evidence "

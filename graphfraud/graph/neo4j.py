@@ -132,7 +132,7 @@ def publish_phases(tables: GraphTables) -> list[tuple[Query, pl.DataFrame]]:
             ),
         )
     )
-    link_props = [c for c in LINK_FIELDS if c not in ("user_a", "user_b")]
+    link_props = [c for c in LINK_FIELDS if c not in ("user_a", "user_b")] + ["ring_id"]
     phases.append(
         (
             cypher.UPSERT_LINKS,

@@ -54,7 +54,7 @@ class GraphTables:
     holds: dict[IdentifierKind, pl.DataFrame]  # user_id, value (distinct pairs)
     rings: pl.DataFrame  # ring_id, size, ring_score, <features…>
     members: pl.DataFrame  # user_id, ring_id, ring_score
-    links: pl.DataFrame  # LINK_FIELDS, one row per (pair, kind), user_a < user_b
+    links: pl.DataFrame  # LINK_FIELDS + ring_id, one row per (pair, kind), user_a < user_b
 
     @property
     def node_count(self) -> int:
@@ -92,6 +92,23 @@ def _floats_clean(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _unknown(ids: pl.Series, known: pl.Series) -> int:
     return int((~ids.is_in(known.implode())).sum())
+
+
+def _with_ring(links: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
+    """Tag each link with the ring both its users belong to (null when they are not in one ring):
+    a ring's links are then one indexed lookup, not an expansion of every member's links."""
+    m = members.select("user_id", "ring_id")
+    return (
+        links.join(m.rename({"user_id": "user_a", "ring_id": "_ra"}), on="user_a", how="left")
+        .join(m.rename({"user_id": "user_b", "ring_id": "_rb"}), on="user_b", how="left")
+        .with_columns(
+            pl.when(pl.col("_ra") == pl.col("_rb"))
+            .then(pl.col("_ra"))
+            .otherwise(None)
+            .alias("ring_id")
+        )
+        .drop("_ra", "_rb")
+    )
 
 
 def load_tables(run_dir: Path | str) -> GraphTables:
@@ -209,7 +226,7 @@ def load_tables(run_dir: Path | str) -> GraphTables:
         holds=holds,
         rings=rings.sort("ring_id"),
         members=member_rows,
-        links=links.sort("user_a", "user_b", "kind"),
+        links=_with_ring(links, members).sort("user_a", "user_b", "kind"),
     )
 
 

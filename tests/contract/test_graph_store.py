@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from graph.factories import (
+from tests.graph.factories import (
     CHAIN,
     LONELY,
     LONG,

@@ -11,7 +11,7 @@ from pathlib import Path
 import networkx as nx
 import polars as pl
 import pytest
-from graph.factories import LONELY, Q, write_bulk_run, write_run
+from tests.graph.factories import LONELY, Q, write_bulk_run, write_run
 
 from graphfraud.config import GraphSettings
 from graphfraud.errors import ArtifactError, ConfigError

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from graph.factories import NEW_USER, R2, Q, write_bulk_run, write_run
-from graph.graphdump import dump_graph, publish_state
+from tests.graph.factories import NEW_USER, R2, Q, write_bulk_run, write_run
+from tests.graph.graphdump import dump_graph, publish_state
 
 from graphfraud.config import GraphSettings
 from graphfraud.errors import GraphStoreAuthError, GraphStoreUnavailable, NotFound

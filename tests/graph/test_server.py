@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from graph.factories import write_bulk_run
-from graph.graphdump import dump_graph, publish_state
+from tests.graph.factories import write_bulk_run
+from tests.graph.graphdump import dump_graph, publish_state
 from typer.testing import CliRunner
 
 from graphfraud.cli import app
