@@ -8,6 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from graphfraud.errors import NotFound
+from graphfraud.graph.base import GraphStore, RingView
+from graphfraud.graph.embedded import EmbeddedGraphStore
+from graphfraud.graph.neo4j import Neo4jGraphStore
 from tests.graph.factories import (
     CHAIN,
     LONELY,
@@ -23,11 +28,6 @@ from tests.graph.factories import (
     write_big_ring_run,
     write_run,
 )
-
-from graphfraud.errors import NotFound
-from graphfraud.graph.base import GraphStore, RingView
-from graphfraud.graph.embedded import EmbeddedGraphStore
-from graphfraud.graph.neo4j import Neo4jGraphStore
 
 BACKENDS = ["embedded", pytest.param("neo4j", marks=pytest.mark.bolt)]
 StoreMaker = Callable[..., GraphStore]

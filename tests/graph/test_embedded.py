@@ -11,7 +11,6 @@ from pathlib import Path
 import networkx as nx
 import polars as pl
 import pytest
-from tests.graph.factories import LONELY, Q, write_bulk_run, write_run
 
 from graphfraud.config import GraphSettings
 from graphfraud.errors import ArtifactError, ConfigError
@@ -20,6 +19,7 @@ from graphfraud.graph.base import MAX_EXPLAIN_HOPS, GraphStore
 from graphfraud.graph.embedded import EmbeddedGraphStore
 from graphfraud.graph.tables import load_tables
 from graphfraud.schema import LINKS_FILE, MANIFEST_FILE, MEMBERS_FILE, USERS_FILE
+from tests.graph.factories import LONELY, Q, write_bulk_run, write_run
 
 
 def test_tables_counts_and_identifiers(tmp_path: Path) -> None:

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.graph.factories import NEW_USER, R2, Q, write_bulk_run, write_run
-from tests.graph.graphdump import dump_graph, publish_state
 
 from graphfraud.config import GraphSettings
 from graphfraud.errors import GraphStoreAuthError, GraphStoreUnavailable, NotFound
 from graphfraud.graph import open_graph_store
 from graphfraud.graph.neo4j import Neo4jGraphStore
 from graphfraud.graph.server import BoltServer, free_port
+from tests.graph.factories import NEW_USER, R2, Q, write_bulk_run, write_run
+from tests.graph.graphdump import dump_graph, publish_state
 
 pytestmark = pytest.mark.bolt
 

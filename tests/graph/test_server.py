@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.graph.factories import write_bulk_run
-from tests.graph.graphdump import dump_graph, publish_state
 from typer.testing import CliRunner
 
 from graphfraud.cli import app
@@ -25,6 +23,8 @@ from graphfraud.graph.server import (
     start_server,
     stop_server,
 )
+from tests.graph.factories import write_bulk_run
+from tests.graph.graphdump import dump_graph, publish_state
 
 PASSWORD = "restart-test-pw"
 
