@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 # Bounds on analyst reads: a ring view never returns more than this many members / links, and a
 # link explanation never searches deeper than MAX_EXPLAIN_HOPS user-to-user hops.
 MAX_RING_MEMBERS = 500
-MAX_RING_LINKS = 2000
+MAX_RING_LINKS = 300
 MAX_EXPLAIN_HOPS = 4
 
 

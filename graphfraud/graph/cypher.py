@@ -61,10 +61,6 @@ SCHEMA: tuple[Query, ...] = (
         "CREATE CONSTRAINT graphfraud_ip_value IF NOT EXISTS FOR (n:IP) REQUIRE n.value IS UNIQUE",
     ),
     Query(
-        "index_linked_ring",
-        "CREATE INDEX graphfraud_linked_ring IF NOT EXISTS FOR ()-[l:LINKED]-() ON (l.ring_id)",
-    ),
-    Query(
         "constraint_meta_id",
         "CREATE CONSTRAINT graphfraud_meta_id IF NOT EXISTS "
         "FOR (n:GraphFraudMeta) REQUIRE n.id IS UNIQUE",
@@ -185,11 +181,12 @@ RING_MEMBERS = Query(
 )
 RING_LINKS = Query(
     "ring_links",
-    "MATCH (a:User)-[l:LINKED {ring_id: $ring_id}]->(b:User) "
+    "MATCH (:Ring {id: $ring_id})<-[:MEMBER_OF]-(a:User)-[l:LINKED]->(b:User) "
+    "WHERE l.ring_id = $ring_id WITH a, b, l "
+    "ORDER BY l.weight DESC, a.id, b.id, l.kind LIMIT $limit "
     "RETURN a.id AS user_a, b.id AS user_b, l.kind AS kind, l.value_a AS value_a, "
     "l.value_b AS value_b, l.similarity AS similarity, l.support AS support, "
-    "l.weight AS weight, l.evidence AS evidence "
-    "ORDER BY weight DESC, user_a, user_b, kind LIMIT $limit",
+    "l.weight AS weight, l.evidence AS evidence",
 )
 USERS_EXIST = Query(
     "users_exist", "UNWIND $ids AS id MATCH (u:User {id: id}) RETURN u.id AS user_id"

@@ -201,7 +201,8 @@ class Neo4jGraphStore:
         self._database = database or None
         self._batch_size = max(1, int(batch_size))
         self._max_members = max_members
-        self._max_links = max_links
+        # Only the strongest MAX_RING_LINKS + 1 links of a ring carry its id in the graph.
+        self._max_links = min(max_links, MAX_RING_LINKS)
         self._owns_driver = owns_driver
 
     def __repr__(self) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from graphfraud.errors import ArtifactError
+from graphfraud.graph.base import MAX_RING_LINKS
 from graphfraud.rundir import RunDir
 from graphfraud.schema import (
     DEVICES_FILE,
@@ -95,19 +96,26 @@ def _unknown(ids: pl.Series, known: pl.Series) -> int:
 
 
 def _with_ring(links: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
-    """Tag each link with the ring both its users belong to (null when they are not in one ring):
-    a ring's links are then one indexed lookup, not an expansion of every member's links."""
+    """Tag the strongest MAX_RING_LINKS + 1 links inside each ring with the ring's id.
+
+    A ring view on Neo4j then reads only its members' tagged edges (at most one more than it
+    shows, so truncation is still detected) instead of sorting every edge of every member. The
+    order is the read models' (`views.ordered_links`): strongest first, then ids and kind.
+    """
     m = members.select("user_id", "ring_id")
-    return (
+    tagged = (
         links.join(m.rename({"user_id": "user_a", "ring_id": "_ra"}), on="user_a", how="left")
         .join(m.rename({"user_id": "user_b", "ring_id": "_rb"}), on="user_b", how="left")
-        .with_columns(
-            pl.when(pl.col("_ra") == pl.col("_rb"))
-            .then(pl.col("_ra"))
-            .otherwise(None)
-            .alias("ring_id")
+        .with_columns(pl.when(pl.col("_ra") == pl.col("_rb")).then(pl.col("_ra")).alias("_ring"))
+        .sort(
+            ["_ring", "weight", "user_a", "user_b", "kind"],
+            descending=[False, True, False, False, False],
         )
-        .drop("_ra", "_rb")
+        .with_columns(pl.int_range(pl.len()).over("_ring").alias("_rank"))
+    )
+    keep = pl.col("_rank") <= MAX_RING_LINKS
+    return tagged.with_columns(pl.when(keep).then(pl.col("_ring")).alias("ring_id")).drop(
+        "_ra", "_rb", "_ring", "_rank"
     )
 
 
