@@ -48,7 +48,7 @@ class RingSettings(BaseModel):
 
     min_weight: float = Field(0.1, description="links weaker than this never join a ring")
     resolution: float = Field(
-        0.15, description="Leiden CPM resolution: min weighted link density of a ring"
+        0.2, description="Leiden CPM resolution: min weighted link density of a ring"
     )
     min_size: int = Field(2, description="smaller communities get no ring id")
     iterations: int = Field(

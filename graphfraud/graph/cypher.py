@@ -169,7 +169,7 @@ PING = Query("ping", "RETURN 1 AS ok")
 USER_RING = Query(
     "user_ring",
     "MATCH (u:User {id: $user_id}) OPTIONAL MATCH (u)-[:MEMBER_OF]->(g:Ring) "
-    "RETURN u.id AS user_id, g.id AS ring_id",
+    "RETURN u.id AS user_id, g.id AS ring_id, properties(g) AS ring",
 )
 RING = Query("ring", "MATCH (g:Ring {id: $ring_id}) RETURN properties(g) AS ring")
 RING_MEMBERS = Query(

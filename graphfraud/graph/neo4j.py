@@ -315,13 +315,16 @@ class Neo4jGraphStore:
         if not rows:
             raise NotFound("no user with this id in the graph")
         ring_id = rows[0]["ring_id"]
-        return None if ring_id is None else self.ring(ring_id)
+        # The ring's properties come with the membership: one round trip fewer on the hot read.
+        return None if ring_id is None else self._ring_view(ring_id, rows[0]["ring"])
 
     def ring(self, ring_id: str) -> RingView:
         rows = self._read(cypher.RING, ring_id=ring_id)
         if not rows:
             raise NotFound("no ring with this id in the graph")
-        props: dict[str, Any] = rows[0]["ring"]
+        return self._ring_view(ring_id, rows[0]["ring"])
+
+    def _ring_view(self, ring_id: str, props: dict[str, Any]) -> RingView:
         members = self._read(cypher.RING_MEMBERS, ring_id=ring_id, limit=self._max_members + 1)
         links = self._read(cypher.RING_LINKS, ring_id=ring_id, limit=self._max_links + 1)
         truncated = len(members) > self._max_members or len(links) > self._max_links
