@@ -207,6 +207,59 @@ def unique_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def number_runs(
+    frame: pl.DataFrame, *, group: str | None, number: str, max_gap: int
+) -> pl.DataFrame:
+    """`uid, run, run_size, run_span` for rows whose numbers form runs within their group.
+
+    Sorted distinct numbers (per group) are cut wherever two neighbours are more than `max_gap`
+    apart; runs of one number are dropped. Shared by sequential phones and numbered emails.
+    """
+    keys = [group] if group else []
+    numbered = frame.select("uid", *keys, number).drop_nulls()
+    distinct = (
+        numbered.select(*keys, number)
+        .unique()
+        .sort([*keys, number])
+        .with_columns(
+            (
+                (pl.col(number).diff().fill_null(max_gap + 1) > max_gap)
+                | (pl.col(group) != pl.col(group).shift(1)).fill_null(True)
+                if group
+                else pl.col(number).diff().fill_null(max_gap + 1) > max_gap
+            )
+            .cum_sum()
+            .alias("run")
+        )
+        .with_columns(
+            pl.len().over("run").alias("run_size"),
+            (pl.col(number).max().over("run") - pl.col(number).min().over("run")).alias("run_span"),
+        )
+        .filter(pl.col("run_size") >= 2)
+    )
+    return numbered.join(distinct, on=[*keys, number]).select(
+        "uid", number, "run", "run_size", "run_span"
+    )
+
+
+def email_run_pairs(emails: pl.DataFrame, *, max_gap: int, max_block: int) -> pl.DataFrame:
+    """Pairs of accounts in one run of near-consecutive suffix numbers on the same stem
+    (`amitp001 … amitp035`, on any provider): `a, b, na, nb, run_size, run_span`.
+
+    Edit similarity alone cuts such a run into decades (`amitp005` ~ `amitp017` is only 75 %
+    similar); the run says they are one sequence.
+    """
+    runs = number_runs(emails, group="local_stem", number="num", max_gap=max_gap)
+    pairs = pairs_within_blocks(runs.select("uid", pl.col("run").alias("key")), max_block)
+    nums = runs.select("uid", "num", "run_size", "run_span")
+    return (
+        pairs.join(nums.rename({"uid": "a", "num": "na"}), on="a")
+        .join(nums.select(pl.col("uid").alias("b"), pl.col("num").alias("nb")), on="b")
+        .filter(pl.col("na") != pl.col("nb"))
+        .select("a", "b", "na", "nb", "run_size", "run_span")
+    )
+
+
 def phone_candidate_pairs(phones: pl.DataFrame, *, max_gap: int, max_block: int) -> pl.DataFrame:
     """Pairs of accounts whose (distinct) numbers sit in one run of near-sequential numbers.
 
@@ -217,20 +270,7 @@ def phone_candidate_pairs(phones: pl.DataFrame, *, max_gap: int, max_block: int)
     run_span`.
     """
     numbered = phones.select("uid", "number").drop_nulls().unique()
-    runs = (
-        numbered.select(pl.col("number").unique().sort())
-        .with_columns(
-            (pl.col("number").diff().fill_null(max_gap + 1) > max_gap).cum_sum().alias("run")
-        )
-        .with_columns(
-            pl.len().over("run").alias("run_size"),
-            (pl.col("number").max().over("run") - pl.col("number").min().over("run")).alias(
-                "run_span"
-            ),
-        )
-        .filter(pl.col("run_size") >= 2)
-    )
-    keyed = numbered.join(runs, on="number")
+    keyed = number_runs(numbered, group=None, number="number", max_gap=max_gap)
     pairs = pairs_within_blocks(keyed.select("uid", pl.col("run").alias("key")), max_block)
     nums = keyed.select("uid", "number", "run_size", "run_span")
     return (

@@ -18,6 +18,7 @@ import polars as pl
 
 from graphfraud.config import LinkSettings
 from graphfraud.linking.blocking import (
+    email_run_pairs,
     email_candidate_pairs,
     phone_candidate_pairs,
     shared_value_groups,
@@ -36,6 +37,10 @@ from graphfraud.schema import LINKS_SCHEMA, LinkKind, conform_frame
 _SUFFIX = r"(\d{1,9})$"
 # Sequential-suffix support counts accounts within this many numbers of the pair.
 _SUFFIX_WINDOW = 5
+# Half-width of the suffix-number range used to estimate a stem's local density.
+_SUFFIX_DENSITY_SPAN = 50
+# Suffix numbers at most this far apart continue a run (amitp001, amitp002, amitp004 …).
+_SUFFIX_RUN_GAP = 5
 # Similarity multiplier for look-alike handles on different providers.
 _CROSS_DOMAIN_DISCOUNT = 0.5
 # Half-width of the number range used to estimate how densely phone numbers are allocated.
@@ -104,7 +109,15 @@ def similar_email_pairs(emails: pl.DataFrame, settings: LinkSettings) -> tuple[p
     )
     stem_sizes = emails.group_by("stem").len()["len"].cast(pl.Int64)
     crowd_cells = int((stem_sizes.filter(stem_sizes > settings.max_block) ** 2).sum())
-    both = pl.concat([scored, crowds]).group_by("a", "b").agg(pl.col("similarity").max())
+    runs = email_run_pairs(emails, max_gap=_SUFFIX_RUN_GAP, max_block=settings.max_block)
+    in_runs = runs.select(
+        "a",
+        "b",
+        number_gap_similarity(pl.col("run_span") / (pl.col("run_size") - 1), _SUFFIX_RUN_GAP).alias(
+            "similarity"
+        ),
+    )
+    both = pl.concat([scored, crowds, in_runs]).group_by("a", "b").agg(pl.col("similarity").max())
     return both, candidates.height + crowd_cells
 
 
@@ -192,9 +205,18 @@ def _email_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
             hi,
             q["sid"].cast(pl.Int64).to_numpy(),
         )
-        expected = q["n_num"].to_numpy() * np.minimum(
-            1.0, (hi - lo + 1) / np.maximum(q["num_range"].to_numpy(), 1)
+        # Expected = the stem's local density (accounts within ±_SUFFIX_DENSITY_SPAN of the
+        # pair) spread evenly; a global range would let one `anjali7` make the birth-year crowd
+        # `anjali1970 … anjali2007` look like a run.
+        mid = (lo + hi) // 2
+        around = window_support(
+            pts["sid"].cast(pl.Int64).to_numpy(),
+            pts["num"].to_numpy(),
+            mid - _SUFFIX_DENSITY_SPAN,
+            mid + _SUFFIX_DENSITY_SPAN,
+            q["sid"].cast(pl.Int64).to_numpy(),
         )
+        expected = around * (hi - lo + 1) / (2 * _SUFFIX_DENSITY_SPAN + 1)
         surplus = np.maximum(in_window - expected, 1.0)
         seq_support = q.select(
             "a", "b", (pl.col("support") / pl.Series(surplus)).ceil().alias("seq_support")
