@@ -18,8 +18,8 @@ import polars as pl
 
 from graphfraud.config import LinkSettings
 from graphfraud.linking.blocking import (
-    email_run_pairs,
     email_candidate_pairs,
+    email_run_pairs,
     phone_candidate_pairs,
     shared_value_groups,
 )
