@@ -131,7 +131,15 @@ def _email_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
         pl.col("email_local").str.extract(_SUFFIX, 1).cast(pl.Int64, strict=False).alias("num"),
     )
     similar, n_candidates = similar_email_pairs(emails, settings)
-    side = emails.select("uid", "email", "email_local", pl.col("local_stem").alias("stem"), "num")
+    # Everything up to the weight filter works on integer ids (millions of pairs at 1M users);
+    # the email strings are joined only onto the links that survive it.
+    side = emails.select(
+        "uid",
+        pl.col("email").rank("dense").alias("eid"),
+        pl.col("email_domain").rank("dense").alias("did"),
+        pl.col("local_stem").rank("dense").alias("sid"),
+        "num",
+    )
     pairs = (
         similar.join(
             side.rename({c: f"{c}_a" for c in side.columns if c != "uid"}),
@@ -143,102 +151,88 @@ def _email_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
             left_on="b",
             right_on="uid",
         )
-        .filter(pl.col("email_a") != pl.col("email_b"))  # identical emails are exact links
+        .filter(pl.col("eid_a") != pl.col("eid_b"))  # identical emails are exact links
     )
     if pairs.is_empty():
         return pairs.select("a", "b"), n_candidates
     # The same handle on two providers is common among honest namesakes (amit.dubey@gmail.com,
     # amit.dubey@yahoo.com): a cross-provider match counts as half as similar.
-    domain_a = pl.col("email_a").str.split("@").list.last()
-    domain_b = pl.col("email_b").str.split("@").list.last()
     pairs = pairs.with_columns(
-        pl.when(domain_a != domain_b)
+        pl.when(pl.col("did_a") != pl.col("did_b"))
         .then(pl.col("similarity") * _CROSS_DOMAIN_DISCOUNT)
         .otherwise(pl.col("similarity"))
         .alias("similarity")
     )
-    # Support: how crowded the name is, across all providers. For the same stem with numeric
-    # suffixes, see below.
-    stem_size = (
-        emails.group_by(pl.col("local_stem").alias("stem"))
-        .agg(pl.len().cast(pl.Int32).alias("n"))
-        .drop_nulls()
-    )
+    # Support: how crowded the name is, across all providers (numbered runs: see below).
+    stem_size = side.group_by("sid").agg(pl.len().cast(pl.Int32).alias("n")).drop_nulls()
     pairs = (
-        pairs.join(stem_size.rename({"stem": "stem_a", "n": "n_a"}), on="stem_a", how="left")
-        .join(stem_size.rename({"stem": "stem_b", "n": "n_b"}), on="stem_b", how="left")
+        pairs.join(stem_size.rename({"sid": "sid_a", "n": "n_a"}), on="sid_a", how="left")
+        .join(stem_size.rename({"sid": "sid_b", "n": "n_b"}), on="sid_b", how="left")
         .with_columns(
             pl.max_horizontal(pl.col("n_a").fill_null(2), pl.col("n_b").fill_null(2), 2).alias(
                 "support"
             )
         )
+        .drop("n_a", "n_b", "eid_a", "eid_b", "did_a", "did_b")
     )
+    pairs = _sequential_support(pairs, side)
+    pairs = pairs.with_columns(pl.lit(str(LinkKind.EMAIL_SIMILAR)).alias("kind"))
+    # Namesakes in a crowd (rahul.sharma12 ~ rahul.sharma87 among thousands) are similar but
+    # weigh next to nothing: dropping them keeps the graph (and every later stage) small.
+    pairs = pairs.filter(link_weight_expr() >= settings.min_fuzzy_weight)
+    values = emails.select("uid", "email")
+    links = (
+        pairs.join(values.rename({"uid": "a", "email": "value_a"}), on="a")
+        .join(values.rename({"uid": "b", "email": "value_b"}), on="b")
+        .select(
+            "a",
+            "b",
+            "kind",
+            "value_a",
+            "value_b",
+            pl.col("similarity").cast(pl.Float32),
+            pl.col("support").cast(pl.Int32),
+        )
+    )
+    return links, n_candidates
+
+
+def _sequential_support(pairs: pl.DataFrame, side: pl.DataFrame) -> pl.DataFrame:
+    """Lower the support of pairs inside a run of near-consecutive suffix numbers.
+
+    A run (priya.verma01 … priya.verma12) is the signal, not one close pair: honest namesakes
+    land near each other by chance, and birth years crowd every common name into 1975-2005. So
+    the accounts in the pair's numeric window are compared with how many the stem's local density
+    (±_SUFFIX_DENSITY_SPAN around the pair) would put there; only the surplus shrinks the crowd.
+    A global range would let one `anjali7` make `anjali1970 … anjali2007` look like a run.
+    """
     seq = pairs.filter(
-        (pl.col("stem_a") == pl.col("stem_b"))
+        (pl.col("sid_a") == pl.col("sid_b"))
         & pl.col("num_a").is_not_null()
         & pl.col("num_b").is_not_null()
     )
-    if not seq.is_empty():
-        # A run of near-consecutive suffixes (priya.verma01 … priya.verma12) is the signal, not one
-        # close pair: honest namesakes land near each other by chance, and birth years crowd
-        # every common name into 1975-2005. So compare the accounts in the pair's numeric window
-        # with how many the stem would put there if its suffixes were spread evenly over their
-        # range; only the surplus (a run) shrinks the crowd behind the pair.
-        numbered = emails.filter(pl.col("num").is_not_null() & pl.col("local_stem").is_not_null())
-        stem_stats = (
-            numbered.group_by(pl.col("local_stem").alias("stem"))
-            .agg(
-                pl.len().alias("n_num"),
-                (pl.col("num").max() - pl.col("num").min() + 1).alias("num_range"),
-            )
-            .sort("stem")
-            .with_row_index("sid")
-        )
-        pts = numbered.join(stem_stats.select("sid", "stem"), left_on="local_stem", right_on="stem")
-        q = seq.join(stem_stats.rename({"stem": "stem_a"}), on="stem_a")
-        lo = np.minimum(q["num_a"].to_numpy(), q["num_b"].to_numpy()) - _SUFFIX_WINDOW
-        hi = np.maximum(q["num_a"].to_numpy(), q["num_b"].to_numpy()) + _SUFFIX_WINDOW
-        in_window = window_support(
-            pts["sid"].cast(pl.Int64).to_numpy(),
-            pts["num"].to_numpy(),
-            lo,
-            hi,
-            q["sid"].cast(pl.Int64).to_numpy(),
-        )
-        # Expected = the stem's local density (accounts within ±_SUFFIX_DENSITY_SPAN of the
-        # pair) spread evenly; a global range would let one `anjali7` make the birth-year crowd
-        # `anjali1970 … anjali2007` look like a run.
-        mid = (lo + hi) // 2
-        around = window_support(
-            pts["sid"].cast(pl.Int64).to_numpy(),
-            pts["num"].to_numpy(),
-            mid - _SUFFIX_DENSITY_SPAN,
-            mid + _SUFFIX_DENSITY_SPAN,
-            q["sid"].cast(pl.Int64).to_numpy(),
-        )
-        expected = around * (hi - lo + 1) / (2 * _SUFFIX_DENSITY_SPAN + 1)
-        surplus = np.maximum(in_window - expected, 1.0)
-        seq_support = q.select(
-            "a", "b", (pl.col("support") / pl.Series(surplus)).ceil().alias("seq_support")
-        )
-        pairs = pairs.join(seq_support, on=["a", "b"], how="left").with_columns(
-            pl.min_horizontal("support", pl.col("seq_support").fill_null(pl.col("support"))).alias(
-                "support"
-            )
-        )
-    links = pairs.select(
-        "a",
-        "b",
-        pl.lit(str(LinkKind.EMAIL_SIMILAR)).alias("kind"),
-        pl.col("email_a").alias("value_a"),
-        pl.col("email_b").alias("value_b"),
-        pl.col("similarity").cast(pl.Float32),
-        pl.col("support").cast(pl.Int32),
+    if seq.is_empty():
+        return pairs
+    pts = side.filter(pl.col("num").is_not_null() & pl.col("sid").is_not_null())
+    group = pts["sid"].cast(pl.Int64).to_numpy()
+    numbers = pts["num"].to_numpy()
+    query_group = seq["sid_a"].cast(pl.Int64).to_numpy()
+    lo = np.minimum(seq["num_a"].to_numpy(), seq["num_b"].to_numpy()) - _SUFFIX_WINDOW
+    hi = np.maximum(seq["num_a"].to_numpy(), seq["num_b"].to_numpy()) + _SUFFIX_WINDOW
+    in_window = window_support(group, numbers, lo, hi, query_group)
+    mid = (lo + hi) // 2
+    span = _SUFFIX_DENSITY_SPAN
+    around = window_support(group, numbers, mid - span, mid + span, query_group)
+    expected = around * (hi - lo + 1) / (2 * span + 1)
+    surplus = np.maximum(in_window - expected, 1.0)
+    seq_support = seq.select(
+        "a", "b", (pl.col("support") / pl.Series(surplus)).ceil().alias("seq_support")
     )
-    # Namesakes in a crowd (rahul.sharma12 ~ rahul.sharma87 among thousands) are similar but
-    # weigh next to nothing: dropping them keeps the graph (and every later stage) small.
-    links = links.filter(link_weight_expr() >= settings.min_fuzzy_weight)
-    return links, n_candidates
+    return pairs.join(seq_support, on=["a", "b"], how="left").with_columns(
+        pl.min_horizontal("support", pl.col("seq_support").fill_null(pl.col("support"))).alias(
+            "support"
+        )
+    )
 
 
 def _phone_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[pl.DataFrame, int]:
