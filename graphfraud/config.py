@@ -30,7 +30,9 @@ class LinkSettings(BaseModel):
     email_similarity: float = Field(0.8, description="min normalised Levenshtein of local parts")
     phone_max_gap: int = Field(20, description="max numeric gap for sequential phones")
     min_fuzzy_weight: float = Field(
-        0.03, description="look-alike links weaker than this are dropped (namesakes in crowds)"
+        0.1,
+        description="look-alike links weaker than this are dropped (namesakes in crowds): "
+        "below the ring threshold they only cost memory; held-out AP/AUC unchanged at 100k",
     )
     window: int = Field(8, description="sorted-neighbourhood window for fuzzy email blocking")
     max_block: int = Field(
