@@ -39,6 +39,8 @@ _SUFFIX = r"(\d{1,9})$"
 _SUFFIX_WINDOW = 5
 # Half-width of the suffix-number range used to estimate a stem's local density.
 _SUFFIX_DENSITY_SPAN = 50
+# Suffix numbers further apart than this are never treated as one sequence.
+_SEQUENCE_MAX_GAP = 20
 # Suffix numbers at most this far apart continue a run (amitp001, amitp002, amitp004 …).
 _SUFFIX_RUN_GAP = 5
 # Similarity multiplier for look-alike handles on different providers.
@@ -210,6 +212,8 @@ def _sequential_support(pairs: pl.DataFrame, side: pl.DataFrame) -> pl.DataFrame
         (pl.col("sid_a") == pl.col("sid_b"))
         & pl.col("num_a").is_not_null()
         & pl.col("num_b").is_not_null()
+        # only near numbers can be a sequence: amitp003 ~ amitp803 is a one-digit typo, not a run
+        & ((pl.col("num_a") - pl.col("num_b")).abs() <= _SEQUENCE_MAX_GAP)
     )
     if seq.is_empty():
         return pairs

@@ -98,3 +98,23 @@ def test_one_link_per_pair_and_kind_and_deterministic(
     ).links
     assert first.select("user_a", "user_b", "kind").is_unique().all()
     assert first.equals(again)
+
+
+def test_a_run_of_suffixes_is_one_strong_sequence() -> None:
+    """`amitp001 … amitp035` links across decades (as text, amitp005 ~ amitp017 is only 75 %
+    similar, under the 80 % threshold), strongly enough to hold a ring together, and more
+    strongly than the same stem's scattered numbers (amitp100, amitp137, …)."""
+    run = [{"user_id": f"r{i:03d}", **_email(f"amitp{i:03d}")} for i in range(1, 36)]
+    scattered = [{"user_id": f"s{n}", **_email(f"amitp{n}")} for n in range(100, 1000, 37)]
+    links = build_links(_users(run + scattered), _devices([]), LinkSettings()).links
+    similar = links.filter(pl.col("kind") == "email_similar")
+    in_run = similar.filter(
+        pl.col("user_a").str.starts_with("r") & pl.col("user_b").str.starts_with("r")
+    )
+    assert in_run.filter((pl.col("user_a") == "r005") & (pl.col("user_b") == "r017")).height == 1
+    assert in_run.height == 35 * 34 // 2
+    assert in_run["weight"].min() >= LinkSettings().min_fuzzy_weight  # type: ignore[operator]
+    # one-digit look-alikes far apart in number (amitp003 ~ amitp803) are links, but weaker
+    # than any link inside the run
+    apart = similar.filter(pl.col("user_b").str.starts_with("s"))
+    assert apart["weight"].max() < in_run["weight"].min()  # type: ignore[operator]
