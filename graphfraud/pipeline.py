@@ -30,7 +30,6 @@ from graphfraud.errors import ArtifactError, InputDataError
 from graphfraud.rundir import RunDir
 from graphfraud.schema import (
     DEVICES_FILE,
-    DEVICES_SCHEMA,
     FEATURES_FILE,
     LINKS_FILE,
     MANIFEST_FILE,
@@ -40,7 +39,6 @@ from graphfraud.schema import (
     RINGS_SCHEMA,
     SCORES_FILE,
     USERS_FILE,
-    USERS_SCHEMA,
     conform_frame,
 )
 
@@ -136,8 +134,8 @@ def stage_ingest(
             users_file=str(users),
             devices_file=str(devices) if devices is not None else None,
         )
-        run.write(USERS_FILE, conform_frame(ingested.users, USERS_SCHEMA))
-        run.write(DEVICES_FILE, conform_frame(ingested.devices, DEVICES_SCHEMA))
+        run.write(USERS_FILE, ingested.users)  # `ingest` returns USERS/DEVICES_SCHEMA frames
+        run.write(DEVICES_FILE, ingested.devices)
         for role, rows in ingested.quarantine.items():
             run.write(f"{QUARANTINE_DIR}/{role}.parquet", rows)
         record["counts"] = ingested.counts

@@ -53,6 +53,8 @@ from graphfraud.schema import (
     USER_COLUMNS_OPTIONAL,
     USER_COLUMNS_REQUIRED,
     USERS_SCHEMA,
+    conform_frame,
+    polars_schema,
 )
 
 ROLE_USERS = "users"
@@ -193,24 +195,6 @@ def _quarantine(checked: pl.DataFrame, original: Sequence[str]) -> pl.DataFrame:
     )
 
 
-def _conform(frame: pl.DataFrame, schema_fields: Sequence[tuple[str, pl.DataType]]) -> pl.DataFrame:
-    return frame.select(pl.col(name).cast(dtype) for name, dtype in schema_fields)
-
-
-def _polars_schema(arrow_schema: object) -> list[tuple[str, pl.DataType]]:
-    empty = pl.from_arrow(arrow_schema.empty_table())  # type: ignore[attr-defined]
-    assert isinstance(empty, pl.DataFrame)
-    return list(empty.schema.items())
-
-
-USERS_POLARS = _polars_schema(USERS_SCHEMA)
-DEVICES_POLARS = _polars_schema(DEVICES_SCHEMA)
-
-
-def _empty(fields: Sequence[tuple[str, pl.DataType]]) -> pl.DataFrame:
-    return pl.DataFrame(schema=dict(fields))
-
-
 # ---- the stage ------------------------------------------------------------------------------
 
 
@@ -272,7 +256,7 @@ def _normalise_users(accepted: pl.DataFrame, settings: IngestSettings) -> pl.Dat
     emails = normalize_emails(cleaned.get_column("email_raw")).drop("email_raw")
     phones = normalize_phones(cleaned.get_column("phone_raw"), settings.default_region)
     users = pl.concat([cleaned, emails], how="horizontal").with_columns(phones.alias("phone"))
-    return _conform(users, USERS_POLARS)
+    return conform_frame(users, USERS_SCHEMA)
 
 
 def _check_devices(
@@ -319,7 +303,7 @@ def _normalise_devices(accepted: pl.DataFrame) -> pl.DataFrame:
         pl.col(f"{_P}seen_at").alias("seen_at"),
     )
     devices = devices.with_columns(normalize_ips(devices.get_column("ip")).alias("ip"))
-    return _conform(devices, DEVICES_POLARS)
+    return conform_frame(devices, DEVICES_SCHEMA)
 
 
 def ingest(
@@ -343,7 +327,7 @@ def ingest(
     quarantine = {ROLE_USERS: _quarantine(checked, user_columns)}
     counts = {ROLE_USERS: _counts(users.height, users_out.height, quarantine[ROLE_USERS].height)}
 
-    devices_out = _empty(DEVICES_POLARS)
+    devices_out = pl.DataFrame(schema=polars_schema(DEVICES_SCHEMA))
     if devices is not None:
         _check_columns(devices, DEVICE_COLUMNS_REQUIRED, devices_file or ROLE_DEVICES)
         device_columns = list(devices.columns)

@@ -49,14 +49,14 @@ def pairs_within_blocks(keys: pl.DataFrame, max_block: int, key: str = "key") ->
 
 
 def shared_value_groups(holders: pl.DataFrame, max_share: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Pairs of users holding the same canonical value, and the hub values held by too many.
+    """Pairs of users holding the same canonical value, and the support of every value.
 
-    `holders`: columns `uid`, `value`. Returns (pairs with `a, b, value, support`, hubs with
-    `value, support`). Support counts distinct users, so one user seen twice on a device is one.
+    `holders`: columns `uid`, `value`. Returns (pairs with `a, b, value, support`, `value,
+    support` for all values — those above `max_share` are the hubs, never paired). Support
+    counts distinct users, so one user seen twice on a device is one.
     """
     held = holders.select("uid", "value").drop_nulls().unique()
     support = held.group_by("value").agg(pl.len().cast(pl.Int32).alias("support"))
-    hubs = support.filter(pl.col("support") > max_share)
     shared = support.filter((pl.col("support") >= 2) & (pl.col("support") <= max_share))
     held = held.join(shared, on="value", how="inner")
     pairs = (
@@ -69,7 +69,7 @@ def shared_value_groups(holders: pl.DataFrame, max_share: int) -> tuple[pl.DataF
             "support",
         )
     )
-    return pairs, hubs
+    return pairs, support
 
 
 def deletion_variants(frame: pl.DataFrame, column: str) -> pl.DataFrame:

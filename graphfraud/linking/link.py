@@ -68,15 +68,7 @@ def user_index(users: pl.DataFrame) -> pl.DataFrame:
 def _exact_links(
     holders: pl.DataFrame, kind: LinkKind, max_share: int
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    pairs, _hubs = shared_value_groups(holders, max_share)
-    support = (
-        holders.select("uid", "value")
-        .drop_nulls()
-        .unique()
-        .group_by("value")
-        .agg(pl.len().cast(pl.Int32).alias("support"))
-        .with_columns(pl.lit(str(kind)).alias("kind"))
-    )
+    pairs, support = shared_value_groups(holders, max_share)
     links = pairs.select(
         "a",
         "b",
@@ -86,7 +78,7 @@ def _exact_links(
         pl.lit(1.0, dtype=pl.Float32).alias("similarity"),
         pl.col("support").cast(pl.Int32),
     )
-    return links, support.select("kind", "value", "support")
+    return links, support.select(pl.lit(str(kind)).alias("kind"), "value", "support")
 
 
 def similar_email_pairs(emails: pl.DataFrame, settings: LinkSettings) -> tuple[pl.DataFrame, int]:

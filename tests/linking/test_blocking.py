@@ -46,11 +46,13 @@ def test_shared_value_groups_counts_distinct_users_and_skips_hubs() -> None:
             "value": ["d1", "d1", "d1", "d1", "hub", "hub", "hub", None],
         }
     )
-    pairs, hubs = shared_value_groups(holders, max_share=2)
+    pairs, support = shared_value_groups(holders, max_share=2)
+    hubs = support.filter(pl.col("support") > 2)
     # d1 is held by 3 distinct users (uid 0 twice) > max_share 2: a hub, like "hub".
     assert pairs.is_empty()
     assert set(hubs["value"]) == {"d1", "hub"}
-    pairs, hubs = shared_value_groups(holders, max_share=3)
+    pairs, support = shared_value_groups(holders, max_share=3)
+    hubs = support.filter(pl.col("support") > 3)
     assert sorted(pairs.select("a", "b").iter_rows()) == [
         (0, 1),
         (0, 2),
