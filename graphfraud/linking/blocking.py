@@ -2,8 +2,10 @@
 
 Every function takes small integer user indexes (`uid`, u32) plus the value to block on and returns
 candidate pairs `(a, b)` with `a < b`, as columnar joins so the stage can move to a distributed
-engine unchanged. Blocks larger than `max_block` are skipped: a pair drawn from a block of thousands
-carries almost no weight (see `weights.rarity`) and would cost millions of comparisons.
+engine unchanged. Inside, a pair travels as one packed u64 key (`a << 32 | b`): the passes are
+concatenated and deduplicated on that one column, which is far cheaper than on two. Blocks larger
+than `max_block` are skipped: a pair drawn from a block of thousands carries almost no weight (see
+`weights.rarity`) and would cost millions of comparisons.
 
 Passes for near-duplicate emails (union, deduplicated):
 - stem: same letters-only local part on the same domain (`john.doe1` ~ `johndoe22`);
@@ -20,13 +22,51 @@ Passes for near-duplicate emails (union, deduplicated):
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
-PAIR_SCHEMA = {"a": pl.UInt32, "b": pl.UInt32}
+_SHIFT = 1 << 32
 
 
-def _empty_pairs() -> pl.DataFrame:
-    return pl.DataFrame(schema=PAIR_SCHEMA)
+def pair_key_expr(a: str = "a", b: str = "b") -> pl.Expr:
+    """One UInt64 per unordered pair of u32 uids: `min << 32 | max`, named `ab`."""
+    low = pl.min_horizontal(a, b).cast(pl.UInt64)
+    high = pl.max_horizontal(a, b).cast(pl.UInt64)
+    return (low * _SHIFT + high).alias("ab")
+
+
+def unpack_pair_keys(keys: pl.Series) -> pl.DataFrame:
+    """`a, b` (u32) columns from packed pair keys (see `pair_key_expr`)."""
+    return pl.DataFrame({"ab": keys.cast(pl.UInt64)}).select(
+        (pl.col("ab") // _SHIFT).cast(pl.UInt32).alias("a"),
+        (pl.col("ab") % _SHIFT).cast(pl.UInt32).alias("b"),
+    )
+
+
+def _shared_keys(keyed: pl.DataFrame, on: list[str]) -> pl.DataFrame:
+    """Distinct rows of `keyed` (no nulls) whose `on` values occur more than once.
+
+    Most keys are held once (a stem's deletion variants, a rare name): a hash pre-filter drops
+    those before the exact grouping on strings. A hash collision only lets a row through to it.
+    """
+    hashed = pl.col(on[0]).hash()
+    for column in on[1:]:
+        hashed = hashed ^ pl.col(column).hash()
+    return keyed.drop_nulls().filter(hashed.is_duplicated()).unique()
+
+
+def _block_pair_keys(keyed: pl.DataFrame, max_block: int, on: list[str]) -> pl.Series:
+    """Packed pairs of distinct `uid`s sharing the `on` values, for blocks of 2..max_block rows.
+
+    `keyed` must hold distinct rows without nulls.
+    """
+    keyed = keyed.filter(pl.len().over(on).is_between(2, max_block))
+    return (
+        keyed.join(keyed, on=on, suffix="_b")
+        .filter(pl.col("uid") < pl.col("uid_b"))
+        .select(pair_key_expr("uid", "uid_b"))
+        .to_series()
+    )
 
 
 def pairs_within_blocks(keys: pl.DataFrame, max_block: int, key: str = "key") -> pl.DataFrame:
@@ -34,18 +74,8 @@ def pairs_within_blocks(keys: pl.DataFrame, max_block: int, key: str = "key") ->
 
     `keys` has columns `uid` and `key`; duplicate (uid, key) rows are ignored.
     """
-    keyed = keys.select("uid", key).drop_nulls().unique()
-    sizes = keyed.group_by(key).len()
-    keep = sizes.filter((pl.col("len") >= 2) & (pl.col("len") <= max_block)).select(key)
-    keyed = keyed.join(keep, on=key, how="semi")
-    if keyed.is_empty():
-        return _empty_pairs()
-    pairs = (
-        keyed.join(keyed, on=key, suffix="_b")
-        .filter(pl.col("uid") < pl.col("uid_b"))
-        .select(pl.col("uid").alias("a"), pl.col("uid_b").alias("b"))
-    )
-    return pairs.cast(PAIR_SCHEMA)  # type: ignore[arg-type]
+    keyed = _shared_keys(keys.select(pl.col("uid").cast(pl.UInt32), key), [key])
+    return unpack_pair_keys(_block_pair_keys(keyed, max_block, [key]))
 
 
 def shared_value_groups(holders: pl.DataFrame, max_share: int) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -73,45 +103,45 @@ def shared_value_groups(holders: pl.DataFrame, max_share: int) -> tuple[pl.DataF
 
 
 def deletion_variants(frame: pl.DataFrame, column: str) -> pl.DataFrame:
-    """`uid, key` rows: the value itself plus every one-character deletion of it."""
-    base = frame.select("uid", pl.col(column).alias("key")).drop_nulls()
-    exploded = (
-        base.with_columns(pl.int_ranges(0, pl.col("key").str.len_chars()).alias("i"))
-        .explode("i")
-        .select(
-            "uid",
-            pl.concat_str(
-                [pl.col("key").str.head(pl.col("i")), pl.col("key").str.slice(pl.col("i") + 1)]
-            ).alias("key"),
-        )
+    """`frame` with `column` replaced by `key`: the value itself plus every one-character deletion
+    of it, one row each; the other columns are carried along. Rows may repeat: deleting either
+    `o` of `moon` gives `mon`."""
+    base = frame.select(pl.exclude(column), pl.col(column).alias("key")).drop_nulls("key")
+    value, i = pl.col("key"), pl.col("_i")
+    deletions = (
+        base.with_columns(pl.int_ranges(0, value.str.len_chars()).alias("_i"))
+        .explode("_i")
+        .drop_nulls("_i")  # the empty string has no deletion
+        .with_columns(pl.concat_str([value.str.head(i), value.str.slice(i + 1)]).alias("key"))
+        .drop("_i")
     )
-    return pl.concat([base, exploded]).unique()
+    return pl.concat([base, deletions])
 
 
 def sorted_neighbourhood(
     frame: pl.DataFrame, sort_key: pl.Expr, group: str, window: int
 ) -> pl.DataFrame:
     """Pairs of rows at most `window - 1` apart in the order of `sort_key`, within one `group`."""
+    return unpack_pair_keys(_sorted_neighbour_keys(frame, sort_key, group, window))
+
+
+def _sorted_neighbour_keys(
+    frame: pl.DataFrame, sort_key: pl.Expr, group: str, window: int
+) -> pl.Series:
+    """Packed pairs of `sorted_neighbourhood`: one sort, then shifted numpy slices per step."""
     ordered = (
         frame.select("uid", pl.col(group).alias("grp"), sort_key.alias("sk"))
         .drop_nulls()
         .sort("grp", "sk")
     )
-    parts = []
+    uid = ordered["uid"].cast(pl.UInt64).to_numpy()
+    grp = ordered["grp"].rle_id().to_numpy()  # sorted, so one run per group
+    parts = [np.empty(0, dtype=np.uint64)]
     for step in range(1, window):
-        parts.append(
-            ordered.select(
-                pl.col("uid").alias("a"),
-                pl.col("uid").shift(-step).alias("b"),
-                (pl.col("grp") == pl.col("grp").shift(-step)).alias("same"),
-            ).filter(pl.col("same"))
-        )
-    if not parts:
-        return _empty_pairs()
-    pairs = pl.concat(parts).select(
-        pl.min_horizontal("a", "b").alias("a"), pl.max_horizontal("a", "b").alias("b")
-    )
-    return pairs.cast(PAIR_SCHEMA)  # type: ignore[arg-type]
+        same = grp[step:] == grp[:-step]
+        a, b = uid[:-step][same], uid[step:][same]
+        parts.append(np.minimum(a, b) * np.uint64(_SHIFT) + np.maximum(a, b))
+    return pl.Series("ab", np.concatenate(parts), dtype=pl.UInt64)
 
 
 def email_candidate_pairs(emails: pl.DataFrame, *, window: int, max_block: int) -> pl.DataFrame:
@@ -121,90 +151,73 @@ def email_candidate_pairs(emails: pl.DataFrame, *, window: int, max_block: int) 
     optionally `local_stem` (keys.local_stem_expr, for the cross-domain and numbered passes) and
     `num` (the local part's numeric suffix).
     """
+    emails = emails.with_columns(pl.col("uid").cast(pl.UInt32))
     with_domain = emails.filter(pl.col("email_domain").is_not_null())
+    keys: list[pl.Expr] = [pl.when(pl.col("email_domain").is_not_null()).then(pl.col("stem"))]
+    if "local_stem" in emails.columns:
+        name = pl.col("local_stem")
+        keys.append(name)
+        if "num" in emails.columns:
+            num = pl.col("num")
+            keys += [pl.format("{}#{}", name, num // 10), pl.format("{}~{}", name, (num + 5) // 10)]
     passes = [
-        pairs_within_blocks(with_domain.select("uid", pl.col("stem").alias("key")), max_block),
-        _stem_neighbour_pairs(with_domain, max_block),
-        sorted_neighbourhood(with_domain, pl.col("email_local"), "email_domain", window),
-        sorted_neighbourhood(
+        _block_pair_keys(
+            _shared_keys(emails.select("uid", key.alias("key")), ["key"]), max_block, ["key"]
+        )
+        for key in keys
+    ]
+    passes += [
+        _stem_neighbour_keys(with_domain, max_block),
+        _sorted_neighbour_keys(with_domain, pl.col("email_local"), "email_domain", window),
+        _sorted_neighbour_keys(
             with_domain, pl.col("email_local").str.reverse(), "email_domain", window
         ),
     ]
-    if "local_stem" in emails.columns:
-        passes.append(
-            pairs_within_blocks(emails.select("uid", pl.col("local_stem").alias("key")), max_block)
-        )
-        if "num" in emails.columns:
-            numbered = emails.filter(
-                pl.col("num").is_not_null() & pl.col("local_stem").is_not_null()
-            )
-            buckets = pl.concat(
-                [
-                    numbered.select(
-                        "uid", pl.format("{}#{}", "local_stem", pl.col("num") // 10).alias("key")
-                    ),
-                    numbered.select(
-                        "uid",
-                        pl.format("{}~{}", "local_stem", (pl.col("num") + 5) // 10).alias("key"),
-                    ),
-                ]
-            )
-            passes.append(pairs_within_blocks(buckets, max_block))
-    return unique_pairs(pl.concat(passes))
+    return unpack_pair_keys(_distinct_keys(passes))
 
 
-def _stem_neighbour_pairs(emails: pl.DataFrame, max_block: int) -> pl.DataFrame:
+def _distinct_keys(passes: list[pl.Series]) -> pl.Series:
+    """The distinct packed keys of all passes, sorted: a sort and a neighbour test beat a hash
+    unique on one u64 column (and fix the candidates' order)."""
+    keys = np.sort(np.concatenate([p.to_numpy() for p in passes]))
+    first = np.ones(len(keys), dtype=np.bool_)
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    return pl.Series("ab", keys[first], dtype=pl.UInt64)
+
+
+def _stem_neighbour_keys(emails: pl.DataFrame, max_block: int) -> pl.Series:
     """Users whose stems (same domain) are one deletion apart, e.g. `priyaverma` ~ `priyavarma`.
 
     Works on distinct stems, not users: each stem's variants are generated once, stems sharing a
-    variant are paired, and only then expanded to their users (skipped when that would make more
-    than max_block²/2 pairs, the size of one full block). Identical stems are the stem pass's job.
+    variant on the same domain are paired, and only then expanded to their users (skipped when
+    that would make more than max_block²/2 pairs, the size of one full block). Identical stems
+    are the stem pass's job. Variants are of the letters alone, keyed with a domain number: short
+    strings that polars keeps inline, where `priyaverma@gmail.com` would need a heap buffer.
     """
     stems = (
         emails.filter(pl.col("stem").is_not_null())
         .group_by("stem")
-        .agg(pl.col("uid"))
-        .sort("stem")
+        .agg(pl.col("uid"), pl.col("email_domain").first())
         .with_row_index("sid")
-        .with_columns(pl.col("uid").list.len().alias("n"))
     )
+    letters = pl.col("stem").str.len_chars() - pl.col("email_domain").str.len_chars() - 1
     local = stems.select(
         pl.col("sid").alias("uid"),
-        pl.col("stem").str.split("@").list.first().alias("s"),
-        pl.col("stem").str.split("@").list.last().alias("domain"),
+        pl.col("email_domain").rank("dense").cast(pl.UInt32).alias("did"),
+        pl.col("stem").str.head(letters).alias("s"),
     ).filter(pl.col("s").str.len_chars() >= 4)
-    variants = deletion_variants(local, "s").join(local.select("uid", "domain"), on="uid")
-    keyed = variants.select("uid", pl.concat_str(["key", "domain"], separator="@").alias("key"))
-    stem_pairs = unique_pairs(pairs_within_blocks(keyed, max_block))
-    sizes = stems.select(pl.col("sid").cast(pl.UInt32), "n")
-    members = stems.select(pl.col("sid").cast(pl.UInt32), "uid")
+    shared = _shared_keys(deletion_variants(local, "s"), ["did", "key"])
+    stem_pairs = unpack_pair_keys(_block_pair_keys(shared, max_block, ["did", "key"]))
+    sizes = stems.select("sid", pl.col("uid").list.len().alias("n"))
+    members = stems.select("sid", "uid").explode("uid")
     user_pairs = (
         stem_pairs.join(sizes.rename({"sid": "a", "n": "na"}), on="a")
         .join(sizes.rename({"sid": "b", "n": "nb"}), on="b")
         .filter(pl.col("na").cast(pl.Int64) * pl.col("nb") <= max_block * max_block // 2)
         .join(members.rename({"sid": "a", "uid": "ua"}), on="a")
         .join(members.rename({"sid": "b", "uid": "ub"}), on="b")
-        .explode("ua")
-        .explode("ub")
     )
-    return user_pairs.select(
-        pl.min_horizontal("ua", "ub").cast(pl.UInt32).alias("a"),
-        pl.max_horizontal("ua", "ub").cast(pl.UInt32).alias("b"),
-    )
-
-
-def unique_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
-    """Distinct (a, b) rows, deduplicated on one packed 64-bit key (faster than two columns)."""
-    shift = 1 << 32
-    packed = pl.col("a").cast(pl.UInt64) * shift + pl.col("b").cast(pl.UInt64)
-    return (
-        pairs.select(packed.alias("ab"))
-        .unique()
-        .select(
-            (pl.col("ab") // shift).cast(pl.UInt32).alias("a"),
-            (pl.col("ab") % shift).cast(pl.UInt32).alias("b"),
-        )
-    )
+    return user_pairs.select(pair_key_expr("ua", "ub")).to_series()
 
 
 def number_runs(

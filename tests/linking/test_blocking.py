@@ -13,10 +13,12 @@ from rapidfuzz.distance import Levenshtein
 from graphfraud.linking.blocking import (
     deletion_variants,
     email_candidate_pairs,
+    pair_key_expr,
     pairs_within_blocks,
     phone_candidate_pairs,
     shared_value_groups,
     sorted_neighbourhood,
+    unpack_pair_keys,
 )
 from graphfraud.linking.keys import email_stem_expr
 
@@ -70,6 +72,20 @@ def test_deletion_variants_are_the_value_and_its_one_deletions() -> None:
     assert set(deletion_variants(frame, "s")["key"]) == {"abc", "bc", "ac", "ab"}
 
 
+def test_deletion_variants_carry_the_other_columns() -> None:
+    frame = pl.DataFrame({"uid": _uids(3), "s": ["ab", None, "é"], "d": [7, 8, 9]})
+    got = sorted(deletion_variants(frame, "s").iter_rows())
+    assert got == [(0, 7, "a"), (0, 7, "ab"), (0, 7, "b"), (2, 9, ""), (2, 9, "é")]
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)), max_size=20))
+def test_pair_keys_pack_an_unordered_pair_into_one_u64(pairs: list[tuple[int, int]]) -> None:
+    frame = pl.DataFrame(pairs, schema={"a": pl.UInt32, "b": pl.UInt32}, orient="row")
+    keys = frame.select(pair_key_expr()).to_series()
+    assert keys.dtype == pl.UInt64
+    assert list(unpack_pair_keys(keys).iter_rows()) == [(min(p), max(p)) for p in pairs]
+
+
 def test_sorted_neighbourhood_pairs_only_within_window_and_group() -> None:
     frame = pl.DataFrame(
         {"uid": _uids(5), "g": ["x", "x", "x", "y", "y"], "v": ["a", "b", "c", "a", "b"]}
@@ -85,6 +101,60 @@ def test_phone_pairs_cross_a_hundred_boundary() -> None:
     got = phone_candidate_pairs(phones, max_gap=20, max_block=100)
     assert sorted(got.select("a", "b").iter_rows()) == [(0, 1), (1, 3)]  # 0 and 3 share a number
     assert set(got["gap"]) == {4}
+
+
+def _one_deletion_apart(x: str, y: str) -> bool:
+    def variants(s: str) -> set[str]:
+        return {s} | {s[:i] + s[i + 1 :] for i in range(len(s))}
+
+    return bool(variants(x) & variants(y))
+
+
+@given(
+    st.lists(
+        st.tuples(st.text("abcé", min_size=2, max_size=6), st.sampled_from(["x.com", "y.com"])),
+        min_size=2,
+        max_size=25,
+    ),
+    st.integers(2, 6),
+)
+@settings(max_examples=80, deadline=None)
+def test_email_candidates_hold_every_stem_pair_one_deletion_apart(
+    rows: list[tuple[str, str]], max_block: int
+) -> None:
+    """Oracle for the stem passes on a small, crowded sample (window 2: the sorted neighbourhood
+    adds little): identical stems in blocks of at most max_block users, and stems of 4+ letters
+    one deletion apart, when their domain has at most max_block such stems (so no variant's block
+    is too large) and their users make at most max_block²/2 pairs."""
+    frame = pl.DataFrame(
+        {
+            "uid": _uids(len(rows)),
+            "email_local": [local for local, _ in rows],
+            "email_domain": [domain for _, domain in rows],
+        }
+    ).with_columns(email_stem_expr().alias("stem"))
+    got = email_candidate_pairs(frame, window=2, max_block=max_block)
+    pairs = list(got.iter_rows())
+    assert pairs == sorted(set(pairs))
+    assert all(a < b for a, b in pairs)
+    stem = {i: s for i, s in enumerate(frame["stem"].to_list()) if s is not None}
+    users = {s: list(stem.values()).count(s) for s in stem.values()}
+    long_stems = {
+        d: sum(1 for s in users if s.endswith("@" + d) and len(s) >= 5 + len(d))
+        for d in ("x.com", "y.com")
+    }
+    for i, j in itertools.combinations(stem, 2):
+        (li, di), (lj, dj) = stem[i].split("@"), stem[j].split("@")
+        same = stem[i] == stem[j] and users[stem[i]] <= max_block
+        near = (
+            di == dj
+            and min(len(li), len(lj)) >= 4
+            and _one_deletion_apart(li, lj)
+            and long_stems[di] <= max_block
+            and users[stem[i]] * users[stem[j]] <= max_block * max_block // 2
+        )
+        if same or near:
+            assert (i, j) in set(pairs), (stem[i], stem[j])
 
 
 def _random_locals(rng: random.Random, n: int) -> list[str]:
