@@ -56,6 +56,15 @@ class RingSettings(BaseModel):
     iterations: int = Field(
         2, description="Leiden iterations (-1 = until stable: same rings here, minutes at 1M)"
     )
+    dedicated_ip_share: float = Field(
+        0.8,
+        description="an IP with at least this share of its users inside the communities that use "
+        "it joins them into one ring (> 1 turns the merge off)",
+    )
+    dedicated_ip_use: float = Field(
+        1 / 3,
+        description="a community uses an IP when at least this share of its members (and two) do",
+    )
     seed: int = 7
 
 

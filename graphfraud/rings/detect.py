@@ -1,11 +1,19 @@
 """Rings: communities on the weighted user graph.
 
-1. Pair strength = noisy-or of a pair's link weights (several independent signals add up).
+1. Pair strength = noisy-or of a pair's link weights (several independent signals add up). For
+   the ring graph only, a look-alike between two identifiers is weighed once per identity, not once
+   per account holding it (`balance_lookalikes`): a lone namesake of a 10-account mailbox is one
+   resemblance, not ten.
 2. Only pairs at least `min_weight` strong are kept: weak ties (a shared café IP, a common name)
    never join a ring, which is what stops camouflage links and hubs from gluing rings together.
 3. Leiden (igraph, Constant Potts Model on the pair strengths) splits what is still glued by a few
    bridges: a set of users is one ring when its internal link density beats `resolution`.
-4. Ring ids are stable: a hash of the ring's smallest member id, so re-running on the same input
+4. Communities that together hold a dedicated IP — most of its users are theirs, and each uses it
+   for a good share of its members — are one ring (`merge_on_dedicated_ips`). An IP's pairwise
+   weight is too weak for step 3 ever to join groups on it (a device farm's phones, one group per
+   handset, all behind the farm's own datacenter IPs), yet an IP used by nobody else is the
+   operation's own infrastructure.
+5. Ring ids are stable: a hash of the ring's smallest member id, so re-running on the same input
    (or a grown one where the ring keeps its anchor) gives the same id.
 
 Deterministic for a given input and seed: vertices are numbered in user_id order and igraph's RNG
@@ -23,6 +31,10 @@ import polars as pl
 
 from graphfraud.config import RingSettings
 from graphfraud.linking.weights import combine_weights_expr
+from graphfraud.schema import LinkKind
+
+# Look-alike kind → the exact kind whose `support` says how many accounts hold a value.
+_EXACT_OF = {LinkKind.EMAIL_SIMILAR: LinkKind.EMAIL, LinkKind.PHONE_SIMILAR: LinkKind.PHONE}
 
 
 def pair_strengths(links: pl.DataFrame) -> pl.DataFrame:
@@ -37,16 +49,50 @@ def pair_strengths(links: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def balance_lookalikes(links: pl.DataFrame) -> pl.DataFrame:
+    """Links with each look-alike weight scaled by min(n_a, n_b) / max(n_a, n_b), where n is how
+    many accounts hold that side's value (from the exact link's `support`, 1 when unshared).
+
+    The accounts behind one mailbox are one identity, so the look-alike between two values is one
+    comparison repeated over n_a·n_b pairs. Scaled, CPM joins the two groups only when the weight
+    beats `resolution`·max/min: two mailboxes shared alike (a typo-domain ring's akshaykumar1@ and
+    akshaykumar2@, 13 accounts each) keep full weight, while a lone namesake (rohitpatel95@) of a
+    7-account mailbox (rohitpatel80@) must beat 7·resolution instead of being pulled in 7 times.
+    """
+    fuzzy = links.filter(pl.col("kind").is_in(list(_EXACT_OF)))
+    if fuzzy.is_empty():
+        return links
+    exact_to_fuzzy = {str(exact): str(kind) for kind, exact in _EXACT_OF.items()}
+    holders = (
+        links.filter(pl.col("kind").is_in(list(exact_to_fuzzy)))
+        .group_by("kind", "value_a")
+        .agg(pl.col("support").max().alias("n"))
+        .with_columns(pl.col("kind").replace_strict(exact_to_fuzzy, return_dtype=pl.Utf8))
+    )
+    n_a = pl.col("n_a").fill_null(1).clip(lower_bound=1)
+    n_b = pl.col("n_b").fill_null(1).clip(lower_bound=1)
+    balanced = (
+        fuzzy.join(holders.rename({"n": "n_a"}), on=["kind", "value_a"], how="left")
+        .join(
+            holders.rename({"value_a": "value_b", "n": "n_b"}), on=["kind", "value_b"], how="left"
+        )
+        .with_columns(
+            (pl.col("weight") * pl.min_horizontal(n_a, n_b) / pl.max_horizontal(n_a, n_b))
+            .cast(links.schema["weight"])
+            .alias("weight")
+        )
+        .select(links.columns)
+    )
+    return pl.concat([links.filter(~pl.col("kind").is_in(list(_EXACT_OF))), balanced])
+
+
 def ring_id_for(anchor: str) -> str:
     """Stable ring id from the ring's smallest member id."""
     return "R" + hashlib.sha1(anchor.encode("utf-8"), usedforsecurity=False).hexdigest()[:12]
 
 
-def detect_rings(links: pl.DataFrame, settings: RingSettings) -> pl.DataFrame:
-    """Ring membership `user_id, ring_id` for users in a community of at least `min_size`."""
-    pairs = pair_strengths(links).filter(pl.col("strength") >= settings.min_weight)
-    if pairs.is_empty():
-        return pl.DataFrame(schema={"user_id": pl.Utf8, "ring_id": pl.Utf8})
+def leiden_communities(pairs: pl.DataFrame, settings: RingSettings) -> pl.DataFrame:
+    """`user_id, community` for every user in `pairs` (`user_a, user_b, strength`)."""
     nodes = (
         pl.concat(
             [
@@ -58,8 +104,10 @@ def detect_rings(links: pl.DataFrame, settings: RingSettings) -> pl.DataFrame:
         .sort("user_id")
         .with_row_index("v")
     )
-    edges = pairs.join(nodes.rename({"user_id": "user_a", "v": "va"}), on="user_a").join(
-        nodes.rename({"user_id": "user_b", "v": "vb"}), on="user_b"
+    edges = (
+        pairs.join(nodes.rename({"user_id": "user_a", "v": "va"}), on="user_a")
+        .join(nodes.rename({"user_id": "user_b", "v": "vb"}), on="user_b")
+        .sort("va", "vb")  # igraph's result depends on edge order
     )
     graph = ig.Graph(
         n=nodes.height,
@@ -76,7 +124,70 @@ def detect_rings(links: pl.DataFrame, settings: RingSettings) -> pl.DataFrame:
         )
     finally:
         ig.set_random_number_generator(random)
-    membership = nodes.with_columns(pl.Series("community", clusters.membership, dtype=pl.Int64))
+    return nodes.select("user_id", pl.Series("community", clusters.membership, dtype=pl.Int64))
+
+
+def merge_on_dedicated_ips(
+    membership: pl.DataFrame, links: pl.DataFrame, settings: RingSettings
+) -> pl.DataFrame:
+    """`membership` (`user_id, community`) with communities joined through dedicated IPs.
+
+    A community *uses* an IP when at least two and `dedicated_ip_use` of its members do. An IP is
+    *dedicated* when the communities using it hold `dedicated_ip_share` of all its users (the
+    link's `support`, so users outside any community count against it): a café's IP, used by
+    strangers, never is; a farm's datacenter IP, used only by its handset groups, is.
+    """
+    ip = links.filter(pl.col("kind") == LinkKind.IP)
+    if ip.is_empty() or membership.is_empty():
+        return membership
+    users = pl.concat(
+        [
+            ip.select(pl.col("value_a").alias("ip"), "support", pl.col("user_a").alias("user_id")),
+            ip.select(pl.col("value_a").alias("ip"), "support", pl.col("user_b").alias("user_id")),
+        ]
+    ).unique(["ip", "user_id"])
+    sizes = membership.group_by("community").agg(pl.len().alias("size"))
+    using = (
+        users.join(membership, on="user_id")
+        .group_by("ip", "community")
+        .agg(pl.len().alias("users"), pl.col("support").max())
+        .join(sizes, on="community")
+        .filter(
+            (pl.col("users") >= 2) & (pl.col("users") >= settings.dedicated_ip_use * pl.col("size"))
+        )
+        .filter(
+            (pl.len().over("ip") >= 2)
+            & (pl.col("users").sum().over("ip") >= settings.dedicated_ip_share * pl.col("support"))
+        )
+    )
+    if using.is_empty():
+        return membership
+    edges = using.join(
+        using.group_by("ip").agg(pl.col("community").min().alias("first")), on="ip"
+    ).filter(pl.col("community") != pl.col("first"))
+    n = int(membership["community"].max()) + 1  # type: ignore[arg-type]
+    joined = ig.Graph(
+        n=n,
+        edges=np.column_stack([edges["community"].to_numpy(), edges["first"].to_numpy()]).tolist(),
+    ).connected_components()
+    merged = np.asarray(joined.membership, dtype=np.int64)
+    return membership.with_columns(
+        pl.Series("community", merged[membership["community"].to_numpy()], dtype=pl.Int64)
+    )
+
+
+def detect_rings(links: pl.DataFrame, settings: RingSettings) -> pl.DataFrame:
+    """Ring membership `user_id, ring_id` for users in a community of at least `min_size`."""
+    links = links.select("user_a", "user_b", "kind", "value_a", "value_b", "support", "weight")
+    pairs = (
+        balance_lookalikes(links)
+        .group_by("user_a", "user_b")
+        .agg(combine_weights_expr("weight").alias("strength"))
+        .filter(pl.col("strength") >= settings.min_weight)
+    )
+    if pairs.is_empty():
+        return pl.DataFrame(schema={"user_id": pl.Utf8, "ring_id": pl.Utf8})
+    membership = merge_on_dedicated_ips(leiden_communities(pairs, settings), links, settings)
     sized = membership.with_columns(
         pl.len().over("community").alias("size"),
         pl.col("user_id").min().over("community").alias("anchor"),

@@ -1,21 +1,53 @@
-"""Ring detection: weak bridges are cut, components are an oracle, ids are stable."""
+"""Ring detection: weak bridges are cut, components are an oracle, ids are stable, a look-alike
+of a shared mailbox counts once, and groups behind one dedicated IP are one ring."""
 
 from __future__ import annotations
 
+import itertools
+
 import networkx as nx
 import polars as pl
+import pytest
 
 from graphfraud.config import RingSettings
-from graphfraud.rings.detect import detect_rings, pair_strengths, ring_id_for
+from graphfraud.linking.weights import link_weight
+from graphfraud.rings.detect import (
+    balance_lookalikes,
+    detect_rings,
+    merge_on_dedicated_ips,
+    pair_strengths,
+    ring_id_for,
+)
+
+
+def _row(a: str, b: str, kind: str, w: float, va: str = "", vb: str = "", support: int = 2) -> dict:
+    """One link row (user_a < user_b, values swapped with them); `vb` defaults to `va`."""
+    first, second = (a, va or None), (b, vb or va or None)
+    (ua, xa), (ub, xb) = sorted([first, second], key=lambda t: t[0])
+    return {
+        "user_a": ua,
+        "user_b": ub,
+        "kind": kind,
+        "value_a": xa,
+        "value_b": xb,
+        "support": support,
+        "weight": w,
+    }
 
 
 def _links(edges: list[tuple[str, str, float]]) -> pl.DataFrame:
-    return pl.DataFrame(
-        [
-            {"user_a": min(a, b), "user_b": max(a, b), "kind": "device", "weight": w}
-            for a, b, w in edges
-        ]
-    )
+    return pl.DataFrame([_row(a, b, "device", w) for a, b, w in edges])
+
+
+def _shared(kind: str, value: str, holders: list[str], support: int | None = None) -> list[dict]:
+    """Exact links between every two holders of one value, weighted as the link stage does."""
+    n = support or len(holders)
+    w = link_weight(kind, 1.0, n)
+    return [_row(a, b, kind, w, value, value, n) for a, b in itertools.combinations(holders, 2)]
+
+
+def _groups(members: pl.DataFrame) -> set[frozenset[str]]:
+    return {frozenset(g) for g in members.group_by("ring_id").agg("user_id")["user_id"].to_list()}
 
 
 def _clique(prefix: str, n: int, w: float) -> list[tuple[str, str, float]]:
@@ -43,11 +75,8 @@ def test_without_resolution_rings_are_the_strong_components() -> None:
     rng = random.Random(5)
     nodes = [f"u{i:03d}" for i in range(120)]
     edges = [(a, b, rng.choice([0.3, 0.9])) for a, b in (rng.sample(nodes, 2) for _ in range(150))]
-    links = (
-        pair_strengths(_links(edges))
-        .rename({"strength": "weight"})
-        .with_columns(pl.lit("device").alias("kind"))
-    )
+    strengths = pair_strengths(_links(edges))
+    links = _links(strengths.select("user_a", "user_b", "strength").rows())
     members = detect_rings(links, RingSettings(min_weight=0.25, resolution=0.0, min_size=2))
     g = nx.Graph((a, b) for a, b, _ in edges)
     want = {frozenset(c) for c in nx.connected_components(g) if len(c) >= 2}
@@ -61,3 +90,76 @@ def test_ring_ids_are_stable_and_deterministic() -> None:
     second = detect_rings(_links(list(reversed(edges))), RingSettings())
     assert first.equals(second)
     assert set(first["ring_id"]) == {ring_id_for("a0"), ring_id_for("b0")}
+
+
+def test_lookalike_weight_is_scaled_by_the_holders_of_both_values() -> None:
+    rows = [
+        *_shared("email", "x@m", ["x1", "x2", "x3", "x4"]),
+        *_shared("email", "y@m", ["y1", "y2"]),
+        _row("n1", "x1", "email_similar", 0.8, "n@m", "x@m"),  # 1 vs 4 holders
+        _row("x1", "y1", "email_similar", 0.8, "x@m", "y@m"),  # 4 vs 2
+        _row("n1", "n2", "email_similar", 0.8, "n@m", "o@m"),  # 1 vs 1
+        _row("n1", "x1", "device", 0.8, "d", "d"),  # not a look-alike
+    ]
+    out = balance_lookalikes(pl.DataFrame(rows))
+    got = {(r["user_a"], r["user_b"], r["kind"]): r["weight"] for r in out.iter_rows(named=True)}
+    assert got[("n1", "x1", "email_similar")] == pytest.approx(0.2)
+    assert got[("x1", "y1", "email_similar")] == pytest.approx(0.4)
+    assert got[("n1", "n2", "email_similar")] == pytest.approx(0.8)
+    assert got[("n1", "x1", "device")] == pytest.approx(0.8)
+    assert out.height == len(rows)
+
+
+def test_a_lone_namesake_of_a_shared_mailbox_stays_out_of_its_ring() -> None:
+    holders = [f"x{i}" for i in range(6)]
+    namesake = [_row("n0", h, "email_similar", 0.6, "rohit95@m", "rohit80@m") for h in holders]
+    links = pl.DataFrame(_shared("email", "rohit80@m", holders) + namesake)
+    assert _groups(detect_rings(links, RingSettings())) == {frozenset(holders)}
+
+
+def test_two_mailboxes_shared_alike_that_look_alike_are_one_ring() -> None:
+    a, b = [f"a{i}" for i in range(4)], [f"b{i}" for i in range(4)]
+    cross = [_row(x, y, "email_similar", 0.45, "akshay1@m", "akshay2@m") for x in a for y in b]
+    links = pl.DataFrame(
+        _shared("email", "akshay1@m", a) + _shared("email", "akshay2@m", b) + cross
+    )
+    assert _groups(detect_rings(links, RingSettings())) == {frozenset(a + b)}
+
+
+def _farm(ip_users: list[str], support: int | None = None) -> tuple[list[list[str]], pl.DataFrame]:
+    """Three handset groups of five (one device each) and one IP used by `ip_users`."""
+    groups = [[f"g{g}u{i}" for i in range(5)] for g in range(3)]
+    rows = [r for g, users in enumerate(groups) for r in _shared("device", f"dev{g}", users)]
+    rows += _shared("ip", "10.0.0.1", ip_users, support)
+    return groups, pl.DataFrame(rows)
+
+
+def test_handset_groups_behind_one_dedicated_ip_are_one_ring() -> None:
+    everyone = [f"g{g}u{i}" for g in range(3) for i in range(5)]
+    groups, links = _farm(everyone)
+    assert _groups(detect_rings(links, RingSettings())) == {frozenset(everyone)}
+    apart = detect_rings(links, RingSettings(dedicated_ip_share=1.1))
+    assert _groups(apart) == {frozenset(g) for g in groups}
+
+
+def test_an_ip_shared_with_many_outsiders_joins_nothing() -> None:
+    everyone = [f"g{g}u{i}" for g in range(3) for i in range(5)]
+    groups, links = _farm(everyone, support=40)  # 25 more users of the café IP, in no ring
+    assert _groups(detect_rings(links, RingSettings())) == {frozenset(g) for g in groups}
+
+
+def test_an_ip_used_by_one_member_of_each_group_joins_nothing() -> None:
+    groups, links = _farm(["g0u0", "g1u0", "g2u0"])
+    assert _groups(detect_rings(links, RingSettings())) == {frozenset(g) for g in groups}
+
+
+def test_dedicated_ip_merge_keeps_users_and_ignores_singletons() -> None:
+    membership = pl.DataFrame(
+        {"user_id": ["a", "b", "c", "d", "e"], "community": [0, 0, 1, 1, 2]},
+        schema_overrides={"community": pl.Int64},
+    )
+    links = pl.DataFrame(_shared("ip", "1.2.3.4", ["a", "b", "c", "d", "e"]))
+    merged = merge_on_dedicated_ips(membership, links, RingSettings())
+    assert merged["user_id"].to_list() == membership["user_id"].to_list()
+    parts = merged.group_by("community").agg("user_id")["user_id"].to_list()
+    assert {frozenset(p) for p in parts} == {frozenset("abcd"), frozenset("e")}
