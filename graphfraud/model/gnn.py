@@ -23,19 +23,23 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 import torch
+from scipy.special import ndtri
 from sklearn.metrics import average_precision_score
 from sklearn.model_selection import train_test_split
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import spmm
 
-from graphfraud.errors import ArtifactError, InputDataError
+from graphfraud.errors import ArtifactError, ConfigError, InputDataError
 from graphfraud.model.aggregate import Adjacency, graph_inputs
 from graphfraud.model.base import LABEL_DERIVED_PREFIX, GraphData
 from graphfraud.model.device import resolve_device
@@ -80,19 +84,37 @@ class RelationMeanConv(MessagePassing):  # type: ignore[misc]
 
 
 class RelationalSepNet(nn.Module):
-    """h ← h + Dropout(ReLU(LN(W_self h + Σ_r W_r · mean_r(h)))); head sees [h_L, label feats]."""
+    """h ← h + Dropout(ReLU(LN(W_self h + Σ_r W_r · mean_r(h)))); head sees [h_L, label feats].
+
+    `W_r = Σ_b a_rb V_b` (R-GCN basis decomposition, Schlichtkrull et al. 2018) when there are
+    more relations than `bases`: the dense products, which dominate the cost at 1M users, drop
+    from R+1 to bases+1 per layer while every relation keeps its own learned mix.
+    """
 
     def __init__(
-        self, in_prop: int, in_label: int, hidden: int, layers: int, relations: int, dropout: float
+        self,
+        in_prop: int,
+        in_label: int,
+        hidden: int,
+        layers: int,
+        relations: int,
+        dropout: float,
+        bases: int = 2,
     ) -> None:
         super().__init__()
+        n_basis = min(relations, bases)
         self.encode = nn.Sequential(nn.Linear(in_prop, hidden), nn.ReLU(), nn.Dropout(dropout))
         self.conv = RelationMeanConv()
         self.self_lin = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(layers))
         self.rel_lin = nn.ModuleList(
-            nn.ModuleList(nn.Linear(hidden, hidden, bias=False) for _ in range(relations))
+            nn.ModuleList(nn.Linear(hidden, hidden, bias=False) for _ in range(n_basis))
             for _ in range(layers)
         )
+        if relations <= bases:  # one basis per relation: plain per-relation weights
+            coef = torch.eye(relations).repeat(layers, 1, 1)
+        else:
+            coef = torch.randn(layers, relations, n_basis) / n_basis**0.5
+        self.rel_coef = nn.Parameter(coef)
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
         self.dropout = nn.Dropout(dropout)
         self.label_enc = nn.Linear(in_label, hidden) if in_label else None
@@ -100,24 +122,34 @@ class RelationalSepNet(nn.Module):
             nn.Linear(hidden * (2 if in_label else 1), hidden), nn.ReLU(), nn.Linear(hidden, 1)
         )
 
-    def forward(
-        self, x_prop: Tensor, x_label: Tensor | None, adjs: list[tuple[int, Adj]]
-    ) -> Tensor:
+    def forward(self, x_prop: Tensor, x_label: Tensor | None, plan: Plan) -> Tensor:
+        """Logits for `plan.targets` (every node for a full plan)."""
+        if plan.inputs is not None:
+            x_prop = x_prop[plan.inputs]
         h = self.encode(x_prop)
-        for i, self_lin in enumerate(self.self_lin):
-            z = self_lin(h)
-            rel_lin = self.rel_lin[i]
-            for r, adj in adjs:
-                z = z + rel_lin[r](self.conv(h, adj))  # type: ignore[index]
-            h = h + self.dropout(torch.relu(self.norms[i](z)))
+        for i, (keep, adjs) in enumerate(plan.layers):
+            h_self = h if keep is None else h[keep]
+            z = self.self_lin[i](h_self)
+            if adjs:
+                coef = self.rel_coef[i]
+                mixed: Tensor | None = None
+                for r, adj in adjs:
+                    term = self.conv(h, adj).unsqueeze(-1) * coef[r]
+                    mixed = term if mixed is None else mixed + term
+                assert mixed is not None
+                basis: nn.ModuleList = self.rel_lin[i]  # type: ignore[assignment]
+                for b, lin in enumerate(basis):
+                    z = z + lin(mixed[..., b])
+            h = h_self + self.dropout(torch.relu(self.norms[i](z)))
         if self.label_enc is not None and x_label is not None:
-            h = torch.cat([h, torch.relu(self.label_enc(x_label))], dim=1)
+            lab = x_label if plan.targets is None else x_label[plan.targets]
+            h = torch.cat([h, torch.relu(self.label_enc(lab))], dim=1)
         out: Tensor = self.head(h).squeeze(-1)
         return out
 
 
 def _csr(a: Any, device: torch.device) -> Tensor:
-    a = a.tocsr()
+    a = sp.csr_matrix(a)
     a.sort_indices()
     return torch.sparse_csr_tensor(
         torch.from_numpy(a.indptr.astype(np.int64)),
@@ -132,19 +164,63 @@ def _csr(a: Any, device: torch.device) -> Tensor:
 Adj = tuple[Tensor, Tensor]  # P and Pᵀ as CSR
 
 
-def _relation_adjs(adj: Adjacency, device: torch.device) -> list[tuple[int, Adj]]:
-    """Row-normalised sparse adjacency (and its transpose) per relation that has edges."""
-    return [
+@dataclass(frozen=True)
+class Plan:
+    """Which rows each layer computes: the whole graph, or only a batch's receptive field.
+
+    Layer l computes rows `S_l` from rows `S_{l-1} ⊇ S_l ∪ N(S_l)`, with the full graph's
+    row-normalised adjacency sliced to `S_l × S_{l-1}`, so a batch's logits are exactly what the
+    full-graph pass gives them, at the cost of its L-hop neighbourhood only.
+    """
+
+    inputs: Tensor | None  # node ids of S_0 (None: all nodes)
+    layers: list[tuple[Tensor | None, list[tuple[int, Adj]]]]  # (S_l's positions in S_{l-1}, P_r)
+    targets: Tensor | None  # node ids of S_L, sorted (None: all nodes)
+
+
+def full_plan(adj: Adjacency, layers: int, device: torch.device) -> Plan:
+    """Every layer over every node (scoring)."""
+    adjs = [
         (r, (_csr(a, device), _csr(a.T, device))) for r, a in enumerate(adj.per_relation) if a.nnz
     ]
+    return Plan(None, [(None, adjs)] * layers, None)
+
+
+def receptive_plan(
+    adj: Adjacency, targets: npt.NDArray[np.int64], layers: int, device: torch.device
+) -> Plan:
+    """The exact computation for `targets` only (training batches, validation)."""
+    sets = [np.unique(targets)]
+    for _ in range(layers):
+        rows = sets[-1]
+        sets.append(np.union1d(rows, adj.weighted[rows].indices))
+    sets.reverse()  # S_0 ⊇ S_1 ⊇ … ⊇ S_L = targets
+    specs: list[tuple[Tensor | None, list[tuple[int, Adj]]]] = []
+    for rows, cols in zip(sets[1:], sets[:-1], strict=True):
+        keep = torch.from_numpy(np.searchsorted(cols, rows)).to(device)
+        rel = []
+        for r, a in enumerate(adj.per_relation):
+            if a.nnz:
+                block = a[rows][:, cols]
+                rel.append((r, (_csr(block, device), _csr(block.T, device))))
+        specs.append((keep, rel))
+    return Plan(torch.from_numpy(sets[0]).to(device), specs, torch.from_numpy(sets[-1]).to(device))
 
 
 class GNNModel:
-    """Fit/predict wrapper: inputs, standardisation, early stopping, optional GBM blend.
+    """Fit/predict wrapper: input encoding, early stopping, seed ensemble, optional GBM blend.
 
-    `stack=True` also fits the GBM baseline on the same labels and averages the two models'
-    logits (kind `gnn_stack`): the GBM is strong on tabular aggregates, the GNN on learned
-    multi-hop structure, and their errors differ.
+    * `encoding="quantile"` maps every input column through its empirical quantiles to a
+      standard normal (label-free, fitted on all nodes): heavy-tailed counts and rates become
+      well-scaled MLP inputs, which is what lets a network compete with trees on tabular inputs.
+      `"asinh"` is the older squash + standardise.
+    * `label_input > 0` is the label trick (UniMP, Shi et al. 2021): each epoch a random
+      `label_input` share of the training labels is fed in as node inputs — and propagated —
+      while the loss is taken on the others, so no node ever sees its own label; at scoring time
+      every visible label is an input.
+    * `ensemble > 1` averages the logits of that many independently seeded networks.
+    * `stack=True` also fits the GBM baseline on the same labels and blends the two models'
+      logits, `stack_weight` on the GNN (kind `gnn_stack`): their errors differ.
     """
 
     def __init__(
@@ -159,9 +235,21 @@ class GNNModel:
         patience: int = 60,
         val_fraction: float = 0.15,
         stack: bool = False,
+        stack_weight: float = 0.5,
         gbm: dict[str, Any] | None = None,
+        encoding: str = "quantile",
+        label_input: float = 0.0,
+        ensemble: int = 1,
+        bases: int = 2,
+        batch_size: int = 8192,
         device: str = "auto",
     ) -> None:
+        if encoding not in ENCODINGS:
+            raise ConfigError(f"unknown GNN encoding {encoding!r}", hint=f"one of {ENCODINGS}")
+        if not 0.0 <= label_input < 1.0:
+            raise ConfigError(f"label_input must be in [0, 1), got {label_input}")
+        if ensemble < 1:
+            raise ConfigError(f"ensemble must be at least 1, got {ensemble}")
         self._params: dict[str, Any] = {
             "hidden": hidden,
             "layers": layers,
@@ -172,16 +260,20 @@ class GNNModel:
             "patience": patience,
             "val_fraction": val_fraction,
             "stack": stack,
+            "stack_weight": stack_weight,
             "gbm": dict(gbm or {}),
+            "encoding": encoding,
+            "label_input": label_input,
+            "ensemble": ensemble,
+            "bases": bases,
+            "batch_size": batch_size,
         }
         self.kind = "gnn_stack" if stack else "gnn"
         self.device = resolve_device(device)
         self.input_names: tuple[str, ...] = ()
-        self._net: RelationalSepNet | None = None
-        self._center: Tensor | None = None
-        self._scale: Tensor | None = None
-        self._prop_cols: Tensor | None = None
-        self._label_cols: Tensor | None = None
+        self._nets: list[RelationalSepNet] = []
+        self._enc: dict[str, Tensor] = {}
+        self._n_inputs = 0
         self._pos_rate = 0.5
         self._gbm: GBMModel | None = None
         self.epochs_run = 0
@@ -189,39 +281,67 @@ class GNNModel:
     def params(self) -> dict[str, object]:
         return dict(self._params)
 
-    # ---- inputs ------------------------------------------------------------------------------
-    def _inputs(self, data: GraphData) -> tuple[Tensor, Tensor | None, list[tuple[int, Adj]]]:
-        x_np, names, adj = graph_inputs(data, label_features=True)
-        x = torch.from_numpy(np.arcsinh(x_np)).to(self.device)
-        if self._center is None:
-            finite = torch.nan_to_num(x, nan=0.0)
-            self._center = finite.mean(0)
-            self._scale = finite.std(0).clamp_min(1e-6)
-            label = [i for i, n in enumerate(names) if _is_label_input(n)]
-            prop = [i for i, n in enumerate(names) if not _is_label_input(n)]
-            self._prop_cols = torch.tensor(prop, dtype=torch.long)
-            self._label_cols = torch.tensor(label, dtype=torch.long)
-            self._n_inputs = len(names)
-        if x.shape[1] != self._n_inputs:
-            raise ArtifactError(f"GNN expects {self._n_inputs} inputs, got {x.shape[1]}")
-        assert self._scale is not None
-        assert self._prop_cols is not None
-        assert self._label_cols is not None
-        z = torch.nan_to_num((x - self._center) / self._scale, nan=0.0).clamp(-10, 10)
-        x_label = z[:, self._label_cols.to(self.device)] if len(self._label_cols) else None
-        return z[:, self._prop_cols.to(self.device)], x_label, _relation_adjs(adj, self.device)
+    @property
+    def _label_slots(self) -> int:
+        """Extra propagated input columns for the label trick: [known fraud, known legit]."""
+        return 2 if self._params["label_input"] > 0 else 0
 
-    def _build(self, data: GraphData) -> RelationalSepNet:
-        assert self._prop_cols is not None
-        assert self._label_cols is not None
+    # ---- inputs ------------------------------------------------------------------------------
+    def _fit_encoding(self, x: npt.NDArray[np.float32], names: tuple[str, ...]) -> None:
+        label = [i for i, n in enumerate(names) if _is_label_input(n)]
+        prop = [i for i, n in enumerate(names) if not _is_label_input(n)]
+        enc = {
+            "prop_cols": torch.tensor(prop, dtype=torch.long),
+            "label_cols": torch.tensor(label, dtype=torch.long),
+        }
+        if self._params["encoding"] == "quantile":
+            enc["qref"] = torch.from_numpy(quantile_reference(x))
+        else:
+            squashed = np.nan_to_num(np.arcsinh(x), nan=0.0)
+            enc["center"] = torch.from_numpy(squashed.mean(0))
+            enc["scale"] = torch.from_numpy(squashed.std(0)).clamp_min(1e-6)
+        self._enc = enc
+        self._n_inputs = len(names)
+
+    def _inputs(self, data: GraphData) -> tuple[Tensor, Tensor | None, Adjacency]:
+        x_np, names, adj = graph_inputs(data, label_features=True)
+        if not self._enc:
+            self._fit_encoding(x_np, names)
+        if x_np.shape[1] != self._n_inputs:
+            raise ArtifactError(f"GNN expects {self._n_inputs} inputs, got {x_np.shape[1]}")
+        if "qref" in self._enc:
+            z_np = quantile_normal(x_np, self._enc["qref"].numpy())
+        else:
+            center, scale = self._enc["center"].numpy(), self._enc["scale"].numpy()
+            z_np = (np.arcsinh(x_np) - center) / scale
+        z = torch.from_numpy(np.nan_to_num(z_np, nan=0.0).clip(-10, 10).astype(np.float32))
+        z = z.to(self.device)
+        prop, label = (
+            self._enc["prop_cols"].to(self.device),
+            self._enc["label_cols"].to(self.device),
+        )
+        x_label = z[:, label] if len(label) else None
+        return z[:, prop], x_label, adj
+
+    def _with_labels(self, x_prop: Tensor, labels: npt.NDArray[np.int8], rows: Any) -> Tensor:
+        """`x_prop` plus the label-trick columns, showing the labels of `rows` only."""
+        if not self._label_slots:
+            return x_prop
+        slots = np.zeros((len(labels), 2), dtype=np.float32)
+        slots[rows, 0] = labels[rows] == 1
+        slots[rows, 1] = labels[rows] == 0
+        return torch.cat([x_prop, torch.from_numpy(slots).to(self.device)], dim=1)
+
+    def _build(self, relations: int) -> RelationalSepNet:
         p = self._params
         return RelationalSepNet(
-            len(self._prop_cols),
-            len(self._label_cols),
+            len(self._enc["prop_cols"]) + self._label_slots,
+            len(self._enc["label_cols"]),
             p["hidden"],
             p["layers"],
-            len(data.relation_names),
+            relations,
             p["dropout"],
+            p["bases"],
         ).to(self.device)
 
     # ---- fit / predict -----------------------------------------------------------------------
@@ -233,79 +353,159 @@ class GNNModel:
             raise InputDataError(
                 "need at least 2 fraud and 2 legit labels to train", column="label"
             )
-        torch.manual_seed(seed)
-        p = self._params
-        self._center = None
-        x_prop, x_label, adjs = self._inputs(data)
+        self._enc = {}
+        x_prop, x_label, adj = self._inputs(data)
         fit_idx, val_idx = train_test_split(
-            idx, test_size=p["val_fraction"], stratify=y_all, random_state=seed
+            idx, test_size=self._params["val_fraction"], stratify=y_all, random_state=seed
         )
-        y = torch.from_numpy(data.labels.astype(np.float32)).to(self.device)
-        fit_t = torch.from_numpy(fit_idx).to(self.device)
-        val_y = data.labels[val_idx]
-        net = self._build(data)
+        # Fixed batches: each batch's receptive field is sliced once and reused every epoch
+        # (and by every ensemble member) — slicing, not arithmetic, dominated small graphs.
+        layers = self._params["layers"]
+        n_batches = max(1, -(-len(fit_idx) // self._params["batch_size"]))
+        order = np.random.default_rng(seed).permutation(fit_idx)
+        plans = [
+            receptive_plan(adj, b, layers, self.device) for b in np.array_split(order, n_batches)
+        ]
+        val_plan = receptive_plan(adj, val_idx, layers, self.device)
+        self._nets, self.epochs_run = [], 0
+        for member in range(self._params["ensemble"]):
+            net, epochs = self._fit_one(
+                data, (x_prop, x_label), fit_idx, plans, val_plan, seed + 7919 * member
+            )
+            self._nets.append(net)
+            self.epochs_run += epochs
+        self._pos_rate = n_pos / (n_pos + n_neg)
+        self.input_names = data.feature_names
+        if self._params["stack"]:
+            self._gbm = GBMModel(**self._params["gbm"])
+            self._gbm.fit(data, train_mask, seed)
+
+    def _fit_one(
+        self,
+        data: GraphData,
+        inputs: tuple[Tensor, Tensor | None],
+        fit_idx: npt.NDArray[np.int64],
+        plans: list[Plan],
+        val_plan: Plan,
+        seed: int,
+    ) -> tuple[RelationalSepNet, int]:
+        """Train one network with early stopping on validation AUPRC; (best net, epochs run).
+
+        An epoch is one pass over the training labels in batches of `batch_size` targets, each
+        computed on its receptive field only. With k batches per epoch, `max_epochs` and
+        `patience` are divided by k, so the optimiser-step budget does not grow with the graph.
+        """
+        x_prop, x_label = inputs
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        p = self._params
+        labels = data.labels
+        y = torch.from_numpy(labels.astype(np.float32)).to(self.device)
+        n_pos = int((labels[fit_idx] == 1).sum())
+        pos_weight = torch.tensor((len(fit_idx) - n_pos) / max(n_pos, 1), device=self.device)
+        loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        net = self._build(len(data.relation_names))
         opt = torch.optim.AdamW(net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
-        loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(n_neg / n_pos, device=self.device))
-        best, best_state, since = -1.0, copy.deepcopy(net.state_dict()), 0
-        epoch = 0
-        for epoch in range(p["max_epochs"]):  # noqa: B007 (read after the loop)
+        max_epochs = max(1, -(-p["max_epochs"] // len(plans)))
+        patience = max(3, -(-p["patience"] // len(plans)))
+        # Validation sees every training label as input, never its own (as scoring will).
+        x_eval = self._with_labels(x_prop, labels, fit_idx)
+        assert val_plan.targets is not None
+        val_y = labels[val_plan.targets.cpu().numpy()]
+        shown = np.zeros(len(labels), dtype=bool)
+        best, best_state, since, epoch = -1.0, copy.deepcopy(net.state_dict()), 0, 0
+        for epoch in range(max_epochs):  # noqa: B007 (read after the loop)
             net.train()
-            opt.zero_grad()
-            logits = net(x_prop, x_label, adjs)
-            loss = loss_fn(logits[fit_t], y[fit_t])
-            loss.backward()
-            opt.step()
+            for b in rng.permutation(len(plans)):
+                targets = plans[b].targets
+                assert targets is not None
+                x_in = x_prop
+                if self._label_slots:  # show some labels, learn on the others
+                    shown[:] = False
+                    shown[fit_idx[rng.random(len(fit_idx)) < p["label_input"]]] = True
+                    x_in = self._with_labels(x_prop, labels, np.flatnonzero(shown))
+                    learn = torch.from_numpy(~shown[targets.cpu().numpy()]).to(self.device)
+                else:
+                    learn = torch.ones(len(targets), dtype=torch.bool, device=self.device)
+                if not bool(learn.any()):
+                    continue
+                opt.zero_grad()
+                logits = net(x_in, x_label, plans[b])
+                loss = loss_fn(logits[learn], y[targets][learn])
+                loss.backward()
+                opt.step()
             net.eval()
             with torch.no_grad():
-                val_logits = net(x_prop, x_label, adjs)[torch.from_numpy(val_idx).to(self.device)]
+                val_logits = net(x_eval, x_label, val_plan)
             score = float(average_precision_score(val_y, val_logits.cpu().numpy()))
             if score > best + 1e-5:
                 best, best_state, since = score, copy.deepcopy(net.state_dict()), 0
             else:
                 since += 1
-                if since >= p["patience"]:
+                if since >= patience:
                     break
-        self.epochs_run = epoch + 1
         net.load_state_dict(best_state)
         net.eval()
-        self._net = net
-        self._pos_rate = n_pos / (n_pos + n_neg)
-        self.input_names = data.feature_names
-        log.debug("gnn: %d epochs, best val AUPRC %.4f", self.epochs_run, best)
-        if p["stack"]:
-            self._gbm = GBMModel(**p["gbm"])
-            self._gbm.fit(data, train_mask, seed)
+        log.debug("gnn: %d epochs x %d batches, best AUPRC %.4f", epoch + 1, len(plans), best)
+        return net, epoch + 1
 
-    def predict(self, data: GraphData) -> npt.NDArray[np.float32]:
-        if self._net is None:
+    def predict(
+        self, data: GraphData, rows: npt.NDArray[np.bool_] | None = None
+    ) -> npt.NDArray[np.float32]:
+        """P(fraud) per node; with `rows`, only those nodes are scored (the rest are 0).
+
+        Every visible label is a label-trick input; a labelled node's own label is therefore
+        an input to its own score here — out-of-fold callers hide it first.
+        """
+        if not self._nets:
             raise ArtifactError("GNN model used before fit/load")
-        x_prop, x_label, adjs = self._inputs(data)
+        x_prop, x_label, adj = self._inputs(data)
+        x_in = self._with_labels(x_prop, data.labels, np.flatnonzero(data.labelled))
+        layers = self._params["layers"]
+        if rows is None or rows.sum() * 3 > data.num_nodes:
+            plan = full_plan(adj, layers, self.device)
+        else:
+            plan = receptive_plan(adj, np.flatnonzero(rows), layers, self.device)
         with torch.no_grad():
-            logits = self._net(x_prop, x_label, adjs).double().cpu().numpy()
-        prob = balanced_to_prior(1.0 / (1.0 + np.exp(-logits)), self._pos_rate)
-        if self._gbm is None:
-            return prob
-        q = np.clip(np.stack([prob, self._gbm.predict(data)]).astype(np.float64), 1e-7, 1 - 1e-7)
-        mean_logit = np.log(q / (1 - q)).mean(0)
-        out: npt.NDArray[np.float32] = (1.0 / (1.0 + np.exp(-mean_logit))).astype(np.float32)
-        return out
+            logits = torch.stack([net(x_in, x_label, plan) for net in self._nets]).mean(0)
+        raw = np.zeros(data.num_nodes, dtype=np.float64)
+        where = slice(None) if plan.targets is None else plan.targets.cpu().numpy()
+        raw[where] = logits.double().cpu().numpy()
+        prob = balanced_to_prior(1.0 / (1.0 + np.exp(-raw)), self._pos_rate)
+        if self._gbm is not None:
+            prob = logit_blend(prob, self._gbm.predict(data, rows), self._params["stack_weight"])
+        if rows is not None:
+            prob = np.where(rows, prob, np.float32(0.0)).astype(np.float32)
+        return prob
+
+    def joined_with(self, gbm: GBMModel, weight: float) -> GNNModel:
+        """This fitted GNN blended with a fitted GBM: a `gnn_stack` without refitting either."""
+        if not self._nets:
+            raise ArtifactError("cannot join an unfitted GNN")
+        joined = copy.copy(self)
+        joined._params = {
+            **self._params,
+            "stack": True,
+            "stack_weight": weight,
+            "gbm": gbm.params(),
+        }
+        joined.kind = "gnn_stack"
+        joined._gbm = gbm
+        return joined
 
     # ---- persistence -------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        """A torch state_dict (+ the GBM's joblib when stacked); loaded with weights_only=True."""
-        if self._net is None:
+        """torch state_dicts (+ the GBM's joblib when stacked); loaded with weights_only=True."""
+        if not self._nets:
             raise ArtifactError("cannot save an unfitted GNN")
         directory.mkdir(parents=True, exist_ok=True)
         torch.save(
             {
-                "net": {k: v.cpu() for k, v in self._net.state_dict().items()},
-                "center": self._center.cpu() if self._center is not None else None,
-                "scale": self._scale.cpu() if self._scale is not None else None,
-                "prop_cols": self._prop_cols,
-                "label_cols": self._label_cols,
+                "nets": [{k: v.cpu() for k, v in net.state_dict().items()} for net in self._nets],
+                "encoding": {k: v.cpu() for k, v in self._enc.items()},
                 "n_inputs": torch.tensor(self._n_inputs),
                 "pos_rate": torch.tensor(self._pos_rate),
-                "relations": torch.tensor(len(self._net.rel_lin[0])),  # type: ignore[arg-type]
+                "relations": torch.tensor(self._nets[0].rel_coef.shape[1]),
             },
             directory / WEIGHTS_FILE,
         )
@@ -315,22 +515,68 @@ class GNNModel:
     @classmethod
     def load(cls, directory: Path, params: dict[str, Any], *, device: str = "auto") -> GNNModel:
         model = cls(device=device, **params)
-        blob = torch.load(directory / WEIGHTS_FILE, map_location=model.device, weights_only=True)
-        model._center, model._scale = blob["center"], blob["scale"]
-        model._prop_cols, model._label_cols = blob["prop_cols"], blob["label_cols"]
+        blob = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        if "nets" not in blob:
+            raise ArtifactError(
+                f"{directory / WEIGHTS_FILE} was saved by an older graphfraud GNN",
+                hint="retrain it (`graphfraud run`) or roll back to a model this version can read",
+            )
+        model._enc = dict(blob["encoding"])
         model._n_inputs = int(blob["n_inputs"])
         model._pos_rate = float(blob["pos_rate"])
-        net = RelationalSepNet(
-            len(model._prop_cols),
-            len(model._label_cols),
-            params.get("hidden", 64),
-            params.get("layers", 2),
-            int(blob["relations"]),
-            params.get("dropout", 0.2),
-        ).to(model.device)
-        net.load_state_dict(blob["net"])
-        net.eval()
-        model._net = net
+        for state in blob["nets"]:
+            net = model._build(int(blob["relations"]))
+            net.load_state_dict(state)
+            net.eval()
+            model._nets.append(net)
         if params.get("stack"):
             model._gbm = GBMModel.load(directory / GBM_DIR, params.get("gbm") or {}, ())
         return model
+
+
+ENCODINGS = ("quantile", "asinh")
+
+
+def logit_blend(
+    p_gnn: npt.NDArray[np.floating[Any]], p_gbm: npt.NDArray[np.floating[Any]], gnn_weight: float
+) -> npt.NDArray[np.float32]:
+    """`gnn_weight`·logit(p_gnn) + (1-`gnn_weight`)·logit(p_gbm), back to a probability."""
+    q = np.clip(np.stack([p_gnn, p_gbm]).astype(np.float64), 1e-7, 1 - 1e-7)
+    z = np.log(q / (1 - q))
+    mixed = gnn_weight * z[0] + (1.0 - gnn_weight) * z[1]
+    out: npt.NDArray[np.float32] = (1.0 / (1.0 + np.exp(-mixed))).astype(np.float32)
+    return out
+
+
+QUANTILES = 512
+
+
+def quantile_reference(x: npt.NDArray[np.float32], q: int = QUANTILES) -> npt.NDArray[np.float64]:
+    """[q, d] empirical quantiles of each column (NaN ignored; an all-NaN column stays NaN)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        ref: npt.NDArray[np.float64] = np.nanquantile(
+            x.astype(np.float64), np.linspace(0.0, 1.0, q), axis=0
+        )
+    return ref
+
+
+def quantile_normal(
+    x: npt.NDArray[np.float32], ref: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Each column through its quantiles to N(0, 1); ties land mid-way (as scikit-learn does).
+
+    Values outside the fitted range clip to the end quantiles; NaN stays NaN.
+    """
+    grid = np.linspace(0.0, 1.0, ref.shape[0])
+    out = np.full(x.shape, np.nan, dtype=np.float64)
+    for c in range(x.shape[1]):
+        r = ref[:, c]
+        if np.isnan(r).any():
+            continue
+        v = x[:, c].astype(np.float64)
+        up = np.interp(v, r, grid)
+        down = -np.interp(-v, -r[::-1], -grid[::-1])
+        out[:, c] = 0.5 * (up + down)
+    normal: npt.NDArray[np.float64] = ndtri(np.clip(out, 1e-3, 1 - 1e-3))
+    return normal

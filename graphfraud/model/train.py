@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import average_precision_score, roc_auc_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from graphfraud.config import ModelSettings
 from graphfraud.errors import ArtifactError, ConfigError, InputDataError
 from graphfraud.model.aggregate import with_visible_labels
 from graphfraud.model.base import GraphData
-from graphfraud.model.gbm import GBMModel
 
 if TYPE_CHECKING:
     from graphfraud.model.registry import ModelRegistry
@@ -48,8 +47,16 @@ class SavableModel(Protocol):
 
 
 def model_kinds() -> tuple[str, ...]:
-    """Candidate kinds `ModelSettings.candidates` may name."""
+    """Candidate kinds `ModelSettings.candidates` may name (`gnn_stack` implies gbm and gnn)."""
     return ("gbm", "gnn", "gnn_stack")
+
+
+def trained_kinds(candidates: Sequence[str]) -> list[str]:
+    """The kinds actually fitted: `gnn_stack` is built from the gbm and gnn fold models."""
+    kinds = [k for k in candidates if k != "gnn_stack"]
+    if "gnn_stack" in candidates:
+        kinds += [k for k in ("gbm", "gnn") if k not in kinds]
+    return kinds
 
 
 def make_model(kind: str, settings: ModelSettings, params: dict[str, Any] | None = None) -> Any:
@@ -132,11 +139,21 @@ class CandidateRun:
     auprc: float
     roc_auc: float
     seconds: float
+    per_fold: npt.NDArray[np.float32]  # [k, n] each fold model's scores (see `out_of_fold`)
 
 
-def stratified_folds(labels: npt.NDArray[np.int8], folds: int, seed: int) -> npt.NDArray[np.int64]:
+def stratified_folds(
+    labels: npt.NDArray[np.int8],
+    folds: int,
+    seed: int,
+    groups: npt.NDArray[np.int64] | None = None,
+) -> npt.NDArray[np.int64]:
     """Fold id per node (-1 for unlabelled); stratified on the label, seeded.
 
+    With `groups` (e.g. ring index, -1 = none), a group's labelled users share one fold: a held-out
+    user's ring-mates are then held out with it, as in a ring nobody has labelled yet. Random
+    folds let ring-mates' labels vouch for each other and flatter label-driven models, so they
+    would pick the wrong candidate for exactly the users the scores are for.
     `folds` shrinks to the size of the smaller class when labels are scarce (at least 2).
     """
     idx = np.flatnonzero(labels >= 0)
@@ -151,8 +168,14 @@ def stratified_folds(labels: npt.NDArray[np.int8], folds: int, seed: int) -> npt
             hint="score with the promoted model instead (`score_with_promoted`)",
         )
     out = np.full(labels.shape[0], -1, dtype=np.int64)
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    for f, (_, test) in enumerate(splitter.split(idx, y)):
+    if groups is None:
+        splits = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(idx, y)
+    else:
+        g = groups[idx].astype(np.int64)
+        alone = g < 0
+        g[alone] = g.max(initial=0) + 1 + np.arange(int(alone.sum()))
+        splits = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(idx, y, g)
+    for f, (_, test) in enumerate(splits):
         out[idx[test]] = f
     return out
 
@@ -163,13 +186,14 @@ def out_of_fold(
     fold_ids: npt.NDArray[np.int64],
     seed: int,
     on_fold: Callable[[], None] | None = None,
-) -> tuple[npt.NDArray[np.float32], FoldEnsemble]:
-    """Out-of-fold scores for labelled nodes, fold-mean scores for the rest, and the fold models."""
+) -> tuple[npt.NDArray[np.float32], FoldEnsemble, npt.NDArray[np.float32]]:
+    """Out-of-fold scores for labelled nodes, fold-mean scores for the rest, the fold models, and
+    each fold model's scores `[k, n]` (held-out rows for labelled nodes, every unlabelled node)."""
     n = data.num_nodes
     labelled = fold_ids >= 0
     k = int(fold_ids.max()) + 1
     oof = np.zeros(n, dtype=np.float32)
-    rest = np.zeros(n, dtype=np.float64)
+    per_fold = np.zeros((k, n), dtype=np.float32)
     members = []
     kind = "?"
     for f in range(k):
@@ -179,24 +203,62 @@ def out_of_fold(
         kind = model.kind
         model.fit(fold_data, visible, seed + f)
         held = fold_ids == f
-        oof[held] = _predict(model, fold_data, held)[held]
+        oof[held] = per_fold[f, held] = model.predict(fold_data, held)[held]
         if not labelled.all():
             # Unlabelled users have no label to leak: score them with every label visible,
             # as `score_with_promoted` will later.
-            rest += _predict(model, data, ~labelled)
+            per_fold[f, ~labelled] = model.predict(data, ~labelled)[~labelled]
         members.append(model)
         if on_fold is not None:
             on_fold()
-    oof[~labelled] = (rest[~labelled] / k).astype(np.float32)
-    return oof, FoldEnsemble(kind, members, data.feature_names)
+    oof[~labelled] = per_fold[:, ~labelled].mean(0)
+    return oof, FoldEnsemble(kind, members, data.feature_names), per_fold
 
 
-def _predict(model: Any, data: GraphData, rows: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
-    """Score only `rows` when the model can (the GBM's cost is per row; a GNN's is per graph)."""
-    if isinstance(model, GBMModel):
-        return model.predict(data, rows)
-    out: npt.NDArray[np.float32] = model.predict(data)
-    return out
+def stack_run(
+    gbm: CandidateRun,
+    gnn: CandidateRun,
+    fold_ids: npt.NDArray[np.int64],
+    labels: npt.NDArray[np.int8],
+) -> CandidateRun:
+    """`gnn_stack` from the GBM's and the GNN's fold models, trained once on the same folds.
+
+    Fold f's stacked model is GNN_f joined with GBM_f, so its out-of-fold scores are the blend of
+    the two out-of-fold scores and unlabelled users get the mean of the K blends — exactly what
+    the saved ensemble reproduces — at no extra training cost. The GNN's share of the logit blend
+    is the one (of 0, 0.1, …, 1) with the best out-of-fold AUPRC: one number chosen on
+    out-of-fold scores, the classic stacking meta-learner (Wolpert 1992).
+    """
+    from graphfraud.model.gnn import logit_blend
+
+    rows = np.flatnonzero(fold_ids >= 0)
+    y = labels[rows]
+
+    def blended(weight: float) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        per_fold = logit_blend(gnn.per_fold, gbm.per_fold, weight)
+        scores = per_fold.mean(0)
+        scores[rows] = per_fold[fold_ids[rows], rows]
+        return scores, per_fold
+
+    def quality(weight: float) -> tuple[float, float]:
+        return np.nan_to_num(ranking_metrics(y, blended(weight)[0][rows])[0]), -abs(weight - 0.5)
+
+    weight = max((w / 10 for w in range(11)), key=quality)
+    scores, per_fold = blended(weight)
+    members = [
+        g.joined_with(b, weight) for g, b in zip(gnn.model.members, gbm.model.members, strict=True)
+    ]
+    auprc, roc = ranking_metrics(y, scores[rows])
+    log.info("gnn_stack: GNN share of the logit blend %.1f", weight)
+    return CandidateRun(
+        "gnn_stack",
+        scores,
+        FoldEnsemble("gnn_stack", members, gnn.model.input_names),
+        auprc,
+        roc,
+        gbm.seconds + gnn.seconds,
+        per_fold,
+    )
 
 
 def ranking_metrics(
@@ -214,8 +276,13 @@ def train_candidates(
     *,
     progress: bool = False,
     model_params: Mapping[str, Mapping[str, Any]] | None = None,
+    groups: npt.NDArray[np.int64] | None = None,
 ) -> tuple[list[CandidateRun], npt.NDArray[np.int64]]:
-    """Run every candidate out-of-fold on the same folds (`model_params[kind]` overrides)."""
+    """Run every candidate out-of-fold on the same folds (`model_params[kind]` overrides).
+
+    `gnn_stack` is not fitted on its own: it joins the gbm and gnn fold models (both become
+    candidates too), so listing all three costs what gbm + gnn cost.
+    """
     if not settings.candidates:
         raise ConfigError("model.candidates is empty", hint=f"pick from {', '.join(model_kinds())}")
     for kind in settings.candidates:
@@ -223,15 +290,16 @@ def train_candidates(
             raise ConfigError(
                 f"unknown model kind {kind!r}", hint=f"one of {', '.join(model_kinds())}"
             )
-    fold_ids = stratified_folds(data.labels, settings.folds, settings.seed)
+    fold_ids = stratified_folds(data.labels, settings.folds, settings.seed, groups)
     k = int(fold_ids.max()) + 1
     labelled = fold_ids >= 0
     y = data.labels[labelled]
     runs: list[CandidateRun] = []
-    with _Progress(progress, total=k * len(settings.candidates)) as tick:
-        for kind in settings.candidates:
+    kinds = trained_kinds(settings.candidates)
+    with _Progress(progress, total=k * len(kinds)) as tick:
+        for kind in kinds:
             start = time.perf_counter()
-            scores, ensemble = out_of_fold(
+            scores, ensemble, per_fold = out_of_fold(
                 data,
                 partial(make_model, kind, settings, dict((model_params or {}).get(kind, {}))),
                 fold_ids,
@@ -241,7 +309,12 @@ def train_candidates(
             auprc, roc = ranking_metrics(y, scores[labelled])
             seconds = time.perf_counter() - start
             log.info("candidate %s: AUPRC %.4f ROC-AUC %.4f (%.1fs)", kind, auprc, roc, seconds)
-            runs.append(CandidateRun(kind, scores, ensemble, auprc, roc, seconds))
+            runs.append(CandidateRun(kind, scores, ensemble, auprc, roc, seconds, per_fold))
+    if "gnn_stack" in settings.candidates:
+        by_kind = {run.kind: run for run in runs}
+        stacked = stack_run(by_kind["gbm"], by_kind["gnn"], fold_ids, data.labels)
+        log.info("candidate gnn_stack: AUPRC %.4f ROC-AUC %.4f", stacked.auprc, stacked.roc_auc)
+        runs.append(stacked)
     return runs, fold_ids
 
 
@@ -257,6 +330,7 @@ def train_and_score(
     registry: ModelRegistry | None = None,
     progress: bool = False,
     model_params: Mapping[str, Mapping[str, Any]] | None = None,
+    groups: npt.NDArray[np.int64] | None = None,
 ) -> TrainResult:
     """Train every candidate out-of-fold, pick the best by AUPRC, score every node with it.
 
@@ -266,7 +340,9 @@ def train_and_score(
     kind to constructor overrides (benchmarks, tests); the defaults are the tuned ones.
     """
     start = time.perf_counter()
-    runs, fold_ids = train_candidates(data, settings, progress=progress, model_params=model_params)
+    runs, fold_ids = train_candidates(
+        data, settings, progress=progress, model_params=model_params, groups=groups
+    )
     best = select_best(runs)
     metrics: dict[str, float] = {}
     for run in runs:

@@ -1,15 +1,31 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 from sklearn.metrics import roc_auc_score
 
 from graphfraud.config import ModelSettings
+from graphfraud.errors import ConfigError
 from graphfraud.model.base import GraphData
-from graphfraud.model.gnn import GNNModel
+from graphfraud.model.gnn import (
+    GNNModel,
+    full_plan,
+    logit_blend,
+    quantile_normal,
+    quantile_reference,
+    receptive_plan,
+)
 from graphfraud.model.registry import ModelRegistry
-from graphfraud.model.train import train_and_score
+from graphfraud.model.train import (
+    out_of_fold,
+    stratified_folds,
+    train_and_score,
+    train_candidates,
+)
 
 SMALL = {"hidden": 16, "max_epochs": 80, "patience": 20, "lr": 0.01}
 
@@ -53,3 +69,103 @@ def test_candidates_compete_and_registry_keeps_both(
     np.testing.assert_allclose(
         loaded.predict(data)[~data.labelled], result.scores[~data.labelled], rtol=1e-5
     )
+
+
+def test_receptive_plan_gives_the_full_graph_logits(planted: tuple[GraphData, np.ndarray]) -> None:
+    """A batch computed on its 2-hop neighbourhood only must equal the whole-graph pass."""
+    data, _ = planted
+    model = GNNModel(device="cpu", **SMALL)
+    model.fit(data, data.labelled, seed=4)
+    x_prop, x_label, adj = model._inputs(data)
+    net = model._nets[0]
+    targets = np.sort(np.random.default_rng(0).choice(data.num_nodes, 37, replace=False))
+    with torch.no_grad():
+        full = net(x_prop, x_label, full_plan(adj, 2, torch.device("cpu")))
+        plan = receptive_plan(adj, targets, 2, torch.device("cpu"))
+        part = net(x_prop, x_label, plan)
+    assert plan.inputs is not None
+    assert len(plan.inputs) < data.num_nodes  # really a sub-problem
+    np.testing.assert_allclose(part.numpy(), full.numpy()[targets], rtol=1e-5, atol=1e-5)
+
+
+def test_minibatch_label_trick_ensemble_is_deterministic_and_learns(
+    planted: tuple[GraphData, np.ndarray],
+) -> None:
+    data, truth = planted
+    params = {**SMALL, "batch_size": 64, "label_input": 0.5, "ensemble": 2}
+    runs = []
+    for _ in range(2):
+        model = GNNModel(device="cpu", **params)  # type: ignore[arg-type]
+        model.fit(data, data.labelled, seed=8)
+        runs.append(model.predict(data))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    unl = ~data.labelled
+    assert roc_auc_score(truth[unl], runs[0][unl]) > 0.85
+    rows = np.zeros(data.num_nodes, dtype=bool)
+    rows[::7] = True
+    np.testing.assert_allclose(model.predict(data, rows)[rows], runs[0][rows], rtol=1e-5)
+    assert not model.predict(data, rows)[~rows].any()
+
+
+def test_label_trick_never_scores_a_node_with_its_own_label(
+    planted: tuple[GraphData, np.ndarray],
+) -> None:
+    """Out of fold, flipping a held-out node's label must not move its score (labels are
+    inputs with the label trick, so this can fail)."""
+    data, _ = planted
+    folds = stratified_folds(data.labels, 2, seed=1)
+    node = int(np.flatnonzero(data.labelled)[3])
+    flipped = data.labels.copy()
+    flipped[node] = 1 - flipped[node]
+    params = {**SMALL, "label_input": 0.5, "max_epochs": 15}
+
+    def build() -> GNNModel:
+        return GNNModel(device="cpu", **params)  # type: ignore[arg-type]
+
+    a, _, _ = out_of_fold(data, build, folds, seed=0)
+    b, _, _ = out_of_fold(replace(data, labels=flipped), build, folds, seed=0)
+    assert a[node] == b[node]
+    assert not np.array_equal(a, b)
+
+
+def test_gnn_stack_joins_the_gbm_and_gnn_fold_models(
+    planted: tuple[GraphData, np.ndarray], tmp_path: Path
+) -> None:
+    data, _ = planted
+    settings = ModelSettings(folds=2, seed=3, candidates=["gnn_stack"], device="cpu")
+    params = {"gnn": SMALL, "gbm": {"max_iter": 40}}
+    runs, _ = train_candidates(data, settings, model_params=params)
+    by_kind = {r.kind: r for r in runs}
+    assert list(by_kind) == ["gbm", "gnn", "gnn_stack"]
+    weight = float(by_kind["gnn_stack"].model.params()["stack_weight"])
+    blend = logit_blend(by_kind["gnn"].scores, by_kind["gbm"].scores, weight)
+    held = data.labelled
+    np.testing.assert_allclose(by_kind["gnn_stack"].scores[held], blend[held], rtol=1e-5)
+    reg = ModelRegistry(tmp_path)
+    result = train_and_score(data, settings, registry=reg, model_params=params)
+    stack = next(c for c in reg.list() if c.kind == "gnn_stack")
+    loaded = reg.load(stack.version, data=data, device="cpu")
+    expected = by_kind["gnn_stack"].scores[~held]
+    np.testing.assert_allclose(loaded.predict(data)[~held], expected, rtol=1e-5)
+    assert result.metrics["gnn_stack.auprc"] == by_kind["gnn_stack"].auprc
+
+
+def test_quantile_encoding_is_monotone_with_ties_mid_way_and_nan_kept() -> None:
+    x = np.array([[0.0], [0.0], [0.0], [1.0], [2.0], [50.0], [np.nan]], dtype=np.float32)
+    ref = quantile_reference(x, q=16)
+    z = quantile_normal(x, ref)[:, 0]
+    assert np.all(np.diff(z[:6]) >= 0)
+    assert z[3] < z[4] < z[5]
+    assert z[0] == z[1] == z[2]
+    assert -1.0 < z[0] < 0.0  # a tied block sits mid-way, not at 0 %
+    assert np.isnan(z[6])
+    assert quantile_normal(np.array([[1e9]], dtype=np.float32), ref)[0, 0] == z[5]
+
+
+def test_bad_gnn_params_are_clear_errors() -> None:
+    with pytest.raises(ConfigError, match="encoding"):
+        GNNModel(device="cpu", encoding="zscore")
+    with pytest.raises(ConfigError, match="label_input"):
+        GNNModel(device="cpu", label_input=1.0)
+    with pytest.raises(ConfigError, match="ensemble"):
+        GNNModel(device="cpu", ensemble=0)

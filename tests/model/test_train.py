@@ -41,8 +41,8 @@ def test_own_label_never_scores_itself(planted: tuple[GraphData, np.ndarray]) ->
     flipped_labels = data.labels.copy()
     flipped_labels[node] = 1 - flipped_labels[node]
     flipped = replace(data, labels=flipped_labels)
-    a, _ = out_of_fold(data, lambda: GBMModel(**FAST_GBM), folds, seed=0)
-    b, _ = out_of_fold(flipped, lambda: GBMModel(**FAST_GBM), folds, seed=0)
+    a, _, _ = out_of_fold(data, lambda: GBMModel(**FAST_GBM), folds, seed=0)
+    b, _, _ = out_of_fold(flipped, lambda: GBMModel(**FAST_GBM), folds, seed=0)
     assert a[node] == b[node]
     # ...while the flip does reach other folds' scores (the test can fail).
     assert not np.array_equal(a, b)
@@ -60,3 +60,19 @@ def test_gbm_oof_is_deterministic_and_beats_chance(planted: tuple[GraphData, np.
     assert r1.metrics["gbm.roc_auc"] > 0.9
     unl = ~data.labelled  # never trained on: an honest floor
     assert roc_auc_score(truth[unl], r1.scores[unl]) > 0.9
+
+
+def test_grouped_folds_keep_a_ring_in_one_fold(planted: tuple[GraphData, np.ndarray]) -> None:
+    data, _ = planted
+    groups = np.full(data.num_nodes, -1, dtype=np.int64)
+    groups[: data.num_nodes // 2] = np.arange(data.num_nodes // 2) // 6  # rings of six
+    folds = stratified_folds(data.labels, 3, seed=2, groups=groups)
+    assert np.array_equal(folds >= 0, data.labelled)
+    ringed = (groups >= 0) & data.labelled
+    per_ring = {g: set(folds[ringed & (groups == g)]) for g in np.unique(groups[ringed])}
+    assert all(len(fs) == 1 for fs in per_ring.values())
+    assert len({f for fs in per_ring.values() for f in fs}) == 3  # rings spread over folds
+    ungrouped = stratified_folds(data.labels, 3, seed=2)
+    assert not all(
+        len(set(ungrouped[ringed & (groups == g)])) == 1 for g in np.unique(groups[ringed])
+    )  # without groups rings do get split, so the check above can fail
