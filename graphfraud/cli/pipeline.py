@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from graphfraud.config import Settings, load_settings
+from graphfraud.errors import ConfigError
 
 console = Console()
 
@@ -47,13 +48,32 @@ def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
         say("")
 
 
+MODELS_HELP = (
+    "comma-separated candidate models, picked by out-of-fold AUPRC: gbm (default), gnn, "
+    "gnn_stack (GNN + GBM blend; trains both) [env var: GRAPHFRAUD_MODEL__CANDIDATES as JSON, "
+    'e.g. \'["gbm","gnn_stack"]\']'
+)
+
+
 def _settings(
     registry: Path | None = None,
     graph_uri: str | None = None,
     seed: int | None = None,
     device: str | None = None,
+    models: str | None = None,
 ) -> Settings:
     settings = load_settings()
+    if models is not None:
+        from graphfraud.model.train import model_kinds
+
+        kinds = [m.strip() for m in models.split(",") if m.strip()]
+        unknown = [k for k in kinds if k not in model_kinds()] or ([] if kinds else ["(none)"])
+        if unknown:
+            raise ConfigError(
+                f"--models: unknown model {unknown[0]!r}",
+                hint=f"pick from {', '.join(model_kinds())}",
+            )
+        settings.model.candidates = kinds
     if registry is not None:
         settings.model.registry = registry
     if graph_uri is not None:
@@ -140,12 +160,13 @@ def run(
     ),
     seed: int | None = typer.Option(None, "--seed", help="seed for ring detection and training"),
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda (model training)"),
+    models: str | None = typer.Option(None, "--models", help=MODELS_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress or summary"),
 ) -> None:
     """Run the whole batch on one set of input files."""
     from graphfraud.pipeline import run_pipeline
 
-    settings = _settings(registry, graph_uri, seed, device)
+    settings = _settings(registry, graph_uri, seed, device, models)
     with _progress(quiet) as say:
         result = run_pipeline(users, devices, out, settings, progress=not quiet, say=say)
     if not quiet:
@@ -191,13 +212,15 @@ def score_verb(
     run_dir: Path = typer.Option(..., "--run", help="run directory after `rings`"),
     registry: Path | None = typer.Option(None, "--registry", envvar="GRAPHFRAUD_MODEL__REGISTRY"),
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda"),
+    models: str | None = typer.Option(None, "--models", help=MODELS_HELP),
 ) -> None:
     """Stage 4: features, model training/selection, user and ring scores."""
     from graphfraud.pipeline import stage_score
     from graphfraud.rundir import RunDir
 
+    settings = _settings(registry, device=device, models=models)
     with _progress(False) as say:
-        stage_score(RunDir(run_dir), _settings(registry, device=device), say, progress=True)
+        stage_score(RunDir(run_dir), settings, say, progress=True)
     print_summary(run_dir)
 
 

@@ -117,3 +117,11 @@ def test_empty_or_binary_file_is_one_line(tmp_path: Path, content: bytes) -> Non
     users.write_bytes(content)
     proc = graphfraud("run", "--users", str(users), "--out", str(tmp_path / "o"), "-q")
     _assert_one_line_error(proc, "users.csv")
+
+
+def test_unknown_model_is_one_line_before_any_work(tmp_path: Path) -> None:
+    proc = graphfraud(
+        "run", "--users", str(tmp_path / "u.csv"), "--out", str(tmp_path / "o"), "--models", "xgb"
+    )
+    _assert_one_line_error(proc, "xgb", "gbm, gnn, gnn_stack")
+    assert not (tmp_path / "o").exists()

@@ -10,7 +10,8 @@ import pytest
 
 from graphfraud.config import Settings, load_settings
 from graphfraud.evaluate import evaluate_run
-from graphfraud.pipeline import run_pipeline, stage_link, stage_rings
+from graphfraud.model.registry import ModelRegistry
+from graphfraud.pipeline import run_pipeline, stage_link, stage_rings, stage_score
 from graphfraud.rundir import RunDir
 from graphfraud.schema import (
     LINKS_SCHEMA,
@@ -112,3 +113,28 @@ def test_an_unfinished_run_is_refused_by_serving_and_publishing(
         load_snapshot(crashed)
     with pytest.raises(ArtifactError, match="not finished"):
         load_tables(crashed)
+
+
+def test_score_stage_trains_gnn_candidates_and_records_the_pick(
+    sample_run: Path, tmp_path: Path
+) -> None:
+    """`gnn_stack` trains the GBM and the GNN once each, all three compete, the pick is
+    registered and is what scores.parquet names."""
+    copy = RunDir(tmp_path / "copy").ensure()
+    for item in sample_run.iterdir():
+        if item.is_file():
+            (copy.path / item.name).write_bytes(item.read_bytes())
+    settings = _settings(tmp_path)
+    settings.model.candidates = ["gnn_stack"]
+    stage_score(copy, settings)
+    manifest = json.loads((copy.path / "manifest.json").read_text())
+    metrics = manifest["model"]["metrics"]
+    assert {"gbm.auprc", "gnn.auprc", "gnn_stack.auprc"} <= set(metrics)
+    best = max(("gbm", "gnn", "gnn_stack"), key=lambda k: metrics[f"{k}.auprc"])
+    assert manifest["model"]["kind"] == best
+    versions = pl.read_parquet(copy.path / "scores.parquet")["model_version"].unique().to_list()
+    assert versions == [manifest["model"]["version"]]
+    saved = ModelRegistry(tmp_path / "models").list()
+    assert {"gbm", "gnn", "gnn_stack"} <= {card.kind for card in saved}
+    ev = evaluate_run(copy.path, SAMPLE / "truth.csv")
+    assert ev.roc_auc >= 0.8
