@@ -1,22 +1,25 @@
-"""Relation-aware GNN for heterophilous fraud graphs (PyTorch Geometric, full batch).
+"""Relation-aware GNN for heterophilous fraud graphs (PyTorch Geometric, exact mini-batches).
 
 Design, and why:
-* **Ego / neighbour separation per relation** (GraphSAGE with a root weight, RGCN-style weights per
-  link kind): fraudsters camouflage by linking to honest users, so a node's own representation
-  must not be blurred into its neighbours' (Platonov et al. 2023: ``-sep`` models win on
-  Tolokers). Neighbour means are weighted by link evidence (`edge_weight`).
-* **Residual layers with LayerNorm**, many epochs with early stopping on validation AUPRC.
-* **Inputs = the GBM's inputs** (x, neighbour means/std, 2-hop means, degrees) standardised after
-  an asinh squash, so the GNN starts where the baseline is strong.
+* **Ego / neighbour separation per relation** (GraphSAGE with a root weight, R-GCN weights per
+  link kind, basis-decomposed past `bases` relations): fraudsters camouflage by linking to honest
+  users, so a node's own representation must not be blurred into its neighbours' (Platonov et
+  al. 2023: ``-sep`` models win on Tolokers). Neighbour means are weighted by link evidence.
+* **Residual layers with LayerNorm**, early stopping on validation AUPRC.
+* **Inputs = the GBM's inputs** (x, neighbour means/std, 2-hop means, degrees), quantile-mapped to
+  a standard normal, so the GNN starts where the baseline is strong.
 * **Label features are ego-only.** Leave-self-out label rates (and `lbl_` columns) go straight to
   the output head and are never propagated: a neighbour's label rate contains this node's own
-  label, and passing it back would leak that label into the node's own score.
+  label, and passing it back would leak that label into the node's own score. Labels that are
+  propagated (the optional label trick) are never the target's own.
+* **Cost follows the labels, not the graph**: a training batch is computed exactly on its L-hop
+  receptive field (`receptive_plan`); only scoring everyone is a full-graph pass.
 * Class imbalance: `BCEWithLogits(pos_weight = #neg/#pos)`; scores are mapped back to the base
   rate like the GBM's.
 * Deterministic on CPU for a fixed seed (seeded init, dropout, split; sparse CSR products).
   CUDA sparse kernels may differ in the last bits; `benchmarks/gpu_check.py` bounds that.
 * Propagation is `torch.sparse` CSR @ dense (via PyG's `spmm`), no pyg-lib / torch-sparse needed,
-  and messages are never materialised per edge — 1M nodes / 6M edges fit in a few hundred MB.
+  and messages are never materialised per edge.
 """
 
 from __future__ import annotations
