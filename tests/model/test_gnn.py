@@ -9,7 +9,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from graphfraud.config import ModelSettings
-from graphfraud.errors import ConfigError
+from graphfraud.errors import ArtifactError, ConfigError
 from graphfraud.model.base import GraphData
 from graphfraud.model.gnn import (
     GNNModel,
@@ -169,3 +169,9 @@ def test_bad_gnn_params_are_clear_errors() -> None:
         GNNModel(device="cpu", label_input=1.0)
     with pytest.raises(ConfigError, match="ensemble"):
         GNNModel(device="cpu", ensemble=0)
+
+
+def test_weights_from_an_older_gnn_are_a_clear_error(tmp_path: Path) -> None:
+    torch.save({"net": {}, "center": None}, tmp_path / "gnn.pt")
+    with pytest.raises(ArtifactError, match="older graphfraud GNN"):
+        GNNModel.load(tmp_path, dict(SMALL), device="cpu")
