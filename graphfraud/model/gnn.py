@@ -217,11 +217,13 @@ class GNNModel:
       standard normal (label-free, fitted on all nodes): heavy-tailed counts and rates become
       well-scaled MLP inputs, which is what lets a network compete with trees on tabular inputs.
       `"asinh"` is the older squash + standardise.
-    * `label_input > 0` is the label trick (UniMP, Shi et al. 2021): each epoch a random
+    * `label_input > 0` is the label trick (UniMP, Shi et al. 2021): each step a random
       `label_input` share of the training labels is fed in as node inputs — and propagated —
       while the loss is taken on the others, so no node ever sees its own label; at scoring time
       every visible label is an input.
     * `ensemble > 1` averages the logits of that many independently seeded networks.
+    * `batch_size` training targets per step (each on its receptive field); `bases` caps the
+      per-relation weight matrices (R-GCN basis decomposition).
     * `stack=True` also fits the GBM baseline on the same labels and blends the two models'
       logits, `stack_weight` on the GNN (kind `gnn_stack`): their errors differ.
     """
