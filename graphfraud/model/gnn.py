@@ -61,17 +61,20 @@ def _is_label_input(name: str) -> bool:
 class _SparseMean(torch.autograd.Function):
     """`P @ h` with the gradient `Pᵀ @ g` from a precomputed CSR transpose.
 
-    torch's own CSR backward transposes P on every step, which made an epoch ~5x slower.
+    torch's own CSR backward transposes P on every step, which made an epoch ~5x slower. Plans
+    that are only evaluated (validation, scoring) carry no transpose.
     """
 
     @staticmethod
-    def forward(ctx: Any, h: Tensor, adj: Tensor, adj_t: Tensor) -> Tensor:
+    def forward(ctx: Any, h: Tensor, adj: Tensor, adj_t: Tensor | None) -> Tensor:
         ctx.adj_t = adj_t
         out: Tensor = spmm(adj, h, reduce="sum")
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        if ctx.adj_t is None:
+            raise ArtifactError("this plan was built without gradients (grad=False)")
         return spmm(ctx.adj_t, grad, reduce="sum"), None, None
 
 
@@ -81,7 +84,7 @@ class RelationMeanConv(MessagePassing):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__(aggr="sum")
 
-    def forward(self, x: Tensor, adj: tuple[Tensor, Tensor]) -> Tensor:
+    def forward(self, x: Tensor, adj: Adj) -> Tensor:
         out: Tensor = _SparseMean.apply(x, adj[0], adj[1])  # type: ignore[no-untyped-call]
         return out
 
@@ -164,7 +167,11 @@ def _csr(a: Any, device: torch.device) -> Tensor:
     )
 
 
-Adj = tuple[Tensor, Tensor]  # P and Pᵀ as CSR
+Adj = tuple[Tensor, Tensor | None]  # P and (for training) Pᵀ as CSR
+
+
+def _adj(a: Any, device: torch.device, grad: bool) -> Adj:
+    return _csr(a, device), _csr(a.T, device) if grad else None
 
 
 @dataclass(frozen=True)
@@ -181,18 +188,21 @@ class Plan:
     targets: Tensor | None  # node ids of S_L, sorted (None: all nodes)
 
 
-def full_plan(adj: Adjacency, layers: int, device: torch.device) -> Plan:
+def full_plan(adj: Adjacency, layers: int, device: torch.device, *, grad: bool = False) -> Plan:
     """Every layer over every node (scoring)."""
-    adjs = [
-        (r, (_csr(a, device), _csr(a.T, device))) for r, a in enumerate(adj.per_relation) if a.nnz
-    ]
+    adjs = [(r, _adj(a, device, grad)) for r, a in enumerate(adj.per_relation) if a.nnz]
     return Plan(None, [(None, adjs)] * layers, None)
 
 
 def receptive_plan(
-    adj: Adjacency, targets: npt.NDArray[np.int64], layers: int, device: torch.device
+    adj: Adjacency,
+    targets: npt.NDArray[np.int64],
+    layers: int,
+    device: torch.device,
+    *,
+    grad: bool = False,
 ) -> Plan:
-    """The exact computation for `targets` only (training batches, validation)."""
+    """The exact computation for `targets` only (training batches with `grad`, validation)."""
     sets = [np.unique(targets)]
     for _ in range(layers):
         rows = sets[-1]
@@ -204,8 +214,7 @@ def receptive_plan(
         rel = []
         for r, a in enumerate(adj.per_relation):
             if a.nnz:
-                block = a[rows][:, cols]
-                rel.append((r, (_csr(block, device), _csr(block.T, device))))
+                rel.append((r, _adj(a[rows][:, cols], device, grad)))
         specs.append((keep, rel))
     return Plan(torch.from_numpy(sets[0]).to(device), specs, torch.from_numpy(sets[-1]).to(device))
 
@@ -369,7 +378,8 @@ class GNNModel:
         n_batches = max(1, -(-len(fit_idx) // self._params["batch_size"]))
         order = np.random.default_rng(seed).permutation(fit_idx)
         plans = [
-            receptive_plan(adj, b, layers, self.device) for b in np.array_split(order, n_batches)
+            receptive_plan(adj, b, layers, self.device, grad=True)
+            for b in np.array_split(order, n_batches)
         ]
         val_plan = receptive_plan(adj, val_idx, layers, self.device)
         self._nets, self.epochs_run = [], 0
