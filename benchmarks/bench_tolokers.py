@@ -68,7 +68,6 @@ def main() -> None:
         seen = train | val
         visible = with_visible_labels(data, seen)
         y = data.labels[test]
-        scores: dict[str, np.ndarray] = {}
         fitted: dict[str, GBMModel | GNNModel] = {}
         for kind in kinds:
             start = time.perf_counter()
@@ -90,7 +89,6 @@ def main() -> None:
                 raise SystemExit(f"unknown model {kind!r}")
             fitted[kind] = model
             p = model.predict(visible)
-            scores[kind] = p
             seconds = time.perf_counter() - start
             auc = float(roc_auc_score(y, p[test]))
             apr = float(average_precision_score(y, p[test]))

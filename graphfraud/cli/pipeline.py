@@ -67,12 +67,10 @@ def _settings(
         from graphfraud.model.train import model_kinds
 
         kinds = [m.strip() for m in models.split(",") if m.strip()]
-        unknown = [k for k in kinds if k not in model_kinds()] or ([] if kinds else ["(none)"])
-        if unknown:
-            raise ConfigError(
-                f"--models: unknown model {unknown[0]!r}",
-                hint=f"pick from {', '.join(model_kinds())}",
-            )
+        unknown = [k for k in kinds if k not in model_kinds()]
+        if unknown or not kinds:
+            what = f"unknown model {unknown[0]!r}" if unknown else "no model named"
+            raise ConfigError(f"--models: {what}", hint=f"pick from {', '.join(model_kinds())}")
         settings.model.candidates = kinds
     if registry is not None:
         settings.model.registry = registry
