@@ -6,7 +6,8 @@ graph database therefore never touches the event loop that answers the score hot
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request
 
@@ -18,6 +19,7 @@ from graphfraud.service.routes.score import SECURED
 from graphfraud.service.schemas import ExplanationOut, RingOut, UserRingResponse, error_responses
 
 Id = Annotated[str, Path(min_length=1, max_length=256)]
+T = TypeVar("T")
 DECIMALS = 6
 
 
@@ -99,6 +101,14 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["analyst"])
     errors = error_responses(401, 403, 404, 422, 503)
 
+    def graph_read(
+        request: Request, action: str, ids: dict[str, Any], read: Callable[[], T]
+    ) -> tuple[T, bool]:
+        """One rule for every graph read: READ_GRAPH to see it, audited either way, PII masked
+        unless the caller may see it unmasked. Returns (result, masked)."""
+        who = ctx.authorize_audited(request, Permission.READ_GRAPH, action, ids)
+        return ctx.audited(request, who, action, ids, read), not who.can(Permission.UNMASKED_PII)
+
     @router.get(
         "/users/{user_id}/ring",
         response_model=UserRingResponse,
@@ -111,10 +121,8 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     )
     def user_ring(user_id: Id, request: Request) -> dict[str, Any]:
         ids = {"user_id": user_id}
-        who = ctx.authorize_audited(request, Permission.READ_GRAPH, "read_user_ring", ids)
-        masked = not who.can(Permission.UNMASKED_PII)
-        view = ctx.audited(
-            request, who, "read_user_ring", ids, lambda: ctx.graph().ring_of(user_id)
+        view, masked = graph_read(
+            request, "read_user_ring", ids, lambda: ctx.graph().ring_of(user_id)
         )
         return {"user_id": user_id, "ring": ring_out(view, masked) if view is not None else None}
 
@@ -130,9 +138,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     )
     def ring_detail(ring_id: Id, request: Request) -> dict[str, Any]:
         ids = {"ring_id": ring_id}
-        who = ctx.authorize_audited(request, Permission.READ_GRAPH, "read_ring", ids)
-        masked = not who.can(Permission.UNMASKED_PII)
-        view = ctx.audited(request, who, "read_ring", ids, lambda: ctx.graph().ring(ring_id))
+        view, masked = graph_read(request, "read_ring", ids, lambda: ctx.graph().ring(ring_id))
         return ring_out(view, masked)
 
     @router.get(
@@ -151,9 +157,9 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         b: Annotated[str, Query(min_length=1, max_length=256, examples=["u000456"])],
     ) -> dict[str, Any]:
         ids = {"a": a, "b": b}
-        who = ctx.authorize_audited(request, Permission.READ_GRAPH, "explain_link", ids)
-        masked = not who.can(Permission.UNMASKED_PII)
-        exp = ctx.audited(request, who, "explain_link", ids, lambda: ctx.graph().explain_link(a, b))
+        exp, masked = graph_read(
+            request, "explain_link", ids, lambda: ctx.graph().explain_link(a, b)
+        )
         return explanation_out(exp, masked)
 
     return router
