@@ -350,19 +350,18 @@ def build_links(
         stats[f"{kind}_links"] = links.height
         stats[f"{kind}_hubs"] = support.filter(pl.col("support") > settings.max_share).height
         stats[f"{kind}_ms"] = int((time.perf_counter() - t0) * 1000)
-    t0 = time.perf_counter()
-    say("comparing similar emails")
-    email_links, n_email = _email_similar_links(indexed, settings)
-    stats["email_similar_candidates"] = n_email
-    stats["email_similar_links"] = email_links.height
-    stats["email_similar_ms"] = int((time.perf_counter() - t0) * 1000)
-    t0 = time.perf_counter()
-    say("comparing near-sequential phones")
-    phone_links, n_phone = _phone_similar_links(indexed, settings)
-    stats["phone_similar_candidates"] = n_phone
-    stats["phone_similar_links"] = phone_links.height
-    stats["phone_similar_ms"] = int((time.perf_counter() - t0) * 1000)
-    parts += [email_links, phone_links]
+    fuzzy_passes = [
+        (LinkKind.EMAIL_SIMILAR, "comparing similar emails", _email_similar_links),
+        (LinkKind.PHONE_SIMILAR, "comparing near-sequential phones", _phone_similar_links),
+    ]
+    for kind, message, find in fuzzy_passes:
+        t0 = time.perf_counter()
+        say(message)
+        links, n_candidates = find(indexed, settings)
+        parts.append(links)
+        stats[f"{kind}_candidates"] = n_candidates
+        stats[f"{kind}_links"] = links.height
+        stats[f"{kind}_ms"] = int((time.perf_counter() - t0) * 1000)
     columns = ["a", "b", "kind", "value_a", "value_b", "similarity", "support"]
     # Exact pairs from one kind can repeat through several shared values (two shared devices):
     # keep the strongest value per (pair, kind) so a pair has at most one link per kind.
