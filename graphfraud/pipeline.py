@@ -206,11 +206,8 @@ def stage_score(
         run.write(FEATURES_FILE, features)
         record["features"] = features.width - 1
     with _stage(run, "model", say) as record:
-        data = build_graph_data(features, links, users.select("user_id", "label"))
-        groups = ring_groups(data.user_ids, members)
-        model_scores_arr, version, kind, metrics = _model_scores(
-            data, features, settings, progress, groups
-        )
+        data = build_graph_data(features, links, users.select("user_id", "label"), members)
+        model_scores_arr, version, kind, metrics = _model_scores(data, features, settings, progress)
         record.update({"version": version, "kind": kind, "metrics": metrics})
     with _stage(run, "scores", say):
         model_scores = pl.DataFrame(
@@ -238,16 +235,8 @@ def stage_score(
 MIN_LABELS_PER_CLASS = 5
 
 
-def ring_groups(user_ids: Any, members: pl.DataFrame) -> Any:
-    """Ring index per node (-1 outside rings): out-of-fold training keeps a ring in one fold."""
-    index = members.select("user_id", pl.col("ring_id").rank("dense").cast(pl.Int64).alias("group"))
-    nodes = pl.DataFrame({"user_id": user_ids.astype(str)})
-    joined = nodes.join(index, on="user_id", how="left", maintain_order="left")
-    return joined["group"].fill_null(-1).to_numpy()
-
-
 def _model_scores(
-    data: Any, features: pl.DataFrame, settings: Settings, progress: bool, groups: Any = None
+    data: Any, features: pl.DataFrame, settings: Settings, progress: bool
 ) -> tuple[Any, str, str, dict[str, Any]]:
     """(scores, model version, kind, metrics): train when there are enough labels of both
     classes; otherwise score with the promoted model; with neither, the label-free prior."""
@@ -259,9 +248,7 @@ def _model_scores(
     n_fraud = int((data.labels == 1).sum())
     n_legit = int((data.labels == 0).sum())
     if min(n_fraud, n_legit) >= MIN_LABELS_PER_CLASS:
-        result = train_and_score(
-            data, settings.model, registry=registry, progress=progress, groups=groups
-        )
+        result = train_and_score(data, settings.model, registry=registry, progress=progress)
         return result.scores, result.model_version, result.model_kind, result.metrics
     why = f"only {n_fraud} fraud / {n_legit} legit labels (need {MIN_LABELS_PER_CLASS} of each)"
     if registry.promoted() is not None:

@@ -5,9 +5,10 @@ seconds. Two families:
 
 * **feature aggregates** (`x` only, label-derived columns excluded): weighted 1-hop mean, 1-hop
   std, 2-hop mean, per-relation 1-hop means, degrees;
-* **label aggregates** (`label_features`): how many neighbours are known fraud / known legit,
-  computed from `data.labels` with the node's *own* label removed, also on 2-hop paths (paths that
-  return to the node itself are subtracted). Callers hide the labels a model must not see by
+* **label aggregates** (`label_features`): how many neighbours (and ring-mates, when
+  `data.ring_index` is set) are known fraud / known legit, computed from `data.labels` with the
+  node's *own* label removed, also on 2-hop paths (paths that return to the node itself are
+  subtracted). Callers hide the labels a model must not see by
   setting them to -1 (see `with_visible_labels`), so out-of-fold scores stay honest.
 """
 
@@ -161,7 +162,22 @@ def label_aggregates(data: GraphData, adj: Adjacency) -> tuple[F32, tuple[str, .
             f = adj.per_relation[r] @ fraud
             cols.append(_rate(f, k))
             names.append(f"lab:w_fraud_rate[{rel}]")
+    if data.ring_index is not None:
+        r_known, r_fraud = _ring_mates(data.ring_index, known), _ring_mates(data.ring_index, fraud)
+        cols += [np.log1p(r_known), np.log1p(r_fraud), _rate(r_fraud, r_known)]
+        names += ["lab:ring_log_known", "lab:ring_log_fraud", "lab:ring_fraud_rate"]
     return np.stack(cols, axis=1).astype(np.float32), tuple(names)
+
+
+def _ring_mates(
+    ring: npt.NDArray[np.int64], value: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Sum of `value` over each node's ring-mates, itself excluded (0 outside rings)."""
+    inside = ring >= 0
+    totals = np.bincount(ring[inside], weights=value[inside], minlength=1)
+    out = np.zeros_like(value)
+    out[inside] = totals[ring[inside]] - value[inside]
+    return out
 
 
 def _rate(num: npt.NDArray[np.float64], den: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -173,6 +189,16 @@ def with_visible_labels(data: GraphData, visible: npt.NDArray[np.bool_]) -> Grap
     """A copy of `data` whose labels outside `visible` are unknown (-1)."""
     labels = np.where(visible, data.labels, UNKNOWN_LABEL).astype(np.int8)
     return replace(data, labels=labels)
+
+
+def graph_arrays(data: GraphData) -> tuple[object, ...]:
+    """The arrays every label-free input derives from (label copies share them)."""
+    return (data.x, data.edge_index, data.edge_weight, data.edge_type)
+
+
+def graph_key(data: GraphData) -> tuple[int, ...]:
+    """Cache key of `graph_arrays`; a cache entry must pin them so the ids stay unique."""
+    return tuple(id(a) for a in graph_arrays(data))
 
 
 @dataclass(frozen=True)
@@ -197,13 +223,12 @@ def graph_inputs(
     Per-relation neighbour means are off by default: on the synthetic 100k population they
     cost 40 % of the GBM's time for no gain in held-out AP (0.935 with, 0.937 without).
     """
-    arrays = (data.x, data.edge_index, data.edge_weight, data.edge_type)
-    key = (*(id(a) for a in arrays), int(per_relation))
+    key = (*graph_key(data), int(per_relation))
     hit = next((c for c in _CACHE if c.key == key), None)
     if hit is None:
         adj = build_adjacency(data)
         agg, agg_names = feature_aggregates(data, adj, per_relation=per_relation)
-        hit = _Cached(key, arrays, adj, agg, agg_names)
+        hit = _Cached(key, graph_arrays(data), adj, agg, agg_names)
         _CACHE[:] = [hit]
     blocks = [data.x, hit.agg]
     names = data.feature_names + hit.agg_names

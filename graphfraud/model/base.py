@@ -14,10 +14,11 @@ import numpy.typing as npt
 
 UNKNOWN_LABEL = -1
 
-# Feature columns whose name starts with this prefix are derived from labels. Models use them only
-# as ego features, never aggregated over neighbours: a neighbour's label-derived value may contain
-# this node's own label, which would leak it into its own score. Prefer letting the model compute
-# label features itself (fold-aware, see model/aggregate.py).
+# Feature columns whose name starts with this prefix are derived from labels. `build_graph_data`
+# drops them: they were computed once from every label, so a held-out user's ring-mates would
+# vouch for it in out-of-fold scores. Models compute their label evidence themselves, per fold
+# (model/aggregate.py). Callers that still put such columns in `x` get them as ego features only —
+# a neighbour's value may contain this node's own label.
 LABEL_DERIVED_PREFIX = "lbl_"
 
 
@@ -37,6 +38,9 @@ class GraphData:
     edge_weight: npt.NDArray[np.float32]  # [E] 0..1
     relation_names: tuple[str, ...]
     labels: npt.NDArray[np.int8]  # [n] 1 fraud, 0 legit, -1 unknown
+    # [n] ring index (-1: in no ring), or None: out-of-fold training keeps a ring in one fold,
+    # and label aggregates count the labels of a node's ring-mates.
+    ring_index: npt.NDArray[np.int64] | None = None
 
     @property
     def num_nodes(self) -> int:

@@ -14,20 +14,25 @@ import numpy.typing as npt
 import polars as pl
 
 from graphfraud.errors import ArtifactError, InputDataError
-from graphfraud.model.base import UNKNOWN_LABEL, GraphData
+from graphfraud.model.base import LABEL_DERIVED_PREFIX, UNKNOWN_LABEL, GraphData
 from graphfraud.schema import USER_ID, LinkKind
 
 RELATIONS: tuple[str, ...] = tuple(k.value for k in LinkKind)
 
 
 def build_graph_data(
-    features: pl.DataFrame, links: pl.DataFrame, labels: pl.DataFrame
+    features: pl.DataFrame,
+    links: pl.DataFrame,
+    labels: pl.DataFrame,
+    members: pl.DataFrame | None = None,
 ) -> GraphData:
-    """Assemble `GraphData` from the per-user feature frame, the links and the labels.
+    """Assemble `GraphData` from the per-user feature frame, the links, the labels and rings.
 
-    `features`: `user_id` + numeric columns (nulls become NaN). `links`: LINKS_SCHEMA columns
-    `user_a, user_b, kind, weight` (one row per pair and kind; duplicates keep the max weight).
-    `labels`: `user_id, label` (1, 0 or null); users without a row are unknown.
+    `features`: `user_id` + numeric columns (nulls become NaN); label-derived `lbl_` columns are
+    left out (see `LABEL_DERIVED_PREFIX`). `links`: LINKS_SCHEMA columns `user_a, user_b, kind,
+    weight` (one row per pair and kind; duplicates keep the max weight). `labels`: `user_id,
+    label` (1, 0 or null); users without a row are unknown. `members`: `user_id, ring_id`
+    (optional) becomes `ring_index`.
     """
     _require(features, (USER_ID,), "features")
     _require(links, ("user_a", "user_b", "kind", "weight"), "links")
@@ -36,7 +41,9 @@ def build_graph_data(
         raise ArtifactError("features: user_id has nulls")
     if features[USER_ID].n_unique() != features.height:
         raise ArtifactError("features: user_id is not unique")
-    feature_cols = [c for c in features.columns if c != USER_ID]
+    feature_cols = [
+        c for c in features.columns if c != USER_ID and not c.startswith(LABEL_DERIVED_PREFIX)
+    ]
     bad = [c for c in feature_cols if not features.schema[c].is_numeric()]
     if bad:
         raise ArtifactError(f"features: non-numeric columns {bad}", hint="encode them as floats")
@@ -61,7 +68,21 @@ def build_graph_data(
         edge_weight=edge_weight,
         relation_names=RELATIONS,
         labels=node_labels,
+        ring_index=None if members is None else _ring_index(members, index),
     )
+
+
+def _ring_index(members: pl.DataFrame, index: pl.DataFrame) -> npt.NDArray[np.int64]:
+    """Dense ring number per node, -1 outside every ring."""
+    _require(members, (USER_ID, "ring_id"), "ring members")
+    ring = members.select(
+        pl.col(USER_ID).cast(pl.String),
+        pl.col("ring_id").rank("dense").cast(pl.Int64).sub(1).alias("_ring"),
+    )
+    if ring[USER_ID].n_unique() != ring.height:
+        raise ArtifactError("ring members: a user is in more than one ring")
+    joined = index.join(ring, on=USER_ID, how="left", maintain_order="left")
+    return joined["_ring"].fill_null(-1).to_numpy().astype(np.int64)
 
 
 def _require(frame: pl.DataFrame, columns: tuple[str, ...], what: str) -> None:

@@ -2,8 +2,10 @@
 neighbourhood and ring, and labels seen *around* the user.
 
 Label-derived columns start with `lbl_` (see `LABEL_PREFIX`) and never include the user's own label:
-a ring's fraud count is taken over the *other* members. Models must not aggregate `lbl_` columns
-over neighbours either — a neighbour's `lbl_` value contains this user's label.
+a ring's fraud count is taken over the *other* members. They feed the reason codes and analysts,
+not the models: computed once from every label, they would let held-out ring-mates vouch for
+each other out-of-fold, so `build_graph_data` drops them and the models recompute the same
+evidence per fold (`model/aggregate.py`).
 """
 
 from __future__ import annotations

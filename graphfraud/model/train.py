@@ -1,8 +1,9 @@
 """Out-of-fold training, candidate selection and scoring.
 
-Labelled users are split into K stratified folds. For fold k a fresh model sees only the labels
-of the other folds — the fold's labels are hidden from the *inputs* too (label aggregates are
-recomputed with them set to unknown) — and scores fold k. So a labelled user's score never
+Labelled users are split into K stratified folds (a ring's users share one). For fold k a fresh
+model sees only the labels of the other folds — the fold's labels are hidden from the *inputs*
+too (every label aggregate, ring-mates' labels included, is recomputed with them set to
+unknown) — and scores fold k. So a labelled user's score never
 depends on its own label. Unlabelled users get the mean of the K fold models. Each candidate kind
 is scored this way; the one with the best out-of-fold AUPRC is selected. Unlabelled users are
 scored with all labels visible to the label aggregates, exactly as the saved ensemble scores them.
@@ -280,6 +281,8 @@ def train_candidates(
 ) -> tuple[list[CandidateRun], npt.NDArray[np.int64]]:
     """Run every candidate out-of-fold on the same folds (`model_params[kind]` overrides).
 
+    Folds are grouped by `groups`, by default `data.ring_index` (see `stratified_folds`).
+
     `gnn_stack` is not fitted on its own: it joins the gbm and gnn fold models (both become
     candidates too), so listing all three costs what gbm + gnn cost.
     """
@@ -290,6 +293,8 @@ def train_candidates(
             raise ConfigError(
                 f"unknown model kind {kind!r}", hint=f"one of {', '.join(model_kinds())}"
             )
+    if groups is None:
+        groups = data.ring_index
     fold_ids = stratified_folds(data.labels, settings.folds, settings.seed, groups)
     k = int(fold_ids.max()) + 1
     labelled = fold_ids >= 0

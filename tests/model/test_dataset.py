@@ -7,7 +7,12 @@ import polars as pl
 import pytest
 
 from graphfraud.errors import ArtifactError
-from graphfraud.model.aggregate import build_adjacency, graph_inputs, label_aggregates
+from graphfraud.model.aggregate import (
+    build_adjacency,
+    graph_inputs,
+    label_aggregates,
+    with_visible_labels,
+)
 from graphfraud.model.base import GraphData
 from graphfraud.model.dataset import RELATIONS, build_graph_data
 
@@ -90,3 +95,31 @@ def test_label_rates_match_a_loop_reference() -> None:
     assert rate[1] == pytest.approx(1.0)  # b: neighbours a, c both fraud
     assert rate[0] == pytest.approx(0.5)  # a: b legit, c fraud (a's own label not counted)
     assert np.isnan(rate[3])  # d: isolated, nothing known
+
+
+def test_ring_label_evidence_counts_ring_mates_only_and_follows_visible_labels() -> None:
+    """Ring-mates' labels reach a node only through fold-aware aggregates, never `lbl_` columns."""
+    features, links, _ = _tiny()
+    features = features.with_columns(lbl_ring_fraud=pl.Series([9.0, 9.0, 9.0, 9.0]))
+    labels = pl.DataFrame({"user_id": ["a", "b", "c", "d"], "label": [1, 1, 0, None]})
+    members = pl.DataFrame({"user_id": ["a", "b", "c"], "ring_id": ["R2", "R2", "R1"]})
+    data = build_graph_data(features, links, labels, members)
+    assert "lbl_ring_fraud" not in data.feature_names  # computed once from every label: dropped
+    assert data.ring_index is not None
+    assert data.ring_index.tolist() == [1, 1, 0, -1]
+    lab, names = label_aggregates(data, build_adjacency(data))
+    fraud = np.expm1(lab[:, names.index("lab:ring_log_fraud")])
+    known = np.expm1(lab[:, names.index("lab:ring_log_known")])
+    np.testing.assert_allclose(fraud, [1, 1, 0, 0], atol=1e-6)  # the other member, never self
+    np.testing.assert_allclose(known, [1, 1, 0, 0], atol=1e-6)
+    assert np.isnan(lab[2, names.index("lab:ring_fraud_rate")])  # c is alone in its ring
+    hidden = with_visible_labels(data, np.array([True, False, True, True]))
+    lab_h, _ = label_aggregates(hidden, build_adjacency(hidden))
+    assert lab_h[0, names.index("lab:ring_log_fraud")] == 0.0  # b's hidden label is gone
+
+
+def test_ring_members_naming_one_user_twice_is_a_clear_error() -> None:
+    features, links, labels = _tiny()
+    members = pl.DataFrame({"user_id": ["a", "a"], "ring_id": ["R1", "R2"]})
+    with pytest.raises(ArtifactError, match="more than one ring"):
+        build_graph_data(features, links, labels, members)
