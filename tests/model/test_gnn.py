@@ -8,6 +8,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+import graphfraud.model.gnn as gnn_module
 from graphfraud.config import ModelSettings
 from graphfraud.errors import ArtifactError, ConfigError
 from graphfraud.model.base import GraphData
@@ -175,3 +176,27 @@ def test_weights_from_an_older_gnn_are_a_clear_error(tmp_path: Path) -> None:
     torch.save({"net": {}, "center": None}, tmp_path / "gnn.pt")
     with pytest.raises(ArtifactError, match="older graphfraud GNN"):
         GNNModel.load(tmp_path, dict(SMALL), device="cpu")
+
+
+def test_cached_input_encoding_scores_exactly_as_a_fresh_one(
+    planted: tuple[GraphData, np.ndarray],
+) -> None:
+    """Folds reuse the encoded label-free inputs; a cold cache must give the same scores."""
+    data, _ = planted
+    model = GNNModel(device="cpu", **SMALL)
+    model.fit(data, data.labelled, seed=3)
+    warm = model.predict(data)
+    gnn_module._ENCODED.clear()
+    np.testing.assert_array_equal(model.predict(data), warm)
+    other = GNNModel(device="cpu", **{**SMALL, "encoding": "asinh"})
+    other.fit(data, data.labelled, seed=3)  # another encoding must not reuse the entry
+    assert not np.array_equal(other.predict(data), warm)
+    assert len(gnn_module._ENCODED) == 1
+
+
+def test_quantile_reference_on_a_sample_matches_the_full_one() -> None:
+    x = np.random.default_rng(1).lognormal(size=(20_000, 2)).astype(np.float32)
+    full = quantile_normal(x, quantile_reference(x))
+    sampled = quantile_normal(x, quantile_reference(x, sample=5_000))
+    assert np.abs(full - sampled).max() < 0.15
+    assert np.corrcoef(full[:, 0], sampled[:, 0])[0, 1] > 0.999
