@@ -10,7 +10,9 @@ from graphfraud.errors import ArtifactError
 from graphfraud.model.aggregate import (
     build_adjacency,
     graph_inputs,
+    input_blocks,
     label_aggregates,
+    stacked_columns,
     with_visible_labels,
 )
 from graphfraud.model.base import GraphData
@@ -123,3 +125,16 @@ def test_ring_members_naming_one_user_twice_is_a_clear_error() -> None:
     members = pl.DataFrame({"user_id": ["a", "a"], "ring_id": ["R1", "R2"]})
     with pytest.raises(ArtifactError, match="more than one ring"):
         build_graph_data(features, links, labels, members)
+
+
+def test_row_and_column_slices_of_the_inputs_match_the_full_stack(
+    planted: tuple[GraphData, np.ndarray],
+) -> None:
+    data, _ = planted
+    full, names, _ = graph_inputs(data)
+    rows = data.labelled
+    np.testing.assert_array_equal(graph_inputs(data, rows=rows)[0], full[rows])
+    blocks, block_names, _ = input_blocks(data)
+    assert block_names == names
+    cols = np.array([len(names) - 1, 0, 5, len(names) // 2], dtype=np.int64)  # any order
+    np.testing.assert_array_equal(stacked_columns(blocks, cols), full[:, cols])
