@@ -35,7 +35,7 @@ def balanced_to_prior(p: npt.NDArray[Any], pos_rate: float) -> npt.NDArray[np.fl
 
 
 class GBMModel:
-    """HistGradientBoosting (class-balanced, early stopping) on graph aggregates."""
+    """HistGradientBoosting (early stopping; class-balanced only if asked) on graph aggregates."""
 
     kind = "gbm"
 
@@ -49,6 +49,8 @@ class GBMModel:
         l2_regularization: float = 1.0,
         label_features: bool = True,
         per_relation: bool = False,
+        n_iter_no_change: int = 10,
+        balanced: bool = False,
     ) -> None:
         self._params: dict[str, Any] = {
             "max_iter": max_iter,
@@ -58,6 +60,8 @@ class GBMModel:
             "l2_regularization": l2_regularization,
             "label_features": label_features,
             "per_relation": per_relation,
+            "n_iter_no_change": n_iter_no_change,
+            "balanced": balanced,
         }
         self._clf: HistGradientBoostingClassifier | None = None
         self._pos_rate = 0.5
@@ -67,11 +71,14 @@ class GBMModel:
     def params(self) -> dict[str, object]:
         return dict(self._params)
 
-    def _inputs(self, data: GraphData) -> tuple[npt.NDArray[np.float32], tuple[str, ...], object]:
+    def _inputs(
+        self, data: GraphData, rows: npt.NDArray[np.bool_] | None = None
+    ) -> tuple[npt.NDArray[np.float32], tuple[str, ...], object]:
         return graph_inputs(
             data,
             label_features=bool(self._params["label_features"]),
             per_relation=bool(self._params.get("per_relation", False)),
+            rows=rows,
         )
 
     def fit(self, data: GraphData, train_mask: npt.NDArray[np.bool_], seed: int) -> None:
@@ -80,7 +87,7 @@ class GBMModel:
             raise InputDataError(
                 "need at least 2 fraud and 2 legit labels to train", column="label"
             )
-        x, names, _ = self._inputs(data)
+        x_fit, names, _ = self._inputs(data, train_mask)
         p = self._params
         self._clf = HistGradientBoostingClassifier(
             max_iter=p["max_iter"],
@@ -88,13 +95,17 @@ class GBMModel:
             max_leaf_nodes=p["max_leaf_nodes"],
             min_samples_leaf=p["min_samples_leaf"],
             l2_regularization=p["l2_regularization"],
-            class_weight="balanced",
+            # Unweighted by default: scikit-learn >= 1.6 bins weighted data with a weighted
+            # percentile per bin edge, 13 s instead of 0.3 s for 38k rows x 205 columns (most
+            # of the GBM's time at 1M users), and ranking metrics gain nothing from balancing.
+            class_weight="balanced" if p.get("balanced", False) else None,
             early_stopping=y.size >= 200,
             validation_fraction=0.15,
-            n_iter_no_change=30,
+            # sklearn keeps the trees grown after the best iteration: a long patience is paid
+            # for in every prediction (30 → 10 cut 1M-user scoring by a fifth).
+            n_iter_no_change=p.get("n_iter_no_change", 10),
             random_state=seed,
         )
-        x_fit = x[train_mask]
         # sklearn's binning fails on a column with no values at all (e.g. the label rate over a
         # relation this graph has no edges of): such columns carry nothing, zero them.
         self._dead = np.asarray(np.isnan(x_fit).all(axis=0), dtype=bool)
@@ -110,21 +121,32 @@ class GBMModel:
         """P(fraud) per node; with `rows`, only those nodes are scored (the rest are 0)."""
         if self._clf is None:
             raise ArtifactError("GBM model used before fit/load")
-        x, _, _ = self._inputs(data)
+        x, _, _ = self._inputs(data, rows)
         if self._dead.shape[0] == x.shape[1]:
             x[:, self._dead] = 0.0
         if rows is None:
-            return balanced_to_prior(self._clf.predict_proba(x)[:, 1], self._pos_rate)
+            return self._calibrated(self._clf.predict_proba(x)[:, 1])
         out = np.zeros(data.num_nodes, dtype=np.float32)
         if rows.any():
-            out[rows] = balanced_to_prior(self._clf.predict_proba(x[rows])[:, 1], self._pos_rate)
+            out[rows] = self._calibrated(self._clf.predict_proba(x)[:, 1])
         return out
+
+    def _calibrated(self, p: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+        """P(fraud) at the training base rate (balanced training inflates the odds)."""
+        if self._params.get("balanced", False):
+            return balanced_to_prior(p, self._pos_rate)
+        return p.astype(np.float32)
 
     def save(self, directory: Path) -> None:
         """joblib (pickle): load only from a registry you trust — see registry.py."""
         directory.mkdir(parents=True, exist_ok=True)
         joblib.dump(
-            {"clf": self._clf, "pos_rate": self._pos_rate, "dead": self._dead},
+            {
+                "clf": self._clf,
+                "pos_rate": self._pos_rate,
+                "dead": self._dead,
+                "balanced": bool(self._params.get("balanced", False)),
+            },
             directory / WEIGHTS_FILE,
         )
 
@@ -135,6 +157,8 @@ class GBMModel:
         model = cls(**params)
         blob = joblib.load(directory / WEIGHTS_FILE)
         model._clf, model._pos_rate = blob["clf"], float(blob["pos_rate"])
+        # How it was trained travels with the weights (files without the key were balanced).
+        model._params["balanced"] = bool(blob.get("balanced", True))
         model._dead = np.asarray(blob["dead"], dtype=bool)
         model.input_names = input_names
         return model

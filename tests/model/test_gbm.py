@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import joblib
+import numpy as np
+
+from graphfraud.model.base import GraphData
+from graphfraud.model.gbm import WEIGHTS_FILE, GBMModel
+
+
+def test_unbalanced_scores_are_probabilities_at_the_base_rate(
+    planted: tuple[GraphData, np.ndarray],
+) -> None:
+    data, _ = planted
+    model = GBMModel(max_iter=40)
+    model.fit(data, data.labelled, seed=1)
+    scores = model.predict(data)[data.labelled]
+    base_rate = float((data.labels[data.labelled] == 1).mean())
+    assert abs(float(scores.mean()) - base_rate) < 0.03
+
+
+def test_weights_saved_before_the_balanced_flag_still_load_as_balanced(
+    planted: tuple[GraphData, np.ndarray], tmp_path: Path
+) -> None:
+    data, _ = planted
+    model = GBMModel(max_iter=20, balanced=True)
+    model.fit(data, data.labelled, seed=2)
+    model.save(tmp_path)
+    blob = joblib.load(tmp_path / WEIGHTS_FILE)
+    del blob["balanced"]  # the file format before the flag existed
+    joblib.dump(blob, tmp_path / WEIGHTS_FILE)
+    params = {k: v for k, v in model.params().items() if k != "balanced"}
+    loaded = GBMModel.load(tmp_path, params, ())
+    np.testing.assert_allclose(loaded.predict(data), model.predict(data), rtol=1e-6)
+    unbalanced = GBMModel.load(tmp_path, params, ())
+    unbalanced._params["balanced"] = False
+    assert not np.allclose(unbalanced.predict(data), model.predict(data))
