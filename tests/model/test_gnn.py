@@ -11,14 +11,17 @@ from sklearn.metrics import roc_auc_score
 import graphfraud.model.gnn as gnn_module
 from graphfraud.config import ModelSettings
 from graphfraud.errors import ArtifactError, ConfigError
+from graphfraud.model.aggregate import graph_inputs, with_visible_labels
 from graphfraud.model.base import GraphData
 from graphfraud.model.gnn import (
     GNNModel,
+    field_batches,
     full_plan,
     logit_blend,
     quantile_normal,
     quantile_reference,
     receptive_plan,
+    receptive_sets,
 )
 from graphfraud.model.registry import ModelRegistry
 from graphfraud.model.train import (
@@ -187,6 +190,7 @@ def test_cached_input_encoding_scores_exactly_as_a_fresh_one(
     model.fit(data, data.labelled, seed=3)
     warm = model.predict(data)
     gnn_module._ENCODED.clear()
+    model._hidden = None
     np.testing.assert_array_equal(model.predict(data), warm)
     other = GNNModel(device="cpu", **{**SMALL, "encoding": "asinh"})
     other.fit(data, data.labelled, seed=3)  # another encoding must not reuse the entry
@@ -200,3 +204,32 @@ def test_quantile_reference_on_a_sample_matches_the_full_one() -> None:
     sampled = quantile_normal(x, quantile_reference(x, sample=5_000))
     assert np.abs(full - sampled).max() < 0.15
     assert np.corrcoef(full[:, 0], sampled[:, 0])[0, 1] > 0.999
+
+
+def test_field_batches_bound_the_receptive_field(planted: tuple[GraphData, np.ndarray]) -> None:
+    data, _ = planted
+    _, _, adj = graph_inputs(data)
+    order = np.random.default_rng(0).permutation(np.flatnonzero(data.labelled))
+    whole = field_batches(adj, order, 2, batch_size=10_000, max_field=10_000)
+    assert len(whole) == 1  # the field fits: one batch, as before
+    assert len(receptive_sets(adj, order, 2)[0]) > 200  # so a 200-node bound must split it
+    small = field_batches(adj, order, 2, batch_size=10_000, max_field=200)
+    assert len(small) > 1
+    np.testing.assert_array_equal(np.concatenate(small), order)  # every target, once, in order
+    assert all(len(receptive_sets(adj, b, 2)[0]) <= 200 for b in small[:1])
+
+
+def test_label_copies_share_the_full_pass_but_never_each_others_labels(
+    planted: tuple[GraphData, np.ndarray], tmp_path: Path
+) -> None:
+    """Out-of-fold scoring reuses h_L across label copies of a graph; only labels may differ."""
+    data, _ = planted
+    model = GNNModel(device="cpu", **SMALL)
+    model.fit(data, data.labelled, seed=5)
+    shown = model.predict(data)  # caches h_L with every label visible
+    blind = with_visible_labels(data, np.zeros(data.num_nodes, dtype=bool))
+    warm = model.predict(blind)
+    model.save(tmp_path)
+    cold = GNNModel.load(tmp_path, model.params(), device="cpu").predict(blind)
+    np.testing.assert_allclose(warm, cold, rtol=1e-6)
+    assert not np.allclose(warm, shown)  # the labels really are inputs
