@@ -76,7 +76,8 @@ class ModelSettings(BaseModel):
     device: str = Field("auto", description="auto | cpu | cuda")
     registry: Path = Field(Path("models"), description="model registry directory")
     candidates: list[str] = Field(
-        default_factory=lambda: ["gbm"], description="model kinds the batch trains and selects from"
+        default_factory=lambda: ["gbm", "gnn", "gnn_stack"],
+        description="model kinds the batch trains and selects from",
     )
 
 
