@@ -64,6 +64,11 @@ def main() -> None:
         print(f"{name:10s} {stage['seconds']:>9.1f} {stage['peak_rss_mb']:>12.0f}")
     peak = max(s["peak_rss_mb"] for s in manifest["stages"].values())
     print(f"{'total':10s} {wall:>9.1f} {peak:>12.0f}   (wall incl. interpreter start and imports)")
+    model = manifest["model"]
+    trained = ", ".join(
+        f"{k.split('.')[0]} {v:.1f}s" for k, v in model["metrics"].items() if k.endswith(".seconds")
+    )
+    print(f"model: picked {model['kind']} ({model['version']}); out-of-fold training: {trained}")
     links = manifest["stages"]["link"]
     print(
         f"links: {links.get('links', 0):,}; rings: {manifest['stages']['rings'].get('rings', 0):,}"
