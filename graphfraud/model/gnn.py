@@ -276,8 +276,9 @@ class GNNModel:
     """Fit/predict wrapper: input encoding, early stopping, seed ensemble, optional GBM blend.
 
     * `encoding="quantile"` maps every input column through its empirical quantiles to a
-      standard normal (label-free, fitted on all nodes): heavy-tailed counts and rates become
-      well-scaled MLP inputs, which is what lets a network compete with trees on tabular inputs.
+      standard normal (fitted on all nodes, a fixed 262k sample past that): heavy-tailed counts
+      and rates become well-scaled MLP inputs, which is what lets a network compete with trees
+      on tabular inputs.
       `"asinh"` is the older squash + standardise.
     * `label_input > 0` is the label trick (UniMP, Shi et al. 2021): each step a random
       `label_input` share of the training labels is fed in as node inputs — and propagated —
@@ -365,12 +366,7 @@ class GNNModel:
             "prop_cols": torch.tensor(prop, dtype=torch.long),
             "label_cols": torch.tensor(label, dtype=torch.long),
         }
-        n = blocks[0].shape[0]
-        rows = (
-            np.sort(np.random.default_rng(0).choice(n, QUANTILE_SAMPLE, replace=False))
-            if n > QUANTILE_SAMPLE
-            else slice(None)
-        )
+        rows = reference_rows(blocks[0].shape[0])
         x = np.hstack([b[rows] for b in blocks]).astype(np.float32, copy=False)
         if self._params["encoding"] == "quantile":
             enc["qref"] = torch.from_numpy(quantile_reference(x))
@@ -601,6 +597,10 @@ class GNNModel:
             self._hidden = (key, graph_arrays(data), hidden)
         return self._hidden[2]
 
+    def release_graph(self) -> None:
+        """Drop the cached h_L (256 MB per network at 1M users) once a graph is scored."""
+        self._hidden = None
+
     def joined_with(self, gbm: GBMModel, weight: float) -> GNNModel:
         """This fitted GNN blended with a fitted GBM: a `gnn_stack` without refitting either."""
         if not self._nets:
@@ -678,6 +678,13 @@ QUANTILE_SAMPLE = 262_144
 _ENCODED: list[tuple[tuple[object, ...], tuple[object, ...], Tensor]] = []
 
 
+def reference_rows(n: int, sample: int = QUANTILE_SAMPLE) -> npt.NDArray[np.int64] | slice:
+    """The rows an encoding is fitted on: all of them, or a fixed sorted sample past `sample`."""
+    if n <= sample:
+        return slice(None)
+    return np.sort(np.random.default_rng(0).choice(n, sample, replace=False))
+
+
 def quantile_reference(
     x: npt.NDArray[np.float32], q: int = QUANTILES, sample: int = QUANTILE_SAMPLE
 ) -> npt.NDArray[np.float64]:
@@ -686,8 +693,7 @@ def quantile_reference(
     Past `sample` rows they are taken on a fixed random sample of that many rows: 512 quantiles
     need no more, and sorting every column of 1M rows cost seconds per fold.
     """
-    if x.shape[0] > sample:
-        x = x[np.sort(np.random.default_rng(0).choice(x.shape[0], sample, replace=False))]
+    x = x[reference_rows(x.shape[0], sample)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
         ref: npt.NDArray[np.float64] = np.nanquantile(

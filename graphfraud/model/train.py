@@ -209,6 +209,8 @@ def out_of_fold(
             # Unlabelled users have no label to leak: score them with every label visible,
             # as `score_with_promoted` will later.
             per_fold[f, ~labelled] = model.predict(data, ~labelled)[~labelled]
+        if hasattr(model, "release_graph"):  # scoring caches that only these two calls share
+            model.release_graph()
         members.append(model)
         if on_fold is not None:
             on_fold()
