@@ -122,6 +122,13 @@ class GBMModel:
         if self._clf is None:
             raise ArtifactError("GBM model used before fit/load")
         x, _, _ = self._inputs(data, rows)
+        expected = int(self._clf.n_features_in_)
+        if x.shape[1] != expected:
+            raise ArtifactError(
+                f"GBM expects {expected} inputs, got {x.shape[1]}",
+                hint="score with the run's ring members (build_graph_data(..., members)) and "
+                "the feature set the model was trained on",
+            )
         if self._dead.shape[0] == x.shape[1]:
             x[:, self._dead] = 0.0
         if rows is None:

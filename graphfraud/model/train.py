@@ -3,10 +3,10 @@
 Labelled users are split into K stratified folds (a ring's users share one). For fold k a fresh
 model sees only the labels of the other folds — the fold's labels are hidden from the *inputs*
 too (every label aggregate, ring-mates' labels included, is recomputed with them set to
-unknown) — and scores fold k. So a labelled user's score never
-depends on its own label. Unlabelled users get the mean of the K fold models. Each candidate kind
-is scored this way; the one with the best out-of-fold AUPRC is selected. Unlabelled users are
-scored with all labels visible to the label aggregates, exactly as the saved ensemble scores them.
+unknown) — and scores fold k. So a labelled user's score never depends on its own label.
+Unlabelled users get the mean of the K fold models. Each candidate kind is scored this way; the
+one with the best out-of-fold AUPRC is selected. Unlabelled users are scored with all labels
+visible to the label aggregates, exactly as the saved ensemble scores them.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import joblib
 import numpy as np
+import pytest
 
+from graphfraud.errors import ArtifactError
 from graphfraud.model.base import GraphData
 from graphfraud.model.gbm import WEIGHTS_FILE, GBMModel
 
@@ -36,3 +39,14 @@ def test_weights_saved_before_the_balanced_flag_still_load_as_balanced(
     unbalanced = GBMModel.load(tmp_path, params, ())
     unbalanced._params["balanced"] = False
     assert not np.allclose(unbalanced.predict(data), model.predict(data))
+
+
+def test_scoring_without_the_ring_inputs_it_was_trained_on_is_a_clear_error(
+    planted: tuple[GraphData, np.ndarray],
+) -> None:
+    data, _ = planted
+    ringed = replace(data, ring_index=np.arange(data.num_nodes, dtype=np.int64) // 6)
+    model = GBMModel(max_iter=10)
+    model.fit(ringed, ringed.labelled, seed=0)
+    with pytest.raises(ArtifactError, match="GBM expects"):
+        model.predict(data)
