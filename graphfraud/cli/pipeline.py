@@ -51,7 +51,7 @@ def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
 MODELS_HELP = (
     "comma-separated candidate models, picked by out-of-fold AUPRC (default gbm,gnn,gnn_stack): "
     "gbm (gradient boosting on neighbour aggregates), gnn (relation-aware GNN), gnn_stack (their "
-    "blend; costs what gbm + gnn cost); gbm alone is ~3x faster [env var: "
+    "blend; costs what gbm + gnn cost); gbm alone is ~5x faster at 1M users [env var: "
     "GRAPHFRAUD_MODEL__CANDIDATES as JSON, e.g. '[\"gbm\"]']"
 )
 
