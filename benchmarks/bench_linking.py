@@ -19,11 +19,10 @@ import time
 
 import numpy as np
 import polars as pl
-from rapidfuzz import process
-from rapidfuzz.distance import Levenshtein
 
 from graphfraud.config import IngestSettings, LinkSettings
 from graphfraud.ingest.validate import ingest
+from graphfraud.linking.compare import similarity_matrix
 from graphfraud.linking.keys import email_stem_expr, local_stem_expr
 from graphfraud.linking.link import similar_email_pairs, user_index
 from graphfraud.synthetic import generate_population
@@ -36,14 +35,7 @@ def _cdist_pairs(block: pl.DataFrame, threshold: float, same_domain: bool) -> se
     locals_ = block["email_local"].to_list()
     for start in range(0, len(locals_), 2000):
         chunk = locals_[start : start + 2000]
-        m = process.cdist(
-            chunk,
-            locals_,
-            scorer=Levenshtein.normalized_similarity,
-            dtype=np.float32,
-            score_cutoff=threshold,
-            workers=-1,
-        )
+        m = similarity_matrix(chunk, locals_, score_cutoff=threshold)
         i, j = np.nonzero(m >= threshold)
         ia, jb = uids[i + start], uids[j]
         keep = ia < jb

@@ -40,6 +40,21 @@ def string_similarity(
     )
 
 
+def similarity_matrix(
+    left: list[str], right: list[str], score_cutoff: float | None = None, *, workers: int = -1
+) -> npt.NDArray[np.float32]:
+    """`string_similarity` for every pair of `left` x `right`, shape [len(left), len(right)]:
+    the one definition the batch blocks, the online scorer and the benchmarks share."""
+    return process.cdist(
+        left,
+        right,
+        scorer=Levenshtein.normalized_similarity,
+        dtype=np.float32,
+        score_cutoff=score_cutoff,
+        workers=workers,
+    )
+
+
 def number_gap_similarity(gap: pl.Expr, max_gap: int) -> pl.Expr:
     """1.0 for adjacent numbers, falling linearly to ~0.5 at `max_gap` (sequential SIMs)."""
     return (1.0 - 0.5 * (gap.cast(pl.Float32) - 1.0) / max(max_gap - 1, 1)).cast(pl.Float32)
@@ -159,14 +174,7 @@ def block_similar_pairs(
     for _, block in rows.group_by(key):
         uids = block["uid"].to_numpy()
         texts = block[text].to_list()
-        m = process.cdist(
-            texts,
-            texts,
-            scorer=Levenshtein.normalized_similarity,
-            dtype=np.float32,
-            score_cutoff=threshold,
-            workers=-1,
-        )
+        m = similarity_matrix(texts, texts, score_cutoff=threshold)
         i, j = np.nonzero(np.triu(m >= threshold, k=1))
         if i.size:
             ua, ub = uids[i], uids[j]

@@ -29,10 +29,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from rapidfuzz import process
-from rapidfuzz.distance import Levenshtein
 
 from graphfraud.config import LinkSettings
+from graphfraud.linking.compare import similarity_matrix
 from graphfraud.linking.keys import email_stem, phone_number
 from graphfraud.linking.weights import link_weight as _link_weight
 from graphfraud.schema import LinkKind
@@ -208,12 +207,7 @@ def _similar_emails(
     keep = [i for i, e in enumerate(emails) if e is not None and e != email and locals_[i]]
     if not keep:
         return []
-    sims = process.cdist(
-        [local],
-        [locals_[i] for i in keep],
-        scorer=Levenshtein.normalized_similarity,
-        dtype=np.float32,
-    )[0]
+    sims = similarity_matrix([local], [locals_[i] for i in keep], workers=1)[0]
     order = np.argsort(-sims, kind="stable")[:MAX_FUZZY_CANDIDATES]
     support = block_size + 1
     out = []
