@@ -27,14 +27,13 @@ from graphfraud.graph.embedded import EmbeddedGraphStore
 from graphfraud.graph.neo4j import Neo4jGraphStore, publish_phases
 from graphfraud.graph.server import create_database, free_port, start_server, stop_server
 from graphfraud.graph.tables import load_tables
-from graphfraud.schema import USERS_FILE, IdentifierKind
+from graphfraud.identifiers import BUILTIN
+from graphfraud.schema import USERS_FILE
 
 PASSWORD = "bench-graph-pw"
 BATCH = 5000
 
 # The baseline: the same rows, plain MERGE batches, no run tags' sweep, no publish state.
-_RAW_LABEL = {"email": "Email", "phone": "Phone", "device": "Device", "ip": "IP"}
-_RAW_REL = {"email": "HAS_EMAIL", "phone": "HAS_PHONE", "device": "USES_DEVICE", "ip": "USES_IP"}
 
 
 def raw_queries() -> dict[str, str]:
@@ -47,12 +46,12 @@ def raw_queries() -> dict[str, str]:
         "MATCH (b:User {id: r.user_b}) MERGE (a)-[l:LINKED {kind: r.props.kind}]->(b) "
         "SET l += r.props",
     }
-    for kind in IdentifierKind:
-        label, rel = _RAW_LABEL[kind.value], _RAW_REL[kind.value]
-        queries[f"upsert_{kind.value}_identifiers"] = (
+    for spec in BUILTIN.kinds:
+        label, rel = spec.graph_label, spec.holds_type
+        queries[f"upsert_{spec.name}_identifiers"] = (
             f"UNWIND $rows AS r MERGE (:{label} {{value: r.value}})"
         )
-        queries[f"link_{kind.value}_identifiers"] = (
+        queries[f"link_{spec.name}_identifiers"] = (
             f"UNWIND $rows AS r MATCH (u:User {{id: r.user_id}}) "
             f"MATCH (i:{label} {{value: r.value}}) MERGE (u)-[:{rel}]->(i)"
         )
@@ -69,7 +68,7 @@ def raw_load(driver: Any, database: str, run: Path) -> tuple[int, float]:
     started = time.perf_counter()
     rows = 0
     with driver.session(database=database) as session:
-        for q in cypher.SCHEMA:
+        for q in cypher.schema_queries(tables.registry):
             session.execute_write(lambda tx, text=q.text: tx.run(text).consume())
         for query, frame in phases:
             text = queries[query.name]

@@ -23,16 +23,16 @@ import polars as pl
 from graphfraud.config import IngestSettings, LinkSettings
 from graphfraud.ingest.validate import ingest
 from graphfraud.linking.compare import similarity_matrix
-from graphfraud.linking.keys import email_stem_expr, local_stem_expr
-from graphfraud.linking.link import similar_email_pairs, user_index
+from graphfraud.linking.keys import handle_stem_expr, local_stem_expr
+from graphfraud.linking.link import similar_handle_pairs, user_index
 from graphfraud.synthetic import generate_population
 
 
 def _cdist_pairs(block: pl.DataFrame, threshold: float, same_domain: bool) -> set[tuple[int, int]]:
     found: set[tuple[int, int]] = set()
     uids = block["uid"].to_numpy()
-    domains = block["email_domain"].to_numpy()
-    locals_ = block["email_local"].to_list()
+    domains = block["domain"].to_numpy()
+    locals_ = block["local"].to_list()
     for start in range(0, len(locals_), 2000):
         chunk = locals_[start : start + 2000]
         m = similarity_matrix(chunk, locals_, score_cutoff=threshold)
@@ -53,7 +53,7 @@ def exhaustive_pairs(emails: pl.DataFrame, threshold: float) -> set[tuple[int, i
 def exhaustive_per_domain(emails: pl.DataFrame, threshold: float) -> set[tuple[int, int]]:
     """Every pair of users on the same domain compared."""
     found: set[tuple[int, int]] = set()
-    for _, block in emails.group_by("email_domain"):
+    for _, block in emails.group_by("domain"):
         if block.height >= 2:
             found |= _cdist_pairs(block, threshold, same_domain=False)
     return found
@@ -71,22 +71,19 @@ def main() -> None:
     users = ingest(pop.users, None, IngestSettings(), users_file="users", devices_file=None).users
     emails = (
         user_index(users)
-        .select("uid", "email_local", "email_domain")
+        .select("uid", pl.col("email_local").alias("local"), pl.col("email_domain").alias("domain"))
         .drop_nulls()
         .with_columns(
-            email_stem_expr().alias("stem"),
+            handle_stem_expr().alias("stem"),
             local_stem_expr().alias("local_stem"),
-            pl.col("email_local")
-            .str.extract(r"(\d{1,9})$", 1)
-            .cast(pl.Int64, strict=False)
-            .alias("num"),
+            pl.col("local").str.extract(r"(\d{1,9})$", 1).cast(pl.Int64, strict=False).alias("num"),
         )
     )
     settings = LinkSettings(email_similarity=args.threshold)
     print(
         f"workload: {args.users:,} synthetic users (seed {args.seed}), "
         f"{emails.height:,} with an email, "
-        f"{emails['email_domain'].n_unique():,} domains, threshold {args.threshold}"
+        f"{emails['domain'].n_unique():,} domains, threshold {args.threshold}"
     )
 
     t0 = time.perf_counter()
@@ -97,10 +94,10 @@ def main() -> None:
     t_dom = time.perf_counter() - t0
     assert truth_dom == truth, "both exhaustive references must find the same pairs"
     n_all = emails.height**2
-    n_dom = int((emails.group_by("email_domain").len()["len"].cast(pl.Int64) ** 2).sum())
+    n_dom = int((emails.group_by("domain").len()["len"].cast(pl.Int64) ** 2).sum())
 
     t0 = time.perf_counter()
-    kept, n_compared = similar_email_pairs(emails, settings)
+    kept, n_compared = similar_handle_pairs(emails, settings)
     kept = kept.filter(pl.col("similarity") >= args.threshold)
     t_blk = time.perf_counter() - t0
     got = set(zip(kept["a"].to_list(), kept["b"].to_list(), strict=True))

@@ -7,9 +7,13 @@ Nested groups use a double underscore: `GRAPHFRAUD_GRAPH__URI=bolt://…`,
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from graphfraud.identifiers import IdentifierRegistry
 
 
 class IngestSettings(BaseModel):
@@ -21,13 +25,43 @@ class IngestSettings(BaseModel):
     )
 
 
+class DeclaredIdentifier(BaseModel):
+    """An exact-match identifier kind a team adds without code (`graphfraud.identifiers`).
+
+    `GRAPHFRAUD_IDENTIFIERS='[{"name": "pan_hash"}, {"name": "bank_account_hash", "prior": 0.9}]'`
+    or `--identifier pan_hash` on the batch verbs. The users file then may hold a column of that
+    name; its values link users who share one, through linking, rings, features, the graph, the
+    snapshot, the API (`identifiers` in `POST /v1/score`) and masking.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,30}$", description="kind name, e.g. pan_hash")
+    column: str | None = Field(None, description="users-file column (default: the name)")
+    label: str | None = Field(None, description="wording for people (default: the name)")
+    prior: float = Field(1.0, gt=0, le=1, description="weight of a value shared by two users")
+    decay: float = Field(
+        0.0, ge=0, le=2, description="rarity decay: weight × (2/support)**decay; 0 = no fading"
+    )
+    reason: str | None = Field(
+        None, pattern=r"^[A-Z][A-Z0-9_]{2,40}$", description="reason code (default SHARED_<NAME>)"
+    )
+    reason_text: str | None = Field(None, description="the reason in words")
+    mask: Literal["hash", "full", "none"] = Field(
+        "hash", description="how analysts without the investigator role see values"
+    )
+    case_sensitive: bool = Field(False, description="keep case when comparing values")
+
+
 class LinkSettings(BaseModel):
     """Blocking, comparison and weighting of user-user links."""
 
     max_share: int = Field(
         50, description="identifiers shared by more users are hubs: recorded, never linked pairwise"
     )
-    email_similarity: float = Field(0.8, description="min normalised Levenshtein of local parts")
+    email_similarity: float = Field(
+        0.8,
+        description="min normalised Levenshtein of look-alike handles (email local parts, UPI "
+        "handles before the @)",
+    )
     phone_max_gap: int = Field(20, description="max numeric gap for sequential phones")
     min_fuzzy_weight: float = Field(
         0.1,
@@ -126,7 +160,16 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     graph: GraphSettings = GraphSettings()
     service: ServiceSettings = ServiceSettings()
+    identifiers: list[DeclaredIdentifier] = Field(
+        default_factory=list, description="user-declared exact-match identifier kinds"
+    )
     log_level: str = "info"
+
+    def identifier_registry(self) -> IdentifierRegistry:
+        """The built-in identifier kinds plus the declared ones."""
+        from graphfraud.identifiers import registry_for
+
+        return registry_for([d.model_dump(exclude_none=True) for d in self.identifiers])
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -20,7 +20,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from graphfraud.errors import InputDataError
 from graphfraud.ingest.read import read_table
 from graphfraud.rundir import RunDir
-from graphfraud.schema import MEMBERS_FILE, RINGS_FILE, SCORES_FILE, USERS_FILE
+from graphfraud.schema import MEMBERS_FILE, RING_SCORES_FILE, SCORES_FILE, USERS_FILE
 
 MIN_RING = 3
 MATCH_JACCARD = 0.5
@@ -119,7 +119,7 @@ def evaluate_run(run_dir: Path, truth_path: Path) -> Evaluation:
     top = np.argsort(-s, kind="stable")[:k]
     p_at_k = float(y[top].mean()) if k else float("nan")
     members = run.read(MEMBERS_FILE)
-    rings = run.read(RINGS_FILE, columns=["ring_id", "ring_score"])
+    rings = run.read(RING_SCORES_FILE)
     n_true, recall, precision, largest_p, largest_t = ring_recovery(members, truth, rings)
     return Evaluation(
         eval_users=len(y),

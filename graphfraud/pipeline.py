@@ -27,23 +27,24 @@ import polars as pl
 from graphfraud import __version__
 from graphfraud.config import Settings
 from graphfraud.errors import ArtifactError, InputDataError
+from graphfraud.identifiers import IdentifierRegistry, registry_from_manifest
 from graphfraud.rundir import RunDir
 from graphfraud.schema import (
     DEVICES_FILE,
     FEATURES_FILE,
+    IDENTIFIERS_FILE,
     LINKS_FILE,
     MANIFEST_FILE,
     MEMBERS_FILE,
     QUARANTINE_DIR,
+    RING_SCORES_FILE,
     RINGS_FILE,
-    RINGS_SCHEMA,
     SCORES_FILE,
     USERS_FILE,
-    conform_frame,
+    user_columns_optional,
 )
 
 logger = logging.getLogger(__name__)
-IDENTIFIERS_FILE = "identifiers.parquet"  # kind, value, support: how many users hold each value
 Say = Callable[[str], None]
 
 
@@ -99,6 +100,12 @@ def _public_settings(settings: Settings) -> dict[str, Any]:
     return dumped
 
 
+def run_registry(run: RunDir) -> IdentifierRegistry:
+    """The identifier kinds a run was started with (recorded by the ingest stage), so later stages
+    and rerun verbs use the same kinds whatever today's settings say."""
+    return registry_from_manifest(_manifest(run))
+
+
 def stage_ingest(
     run: RunDir, users: Path, devices: Path | None, settings: Settings, say: Say = _quiet
 ) -> None:
@@ -106,6 +113,7 @@ def stage_ingest(
     from graphfraud.ingest.read import read_table
     from graphfraud.ingest.validate import ingest
 
+    registry = settings.identifier_registry()
     run.ensure()
     inputs = {"users": fingerprint(users)}
     if devices is not None:
@@ -122,10 +130,11 @@ def stage_ingest(
             "python": platform.python_version(),
             "inputs": inputs,
             "settings": _public_settings(settings),
+            "identifiers": [d.model_dump(exclude_none=True) for d in settings.identifiers],
         },
     )
     with _stage(run, "ingest", say) as record:
-        users_raw = read_table(users, role="users")
+        users_raw = read_table(users, role="users", optional=user_columns_optional(registry))
         devices_raw = read_table(devices, role="devices") if devices is not None else None
         ingested = ingest(
             users_raw,
@@ -133,6 +142,7 @@ def stage_ingest(
             settings.ingest,
             users_file=str(users),
             devices_file=str(devices) if devices is not None else None,
+            registry=registry,
         )
         run.write(USERS_FILE, ingested.users)  # `ingest` returns USERS/DEVICES_SCHEMA frames
         run.write(DEVICES_FILE, ingested.devices)
@@ -148,9 +158,14 @@ def stage_link(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
     """Users + devices → links.parquet (+ identifier support)."""
     from graphfraud.linking.link import build_links
 
+    registry = run_registry(run)
     with _stage(run, "link", say) as record:
         links = build_links(
-            run.read(USERS_FILE), run.read(DEVICES_FILE), settings.link, progress=say
+            run.read(USERS_FILE),
+            run.read(DEVICES_FILE),
+            settings.link,
+            registry=registry,
+            progress=say,
         )
         run.write(LINKS_FILE, links.links)
         run.write(IDENTIFIERS_FILE, links.support)
@@ -158,24 +173,17 @@ def stage_link(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
 
 
 def stage_rings(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
-    """Links → ring membership and ring features (ring_score is filled by the score stage)."""
-    from graphfraud.rings.detect import detect_rings
-    from graphfraud.rings.features import ring_features
+    """Links → ring membership and ring features (ring scores come from the score stage)."""
+    from graphfraud.rings.detect import build_rings
 
+    registry = run_registry(run)
     with _stage(run, "rings", say) as record:
-        links = run.read(LINKS_FILE)
-        members = detect_rings(links, settings.rings)
-        rings = ring_features(members, run.read(USERS_FILE), links)
-        run.write(MEMBERS_FILE, members)
-        run.write(RINGS_FILE, rings)
-        sizes = rings["size"].to_numpy()
-        record.update(
-            {
-                "rings": rings.height,
-                "members": members.height,
-                "largest": int(sizes.max()) if sizes.size else 0,
-            }
-        )
+        found = build_rings(run.read(LINKS_FILE), run.read(USERS_FILE), settings.rings, registry)
+        run.write(MEMBERS_FILE, found.members)
+        run.write(RINGS_FILE, found.rings)
+        if run.exists(RING_SCORES_FILE):  # scores of an earlier ring partition
+            run.file(RING_SCORES_FILE).unlink()
+        record.update(found.stats)
 
 
 def stage_score(
@@ -187,6 +195,7 @@ def stage_score(
     from graphfraud.rings.detect import pair_strengths
     from graphfraud.scoring.scores import build_scores
 
+    registry = run_registry(run)
     users = run.read(USERS_FILE)
     links = run.read(LINKS_FILE)
     members = run.read(MEMBERS_FILE)
@@ -202,23 +211,27 @@ def stage_score(
             rings,
             max_share=settings.link.max_share,
             strong=settings.rings.min_weight,
+            registry=registry,
         )
         run.write(FEATURES_FILE, features)
         record["features"] = features.width - 1
     with _stage(run, "model", say) as record:
-        data = build_graph_data(features, links, users.select("user_id", "label"), members)
+        data = build_graph_data(
+            features,
+            links,
+            users.select("user_id", "label"),
+            members,
+            relations=registry.link_kinds,
+        )
         model_scores_arr, version, kind, metrics = _model_scores(data, features, settings, progress)
         record.update({"version": version, "kind": kind, "metrics": metrics})
     with _stage(run, "scores", say):
         model_scores = pl.DataFrame(
             {"user_id": data.user_ids.astype(str), "model_score": model_scores_arr}
         )
-        scores, ring_risk = build_scores(features, model_scores, members, version)
-        rings = conform_frame(
-            rings.drop("ring_score").join(ring_risk, on="ring_id", how="left"), RINGS_SCHEMA
-        )
-        run.write(RINGS_FILE, rings.sort("ring_id"))
-        run.write(SCORES_FILE, scores)
+        scores = build_scores(features, model_scores, members, version, registry)
+        run.write(RING_SCORES_FILE, scores.rings)
+        run.write(SCORES_FILE, scores.users)
     manifest = run.manifest()
     manifest["model_version"] = version
     manifest["model"] = {

@@ -1,4 +1,7 @@
-"""Vocabulary shared by every stage: identifier and link kinds, artifact names and schemas.
+"""Vocabulary shared by every stage: column names, artifact names and schemas.
+
+Identifier and link kinds are declared in `graphfraud.identifiers`; the users artifact's columns
+follow the registry a run uses (`users_schema`).
 
 Artifacts are keyed by business ids (`user_id`, canonical identifier values). The Arrow schemas
 below are the contract between stages and with the outside world (run directory, GraphStore,
@@ -7,39 +10,16 @@ service); stages may add columns, never rename or drop these.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import polars as pl
 import pyarrow as pa
 
-
-class IdentifierKind(StrEnum):
-    """Kinds of identifier a user can hold (nodes of the identity graph besides users)."""
-
-    EMAIL = "email"
-    PHONE = "phone"
-    DEVICE = "device"
-    IP = "ip"
-
-
-class LinkKind(StrEnum):
-    """Why two users are linked. `*_similar` kinds come from fuzzy matching, the rest from a
-    shared canonical value."""
-
-    EMAIL = "email"  # same canonical email (dots / +tags / domain typos folded)
-    EMAIL_SIMILAR = (
-        "email_similar"  # near-identical local parts on one domain (john.doe1 ~ john.doe2)
-    )
-    PHONE = "phone"  # same E.164 number
-    PHONE_SIMILAR = "phone_similar"  # sequential or one-digit-off numbers
-    DEVICE = "device"  # same device id
-    IP = "ip"  # same IP address
-
+from graphfraud.identifiers import BUILTIN, IdentifierRegistry, Source
 
 # ---- input contract (column names) -------------------------------------------------------
 USER_ID = "user_id"
 USER_COLUMNS_REQUIRED = (USER_ID,)
-USER_COLUMNS_OPTIONAL = ("email", "phone", "name", "created_at", "label")
+PROFILE_COLUMNS = ("name", "created_at", "label")
+"""Optional user columns that are not identifiers."""
 DEVICE_COLUMNS_REQUIRED = (USER_ID, "device_id")
 DEVICE_COLUMNS_OPTIONAL = ("ip", "seen_at")
 
@@ -47,7 +27,9 @@ DEVICE_COLUMNS_OPTIONAL = ("ip", "seen_at")
 USERS_FILE = "users.parquet"  # accepted, normalised users
 DEVICES_FILE = "devices.parquet"  # accepted, normalised device sightings
 LINKS_FILE = "links.parquet"
-RINGS_FILE = "rings.parquet"
+IDENTIFIERS_FILE = "identifiers.parquet"  # kind, value, support: how many users hold each value
+RINGS_FILE = "rings.parquet"  # ring features, written once by the rings stage
+RING_SCORES_FILE = "ring_scores.parquet"  # ring_id, ring_score: written by the score stage
 MEMBERS_FILE = "ring_members.parquet"
 FEATURES_FILE = "features.parquet"
 SCORES_FILE = "scores.parquet"
@@ -55,22 +37,32 @@ MANIFEST_FILE = "manifest.json"
 QUARANTINE_DIR = "quarantine"
 
 # ---- artifact schemas -----------------------------------------------------------------------
-USERS_SCHEMA = pa.schema(
-    [
-        pa.field("user_id", pa.string(), nullable=False),
-        pa.field("email_raw", pa.string()),
-        pa.field(
-            "email", pa.string()
-        ),  # canonical: lower-case, gmail dots/+tags removed, typo-fixed domain
-        pa.field("email_local", pa.string()),
-        pa.field("email_domain", pa.string()),
-        pa.field("phone_raw", pa.string()),
-        pa.field("phone", pa.string()),  # E.164, null when unparseable
-        pa.field("name", pa.string()),
-        pa.field("created_at", pa.timestamp("us", tz="UTC")),
-        pa.field("label", pa.int8()),  # 1 fraud, 0 legit, null unknown
-    ]
+_USER_PROFILE_FIELDS = (
+    pa.field("name", pa.string()),
+    pa.field("created_at", pa.timestamp("us", tz="UTC")),
+    pa.field("label", pa.int8()),  # 1 fraud, 0 legit, null unknown
 )
+
+
+def user_columns_optional(registry: IdentifierRegistry = BUILTIN) -> tuple[str, ...]:
+    """Optional columns of the users input: one per user-held identifier kind, then the profile."""
+    return (*(s.column for s in registry.of_source(Source.USERS)), *PROFILE_COLUMNS)
+
+
+def users_schema(registry: IdentifierRegistry = BUILTIN) -> pa.Schema:
+    """users.parquet: `user_id`, per user-held kind its raw value (when kept) and canonical
+    columns (e.g. `email_raw, email, email_local, email_domain`; null when unparseable), then the
+    profile columns."""
+    fields = [pa.field("user_id", pa.string(), nullable=False)]
+    for spec in registry.of_source(Source.USERS):
+        if spec.keep_raw:
+            fields.append(pa.field(spec.raw_column, pa.string()))
+        fields += [pa.field(c, pa.string()) for c in spec.normaliser.columns]
+    return pa.schema([*fields, *_USER_PROFILE_FIELDS])
+
+
+USER_COLUMNS_OPTIONAL = user_columns_optional()
+USERS_SCHEMA = users_schema()  # the built-in kinds' users artifact
 
 DEVICES_SCHEMA = pa.schema(
     [
@@ -103,7 +95,6 @@ RINGS_SCHEMA = pa.schema(
     [
         pa.field("ring_id", pa.string(), nullable=False),
         pa.field("size", pa.int32(), nullable=False),
-        pa.field("ring_score", pa.float32()),
         pa.field("n_links", pa.int32()),
         pa.field("density", pa.float32()),
         pa.field("mean_link_weight", pa.float32()),
@@ -115,6 +106,13 @@ RINGS_SCHEMA = pa.schema(
         pa.field("n_labelled_fraud", pa.int32()),
         pa.field("label_share", pa.float32()),
         pa.field("top_link_kinds", pa.string()),
+    ]
+)
+
+RING_SCORES_SCHEMA = pa.schema(
+    [
+        pa.field("ring_id", pa.string(), nullable=False),
+        pa.field("ring_score", pa.float32()),
     ]
 )
 

@@ -56,14 +56,37 @@ MODELS_HELP = (
 )
 
 
+IDENTIFIER_HELP = (
+    "declare an exact-match identifier kind held in the users file's column of that name, e.g. "
+    "--identifier pan_hash (repeatable); accounts sharing a value are linked like a shared "
+    "mailbox. More options (weight, reason code, masking) via GRAPHFRAUD_IDENTIFIERS as JSON, "
+    'e.g. \'[{"name": "pan_hash", "prior": 0.9}]\''
+)
+
+
 def _settings(
     registry: Path | None = None,
     graph_uri: str | None = None,
     seed: int | None = None,
     device: str | None = None,
     models: str | None = None,
+    identifiers: list[str] | None = None,
 ) -> Settings:
     settings = load_settings()
+    if identifiers:
+        from graphfraud.config import DeclaredIdentifier
+
+        known = {d.name for d in settings.identifiers}
+        try:
+            settings.identifiers += [
+                DeclaredIdentifier(name=name) for name in identifiers if name not in known
+            ]
+        except ValueError as exc:
+            raise ConfigError(
+                f"--identifier: {identifiers} are not all kind names",
+                hint="lower-case letters, digits and _, starting with a letter (e.g. pan_hash)",
+            ) from exc
+        settings.identifier_registry()  # a clash with a built-in kind fails here, in one line
     if models is not None:
         from graphfraud.model.train import model_kinds
 
@@ -88,13 +111,15 @@ def _settings(
 def print_summary(run_dir: Path, top: int = 5) -> None:
     """Users, links by kind, rings, the riskiest rings with why, and where the outputs are."""
     from graphfraud.rundir import RunDir
+    from graphfraud.schema import LINKS_FILE, SCORES_FILE
+    from graphfraud.scoring.scores import scored_rings
 
     run = RunDir(run_dir)
     manifest = run.manifest()
     counts = manifest.get("counts", {})
-    links = run.read("links.parquet", columns=["kind"])
-    rings = run.read("rings.parquet")
-    scores = run.read("scores.parquet", columns=["score"])
+    links = run.read(LINKS_FILE, columns=["kind"])
+    rings = scored_rings(run)
+    scores = run.read(SCORES_FILE, columns=["score"])
     console.print()
     console.rule(f"[bold]graphfraud run {manifest.get('run_id', '')}")
     for role, c in counts.items():
@@ -160,12 +185,13 @@ def run(
     seed: int | None = typer.Option(None, "--seed", help="seed for ring detection and training"),
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda (model training)"),
     models: str | None = typer.Option(None, "--models", help=MODELS_HELP),
+    identifier: list[str] | None = typer.Option(None, "--identifier", help=IDENTIFIER_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress or summary"),
 ) -> None:
     """Run the whole batch on one set of input files."""
     from graphfraud.pipeline import run_pipeline
 
-    settings = _settings(registry, graph_uri, seed, device, models)
+    settings = _settings(registry, graph_uri, seed, device, models, identifier)
     with _progress(quiet) as say:
         result = run_pipeline(users, devices, out, settings, progress=not quiet, say=say)
     if not quiet:
@@ -176,13 +202,15 @@ def ingest_verb(
     users: Path = typer.Option(..., "--users", help="users file (CSV or Parquet)"),
     devices: Path | None = typer.Option(None, "--devices", help="device sightings file (optional)"),
     out: Path = typer.Option(..., "--out", help="run directory to write"),
+    identifier: list[str] | None = typer.Option(None, "--identifier", help=IDENTIFIER_HELP),
 ) -> None:
     """Stage 1: read, validate, quarantine and normalise the inputs into OUT."""
     from graphfraud.pipeline import stage_ingest
     from graphfraud.rundir import RunDir
 
+    settings = _settings(identifiers=identifier)
     with _progress(False) as say:
-        stage_ingest(RunDir(out), users, devices, _settings(), say)
+        stage_ingest(RunDir(out), users, devices, settings, say)
 
 
 def link_verb(

@@ -4,12 +4,13 @@ values, goes into errors and logs).
 Dialect: Neo4j 5 Cypher that also runs on ArcadeDB's Bolt server. Hence: no `SHORTEST k`
 (use `shortestPath()`), no FULLTEXT indexes, no `db.awaitIndexes()`, element ids never parsed.
 Values travel only as `$parameters`; labels, relationship types and hop bounds are literals
-chosen from fixed tables below, never from input.
+chosen from fixed tables below or from the identifier registry (`graphfraud.identifiers`, whose
+labels and types are checked against `^[A-Z][A-Za-z0-9_]*$` when it is built), never from input.
 
 Publish conventions: every node and relationship a publish writes carries `run_id`; nodes are
 `MERGE`d on their key then replaced whole (`SET n = $props`) so a property that disappeared from
 the run disappears from the graph; after all phases, whatever does not carry the current
-`run_id` is deleted in batches (`SWEEP_*`). That makes a rerun after a crash converge.
+`run_id` is deleted in batches (`sweep_queries`). That makes a rerun after a crash converge.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import LiteralString
 
 from graphfraud.graph.base import MAX_EXPLAIN_HOPS
-from graphfraud.schema import IdentifierKind
+from graphfraud.identifiers import BUILTIN, IdentifierRegistry, IdentifierSpec
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Query:
 META_ID = "publish"  # the id of the single (:GraphFraudMeta) node that records publish state
 
 # ---- schema -------------------------------------------------------------------------------------
-SCHEMA: tuple[Query, ...] = (
+_BASE_SCHEMA: tuple[Query, ...] = (
     Query(
         "constraint_user_id",
         "CREATE CONSTRAINT graphfraud_user_id IF NOT EXISTS FOR (n:User) REQUIRE n.id IS UNIQUE",
@@ -40,25 +41,6 @@ SCHEMA: tuple[Query, ...] = (
     Query(
         "constraint_ring_id",
         "CREATE CONSTRAINT graphfraud_ring_id IF NOT EXISTS FOR (n:Ring) REQUIRE n.id IS UNIQUE",
-    ),
-    Query(
-        "constraint_email_value",
-        "CREATE CONSTRAINT graphfraud_email_value IF NOT EXISTS "
-        "FOR (n:Email) REQUIRE n.value IS UNIQUE",
-    ),
-    Query(
-        "constraint_phone_value",
-        "CREATE CONSTRAINT graphfraud_phone_value IF NOT EXISTS "
-        "FOR (n:Phone) REQUIRE n.value IS UNIQUE",
-    ),
-    Query(
-        "constraint_device_value",
-        "CREATE CONSTRAINT graphfraud_device_value IF NOT EXISTS "
-        "FOR (n:Device) REQUIRE n.value IS UNIQUE",
-    ),
-    Query(
-        "constraint_ip_value",
-        "CREATE CONSTRAINT graphfraud_ip_value IF NOT EXISTS FOR (n:IP) REQUIRE n.value IS UNIQUE",
     ),
     Query(
         "constraint_meta_id",
@@ -86,40 +68,45 @@ META_READ = Query("meta_read", "MATCH (m:GraphFraudMeta {id: $id}) RETURN proper
 # ---- publish: nodes (rows: {key, props}) ---------------------------------------------------------
 UPSERT_USERS = Query("upsert_users", "UNWIND $rows AS r MERGE (n:User {id: r.key}) SET n = r.props")
 UPSERT_RINGS = Query("upsert_rings", "UNWIND $rows AS r MERGE (n:Ring {id: r.key}) SET n = r.props")
-IDENTIFIER_LABEL: dict[IdentifierKind, LiteralString] = {
-    IdentifierKind.EMAIL: "Email",
-    IdentifierKind.PHONE: "Phone",
-    IdentifierKind.DEVICE: "Device",
-    IdentifierKind.IP: "IP",
-}
-HOLDS_TYPE: dict[IdentifierKind, LiteralString] = {
-    IdentifierKind.EMAIL: "HAS_EMAIL",
-    IdentifierKind.PHONE: "HAS_PHONE",
-    IdentifierKind.DEVICE: "USES_DEVICE",
-    IdentifierKind.IP: "USES_IP",
-}
 
 
-def _identifier_upsert(kind: IdentifierKind) -> Query:
-    label = IDENTIFIER_LABEL[kind]
+def _literal(text: str) -> LiteralString:
+    """A registry label or type as Cypher text: the registry checked its grammar when built
+    (mypy reads LiteralString as str; the name marks where a non-literal enters a query)."""
+    return text
+
+
+def _identifier_constraint(spec: IdentifierSpec) -> Query:
+    label, name = _literal(spec.graph_label), _literal(spec.name)
     return Query(
-        f"upsert_{kind.value}_identifiers",
-        "UNWIND $rows AS r MERGE (n:" + label + " {value: r.value}) SET n.run_id = $run_id",
+        f"constraint_{spec.name}_value",
+        "CREATE CONSTRAINT graphfraud_" + name + "_value IF NOT EXISTS "
+        "FOR (n:" + label + ") REQUIRE n.value IS UNIQUE",
     )
 
 
-def _identifier_link(kind: IdentifierKind) -> Query:
-    label, rel = IDENTIFIER_LABEL[kind], HOLDS_TYPE[kind]
+def schema_queries(registry: IdentifierRegistry = BUILTIN) -> tuple[Query, ...]:
+    """Unique constraints for users, rings, the publish meta node and every identifier kind."""
+    return (*_BASE_SCHEMA, *(_identifier_constraint(s) for s in registry.kinds))
+
+
+def identifier_upsert(spec: IdentifierSpec) -> Query:
     return Query(
-        f"link_{kind.value}_identifiers",
+        f"upsert_{spec.name}_identifiers",
+        "UNWIND $rows AS r MERGE (n:" + _literal(spec.graph_label) + " {value: r.value}) "
+        "SET n.run_id = $run_id",
+    )
+
+
+def identifier_link(spec: IdentifierSpec) -> Query:
+    label, rel = _literal(spec.graph_label), _literal(spec.holds_type)
+    return Query(
+        f"link_{spec.name}_identifiers",
         "UNWIND $rows AS r MATCH (u:User {id: r.user_id}) "
         "MATCH (i:" + label + " {value: r.value}) "
         "MERGE (u)-[h:" + rel + "]->(i) SET h.run_id = $run_id",
     )
 
-
-UPSERT_IDENTIFIERS = {kind: _identifier_upsert(kind) for kind in IdentifierKind}
-LINK_IDENTIFIERS = {kind: _identifier_link(kind) for kind in IdentifierKind}
 
 # ---- publish: relationships ----------------------------------------------------------------------
 UPSERT_MEMBERSHIPS = Query(
@@ -134,15 +121,8 @@ UPSERT_LINKS = Query(
 )
 
 # ---- publish: sweep what the current run does not hold -------------------------------------------
-NODE_LABELS: tuple[LiteralString, ...] = ("User", "Ring", "Email", "Phone", "Device", "IP")
-REL_TYPES: tuple[LiteralString, ...] = (
-    "LINKED",
-    "MEMBER_OF",
-    "HAS_EMAIL",
-    "HAS_PHONE",
-    "USES_DEVICE",
-    "USES_IP",
-)
+_BASE_LABELS: tuple[LiteralString, ...] = ("User", "Ring")
+_BASE_TYPES: tuple[LiteralString, ...] = ("LINKED", "MEMBER_OF")
 
 
 def _sweep_rels(rel: LiteralString) -> Query:
@@ -161,8 +141,14 @@ def _sweep_nodes(label: LiteralString) -> Query:
     )
 
 
-SWEEP_RELS = tuple(_sweep_rels(rel) for rel in REL_TYPES)
-SWEEP_NODES = tuple(_sweep_nodes(label) for label in NODE_LABELS)
+def sweep_queries(registry: IdentifierRegistry = BUILTIN) -> tuple[Query, ...]:
+    """Relationships first, then nodes, of every type and label a publish of `registry`'s kinds
+    writes (the built-in kinds always: a run without a declared kind still clears the built-ins)."""
+    kinds = {s.name: s for s in (*BUILTIN.kinds, *registry.kinds)}.values()
+    rels = (*_BASE_TYPES, *(_literal(s.holds_type) for s in kinds))
+    labels = (*_BASE_LABELS, *(_literal(s.graph_label) for s in kinds))
+    return (*(_sweep_rels(r) for r in rels), *(_sweep_nodes(n) for n in labels))
+
 
 # ---- analyst reads ------------------------------------------------------------------------------
 PING = Query("ping", "RETURN 1 AS ok")
@@ -214,21 +200,20 @@ def _shortest_path(hops: int) -> Query:
 SHORTEST_PATH = {hops: _shortest_path(hops) for hops in range(1, MAX_EXPLAIN_HOPS + 1)}
 
 
-def all_queries() -> tuple[Query, ...]:
+def all_queries(registry: IdentifierRegistry = BUILTIN) -> tuple[Query, ...]:
     """Every statement above (tests check names are unique and no literal value sneaks in)."""
     return (
-        *SCHEMA,
+        *schema_queries(registry),
         META_START,
         META_FINISH,
         META_READ,
         UPSERT_USERS,
         UPSERT_RINGS,
-        *UPSERT_IDENTIFIERS.values(),
-        *LINK_IDENTIFIERS.values(),
+        *(identifier_upsert(s) for s in registry.kinds),
+        *(identifier_link(s) for s in registry.kinds),
         UPSERT_MEMBERSHIPS,
         UPSERT_LINKS,
-        *SWEEP_RELS,
-        *SWEEP_NODES,
+        *sweep_queries(registry),
         PING,
         USER_RING,
         RING,

@@ -44,7 +44,7 @@ from graphfraud.graph.views import (
     ordered_links,
     ordered_members,
 )
-from graphfraud.schema import IdentifierKind
+from graphfraud.identifiers import BUILTIN, IdentifierRegistry
 
 if TYPE_CHECKING:
     from neo4j import Driver, ManagedTransaction, Session
@@ -118,10 +118,9 @@ def publish_phases(tables: GraphTables) -> list[tuple[Query, pl.DataFrame]]:
         (cypher.UPSERT_USERS, _node_rows(users, "user_id", run_id, {"user_id": "id"})),
         (cypher.UPSERT_RINGS, _node_rows(rings, "ring_id", run_id, {"ring_id": "id"})),
     ]
-    phases += [
-        (cypher.UPSERT_IDENTIFIERS[kind], tables.identifiers[kind]) for kind in IdentifierKind
-    ]
-    phases += [(cypher.LINK_IDENTIFIERS[kind], tables.holds[kind]) for kind in IdentifierKind]
+    kinds = tables.registry.kinds
+    phases += [(cypher.identifier_upsert(s), tables.identifiers[s.name]) for s in kinds]
+    phases += [(cypher.identifier_link(s), tables.holds[s.name]) for s in kinds]
     phases.append(
         (
             cypher.UPSERT_MEMBERSHIPS,
@@ -231,10 +230,10 @@ class Neo4jGraphStore:
             yield session
 
     # ---- publish -----------------------------------------------------------------------------
-    def ensure_schema(self) -> None:
+    def ensure_schema(self, registry: IdentifierRegistry = BUILTIN) -> None:
         """Unique constraints (each also an index) `IF NOT EXISTS`; safe to rerun."""
         with self._session() as session:
-            for query in cypher.SCHEMA:
+            for query in cypher.schema_queries(registry):
                 self._write(session, query)
 
     def publish(self, run_dir: str | Path, *, progress: bool = False) -> PublishReport:
@@ -249,14 +248,14 @@ class Neo4jGraphStore:
         run_id = tables.run_id
         phases = publish_phases(tables)
         total = sum(rows.height for _, rows in phases)
-        self.ensure_schema()
+        self.ensure_schema(tables.registry)
         bar = _Progress(progress, total, run_id)
         try:
             with self._session() as session:
                 self._write(session, cypher.META_START, id=cypher.META_ID, run_id=run_id, at=_now())
                 for query, rows in phases:
                     self._load(session, query, rows, run_id, bar.advance)
-                swept = self._sweep(session, run_id)
+                swept = self._sweep(session, run_id, tables.registry)
                 self._write(
                     session,
                     cypher.META_FINISH,
@@ -292,10 +291,10 @@ class Neo4jGraphStore:
             self._write(session, query, rows=batch, run_id=run_id)
             advance(len(batch), query.name)
 
-    def _sweep(self, session: Session, run_id: str) -> int:
+    def _sweep(self, session: Session, run_id: str, registry: IdentifierRegistry) -> int:
         """Delete, in batches, every relationship then node not tagged with `run_id`."""
         swept = 0
-        for query in (*cypher.SWEEP_RELS, *cypher.SWEEP_NODES):
+        for query in cypher.sweep_queries(registry):
             while True:
                 result = self._write(session, query, run_id=run_id, limit=self._batch_size)
                 deleted = int(result[0]["deleted"]) if result else 0

@@ -16,6 +16,7 @@ import polars as pl
 
 from graphfraud.errors import ArtifactError
 from graphfraud.graph.base import MAX_RING_LINKS
+from graphfraud.identifiers import IdentifierRegistry, Source, registry_from_manifest
 from graphfraud.rundir import RunDir
 from graphfraud.schema import (
     DEVICES_FILE,
@@ -24,8 +25,8 @@ from graphfraud.schema import (
     RINGS_FILE,
     SCORES_FILE,
     USERS_FILE,
-    IdentifierKind,
 )
+from graphfraud.scoring.scores import scored_rings
 
 # Ring columns that are node keys / top-level fields, not "features that explain it".
 RING_CORE_COLUMNS = ("ring_id", "size", "ring_score")
@@ -50,9 +51,10 @@ class GraphTables:
 
     run_id: str
     model_version: str | None
+    registry: IdentifierRegistry  # the run's identifier kinds (node labels, relationship types)
     users: pl.DataFrame  # user_id, score, ring_id, ring_score, model_version, label, …
-    identifiers: dict[IdentifierKind, pl.DataFrame]  # value (unique)
-    holds: dict[IdentifierKind, pl.DataFrame]  # user_id, value (distinct pairs)
+    identifiers: dict[str, pl.DataFrame]  # per kind name: value (unique)
+    holds: dict[str, pl.DataFrame]  # per kind name: user_id, value (distinct pairs)
     rings: pl.DataFrame  # ring_id, size, ring_score, <features…>
     members: pl.DataFrame  # user_id, ring_id, ring_score
     links: pl.DataFrame  # LINK_FIELDS + ring_id, one row per (pair, kind), user_a < user_b
@@ -119,6 +121,14 @@ def _with_ring(links: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _holds(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """Distinct (user_id, value) pairs of one kind; a run without that column holds none."""
+    if column not in frame.columns:
+        return pl.DataFrame(schema={"user_id": pl.String, "value": pl.String})
+    held = frame.select("user_id", value=pl.col(column).cast(pl.String))
+    return held.drop_nulls().filter(pl.col("value") != "").unique().sort("user_id", "value")
+
+
 def load_tables(run_dir: Path | str) -> GraphTables:
     """Read and cross-check one run directory (raises ArtifactError naming the file)."""
     run = RunDir(run_dir)
@@ -130,10 +140,12 @@ def load_tables(run_dir: Path | str) -> GraphTables:
     if not isinstance(run_id, str) or not run_id:
         raise ArtifactError(f"{run.file('manifest.json')} has no run_id")
     model_version = manifest.get("model_version")
+    registry = registry_from_manifest(manifest)
 
     users = _read(run, USERS_FILE, ("user_id", "email", "phone", "created_at", "label"))
     scores = _read(run, SCORES_FILE, ("user_id", "score", "ring_id", "ring_score", "model_version"))
-    rings = _floats_clean(_read(run, RINGS_FILE, RING_CORE_COLUMNS))
+    _require(run.read(RINGS_FILE), ("ring_id", "size"), run.file(RINGS_FILE))
+    rings = _floats_clean(scored_rings(run))
     members = _read(run, MEMBERS_FILE, ("user_id", "ring_id"))
     links = _floats_clean(_read(run, LINKS_FILE, LINK_FIELDS)).select(LINK_FIELDS)
     devices = (
@@ -214,14 +226,8 @@ def load_tables(run_dir: Path | str) -> GraphTables:
         .sort("ring_id", "user_id")
     )
     holds = {
-        IdentifierKind.EMAIL: users.select("user_id", value=pl.col("email")),
-        IdentifierKind.PHONE: users.select("user_id", value=pl.col("phone")),
-        IdentifierKind.DEVICE: devices.select("user_id", value=pl.col("device_id")),
-        IdentifierKind.IP: devices.select("user_id", value=pl.col("ip")),
-    }
-    holds = {
-        kind: frame.drop_nulls().filter(pl.col("value") != "").unique().sort("user_id", "value")
-        for kind, frame in holds.items()
+        spec.name: _holds(users if spec.source == Source.USERS else devices, spec.value_column)
+        for spec in registry.kinds
     }
     identifiers = {
         kind: frame.select("value").unique().sort("value") for kind, frame in holds.items()
@@ -229,6 +235,7 @@ def load_tables(run_dir: Path | str) -> GraphTables:
     return GraphTables(
         run_id=run_id,
         model_version=model_version if isinstance(model_version, str) else None,
+        registry=registry,
         users=user_nodes,
         identifiers=identifiers,
         holds=holds,

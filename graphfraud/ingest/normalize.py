@@ -13,7 +13,8 @@ Rules, with the example pair each one folds:
   `+91 98765 43210` → `+919876543210`). Mobile-shaped numbers of the default region take a
   vectorised fast path (checked against `phonenumbers` by a property test); only the unique
   leftovers go through `phonenumbers`.
-- device id: strip, lower-case, collapse inner whitespace (`" AB  12 "` ~ `"ab 12"`).
+- device id: strip, lower-case (ASCII ids; see `ascii_lower`), collapse inner whitespace
+  (`" AB  12 "` ~ `"ab 12"`).
 - IP: `ipaddress` on unique values; IPv6 compressed, IPv4-mapped IPv6 folded to IPv4
   (`::ffff:10.0.0.1` ~ `10.0.0.1`).
 - name: strip and collapse whitespace, case kept.
@@ -42,6 +43,20 @@ _WS_RUN_RE = re.compile(_WS_RUN)
 NULL_TOKENS = frozenset({"", "nan", "null", "none", "n/a", "#n/a"})
 """Strings (compared case-insensitively after stripping) that spreadsheets and pandas write for
 'no value'; they are read as null in every field."""
+
+
+def ascii_lower(value: str) -> str:
+    """Lower-case ASCII letters only when the value is ASCII: Python's and polars' (Rust's)
+    Unicode case tables differ by version (U+10D50 has a lower case in one and not the other), and
+    the online and batch forms of an identifier must be the very same string."""
+    return value.lower() if value.isascii() else value
+
+
+def ascii_lower_expr(expr: pl.Expr) -> pl.Expr:
+    """Vectorised `ascii_lower`."""
+    return (
+        pl.when(expr.str.contains(r"^[\x00-\x7f]*$")).then(expr.str.to_lowercase()).otherwise(expr)
+    )
 
 
 def clean_text(raw: str | None) -> str | None:
@@ -384,16 +399,17 @@ def normalize_phones(raw: pl.Series, region: str) -> pl.Series:
 
 
 def canonical_device(raw: str | None) -> str | None:
-    """Canonical device id: stripped, lower-case, inner whitespace collapsed; None when empty."""
+    """Canonical device id: stripped, ASCII lower-cased, inner whitespace collapsed; None when
+    empty."""
     value = clean_text(raw)
     if value is None:
         return None
-    return _WS_RUN_RE.sub(" ", value.lower())
+    return ascii_lower(_WS_RUN_RE.sub(" ", value))
 
 
 def device_expr(expr: pl.Expr) -> pl.Expr:
     """Vectorised `canonical_device` as an expression."""
-    return clean_text_expr(expr).str.to_lowercase().str.replace_all(_WS_RUN, " ")
+    return ascii_lower_expr(clean_text_expr(expr).str.replace_all(_WS_RUN, " "))
 
 
 def normalize_devices(raw: pl.Series) -> pl.Series:
@@ -462,3 +478,97 @@ def normalize_ips(raw: pl.Series) -> pl.Series:
             ip=pl.coalesce("ip", "_parsed")
         )
     return frame.get_column("ip").alias(name)
+
+
+# ---- UPI ids ----------------------------------------------------------------------------------
+
+PSP_ALIASES: dict[str, str] = {
+    # Google Pay's handles at a bank, folded to the bank's own (`rahul@okicici` ~ `rahul@icici`)
+    "okicici": "icici",
+    "okhdfcbank": "hdfcbank",
+    "oksbi": "sbi",
+    "okaxis": "axisbank",
+    # Paytm's bank handles
+    "ptaxis": "axisbank",
+    "pthdfc": "hdfcbank",
+    "ptsbi": "sbi",
+    "ptyes": "yesbank",
+}
+"""Payment-app handles that name the same bank as its own handle."""
+
+_UPI_HANDLE = r"^[a-z0-9][a-z0-9._\-]{1,63}$"
+_CONTROL = r"[\x00-\x1f\x7f-\x9f]"
+"""C0 and C1 control characters (one pattern for Python's `re` and polars' regex)."""
+_UPI_PSP = r"^[a-z][a-z0-9]{1,31}$"
+
+
+def normalize_upis(raw: pl.Series) -> pl.DataFrame:
+    """UPI ids (`Rahul.Sharma1@OKICICI`) → `upi, upi_handle, upi_psp` (`rahul.sharma1@icici`).
+
+    Lower-case, exactly one `@`, a handle of 2-64 letters, digits, `.`, `_` or `-` starting with a
+    letter or digit, a PSP of letters and digits; PSP aliases folded (`PSP_ALIASES`). The three
+    columns are null together when the value is not a UPI id. `canonical_upi` is the scalar twin.
+    """
+    value = clean_text_expr(pl.col("raw")).str.to_lowercase()
+    handle = value.str.extract(r"^([^@]*)@", 1)
+    psp = value.str.extract(r"@([^@]*)$", 1).replace(PSP_ALIASES)
+    ok = (
+        (value.str.count_matches("@", literal=True) == 1)
+        & handle.str.contains(_UPI_HANDLE)
+        & psp.str.contains(_UPI_PSP)
+    ).fill_null(False)
+    return (
+        pl.DataFrame({"raw": raw.cast(pl.String)})
+        .lazy()
+        .select(
+            upi=pl.when(ok).then(pl.concat_str(handle, pl.lit("@"), psp)),
+            upi_handle=pl.when(ok).then(handle),
+            upi_psp=pl.when(ok).then(psp),
+        )
+        .collect()
+    )
+
+
+# ---- declared tokens (hashes, account numbers) -----------------------------------------------
+
+
+def normalize_tokens(raw: pl.Series, *, case_sensitive: bool = False) -> pl.Series:
+    """Opaque tokens of a declared kind (a PAN hash, a bank-account hash): stripped, inner
+    whitespace collapsed, lower-cased unless `case_sensitive`; null tokens and values holding
+    control characters become null (a NUL inside a hash is a broken feed, not an identifier)."""
+    value = clean_text_expr(pl.col("raw")).str.replace_all(_WS_RUN, " ")
+    if not case_sensitive:
+        value = ascii_lower_expr(value)
+    value = pl.when(value.str.contains(_CONTROL)).then(None).otherwise(value)
+    return pl.DataFrame({"raw": raw.cast(pl.String)}).select(value.alias(raw.name or "value"))[:, 0]
+
+
+_UPI_HANDLE_RE = re.compile(_UPI_HANDLE)
+_UPI_PSP_RE = re.compile(_UPI_PSP)
+_CONTROL_RE = re.compile(_CONTROL)
+
+
+def canonical_upi(raw: str | None) -> tuple[str, str, str] | None:
+    """Scalar `normalize_upis`: (upi, handle, psp), or None when it is not a UPI id."""
+    value = clean_text(raw)
+    if value is None:
+        return None
+    value = value.lower()
+    if value.count("@") != 1:
+        return None
+    handle, psp = value.split("@")
+    psp = PSP_ALIASES.get(psp, psp)
+    if not _UPI_HANDLE_RE.match(handle) or not _UPI_PSP_RE.match(psp):
+        return None
+    return f"{handle}@{psp}", handle, psp
+
+
+def canonical_token(raw: str | None, *, case_sensitive: bool = False) -> str | None:
+    """Scalar `normalize_tokens`."""
+    value = clean_text(raw)
+    if value is None:
+        return None
+    value = _WS_RUN_RE.sub(" ", value)
+    if not case_sensitive:
+        value = ascii_lower(value)
+    return None if _CONTROL_RE.search(value) else value

@@ -41,15 +41,17 @@ ROLE_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 """Per role: (required, optional) contract columns."""
 
 
-def read_table(path: Path, *, role: str) -> pl.DataFrame:
+def read_table(path: Path, *, role: str, optional: tuple[str, ...] | None = None) -> pl.DataFrame:
     """The file at `path` as a frame of String columns, checked to hold `role`'s required columns.
 
     `role` is `users` or `devices`. Parquet is chosen by suffix (`.parquet`, `.pq`) or magic bytes;
-    anything else is read as CSV. A header-only file gives zero rows.
+    anything else is read as CSV. A header-only file gives zero rows. `optional` overrides the
+    role's optional contract columns (a run with declared identifier kinds has more).
     """
     if role not in ROLE_COLUMNS:
         raise ValueError(f"unknown role {role!r}; expected one of {sorted(ROLE_COLUMNS)}")
-    required, optional = ROLE_COLUMNS[role]
+    required, default_optional = ROLE_COLUMNS[role]
+    optional = default_optional if optional is None else optional
     file = str(path)
     data = _read_bytes(path)
     if path.suffix.lower() in PARQUET_SUFFIXES or data.startswith(_PARQUET_MAGIC):

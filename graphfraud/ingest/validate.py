@@ -1,7 +1,7 @@
 """Validate raw input tables, quarantine the rows that break the contract, normalise the rest.
 
 `ingest` takes the all-string frames `read_table` returns and gives back frames that match
-`USERS_SCHEMA` / `DEVICES_SCHEMA`, the quarantined rows (original columns as strings, plus
+`users_schema(registry)` / `DEVICES_SCHEMA`, the quarantined rows (original columns as strings, plus
 `input_row` and `reason`) and counts where `input == accepted + quarantined` for every role.
 
 Each quarantined row carries the *first* reason that applies, in this order:
@@ -37,24 +37,18 @@ import polars as pl
 
 from graphfraud.config import IngestSettings
 from graphfraud.errors import InputDataError
-from graphfraud.ingest.normalize import (
-    clean_text_expr,
-    device_expr,
-    name_expr,
-    normalize_emails,
-    normalize_ips,
-    normalize_phones,
-)
+from graphfraud.identifiers import BUILTIN, IdentifierRegistry, Source
+from graphfraud.ingest.normalize import clean_text_expr, device_expr, name_expr, normalize_ips
 from graphfraud.schema import (
     DEVICE_COLUMNS_OPTIONAL,
     DEVICE_COLUMNS_REQUIRED,
     DEVICES_SCHEMA,
     QUARANTINE_REASON,
-    USER_COLUMNS_OPTIONAL,
     USER_COLUMNS_REQUIRED,
-    USERS_SCHEMA,
     conform_frame,
     polars_schema,
+    user_columns_optional,
+    users_schema,
 )
 
 ROLE_USERS = "users"
@@ -198,9 +192,11 @@ def _quarantine(checked: pl.DataFrame, original: Sequence[str]) -> pl.DataFrame:
 # ---- the stage ------------------------------------------------------------------------------
 
 
-def _check_users(frame: pl.DataFrame, settings: IngestSettings) -> pl.DataFrame:
+def _check_users(
+    frame: pl.DataFrame, settings: IngestSettings, registry: IdentifierRegistry
+) -> pl.DataFrame:
     original = [c for c in frame.columns if not c.startswith(_P)]
-    contract = [*USER_COLUMNS_REQUIRED, *USER_COLUMNS_OPTIONAL]
+    contract = [*USER_COLUMNS_REQUIRED, *user_columns_optional(registry)]
     uid = pl.col(f"{_P}uid")
     exact_first = pl.struct(original).is_first_distinct()
     return (
@@ -244,19 +240,25 @@ def _check_users(frame: pl.DataFrame, settings: IngestSettings) -> pl.DataFrame:
     )
 
 
-def _normalise_users(accepted: pl.DataFrame, settings: IngestSettings) -> pl.DataFrame:
-    cleaned = accepted.select(
-        pl.col(f"{_P}uid").alias("user_id"),
-        clean_text_expr(pl.col("email")).alias("email_raw"),
-        clean_text_expr(pl.col("phone")).alias("phone_raw"),
-        name_expr(pl.col("name")).alias("name"),
-        pl.col(f"{_P}created_at").alias("created_at"),
-        pl.col(f"{_P}label").alias("label"),
+def _normalise_users(
+    accepted: pl.DataFrame, settings: IngestSettings, registry: IdentifierRegistry
+) -> pl.DataFrame:
+    """Every user-held identifier kind through its registry normaliser (raw kept where the kind
+    says so), plus the profile columns."""
+    parts: list[pl.DataFrame] = [accepted.select(pl.col(f"{_P}uid").alias("user_id"))]
+    for spec in registry.of_source(Source.USERS):
+        raw = accepted.select(clean_text_expr(pl.col(spec.column)).alias(spec.raw_column))
+        if spec.keep_raw:
+            parts.append(raw)
+        parts.append(spec.normaliser.vector(raw.to_series(), settings.default_region))
+    parts.append(
+        accepted.select(
+            name_expr(pl.col("name")).alias("name"),
+            pl.col(f"{_P}created_at").alias("created_at"),
+            pl.col(f"{_P}label").alias("label"),
+        )
     )
-    emails = normalize_emails(cleaned.get_column("email_raw")).drop("email_raw")
-    phones = normalize_phones(cleaned.get_column("phone_raw"), settings.default_region)
-    users = pl.concat([cleaned, emails], how="horizontal").with_columns(phones.alias("phone"))
-    return conform_frame(users, USERS_SCHEMA)
+    return conform_frame(pl.concat(parts, how="horizontal"), users_schema(registry))
 
 
 def _check_devices(
@@ -313,17 +315,19 @@ def ingest(
     *,
     users_file: str,
     devices_file: str | None,
+    registry: IdentifierRegistry = BUILTIN,
 ) -> Ingested:
     """Validate, quarantine and normalise users (and device sightings, when given).
 
     Raises `InputDataError` (naming the file and column) when a required column is missing;
-    every other problem is a quarantined row, never an exception.
+    every other problem is a quarantined row, never an exception. `registry` names the
+    identifier columns a users file may hold (built-in kinds plus declared ones).
     """
     _check_columns(users, USER_COLUMNS_REQUIRED, users_file)
     user_columns = list(users.columns)
-    checked = _check_users(_prepare(users, USER_COLUMNS_OPTIONAL), settings)
+    checked = _check_users(_prepare(users, user_columns_optional(registry)), settings, registry)
     accepted = checked.filter(pl.col(f"{_P}reason").is_null())
-    users_out = _normalise_users(accepted, settings)
+    users_out = _normalise_users(accepted, settings, registry)
     quarantine = {ROLE_USERS: _quarantine(checked, user_columns)}
     counts = {ROLE_USERS: _counts(users.height, users_out.height, quarantine[ROLE_USERS].height)}
 

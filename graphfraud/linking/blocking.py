@@ -7,7 +7,8 @@ concatenated and deduplicated on that one column, which is far cheaper than on t
 than `max_block` are skipped: a pair drawn from a block of thousands carries almost no weight (see
 `weights.rarity`) and would cost millions of comparisons.
 
-Passes for near-duplicate emails (union, deduplicated):
+Passes for near-duplicate handles — email local parts, UPI handles — on a provider (union,
+deduplicated):
 - stem: same letters-only local part on the same domain (`john.doe1` ~ `johndoe22`);
 - stem deletion neighbourhood: the stems are one deletion apart, which catches one substitution,
   insertion, deletion or transposition (`priya.verma1` ~ `priya.varma2` share `priyavrma`);
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+
+from graphfraud.linking.keys import MIN_DELETION_LETTERS
 
 _SHIFT = 1 << 32
 
@@ -144,16 +147,16 @@ def _sorted_neighbour_keys(
     return pl.Series("ab", np.concatenate(parts), dtype=pl.UInt64)
 
 
-def email_candidate_pairs(emails: pl.DataFrame, *, window: int, max_block: int) -> pl.DataFrame:
-    """Candidate pairs for fuzzy email comparison.
+def handle_candidate_pairs(emails: pl.DataFrame, *, window: int, max_block: int) -> pl.DataFrame:
+    """Candidate pairs for fuzzy handle comparison (`local@domain`: emails, UPI ids).
 
-    `emails`: `uid`, `email_local`, `email_domain`, `stem` (see keys.email_stem_expr) and
+    `emails`: `uid`, `local`, `domain`, `stem` (see keys.handle_stem_expr) and
     optionally `local_stem` (keys.local_stem_expr, for the cross-domain and numbered passes) and
     `num` (the local part's numeric suffix).
     """
     emails = emails.with_columns(pl.col("uid").cast(pl.UInt32))
-    with_domain = emails.filter(pl.col("email_domain").is_not_null())
-    keys: list[pl.Expr] = [pl.when(pl.col("email_domain").is_not_null()).then(pl.col("stem"))]
+    with_domain = emails.filter(pl.col("domain").is_not_null())
+    keys: list[pl.Expr] = [pl.when(pl.col("domain").is_not_null()).then(pl.col("stem"))]
     if "local_stem" in emails.columns:
         name = pl.col("local_stem")
         keys.append(name)
@@ -168,10 +171,8 @@ def email_candidate_pairs(emails: pl.DataFrame, *, window: int, max_block: int) 
     ]
     passes += [
         _stem_neighbour_keys(with_domain, max_block),
-        _sorted_neighbour_keys(with_domain, pl.col("email_local"), "email_domain", window),
-        _sorted_neighbour_keys(
-            with_domain, pl.col("email_local").str.reverse(), "email_domain", window
-        ),
+        _sorted_neighbour_keys(with_domain, pl.col("local"), "domain", window),
+        _sorted_neighbour_keys(with_domain, pl.col("local").str.reverse(), "domain", window),
     ]
     return unpack_pair_keys(_distinct_keys(passes))
 
@@ -197,15 +198,15 @@ def _stem_neighbour_keys(emails: pl.DataFrame, max_block: int) -> pl.Series:
     stems = (
         emails.filter(pl.col("stem").is_not_null())
         .group_by("stem")
-        .agg(pl.col("uid"), pl.col("email_domain").first())
+        .agg(pl.col("uid"), pl.col("domain").first())
         .with_row_index("sid")
     )
-    letters = pl.col("stem").str.len_chars() - pl.col("email_domain").str.len_chars() - 1
+    letters = pl.col("stem").str.len_chars() - pl.col("domain").str.len_chars() - 1
     local = stems.select(
         pl.col("sid").alias("uid"),
-        pl.col("email_domain").rank("dense").cast(pl.UInt32).alias("did"),
+        pl.col("domain").rank("dense").cast(pl.UInt32).alias("did"),
         pl.col("stem").str.head(letters).alias("s"),
-    ).filter(pl.col("s").str.len_chars() >= 4)
+    ).filter(pl.col("s").str.len_chars() >= MIN_DELETION_LETTERS)
     shared = _shared_keys(deletion_variants(local, "s"), ["did", "key"])
     stem_pairs = unpack_pair_keys(_block_pair_keys(shared, max_block, ["did", "key"]))
     sizes = stems.select("sid", pl.col("uid").list.len().alias("n"))
@@ -255,7 +256,7 @@ def number_runs(
     )
 
 
-def email_run_pairs(emails: pl.DataFrame, *, max_gap: int, max_block: int) -> pl.DataFrame:
+def handle_run_pairs(emails: pl.DataFrame, *, max_gap: int, max_block: int) -> pl.DataFrame:
     """Pairs of accounts in one run of near-consecutive suffix numbers on the same stem
     (`amitp001 … amitp035`, on any provider): `a, b, na, nb, run_size, run_span`.
 
@@ -273,7 +274,7 @@ def email_run_pairs(emails: pl.DataFrame, *, max_gap: int, max_block: int) -> pl
     )
 
 
-def phone_candidate_pairs(phones: pl.DataFrame, *, max_gap: int, max_block: int) -> pl.DataFrame:
+def number_candidate_pairs(phones: pl.DataFrame, *, max_gap: int, max_block: int) -> pl.DataFrame:
     """Pairs of accounts whose (distinct) numbers sit in one run of near-sequential numbers.
 
     `phones`: `uid`, `number` (Int64 digits of the E.164 number). Sorted distinct numbers are cut

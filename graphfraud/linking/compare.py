@@ -10,6 +10,7 @@ Levenshtein on canonical local parts): `john.doe1` ~ `john.doe2` → 0.89, `priy
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -55,9 +56,18 @@ def similarity_matrix(
     )
 
 
+Gap = TypeVar("Gap", float, pl.Expr)
+
+
+def gap_similarity(gap: Gap, max_gap: int) -> Gap:
+    """1.0 for adjacent numbers, falling linearly to ~0.5 at `max_gap` (sequential SIMs): one
+    formula for one gap (the online scorer) and for a column (`number_gap_similarity`)."""
+    return 1.0 - 0.5 * (gap - 1.0) / max(max_gap - 1, 1)
+
+
 def number_gap_similarity(gap: pl.Expr, max_gap: int) -> pl.Expr:
-    """1.0 for adjacent numbers, falling linearly to ~0.5 at `max_gap` (sequential SIMs)."""
-    return (1.0 - 0.5 * (gap.cast(pl.Float32) - 1.0) / max(max_gap - 1, 1)).cast(pl.Float32)
+    """`gap_similarity` over a column, as Float32."""
+    return gap_similarity(gap.cast(pl.Float32), max_gap).cast(pl.Float32)
 
 
 def window_support(

@@ -1,7 +1,8 @@
 """Link stage: users + device sightings → typed, weighted, evidenced user-user links.
 
-Exact kinds (email, phone, device, ip) join users on a shared canonical value; fuzzy kinds
-(email_similar, phone_similar) compare blocked candidate pairs. Each link row keeps its evidence:
+Every identifier kind of the registry (`graphfraud.identifiers`) links users who share a canonical
+value; kinds with a look-alike rule (email, UPI) also compare blocked handles, kinds with a
+sequence rule (phone) runs of near-consecutive numbers. Each link row keeps its evidence:
 kind, both canonical values, similarity, support (how many users share the value or crowd the
 block) and weight. Values held by more than `max_share` users are hubs: never linked pairwise, so a
 cyber-café never glues unrelated rings together; they stay visible as identifier support.
@@ -9,6 +10,7 @@ cyber-café never glues unrelated rings together; they stay visible as identifie
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,10 +19,11 @@ import numpy as np
 import polars as pl
 
 from graphfraud.config import LinkSettings
+from graphfraud.identifiers import BUILTIN, IdentifierRegistry, IdentifierSpec, Linkage, Source
 from graphfraud.linking.blocking import (
-    email_candidate_pairs,
-    email_run_pairs,
-    phone_candidate_pairs,
+    handle_candidate_pairs,
+    handle_run_pairs,
+    number_candidate_pairs,
     shared_value_groups,
 )
 from graphfraud.linking.compare import (
@@ -29,12 +32,15 @@ from graphfraud.linking.compare import (
     score_candidates,
     window_support,
 )
-from graphfraud.linking.keys import email_stem_expr, local_stem_expr
+from graphfraud.linking.keys import handle_stem_expr, local_stem_expr
 from graphfraud.linking.weights import link_weight_expr
-from graphfraud.schema import LINKS_SCHEMA, LinkKind, conform_frame
+from graphfraud.schema import LINKS_SCHEMA, conform_frame
 
-# Numbers at the end of an email local part (john.doe07 → 7), at most 9 digits.
+# Numbers at the end of a handle (john.doe07 → 7), at most 9 digits.
 _SUFFIX = r"(\d{1,9})$"
+# Handles with fewer letters than this are numbers (`9876543210@ybl`): near-identical strings
+# there are neighbouring numbers, not look-alike names, so they are not compared as text.
+_MIN_HANDLE_LETTERS = 3
 # Sequential-suffix support counts accounts within this many numbers of the pair.
 _SUFFIX_WINDOW = 5
 # Half-width of the suffix-number range used to estimate a stem's local density.
@@ -66,44 +72,46 @@ def user_index(users: pl.DataFrame) -> pl.DataFrame:
 
 
 def _exact_links(
-    holders: pl.DataFrame, kind: LinkKind, max_share: int
+    holders: pl.DataFrame, kind: str, max_share: int
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     pairs, support = shared_value_groups(holders, max_share)
     links = pairs.select(
         "a",
         "b",
-        pl.lit(str(kind)).alias("kind"),
+        pl.lit(kind).alias("kind"),
         pl.col("value").alias("value_a"),
         pl.col("value").alias("value_b"),
         pl.lit(1.0, dtype=pl.Float32).alias("similarity"),
         pl.col("support").cast(pl.Int32),
     )
-    return links, support.select(pl.lit(str(kind)).alias("kind"), "value", "support")
+    return links, support.select(pl.lit(kind).alias("kind"), "value", "support")
 
 
-def similar_email_pairs(emails: pl.DataFrame, settings: LinkSettings) -> tuple[pl.DataFrame, int]:
-    """`a, b, similarity` for every blocked email pair at or above the threshold, and how many
+def similar_handle_pairs(emails: pl.DataFrame, settings: LinkSettings) -> tuple[pl.DataFrame, int]:
+    """`a, b, similarity` for every blocked handle pair at or above the threshold, and how many
     comparisons it took. Small blocks are enumerated as candidate pairs; the namesake crowds
     (more than `max_block` users on one stem) are scored all-against-all with `cdist`.
 
-    `emails`: `uid, email_local, email_domain, stem, local_stem, num`.
+    `emails`: `uid, local, domain, stem, local_stem, num`.
     """
     threshold = settings.email_similarity
-    candidates = email_candidate_pairs(emails, window=settings.window, max_block=settings.max_block)
+    candidates = handle_candidate_pairs(
+        emails, window=settings.window, max_block=settings.max_block
+    )
     scored = score_candidates(
-        candidates, emails.select("uid", pl.col("email_local").alias("text")), threshold
+        candidates, emails.select("uid", pl.col("local").alias("text")), threshold
     )
     crowds = block_similar_pairs(
         emails.filter(pl.col("stem").is_not_null()),
         key="stem",
-        text="email_local",
+        text="local",
         min_size=settings.max_block,
         max_size=settings.max_crowd,
         threshold=threshold,
     )
     stem_sizes = emails.group_by("stem").len()["len"].cast(pl.Int64)
     crowd_cells = int((stem_sizes.filter(stem_sizes > settings.max_block) ** 2).sum())
-    runs = email_run_pairs(emails, max_gap=_SUFFIX_RUN_GAP, max_block=settings.max_block)
+    runs = handle_run_pairs(emails, max_gap=_SUFFIX_RUN_GAP, max_block=settings.max_block)
     in_runs = runs.select(
         "a",
         "b",
@@ -115,22 +123,39 @@ def similar_email_pairs(emails: pl.DataFrame, settings: LinkSettings) -> tuple[p
     return both, candidates.height + crowd_cells
 
 
-def _email_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[pl.DataFrame, int]:
-    emails = users.select("uid", "email", "email_local", "email_domain").filter(
-        pl.col("email_local").is_not_null() & pl.col("email_domain").is_not_null()
+def _lookalike_links(
+    users: pl.DataFrame,
+    spec: IdentifierSpec,
+    kind: str,
+    settings: LinkSettings,
+    registry: IdentifierRegistry,
+) -> tuple[pl.DataFrame, int]:
+    """Look-alike handles of one kind (`john.doe1@gmail.com` ~ `john.doe2@gmail.com`,
+    `rahul.sharma1@ybl` ~ `rahul.sharma2@ybl`)."""
+    assert spec.handle_columns is not None  # the registry checks it for look-alike kinds
+    local, domain = spec.handle_columns
+    emails = users.select(
+        "uid",
+        pl.col(spec.value_column).alias("email"),
+        pl.col(local).alias("local"),
+        pl.col(domain).alias("domain"),
+    ).filter(
+        pl.col("local").is_not_null()
+        & pl.col("domain").is_not_null()
+        & (pl.col("local").str.count_matches(r"[a-z]") >= _MIN_HANDLE_LETTERS)
     )
     emails = emails.with_columns(
-        email_stem_expr().alias("stem"),
+        handle_stem_expr().alias("stem"),
         local_stem_expr().alias("local_stem"),
-        pl.col("email_local").str.extract(_SUFFIX, 1).cast(pl.Int64, strict=False).alias("num"),
+        pl.col("local").str.extract(_SUFFIX, 1).cast(pl.Int64, strict=False).alias("num"),
     )
-    similar, n_candidates = similar_email_pairs(emails, settings)
+    similar, n_candidates = similar_handle_pairs(emails, settings)
     # Everything up to the weight filter works on integer ids (millions of pairs at 1M users);
     # the email strings are joined only onto the links that survive it.
     side = emails.select(
         "uid",
         pl.col("email").rank("dense").alias("eid"),
-        pl.col("email_domain").rank("dense").alias("did"),
+        pl.col("domain").rank("dense").alias("did"),
         pl.col("local_stem").rank("dense").alias("sid"),
         "num",
     )
@@ -170,10 +195,10 @@ def _email_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
         .drop("n_a", "n_b", "eid_a", "eid_b", "did_a", "did_b")
     )
     pairs = _sequential_support(pairs, side)
-    pairs = pairs.with_columns(pl.lit(str(LinkKind.EMAIL_SIMILAR)).alias("kind"))
+    pairs = pairs.with_columns(pl.lit(kind).alias("kind"))
     # Namesakes in a crowd (rahul.sharma12 ~ rahul.sharma87 among thousands) are similar but
     # weigh next to nothing: dropping them keeps the graph (and every later stage) small.
-    pairs = pairs.filter(link_weight_expr() >= settings.min_fuzzy_weight)
+    pairs = pairs.filter(link_weight_expr(registry) >= settings.min_fuzzy_weight)
     values = emails.select("uid", "email")
     links = (
         pairs.join(values.rename({"uid": "a", "email": "value_a"}), on="a")
@@ -231,13 +256,23 @@ def _sequential_support(pairs: pl.DataFrame, side: pl.DataFrame) -> pl.DataFrame
     )
 
 
-def _phone_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[pl.DataFrame, int]:
+def _sequence_links(
+    users: pl.DataFrame,
+    spec: IdentifierSpec,
+    kind: str,
+    settings: LinkSettings,
+    registry: IdentifierRegistry,
+) -> tuple[pl.DataFrame, int]:
+    """Runs of near-consecutive numbers of one kind (SIM cards bought in a batch)."""
     phones = users.select(
         "uid",
-        "phone",
-        pl.col("phone").str.strip_chars_start("+").cast(pl.Int64, strict=False).alias("number"),
+        pl.col(spec.value_column).alias("phone"),
+        pl.col(spec.value_column)
+        .str.strip_chars_start("+")
+        .cast(pl.Int64, strict=False)
+        .alias("number"),
     ).filter(pl.col("number").is_not_null())
-    pairs = phone_candidate_pairs(
+    pairs = number_candidate_pairs(
         phones, max_gap=settings.phone_max_gap, max_block=settings.max_share
     )
     n_candidates = pairs.height
@@ -269,7 +304,7 @@ def _phone_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
         .select(
             "a",
             "b",
-            pl.lit(str(LinkKind.PHONE_SIMILAR)).alias("kind"),
+            pl.lit(kind).alias("kind"),
             "value_a",
             "value_b",
             number_gap_similarity(pl.col("step"), settings.phone_max_gap).alias("similarity"),
@@ -279,45 +314,27 @@ def _phone_similar_links(users: pl.DataFrame, settings: LinkSettings) -> tuple[p
     return links, n_candidates
 
 
-def _evidence_expr() -> pl.Expr:
-    """One sentence per link, without the identifier values (they may be PII and are masked
-    separately from value_a/value_b)."""
-    sup = pl.col("support").cast(pl.Utf8)
-    sim = (pl.col("similarity") * 100).round(0).cast(pl.Int32).cast(pl.Utf8)
-    kind = pl.col("kind")
-    return (
-        pl.when(kind == LinkKind.EMAIL)
-        .then(pl.concat_str([pl.lit("same canonical email, held by "), sup, pl.lit(" users")]))
-        .when(kind == LinkKind.PHONE)
-        .then(pl.concat_str([pl.lit("same phone number, held by "), sup, pl.lit(" users")]))
-        .when(kind == LinkKind.DEVICE)
-        .then(pl.concat_str([pl.lit("same device, used by "), sup, pl.lit(" users")]))
-        .when(kind == LinkKind.IP)
-        .then(pl.concat_str([pl.lit("same IP address, used by "), sup, pl.lit(" users")]))
-        .when(kind == LinkKind.EMAIL_SIMILAR)
-        .then(
-            pl.concat_str(
-                [
-                    pl.lit("near-identical email local parts ("),
-                    sim,
-                    pl.lit("% similar, "),
-                    sup,
-                    pl.lit(" look-alike accounts)"),
-                ]
-            )
+def _evidence_expr(registry: IdentifierRegistry) -> pl.Expr:
+    """One sentence per link from its kind's template, without the identifier values (they may
+    be PII and are masked separately from value_a/value_b)."""
+    fill = {
+        "support": pl.col("support").cast(pl.Utf8),
+        "similarity": (pl.col("similarity") * 100).round(0).cast(pl.Int32).cast(pl.Utf8),
+    }
+    sentence: pl.Expr = pl.lit(None, dtype=pl.Utf8)
+    for rule in reversed(registry.rules):
+        pieces = re.split(r"{(\w+)}", rule.evidence)  # text, field, text, field, …
+        parts = [fill[p] if i % 2 else pl.lit(p) for i, p in enumerate(pieces) if p]
+        sentence = (
+            pl.when(pl.col("kind") == rule.kind).then(pl.concat_str(parts)).otherwise(sentence)
         )
-        .otherwise(
-            pl.concat_str(
-                [
-                    pl.lit("near-sequential phone numbers ("),
-                    sim,
-                    pl.lit("% close, "),
-                    sup,
-                    pl.lit(" numbers in range)"),
-                ]
-            )
-        )
-    )
+    return sentence
+
+
+_FUZZY_PASSES = {
+    Linkage.LOOKALIKE: ("comparing look-alike {}s", _lookalike_links),
+    Linkage.SEQUENCE: ("comparing near-sequential {}s", _sequence_links),
+}
 
 
 def build_links(
@@ -325,9 +342,11 @@ def build_links(
     devices: pl.DataFrame,
     settings: LinkSettings,
     *,
+    registry: IdentifierRegistry = BUILTIN,
     progress: Progress | None = None,
 ) -> Links:
-    """All links between users, with evidence. Deterministic for a given input."""
+    """All links between users, with evidence, for every kind of `registry`. Deterministic for a
+    given input."""
     say = progress or (lambda _msg: None)
     indexed = user_index(users)
     uid_of = indexed.select("uid", "user_id")
@@ -335,13 +354,10 @@ def build_links(
     stats: dict[str, int] = {}
     parts: list[pl.DataFrame] = []
     supports: list[pl.DataFrame] = []
-    exact_sources = [
-        (LinkKind.EMAIL, indexed.select("uid", pl.col("email").alias("value"))),
-        (LinkKind.PHONE, indexed.select("uid", pl.col("phone").alias("value"))),
-        (LinkKind.DEVICE, sightings.select("uid", pl.col("device_id").alias("value"))),
-        (LinkKind.IP, sightings.select("uid", pl.col("ip").alias("value"))),
-    ]
-    for kind, holders in exact_sources:
+    for spec in registry.kinds:
+        kind = spec.name
+        source = indexed if spec.source == Source.USERS else sightings
+        holders = source.select("uid", pl.col(spec.value_column).alias("value"))
         t0 = time.perf_counter()
         say(f"linking shared {kind}s")
         links, support = _exact_links(holders, kind, settings.max_share)
@@ -350,18 +366,16 @@ def build_links(
         stats[f"{kind}_links"] = links.height
         stats[f"{kind}_hubs"] = support.filter(pl.col("support") > settings.max_share).height
         stats[f"{kind}_ms"] = int((time.perf_counter() - t0) * 1000)
-    fuzzy_passes = [
-        (LinkKind.EMAIL_SIMILAR, "comparing similar emails", _email_similar_links),
-        (LinkKind.PHONE_SIMILAR, "comparing near-sequential phones", _phone_similar_links),
-    ]
-    for kind, message, find in fuzzy_passes:
-        t0 = time.perf_counter()
-        say(message)
-        links, n_candidates = find(indexed, settings)
-        parts.append(links)
-        stats[f"{kind}_candidates"] = n_candidates
-        stats[f"{kind}_links"] = links.height
-        stats[f"{kind}_ms"] = int((time.perf_counter() - t0) * 1000)
+    for match, (message, find) in _FUZZY_PASSES.items():
+        for spec, rule in registry.with_rule(match):
+            kind = rule.kind
+            t0 = time.perf_counter()
+            say(message.format(spec.name))
+            links, n_candidates = find(indexed, spec, kind, settings, registry)
+            parts.append(links)
+            stats[f"{kind}_candidates"] = n_candidates
+            stats[f"{kind}_links"] = links.height
+            stats[f"{kind}_ms"] = int((time.perf_counter() - t0) * 1000)
     columns = ["a", "b", "kind", "value_a", "value_b", "similarity", "support"]
     # Exact pairs from one kind can repeat through several shared values (two shared devices):
     # keep the strongest value per (pair, kind) so a pair has at most one link per kind.
@@ -372,7 +386,7 @@ def build_links(
     )
     if all_links.height:
         all_links = (
-            all_links.with_columns(link_weight_expr().alias("weight"))
+            all_links.with_columns(link_weight_expr(registry).alias("weight"))
             .sort(
                 ["a", "b", "kind", "weight", "value_a"],
                 descending=[False, False, False, True, False],
@@ -380,7 +394,7 @@ def build_links(
             .unique(["a", "b", "kind"], keep="first", maintain_order=True)
             .join(uid_of.rename({"uid": "a", "user_id": "user_a"}), on="a")
             .join(uid_of.rename({"uid": "b", "user_id": "user_b"}), on="b")
-            .with_columns(_evidence_expr().alias("evidence"))
+            .with_columns(_evidence_expr(registry).alias("evidence"))
             .sort(["user_a", "user_b", "kind"])
         )
     out = conform_frame(all_links, LINKS_SCHEMA)

@@ -1,8 +1,9 @@
 """Turn business-keyed frames (features, links, labels) into the model's `GraphData`.
 
 Node order = the order of `features.user_id`; that array is the id map back to business ids.
-Every link kind gets its own relation, in `LinkKind` order, whether or not this run has such
-links — so feature names (and saved models) stay stable from run to run.
+Every link kind of the run's identifier registry gets its own relation, in registry order,
+whether or not this run has such links — so feature names (and saved models) stay stable from run
+to run.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import numpy.typing as npt
 import polars as pl
 
 from graphfraud.errors import ArtifactError, InputDataError
+from graphfraud.identifiers import BUILTIN
 from graphfraud.model.base import LABEL_DERIVED_PREFIX, UNKNOWN_LABEL, GraphData
-from graphfraud.schema import USER_ID, LinkKind
+from graphfraud.schema import USER_ID
 
-RELATIONS: tuple[str, ...] = tuple(k.value for k in LinkKind)
+RELATIONS: tuple[str, ...] = BUILTIN.link_kinds
 
 
 def build_graph_data(
@@ -25,6 +27,7 @@ def build_graph_data(
     links: pl.DataFrame,
     labels: pl.DataFrame,
     members: pl.DataFrame | None = None,
+    relations: tuple[str, ...] = RELATIONS,
 ) -> GraphData:
     """Assemble `GraphData` from the per-user feature frame, the links, the labels and rings.
 
@@ -32,7 +35,8 @@ def build_graph_data(
     left out (see `LABEL_DERIVED_PREFIX`). `links`: LINKS_SCHEMA columns `user_a, user_b, kind,
     weight` (one row per pair and kind; duplicates keep the max weight). `labels`: `user_id,
     label` (1, 0 or null); users without a row are unknown. `members`: `user_id, ring_id`
-    (optional) becomes `ring_index`.
+    (optional) becomes `ring_index`. `relations`: the run's link kinds
+    (`IdentifierRegistry.link_kinds`); a link of another kind is an error.
     """
     _require(features, (USER_ID,), "features")
     _require(links, ("user_a", "user_b", "kind", "weight"), "links")
@@ -57,7 +61,7 @@ def build_graph_data(
     index = pl.DataFrame(
         {USER_ID: features[USER_ID].cast(pl.String), "_node": np.arange(n, dtype=np.int64)}
     )
-    edge_index, edge_type, edge_weight = _edges(links, index)
+    edge_index, edge_type, edge_weight = _edges(links, index, relations)
     node_labels = _labels(labels, index, n)
     return GraphData(
         user_ids=user_ids,
@@ -66,7 +70,7 @@ def build_graph_data(
         edge_index=edge_index,
         edge_type=edge_type,
         edge_weight=edge_weight,
-        relation_names=RELATIONS,
+        relation_names=relations,
         labels=node_labels,
         ring_index=None if members is None else _ring_index(members, index),
     )
@@ -92,9 +96,9 @@ def _require(frame: pl.DataFrame, columns: tuple[str, ...], what: str) -> None:
 
 
 def _edges(
-    links: pl.DataFrame, index: pl.DataFrame
+    links: pl.DataFrame, index: pl.DataFrame, relations: tuple[str, ...]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    kinds = pl.DataFrame({"kind": list(RELATIONS), "_rel": np.arange(len(RELATIONS))})
+    kinds = pl.DataFrame({"kind": list(relations), "_rel": np.arange(len(relations))})
     frame = links.select(
         pl.col("user_a").cast(pl.String),
         pl.col("user_b").cast(pl.String),

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from graphfraud.linking.keys import email_stem_expr
+from graphfraud.identifiers import BUILTIN, IdentifierRegistry, Source
+from graphfraud.linking.keys import handle_stem_expr
 from graphfraud.model.base import LABEL_DERIVED_PREFIX
-from graphfraud.schema import LinkKind
 
 LABEL_PREFIX = LABEL_DERIVED_PREFIX
 _FREE_DOMAINS = [
@@ -28,26 +28,46 @@ def _log1p(col: str | pl.Expr) -> pl.Expr:
     return expr.cast(pl.Float32).fill_null(0).log1p()
 
 
+def _support_of(support: pl.DataFrame, kind: str, column: str, alias: str) -> pl.DataFrame:
+    return support.filter(pl.col("kind") == kind).select(
+        pl.col("value").alias(column), pl.col("support").alias(alias)
+    )
+
+
 def own_features(
-    users: pl.DataFrame, devices: pl.DataFrame, support: pl.DataFrame, max_share: int
+    users: pl.DataFrame,
+    devices: pl.DataFrame,
+    support: pl.DataFrame,
+    max_share: int,
+    registry: IdentifierRegistry = BUILTIN,
 ) -> pl.DataFrame:
-    """Features from the user's own row, its device sightings and how common its identifiers are."""
-    sup = {
-        k: support.filter(pl.col("kind") == k).select("value", "support")
-        for k in ("email", "phone", "device", "ip")
-    }
+    """Features from the user's own row, its device sightings and how common its identifiers are.
+
+    Per user-held kind K: `has_K`, `log_K_support` (and `K_invalid` when typed but unparseable);
+    per sighting kind K: `n_Ks`, `log_max_K_support`, `n_hub_Ks`; plus the email's shape.
+    """
+    user_kinds = registry.of_source(Source.USERS)
+    sighting_kinds = registry.of_source(Source.SIGHTINGS)
     latest = users["created_at"].max()
     age = (
         ((pl.lit(latest) - pl.col("created_at")).dt.total_hours() / 24)
         if latest is not None  # no parseable sign-up time in the whole file
         else pl.lit(0.0)
     )
+    per_kind = [
+        pl.col(spec.value_column).is_not_null().cast(pl.Float32).alias(f"has_{spec.name}")
+        for spec in user_kinds
+    ] + [
+        (pl.col(spec.raw_column).is_not_null() & pl.col(spec.value_column).is_null())
+        .cast(pl.Float32)
+        .alias(f"{spec.name}_invalid")
+        for spec in user_kinds
+        if spec.keep_raw
+    ]
     f = users.select(
         "user_id",
-        "email",
-        "phone",
-        pl.col("email").is_not_null().cast(pl.Float32).alias("has_email"),
-        pl.col("phone").is_not_null().cast(pl.Float32).alias("has_phone"),
+        *dict.fromkeys(s.value_column for s in user_kinds),
+        *per_kind,
         pl.col("email_local")
         .str.len_chars()
         .fill_null(0)
@@ -72,66 +92,74 @@ def own_features(
         .cast(pl.Float32)
         .fill_null(0)
         .alias("email_rewritten"),
-        (pl.col("phone_raw").is_not_null() & pl.col("phone").is_null())
-        .cast(pl.Float32)
-        .alias("phone_invalid"),
         pl.col("created_at").dt.hour().fill_null(12).cast(pl.Float32).alias("created_hour"),
         age.fill_null(0).cast(pl.Float32).alias("age_days"),
-        email_stem_expr().alias("stem"),
+        handle_stem_expr("email_local", "email_domain").alias("stem"),
         pl.col("email_domain"),
     )
     stem_n = f.group_by("stem").agg(pl.len().alias("stem_n")).drop_nulls()
     domain_n = f.group_by("email_domain").agg(pl.len().alias("domain_n")).drop_nulls()
-    f = (
-        f.join(stem_n, on="stem", how="left")
-        .join(domain_n, on="email_domain", how="left")
-        .join(
-            sup["email"].rename({"value": "email", "support": "email_support"}),
-            on="email",
+    f = f.join(stem_n, on="stem", how="left").join(domain_n, on="email_domain", how="left")
+    for spec in user_kinds:
+        f = f.join(
+            _support_of(support, spec.name, spec.value_column, f"{spec.name}_support"),
+            on=spec.value_column,
             how="left",
         )
-        .join(
-            sup["phone"].rename({"value": "phone", "support": "phone_support"}),
-            on="phone",
+    dev = devices
+    for spec in sighting_kinds:
+        dev = dev.join(
+            _support_of(support, spec.name, spec.value_column, f"_{spec.name}_sup"),
+            on=spec.value_column,
             how="left",
         )
-    )
-    dev = devices.join(
-        sup["device"].rename({"value": "device_id", "support": "dsup"}), on="device_id", how="left"
-    )
-    dev = dev.join(sup["ip"].rename({"value": "ip", "support": "isup"}), on="ip", how="left")
     dev_agg = dev.group_by("user_id").agg(
         pl.len().cast(pl.Float32).alias("n_sightings"),
-        pl.col("device_id").n_unique().cast(pl.Float32).alias("n_devices"),
-        pl.col("ip").drop_nulls().n_unique().cast(pl.Float32).alias("n_ips"),
-        pl.col("dsup").max().alias("max_device_support"),
-        pl.col("isup").max().alias("max_ip_support"),
-        (pl.col("dsup") > max_share).sum().cast(pl.Float32).alias("n_hub_devices"),
-        (pl.col("isup") > max_share).sum().cast(pl.Float32).alias("n_hub_ips"),
+        *[
+            agg
+            for spec in sighting_kinds
+            for agg in (
+                pl.col(spec.value_column)
+                .drop_nulls()
+                .n_unique()
+                .cast(pl.Float32)
+                .alias(f"n_{spec.name}s"),
+                pl.col(f"_{spec.name}_sup").max().alias(f"max_{spec.name}_support"),
+                (pl.col(f"_{spec.name}_sup") > max_share)
+                .sum()
+                .cast(pl.Float32)
+                .alias(f"n_hub_{spec.name}s"),
+            )
+        ],
     )
     f = f.join(dev_agg, on="user_id", how="left")
     return f.select(
         "user_id",
-        "has_email", "has_phone", "email_local_len", "email_digits", "email_suffix_len",
-        "email_free_domain", "email_rewritten", "phone_invalid", "created_hour", "age_days",
+        *[c.meta.output_name() for c in per_kind],
+        "email_local_len", "email_digits", "email_suffix_len", "email_free_domain",
+        "email_rewritten", "created_hour", "age_days",
         _log1p("stem_n").alias("log_stem_n"),
         _log1p("domain_n").alias("log_domain_n"),
-        _log1p("email_support").alias("log_email_support"),
-        _log1p("phone_support").alias("log_phone_support"),
+        *[_log1p(f"{s.name}_support").alias(f"log_{s.name}_support") for s in user_kinds],
         pl.col("n_sightings").fill_null(0),
-        pl.col("n_devices").fill_null(0),
-        pl.col("n_ips").fill_null(0),
-        _log1p("max_device_support").alias("log_max_device_support"),
-        _log1p("max_ip_support").alias("log_max_ip_support"),
-        pl.col("n_hub_devices").fill_null(0),
-        pl.col("n_hub_ips").fill_null(0),
+        *[pl.col(f"n_{s.name}s").fill_null(0) for s in sighting_kinds],
+        *[
+            _log1p(f"max_{s.name}_support").alias(f"log_max_{s.name}_support")
+            for s in sighting_kinds
+        ],
+        *[pl.col(f"n_hub_{s.name}s").fill_null(0) for s in sighting_kinds],
     )  # fmt: skip
 
 
 def graph_features(
-    users: pl.DataFrame, links: pl.DataFrame, pairs: pl.DataFrame, strong: float
+    users: pl.DataFrame,
+    links: pl.DataFrame,
+    pairs: pl.DataFrame,
+    strong: float,
+    registry: IdentifierRegistry = BUILTIN,
 ) -> pl.DataFrame:
-    """Degree, weighted degree and per-kind link statistics of each user."""
+    """Degree, weighted degree and, per link kind K, `n_K` and `max_w_K` of each user."""
+    kinds = registry.link_kinds
     both = pl.concat(
         [
             links.select(pl.col("user_a").alias("user_id"), "kind", "weight"),
@@ -139,7 +167,7 @@ def graph_features(
         ]
     )
     per_kind = both.group_by("user_id").agg(
-        [(pl.col("kind") == k).sum().cast(pl.Float32).alias(f"n_{k}") for k in LinkKind]
+        [(pl.col("kind") == k).sum().cast(pl.Float32).alias(f"n_{k}") for k in kinds]
         + [
             pl.col("weight")
             .filter(pl.col("kind") == k)
@@ -147,7 +175,7 @@ def graph_features(
             .fill_null(0)
             .cast(pl.Float32)
             .alias(f"max_w_{k}")
-            for k in LinkKind
+            for k in kinds
         ]
     )
     pboth = pl.concat(
@@ -255,10 +283,11 @@ def user_features(
     *,
     max_share: int,
     strong: float,
+    registry: IdentifierRegistry = BUILTIN,
 ) -> pl.DataFrame:
     """The feature table: `user_id` + float32 columns, one row per user, in user_id order."""
-    own = own_features(users, devices, support, max_share)
-    graph = graph_features(users, links, pairs, strong)
+    own = own_features(users, devices, support, max_share, registry)
+    graph = graph_features(users, links, pairs, strong, registry)
     ring = ring_user_features(users, members, rings)
     labels = label_features(users, members, pairs)
     return (

@@ -30,11 +30,9 @@ import numpy as np
 import polars as pl
 
 from graphfraud.config import RingSettings
+from graphfraud.identifiers import BUILTIN, IP_KIND, IdentifierRegistry, Linkage
 from graphfraud.linking.weights import combine_weights_expr
-from graphfraud.schema import LinkKind
-
-# Look-alike kind → the exact kind whose `support` says how many accounts hold a value.
-_EXACT_OF = {LinkKind.EMAIL_SIMILAR: LinkKind.EMAIL, LinkKind.PHONE_SIMILAR: LinkKind.PHONE}
+from graphfraud.rings.features import Rings, ring_features
 
 
 def pair_strengths(links: pl.DataFrame) -> pl.DataFrame:
@@ -49,7 +47,7 @@ def pair_strengths(links: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def balance_lookalikes(links: pl.DataFrame) -> pl.DataFrame:
+def balance_lookalikes(links: pl.DataFrame, registry: IdentifierRegistry = BUILTIN) -> pl.DataFrame:
     """Links with each look-alike weight scaled by min(n_a, n_b) / max(n_a, n_b), where n is how
     many accounts hold that side's value (from the exact link's `support`, 1 when unshared).
 
@@ -59,10 +57,14 @@ def balance_lookalikes(links: pl.DataFrame) -> pl.DataFrame:
     akshaykumar2@, 13 accounts each) keep full weight, while a lone namesake (rohitpatel95@) of a
     7-account mailbox (rohitpatel80@) must beat 7·resolution instead of being pulled in 7 times.
     """
-    fuzzy = links.filter(pl.col("kind").is_in(list(_EXACT_OF)))
+    # fuzzy kind → the exact kind whose `support` says how many accounts hold a value
+    exact_of = {
+        r.kind: registry.exact_kind_of(r.kind) for r in registry.rules if r.match != Linkage.EXACT
+    }
+    fuzzy = links.filter(pl.col("kind").is_in(list(exact_of)))
     if fuzzy.is_empty():
         return links
-    exact_to_fuzzy = {str(exact): str(kind) for kind, exact in _EXACT_OF.items()}
+    exact_to_fuzzy = {exact: kind for kind, exact in exact_of.items()}
     holders = (
         links.filter(pl.col("kind").is_in(list(exact_to_fuzzy)))
         .group_by("kind", "value_a")
@@ -83,7 +85,7 @@ def balance_lookalikes(links: pl.DataFrame) -> pl.DataFrame:
         )
         .select(links.columns)
     )
-    return pl.concat([links.filter(~pl.col("kind").is_in(list(_EXACT_OF))), balanced])
+    return pl.concat([links.filter(~pl.col("kind").is_in(list(exact_of))), balanced])
 
 
 def ring_id_for(anchor: str) -> str:
@@ -137,7 +139,7 @@ def merge_on_dedicated_ips(
     link's `support`, so users outside any community count against it): a café's IP, used by
     strangers, never is; a farm's datacenter IP, used only by its handset groups, is.
     """
-    ip = links.filter(pl.col("kind") == LinkKind.IP)
+    ip = links.filter(pl.col("kind") == IP_KIND)
     if ip.is_empty() or membership.is_empty():
         return membership
     users = pl.concat(
@@ -176,11 +178,13 @@ def merge_on_dedicated_ips(
     )
 
 
-def detect_rings(links: pl.DataFrame, settings: RingSettings) -> pl.DataFrame:
+def detect_rings(
+    links: pl.DataFrame, settings: RingSettings, registry: IdentifierRegistry = BUILTIN
+) -> pl.DataFrame:
     """Ring membership `user_id, ring_id` for users in a community of at least `min_size`."""
     links = links.select("user_a", "user_b", "kind", "value_a", "value_b", "support", "weight")
     pairs = (
-        balance_lookalikes(links)
+        balance_lookalikes(links, registry)
         .group_by("user_a", "user_b")
         .agg(combine_weights_expr("weight").alias("strength"))
         .filter(pl.col("strength") >= settings.min_weight)
@@ -200,3 +204,14 @@ def detect_rings(links: pl.DataFrame, settings: RingSettings) -> pl.DataFrame:
         )
     )
     return sized.join(anchors, on="anchor").select("user_id", "ring_id").sort("user_id")
+
+
+def build_rings(
+    links: pl.DataFrame,
+    users: pl.DataFrame,
+    settings: RingSettings,
+    registry: IdentifierRegistry = BUILTIN,
+) -> Rings:
+    """The rings stage: communities on the links, then each ring's features."""
+    members = detect_rings(links, settings, registry)
+    return Rings(members=members, rings=ring_features(members, users, links, registry))

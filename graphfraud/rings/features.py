@@ -7,12 +7,37 @@ how many carry look-alike identifiers, how bursty the sign-ups were, and the lab
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
-from graphfraud.schema import RINGS_SCHEMA, LinkKind, conform_frame
+from graphfraud.identifiers import BUILTIN, DEVICE_KIND, IdentifierRegistry, Source
+from graphfraud.schema import RINGS_SCHEMA, conform_frame
 
 _BURST_HOURS = 48.0
-_IDENTITY_KINDS = [LinkKind.EMAIL, LinkKind.EMAIL_SIMILAR, LinkKind.PHONE, LinkKind.PHONE_SIMILAR]
+
+
+@dataclass(frozen=True)
+class Rings:
+    """The rings stage's artifact: who is in which ring, and what each ring looks like."""
+
+    members: pl.DataFrame  # MEMBERS_SCHEMA: user_id, ring_id
+    rings: pl.DataFrame  # RINGS_SCHEMA, one row per ring
+
+    @property
+    def stats(self) -> dict[str, int]:
+        sizes = self.rings["size"]
+        return {
+            "rings": self.rings.height,
+            "members": self.members.height,
+            "largest": int(sizes.max() or 0) if sizes.len() else 0,  # type: ignore[arg-type]
+        }
+
+
+def _identity_kinds(registry: IdentifierRegistry) -> list[str]:
+    """Link kinds of what a user states about itself (email, phone, UPI, declared ids), as
+    opposed to where it signs in from (devices, IPs)."""
+    return [r.kind for s in registry.of_source(Source.USERS) for r in s.links]
 
 
 def intra_ring_links(links: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
@@ -37,8 +62,13 @@ def _members_touched(intra: pl.DataFrame, kinds: list[str]) -> pl.DataFrame:
     return touched.group_by("ring_id").agg(pl.len().alias("n_touched"))
 
 
-def ring_features(members: pl.DataFrame, users: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
-    """One row per ring (RINGS_SCHEMA, `ring_score` left null for the scoring stage)."""
+def ring_features(
+    members: pl.DataFrame,
+    users: pl.DataFrame,
+    links: pl.DataFrame,
+    registry: IdentifierRegistry = BUILTIN,
+) -> pl.DataFrame:
+    """One row per ring (RINGS_SCHEMA; ring scores come later, from the score stage)."""
     if members.is_empty():
         return conform_frame(pl.DataFrame(), RINGS_SCHEMA)
     people = members.join(users.select("user_id", "created_at", "label"), on="user_id", how="left")
@@ -69,10 +99,8 @@ def ring_features(members: pl.DataFrame, users: pl.DataFrame, links: pl.DataFram
         .group_by("ring_id", maintain_order=True)
         .agg(pl.col("kind").head(3).str.join(",").alias("top_link_kinds"))
     )
-    device = _members_touched(intra, [LinkKind.DEVICE]).rename({"n_touched": "n_device"})
-    ident = _members_touched(intra, [str(k) for k in _IDENTITY_KINDS]).rename(
-        {"n_touched": "n_ident"}
-    )
+    device = _members_touched(intra, [DEVICE_KIND]).rename({"n_touched": "n_device"})
+    ident = _members_touched(intra, _identity_kinds(registry)).rename({"n_touched": "n_ident"})
     rings = (
         base.join(link_stats, on="ring_id", how="left")
         .join(kinds, on="ring_id", how="left")
@@ -93,7 +121,6 @@ def ring_features(members: pl.DataFrame, users: pl.DataFrame, links: pl.DataFram
             .otherwise(None)
             .cast(pl.Float32)
             .alias("label_share"),
-            pl.lit(None, dtype=pl.Float32).alias("ring_score"),
             pl.col("n_links").fill_null(0),
             pl.col("top_link_kinds").fill_null(""),
         )

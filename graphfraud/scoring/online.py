@@ -1,12 +1,16 @@
 """Score an account the last batch has not seen, from its identifiers, against a snapshot.
 
-Matching (index lookups only, never a scan; see `scoring.snapshot.IdentifierIndex`):
-- `email` / `phone` / `device` / `ip`: snapshot users holding the same canonical value;
-- `email_similar`: users in the same email-stem block (`linking.keys.email_stem`) — and in the
-  blocks of the stem's one-deletion variants — whose local part has normalised Levenshtein
-  similarity ≥ `LinkSettings.email_similarity`; blocks over `max_block` are skipped;
-- `phone_similar`: numbers within `LinkSettings.phone_max_gap` found by bisection on the sorted
-  numbers (the exact form of the batch's phone blocks, with no block boundary to miss).
+Matching (index lookups only, never a scan; see `scoring.snapshot.IdentifierIndex`), for every
+kind of the snapshot's identifier registry (`graphfraud.identifiers`):
+- exact: snapshot users holding the same canonical value (email, phone, device, IP, UPI id and
+  every declared kind);
+- look-alike (email, UPI): users in the same handle-stem block (`linking.keys.handle_stem`) — and
+  in the blocks of the stem's one-deletion variants (`linking.keys.stem_deletion_keys`, the
+  batch's rule) — whose handle has normalised Levenshtein similarity ≥
+  `LinkSettings.email_similarity`; blocks over `max_block` are skipped;
+- sequence (phone): numbers within `LinkSettings.phone_max_gap` found by bisection on the sorted
+  numbers (the exact form of the batch's number runs, with no block boundary to miss), scored
+  with the batch's `gap_similarity`.
 A value held by more than `max_share` snapshot users is a hub: reported, never linked.
 
 Weights are the batch's `link_weight(kind, similarity, support)` with support = snapshot holders
@@ -20,52 +24,46 @@ Score (a noisy-or, every term in [0, 1]):
     score = 1 − (1 − neutral)(1 − U)(1 − R)
 so an account that matches nothing gets the snapshot's neutral score, a strong tie to a risky ring
 pulls it towards that ring's score, and weak ties (a shared IP) move it little. The ring is
-reported (`ring_id`) only when w_r ≥ `RingSettings.min_weight`, the batch's bar to join a ring.
+reported (`ring_id`) only when w_r reaches the batch's bar to join a ring
+(`RingSettings.min_weight`, passed in by the caller).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from graphfraud.config import LinkSettings
-from graphfraud.linking.compare import similarity_matrix
-from graphfraud.linking.keys import email_stem, phone_number
+from graphfraud.identifiers import BUILTIN, IdentifierRegistry, IdentifierSpec, Linkage, Source
+from graphfraud.linking.compare import gap_similarity, similarity_matrix
+from graphfraud.linking.keys import handle_stem, phone_number, stem_deletion_keys
 from graphfraud.linking.weights import link_weight as _link_weight
-from graphfraud.schema import LinkKind
 from graphfraud.scoring.snapshot import SCORE_DECIMALS, IdentifierIndex, ScoreSnapshot
 
-MAX_DEVICES = 20  # identifiers per kind in one request (more is abuse, not an account)
-MAX_IPS = 20
-MAX_FUZZY_CANDIDATES = 200  # best-scoring look-alike emails kept per request
+MAX_VALUES_PER_KIND = 20  # identifiers of one kind in one request (more is abuse, not an account)
+MAX_DEVICES = MAX_VALUES_PER_KIND
+MAX_FUZZY_CANDIDATES = 200  # best-scoring look-alike handles kept per request
 _CLIP = 0.999
-
-REASON_BY_KIND = {
-    LinkKind.EMAIL: "EMAIL_VARIANT",
-    LinkKind.EMAIL_SIMILAR: "LOOKALIKE_EMAIL",
-    LinkKind.PHONE: "SHARED_PHONE",
-    LinkKind.PHONE_SIMILAR: "SEQUENTIAL_PHONE",
-    LinkKind.DEVICE: "SHARED_DEVICE",
-    LinkKind.IP: "SHARED_IP",
-}
 
 
 @dataclass(frozen=True)
 class NewIdentity:
-    """Canonical identifiers of the account to score (see `canonical_identity`)."""
+    """Canonical identifiers of the account to score (see `canonical_identity`): per kind its
+    values, and the canonical columns of a user-held kind's value (an email's local part and
+    domain, say)."""
 
-    email: str | None = None
-    email_local: str | None = None
-    email_domain: str | None = None
-    phone: str | None = None  # E.164
-    devices: tuple[str, ...] = ()
-    ips: tuple[str, ...] = ()
+    values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    parts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
-        return not (self.email or self.phone or self.devices or self.ips)
+        return not any(self.values.values())
+
+    def first(self, kind: str) -> str | None:
+        found = self.values.get(kind, ())
+        return found[0] if found else None
 
 
 @dataclass(frozen=True)
@@ -105,49 +103,39 @@ class OnlineScore:
     snapshot: str = ""
 
 
+RawIdentifiers = Mapping[str, str | Sequence[str] | None]
+
+
 def canonical_identity(
-    *,
-    email: str | None,
-    phone: str | None,
-    device_ids: Sequence[str] = (),
-    ips: Sequence[str] = (),
-    region: str = "IN",
+    raw: RawIdentifiers, *, registry: IdentifierRegistry = BUILTIN, region: str = "IN"
 ) -> tuple[NewIdentity, list[str]]:
-    """Normalise raw identifiers with the batch's rules: (identity, fields that did not parse)."""
-    from graphfraud.ingest.normalize import (
-        canonical_device,
-        canonical_email,
-        canonical_ip,
-        canonical_phone,
-    )
-
+    """Normalise raw identifiers (kind → a value, or values for device/IP kinds) with the batch's
+    rules: (identity, kinds whose values did not parse). Unknown kinds raise (`spec`)."""
+    values: dict[str, tuple[str, ...]] = {}
+    parts: dict[str, Mapping[str, str]] = {}
     rejected: list[str] = []
-    canon_email = canonical_email(email) if email else None
-    if email and canon_email is None:
-        rejected.append("email")
-    canon_phone = canonical_phone(phone, region) if phone else None
-    if phone and canon_phone is None:
-        rejected.append("phone")
-    devices = _unique(canonical_device(d) for d in device_ids[:MAX_DEVICES])
-    if len(devices) < len([d for d in device_ids[:MAX_DEVICES] if d and d.strip()]):
-        rejected.append("device_ids")
-    canon_ips = _unique(canonical_ip(i) for i in ips[:MAX_IPS])
-    if len(canon_ips) < len({i for i in ips[:MAX_IPS] if i}):
-        rejected.append("ips")
-    identity = NewIdentity(
-        email=canon_email.email if canon_email else None,
-        email_local=canon_email.local if canon_email else None,
-        email_domain=canon_email.domain if canon_email else None,
-        phone=canon_phone,
-        devices=devices,
-        ips=canon_ips,
-    )
-    return identity, rejected
+    for kind, given in raw.items():
+        spec = registry.spec(kind)
+        if given is None:
+            continue
+        typed = [given] if isinstance(given, str) else list(given)[:MAX_VALUES_PER_KIND]
+        typed = [t for t in typed if t and t.strip()]
+        if spec.source == Source.USERS:
+            typed = typed[:1]
+        canonical = [spec.normaliser.scalar(t, region) for t in typed]
+        good = [c for c in canonical if c is not None]
+        if len(good) < len(typed):
+            rejected.append(kind)
+        if good:
+            values[kind] = _unique(c[spec.value_column] for c in good)
+            if spec.source == Source.USERS:
+                parts[kind] = good[0]
+    return NewIdentity(values=values, parts=parts), rejected
 
 
-def link_weight(kind: str, similarity: float, support: int) -> float:
+def link_weight(kind: str, similarity: float, support: int, registry: IdentifierRegistry) -> float:
     """The batch's weight, rounded so evidence reads 0.36, not 0.36000000000000004."""
-    return round(_link_weight(kind, similarity, support), SCORE_DECIMALS)
+    return round(_link_weight(kind, similarity, support, registry), SCORE_DECIMALS)
 
 
 def _unique(values: Iterable[str | None]) -> tuple[str, ...]:
@@ -162,52 +150,56 @@ def _exact(
     link: LinkSettings,
     hubs: list[Hub],
 ) -> list[Match]:
-    table = {LinkKind.EMAIL: index.email, LinkKind.DEVICE: index.device, LinkKind.IP: index.ip}[
-        LinkKind(kind)
-    ]
+    table = index.exact[kind]
     out: list[Match] = []
     for value, (lo, hi) in zip(values, table.bounds(list(values)), strict=True):
         held = hi - lo
         if held == 0:
             continue
         if held > link.max_share:
-            hubs.append(Hub(str(kind), value, held))
+            hubs.append(Hub(kind, value, held))
             continue
-        weight = link_weight(kind, 1.0, held + 1)
+        weight = link_weight(kind, 1.0, held + 1, index.registry)
         for row in table.rows[lo:hi].tolist():
             out.append(
-                Match(str(kind), row, snapshot.user_ids[row], value, value, 1.0, held + 1, weight)
+                Match(kind, row, snapshot.user_ids[row], value, value, 1.0, held + 1, weight)
             )
     return out
 
 
-def _similar_emails(
-    index: IdentifierIndex, snapshot: ScoreSnapshot, identity: NewIdentity, link: LinkSettings
+def _lookalikes(
+    index: IdentifierIndex,
+    snapshot: ScoreSnapshot,
+    spec: IdentifierSpec,
+    kind: str,
+    identity: NewIdentity,
+    link: LinkSettings,
 ) -> list[Match]:
-    local, domain, email = identity.email_local, identity.email_domain, identity.email
-    stem = email_stem(local, domain)
-    if stem is None or local is None or email is None:
+    parts = identity.parts.get(spec.name, {})
+    value = identity.first(spec.name)
+    if spec.handle_columns is None or value is None:
         return []
-    stem_local = stem.rsplit("@", 1)[0]
-    keys = [stem]
-    if len(stem_local) >= 4:  # the batch's deletion-neighbourhood pass (one edit in the letters)
-        keys += [f"{stem_local[:i]}{stem_local[i + 1 :]}@{domain}" for i in range(len(stem_local))]
+    local, domain = (parts.get(c) for c in spec.handle_columns)
+    stem = handle_stem(local, domain)
+    if stem is None or local is None:
+        return []
+    table = index.stems[spec.name]
     rows_parts = []
     block_size = 0
-    for lo, hi in index.stem.bounds(list(dict.fromkeys(keys))):
+    for lo, hi in table.bounds(stem_deletion_keys(stem)):
         size = hi - lo
         if 0 < size <= link.max_block:
-            rows_parts.append(index.stem.rows[lo:hi])
+            rows_parts.append(table.rows[lo:hi])
             block_size = max(block_size, size)
     if not rows_parts:
         return []
     rows = np.unique(np.concatenate(rows_parts))
-    emails = index.email_of_row.gather(rows).to_list()
-    locals_ = index.local_of_row.gather(rows).to_list()
-    keep = [i for i, e in enumerate(emails) if e is not None and e != email and locals_[i]]
+    values = index.value_of_row[spec.name].gather(rows).to_list()
+    handles = index.handle_of_row[spec.name].gather(rows).to_list()
+    keep = [i for i, v in enumerate(values) if v is not None and v != value and handles[i]]
     if not keep:
         return []
-    sims = similarity_matrix([local], [locals_[i] for i in keep], workers=1)[0]
+    sims = similarity_matrix([local], [handles[i] for i in keep], workers=1)[0]
     order = np.argsort(-sims, kind="stable")[:MAX_FUZZY_CANDIDATES]
     support = block_size + 1
     out = []
@@ -219,92 +211,76 @@ def _similar_emails(
         row = int(rows[i])
         out.append(
             Match(
-                str(LinkKind.EMAIL_SIMILAR),
+                kind,
                 row,
                 snapshot.user_ids[row],
-                email,
-                str(emails[i]),
+                value,
+                str(values[i]),
                 sim,
                 support,
-                link_weight(LinkKind.EMAIL_SIMILAR, sim, support),
+                link_weight(kind, sim, support, index.registry),
             )
         )
     return out
 
 
-def _phones(
+def _sequence(
     index: IdentifierIndex,
     snapshot: ScoreSnapshot,
+    spec: IdentifierSpec,
+    kind: str,
     identity: NewIdentity,
     link: LinkSettings,
-    hubs: list[Hub],
 ) -> list[Match]:
-    number = phone_number(identity.phone)
-    if number is None or identity.phone is None:
+    value = identity.first(spec.name)
+    number = phone_number(value)
+    if number is None or value is None:
         return []
-    numbers, rows = index.phone.window(number, link.phone_max_gap)
-    out: list[Match] = []
-    exact = numbers == number
-    held = int(exact.sum())
-    if held > link.max_share:
-        hubs.append(Hub(str(LinkKind.PHONE), identity.phone, held))
-    elif held:
-        weight = link_weight(LinkKind.PHONE, 1.0, held + 1)
-        for row in rows[exact].tolist():
-            out.append(
-                Match(
-                    str(LinkKind.PHONE),
-                    row,
-                    snapshot.user_ids[row],
-                    identity.phone,
-                    identity.phone,
-                    1.0,
-                    held + 1,
-                    weight,
-                )
-            )
-    near = ~exact
+    numbers, rows = index.numbers[spec.name].window(number, link.phone_max_gap)
+    near = numbers != number  # the same number is an exact link
     window = int(near.sum())
-    if 0 < window <= link.max_block:
-        support = window + 1
-        phones = index.phone_of_row.gather(rows[near]).to_list()
-        for row, num, other in zip(
-            rows[near].tolist(), numbers[near].tolist(), phones, strict=True
-        ):
-            gap = abs(int(num) - number)
-            sim = round(1.0 - 0.5 * (gap - 1) / max(link.phone_max_gap - 1, 1), 4)
-            out.append(
-                Match(
-                    str(LinkKind.PHONE_SIMILAR),
-                    row,
-                    snapshot.user_ids[row],
-                    identity.phone,
-                    str(other or f"+{num}"),
-                    sim,
-                    support,
-                    link_weight(LinkKind.PHONE_SIMILAR, sim, support),
-                )
+    if not 0 < window <= link.max_block:
+        return []
+    support = window + 1
+    others = index.value_of_row[spec.name].gather(rows[near]).to_list()
+    out = []
+    for row, num, other in zip(rows[near].tolist(), numbers[near].tolist(), others, strict=True):
+        sim = round(gap_similarity(float(abs(int(num) - number)), link.phone_max_gap), 4)
+        out.append(
+            Match(
+                kind,
+                row,
+                snapshot.user_ids[row],
+                value,
+                str(other or f"+{num}"),
+                sim,
+                support,
+                link_weight(kind, sim, support, index.registry),
             )
+        )
     return out
+
+
+_FUZZY = {Linkage.LOOKALIKE: _lookalikes, Linkage.SEQUENCE: _sequence}
 
 
 def find_matches(
     snapshot: ScoreSnapshot, identity: NewIdentity, link: LinkSettings
 ) -> tuple[list[Match], list[Hub]]:
-    """Every link the new account would get against the snapshot's users."""
+    """Every link the new account would get against the snapshot's users, kind by kind."""
     index = snapshot.identifiers
     if index is None:
         return [], []
     hubs: list[Hub] = []
     matches: list[Match] = []
-    if identity.email:
-        matches += _exact(index, snapshot, LinkKind.EMAIL, [identity.email], link, hubs)
-        matches += _similar_emails(index, snapshot, identity, link)
-    matches += _phones(index, snapshot, identity, link, hubs)
-    if identity.devices:
-        matches += _exact(index, snapshot, LinkKind.DEVICE, identity.devices, link, hubs)
-    if identity.ips:
-        matches += _exact(index, snapshot, LinkKind.IP, identity.ips, link, hubs)
+    for spec in index.registry.kinds:
+        values = identity.values.get(spec.name)
+        if not values:
+            continue
+        matches += _exact(index, snapshot, spec.name, values, link, hubs)
+        for rule in spec.links:
+            if rule.match != Linkage.EXACT:
+                matches += _FUZZY[rule.match](index, snapshot, spec, rule.kind, identity, link)
     return matches, hubs
 
 
@@ -313,7 +289,7 @@ def combine(
     matches: Sequence[Match],
     hubs: Sequence[Hub] = (),
     *,
-    ring_min_weight: float = 0.25,
+    ring_min_weight: float,
 ) -> OnlineScore:
     """Turn matches into a score with the noisy-or in the module docstring."""
     info = snapshot.info
@@ -336,8 +312,9 @@ def combine(
             best_code, best_value, best_strength = code, value, strength
     score = 1.0 - (1.0 - info.neutral_score) * user_miss * (1.0 - best_value)
     reasons = ["NEW_USER"]
+    registry = snapshot.registry
     reasons += list(
-        dict.fromkeys(REASON_BY_KIND[LinkKind(m.kind)] for m in _strongest_first(matches))
+        dict.fromkeys(registry.link_rule(m.kind).reason for m in _strongest_first(matches))
     )
     ring_id: str | None = None
     ring_score: float | None = None
@@ -370,7 +347,7 @@ def score_new_user(
     identity: NewIdentity,
     link: LinkSettings,
     *,
-    ring_min_weight: float = 0.25,
+    ring_min_weight: float,
 ) -> OnlineScore:
     """Link a new account to the snapshot's users and rings and score it (pure, no I/O)."""
     matches, hubs = find_matches(snapshot, identity, link)

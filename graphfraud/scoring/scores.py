@@ -7,30 +7,53 @@ actor share one fate, so a quiet member of a risky ring inherits part of its ris
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from graphfraud.schema import SCORES_SCHEMA, conform_frame
+from graphfraud.identifiers import BUILTIN, IdentifierRegistry
+from graphfraud.rundir import RunDir
+from graphfraud.schema import (
+    RING_SCORES_FILE,
+    RING_SCORES_SCHEMA,
+    RINGS_FILE,
+    SCORES_SCHEMA,
+    conform_frame,
+)
+from graphfraud.scoring.reasons import reason_table
 
 # Share of a ring member's final score that comes from its ring (0 = model score only).
 RING_BLEND = 0.5
 
-# (code, condition on the feature table); the order is the order reasons are listed in.
-REASON_RULES: tuple[tuple[str, pl.Expr], ...] = (
-    ("RING_LABELLED_FRAUD", pl.col("lbl_ring_fraud") > 0),
-    ("NEAR_LABELLED_FRAUD", pl.col("lbl_nb_fraud_n") > 0),
-    ("SHARED_DEVICE", pl.col("max_w_device") >= 0.2),
-    ("EMAIL_VARIANT", pl.col("n_email") > 0),
-    ("LOOKALIKE_EMAIL", pl.col("max_w_email_similar") >= 0.1),
-    ("SHARED_PHONE", pl.col("n_phone") > 0),
-    ("SEQUENTIAL_PHONE", pl.col("max_w_phone_similar") >= 0.1),
-    ("SIGNUP_BURST", (pl.col("ring_creation_burst") >= 0.6) & (pl.col("ring_size") >= 3)),
-    ("DENSE_RING", (pl.col("ring_density") >= 0.5) & (pl.col("ring_size") >= 3)),
-    ("SHARED_IP", pl.col("max_w_ip") >= 0.1),
-    ("HUB_DEVICE", pl.col("n_hub_devices") > 0),
-)
+# Conditions on the feature table for the reasons that are not about one link kind.
+_FIXED_CONDITIONS: dict[str, pl.Expr] = {
+    "RING_LABELLED_FRAUD": pl.col("lbl_ring_fraud") > 0,
+    "NEAR_LABELLED_FRAUD": pl.col("lbl_nb_fraud_n") > 0,
+    "SIGNUP_BURST": (pl.col("ring_creation_burst") >= 0.6) & (pl.col("ring_size") >= 3),
+    "DENSE_RING": (pl.col("ring_density") >= 0.5) & (pl.col("ring_size") >= 3),
+    "HUB_DEVICE": pl.col("n_hub_devices") > 0,
+}
 MAX_REASONS = 5
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The score stage's artifact: per-user scores with reasons, and per-ring scores."""
+
+    users: pl.DataFrame  # SCORES_SCHEMA
+    rings: pl.DataFrame  # RING_SCORES_SCHEMA
+
+
+def reason_rules(registry: IdentifierRegistry = BUILTIN) -> tuple[tuple[str, pl.Expr], ...]:
+    """(code, condition on the feature table), in the order reasons are listed: each link kind's
+    reason when the user's strongest link of that kind reaches its bar, and the fixed ones."""
+    conditions = dict(_FIXED_CONDITIONS)
+    for rule in registry.rules:
+        weight = pl.col(f"max_w_{rule.kind}")
+        conditions[rule.reason] = (weight > 0) & (weight >= rule.reason_min_weight)
+    return tuple((code, conditions[code]) for code in reason_table(registry) if code in conditions)
 
 
 def prior_scores(features: pl.DataFrame) -> npt.NDArray[np.float32]:
@@ -51,9 +74,11 @@ def ring_scores(members: pl.DataFrame, user_scores: pl.DataFrame) -> pl.DataFram
     )
 
 
-def reasons_expr() -> pl.Expr:
+def reasons_expr(registry: IdentifierRegistry = BUILTIN) -> pl.Expr:
     """A list of reason codes per user, most important first, at most MAX_REASONS."""
-    codes = [pl.when(cond).then(pl.lit(code)).otherwise(None) for code, cond in REASON_RULES]
+    codes = [
+        pl.when(cond).then(pl.lit(code)).otherwise(None) for code, cond in reason_rules(registry)
+    ]
     return pl.concat_list(codes).list.drop_nulls().list.head(MAX_REASONS)
 
 
@@ -62,8 +87,9 @@ def build_scores(
     model_scores: pl.DataFrame,
     members: pl.DataFrame,
     model_version: str,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(scores per SCORES_SCHEMA, ring scores `ring_id, ring_score`)."""
+    registry: IdentifierRegistry = BUILTIN,
+) -> Scores:
+    """User scores (SCORES_SCHEMA) and ring scores (RING_SCORES_SCHEMA)."""
     rings = ring_scores(members, model_scores)
     scored = (
         features.join(model_scores.select("user_id", "model_score"), on="user_id", how="left")
@@ -76,9 +102,23 @@ def build_scores(
             .clip(0.0, 1.0)
             .cast(pl.Float32)
             .alias("score"),
-            reasons_expr().alias("reasons"),
+            reasons_expr(registry).alias("reasons"),
             pl.lit(model_version).alias("model_version"),
         )
         .sort("user_id")
     )
-    return conform_frame(scored, SCORES_SCHEMA), rings
+    return Scores(
+        users=conform_frame(scored, SCORES_SCHEMA),
+        rings=conform_frame(rings.sort("ring_id"), RING_SCORES_SCHEMA),
+    )
+
+
+def scored_rings(run: RunDir) -> pl.DataFrame:
+    """rings.parquet with each ring's `ring_score` (null until the score stage has run)."""
+    rings = run.read(RINGS_FILE)
+    scores = (
+        run.read(RING_SCORES_FILE)
+        if run.exists(RING_SCORES_FILE)
+        else pl.DataFrame(schema={"ring_id": pl.String, "ring_score": pl.Float32})
+    )
+    return rings.join(scores.select("ring_id", "ring_score"), on="ring_id", how="left")

@@ -31,7 +31,14 @@ import polars as pl
 
 from graphfraud import schema
 from graphfraud.errors import ArtifactError
-from graphfraud.linking.keys import email_stem_expr
+from graphfraud.identifiers import (
+    BUILTIN,
+    IdentifierRegistry,
+    Linkage,
+    Source,
+    registry_from_manifest,
+)
+from graphfraud.linking.keys import handle_stem_expr
 from graphfraud.rundir import RunDir
 
 SCORE_DECIMALS = 6
@@ -149,47 +156,62 @@ class NumberIndex:
 
 @dataclass(frozen=True)
 class IdentifierIndex:
-    """Canonical identifiers of the snapshot's users, for the online scorer (`scoring.online`)."""
+    """Canonical identifiers of the snapshot's users, per kind of the run's registry, for the
+    online scorer (`scoring.online`): exact values for every kind, handle stems for look-alike
+    kinds, sorted numbers for sequence kinds, and the value (and handle) of each row for the
+    fuzzy kinds (one value per user)."""
 
-    email: SortedValues
-    stem: SortedValues
-    phone: NumberIndex
-    device: SortedValues
-    ip: SortedValues
-    email_of_row: pl.Series  # canonical email per snapshot row (null when none)
-    local_of_row: pl.Series
-    phone_of_row: pl.Series
+    registry: IdentifierRegistry
+    exact: dict[str, SortedValues]
+    stems: dict[str, SortedValues]
+    numbers: dict[str, NumberIndex]
+    value_of_row: dict[str, pl.Series]
+    handle_of_row: dict[str, pl.Series]
 
     @classmethod
     def build(
-        cls, users: pl.DataFrame, devices: pl.DataFrame | None, n_rows: int
+        cls,
+        users: pl.DataFrame,
+        devices: pl.DataFrame | None,
+        n_rows: int,
+        registry: IdentifierRegistry = BUILTIN,
     ) -> IdentifierIndex:
-        """`users` and `devices` carry a `row` column (the snapshot row of their user_id)."""
-        users = users.with_columns(email_stem_expr().alias("stem"))
-        per_row = (
-            pl.DataFrame({"row": pl.arange(0, n_rows, dtype=pl.UInt32, eager=True)})
-            .join(
-                users.select("row", "email", "email_local", "phone").unique("row"),
-                on="row",
-                how="left",
-            )
-            .sort("row")
-        )
-        dev = (
-            devices
-            if devices is not None
-            else pl.DataFrame(schema={"row": pl.UInt32, "device_id": pl.String, "ip": pl.String})
-        )
-        return cls(
-            email=SortedValues.build(users, "email"),
-            stem=SortedValues.build(users, "stem"),
-            phone=NumberIndex.build(users, "phone"),
-            device=SortedValues.build(dev, "device_id"),
-            ip=SortedValues.build(dev, "ip"),
-            email_of_row=per_row.get_column("email"),
-            local_of_row=per_row.get_column("email_local"),
-            phone_of_row=per_row.get_column("phone"),
-        )
+        """`users` and `devices` carry a `row` column (the snapshot row of their user_id) and
+        the canonical columns of the registry's kinds (absent columns index nothing)."""
+        exact: dict[str, SortedValues] = {}
+        stems: dict[str, SortedValues] = {}
+        numbers: dict[str, NumberIndex] = {}
+        value_of_row: dict[str, pl.Series] = {}
+        handle_of_row: dict[str, pl.Series] = {}
+        rows = pl.DataFrame({"row": pl.arange(0, n_rows, dtype=pl.UInt32, eager=True)})
+        for spec in registry.kinds:
+            frame = users if spec.source == Source.USERS else devices
+            columns = list(spec.normaliser.columns)
+            frame = _with_columns(frame, columns)
+            exact[spec.name] = SortedValues.build(frame, spec.value_column)
+            if all(r.match == Linkage.EXACT for r in spec.links):
+                continue
+            per_row = rows.join(
+                frame.select("row", *columns).unique("row"), on="row", how="left"
+            ).sort("row")
+            value_of_row[spec.name] = per_row.get_column(spec.value_column)
+            if spec.rule(Linkage.LOOKALIKE) is not None and spec.handle_columns is not None:
+                local, domain = spec.handle_columns
+                stems[spec.name] = SortedValues.build(
+                    frame.with_columns(handle_stem_expr(local, domain).alias("_stem")), "_stem"
+                )
+                handle_of_row[spec.name] = per_row.get_column(local)
+            if spec.rule(Linkage.SEQUENCE) is not None:
+                numbers[spec.name] = NumberIndex.build(frame, spec.value_column)
+        return cls(registry, exact, stems, numbers, value_of_row, handle_of_row)
+
+
+def _with_columns(frame: pl.DataFrame | None, columns: list[str]) -> pl.DataFrame:
+    """`row` + `columns` of `frame`, absent ones as nulls (a run without that kind's column)."""
+    if frame is None:
+        frame = pl.DataFrame(schema={"row": pl.UInt32})
+    missing = [pl.lit(None, dtype=pl.String).alias(c) for c in columns if c not in frame.columns]
+    return frame.with_columns(missing).select("row", *columns)
 
 
 def _codes(column: pl.Series) -> tuple[npt.NDArray[np.int32], list[Any]]:
@@ -226,8 +248,10 @@ class ScoreSnapshot:
         version_code: npt.NDArray[np.int32],
         versions: list[str],
         identifiers: IdentifierIndex | None,
+        registry: IdentifierRegistry = BUILTIN,
     ) -> None:
         self.info = info
+        self.registry = registry  # the run's identifier kinds (masking, vocabulary, online)
         self._index = index
         self.user_ids = user_ids
         self.score = score
@@ -329,6 +353,15 @@ def _build_index(ids: pl.Series) -> tuple[dict[str, int], list[str]]:
     return index, user_ids
 
 
+def _read_kinds(
+    run: RunDir, name: str, registry: IdentifierRegistry, source: Source
+) -> pl.DataFrame:
+    """`user_id` and the canonical columns of `source`'s kinds that the file has."""
+    wanted = [c for spec in registry.of_source(source) for c in spec.normaliser.columns]
+    present = set(pl.read_parquet_schema(run.file(name)))
+    return run.read(name, columns=["user_id", *[c for c in dict.fromkeys(wanted) if c in present]])
+
+
 def load_snapshot(run_dir: Path | str, *, with_identifiers: bool = True) -> ScoreSnapshot:
     """Load a run's scores (and, when present, users/devices for the online scorer).
 
@@ -401,25 +434,22 @@ def load_snapshot(run_dir: Path | str, *, with_identifiers: bool = True) -> Scor
     )
     index, user_ids = _build_index(ids)
 
+    registry = registry_from_manifest(manifest)
     identifiers: IdentifierIndex | None = None
     if with_identifiers and run.exists(schema.USERS_FILE):
         rows = pl.DataFrame({"user_id": ids}).with_row_index("row")
-        cols = [c for c in ("user_id", "email", "email_local", "email_domain", "phone") if c]
-        users = run.read(schema.USERS_FILE)
-        users = users.select([c for c in cols if c in users.columns])
-        for col in cols:
-            if col not in users.columns:
-                users = users.with_columns(pl.lit(None, dtype=pl.String).alias(col))
-        users = users.join(rows, on="user_id", how="inner")
-        devices = None
-        if run.exists(schema.DEVICES_FILE):
-            dev = run.read(schema.DEVICES_FILE)
-            dev = dev.select([c for c in ("user_id", "device_id", "ip") if c in dev.columns])
-            for col in ("device_id", "ip"):
-                if col not in dev.columns:
-                    dev = dev.with_columns(pl.lit(None, dtype=pl.String).alias(col))
-            devices = dev.join(rows, on="user_id", how="inner").select("row", "device_id", "ip")
-        identifiers = IdentifierIndex.build(users, devices, len(ids))
+        users = _read_kinds(run, schema.USERS_FILE, registry, Source.USERS)
+        devices = (
+            _read_kinds(run, schema.DEVICES_FILE, registry, Source.SIGHTINGS)
+            if run.exists(schema.DEVICES_FILE)
+            else None
+        )
+        identifiers = IdentifierIndex.build(
+            users.join(rows, on="user_id", how="inner"),
+            None if devices is None else devices.join(rows, on="user_id", how="inner"),
+            len(ids),
+            registry,
+        )
 
     info = SnapshotInfo(
         run_id=str(manifest.get("run_id") or path.name),
@@ -446,4 +476,5 @@ def load_snapshot(run_dir: Path | str, *, with_identifiers: bool = True) -> Scor
         version_code=version_code,
         versions=versions,
         identifiers=identifiers,
+        registry=registry,
     )

@@ -75,6 +75,16 @@ class ScoreResponse(BaseModel):
     )
 
 
+DeclaredKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,30}$")]
+REQUEST_FIELD = {
+    "email": "email",
+    "phone": "phone",
+    "upi": "upi",
+    "device": "device_ids",
+    "ip": "ips",
+}
+
+
 class NewUserRequest(BaseModel):
     """Identifiers of an account the last batch has not seen (raw, as typed)."""
 
@@ -88,6 +98,7 @@ class NewUserRequest(BaseModel):
                     "phone": "+91 98765 43215",
                     "device_ids": ["a1b2-c3d4"],
                     "ips": ["203.0.113.9"],
+                    "upi": "john.doe7@okicici",
                 }
             ]
         },
@@ -102,24 +113,57 @@ class NewUserRequest(BaseModel):
     ips: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
         default_factory=list, max_length=20
     )
+    upi: Annotated[str, StringConstraints(max_length=320)] | None = Field(
+        None, description="UPI id (VPA), e.g. name@okicici"
+    )
+    identifiers: dict[DeclaredKind, ShortText] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="values of the deployment's declared identifier kinds, e.g. "
+        '`{"pan_hash": "…"}` (`GET /v1/vocabulary` lists them); an unknown kind is a 422',
+    )
     region: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = Field(
         None, description="ISO region for phones written without +country (default: the batch's)"
     )
 
     @model_validator(mode="after")
     def _some_identifier(self) -> NewUserRequest:
-        if not (self.email or self.phone or any(self.device_ids) or any(self.ips)):
-            raise ValueError("give at least one of email, phone, device_ids, ips")
+        if not (
+            self.email
+            or self.phone
+            or self.upi
+            or any(self.device_ids)
+            or any(self.ips)
+            or any(self.identifiers.values())
+        ):
+            raise ValueError("give at least one of email, phone, upi, device_ids, ips, identifiers")
         return self
+
+    def raw_identifiers(self) -> dict[str, str | list[str] | None]:
+        """Raw values by identifier kind name (built-in request fields + declared ones)."""
+        builtin: dict[str, str | list[str] | None] = {
+            "email": self.email,
+            "phone": self.phone,
+            "upi": self.upi,
+            "device": self.device_ids,
+            "ip": self.ips,
+        }
+        return {**builtin, **self.identifiers}
+
+    @staticmethod
+    def field_of(kind: str) -> str:
+        """The request field that carries a kind (for `rejected`)."""
+        return REQUEST_FIELD.get(kind, f"identifiers.{kind}")
 
 
 class MatchOut(BaseModel):
     kind: str = Field(
-        description="link kind: email, email_similar, phone, phone_similar, device, ip"
+        description="link kind: email, email_similar, phone, phone_similar, device, ip, upi, "
+        "upi_similar, or a declared kind (`GET /v1/vocabulary`)"
     )
     user_id: str = Field(description="the snapshot user matched")
     value: str = Field(description="the new account's canonical value")
-    matched_value: str = Field(description="the matched user's value (emails and phones masked)")
+    matched_value: str = Field(description="the matched user's value, masked by its kind's rule")
     similarity: float
     support: int = Field(
         description="holders of the value (or block size), the new account included"
@@ -127,6 +171,34 @@ class MatchOut(BaseModel):
     weight: float = Field(description="link_weight(kind, similarity, support)")
     user_score: float = Field(description="the matched user's score")
     ring_id: str | None
+
+
+class LinkKindOut(BaseModel):
+    kind: str = Field(description="link kind, e.g. email_similar")
+    match: str = Field(description="exact | lookalike | sequence")
+    reason: str = Field(description="the reason code a strong link of this kind gives")
+    reason_text: str
+    colour: str = Field(description="legend colour, #rrggbb")
+
+
+class IdentifierKindOut(BaseModel):
+    name: str = Field(description="identifier kind, e.g. email, upi, pan_hash")
+    label: str = Field(description="the kind in words")
+    source: str = Field(description="users (one per account) or devices (per sighting)")
+    declared: bool = Field(description="declared in settings rather than built in")
+    graph_label: str = Field(description="node label in the Neo4j graph")
+    links: list[LinkKindOut]
+
+
+class ReasonOut(BaseModel):
+    code: str
+    text: str = Field(description="the reason in words")
+    priority: int = Field(description="lower is listed first")
+
+
+class VocabularyResponse(BaseModel):
+    identifiers: list[IdentifierKindOut]
+    reasons: list[ReasonOut]
 
 
 class HubOut(BaseModel):

@@ -42,6 +42,7 @@ class HonestWorld:
     venues: Venues
     twin_rows: np.ndarray
     twin_src: np.ndarray
+    household_head: np.ndarray  # per honest row: the row of its household's head (or itself)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def honest_structure(
         email=people["email"].scatter(redo, new_email), name=people["name"].scatter(redo, new_name)
     )
 
-    return HonestWorld(people, devices, venues, dup_rows, dup_src)
+    return HonestWorld(people, devices, venues, dup_rows, dup_src, head)
 
 
 def _honest_devices(

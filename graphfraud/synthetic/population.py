@@ -20,6 +20,7 @@ from graphfraud.synthetic.honest import honest_structure
 from graphfraud.synthetic.people import draw_people, make_emails_unique, twin_mailboxes
 from graphfraud.synthetic.render import DEFAULT_START, format_phones, iso_utc
 from graphfraud.synthetic.rings import FraudBlock, build_rings, plan_rings
+from graphfraud.synthetic.upi import honest_upis, typed
 
 FORMATS = ("csv", "parquet")
 
@@ -120,6 +121,8 @@ def generate_population(
     locked[n_honest:] = [e != f for e, f in zip(block.email, filler_emails, strict=True)]
     emails = make_emails_unique(rng, people, ~locked)
     people = people.with_columns(email=twin_mailboxes(rng, emails, world.twin_rows, world.twin_src))
+    say("UPI ids")
+    upi = _upis(np.random.default_rng([seed, 1]), people, world.household_head, block.upi)
 
     say("labels, ids, files")
     ring_id = pl.Series([None] * n_honest + block.ring_id, dtype=pl.String)
@@ -140,6 +143,7 @@ def generate_population(
             "user_id": user_id,
             "email": people["email"],
             "phone": format_phones(people["phone"], people["phone_fmt"]),
+            "upi": upi,
             "name": people["name"],
             "created_at": iso_utc(people["created"]),
             "label": label,
@@ -183,6 +187,22 @@ def generate_population(
         }
     )
     return Population(users=users, devices=devices, truth=truth, seed=seed)
+
+
+def _upis(
+    rng: np.random.Generator, people: pl.DataFrame, head: np.ndarray, planted: list[str | None]
+) -> pl.Series:
+    """Honest-style VPAs for everyone (households may share the head's), then the rings' planted
+    ones over their members, all as users type them. Its own random stream: adding UPI ids
+    changed nothing else a seed draws."""
+    n = people.height
+    heads = np.arange(n, dtype=np.int64)
+    heads[: len(head)] = head
+    honest = honest_upis(
+        rng, people["first"], people["last"], people["email"], people["phone"].to_numpy(), heads
+    )
+    rings = pl.Series([None] * (n - len(planted)) + planted, dtype=pl.String)
+    return typed(rng, rings.fill_null(honest))
 
 
 def _check(n_users: int, seed: int, fraud_share: float, days: int) -> None:

@@ -14,7 +14,8 @@ ring member (a few percent of users), never per user.
 | typo_domain | one local part on gmial.com / gmail.co / gmaill.com … (and the real gmail.com half the time) |
 | camouflaged | one of shared handset / sequential phones / sequential emails at 55-80 %, plus: café IP (and its computers), a tablet also used by 1-3 honest users, 1-2 honest users' phone numbers |
 | slow | one of the email/phone/handset signals, sign-ups spread over 3-11 weeks |
-| mixed | an email signal + a phone/device signal, or sequential phones + a device farm |
+| mixed | an email signal + a phone/device/UPI signal, or sequential phones + a device farm |
+| upi_mule | counter handles on one PSP (`rahul.sharma1@ybl`, `…2@icici`), or one or two collector VPAs every covered account pays out to, plus a phone/device/email signal |
 
 Every ring also has a traffic source (cloud IPs 25 %, carrier NAT / IPv6 handsets 40 %,
 residential 35 %), a
@@ -44,6 +45,7 @@ from graphfraud.synthetic.render import (
     signup_times,
     zipf_p,
 )
+from graphfraud.synthetic.upi import psp_choice
 
 # ring kind → share of rings. Every kind appears once before any repeats (see `plan_rings`).
 RING_KINDS: dict[str, float] = {
@@ -55,9 +57,10 @@ RING_KINDS: dict[str, float] = {
     "camouflaged": 0.12,
     "slow": 0.11,
     "mixed": 0.10,
+    "upi_mule": 0.08,
 }
 EMAIL_SIGNALS = ("sequential_email", "gmail_variant", "typo_domain")
-OTHER_SIGNALS = ("sequential_phone", "device_farm", "shared_device")
+OTHER_SIGNALS = ("sequential_phone", "device_farm", "shared_device", "shared_upi", "sequential_upi")
 COVERAGE = (0.7, 0.9)  # share of members a signal reaches, drawn per ring and signal
 CAMOUFLAGED_COVERAGE = (0.55, 0.8)
 BIG_RING = 0.06  # rings drawn from 31..60 members; the rest mostly 3..30
@@ -131,6 +134,11 @@ def _signals_for(rng: np.random.Generator, kind: str) -> tuple[str, ...]:
         "typo_domain",
     ):
         return (kind,)
+    if kind == "upi_mule":
+        if rng.random() < 0.5:
+            return ("sequential_upi",)
+        second = str(rng.choice(["sequential_phone", "shared_device", "sequential_email"]))
+        return ("shared_upi", second)
     if kind == "camouflaged":
         return (
             str(rng.choice(["shared_device", "sequential_phone", "sequential_email"])),
@@ -174,6 +182,7 @@ class FraudBlock:
     phone_fmt: list[int]
     name: list[str | None]
     created: list[int]
+    upi: list[str | None] = field(default_factory=list)  # planted VPAs (None: not planted)
     ring_id: list[str] = field(default_factory=list)
     ring_kind: list[str] = field(default_factory=list)
     dev_uidx: list[int] = field(default_factory=list)
@@ -223,6 +232,8 @@ def build_rings(
     """Write every planned ring into `block` (fields, device sightings, truth columns).
     Camouflage sightings of honest users are appended to the block's device rows too."""
     pools = _Pools(rng, len(block.email), venues)
+    if not block.upi:
+        block.upi = [None] * len(block.email)
     ring_starts = signup_times(rng, len(plans), start, days)
     for plan, t0 in zip(plans, ring_starts, strict=True):
         members = list(range(plan.start, plan.start + plan.size))
@@ -252,6 +263,10 @@ def build_rings(
                 has_devices |= ctx.device_farm(covered)
             elif signal == "shared_device":
                 has_devices |= ctx.shared_device(covered, n_devices=int(rng.integers(1, 3)))
+            elif signal == "shared_upi":
+                ctx.shared_upi(covered)
+            elif signal == "sequential_upi":
+                ctx.sequential_upi(covered)
             elif signal == "camouflage":
                 ctx.camouflage()
         ctx.own_devices(skip=has_devices)
@@ -402,6 +417,38 @@ class _RingContext:
             dom = main if rng.random() < 0.9 else domains[int(rng.integers(0, len(domains)))]
             b.email[u] = f"{base}{sep}{n:0{pad}d}@{dom}" if pad else f"{base}{sep}{n}@{dom}"
             n += int(rng.integers(1, 4)) if gaps else 1
+
+    def _handle_base(self) -> str:
+        """A handle stem a crew would script: a popular name or a deal word."""
+        rng = self.rng
+        if rng.random() < 0.6:
+            f, la = self.name_base()
+            return [f"{f}.{la}", f"{f}{la}", f"{f}_{la}", f"{f[0]}{la}"][int(rng.integers(0, 4))]
+        w = vocab.NON_NAME_BASES
+        return w[int(rng.integers(0, len(w)))] + ["", ".", "_"][int(rng.integers(0, 3))]
+
+    def sequential_upi(self, covered: list[int]) -> None:
+        """Counter handles on one PSP, now and then on another or the bank's alias:
+        rahul.sharma1@ybl … rahul.sharma9@ybl, cashback07@okicici ~ cashback08@icici."""
+        rng, b = self.rng, self.b
+        base = self._handle_base()
+        main, other = (str(p) for p in psp_choice(rng, 2))
+        n = int(rng.choice([1, 1, 0, int(rng.integers(2, 60))]))
+        pad = [0, 0, 2][int(rng.integers(0, 3))]
+        for u in covered:
+            psp = main if rng.random() < 0.85 else other
+            b.upi[u] = f"{base}{n:0{pad}d}@{psp}" if pad else f"{base}{n}@{psp}"
+            n += 1 if rng.random() < 0.7 else int(rng.integers(2, 4))
+
+    def shared_upi(self, covered: list[int]) -> None:
+        """Mule payouts: every covered account pays out to one of one or two collector VPAs."""
+        rng, b = self.rng, self.b
+        collectors = [
+            f"{self._handle_base()}{int(rng.integers(1, 999))}@{psp_choice(rng, 1)[0]}"
+            for _ in range(int(rng.integers(1, 3)))
+        ]
+        for u in covered:
+            b.upi[u] = collectors[int(rng.integers(0, len(collectors)))]
 
     def sequential_phone(self, covered: list[int]) -> None:
         """Numbers from one batch of SIMs: consecutive, or with small gaps."""

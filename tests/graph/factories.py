@@ -27,6 +27,8 @@ from graphfraud.schema import (
     MANIFEST_FILE,
     MEMBERS_FILE,
     MEMBERS_SCHEMA,
+    RING_SCORES_FILE,
+    RING_SCORES_SCHEMA,
     RINGS_FILE,
     RINGS_SCHEMA,
     SCORES_FILE,
@@ -204,6 +206,7 @@ def _write(
     _table(devices, DEVICES_SCHEMA).write_parquet(out / DEVICES_FILE)
     _table(links, LINKS_SCHEMA).write_parquet(out / LINKS_FILE)
     _table(rings, RINGS_SCHEMA).write_parquet(out / RINGS_FILE)
+    _table(rings, RING_SCORES_SCHEMA).write_parquet(out / RING_SCORES_FILE)
     _table(members, MEMBERS_SCHEMA).write_parquet(out / MEMBERS_FILE)
     _table(scores, SCORES_SCHEMA).write_parquet(out / SCORES_FILE)
     (out / MANIFEST_FILE).write_text(
@@ -271,7 +274,6 @@ def write_bulk_run(
         + pl.duration(minutes=pl.Series(rng.integers(0, 100_000, n_users))),
         label=pl.lit(None, pl.Int8),
     )
-    users = users.select([f.name for f in USERS_SCHEMA])
     dev = np.where(ring_of >= 0, np.char.add("rdev", ring_of.astype(str)), np.char.add("dev", ids))
     devices = pl.DataFrame(
         {
@@ -326,6 +328,7 @@ def write_bulk_run(
         (DEVICES_FILE, devices, DEVICES_SCHEMA),
         (LINKS_FILE, links, LINKS_SCHEMA),
         (RINGS_FILE, rings, RINGS_SCHEMA),
+        (RING_SCORES_FILE, rings, RING_SCORES_SCHEMA),
         (MEMBERS_FILE, members, MEMBERS_SCHEMA),
         (SCORES_FILE, scores, SCORES_SCHEMA),
     ):

@@ -18,11 +18,15 @@ from graphfraud.ingest.normalize import (
     canonical_ip,
     canonical_name,
     canonical_phone,
+    canonical_token,
+    canonical_upi,
     normalize_devices,
     normalize_emails,
     normalize_ips,
     normalize_names,
     normalize_phones,
+    normalize_tokens,
+    normalize_upis,
 )
 
 # Text that exercises the edges: ASCII email/phone alphabet, whitespace of both worlds, the
@@ -318,3 +322,48 @@ def test_fold_domain_one_keystroke_typos_of_big_providers(domain: str, folded: s
     assert canonical_email(f"someone@{domain}") == CanonicalEmail(
         email=f"someone@{folded}", local="someone", domain=folded
     )
+
+
+# ---- UPI ids and declared tokens ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (" Rahul.Sharma1@OKICICI ", ("rahul.sharma1@icici", "rahul.sharma1", "icici")),
+        ("rahul.sharma1@icici", ("rahul.sharma1@icici", "rahul.sharma1", "icici")),
+        ("9876543210@ybl", ("9876543210@ybl", "9876543210", "ybl")),
+        ("a_b-c.d@paytm", ("a_b-c.d@paytm", "a_b-c.d", "paytm")),
+        ("a@b@c", None),
+        ("rahul sharma@ybl", None),
+        ("@ybl", None),
+        ("rahul@", None),
+        ("rahul@ok-icici", None),
+        ("NaN", None),
+        (None, None),
+    ],
+)
+def test_upi_canonical_forms(raw: str | None, expected: tuple[str, str, str] | None) -> None:
+    assert canonical_upi(raw) == expected
+    row = normalize_upis(pl.Series([raw], dtype=pl.String)).row(0)
+    assert (None if row[0] is None else row) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="aZ09._-@ +\x00okicybl", max_size=24), max_size=30))
+def test_upi_scalar_and_vectorised_agree(values: list[str]) -> None:
+    frame = normalize_upis(pl.Series(values, dtype=pl.String))
+    assert [None if r[0] is None else r for r in frame.rows()] == [canonical_upi(v) for v in values]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=16), max_size=30), st.booleans())
+def test_token_scalar_and_vectorised_agree(values: list[str], case_sensitive: bool) -> None:
+    got = normalize_tokens(pl.Series(values, dtype=pl.String), case_sensitive=case_sensitive)
+    assert got.to_list() == [canonical_token(v, case_sensitive=case_sensitive) for v in values]
+
+
+def test_tokens_fold_case_and_space_and_refuse_control_characters() -> None:
+    assert canonical_token("  AB12  CD ") == "ab12 cd"
+    assert canonical_token("AB12", case_sensitive=True) == "AB12"
+    assert canonical_token("ab\x00cd") is None

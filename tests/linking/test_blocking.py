@@ -12,15 +12,15 @@ from rapidfuzz.distance import Levenshtein
 
 from graphfraud.linking.blocking import (
     deletion_variants,
-    email_candidate_pairs,
+    handle_candidate_pairs,
+    number_candidate_pairs,
     pair_key_expr,
     pairs_within_blocks,
-    phone_candidate_pairs,
     shared_value_groups,
     sorted_neighbourhood,
     unpack_pair_keys,
 )
-from graphfraud.linking.keys import email_stem_expr
+from graphfraud.linking.keys import handle_stem_expr
 
 
 def _uids(n: int) -> pl.Series:
@@ -98,7 +98,7 @@ def test_phone_pairs_cross_a_hundred_boundary() -> None:
     phones = pl.DataFrame(
         {"uid": _uids(4), "number": [919876543298, 919876543302, 919876543298 + 500, 919876543298]}
     )
-    got = phone_candidate_pairs(phones, max_gap=20, max_block=100)
+    got = number_candidate_pairs(phones, max_gap=20, max_block=100)
     assert sorted(got.select("a", "b").iter_rows()) == [(0, 1), (1, 3)]  # 0 and 3 share a number
     assert set(got["gap"]) == {4}
 
@@ -129,11 +129,11 @@ def test_email_candidates_hold_every_stem_pair_one_deletion_apart(
     frame = pl.DataFrame(
         {
             "uid": _uids(len(rows)),
-            "email_local": [local for local, _ in rows],
-            "email_domain": [domain for _, domain in rows],
+            "local": [local for local, _ in rows],
+            "domain": [domain for _, domain in rows],
         }
-    ).with_columns(email_stem_expr().alias("stem"))
-    got = email_candidate_pairs(frame, window=2, max_block=max_block)
+    ).with_columns(handle_stem_expr().alias("stem"))
+    got = handle_candidate_pairs(frame, window=2, max_block=max_block)
     pairs = list(got.iter_rows())
     assert pairs == sorted(set(pairs))
     assert all(a < b for a, b in pairs)
@@ -180,11 +180,11 @@ def test_email_blocking_recall_against_exhaustive_comparison() -> None:
     frame = pl.DataFrame(
         {
             "uid": _uids(len(locals_)),
-            "email_local": locals_,
-            "email_domain": ["gmail.com"] * len(locals_),
+            "local": locals_,
+            "domain": ["gmail.com"] * len(locals_),
         }
-    ).with_columns(email_stem_expr().alias("stem"))
-    cands = {tuple(r) for r in email_candidate_pairs(frame, window=8, max_block=5000).iter_rows()}
+    ).with_columns(handle_stem_expr().alias("stem"))
+    cands = {tuple(r) for r in handle_candidate_pairs(frame, window=8, max_block=5000).iter_rows()}
     truth = {
         (i, j)
         for i, j in itertools.combinations(range(len(locals_)), 2)

@@ -118,3 +118,70 @@ def test_a_run_of_suffixes_is_one_strong_sequence() -> None:
     # than any link inside the run
     apart = similar.filter(pl.col("user_b").str.starts_with("s"))
     assert apart["weight"].max() < in_run["weight"].min()  # type: ignore[operator]
+
+
+def _upi(handle: str, psp: str = "ybl") -> dict[str, object]:
+    return {"upi": f"{handle}@{psp}", "upi_handle": handle, "upi_psp": psp}
+
+
+def test_upi_ids_link_exactly_and_as_lookalike_handles() -> None:
+    users = _users(
+        [
+            {"user_id": "a", **_upi("rahul.sharma1")},
+            {"user_id": "b", **_upi("rahul.sharma2")},
+            {"user_id": "c", **_upi("rahul.sharma1")},  # the same VPA as a
+            {"user_id": "d", **_upi("9876543210")},  # phone-number handles: numbers, not names
+            {"user_id": "e", **_upi("9876543211")},
+            {"user_id": "f", **_upi("zara.khan77", "paytm")},
+        ]
+    )
+    devices = _devices([])
+    links = build_links(users, devices, LinkSettings()).links
+    got = {(r["user_a"], r["user_b"], r["kind"]) for r in links.iter_rows(named=True)}
+    assert ("a", "c", "upi") in got
+    assert ("a", "b", "upi_similar") in got
+    assert ("b", "c", "upi_similar") in got
+    assert not any({"d", "e"} <= {a, b} for a, b, _ in got)
+    assert not any("f" in (a, b) for a, b, _ in got)
+    exact = links.filter(pl.col("kind") == "upi").row(0, named=True)
+    assert exact["evidence"] == "same UPI id, held by 2 users"
+    assert exact["weight"] == pytest.approx(1.0)
+    similar = links.filter(pl.col("kind") == "upi_similar").row(0, named=True)
+    assert "near-identical UPI handles" in similar["evidence"]
+    assert 0 < similar["weight"] < 1
+
+
+def test_a_upi_id_held_by_a_crowd_is_a_hub() -> None:
+    users = _users([{"user_id": f"u{i}", **_upi("collect.fees", "paytm")} for i in range(6)])
+    linked = build_links(users, _devices([]), LinkSettings(max_share=5))
+    assert linked.links.filter(pl.col("kind") == "upi").is_empty()
+    assert linked.stats["upi_hubs"] == 1
+
+
+def test_declared_kind_links_on_shared_values_only() -> None:
+    from graphfraud.identifiers import registry_for
+    from graphfraud.schema import users_schema
+
+    registry = registry_for([{"name": "pan_hash"}])
+    schema = users_schema(registry)
+    rows = [("a", "h1"), ("b", "h1"), ("c", "h2"), ("d", "h3"), ("e", None)]
+    users = conform_frame(
+        pl.DataFrame(
+            [
+                {
+                    **{f: None for f in polars_schema(schema)},
+                    "user_id": u,
+                    "pan_hash": h,
+                    "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+                }
+                for u, h in rows
+            ],
+            schema=polars_schema(schema),
+        ),
+        schema,
+    )
+    links = build_links(users, _devices([]), LinkSettings(), registry=registry).links
+    assert links.select("user_a", "user_b", "kind", "value_a").rows() == [
+        ("a", "b", "pan_hash", "h1")
+    ]
+    assert links["evidence"][0] == "same pan hash, held by 2 users"

@@ -188,7 +188,6 @@ def write_run(path: Path, *, score_shift: float = 0.0, model_version: str = MODE
         {
             "ring_id": ["ring-a", "ring-b"],
             "size": [4, 3],
-            "ring_score": [clip(0.87), clip(0.6)],
             "n_links": [12, 6],
             "density": [1.0, 1.0],
             "mean_link_weight": [0.4, 0.41],
@@ -210,11 +209,16 @@ def write_run(path: Path, *, score_shift: float = 0.0, model_version: str = MODE
         schema.DEVICES_FILE: (devices, schema.DEVICES_SCHEMA),
         schema.LINKS_FILE: (links, schema.LINKS_SCHEMA),
         schema.RINGS_FILE: (rings, schema.RINGS_SCHEMA),
+        schema.RING_SCORES_FILE: (
+            pl.DataFrame({"ring_id": ["ring-a", "ring-b"], "ring_score": [clip(0.87), clip(0.6)]}),
+            schema.RING_SCORES_SCHEMA,
+        ),
         schema.MEMBERS_FILE: (members, schema.MEMBERS_SCHEMA),
         schema.SCORES_FILE: (scores, schema.SCORES_SCHEMA),
     }
     for name, (frame, arrow_schema) in frames.items():
-        table = frame.select(arrow_schema.names).to_arrow().cast(arrow_schema)
+        absent = [pl.lit(None).alias(c) for c in arrow_schema.names if c not in frame.columns]
+        table = frame.with_columns(absent).select(arrow_schema.names).to_arrow().cast(arrow_schema)
         pq.write_table(table, path / name)
     manifest = {
         "run_id": path.name,

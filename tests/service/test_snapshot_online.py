@@ -8,13 +8,15 @@ import orjson
 import polars as pl
 import pytest
 
-from graphfraud.config import LinkSettings
+from graphfraud.config import LinkSettings, RingSettings
 from graphfraud.errors import ArtifactError
 from graphfraud.linking.weights import link_weight
 from graphfraud.scoring.online import NewIdentity, canonical_identity, score_new_user
 from graphfraud.scoring.snapshot import load_snapshot
 
 from .factories import RING_A, UNICODE_USER, write_run
+
+RING_BAR = RingSettings().min_weight
 
 
 def test_snapshot_lookup_known_unknown_and_unicode(runs_root: Path) -> None:
@@ -57,11 +59,16 @@ def test_snapshot_rejects_duplicate_ids_and_missing_files(tmp_path: Path) -> Non
 def test_new_user_near_ring_scores_high_with_evidence(runs_root: Path) -> None:
     snap = load_snapshot(runs_root / "r1")
     identity, rejected = canonical_identity(
-        email="John.Doe7@GMAIL.com", phone="+91 98765 43215", device_ids=["DEV-RING-A "], ips=[]
+        {
+            "email": "John.Doe7@GMAIL.com",
+            "phone": "+91 98765 43215",
+            "device": ["DEV-RING-A "],
+            "ip": [],
+        }
     )
     assert rejected == []
-    assert identity.email == "johndoe7@gmail.com"
-    result = score_new_user(snap, identity, LinkSettings())
+    assert identity.first("email") == "johndoe7@gmail.com"
+    result = score_new_user(snap, identity, LinkSettings(), ring_min_weight=RING_BAR)
     assert result.ring_id == "ring-a"
     assert result.ring_score == 0.87
     assert result.score > 0.9 > snap.info.neutral_score
@@ -77,8 +84,8 @@ def test_new_user_near_ring_scores_high_with_evidence(runs_root: Path) -> None:
 
 def test_new_user_with_no_match_gets_neutral_score(runs_root: Path) -> None:
     snap = load_snapshot(runs_root / "r1")
-    identity, _ = canonical_identity(email="someone.else@proton.me", phone=None)
-    result = score_new_user(snap, identity, LinkSettings())
+    identity, _ = canonical_identity({"email": "someone.else@proton.me", "phone": None})
+    result = score_new_user(snap, identity, LinkSettings(), ring_min_weight=RING_BAR)
     assert result.matches == ()
     assert result.ring_id is None
     assert result.score == snap.info.neutral_score
@@ -86,17 +93,26 @@ def test_new_user_with_no_match_gets_neutral_score(runs_root: Path) -> None:
 
 def test_weak_ip_link_moves_score_little_and_hubs_are_not_linked(runs_root: Path) -> None:
     snap = load_snapshot(runs_root / "r1")
-    weak = score_new_user(snap, NewIdentity(ips=("203.0.113.5",)), LinkSettings())
+    weak = score_new_user(
+        snap, NewIdentity({"ip": ("203.0.113.5",)}), LinkSettings(), ring_min_weight=RING_BAR
+    )
     assert {m.user_id for m in weak.matches} == {"h1", "h2"}
     assert weak.ring_id is None
     assert weak.score - snap.info.neutral_score < 0.05
-    hub = score_new_user(snap, NewIdentity(devices=("dev-ring-a",)), LinkSettings(max_share=3))
+    hub = score_new_user(
+        snap,
+        NewIdentity({"device": ("dev-ring-a",)}),
+        LinkSettings(max_share=3),
+        ring_min_weight=RING_BAR,
+    )
     assert hub.matches == ()
     assert hub.hubs[0].support == 4
     assert "HUB_IDENTIFIER" in hub.reasons
 
 
 def test_canonical_identity_reports_unparseable_fields() -> None:
-    identity, rejected = canonical_identity(email="not an email", phone="12", ips=["999.1.1.1"])
+    identity, rejected = canonical_identity(
+        {"email": "not an email", "phone": "12", "ip": ["999.1.1.1"], "upi": "no handle"}
+    )
     assert identity.empty
-    assert set(rejected) == {"email", "phone", "ips"}
+    assert set(rejected) == {"email", "phone", "ip", "upi"}

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query, Request
 from graphfraud.graph.base import LinkEvidence, LinkExplanation, Member, RingView
 from graphfraud.service.auth import Permission
 from graphfraud.service.context import ServiceContext
-from graphfraud.service.masking import mask_email, mask_phone, mask_text, mask_value
+from graphfraud.service.masking import Masking, mask_text
 from graphfraud.service.routes.score import SECURED
 from graphfraud.service.schemas import ExplanationOut, RingOut, UserRingResponse, error_responses
 
@@ -30,70 +30,60 @@ def _num(value: Any) -> Any:
     return value
 
 
-def member_out(m: Member, masked: bool) -> dict[str, Any]:
+def member_out(m: Member, mask: Masking) -> dict[str, Any]:
     return {
         "user_id": m.user_id,
         "score": _num(m.score),
-        "email": mask_email(m.email) if masked else m.email,
-        "phone": mask_phone(m.phone) if masked else m.phone,
+        "email": mask.email(m.email),
+        "phone": mask.phone(m.phone),
         "label": m.label,
         "created_at": m.created_at,
     }
 
 
-def link_out(link: LinkEvidence, masked: bool) -> dict[str, Any]:
-    if not masked:
-        return {
-            "user_a": link.user_a,
-            "user_b": link.user_b,
-            "kind": link.kind,
-            "value_a": link.value_a,
-            "value_b": link.value_b,
-            "similarity": _num(link.similarity),
-            "support": link.support,
-            "weight": _num(link.weight),
-            "evidence": link.evidence,
-        }
+def link_out(link: LinkEvidence, mask: Masking) -> dict[str, Any]:
     evidence = link.evidence
-    for raw in (link.value_a, link.value_b):
-        masked_raw = mask_value(link.kind, raw)
-        if raw and masked_raw and masked_raw != raw:
-            evidence = evidence.replace(raw, masked_raw)
+    if mask.masked:
+        for raw in (link.value_a, link.value_b):
+            masked_raw = mask.value(link.kind, raw)
+            if raw and masked_raw and masked_raw != raw:
+                evidence = evidence.replace(raw, masked_raw)
+        evidence = mask_text(evidence)
     return {
         "user_a": link.user_a,
         "user_b": link.user_b,
         "kind": link.kind,
-        "value_a": mask_value(link.kind, link.value_a),
-        "value_b": mask_value(link.kind, link.value_b),
+        "value_a": mask.value(link.kind, link.value_a),
+        "value_b": mask.value(link.kind, link.value_b),
         "similarity": _num(link.similarity),
         "support": link.support,
         "weight": _num(link.weight),
-        "evidence": mask_text(evidence),
+        "evidence": evidence,
     }
 
 
-def ring_out(view: RingView, masked: bool) -> dict[str, Any]:
+def ring_out(view: RingView, mask: Masking) -> dict[str, Any]:
     return {
         "ring_id": view.ring_id,
         "size": view.size,
         "ring_score": _num(view.ring_score),
         "features": {k: _num(v) for k, v in view.features.items()},
-        "members": [member_out(m, masked) for m in view.members],
-        "links": [link_out(link, masked) for link in view.links],
+        "members": [member_out(m, mask) for m in view.members],
+        "links": [link_out(link, mask) for link in view.links],
         "truncated": view.truncated,
         "model_version": view.model_version,
-        "masked": masked,
+        "masked": mask.masked,
     }
 
 
-def explanation_out(exp: LinkExplanation, masked: bool) -> dict[str, Any]:
+def explanation_out(exp: LinkExplanation, mask: Masking) -> dict[str, Any]:
     return {
         "user_a": exp.user_a,
         "user_b": exp.user_b,
         "connected": exp.connected,
         "path": list(exp.path),
-        "hops": [[link_out(link, masked) for link in hop] for hop in exp.hops],
-        "masked": masked,
+        "hops": [[link_out(link, mask) for link in hop] for hop in exp.hops],
+        "masked": mask.masked,
     }
 
 
@@ -103,11 +93,13 @@ def build_router(ctx: ServiceContext) -> APIRouter:
 
     def graph_read(
         request: Request, action: str, ids: dict[str, Any], read: Callable[[], T]
-    ) -> tuple[T, bool]:
+    ) -> tuple[T, Masking]:
         """One rule for every graph read: READ_GRAPH to see it, audited either way, PII masked
-        unless the caller may see it unmasked. Returns (result, masked)."""
+        (by the served run's identifier kinds) unless the caller may see it unmasked."""
         who = ctx.authorize_audited(request, Permission.READ_GRAPH, action, ids)
-        return ctx.audited(request, who, action, ids, read), not who.can(Permission.UNMASKED_PII)
+        result = ctx.audited(request, who, action, ids, read)
+        registry = ctx.holder.serving().snapshot.registry
+        return result, Masking(not who.can(Permission.UNMASKED_PII), registry)
 
     @router.get(
         "/users/{user_id}/ring",
@@ -121,10 +113,10 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     )
     def user_ring(user_id: Id, request: Request) -> dict[str, Any]:
         ids = {"user_id": user_id}
-        view, masked = graph_read(
+        view, mask = graph_read(
             request, "read_user_ring", ids, lambda: ctx.graph().ring_of(user_id)
         )
-        return {"user_id": user_id, "ring": ring_out(view, masked) if view is not None else None}
+        return {"user_id": user_id, "ring": ring_out(view, mask) if view is not None else None}
 
     @router.get(
         "/rings/{ring_id}",
@@ -138,8 +130,8 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     )
     def ring_detail(ring_id: Id, request: Request) -> dict[str, Any]:
         ids = {"ring_id": ring_id}
-        view, masked = graph_read(request, "read_ring", ids, lambda: ctx.graph().ring(ring_id))
-        return ring_out(view, masked)
+        view, mask = graph_read(request, "read_ring", ids, lambda: ctx.graph().ring(ring_id))
+        return ring_out(view, mask)
 
     @router.get(
         "/links/explain",
@@ -157,9 +149,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         b: Annotated[str, Query(min_length=1, max_length=256, examples=["u000456"])],
     ) -> dict[str, Any]:
         ids = {"a": a, "b": b}
-        exp, masked = graph_read(
-            request, "explain_link", ids, lambda: ctx.graph().explain_link(a, b)
-        )
-        return explanation_out(exp, masked)
+        exp, mask = graph_read(request, "explain_link", ids, lambda: ctx.graph().explain_link(a, b))
+        return explanation_out(exp, mask)
 
     return router

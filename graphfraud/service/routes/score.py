@@ -8,14 +8,17 @@ import orjson
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
-from graphfraud.scoring.online import MAX_DEVICES, canonical_identity, score_new_user
+from graphfraud.scoring.online import canonical_identity, score_new_user
+from graphfraud.scoring.reasons import reason_table
 from graphfraud.service.auth import Permission
 from graphfraud.service.context import ServiceContext
+from graphfraud.service.errors import BadRequest
 from graphfraud.service.masking import mask_value
 from graphfraud.service.schemas import (
     NewUserRequest,
     OnlineScoreResponse,
     ScoreResponse,
+    VocabularyResponse,
     error_responses,
 )
 
@@ -71,13 +74,21 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     async def score_new(body: NewUserRequest, request: Request) -> Response:
         ctx.authorize(request, Permission.SCORE)
         snapshot = holder.serving().snapshot
-        identity, rejected = canonical_identity(
-            email=body.email,
-            phone=body.phone,
-            device_ids=body.device_ids[:MAX_DEVICES],
-            ips=body.ips,
+        registry = snapshot.registry
+        unknown = sorted(set(body.identifiers) - {s.name for s in registry.declared})
+        if unknown:
+            raise BadRequest(
+                f"identifiers: unknown kind {unknown[0]!r}",
+                hint="declared kinds: "
+                + (", ".join(s.name for s in registry.declared) or "none")
+                + " (GET /v1/vocabulary)",
+            )
+        identity, rejected_kinds = canonical_identity(
+            body.raw_identifiers(),
+            registry=registry,
             region=body.region or ctx.settings.ingest.default_region,
         )
+        rejected = [body.field_of(kind) for kind in rejected_kinds]
         result = score_new_user(
             snapshot, identity, ctx.settings.link, ring_min_weight=ctx.settings.rings.min_weight
         )
@@ -98,7 +109,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
                     "kind": m.kind,
                     "user_id": m.user_id,
                     "value": m.value,
-                    "matched_value": mask_value(m.kind, m.matched_value),
+                    "matched_value": mask_value(m.kind, m.matched_value, registry),
                     "similarity": m.similarity,
                     "support": m.support,
                     "weight": m.weight,
@@ -110,6 +121,30 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             "matches_total": len(result.matches),
             "hubs": [{"kind": h.kind, "value": h.value, "support": h.support} for h in result.hubs],
             "rejected": rejected,
+        }
+        return Response(orjson.dumps(payload), media_type=JSON)
+
+    @router.get(
+        "/vocabulary",
+        response_model=VocabularyResponse,
+        responses=error_responses(401, 503),
+        openapi_extra=SECURED,
+        summary="Identifier kinds, link kinds and reason codes of the served snapshot, in words",
+        description=(
+            "What the scores and the page speak of: each identifier kind (built in or declared "
+            "in settings) with its link kinds and legend colours, and every reason code with its "
+            "wording, most important first. Roles: any."
+        ),
+    )
+    async def vocabulary(request: Request) -> Response:
+        ctx.authorize(request, Permission.SCORE)
+        registry = holder.serving().snapshot.registry
+        payload = {
+            "identifiers": registry.public(),
+            "reasons": [
+                {"code": r.code, "text": r.text, "priority": r.priority}
+                for r in reason_table(registry).values()
+            ],
         }
         return Response(orjson.dumps(payload), media_type=JSON)
 
