@@ -43,7 +43,6 @@ from graphfraud.linking.weights import link_weight as _link_weight
 from graphfraud.scoring.snapshot import SCORE_DECIMALS, IdentifierIndex, ScoreSnapshot
 
 MAX_VALUES_PER_KIND = 20  # identifiers of one kind in one request (more is abuse, not an account)
-MAX_DEVICES = MAX_VALUES_PER_KIND
 MAX_FUZZY_CANDIDATES = 200  # best-scoring look-alike handles kept per request
 _CLIP = 0.999
 

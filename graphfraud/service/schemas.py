@@ -141,13 +141,7 @@ class NewUserRequest(BaseModel):
 
     def raw_identifiers(self) -> dict[str, str | list[str] | None]:
         """Raw values by identifier kind name (built-in request fields + declared ones)."""
-        builtin: dict[str, str | list[str] | None] = {
-            "email": self.email,
-            "phone": self.phone,
-            "upi": self.upi,
-            "device": self.device_ids,
-            "ip": self.ips,
-        }
+        builtin = {kind: getattr(self, name) for kind, name in REQUEST_FIELD.items()}
         return {**builtin, **self.identifiers}
 
     @staticmethod

@@ -138,3 +138,31 @@ def test_score_stage_trains_gnn_candidates_and_records_the_pick(
     assert {"gbm", "gnn", "gnn_stack"} <= {card.kind for card in saved}
     ev = evaluate_run(copy.path, SAMPLE / "truth.csv")
     assert ev.roc_auc >= 0.8
+
+
+def test_rings_are_written_once_and_ring_scores_beside_them(
+    sample_run: Path, tmp_path: Path
+) -> None:
+    """The score stage never rewrites rings.parquet (rerunning `rings` alone used to blank every
+    ring_score): ring scores live in ring_scores.parquet, one per ring, and a new ring partition
+    drops the old scores until the score stage writes new ones."""
+    from graphfraud.schema import RING_SCORES_SCHEMA
+    from graphfraud.scoring.scores import scored_rings
+
+    copy = RunDir(tmp_path / "copy").ensure()
+    for item in sample_run.iterdir():
+        if item.is_file():
+            (copy.path / item.name).write_bytes(item.read_bytes())
+    before = (copy.path / "rings.parquet").read_bytes()
+    ring_scores = copy.read("ring_scores.parquet")
+    assert dict(ring_scores.schema) == polars_schema(RING_SCORES_SCHEMA)
+    assert set(ring_scores["ring_id"]) == set(copy.read("rings.parquet")["ring_id"])
+    assert ring_scores["ring_score"].is_not_null().all()
+    settings = _settings(tmp_path)
+    stage_score(copy, settings)
+    assert (copy.path / "rings.parquet").read_bytes() == before
+    stage_rings(copy, settings)
+    assert not copy.exists("ring_scores.parquet")
+    assert scored_rings(copy)["ring_score"].is_null().all()
+    stage_score(copy, settings)
+    assert scored_rings(copy)["ring_score"].is_not_null().all()

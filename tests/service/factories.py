@@ -3,7 +3,8 @@
 Population (ids are stable, tests refer to them):
 - ring `ring-a` (a1..a4): one shared device `dev-ring-a`, gmail addresses john.doe1..4 (canonical
   `johndoe1..4@gmail.com`, one stem block), sequential phones +919876543210..13, scores 0.80..0.95;
-- ring `ring-b` (b1..b3): shared device `dev-ring-b` and IP 10.0.0.7, scores ~0.6;
+- ring `ring-b` (b1..b3): shared device `dev-ring-b` and IP 10.0.0.7, UPI ids cashback1..3@ybl,
+  scores ~0.6;
 - honest h1..h8: own identifiers, scores 0.02..0.09; h1 and h2 share IP 203.0.113.5 (a weak link,
   no ring); plus one honest user with a unicode id.
 `score_shift` moves every score (clipped to 0..1) so two runs are told apart after a swap.
@@ -54,6 +55,10 @@ def _user_rows() -> list[dict[str, object]]:
                 "email_domain": "yahoo.com",
                 "phone_raw": f"+44 7700 90012{i}",
                 "phone": f"+44770090012{i}",
+                "upi_raw": f"CashBack{i}@ybl",
+                "upi": f"cashback{i}@ybl",
+                "upi_handle": f"cashback{i}",
+                "upi_psp": "ybl",
                 "name": f"Priya V {i}",
                 "label": None,
             }

@@ -116,3 +116,30 @@ def test_canonical_identity_reports_unparseable_fields() -> None:
     )
     assert identity.empty
     assert set(rejected) == {"email", "phone", "ip", "upi"}
+
+
+def test_new_user_upi_matches_exactly_and_as_a_lookalike_with_the_batch_weights(
+    runs_root: Path,
+) -> None:
+    from graphfraud.linking.compare import similarity_matrix
+
+    snap = load_snapshot(runs_root / "r1")
+    exact, _ = canonical_identity({"upi": " CASHBACK2@YBL "})
+    got = score_new_user(snap, exact, LinkSettings(), ring_min_weight=RING_BAR)
+    by_kind = {(m.kind, m.user_id): m for m in got.matches}
+    assert by_kind[("upi", "b2")].weight == pytest.approx(link_weight("upi", 1.0, 2), abs=1e-6)
+    assert {u for k, u in by_kind if k == "upi_similar"} == {"b1", "b3"}
+    assert got.reasons[:3] == ("NEW_USER", "NEAR_RING", "SHARED_UPI")
+    assert got.ring_id == "ring-b"
+
+    # look-alike handles: the batch's similarity and weight definitions, support = the stem block
+    lookalike, _ = canonical_identity({"upi": "cashback4@ybl"})
+    online = score_new_user(snap, lookalike, LinkSettings(), ring_min_weight=RING_BAR)
+    m = next(m for m in online.matches if m.user_id == "b3")
+    assert m.kind == "upi_similar"
+    assert m.similarity == pytest.approx(
+        float(similarity_matrix(["cashback4"], ["cashback3"])[0, 0]), abs=1e-4
+    )
+    assert m.support == 4  # three snapshot holders of the stem `cashback@ybl` + the new account
+    assert m.weight == pytest.approx(link_weight("upi_similar", m.similarity, 4), abs=1e-6)
+    assert "LOOKALIKE_UPI" in online.reasons

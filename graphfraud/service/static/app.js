@@ -1,10 +1,17 @@
 // graphfraud ring explorer: plain JS, no dependencies, no network beyond this server.
 "use strict";
 (function () {
-  const KIND_COLORS = {
-    device: "#d9480f", email: "#5f3dc4", email_similar: "#9775fa", phone: "#1971c2",
-    phone_similar: "#74c0fc", ip: "#868e96",
-  };
+  // Link kinds, legend colours and reason wording come from the served run's identifier
+  // registry (GET /v1/vocabulary), so declared kinds show up without a page change.
+  let KIND_COLORS = {};
+  let REASON_TEXT = {};
+  async function vocabulary() {
+    const vocab = await api("/v1/vocabulary");
+    KIND_COLORS = {};
+    for (const kind of vocab.identifiers) for (const link of kind.links) KIND_COLORS[link.kind] = link.colour;
+    REASON_TEXT = Object.fromEntries(vocab.reasons.map((r) => [r.code, r.text]));
+  }
+  const reasonWords = (codes) => codes.map((c) => REASON_TEXT[c] || c).join("; ");
   const $ = (id) => document.getElementById(id);
   const SVG = "http://www.w3.org/2000/svg"; // an XML namespace name, never fetched
   const keyInput = $("key");
@@ -113,10 +120,11 @@
     status("Loading…");
     for (const id of ["summary", "graph-box", "members-box", "links-box"]) $(id).hidden = true;
     try {
+      await vocabulary();
       const score = await api(`/v1/users/${encodeURIComponent(userId)}/score`);
       $("title").textContent = `User ${userId}`;
       $("scoreline").textContent = score.known
-        ? `score ${fmt(score.score)} · ring ${score.ring_id || "none"} (${fmt(score.ring_score)}) · reasons ${score.reasons.join(", ") || "—"} · model ${score.model_version}`
+        ? `score ${fmt(score.score)} · ring ${score.ring_id || "none"} (${fmt(score.ring_score)}) · reasons: ${reasonWords(score.reasons) || "—"} · model ${score.model_version}`
         : `not in the snapshot (neutral score ${fmt(score.score)})`;
       $("summary").hidden = false;
       const view = await api(`/v1/users/${encodeURIComponent(userId)}/ring`);
