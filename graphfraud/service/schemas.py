@@ -119,8 +119,9 @@ class NewUserRequest(BaseModel):
     identifiers: dict[DeclaredKind, ShortText] = Field(
         default_factory=dict,
         max_length=20,
-        description="values of the deployment's declared identifier kinds, e.g. "
-        '`{"pan_hash": "…"}` (`GET /v1/vocabulary` lists them); an unknown kind is a 422',
+        description="values of the identifier kinds without a field of their own (the "
+        'deployment\'s declared kinds), e.g. `{"pan_hash": "…"}` (`GET /v1/vocabulary` lists '
+        "them); an unknown kind is a 422",
     )
     region: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = Field(
         None, description="ISO region for phones written without +country (default: the batch's)"

@@ -135,6 +135,11 @@ def test_online_scorer_matches_a_declared_value_and_masks_it(
     )
     assert unknown.status_code == 422
     assert "aadhaar_hash" in unknown.json()["detail"]
+    builtin = client.post(
+        "/v1/score", json={"identifiers": {"email": "a@b.co"}}, headers=headers("scorer")
+    )
+    assert builtin.status_code == 422
+    assert "'email'" in builtin.json()["hint"]
     vocab = client.get("/v1/vocabulary", headers=headers("scorer")).json()
     declared = [k for k in vocab["identifiers"] if k["declared"]]
     assert [k["name"] for k in declared] == ["pan_hash"]

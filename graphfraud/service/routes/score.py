@@ -15,6 +15,7 @@ from graphfraud.service.context import ServiceContext
 from graphfraud.service.errors import BadRequest
 from graphfraud.service.masking import mask_value
 from graphfraud.service.schemas import (
+    REQUEST_FIELD,
     NewUserRequest,
     OnlineScoreResponse,
     ScoreResponse,
@@ -75,13 +76,16 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         ctx.authorize(request, Permission.SCORE)
         snapshot = holder.serving().snapshot
         registry = snapshot.registry
-        unknown = sorted(set(body.identifiers) - {s.name for s in registry.declared})
+        extra = [n for n in registry.names if n not in REQUEST_FIELD]
+        unknown = sorted(set(body.identifiers) - set(extra))
         if unknown:
             raise BadRequest(
                 f"identifiers: unknown kind {unknown[0]!r}",
-                hint="declared kinds: "
-                + (", ".join(s.name for s in registry.declared) or "none")
-                + " (GET /v1/vocabulary)",
+                hint=(
+                    f"use the field {REQUEST_FIELD[unknown[0]]!r}"
+                    if unknown[0] in REQUEST_FIELD
+                    else f"kinds here: {', '.join(extra) or 'none'} (GET /v1/vocabulary)"
+                ),
             )
         identity, rejected_kinds = canonical_identity(
             body.raw_identifiers(),
