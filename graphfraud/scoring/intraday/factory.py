@@ -1,0 +1,26 @@
+"""Pick the IntradayStore the settings ask for: `memory` (default, one replica)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from graphfraud.config import IntradaySettings
+from graphfraud.errors import ConfigError
+from graphfraud.scoring.intraday.base import IntradayStore
+
+BACKENDS = ("memory",)
+
+
+def open_intraday_store(
+    settings: IntradaySettings, *, clock: Callable[[], float] = time.time
+) -> IntradayStore:
+    """The configured store."""
+    if settings.backend == "memory":
+        from graphfraud.scoring.intraday.memory import MemoryIntradayStore
+
+        return MemoryIntradayStore(settings, clock=clock)
+    raise ConfigError(
+        f"unknown intraday backend {settings.backend!r}; use one of {', '.join(BACKENDS)}",
+        hint="set GRAPHFRAUD_INTRADAY__BACKEND",
+    )
