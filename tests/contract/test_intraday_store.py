@@ -274,6 +274,14 @@ def test_one_lookup_answers_every_part_with_the_accounts(store: IntradayStore) -
     assert found.accounts["alice"].payload == {"score": 0.91, "ring": "E-1"}
 
 
+def test_sign_ups_come_as_ids_and_times_only(store: IntradayStore) -> None:
+    for acc in (ALICE, BOB, CAROL):
+        store.record(acc)
+    found = store.lookup(IntradayQuery(signed_up=(T0, T0 + 60), ids=("carol",)))
+    assert found.signed_up == ((T0 + 60, "bob"), (T0, "alice"))
+    assert found.accounts == {"carol": CAROL}
+
+
 def test_hub_members_are_not_fetched(store: IntradayStore) -> None:
     for i in range(3):
         store.record(account(f"u{i}", devices=("cafe",)))

@@ -109,7 +109,6 @@ class MemoryIntradayStore(LookupParts):
             signed: tuple[tuple[float, str], ...] = ()
             if query.signed_up is not None:
                 signed = self._signed_up(*query.signed_up, query)
-                wanted.update(dict.fromkeys(uid for _, uid in signed))
             docs = [self._docs[uid] for uid in wanted]
         accounts = dict(zip(wanted, map(decode_account, docs), strict=True))
         return IntradayMatches(

@@ -31,8 +31,6 @@ from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-import orjson
-
 from graphfraud.config import IntradaySettings
 from graphfraud.errors import ConfigError, InputDataError, IntradayUnavailable
 from graphfraud.scoring.intraday.base import (
@@ -159,7 +157,8 @@ return bound(ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), '')
 #       ids..., set entries..., (kind, lo, hi)..., (lo, hi)
 # Returns {sets, windows, signed, docs}: sets[i] = {count, ids...} (ids empty for a hub),
 # windows[i] = {"<number>:<id>"...}, signed = {id, created_at, ...} newest first,
-# docs = {id, doc, ...} for every live id named anywhere (hubs aside) and the live ids asked.
+# docs = {id, doc, ...} for every live id a value, block or window matched (hubs aside) and the
+# live ids asked (sign-ups are ids and times only).
 _LOOKUP = """
 local P, cutoff, limit, exclude = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local n_ids, n_sets, n_windows = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -232,7 +231,6 @@ if tonumber(ARGV[8]) == 1 then
     if #signed < 2 * limit and id ~= exclude and live(id) then
       signed[#signed + 1] = id
       signed[#signed + 1] = found[j + 1]
-      want(id)
     end
   end
 end
@@ -479,7 +477,7 @@ class RedisIntradayStore(LookupParts):
                 f"intraday store refused {op}: {code}",
                 hint="see the Redis server's log; the online path degrades meanwhile",
             ) from exc
-        except (UnicodeDecodeError, orjson.JSONDecodeError, InputDataError, KeyError) as exc:
+        except (UnicodeDecodeError, InputDataError) as exc:
             # Something else wrote under our prefix, or a document from an incompatible version.
             raise IntradayUnavailable(
                 f"intraday store returned unreadable data ({op}): {type(exc).__name__}",

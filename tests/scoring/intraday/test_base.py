@@ -119,6 +119,21 @@ def test_refuses_what_a_store_could_not_hold_exactly(fields: dict[str, Any], mes
     assert SECRET not in str(info.value)  # errors name the field, never the value
 
 
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b"",
+        b"[]",
+        b'{"u": "a"}',
+        b'{"u": "a", "c": "x", "i": {}, "b": {}, "n": {}, "p": {}}',
+        b'{"u": "a", "c": 1, "i": 5, "b": {}, "n": {}, "p": {}}',
+    ],
+)
+def test_a_document_of_another_shape_is_unreadable(doc: bytes) -> None:
+    with pytest.raises(InputDataError, match="stored intraday account is unreadable"):
+        decode_account(doc)
+
+
 def test_refuses_a_payload_nested_too_deep() -> None:
     deep: Any = "x"
     for _ in range(20):
