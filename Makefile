@@ -8,10 +8,10 @@ SEED    ?= 42
 DEMO    ?= demo
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint bench serve graphdb clean
+.PHONY: help setup system-deps demo test lint bench serve graphdb clean
 
 help: ## show this help
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,7 +27,27 @@ demo: $(STAMP) ## synthetic population → batch run → summary and evaluation 
 		--out $(DEMO)/run --registry $(DEMO)/models
 	$(BIN)/graphfraud evaluate --run $(DEMO)/run --truth $(DEMO)/data/truth.csv
 
-test: $(STAMP) ## run the whole test suite (starts its own local Bolt server)
+# The tests start their own redis-server (Debian package). As root on Debian/Ubuntu (CI) it is
+# installed when missing, and a system service the package may start is stopped and disabled:
+# the fixture runs its own on a free port, nothing should listen on 6379.
+system-deps: ## install redis-server for the tests when missing (apt-get, as root)
+	@if command -v redis-server >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing redis-server (the intraday-store tests start their own)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
+		if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then \
+			systemctl disable --now redis-server >/dev/null 2>&1 || true; \
+		elif command -v service >/dev/null 2>&1; then \
+			service redis-server stop >/dev/null 2>&1 || true; \
+		fi; \
+	else \
+		echo "the tests need redis-server: sudo apt-get install redis-server (Debian/Ubuntu)," \
+			"brew install redis (macOS), or any redis-server >= 6 on PATH" >&2; \
+		exit 1; \
+	fi
+
+test: $(STAMP) system-deps ## run the whole test suite (starts its own Bolt server and redis-server)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP) ## ruff + mypy

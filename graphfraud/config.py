@@ -130,6 +130,41 @@ class GraphSettings(BaseModel):
     )
 
 
+class IntradaySettings(BaseModel):
+    """The intraday store: accounts scored since the last snapshot (`graphfraud.scoring.intraday`).
+
+    `memory` keeps them in the process (one replica); `redis` shares them between replicas
+    through a Redis-protocol server (Redis, Valkey). The password goes in `password`, never in
+    the url, so no settings dump or log line can carry it."""
+
+    backend: str = Field("memory", description="memory | redis")
+    url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="redis://host:port/db, rediss:// (TLS) or unix:///path.sock; no password",
+    )
+    username: str = Field("", description="Redis ACL user (empty: the default user)")
+    password: SecretStr = SecretStr("")
+    prefix: str = Field(
+        "graphfraud.intraday",
+        description="key prefix, so several deployments can share one server (no ':')",
+    )
+    ttl_s: float = Field(
+        48 * 3600.0, description="an account leaves this long after it was last recorded"
+    )
+    max_accounts: int = Field(
+        100_000, description="at most this many accounts; the least recently recorded leave first"
+    )
+    timeout_s: float = Field(
+        0.01,
+        description="socket connect and read timeout: past it the online path degrades to "
+        "snapshot-only matching (the POST /v1/score budget is ~30 ms)",
+    )
+    retry_after_s: float = Field(
+        1.0, description="after the server failed, fail fast for this long before trying again"
+    )
+    max_connections: int = Field(32, description="connection pool size per process")
+
+
 class ServiceSettings(BaseModel):
     """The FastAPI service."""
 
@@ -159,6 +194,7 @@ class Settings(BaseSettings):
     rings: RingSettings = RingSettings()
     model: ModelSettings = ModelSettings()
     graph: GraphSettings = GraphSettings()
+    intraday: IntradaySettings = IntradaySettings()
     service: ServiceSettings = ServiceSettings()
     identifiers: list[DeclaredIdentifier] = Field(
         default_factory=list, description="user-declared exact-match identifier kinds"

@@ -3,12 +3,15 @@
 ```
 GraphFraudError
 ├── ConfigError            bad or missing settings
-├── InputDataError         an input file is unreadable or breaks the contract (file, column, row)
+├── InputDataError         an input file is unreadable or breaks the contract (file, column, row);
+│                          also an account the intraday store cannot hold exactly
 ├── ArtifactError          a run directory / artifact is missing, corrupt or incompatible
 │   └── ModelMismatchError a model was trained on a different feature set
 ├── GraphStoreError        the graph database failed a request
 │   ├── GraphStoreUnavailable  retryable: server down, restarting, wrong address
 │   └── GraphStoreAuthError    credentials rejected (not retryable)
+├── IntradayUnavailable    the intraday store cannot answer now (down, timed out, refused):
+│                          the online path degrades to snapshot-only matching
 └── NotFound               a user / ring / link the caller asked for does not exist
 ```
 The CLI prints any of these as one red line and exits 1; the HTTP layer maps them to status codes
@@ -80,6 +83,11 @@ class GraphStoreUnavailable(GraphStoreError):
 
 class GraphStoreAuthError(GraphStoreError):
     """The graph database rejected the credentials."""
+
+
+class IntradayUnavailable(GraphFraudError):
+    """The intraday store cannot answer now: unreachable, past its timeout, or refusing (OOM,
+    auth). Callers degrade to snapshot-only matching and say so; retrying later may succeed."""
 
 
 class NotFound(GraphFraudError):

@@ -97,6 +97,8 @@ def _public_settings(settings: Settings) -> dict[str, Any]:
     dumped = settings.model_dump(mode="json")
     dumped.get("graph", {}).pop("password", None)
     dumped.get("service", {}).pop("api_keys", None)
+    # Serving-only, and a mistaken GRAPHFRAUD_INTRADAY__URL could carry a password.
+    dumped.pop("intraday", None)
     return dumped
 
 

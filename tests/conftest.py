@@ -1,7 +1,9 @@
-"""Session-wide Bolt server for the `bolt` tests: ArcadeDB from the arcadedb-embedded wheel,
-started once (free ports, 127.0.0.1 only) and stopped at the end; each test module asks for its
-own empty database so modules never see each other's graphs. No skip when it cannot start:
-the fixture fails loudly, as CI must."""
+"""Session-wide servers, each started once on 127.0.0.1 (free ports) and stopped at the end:
+- the Bolt server for the `bolt` tests: ArcadeDB from the arcadedb-embedded wheel; each test
+  module asks for its own empty database so modules never see each other's graphs;
+- `redis-server` (Debian package) for the `redis` tests of the intraday store; each store in a
+  test gets its own key prefix.
+No skip when one cannot start: the fixture fails loudly, as CI must."""
 
 from __future__ import annotations
 
@@ -61,3 +63,17 @@ def bolt_driver(bolt_server: object) -> Iterator[object]:
     )
     yield driver
     driver.close()
+
+
+REDIS_TEST_PASSWORD = "graphfraud-redis-test-pw"  # local throwaway server only
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A local `redis-server` (Debian package) for the intraday-store tests: 127.0.0.1, a free
+    port, a password, nothing on disk. Fails loudly when redis-server is missing."""
+    from graphfraud.scoring.intraday.local_server import start_redis, stop_redis
+
+    server = start_redis(tmp_path_factory.mktemp("redis"), REDIS_TEST_PASSWORD)
+    yield server
+    stop_redis(server)

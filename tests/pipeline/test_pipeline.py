@@ -69,6 +69,7 @@ def test_manifest_reconciles_and_records_the_run(sample_run: Path) -> None:
         == pl.read_parquet(sample_run / "scores.parquet")["model_version"][0]
     )
     assert "password" not in json.dumps(manifest["settings"]["graph"])
+    assert "intraday" not in manifest["settings"]  # serving-only; its url may hold credentials
 
 
 def test_quality_floor_on_unlabelled_users(sample_run: Path) -> None:
