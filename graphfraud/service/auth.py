@@ -98,11 +98,12 @@ class KeyRing:
                 )
             try:
                 role = Role(role_name.strip().lower())
-            except ValueError as exc:
+            except ValueError:
+                # The role is not echoed: in a reversed `role:key` entry it is the key.
                 raise ConfigError(
-                    f"service api_keys entry #{i + 1} has unknown role {role_name!r}",
-                    hint=f"roles: {', '.join(r.value for r in Role)}",
-                ) from exc
+                    f"service api_keys entry #{i + 1} does not end in a known role",
+                    hint=f"write 'key:role'; roles: {', '.join(r.value for r in Role)}",
+                ) from None
             if key.startswith("sha256:") and _HEX64.match(key[7:]):
                 digest = bytes.fromhex(key[7:])
             else:
