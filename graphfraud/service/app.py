@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
@@ -26,6 +27,7 @@ from graphfraud.service.audit import AuditLog
 from graphfraud.service.auth import API_KEY_HEADER, KeyRing
 from graphfraud.service.context import ServiceContext
 from graphfraud.service.errors import install_error_handlers
+from graphfraud.service.headers import docs_page
 from graphfraud.service.logs import ServiceMiddleware
 from graphfraud.service.metrics import ServiceMetrics
 from graphfraud.service.routes import admin, analyst, ops, score
@@ -102,7 +104,7 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served below, with a CSP that pins its inline script
         redoc_url=None,
     )
     app.state.ctx = ctx
@@ -116,6 +118,11 @@ def create_app(
     @app.get("/", include_in_schema=False)
     async def root() -> Response:
         return RedirectResponse("/ui/")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> Response:
+        root_path = request.scope.get("root_path", "").rstrip("/")
+        return docs_page(f"{root_path}/openapi.json", f"{app.title} - Swagger UI")
 
     if STATIC_DIR.is_dir():
         app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True), name="ui")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from pathlib import Path
 
 import orjson
@@ -331,3 +334,64 @@ def test_ui_is_served_without_external_resources(client: TestClient) -> None:
         )  # the SVG namespace name is not a fetch
         assert "http://" not in text
         assert "https://" not in text
+
+
+# ---- security headers ---------------------------------------------------------------------------
+PAGE_URLS = ("/ui/", "/ui/app.js", "/ui/style.css")
+API_URLS = ("/v1/users/a1/score", "/v1/users/a1/ring", "/v1/nope", "/healthz", "/openapi.json")
+
+
+def _csp(response: object) -> dict[str, str]:
+    header = response.headers["content-security-policy"]  # type: ignore[attr-defined]
+    return {d.split()[0]: d.strip() for d in header.split(";") if d.strip()}
+
+
+@pytest.mark.parametrize("url", [*PAGE_URLS, *API_URLS, "/docs", "/"])
+def test_every_response_carries_security_headers(client: TestClient, url: str) -> None:
+    for key in (None, KEYS["analyst"]):  # successes and 401s alike
+        r = client.get(url, headers={"X-API-Key": key} if key else {}, follow_redirects=False)
+        assert r.headers["x-content-type-options"] == "nosniff", url
+        assert r.headers["x-frame-options"] == "DENY", url
+        assert r.headers["referrer-policy"] == "no-referrer", url
+        csp = _csp(r)
+        assert csp["frame-ancestors"] == "frame-ancestors 'none'", url
+        assert len(r.headers.get_list("content-security-policy")) == 1, url  # one policy
+        if url in API_URLS:
+            assert csp["default-src"] == "default-src 'none'", url  # JSON never runs anything
+            assert r.headers["cache-control"] == "no-store", url  # scores, PII: never cached
+
+
+def test_ui_page_policy_allows_only_its_own_files(client: TestClient) -> None:
+    page = client.get("/ui/")
+    csp = _csp(page)
+    assert csp["default-src"] == "default-src 'self'"
+    assert "unsafe-inline" not in page.headers["content-security-policy"]
+    assert "unsafe-eval" not in page.headers["content-security-policy"]
+    # ...and the page needs nothing else: no inline script, style or handler, every asset local
+    html = page.text
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "inline script"
+    assert not re.search(r"\son[a-z]+\s*=", html), "inline event handler"
+    assert not re.search(r"\sstyle\s*=|<style", html), "inline style"
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets
+    for asset in assets:
+        assert "//" not in asset, asset
+        assert not asset.startswith(("javascript:", "data:")), asset
+        assert client.get(f"/ui/{asset}").status_code == 200, asset
+    js = client.get("/ui/app.js").text
+    for banned in ("eval(", "new Function", "innerHTML", "outerHTML", "insertAdjacentHTML"):
+        assert banned not in js, banned
+    assert not re.search(r"""["']?style["']?\s*:""", js), "style attribute set from JS"
+    assert 'setAttribute("style"' not in js
+
+
+def test_docs_policy_names_the_inline_script_by_hash(client: TestClient) -> None:
+    r = client.get("/docs")
+    assert r.status_code == 200
+    csp = _csp(r)
+    inline = re.findall(r"<script>(.*?)</script>", r.text, re.S)
+    assert inline
+    for script in inline:
+        digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in csp["script-src"]
+    assert "'unsafe-inline'" not in csp["script-src"]
