@@ -124,6 +124,12 @@ class ServiceSettings(BaseModel):
     # `<runs_root>/CURRENT` holds the name of the run to serve when polling is on.
     runs_root: Path | None = None
     max_body_bytes: int = Field(65536, description="larger request bodies get 413")
+    auth_fail_budget: int = Field(
+        20, ge=1, description="unknown API keys one client address may send per window; then 429"
+    )
+    auth_fail_window_s: float = Field(
+        60.0, gt=0, description="seconds of that window (and of the lock-out that ends it)"
+    )
     access_log: bool = Field(True, description="one JSON line per request (route template, no ids)")
 
 

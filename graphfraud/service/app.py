@@ -30,6 +30,7 @@ from graphfraud.service.errors import install_error_handlers
 from graphfraud.service.headers import docs_page
 from graphfraud.service.logs import ServiceMiddleware
 from graphfraud.service.metrics import ServiceMetrics
+from graphfraud.service.ratelimit import FailedAuthLimiter
 from graphfraud.service.routes import admin, analyst, ops, score
 from graphfraud.service.state import SnapshotHolder
 
@@ -79,7 +80,14 @@ def create_app(
     )
     keys = KeyRing.parse(svc.api_keys)
     audit = AuditLog(svc.audit_log)
-    ctx = ServiceContext(settings=settings, holder=holder, keys=keys, audit=audit, metrics=metrics)
+    ctx = ServiceContext(
+        settings=settings,
+        holder=holder,
+        keys=keys,
+        audit=audit,
+        metrics=metrics,
+        limiter=FailedAuthLimiter(svc.auth_fail_budget, svc.auth_fail_window_s),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -2,10 +2,11 @@
 
 One JSON object per line: `ts` (UTC ISO-8601), `key_id` (key fingerprint, never the key), `role`,
 `action`, `route` (template), `method`, `ids` (the user / ring ids asked about: the regulator needs
-them), `outcome` (ok, not_found, denied, unauthenticated, unavailable, error), `status`,
-`request_id`. The file is opened with O_APPEND and each record is one `write()`, so concurrent
-writers (threads, workers) never interleave or overwrite; nothing ever truncates it. If a record
-cannot be written the request fails with 503 (no audit, no access).
+them), `outcome` (ok, not_found, denied, unauthenticated, rate_limited, unavailable, rejected,
+error), `status`, `request_id`, `client` (the caller's address, as the server saw it). The file
+is opened with O_APPEND and each record is one `write()`, so concurrent writers (threads,
+workers) never interleave or overwrite; nothing ever truncates it. If a record cannot be written
+the request fails with 503 (no audit, no access).
 
 Rotation: before each record the path's (device, inode) is compared with the open file's; when
 the file was renamed away (logrotate) or deleted, the path is reopened (created 0600 if missing)
@@ -90,6 +91,7 @@ class AuditLog:
         outcome: str,
         status: int,
         request_id: str = "",
+        client: str | None = None,
     ) -> None:
         record = {
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -102,6 +104,7 @@ class AuditLog:
             "outcome": outcome,
             "status": status,
             "request_id": request_id,
+            "client": client,
         }
         line = orjson.dumps(record) + b"\n"
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -15,10 +16,12 @@ from graphfraud.errors import GraphStoreError, GraphStoreUnavailable, NotFound
 from graphfraud.graph.base import GraphStore
 from graphfraud.service.audit import AuditLog
 from graphfraud.service.auth import API_KEY_HEADER, KeyRing, Permission, Principal
-from graphfraud.service.errors import Forbidden, Unauthenticated, status_of
+from graphfraud.service.errors import Forbidden, TooManyAttempts, Unauthenticated, status_of
 from graphfraud.service.metrics import ServiceMetrics
+from graphfraud.service.ratelimit import FailedAuthLimiter
 from graphfraud.service.state import SnapshotHolder
 
+log = logging.getLogger("graphfraud.service")
 T = TypeVar("T")
 GRAPH_DOWN_BACKOFF_S = 2.0  # after an unreachable graph store, fail fast for this long
 
@@ -30,19 +33,53 @@ class ServiceContext:
     keys: KeyRing
     audit: AuditLog
     metrics: ServiceMetrics
+    limiter: FailedAuthLimiter
     graph_down_until: float = field(default=0.0)
 
     def authorize(self, request: Request, permission: Permission) -> Principal:
-        principal = self.keys.authorize(request.headers.get(API_KEY_HEADER), permission)
+        """The caller's principal; raises TooManyAttempts (a client locked out for unknown keys,
+        whatever key it sends now), Unauthenticated or Forbidden. On success this costs the
+        limiter one check of an empty dict (a dict probe while someone is locked out)."""
+        client = client_address(request)
+        refused = self.limiter.refusal(client)
+        if refused is not None:
+            self.metrics.auth_failures.labels("rate_limited").inc()
+            raise TooManyAttempts(
+                "too many unknown API keys from this client",
+                retry_after_s=refused.retry_after_s,
+                first=refused.first,
+                hint=f"retry in {refused.retry_after_s} s with a valid key",
+            )
+        presented = request.headers.get(API_KEY_HEADER)
+        try:
+            principal = self.keys.authorize(presented, permission)
+        except Unauthenticated:
+            if not presented:  # not a guess: no budget spent
+                self.metrics.auth_failures.labels("missing_key").inc()
+                raise
+            self.metrics.auth_failures.labels("unknown_key").inc()
+            if self.limiter.fail(client):
+                self.metrics.auth_lockouts.inc()
+                log.warning(
+                    "a client spent its budget of unknown API keys and is locked out",
+                    extra={"seconds": self.limiter.window_s},
+                )
+            raise
         request.scope.setdefault("state", {})["key_id"] = principal.key_id
         return principal
 
     def authorize_audited(
         self, request: Request, permission: Permission, action: str, ids: dict[str, Any]
     ) -> Principal:
-        """`authorize`, writing refusals to the audit log too (auditors want failed attempts)."""
+        """`authorize`, writing refusals to the audit log too (auditors want failed attempts).
+        A lock-out is recorded at its first refused request, not at every one (a flood of
+        429s must not fill the disk)."""
         try:
             return self.authorize(request, permission)
+        except TooManyAttempts as exc:
+            if exc.first:
+                self._audit(request, None, action, ids, "rate_limited", 429)
+            raise
         except Unauthenticated:
             self._audit(request, None, action, ids, "unauthenticated", 401)
             raise
@@ -117,4 +154,11 @@ class ServiceContext:
             outcome=outcome,
             status=status,
             request_id=request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex[:16],
+            client=client_address(request),
         )
+
+
+def client_address(request: Request) -> str:
+    """The peer's address as the server saw it (uvicorn applies trusted proxy headers)."""
+    peer = request.scope.get("client")
+    return str(peer[0]) if peer else "unknown"

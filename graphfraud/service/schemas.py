@@ -39,6 +39,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "unknown id",
         409: "a reload is already running",
         413: "body too large",
+        429: "too many unknown keys from this client: wait Retry-After seconds",
         422: "invalid request",
         503: "not ready / graph database or audit log unavailable",
     }

@@ -31,7 +31,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         status_code=202,
         responses={
             200: {"model": ReloadResponse, "description": "loaded (wait=true)"},
-            **error_responses(401, 403, 409, 413, 422, 503),
+            **error_responses(401, 403, 409, 413, 422, 429, 503),
         },
         openapi_extra=SECURED,
         summary="Load a run's snapshot and swap it in atomically",
@@ -82,7 +82,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     @router.get(
         "/snapshot",
         response_model=AdminSnapshotResponse,
-        responses=error_responses(401, 403, 503),
+        responses=error_responses(401, 403, 429, 503),
         openapi_extra=SECURED,
         summary="The served snapshot and any reload in progress",
         description="Role: admin. Audited.",

@@ -99,7 +99,7 @@ def explanation_out(exp: LinkExplanation, masked: bool) -> dict[str, Any]:
 
 def build_router(ctx: ServiceContext) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["analyst"])
-    errors = error_responses(401, 403, 404, 422, 503)
+    errors = error_responses(401, 403, 404, 422, 429, 503)
 
     def graph_read(
         request: Request, action: str, ids: dict[str, Any], read: Callable[[], T]

@@ -26,14 +26,13 @@ JSON = "application/json"
 
 def build_router(ctx: ServiceContext) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["score"])
-    keys = ctx.keys
     holder = ctx.holder
     unknown = ctx.metrics.unknown_users
 
     @router.get(
         "/users/{user_id}/score",
         response_model=ScoreResponse,
-        responses=error_responses(401, 403, 422, 503),
+        responses=error_responses(401, 403, 422, 429, 503),
         openapi_extra=SECURED,
         summary="Precomputed score of a user (in-memory lookup)",
         description=(
@@ -47,8 +46,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         user_id: Annotated[str, Path(min_length=1, max_length=256, examples=["u000123"])],
         request: Request,
     ) -> Response:
-        principal = keys.authorize(request.headers.get("x-api-key"), Permission.SCORE)
-        request.scope.setdefault("state", {})["key_id"] = principal.key_id
+        ctx.authorize(request, Permission.SCORE)
         body, known = holder.serving().snapshot.score_json(user_id)
         if not known:
             unknown.inc()
@@ -57,7 +55,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     @router.post(
         "/score",
         response_model=OnlineScoreResponse,
-        responses=error_responses(401, 403, 413, 422, 503),
+        responses=error_responses(401, 403, 413, 422, 429, 503),
         openapi_extra=SECURED,
         summary="Score an account the last batch has not seen",
         description=(
