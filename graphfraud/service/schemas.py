@@ -149,9 +149,17 @@ class OnlineScoreResponse(BaseModel):
     model_version: str
     scored_at: str
     snapshot: str
-    matches: list[MatchOut] = Field(description="strongest first, at most 100")
+    match_counts: dict[str, int] = Field(
+        description="links found per kind (email, email_similar, phone, …); every role"
+    )
     matches_total: int
-    hubs: list[HubOut] = Field(description="identifiers too common to link on")
+    matches: list[MatchOut] | None = Field(
+        description="the matched accounts, strongest first, at most 100; null for the scorer "
+        "role (analyst roles only, audited)"
+    )
+    hubs: list[HubOut] | None = Field(
+        description="identifiers too common to link on; null for the scorer role"
+    )
     rejected: list[str] = Field(description="fields that did not parse and were ignored")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -14,7 +15,7 @@ from fastapi.testclient import TestClient
 from graphfraud.config import Settings
 from graphfraud.service import create_app
 
-from .factories import KEYS, UNICODE_USER, headers
+from .factories import HONEST, KEYS, RING_A, RING_B, UNICODE_USER, headers
 
 ROLES = ("scorer", "analyst", "investigator", "admin")
 ANALYST_URLS = ("/v1/users/a1/ring", "/v1/rings/ring-a", "/v1/links/explain?a=a1&b=a4")
@@ -203,7 +204,7 @@ def test_post_score_links_new_user_to_ring(client: TestClient) -> None:
         "device_ids": ["dev-ring-a"],
         "ips": ["10.0.0.7"],
     }
-    r = client.post("/v1/score", json=body, headers=headers("scorer"))
+    r = client.post("/v1/score", json=body, headers=headers("analyst"))
     assert r.status_code == 200, r.text
     doc = r.json()
     assert doc["known"] is False
@@ -213,11 +214,94 @@ def test_post_score_links_new_user_to_ring(client: TestClient) -> None:
     assert doc["matches_total"] == len(doc["matches"]) > 0
     kinds = {m["kind"] for m in doc["matches"]}
     assert {"device", "email_similar", "phone_similar", "ip"} <= kinds
+    assert doc["match_counts"] == dict(Counter(m["kind"] for m in doc["matches"]))
     for m in doc["matches"]:
         if m["kind"] in ("email_similar", "phone_similar"):
-            assert "***" in m["matched_value"]  # other users' PII masked for the scorer
+            assert "***" in m["matched_value"]  # other users' PII masked for the analyst
     weights = [m["weight"] for m in doc["matches"]]
     assert weights == sorted(weights, reverse=True)
+
+
+def _strings(doc: object) -> set[str]:
+    """Every key and string value anywhere in a JSON document."""
+    if isinstance(doc, dict):
+        return set(doc) | {s for v in doc.values() for s in _strings(v)}
+    if isinstance(doc, list):
+        return {s for v in doc for s in _strings(v)}
+    return {doc} if isinstance(doc, str) else set()
+
+
+SNAPSHOT_USERS = {*RING_A, *RING_B, *HONEST}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "John.Doe1@gmail.com"},  # a1's own address: the reverse lookup the oracle gave
+        {"phone": "+91 98765 43210"},  # a1's own phone
+        {"email": "person37@example.org", "phone": "+1 415 555 1111"},  # an honest customer
+        {"device_ids": ["dev-ring-a"], "ips": ["203.0.113.5"]},
+    ],
+)
+def test_post_score_tells_a_scorer_no_customer_ids_or_values(
+    client: TestClient, body: dict[str, object]
+) -> None:
+    """The scorer learns the risk of the account it asks about, not who else holds its
+    identifiers: no matched ids, values or per-match scores; only counts per match kind."""
+    r = client.post("/v1/score", json=body, headers=headers("scorer"))
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["matches"] is None
+    assert doc["hubs"] is None
+    assert doc["matches_total"] == sum(doc["match_counts"].values()) > 0
+    assert set(doc["match_counts"]) <= {
+        "email",
+        "email_similar",
+        "phone",
+        "phone_similar",
+        "device",
+        "ip",
+    }
+    seen = _strings(doc)
+    assert not seen & SNAPSHOT_USERS, seen & SNAPSHOT_USERS
+    assert not {s for s in seen if "@" in s or "***" in s or s.startswith("+")}
+    assert "user_score" not in seen
+    assert {"score", "ring_id", "reasons"} <= set(doc)
+    assert doc["reasons"][0] == "NEW_USER"
+    analyst = client.post("/v1/score", json=body, headers=headers("analyst")).json()
+    assert (doc["score"], doc["ring_id"], doc["reasons"]) == (
+        analyst["score"],
+        analyst["ring_id"],
+        analyst["reasons"],
+    )  # the same verdict; only the evidence differs
+
+
+def test_post_score_evidence_is_audited_and_unmasked_only_for_investigators(
+    client: TestClient, settings: Settings
+) -> None:
+    body = {"user_id": "new-7", "email": "John.Doe1@gmail.com"}
+    client.post("/v1/score", json=body, headers=headers("scorer"))  # no evidence: not audited
+    investigator = client.post("/v1/score", json=body, headers=headers("investigator")).json()
+    exact = next(m for m in investigator["matches"] if m["kind"] == "email")
+    assert exact["user_id"] == "a1"
+    assert exact["matched_value"] == "johndoe1@gmail.com"
+    analyst = client.post("/v1/score", json=body, headers=headers("analyst")).json()
+    assert next(m for m in analyst["matches"] if m["kind"] == "email")["matched_value"] == (
+        "j***1@gmail.com"
+    )
+    records = audit_records(settings)
+    assert [(r["action"], r["role"], r["outcome"]) for r in records] == [
+        ("score_new_account", "investigator", "ok"),
+        ("score_new_account", "analyst", "ok"),
+    ]
+    assert records[0]["ids"] == {
+        "user_id": "new-7",
+        "matched": [m["user_id"] for m in investigator["matches"]],
+    }
+    assert "johndoe" not in settings.service.audit_log.read_text()  # ids, never the PII asked
+    client.app.state.ctx.audit.close()  # type: ignore[attr-defined]
+    assert client.post("/v1/score", json=body, headers=headers("analyst")).status_code == 503
+    assert client.post("/v1/score", json=body, headers=headers("scorer")).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -267,7 +351,7 @@ def test_post_score_unparseable_identifiers_are_reported(client: TestClient) -> 
     )
     assert r.status_code == 200
     assert set(r.json()["rejected"]) == {"email", "ips"}
-    assert r.json()["matches"] == []
+    assert r.json()["match_counts"] == {}
 
 
 # ---- ops ----------------------------------------------------------------------
