@@ -124,6 +124,12 @@ class ServiceSettings(BaseModel):
     # `<runs_root>/CURRENT` holds the name of the run to serve when polling is on.
     runs_root: Path | None = None
     max_body_bytes: int = Field(65536, description="larger request bodies get 413")
+    graph_timeout_s: float = Field(
+        3.0,
+        gt=0,
+        description="analyst routes answer 503 when the graph database has not answered in this "
+        "many seconds (the service's driver retries no longer than this either)",
+    )
     auth_fail_budget: int = Field(
         20, ge=1, description="unknown API keys one client address may send per window; then 429"
     )

@@ -46,13 +46,22 @@ PII masked), `investigator` (+ unmasked PII), `admin` (+ reload). Errors are
 
 
 def _graph_factory(settings: Settings) -> Any:
+    # A read nobody waits for need not be retried: the driver gives up within the route's budget.
+    budget = settings.service.graph_timeout_s
+    graph = settings.graph.model_copy(
+        update={
+            "retry_time_s": min(settings.graph.retry_time_s, budget),
+            "connect_timeout_s": min(settings.graph.connect_timeout_s, budget),
+        }
+    )
+
     def open_store(run_dir: Path) -> GraphStore | None:
         try:
             from graphfraud.graph.factory import open_graph_store
         except ImportError:  # the graph package is optional for a scores-only replica
             return None
         try:
-            return open_graph_store(settings.graph, run_dir)
+            return open_graph_store(graph, run_dir)
         except GraphFraudError as exc:
             log.warning(
                 "graph store not available; analyst routes will answer 503",
@@ -105,6 +114,7 @@ def create_app(
             yield
         finally:
             holder.close()
+            ctx.close()
             audit.close()
 
     app = FastAPI(

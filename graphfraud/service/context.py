@@ -1,11 +1,21 @@
-"""What every route needs, built once per app by `create_app` (no globals)."""
+"""What every route needs, built once per app by `create_app` (no globals).
+
+Graph reads run on a small pool of their own, waited for at most `service.graph_timeout_s`: a
+graph database that stops answering (the driver retries for `graph.retry_time_s`, 15 s by
+default) costs an analyst request that budget, not the driver's, and a read that overran it
+makes every later read fail fast until it has returned, as does `GRAPH_DOWN_BACKOFF_S` after
+any unavailable answer. The score routes never touch the graph.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -24,6 +34,7 @@ from graphfraud.service.state import SnapshotHolder
 log = logging.getLogger("graphfraud.service")
 T = TypeVar("T")
 GRAPH_DOWN_BACKOFF_S = 2.0  # after an unreachable graph store, fail fast for this long
+GRAPH_READERS = 8  # concurrent graph reads; analyst traffic is light, each read takes ms
 
 
 @dataclass
@@ -35,6 +46,9 @@ class ServiceContext:
     metrics: ServiceMetrics
     limiter: FailedAuthLimiter
     graph_down_until: float = field(default=0.0)
+    _graph_pool: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _overdue: set[Future[Any]] = field(default_factory=set, repr=False)
+    _graph_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def authorize(self, request: Request, permission: Permission) -> Principal:
         """The caller's principal; raises TooManyAttempts (a client locked out for unknown keys,
@@ -88,6 +102,48 @@ class ServiceContext:
             self._audit(request, key, action, ids, "denied", 403)
             raise
 
+    def read_graph(self, read: Callable[[GraphStore], T]) -> T:
+        """`read(store)` within the graph time budget; GraphStoreUnavailable when the store is
+        missing, was down moments ago, still owes an overdue read, or overruns the budget."""
+        store = self.graph()
+        budget = self.settings.service.graph_timeout_s
+        with self._graph_lock:
+            if self._overdue:
+                raise GraphStoreUnavailable(
+                    "the graph database has not answered an earlier read yet",
+                    hint="retry in a few seconds; scores still work",
+                )
+            if self._graph_pool is None:
+                self._graph_pool = ThreadPoolExecutor(GRAPH_READERS, "graph-read")
+            future = self._graph_pool.submit(read, store)
+        try:
+            return future.result(timeout=budget)
+        except FutureTimeout:
+            with self._graph_lock:
+                self._overdue.add(future)
+            future.add_done_callback(self._settled)
+            self.graph_down_until = time.monotonic() + GRAPH_DOWN_BACKOFF_S
+            raise GraphStoreUnavailable(
+                f"the graph database did not answer within {budget:g} s",
+                hint="retry in a few seconds; scores still work",
+            ) from None
+        except GraphStoreUnavailable:
+            # Only a real attempt starts the back-off: the fast refusals above must not extend
+            # it, or steady analyst traffic would keep a recovered database "down" for ever.
+            self.graph_down_until = time.monotonic() + GRAPH_DOWN_BACKOFF_S
+            raise
+
+    def _settled(self, future: Future[Any]) -> None:
+        with self._graph_lock:
+            self._overdue.discard(future)
+
+    def close(self) -> None:
+        """Stop the graph reader pool (an overdue read is left to finish on its own)."""
+        with self._graph_lock:
+            pool, self._graph_pool = self._graph_pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
     def graph(self) -> GraphStore:
         store = self.holder.serving().graph
         if store is None:
@@ -118,7 +174,6 @@ class ServiceContext:
             self._audit(request, principal, action, ids, "not_found", 404)
             raise
         except GraphStoreUnavailable:
-            self.graph_down_until = time.monotonic() + GRAPH_DOWN_BACKOFF_S
             self.metrics.graph_unavailable.inc()
             self._audit(request, principal, action, ids, "unavailable", 503)
             raise

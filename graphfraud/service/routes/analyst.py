@@ -1,7 +1,8 @@
 """Analyst routes: rings and link explanations through the GraphStore seam, masked and audited.
 
 These are plain `def` handlers (run in the thread pool) because graph stores block; a slow or dead
-graph database therefore never touches the event loop that answers the score hot path.
+graph database therefore never touches the event loop that answers the score hot path, and
+`ServiceContext.read_graph` bounds each read by `service.graph_timeout_s`.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     def user_ring(user_id: Id, request: Request) -> dict[str, Any]:
         ids = {"user_id": user_id}
         view, masked = graph_read(
-            request, "read_user_ring", ids, lambda: ctx.graph().ring_of(user_id)
+            request, "read_user_ring", ids, lambda: ctx.read_graph(lambda g: g.ring_of(user_id))
         )
         return {"user_id": user_id, "ring": ring_out(view, masked) if view is not None else None}
 
@@ -138,7 +139,9 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     )
     def ring_detail(ring_id: Id, request: Request) -> dict[str, Any]:
         ids = {"ring_id": ring_id}
-        view, masked = graph_read(request, "read_ring", ids, lambda: ctx.graph().ring(ring_id))
+        view, masked = graph_read(
+            request, "read_ring", ids, lambda: ctx.read_graph(lambda g: g.ring(ring_id))
+        )
         return ring_out(view, masked)
 
     @router.get(
@@ -158,7 +161,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     ) -> dict[str, Any]:
         ids = {"a": a, "b": b}
         exp, masked = graph_read(
-            request, "explain_link", ids, lambda: ctx.graph().explain_link(a, b)
+            request, "explain_link", ids, lambda: ctx.read_graph(lambda g: g.explain_link(a, b))
         )
         return explanation_out(exp, masked)
 
