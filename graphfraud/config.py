@@ -124,6 +124,13 @@ class ServiceSettings(BaseModel):
     # `<runs_root>/CURRENT` holds the name of the run to serve when polling is on.
     runs_root: Path | None = None
     max_body_bytes: int = Field(65536, description="larger request bodies get 413")
+    swap_min_user_ratio: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="a new snapshot with fewer users than this share of the served one's is "
+        "refused (the old one keeps serving)",
+    )
     graph_timeout_s: float = Field(
         3.0,
         gt=0,

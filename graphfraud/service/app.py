@@ -86,6 +86,7 @@ def create_app(
         metrics=metrics,
         graph_store=graph_store,
         graph_factory=None if graph_store is not None else _graph_factory(settings),
+        min_user_ratio=svc.swap_min_user_ratio,
     )
     keys = KeyRing.parse(svc.api_keys)
     audit = AuditLog(svc.audit_log)

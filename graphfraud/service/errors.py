@@ -8,6 +8,7 @@
 | Forbidden                          | 403    | forbidden               |
 | NotFound                           | 404    | not_found               |
 | Conflict                           | 409    | conflict                |
+| SnapshotRejected                   | 409    | snapshot_rejected       |
 | PayloadTooLarge                    | 413    | payload_too_large       |
 | TooManyAttempts                    | 429    | too_many_attempts       |
 | BadRequest, InputDataError         | 422    | invalid_request         |
@@ -58,6 +59,10 @@ class Conflict(GraphFraudError):
     """The request clashes with work in progress (a reload already running)."""
 
 
+class SnapshotRejected(GraphFraudError):
+    """A run failed the swap gate (`service.gate`); the served snapshot stays."""
+
+
 class PayloadTooLarge(GraphFraudError):
     """The request body is over `ServiceSettings.max_body_bytes`."""
 
@@ -88,6 +93,7 @@ _MAP: tuple[tuple[type[BaseException], int, str], ...] = (
     (Forbidden, 403, "forbidden"),
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
+    (SnapshotRejected, 409, "snapshot_rejected"),
     (PayloadTooLarge, 413, "payload_too_large"),
     (TooManyAttempts, 429, "too_many_attempts"),
     (BadRequest, 422, "invalid_request"),

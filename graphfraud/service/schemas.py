@@ -37,7 +37,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "no or unknown API key",
         403: "role not allowed",
         404: "unknown id",
-        409: "a reload is already running",
+        409: "a reload is already running, or the run failed the swap checks",
         413: "body too large",
         429: "too many unknown keys from this client: wait Retry-After seconds",
         422: "invalid request",
@@ -241,10 +241,19 @@ class ReloadResponse(BaseModel):
     snapshot: SnapshotOut | None
 
 
+class RejectedSwapOut(BaseModel):
+    run: str
+    reasons: list[str] = Field(description="every check the run failed")
+    rejected_at: str
+
+
 class AdminSnapshotResponse(BaseModel):
     snapshot: SnapshotOut | None
     loading: str | None
     last_error: str | None
+    last_rejected: RejectedSwapOut | None = Field(
+        description="the last run the swap checks refused (kept after later swaps)"
+    )
 
 
 class HealthResponse(BaseModel):
