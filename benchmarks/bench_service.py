@@ -142,6 +142,7 @@ def synth_run(path: Path, n: int, seed: int = 7) -> Path:
         json.dumps(
             {
                 "run_id": path.name,
+                "status": "complete",  # the service refuses to swap in anything else
                 "created_at": "2026-01-02T03:04:05+00:00",
                 "model_version": "gbm-bench-1",
             }
@@ -161,6 +162,7 @@ def link_run(src: Path, dst: Path) -> Path:
         json.dumps(
             {
                 "run_id": dst.name,
+                "status": "complete",
                 "created_at": "2026-01-03T03:04:05+00:00",
                 "model_version": "gbm-bench-1",
             }

@@ -1,16 +1,30 @@
 """Settings, read from flags (by the CLI) and `GRAPHFRAUD_*` environment variables.
 
 Nested groups use a double underscore: `GRAPHFRAUD_GRAPH__URI=bolt://…`,
-`GRAPHFRAUD_LINK__MAX_SHARE=50`. Nothing is instantiated at import time: call `load_settings()`.
+`GRAPHFRAUD_LINK__MAX_SHARE=50`; lists are JSON (`GRAPHFRAUD_SERVICE__API_KEYS='["k:scorer"]'`).
+Nothing is instantiated at import time: call `load_settings()`, which turns any value that does
+not parse into one `ConfigError` naming the variable and the problem, never the value (it may be
+an API key or a password).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import types
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from graphfraud.errors import ConfigError
+
+ENV_PREFIX = "GRAPHFRAUD_"
+ENV_NESTED = "__"
+MAX_PROBLEMS_SHOWN = 3
 
 if TYPE_CHECKING:
     from graphfraud.identifiers import IdentifierRegistry
@@ -179,6 +193,25 @@ class ServiceSettings(BaseModel):
     # `<runs_root>/CURRENT` holds the name of the run to serve when polling is on.
     runs_root: Path | None = None
     max_body_bytes: int = Field(65536, description="larger request bodies get 413")
+    swap_min_user_ratio: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="a new snapshot with fewer users than this share of the served one's is "
+        "refused (the old one keeps serving)",
+    )
+    graph_timeout_s: float = Field(
+        3.0,
+        gt=0,
+        description="analyst routes answer 503 when the graph database has not answered in this "
+        "many seconds (the service's driver retries no longer than this either)",
+    )
+    auth_fail_budget: int = Field(
+        20, ge=1, description="unknown API keys one client address may send per window; then 429"
+    )
+    auth_fail_window_s: float = Field(
+        60.0, gt=0, description="seconds of that window (and of the lock-out that ends it)"
+    )
     access_log: bool = Field(True, description="one JSON line per request (route template, no ids)")
 
 
@@ -186,7 +219,7 @@ class Settings(BaseSettings):
     """All settings; each group maps to `GRAPHFRAUD_<GROUP>__<NAME>`."""
 
     model_config = SettingsConfigDict(
-        env_prefix="GRAPHFRAUD_", env_nested_delimiter="__", extra="ignore"
+        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED, extra="ignore"
     )
 
     ingest: IngestSettings = IngestSettings()
@@ -209,5 +242,88 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment, with explicit (flag) overrides applied on top."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Settings from the environment, with explicit (flag) overrides applied on top.
+
+    Raises ConfigError naming each bad variable and the pydantic problem type, e.g.
+    `GRAPHFRAUD_SERVICE__PORT: Input should be a valid integer (int_parsing)`. The pydantic error
+    is dropped (`from None`): its text and its traceback carry the input value.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        message = _validation_message(exc, overrides, os.environ)
+    except SettingsError as exc:
+        message = _undecodable_message(exc, os.environ)
+    raise ConfigError(message, hint="fix the variable; its value is never printed") from None
+
+
+def env_var(loc: tuple[str | int, ...]) -> str:
+    """The environment variable of a setting location: ("service", "api_keys", 0) →
+    GRAPHFRAUD_SERVICE__API_KEYS (list positions stay out of the name)."""
+    names = [part for part in loc[:2] if isinstance(part, str)]
+    return ENV_PREFIX + ENV_NESTED.join(name.upper() for name in names)
+
+
+def _set_vars(environ: Mapping[str, str]) -> set[str]:
+    return {name.upper() for name in environ if name.upper().startswith(ENV_PREFIX)}
+
+
+def _validation_message(
+    exc: ValidationError, overrides: Mapping[str, object], environ: Mapping[str, str]
+) -> str:
+    present = _set_vars(environ)
+    problems: list[str] = []
+    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+        loc = tuple(error["loc"])
+        var = env_var(loc)
+        if loc and loc[0] in overrides:
+            where = "setting " + ".".join(str(p) for p in loc)
+        elif var not in present and env_var(loc[:1]) in present:
+            where = env_var(loc[:1])  # the whole group was given as one JSON object
+        else:
+            where = var
+        item = f" item {loc[2] + 1}" if len(loc) > 2 and isinstance(loc[2], int) else ""
+        problem = f"{where}{item}: {error['msg']} ({error['type']})"
+        if problem not in problems:
+            problems.append(problem)
+    more = len(problems) - MAX_PROBLEMS_SHOWN
+    shown = "; ".join(problems[:MAX_PROBLEMS_SHOWN]) + (f" (+{more} more)" if more > 0 else "")
+    return f"invalid setting{'s' if len(problems) > 1 else ''}: {shown}"
+
+
+def _json_shape(annotation: object) -> str | None:
+    """What JSON pydantic-settings expects in an env var for this annotation (None: plain text)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        shapes = [_json_shape(arg) for arg in typing.get_args(annotation)]
+        return next((shape for shape in shapes if shape), None)
+    candidate = origin or annotation
+    if isinstance(candidate, type) and issubclass(candidate, (list, set, tuple)):
+        return "a JSON list"
+    if isinstance(candidate, type) and issubclass(candidate, (dict, BaseModel)):
+        return "a JSON object"
+    return None
+
+
+def _undecodable_message(exc: SettingsError, environ: Mapping[str, str]) -> str:
+    """pydantic-settings names only the group (`field "service"`): find the variable whose JSON
+    does not decode."""
+    by_upper = {name.upper(): value for name, value in environ.items()}
+    for group, field in Settings.model_fields.items():
+        group_var = env_var((group,))
+        candidates: list[tuple[str, str]] = []
+        if group_var in by_upper:
+            candidates.append((group_var, "a JSON object"))
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for name, sub in annotation.model_fields.items():
+                var, shape = env_var((group, name)), _json_shape(sub.annotation)
+                if var in by_upper and shape:
+                    candidates.append((var, shape))
+        for var, shape in candidates:
+            try:
+                json.loads(by_upper[var])
+            except ValueError as err:  # JSONDecodeError.msg says where, never what
+                why = getattr(err, "msg", "does not decode")
+                return f"{var} is not valid JSON ({why}); expected {shape}"
+    return f"a GRAPHFRAUD_ variable does not parse ({type(exc).__name__})"

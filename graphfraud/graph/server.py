@@ -8,6 +8,12 @@ only 127.0.0.1 (Bolt and the HTTP admin API); its state (pid, ports, database) i
 
 The jars are Java 21 class files, so the system Java (often 17) cannot run them: always the
 bundled JRE. ArcadeDB writes `./log/` relative to its working directory, which is `root`.
+
+The root password never goes on the command line (`/proc/<pid>/cmdline` is readable by every
+local user): ArcadeDB reads each setting from a system property *or* an environment variable of
+the same name, so it is passed as `arcadedb.server.rootPassword` in the process environment,
+which only the server's owner can read. ArcadeDB stores it hashed under `<root>/config/` at the
+first start; our own `GRAPHFRAUD_*` variables are not passed on to java.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ DEFAULT_DATABASE = "graphfraud"
 DEFAULT_BOLT_PORT = 7687
 DEFAULT_HTTP_PORT = 2480
 HOST = "127.0.0.1"
+ROOT_PASSWORD_ENV = "arcadedb.server.rootPassword"  # noqa: S105 (the variable name, not a value)
 
 
 @dataclass(frozen=True)
@@ -89,9 +96,10 @@ def check_password(password: str) -> str:
 
 
 def server_command(
-    root: Path, password: str, bolt_port: int, http_port: int, database: str, heap: str
+    root: Path, bolt_port: int, http_port: int, database: str, heap: str
 ) -> list[str]:
-    """The java command line (flags from the research probe; every listener on 127.0.0.1)."""
+    """The java command line (flags from the research probe; every listener on 127.0.0.1).
+    Holds no secret: the password travels in `server_environment`."""
     pkg = _package_dir()
     java = pkg / "jre" / "bin" / "java"
     if not java.is_file():
@@ -108,7 +116,6 @@ def server_command(
         "-Dpolyglot.engine.WarnInterpreterOnly=false",
         "-Dfile.encoding=UTF8",
         f"-Darcadedb.server.rootPath={root}",
-        f"-Darcadedb.server.rootPassword={password}",
         f"-Darcadedb.server.httpIncomingHost={HOST}",
         f"-Darcadedb.server.httpIncomingPort={http_port}",
         "-Darcadedb.server.plugins=Bolt:com.arcadedb.bolt.BoltProtocolPlugin",
@@ -120,6 +127,14 @@ def server_command(
         str(pkg / "jars" / "*"),
         "com.arcadedb.server.ArcadeDBServer",
     ]
+
+
+def server_environment(password: str) -> dict[str, str]:
+    """The java process's environment: ours without GRAPHFRAUD_* (settings, maybe secrets, that
+    java has no use for), plus the root password under ArcadeDB's setting name."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("GRAPHFRAUD_")}
+    env[ROOT_PASSWORD_ENV] = password
+    return env
 
 
 def _pid_alive(pid: int) -> bool:
@@ -198,11 +213,12 @@ def start_server(
     previous = read_state(root)
     bolt = bolt_port or (previous.bolt_port if previous else _free_or_any(DEFAULT_BOLT_PORT))
     http = http_port or (previous.http_port if previous else _free_or_any(DEFAULT_HTTP_PORT))
-    cmd = server_command(root, password, bolt, http, database, heap)
+    cmd = server_command(root, bolt, http, database, heap)
     with open(root / LOG_FILE, "ab") as log:
         proc = subprocess.Popen(
             cmd,
             cwd=root,
+            env=server_environment(password),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

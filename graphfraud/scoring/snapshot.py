@@ -61,6 +61,10 @@ class SnapshotInfo:
     rings: int
     neutral_score: float
     online_ready: bool  # identifier indexes present (users.parquet was in the run)
+    # Facts for the swap gate (`graphfraud.service.gate`); not shown to clients.
+    status: str | None = None  # the manifest's `status` (None: no manifest or no status)
+    null_scores: int = 0  # rows whose score was null or NaN (served as 0.0)
+    unversioned: int = 0  # rows without a model version (served the snapshot's)
 
     def public(self) -> dict[str, Any]:
         """JSON-safe view without the server's filesystem path."""
@@ -398,9 +402,10 @@ def load_snapshot(run_dir: Path | str, *, with_identifiers: bool = True) -> Scor
     if ids.n_unique() != len(ids):
         raise ArtifactError(f"{schema.SCORES_FILE} in {path.name} has duplicate user ids")
 
+    raw_score = scores.get_column("score").cast(pl.Float64)
+    null_scores = int(raw_score.is_null().sum()) + int(raw_score.is_nan().fill_null(False).sum())
     score = np.round(
-        scores.get_column("score").cast(pl.Float64).fill_null(0.0).clip(0.0, 1.0).to_numpy(),
-        SCORE_DECIMALS,
+        raw_score.fill_nan(None).fill_null(0.0).clip(0.0, 1.0).to_numpy(), SCORE_DECIMALS
     )
     ring_code, ring_ids = _codes(scores.get_column("ring_id").cast(pl.String))
     ring_table = (
@@ -423,7 +428,9 @@ def load_snapshot(run_dir: Path | str, *, with_identifiers: bool = True) -> Scor
         scores.get_column("reasons").cast(pl.List(pl.String)).list.join("\x1f")
     )
     reason_sets = [tuple(r.split("\x1f")) if r else () for r in reason_lists]
-    version_code, versions = _codes(scores.get_column("model_version").cast(pl.String))
+    version_code, versions = _codes(
+        scores.get_column("model_version").cast(pl.String).replace("", None)
+    )
     counts = (
         np.bincount(version_code[version_code >= 0], minlength=len(versions)) if versions else None
     )
@@ -462,6 +469,9 @@ def load_snapshot(run_dir: Path | str, *, with_identifiers: bool = True) -> Scor
         rings=len(ring_ids),
         neutral_score=round(float(score.mean()) if len(score) else 0.0, SCORE_DECIMALS),
         online_ready=identifiers is not None,
+        status=manifest.get("status") if isinstance(manifest.get("status"), str) else None,
+        null_scores=int(null_scores),
+        unversioned=int(np.count_nonzero(version_code < 0)),
     )
     return ScoreSnapshot(
         info=info,

@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
@@ -26,8 +27,10 @@ from graphfraud.service.audit import AuditLog
 from graphfraud.service.auth import API_KEY_HEADER, KeyRing
 from graphfraud.service.context import ServiceContext
 from graphfraud.service.errors import install_error_handlers
+from graphfraud.service.headers import docs_page
 from graphfraud.service.logs import ServiceMiddleware
 from graphfraud.service.metrics import ServiceMetrics
+from graphfraud.service.ratelimit import FailedAuthLimiter
 from graphfraud.service.routes import admin, analyst, ops, score
 from graphfraud.service.state import SnapshotHolder
 
@@ -43,13 +46,22 @@ PII masked), `investigator` (+ unmasked PII), `admin` (+ reload). Errors are
 
 
 def _graph_factory(settings: Settings) -> Any:
+    # A read nobody waits for need not be retried: the driver gives up within the route's budget.
+    budget = settings.service.graph_timeout_s
+    graph = settings.graph.model_copy(
+        update={
+            "retry_time_s": min(settings.graph.retry_time_s, budget),
+            "connect_timeout_s": min(settings.graph.connect_timeout_s, budget),
+        }
+    )
+
     def open_store(run_dir: Path) -> GraphStore | None:
         try:
             from graphfraud.graph.factory import open_graph_store
         except ImportError:  # the graph package is optional for a scores-only replica
             return None
         try:
-            return open_graph_store(settings.graph, run_dir)
+            return open_graph_store(graph, run_dir)
         except GraphFraudError as exc:
             log.warning(
                 "graph store not available; analyst routes will answer 503",
@@ -74,10 +86,18 @@ def create_app(
         metrics=metrics,
         graph_store=graph_store,
         graph_factory=None if graph_store is not None else _graph_factory(settings),
+        min_user_ratio=svc.swap_min_user_ratio,
     )
     keys = KeyRing.parse(svc.api_keys)
     audit = AuditLog(svc.audit_log)
-    ctx = ServiceContext(settings=settings, holder=holder, keys=keys, audit=audit, metrics=metrics)
+    ctx = ServiceContext(
+        settings=settings,
+        holder=holder,
+        keys=keys,
+        audit=audit,
+        metrics=metrics,
+        limiter=FailedAuthLimiter(svc.auth_fail_budget, svc.auth_fail_window_s),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -95,6 +115,7 @@ def create_app(
             yield
         finally:
             holder.close()
+            ctx.close()
             audit.close()
 
     app = FastAPI(
@@ -102,7 +123,7 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served below, with a CSP that pins its inline script
         redoc_url=None,
     )
     app.state.ctx = ctx
@@ -116,6 +137,11 @@ def create_app(
     @app.get("/", include_in_schema=False)
     async def root() -> Response:
         return RedirectResponse("/ui/")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> Response:
+        root_path = request.scope.get("root_path", "").rstrip("/")
+        return docs_page(f"{root_path}/openapi.json", f"{app.title} - Swagger UI")
 
     if STATIC_DIR.is_dir():
         app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True), name="ui")

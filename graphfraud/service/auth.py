@@ -5,13 +5,15 @@ A presented key is hashed once and compared with every configured hash by `hmac.
 (no early exit, so timing does not reveal which key nearly matched). A key is identified in logs
 and the audit trail only by its fingerprint: the first 12 hex digits of its SHA-256.
 
-| role         | score | read rings / links | unmasked PII | admin (reload) |
-|--------------|-------|--------------------|--------------|----------------|
-| scorer       | yes   | no                 | no           | no             |
-| analyst      | yes   | yes                | no           | no             |
-| investigator | yes   | yes                | yes          | no             |
-| admin        | yes   | yes                | no           | yes            |
-With no keys configured every protected route answers 401 (the service never runs open).
+| role         | score | matched accounts (POST /v1/score) | rings / links | unmasked PII | reload |
+|--------------|-------|-----------------------------------|---------------|--------------|--------|
+| scorer       | yes   | counts per kind only              | no            | no           | no     |
+| analyst      | yes   | ids + evidence, masked (audited)  | yes           | no           | no     |
+| investigator | yes   | ids + evidence (audited)          | yes           | yes          | no     |
+| admin        | yes   | ids + evidence, masked (audited)  | yes           | no           | yes    |
+Matched accounts are READ_GRAPH: to a scorer they would be a reverse lookup from an email or a
+phone to customers. With no keys configured every protected route answers 401 (the service
+never runs open).
 """
 
 from __future__ import annotations
@@ -98,11 +100,12 @@ class KeyRing:
                 )
             try:
                 role = Role(role_name.strip().lower())
-            except ValueError as exc:
+            except ValueError:
+                # The role is not echoed: in a reversed `role:key` entry it is the key.
                 raise ConfigError(
-                    f"service api_keys entry #{i + 1} has unknown role {role_name!r}",
-                    hint=f"roles: {', '.join(r.value for r in Role)}",
-                ) from exc
+                    f"service api_keys entry #{i + 1} does not end in a known role",
+                    hint=f"write 'key:role'; roles: {', '.join(r.value for r in Role)}",
+                ) from None
             if key.startswith("sha256:") and _HEX64.match(key[7:]):
                 digest = bytes.fromhex(key[7:])
             else:

@@ -8,7 +8,9 @@
 | Forbidden                          | 403    | forbidden               |
 | NotFound                           | 404    | not_found               |
 | Conflict                           | 409    | conflict                |
+| SnapshotRejected                   | 409    | snapshot_rejected       |
 | PayloadTooLarge                    | 413    | payload_too_large       |
+| TooManyAttempts                    | 429    | too_many_attempts       |
 | BadRequest, InputDataError         | 422    | invalid_request         |
 | request validation (FastAPI)       | 422    | invalid_request         |
 | NotReady                           | 503    | not_ready               |
@@ -57,8 +59,21 @@ class Conflict(GraphFraudError):
     """The request clashes with work in progress (a reload already running)."""
 
 
+class SnapshotRejected(GraphFraudError):
+    """A run failed the swap gate (`service.gate`); the served snapshot stays."""
+
+
 class PayloadTooLarge(GraphFraudError):
     """The request body is over `ServiceSettings.max_body_bytes`."""
+
+
+class TooManyAttempts(GraphFraudError):
+    """This client spent its budget of failed authentications (`service.ratelimit`)."""
+
+    def __init__(self, message: str, *, retry_after_s: int, first: bool, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after_s = retry_after_s
+        self.first = first
 
 
 class BadRequest(GraphFraudError):
@@ -78,7 +93,9 @@ _MAP: tuple[tuple[type[BaseException], int, str], ...] = (
     (Forbidden, 403, "forbidden"),
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
+    (SnapshotRejected, 409, "snapshot_rejected"),
     (PayloadTooLarge, 413, "payload_too_large"),
+    (TooManyAttempts, 429, "too_many_attempts"),
     (BadRequest, 422, "invalid_request"),
     (InputDataError, 422, "invalid_request"),
     (NotReady, 503, "not_ready"),
@@ -94,16 +111,21 @@ _DEFAULT_HINTS = {
     403: "ask for a key with a role that may call this route",
     404: "check the id; ids are case-sensitive",
     413: "send a smaller body",
+    429: "wait as long as Retry-After says, then use a valid key",
     422: "fix the request as described and retry",
     503: "retry shortly; the score endpoints keep working",
 }
 
 
-def error_body(status: int, code: str, detail: str, hint: str = "") -> Response:
+def error_body(
+    status: int, code: str, detail: str, hint: str = "", *, retry_after_s: int | None = None
+) -> Response:
     headers = {}
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(retry_after_s)
     if status == 401:
         headers["WWW-Authenticate"] = 'APIKey header="X-API-Key"'
-    if status == 503:
+    if status == 503 and retry_after_s is None:
         headers["Retry-After"] = "5"
     payload = {"error": code, "detail": detail, "hint": hint or _DEFAULT_HINTS.get(status, "")}
     return Response(
@@ -128,7 +150,8 @@ async def _graphfraud_error(request: Request, exc: Exception) -> Response:
         log.error("request failed", extra={"route": _route(request), "error": type(exc).__name__})
     hint = exc.hint if isinstance(exc, GraphFraudError) else ""
     detail = _message(exc) if isinstance(exc, GraphFraudError) else str(exc)
-    return error_body(status, code, detail, hint)
+    retry = exc.retry_after_s if isinstance(exc, TooManyAttempts) else None
+    return error_body(status, code, detail, hint, retry_after_s=retry)
 
 
 def _describe(errors: list[Any]) -> tuple[str, list[dict[str, Any]]]:

@@ -4,8 +4,8 @@ Access log policy: one JSON line per request with the route *template*
 (`/v1/users/{user_id}/score`), method, status, duration and the caller's key fingerprint;
 never the raw path, query string or body, so user ids and PII never reach the access log (who
 looked at which user is in the audit log, which is access-controlled). The middleware also
-enforces the body size limit (413) and records the latency histogram; it is pure ASGI so the
-hot path pays no BaseHTTPMiddleware cost.
+enforces the body size limit (413), adds the security headers (`service.headers`) and records
+the latency histogram; it is pure ASGI so the hot path pays no BaseHTTPMiddleware cost.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from graphfraud.service.errors import error_body
+from graphfraud.service.headers import security_headers
 from graphfraud.service.metrics import ServiceMetrics
 
 Scope = MutableMapping[str, Any]
@@ -94,7 +95,7 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class ServiceMiddleware:
-    """Body limit (413), latency metrics per route template, JSON access log."""
+    """Body limit (413), security headers, latency metrics per route template, JSON access log."""
 
     def __init__(
         self, app: ASGIApp, metrics: ServiceMetrics, *, max_body_bytes: int, log_access: bool
@@ -111,11 +112,14 @@ class ServiceMiddleware:
         started = time.perf_counter()
         status = 500
         method = scope["method"]
+        path = scope["path"]
 
         async def send_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                present = list(message.get("headers", ()))
+                message["headers"] = present + security_headers(path, present)
             await send(message)
 
         try:

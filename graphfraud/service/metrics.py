@@ -46,6 +46,17 @@ class ServiceMetrics:
         self.unknown_users = Counter(
             "graphfraud_unknown_users", "Score lookups for users not in the snapshot", registry=r
         )
+        self.auth_failures = Counter(
+            "graphfraud_auth_failures",
+            "Refused authentications: missing_key, unknown_key, rate_limited (429)",
+            ["kind"],
+            registry=r,
+        )
+        self.auth_lockouts = Counter(
+            "graphfraud_auth_lockouts",
+            "Clients locked out for spending their budget of unknown keys",
+            registry=r,
+        )
         self.online_scores = Counter(
             "graphfraud_online_scores", "POST /v1/score results", ["matched"], registry=r
         )

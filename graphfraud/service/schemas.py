@@ -37,8 +37,9 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "no or unknown API key",
         403: "role not allowed",
         404: "unknown id",
-        409: "a reload is already running",
+        409: "a reload is already running, or the run failed the swap checks",
         413: "body too large",
+        429: "too many unknown keys from this client: wait Retry-After seconds",
         422: "invalid request",
         503: "not ready / graph database or audit log unavailable",
     }
@@ -215,9 +216,17 @@ class OnlineScoreResponse(BaseModel):
     model_version: str
     scored_at: str
     snapshot: str
-    matches: list[MatchOut] = Field(description="strongest first, at most 100")
+    match_counts: dict[str, int] = Field(
+        description="links found per kind (email, email_similar, phone, …); every role"
+    )
     matches_total: int
-    hubs: list[HubOut] = Field(description="identifiers too common to link on")
+    matches: list[MatchOut] | None = Field(
+        description="the matched accounts, strongest first, at most 100; null for the scorer "
+        "role (analyst roles only, audited)"
+    )
+    hubs: list[HubOut] | None = Field(
+        description="identifiers too common to link on; null for the scorer role"
+    )
     rejected: list[str] = Field(description="fields that did not parse and were ignored")
 
 
@@ -299,10 +308,19 @@ class ReloadResponse(BaseModel):
     snapshot: SnapshotOut | None
 
 
+class RejectedSwapOut(BaseModel):
+    run: str
+    reasons: list[str] = Field(description="every check the run failed")
+    rejected_at: str
+
+
 class AdminSnapshotResponse(BaseModel):
     snapshot: SnapshotOut | None
     loading: str | None
     last_error: str | None
+    last_rejected: RejectedSwapOut | None = Field(
+        description="the last run the swap checks refused (kept after later swaps)"
+    )
 
 
 class HealthResponse(BaseModel):

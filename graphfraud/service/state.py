@@ -7,6 +7,12 @@ request sees the old snapshot or the new one, never a mix, and nothing is refuse
 The old `Serving` is dropped (freed when the last in-flight request holding it ends); a graph
 store the holder opened itself is closed after a grace period.
 
+Every swap — the first load, a reload, a `CURRENT` change — must pass the sanity checks of
+`graphfraud.service.gate` (run complete, enough users, no null scores, a model version): a run
+that fails them raises SnapshotRejected, the served snapshot stays, and the refusal is kept for
+/v1/admin/snapshot. A refused or unloadable run named by CURRENT is not retried every poll
+while its manifest and scores are unchanged.
+
 Run directories may only be named relative to `runs_root` (default: the parent of the first run),
 and must resolve inside it: no `..`, no absolute paths, no symlink escapes. Rolling back is
 reloading the previous run's name (or writing it to `<runs_root>/CURRENT` when polling).
@@ -15,16 +21,19 @@ reloading the previous run's name (or writing it to `<runs_root>/CURRENT` when p
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from graphfraud import schema
 from graphfraud.errors import ArtifactError, GraphFraudError
 from graphfraud.graph.base import GraphStore
 from graphfraud.scoring.snapshot import ScoreSnapshot, SnapshotInfo, load_snapshot
-from graphfraud.service.errors import BadRequest, Conflict, NotReady
+from graphfraud.service.errors import BadRequest, Conflict, NotReady, SnapshotRejected
+from graphfraud.service.gate import Rejection, rejection, swap_problems
 from graphfraud.service.metrics import ServiceMetrics
 
 log = logging.getLogger("graphfraud.service")
@@ -48,6 +57,18 @@ class ReloadStatus:
     loading: str | None  # run name being loaded
     last_error: str | None
     last_loaded: SnapshotInfo | None
+    last_rejected: Rejection | None = None
+
+
+def run_stamp(run_dir: Path) -> tuple[Path, tuple[int, ...]]:
+    """A run as of now: its path and the mtimes of its manifest and scores (0 when missing)."""
+    stamps = []
+    for name in (schema.MANIFEST_FILE, schema.SCORES_FILE):
+        try:
+            stamps.append(os.stat(run_dir / name).st_mtime_ns)
+        except OSError:
+            stamps.append(0)
+    return run_dir, tuple(stamps)
 
 
 class SnapshotHolder:
@@ -58,15 +79,19 @@ class SnapshotHolder:
         metrics: ServiceMetrics,
         graph_store: GraphStore | None = None,
         graph_factory: GraphFactory | None = None,
+        min_user_ratio: float = 0.5,
     ) -> None:
         self.current: Serving | None = None
         self.runs_root = runs_root.resolve() if runs_root is not None else None
+        self.min_user_ratio = min_user_ratio
         self._metrics = metrics
         self._fixed_graph = graph_store
         self._graph_factory = graph_factory
         self._reload_lock = threading.Lock()
         self._loading: str | None = None
         self._last_error: str | None = None
+        self._last_rejected: Rejection | None = None
+        self._refused: tuple[Path, tuple[int, ...]] | None = None  # run_stamp of the last refusal
         self._ready = threading.Event()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -86,7 +111,10 @@ class SnapshotHolder:
     def status(self) -> ReloadStatus:
         current = self.current
         return ReloadStatus(
-            self._loading, self._last_error, current.snapshot.info if current else None
+            self._loading,
+            self._last_error,
+            current.snapshot.info if current else None,
+            self._last_rejected,
         )
 
     def wait_ready(self, timeout: float) -> bool:
@@ -136,7 +164,8 @@ class SnapshotHolder:
     # ---- loading -------------------------------------------------------------------------
     def load(self, run_dir: Path) -> SnapshotInfo:
         """Load `run_dir` and swap it in (blocking; call from a thread). Raises Conflict when
-        another load is running, ArtifactError when the run cannot be loaded (old one kept)."""
+        another load is running, ArtifactError when the run cannot be loaded, SnapshotRejected
+        when it fails the swap checks (the old one is kept either way)."""
         if not self._reload_lock.acquire(blocking=False):
             raise Conflict(
                 f"a reload of {self._loading!r} is already running", hint="retry when it finishes"
@@ -159,6 +188,8 @@ class SnapshotHolder:
         def run() -> None:
             try:
                 self._load_locked(run_dir)
+            except SnapshotRejected:
+                pass  # logged and recorded by _reject
             except GraphFraudError as exc:
                 log.warning("snapshot load failed", extra={"run": run_dir.name, "error": str(exc)})
             except Exception:
@@ -176,20 +207,29 @@ class SnapshotHolder:
 
     def _load_locked(self, run_dir: Path) -> SnapshotInfo:
         started = time.perf_counter()
+        stamp = run_stamp(run_dir)
+        old = self.current
         try:
             snapshot = load_snapshot(run_dir)
-            graph, owns = self._graph_for(run_dir)
         except GraphFraudError as exc:
-            self._last_error = str(exc)
-            self._metrics.reloads.labels("failed").inc()
+            self._failed(stamp, str(exc))
             raise
         except Exception as exc:
-            self._last_error = f"{type(exc).__name__}: {exc}"
-            self._metrics.reloads.labels("failed").inc()
+            self._failed(stamp, f"{type(exc).__name__}: {exc}")
             raise ArtifactError(f"cannot load run {run_dir.name!r}: {exc}") from exc
-        old = self.current
+        problems = swap_problems(
+            snapshot.info, old.snapshot.info if old else None, min_user_ratio=self.min_user_ratio
+        )
+        if problems:
+            self._reject(stamp, run_dir.name, problems, old)
+        try:
+            graph, owns = self._graph_for(run_dir)
+        except GraphFraudError as exc:
+            self._failed(stamp, str(exc))
+            raise
         self.current = Serving(snapshot, graph, owns)  # the swap: one reference assignment
         self._last_error = None
+        self._refused = None
         self._ready.set()
         self._metrics.reloads.labels("ok").inc()
         self._metrics.snapshot_loaded_now(snapshot.info)
@@ -206,6 +246,32 @@ class SnapshotHolder:
             timer.daemon = True
             timer.start()
         return snapshot.info
+
+    def _failed(self, stamp: tuple[Path, tuple[int, ...]], error: str) -> None:
+        self._last_error = error
+        self._refused = stamp
+        self._metrics.reloads.labels("failed").inc()
+
+    def _reject(
+        self,
+        stamp: tuple[Path, tuple[int, ...]],
+        run: str,
+        problems: list[str],
+        served: Serving | None,
+    ) -> None:
+        """Record a refused swap and raise SnapshotRejected (the served snapshot stays)."""
+        still = (
+            f"still serving {served.snapshot.info.run_id!r}"
+            if served is not None
+            else "nothing is served until a run passes"
+        )
+        message = f"run {run!r} was not swapped in: {'; '.join(problems)}"
+        self._last_rejected = rejection(run, problems)
+        self._last_error = message
+        self._refused = stamp
+        self._metrics.reloads.labels("rejected").inc()
+        log.warning("snapshot swap rejected", extra={"run": run, "reasons": problems})
+        raise SnapshotRejected(message, hint=f"{still}; fix or rerun the batch, then reload")
 
     def _graph_for(self, run_dir: Path) -> tuple[GraphStore | None, bool]:
         if self._fixed_graph is not None:
@@ -224,12 +290,15 @@ class SnapshotHolder:
         self._poller.start()
 
     def poll_once(self) -> bool:
-        """Reload when CURRENT names a different run than the one served; True when it swapped."""
+        """Reload when CURRENT names a different run than the one served; True when it swapped.
+        A run refused before (failed checks or load) is retried only once its files change."""
         target = self.current_pointer()
         current = self.current
         if target is None or (
             current is not None and current.snapshot.info.run_dir.resolve() == target
         ):
+            return False
+        if self._refused is not None and self._refused == run_stamp(target):
             return False
         self.load(target)
         return True
@@ -238,7 +307,7 @@ class SnapshotHolder:
         while not self._stop.wait(interval_s):
             try:
                 self.poll_once()
-            except Conflict:
+            except (Conflict, SnapshotRejected):  # busy, or refused (logged by _reject)
                 continue
             except GraphFraudError as exc:
                 log.warning("CURRENT poll failed", extra={"error": str(exc)})

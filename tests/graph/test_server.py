@@ -15,14 +15,18 @@ from graphfraud.config import GraphSettings
 from graphfraud.errors import ConfigError, GraphStoreError
 from graphfraud.graph import cypher, open_graph_store
 from graphfraud.graph.server import (
+    BoltServer,
+    bolt_answers,
     check_password,
     create_database,
     free_port,
     read_state,
+    server_command,
     server_status,
     start_server,
     stop_server,
 )
+from tests.conftest import BOLT_TEST_PASSWORD
 from tests.graph.factories import write_bulk_run
 from tests.graph.graphdump import dump_graph, publish_state
 
@@ -41,6 +45,25 @@ def test_short_password_is_refused_before_java_starts(password: str, tmp_path: P
     assert result.exit_code != 0
     assert isinstance(result.exception, ConfigError)
     assert read_state(tmp_path) is None  # nothing was launched
+
+
+def test_password_is_not_on_the_command_line(tmp_path: Path) -> None:
+    cmd = server_command(tmp_path, free_port(), free_port(), "graphfraud", "256m")
+    assert not any("rootPassword" in arg for arg in cmd)
+
+
+@pytest.mark.bolt
+def test_running_server_hides_its_password_from_other_users(bolt_server: BoltServer) -> None:
+    """/proc/<pid>/cmdline is world-readable; the password goes in through the environment
+    (/proc/<pid>/environ is readable by the owner only) and the server still accepts it."""
+    cmdline = Path(f"/proc/{bolt_server.pid}/cmdline").read_bytes()
+    assert b"ArcadeDBServer" in cmdline  # it is the server's process
+    assert BOLT_TEST_PASSWORD.encode() not in cmdline
+    assert oct(Path(f"/proc/{bolt_server.pid}/environ").stat().st_mode & 0o777) == "0o400"
+    assert bolt_answers(bolt_server.uri, BOLT_TEST_PASSWORD, bolt_server.database)
+    assert not bolt_answers(bolt_server.uri, BOLT_TEST_PASSWORD + "x", bolt_server.database)
+    log = (Path(bolt_server.root) / "server.log").read_text(errors="replace")
+    assert BOLT_TEST_PASSWORD not in log
 
 
 def test_status_and_stop_without_a_server(tmp_path: Path) -> None:

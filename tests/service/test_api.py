@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -11,7 +15,7 @@ from fastapi.testclient import TestClient
 from graphfraud.config import Settings
 from graphfraud.service import create_app
 
-from .factories import KEYS, UNICODE_USER, headers
+from .factories import HONEST, KEYS, RING_A, RING_B, UNICODE_USER, headers
 
 ROLES = ("scorer", "analyst", "investigator", "admin")
 ANALYST_URLS = ("/v1/users/a1/ring", "/v1/rings/ring-a", "/v1/links/explain?a=a1&b=a4")
@@ -200,7 +204,7 @@ def test_post_score_links_new_user_to_ring(client: TestClient) -> None:
         "device_ids": ["dev-ring-a"],
         "ips": ["10.0.0.7"],
     }
-    r = client.post("/v1/score", json=body, headers=headers("scorer"))
+    r = client.post("/v1/score", json=body, headers=headers("analyst"))
     assert r.status_code == 200, r.text
     doc = r.json()
     assert doc["known"] is False
@@ -210,11 +214,94 @@ def test_post_score_links_new_user_to_ring(client: TestClient) -> None:
     assert doc["matches_total"] == len(doc["matches"]) > 0
     kinds = {m["kind"] for m in doc["matches"]}
     assert {"device", "email_similar", "phone_similar", "ip"} <= kinds
+    assert doc["match_counts"] == dict(Counter(m["kind"] for m in doc["matches"]))
     for m in doc["matches"]:
         if m["kind"] in ("email_similar", "phone_similar"):
-            assert "***" in m["matched_value"]  # other users' PII masked for the scorer
+            assert "***" in m["matched_value"]  # other users' PII masked for the analyst
     weights = [m["weight"] for m in doc["matches"]]
     assert weights == sorted(weights, reverse=True)
+
+
+def _strings(doc: object) -> set[str]:
+    """Every key and string value anywhere in a JSON document."""
+    if isinstance(doc, dict):
+        return set(doc) | {s for v in doc.values() for s in _strings(v)}
+    if isinstance(doc, list):
+        return {s for v in doc for s in _strings(v)}
+    return {doc} if isinstance(doc, str) else set()
+
+
+SNAPSHOT_USERS = {*RING_A, *RING_B, *HONEST}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "John.Doe1@gmail.com"},  # a1's own address: the reverse lookup the oracle gave
+        {"phone": "+91 98765 43210"},  # a1's own phone
+        {"email": "person37@example.org", "phone": "+1 415 555 1111"},  # an honest customer
+        {"device_ids": ["dev-ring-a"], "ips": ["203.0.113.5"]},
+    ],
+)
+def test_post_score_tells_a_scorer_no_customer_ids_or_values(
+    client: TestClient, body: dict[str, object]
+) -> None:
+    """The scorer learns the risk of the account it asks about, not who else holds its
+    identifiers: no matched ids, values or per-match scores; only counts per match kind."""
+    r = client.post("/v1/score", json=body, headers=headers("scorer"))
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["matches"] is None
+    assert doc["hubs"] is None
+    assert doc["matches_total"] == sum(doc["match_counts"].values()) > 0
+    assert set(doc["match_counts"]) <= {
+        "email",
+        "email_similar",
+        "phone",
+        "phone_similar",
+        "device",
+        "ip",
+    }
+    seen = _strings(doc)
+    assert not seen & SNAPSHOT_USERS, seen & SNAPSHOT_USERS
+    assert not {s for s in seen if "@" in s or "***" in s or s.startswith("+")}
+    assert "user_score" not in seen
+    assert {"score", "ring_id", "reasons"} <= set(doc)
+    assert doc["reasons"][0] == "NEW_USER"
+    analyst = client.post("/v1/score", json=body, headers=headers("analyst")).json()
+    assert (doc["score"], doc["ring_id"], doc["reasons"]) == (
+        analyst["score"],
+        analyst["ring_id"],
+        analyst["reasons"],
+    )  # the same verdict; only the evidence differs
+
+
+def test_post_score_evidence_is_audited_and_unmasked_only_for_investigators(
+    client: TestClient, settings: Settings
+) -> None:
+    body = {"user_id": "new-7", "email": "John.Doe1@gmail.com"}
+    client.post("/v1/score", json=body, headers=headers("scorer"))  # no evidence: not audited
+    investigator = client.post("/v1/score", json=body, headers=headers("investigator")).json()
+    exact = next(m for m in investigator["matches"] if m["kind"] == "email")
+    assert exact["user_id"] == "a1"
+    assert exact["matched_value"] == "johndoe1@gmail.com"
+    analyst = client.post("/v1/score", json=body, headers=headers("analyst")).json()
+    assert next(m for m in analyst["matches"] if m["kind"] == "email")["matched_value"] == (
+        "j***1@gmail.com"
+    )
+    records = audit_records(settings)
+    assert [(r["action"], r["role"], r["outcome"]) for r in records] == [
+        ("score_new_account", "investigator", "ok"),
+        ("score_new_account", "analyst", "ok"),
+    ]
+    assert records[0]["ids"] == {
+        "user_id": "new-7",
+        "matched": [m["user_id"] for m in investigator["matches"]],
+    }
+    assert "johndoe" not in settings.service.audit_log.read_text()  # ids, never the PII asked
+    client.app.state.ctx.audit.close()  # type: ignore[attr-defined]
+    assert client.post("/v1/score", json=body, headers=headers("analyst")).status_code == 503
+    assert client.post("/v1/score", json=body, headers=headers("scorer")).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -264,7 +351,7 @@ def test_post_score_unparseable_identifiers_are_reported(client: TestClient) -> 
     )
     assert r.status_code == 200
     assert set(r.json()["rejected"]) == {"email", "ips"}
-    assert r.json()["matches"] == []
+    assert r.json()["match_counts"] == {}
 
 
 # ---- ops ----------------------------------------------------------------------
@@ -331,3 +418,64 @@ def test_ui_is_served_without_external_resources(client: TestClient) -> None:
         )  # the SVG namespace name is not a fetch
         assert "http://" not in text
         assert "https://" not in text
+
+
+# ---- security headers ---------------------------------------------------------------------------
+PAGE_URLS = ("/ui/", "/ui/app.js", "/ui/style.css")
+API_URLS = ("/v1/users/a1/score", "/v1/users/a1/ring", "/v1/nope", "/healthz", "/openapi.json")
+
+
+def _csp(response: object) -> dict[str, str]:
+    header = response.headers["content-security-policy"]  # type: ignore[attr-defined]
+    return {d.split()[0]: d.strip() for d in header.split(";") if d.strip()}
+
+
+@pytest.mark.parametrize("url", [*PAGE_URLS, *API_URLS, "/docs", "/"])
+def test_every_response_carries_security_headers(client: TestClient, url: str) -> None:
+    for key in (None, KEYS["analyst"]):  # successes and 401s alike
+        r = client.get(url, headers={"X-API-Key": key} if key else {}, follow_redirects=False)
+        assert r.headers["x-content-type-options"] == "nosniff", url
+        assert r.headers["x-frame-options"] == "DENY", url
+        assert r.headers["referrer-policy"] == "no-referrer", url
+        csp = _csp(r)
+        assert csp["frame-ancestors"] == "frame-ancestors 'none'", url
+        assert len(r.headers.get_list("content-security-policy")) == 1, url  # one policy
+        if url in API_URLS:
+            assert csp["default-src"] == "default-src 'none'", url  # JSON never runs anything
+            assert r.headers["cache-control"] == "no-store", url  # scores, PII: never cached
+
+
+def test_ui_page_policy_allows_only_its_own_files(client: TestClient) -> None:
+    page = client.get("/ui/")
+    csp = _csp(page)
+    assert csp["default-src"] == "default-src 'self'"
+    assert "unsafe-inline" not in page.headers["content-security-policy"]
+    assert "unsafe-eval" not in page.headers["content-security-policy"]
+    # ...and the page needs nothing else: no inline script, style or handler, every asset local
+    html = page.text
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "inline script"
+    assert not re.search(r"\son[a-z]+\s*=", html), "inline event handler"
+    assert not re.search(r"\sstyle\s*=|<style", html), "inline style"
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets
+    for asset in assets:
+        assert "//" not in asset, asset
+        assert not asset.startswith(("javascript:", "data:")), asset
+        assert client.get(f"/ui/{asset}").status_code == 200, asset
+    js = client.get("/ui/app.js").text
+    for banned in ("eval(", "new Function", "innerHTML", "outerHTML", "insertAdjacentHTML"):
+        assert banned not in js, banned
+    assert not re.search(r"""["']?style["']?\s*:""", js), "style attribute set from JS"
+    assert 'setAttribute("style"' not in js
+
+
+def test_docs_policy_names_the_inline_script_by_hash(client: TestClient) -> None:
+    r = client.get("/docs")
+    assert r.status_code == 200
+    csp = _csp(r)
+    inline = re.findall(r"<script>(.*?)</script>", r.text, re.S)
+    assert inline
+    for script in inline:
+        digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in csp["script-src"]
+    assert "'unsafe-inline'" not in csp["script-src"]

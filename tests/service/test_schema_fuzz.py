@@ -24,7 +24,7 @@ _app.state.holder.load(_run)  # no lifespan under the ASGI loader: load up front
 schema = schemathesis.openapi.from_asgi("/openapi.json", _app)
 
 
-@pytest.mark.parametrize("role", ["investigator", "admin"])
+@pytest.mark.parametrize("role", ["scorer", "investigator", "admin"])
 @schema.parametrize()
 @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_no_server_errors(case: schemathesis.Case, role: str) -> None:

@@ -31,7 +31,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         status_code=202,
         responses={
             200: {"model": ReloadResponse, "description": "loaded (wait=true)"},
-            **error_responses(401, 403, 409, 413, 422, 503),
+            **error_responses(401, 403, 409, 413, 422, 429, 503),
         },
         openapi_extra=SECURED,
         summary="Load a run's snapshot and swap it in atomically",
@@ -39,8 +39,9 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             "`run` names a directory under the runs root (no paths outside it). Without "
             "`run`: the run named by `<runs_root>/CURRENT`, else the served run is re-read. "
             "The old snapshot keeps answering until the new one is fully loaded; a failed "
-            "load keeps the old one. Roll back by reloading the previous run. Role: admin. "
-            "Audited."
+            "load (422) or a run failing the swap checks (409 `snapshot_rejected`: not "
+            "complete, too few users, null scores, no model version) keeps the old one. Roll "
+            "back by reloading the previous run. Role: admin. Audited."
         ),
     )
     def reload(request: Request, body: ReloadRequest | None = Body(None)) -> Response:
@@ -82,7 +83,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     @router.get(
         "/snapshot",
         response_model=AdminSnapshotResponse,
-        responses=error_responses(401, 403, 503),
+        responses=error_responses(401, 403, 429, 503),
         openapi_extra=SECURED,
         summary="The served snapshot and any reload in progress",
         description="Role: admin. Audited.",
@@ -96,6 +97,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
                 "snapshot": st.last_loaded.public() if st.last_loaded else None,
                 "loading": st.loading,
                 "last_error": st.last_error,
+                "last_rejected": st.last_rejected.public() if st.last_rejected else None,
             }
 
         return ctx.audited(request, who, "read_snapshot_status", {}, read)

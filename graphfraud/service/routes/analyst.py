@@ -1,7 +1,8 @@
 """Analyst routes: rings and link explanations through the GraphStore seam, masked and audited.
 
 These are plain `def` handlers (run in the thread pool) because graph stores block; a slow or dead
-graph database therefore never touches the event loop that answers the score hot path.
+graph database therefore never touches the event loop that answers the score hot path, and
+`ServiceContext.read_graph` bounds each read by `service.graph_timeout_s`.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def explanation_out(exp: LinkExplanation, mask: Masking) -> dict[str, Any]:
 
 def build_router(ctx: ServiceContext) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["analyst"])
-    errors = error_responses(401, 403, 404, 422, 503)
+    errors = error_responses(401, 403, 404, 422, 429, 503)
 
     def graph_read(
         request: Request, action: str, ids: dict[str, Any], read: Callable[[], T]
@@ -114,7 +115,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     def user_ring(user_id: Id, request: Request) -> dict[str, Any]:
         ids = {"user_id": user_id}
         view, mask = graph_read(
-            request, "read_user_ring", ids, lambda: ctx.graph().ring_of(user_id)
+            request, "read_user_ring", ids, lambda: ctx.read_graph(lambda g: g.ring_of(user_id))
         )
         return {"user_id": user_id, "ring": ring_out(view, mask) if view is not None else None}
 
@@ -130,7 +131,9 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     )
     def ring_detail(ring_id: Id, request: Request) -> dict[str, Any]:
         ids = {"ring_id": ring_id}
-        view, mask = graph_read(request, "read_ring", ids, lambda: ctx.graph().ring(ring_id))
+        view, mask = graph_read(
+            request, "read_ring", ids, lambda: ctx.read_graph(lambda g: g.ring(ring_id))
+        )
         return ring_out(view, mask)
 
     @router.get(
@@ -149,7 +152,9 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         b: Annotated[str, Query(min_length=1, max_length=256, examples=["u000456"])],
     ) -> dict[str, Any]:
         ids = {"a": a, "b": b}
-        exp, mask = graph_read(request, "explain_link", ids, lambda: ctx.graph().explain_link(a, b))
+        exp, mask = graph_read(
+            request, "explain_link", ids, lambda: ctx.read_graph(lambda g: g.explain_link(a, b))
+        )
         return explanation_out(exp, mask)
 
     return router

@@ -1,19 +1,28 @@
-"""Real-time scorer routes: the precomputed lookup (hot path) and the on-the-fly score."""
+"""Real-time scorer routes: the precomputed lookup (hot path) and the on-the-fly score.
+
+`POST /v1/score` answers every role with the verdict (score, ring, reasons) and how many links
+of each kind it rests on. Which customers those links reach — their ids, values, scores — is
+evidence for roles that may read the graph (`Permission.READ_GRAPH`), audited like every
+analyst read: otherwise a scorer key would be a reverse lookup from an email or a phone to the
+accounts holding it.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
-from graphfraud.scoring.online import canonical_identity, score_new_user
+from graphfraud.scoring.online import OnlineScore, canonical_identity, score_new_user
 from graphfraud.scoring.reasons import reason_table
+from graphfraud.scoring.snapshot import ScoreSnapshot
 from graphfraud.service.auth import Permission
 from graphfraud.service.context import ServiceContext
 from graphfraud.service.errors import BadRequest
-from graphfraud.service.masking import mask_value
+from graphfraud.service.masking import Masking
 from graphfraud.service.schemas import (
     REQUEST_FIELD,
     NewUserRequest,
@@ -28,16 +37,36 @@ MAX_MATCHES_SHOWN = 100
 JSON = "application/json"
 
 
+def evidence(result: OnlineScore, snapshot: ScoreSnapshot, mask: Masking) -> dict[str, Any]:
+    """The matched accounts and hub identifiers behind a verdict (READ_GRAPH roles only)."""
+    return {
+        "matches": [
+            {
+                "kind": m.kind,
+                "user_id": m.user_id,
+                "value": m.value,
+                "matched_value": mask.value(m.kind, m.matched_value),
+                "similarity": m.similarity,
+                "support": m.support,
+                "weight": m.weight,
+                "user_score": float(snapshot.score[m.row]),
+                "ring_id": snapshot.record(m.row).ring_id,
+            }
+            for m in result.matches[:MAX_MATCHES_SHOWN]
+        ],
+        "hubs": [{"kind": h.kind, "value": h.value, "support": h.support} for h in result.hubs],
+    }
+
+
 def build_router(ctx: ServiceContext) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["score"])
-    keys = ctx.keys
     holder = ctx.holder
     unknown = ctx.metrics.unknown_users
 
     @router.get(
         "/users/{user_id}/score",
         response_model=ScoreResponse,
-        responses=error_responses(401, 403, 422, 503),
+        responses=error_responses(401, 403, 422, 429, 503),
         openapi_extra=SECURED,
         summary="Precomputed score of a user (in-memory lookup)",
         description=(
@@ -51,8 +80,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         user_id: Annotated[str, Path(min_length=1, max_length=256, examples=["u000123"])],
         request: Request,
     ) -> Response:
-        principal = keys.authorize(request.headers.get("x-api-key"), Permission.SCORE)
-        request.scope.setdefault("state", {})["key_id"] = principal.key_id
+        ctx.authorize(request, Permission.SCORE)
         body, known = holder.serving().snapshot.score_json(user_id)
         if not known:
             unknown.inc()
@@ -61,19 +89,21 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     @router.post(
         "/score",
         response_model=OnlineScoreResponse,
-        responses=error_responses(401, 403, 413, 422, 503),
+        responses=error_responses(401, 403, 413, 422, 429, 503),
         openapi_extra=SECURED,
         summary="Score an account the last batch has not seen",
         description=(
             "Normalises the identifiers with the batch's rules, links them to snapshot users "
             "by exact and fuzzy index lookups (email stem block + Levenshtein, sequential "
             "phones) and scores with a noisy-or of link weight × neighbour score and the "
-            "best-matched ring's score (see `graphfraud.scoring.online`). Matched users' "
-            "emails and phones are masked. Roles: any."
+            "best-matched ring's score (see `graphfraud.scoring.online`). Roles: any. A "
+            "scorer gets the verdict and `match_counts` only (`matches` and `hubs` are null); "
+            "analyst, investigator and admin also get the matched accounts with their evidence "
+            "(emails and phones masked unless investigator), and that disclosure is audited."
         ),
     )
     async def score_new(body: NewUserRequest, request: Request) -> Response:
-        ctx.authorize(request, Permission.SCORE)
+        principal = ctx.authorize(request, Permission.SCORE)
         snapshot = holder.serving().snapshot
         registry = snapshot.registry
         extra = [n for n in registry.names if n not in REQUEST_FIELD]
@@ -97,7 +127,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             snapshot, identity, ctx.settings.link, ring_min_weight=ctx.settings.rings.min_weight
         )
         ctx.metrics.online_scores.labels("yes" if result.matches else "no").inc()
-        payload = {
+        payload: dict[str, Any] = {
             "user_id": body.user_id,
             "known": False,
             "score": result.score,
@@ -108,24 +138,23 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             "model_version": result.model_version,
             "scored_at": result.scored_at,
             "snapshot": result.snapshot,
-            "matches": [
-                {
-                    "kind": m.kind,
-                    "user_id": m.user_id,
-                    "value": m.value,
-                    "matched_value": mask_value(m.kind, m.matched_value, registry),
-                    "similarity": m.similarity,
-                    "support": m.support,
-                    "weight": m.weight,
-                    "user_score": float(snapshot.score[m.row]),
-                    "ring_id": snapshot.record(m.row).ring_id,
-                }
-                for m in result.matches[:MAX_MATCHES_SHOWN]
-            ],
+            "match_counts": dict(Counter(m.kind for m in result.matches)),
             "matches_total": len(result.matches),
-            "hubs": [{"kind": h.kind, "value": h.value, "support": h.support} for h in result.hubs],
+            "matches": None,
+            "hubs": None,
             "rejected": rejected,
         }
+        if principal.can(Permission.READ_GRAPH):
+            mask = Masking(not principal.can(Permission.UNMASKED_PII), registry)
+            shown = [m.user_id for m in result.matches[:MAX_MATCHES_SHOWN]]
+            ids = {"user_id": body.user_id, "matched": shown}
+            payload |= ctx.audited(
+                request,
+                principal,
+                "score_new_account",
+                ids,
+                lambda: evidence(result, snapshot, mask),
+            )
         return Response(orjson.dumps(payload), media_type=JSON)
 
     @router.get(
