@@ -127,13 +127,7 @@ def stage_ingest(
     with _stage(run, "ingest", say) as record:
         users_raw = read_table(users, role="users")
         devices_raw = read_table(devices, role="devices") if devices is not None else None
-        ingested = ingest(
-            users_raw,
-            devices_raw,
-            settings.ingest,
-            users_file=str(users),
-            devices_file=str(devices) if devices is not None else None,
-        )
+        ingested = ingest(users_raw, devices_raw, settings.ingest)
         run.write(USERS_FILE, ingested.users)  # `ingest` returns USERS/DEVICES_SCHEMA frames
         run.write(DEVICES_FILE, ingested.devices)
         for role, rows in ingested.quarantine.items():

@@ -1,13 +1,15 @@
 """Validate raw input tables, quarantine the rows that break the contract, normalise the rest.
 
-`ingest` takes the all-string frames `read_table` returns and gives back frames that match
-`USERS_SCHEMA` / `DEVICES_SCHEMA`, the quarantined rows (original columns as strings, plus
-`input_row` and `reason`) and counts where `input == accepted + quarantined` for every role.
+`ingest` takes the `InputTable`s `read_table` returns and gives back frames that match
+`USERS_SCHEMA` / `DEVICES_SCHEMA`, the quarantined rows (`input_row`, `input_line`, the original
+columns as strings, `input_text`, `reason`) and counts where `input == accepted + quarantined` for
+every role.
 
 Each quarantined row carries the *first* reason that applies, in this order:
 
 | role | reason | when |
 |---|---|---|
+| both | `malformed_csv_row:<problem>` | the CSV record does not split into the header's columns |
 | both | `missing_user_id` | user_id empty, or a null token (`NaN`, `null`, `None`, …) |
 | devices | `missing_device_id` | device_id empty or a null token |
 | both | `invalid_utf8` | a key (user_id / device_id) holds U+FFFD, i.e. bytes that were not UTF-8 |
@@ -18,6 +20,9 @@ Each quarantined row carries the *first* reason that applies, in this order:
 | users | `bad_label` | label not one of 1/0/1.0/0.0/true/false/empty |
 | devices | `bad_seen_at` | seen_at present but not ISO-8601 |
 | devices | `unknown_user` | user_id is not an accepted user |
+
+A malformed CSV record (`too_many_fields`, `too_few_fields`, `stray_quote`, `unterminated_quote`;
+see `records`) has its raw line in `input_text` and null columns.
 
 Duplicates: an id on rows that disagree has no trustworthy version (which email is the real one?),
 and silently keeping the first would let export order decide a fraud score — so every copy goes
@@ -45,10 +50,14 @@ from graphfraud.ingest.normalize import (
     normalize_ips,
     normalize_phones,
 )
+from graphfraud.ingest.read import InputTable, describe_columns
 from graphfraud.schema import (
     DEVICE_COLUMNS_OPTIONAL,
     DEVICE_COLUMNS_REQUIRED,
     DEVICES_SCHEMA,
+    INPUT_LINE,
+    INPUT_ROW,
+    INPUT_TEXT,
     QUARANTINE_REASON,
     USER_COLUMNS_OPTIONAL,
     USER_COLUMNS_REQUIRED,
@@ -59,8 +68,6 @@ from graphfraud.schema import (
 
 ROLE_USERS = "users"
 ROLE_DEVICES = "devices"
-INPUT_ROW = "input_row"
-"""1-based data row of a quarantined row in its input file (the header is not counted)."""
 REPLACEMENT_CHAR = "\ufffd"
 
 _P = "__gf_"  # prefix of working columns, so they cannot clash with a user's extra columns
@@ -159,17 +166,21 @@ def _check_columns(frame: pl.DataFrame, required: Sequence[str], file: str) -> N
                 "required column missing",
                 file=file,
                 column=column,
-                hint=f"found columns: {', '.join(frame.columns) or 'none'}",
+                hint=describe_columns(frame.columns),
             )
 
 
-def _prepare(frame: pl.DataFrame, optional: Sequence[str]) -> pl.DataFrame:
-    """All columns as strings, a 1-based row number, and absent optional columns as nulls."""
+def _prepare(table: InputTable, optional: Sequence[str]) -> pl.DataFrame:
+    """All columns as strings, the row's place in its file, and absent optional columns as nulls."""
+    frame = table.rows
     strings = frame.with_columns(
         pl.col(c).cast(pl.String) for c, t in frame.schema.items() if t != pl.String
     )
     missing = [pl.lit(None, dtype=pl.String).alias(c) for c in optional if c not in frame.columns]
-    return strings.with_columns(*missing).with_row_index(f"{_P}row", offset=1)
+    positions = table.positions.select(
+        pl.col(INPUT_ROW).alias(f"{_P}row"), pl.col(INPUT_LINE).alias(f"{_P}line")
+    )
+    return pl.concat([strings.with_columns(*missing), positions], how="horizontal")
 
 
 def _first_reason(rules: Sequence[tuple[pl.Expr, str]]) -> pl.Expr:
@@ -184,15 +195,31 @@ def _absurd_rules(columns: Sequence[str], max_chars: int) -> list[tuple[pl.Expr,
     return [(pl.col(c).str.len_chars() > max_chars, f"absurd_field:{c}") for c in columns]
 
 
-def _quarantine(checked: pl.DataFrame, original: Sequence[str]) -> pl.DataFrame:
-    """Rejected rows: input_row, the original columns unchanged, reason."""
-    renames = {c: f"{c}_input" for c in original if c in (INPUT_ROW, QUARANTINE_REASON)}
-    rejected = checked.filter(pl.col(f"{_P}reason").is_not_null())
-    return rejected.select(
+_QUARANTINE_OWN = (INPUT_ROW, INPUT_LINE, INPUT_TEXT, QUARANTINE_REASON)
+
+
+def _quarantine(checked: pl.DataFrame, table: InputTable) -> pl.DataFrame:
+    """Rejected rows in file order: input_row, input_line, the original columns unchanged,
+    input_text (the raw line of a record that did not split, whose columns are null), reason.
+
+    An original column named like one of ours is kept as `<name>_input`."""
+    original = table.rows.columns
+    renames = {c: f"{c}_input" for c in original if c in _QUARANTINE_OWN}
+    rejected = checked.filter(pl.col(f"{_P}reason").is_not_null()).select(
         pl.col(f"{_P}row").cast(pl.Int64).alias(INPUT_ROW),
-        *(pl.col(c).alias(renames.get(c, c)) for c in original),
+        pl.col(f"{_P}line").cast(pl.Int64).alias(INPUT_LINE),
+        *(pl.col(c).cast(pl.String).alias(renames.get(c, c)) for c in original),
+        pl.lit(None, dtype=pl.String).alias(INPUT_TEXT),
         pl.col(f"{_P}reason").alias(QUARANTINE_REASON),
     )
+    malformed = table.malformed.select(
+        INPUT_ROW,
+        INPUT_LINE,
+        *(pl.lit(None, dtype=pl.String).alias(renames.get(c, c)) for c in original),
+        INPUT_TEXT,
+        QUARANTINE_REASON,
+    )
+    return pl.concat([rejected, malformed]).sort(INPUT_ROW)
 
 
 # ---- the stage ------------------------------------------------------------------------------
@@ -307,39 +334,47 @@ def _normalise_devices(accepted: pl.DataFrame) -> pl.DataFrame:
 
 
 def ingest(
-    users: pl.DataFrame,
-    devices: pl.DataFrame | None,
+    users: InputTable | pl.DataFrame,
+    devices: InputTable | pl.DataFrame | None,
     settings: IngestSettings,
     *,
-    users_file: str,
-    devices_file: str | None,
+    users_file: str | None = None,
+    devices_file: str | None = None,
 ) -> Ingested:
     """Validate, quarantine and normalise users (and device sightings, when given).
 
-    Raises `InputDataError` (naming the file and column) when a required column is missing;
-    every other problem is a quarantined row, never an exception.
+    Takes what `read_table` returns, or a frame built elsewhere (then `users_file` /
+    `devices_file` name it in errors). Raises `InputDataError` (naming the file and column) when a
+    required column is missing; every other problem is a quarantined row, never an exception.
     """
-    _check_columns(users, USER_COLUMNS_REQUIRED, users_file)
-    user_columns = list(users.columns)
-    checked = _check_users(_prepare(users, USER_COLUMNS_OPTIONAL), settings)
+    users_in = _as_table(users, users_file or ROLE_USERS)
+    _check_columns(users_in.rows, USER_COLUMNS_REQUIRED, users_in.file)
+    checked = _check_users(_prepare(users_in, USER_COLUMNS_OPTIONAL), settings)
     accepted = checked.filter(pl.col(f"{_P}reason").is_null())
     users_out = _normalise_users(accepted, settings)
-    quarantine = {ROLE_USERS: _quarantine(checked, user_columns)}
-    counts = {ROLE_USERS: _counts(users.height, users_out.height, quarantine[ROLE_USERS].height)}
+    quarantine = {ROLE_USERS: _quarantine(checked, users_in)}
+    counts = {ROLE_USERS: _counts(users_in.height, users_out.height, quarantine[ROLE_USERS].height)}
 
     devices_out = pl.DataFrame(schema=polars_schema(DEVICES_SCHEMA))
     if devices is not None:
-        _check_columns(devices, DEVICE_COLUMNS_REQUIRED, devices_file or ROLE_DEVICES)
-        device_columns = list(devices.columns)
+        devices_in = _as_table(devices, devices_file or ROLE_DEVICES)
+        _check_columns(devices_in.rows, DEVICE_COLUMNS_REQUIRED, devices_in.file)
         checked_devices = _check_devices(
-            _prepare(devices, DEVICE_COLUMNS_OPTIONAL), users_out.get_column("user_id"), settings
+            _prepare(devices_in, DEVICE_COLUMNS_OPTIONAL),
+            users_out.get_column("user_id"),
+            settings,
         )
-        devices_out = _normalise_devices(checked_devices.filter(pl.col(f"{_P}reason").is_null()))
-        quarantine[ROLE_DEVICES] = _quarantine(checked_devices, device_columns)
+        accepted_devices = checked_devices.filter(pl.col(f"{_P}reason").is_null())
+        devices_out = _normalise_devices(accepted_devices)
+        quarantine[ROLE_DEVICES] = _quarantine(checked_devices, devices_in)
         counts[ROLE_DEVICES] = _counts(
-            devices.height, devices_out.height, quarantine[ROLE_DEVICES].height
+            devices_in.height, devices_out.height, quarantine[ROLE_DEVICES].height
         )
     return Ingested(users=users_out, devices=devices_out, quarantine=quarantine, counts=counts)
+
+
+def _as_table(table: InputTable | pl.DataFrame, file: str) -> InputTable:
+    return table if isinstance(table, InputTable) else InputTable.of(table, file)
 
 
 def _counts(n_input: int, accepted: int, quarantined: int) -> dict[str, int]:

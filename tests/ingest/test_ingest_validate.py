@@ -230,10 +230,45 @@ def test_header_only_files(tmp_path: Path) -> None:
 
 
 def test_quarantine_keeps_extra_columns_and_input_clashes(tmp_path: Path) -> None:
-    result = _run("user_id,reason,extra\n,why,keep me\n", tmp_path=tmp_path)
+    result = _run("user_id,reason,input_line,extra\n,why,7,keep me\n", tmp_path=tmp_path)
     q = result.quarantine["users"]
-    assert q.columns == ["input_row", "user_id", "reason_input", "extra", "reason"]
-    assert q.row(0) == (1, None, "why", "keep me", "missing_user_id")
+    assert q.columns == [
+        "input_row",
+        "input_line",
+        "user_id",
+        "reason_input",
+        "input_line_input",
+        "extra",
+        "input_text",
+        "reason",
+    ]
+    assert q.row(0) == (1, 2, None, "why", "7", "keep me", None, "missing_user_id")
+
+
+def test_malformed_csv_rows_are_quarantined_and_the_rest_goes_on(tmp_path: Path) -> None:
+    """One `"Rajiv Anand"x` refused the whole file; now it is one quarantined row."""
+    result = _run(
+        HEADER
+        + "u1,a@x.com,,Ann,,\n"
+        + 'u2,,,"Rajiv Anand"x,,\n'
+        + ",,,,,\n"  # a row that splits but fails validation: quarantined in file order
+        + "u3,b@x.com,,,,,,\n"
+        + "u4,c@x.com,,Bo,2024-01-01,0\n",
+        DEVICE_HEADER + "u1,dev-1,,\nu4,dev-2,1.1.1.1,,extra\n",
+        tmp_path=tmp_path,
+    )
+    assert result.users.get_column("user_id").to_list() == ["u1", "u4"]
+    q = result.quarantine["users"]
+    assert q.select("input_row", "input_line", "user_id", "input_text", "reason").rows() == [
+        (2, 3, None, 'u2,,,"Rajiv Anand"x,,', "malformed_csv_row:stray_quote"),
+        (3, 4, None, None, "missing_user_id"),
+        (4, 5, None, "u3,b@x.com,,,,,,", "malformed_csv_row:too_many_fields"),
+    ]
+    assert result.counts["users"] == {"input": 5, "accepted": 2, "quarantined": 3}
+    assert result.counts["devices"] == {"input": 2, "accepted": 1, "quarantined": 1}
+    assert result.quarantine["devices"].get_column("reason").to_list() == [
+        "malformed_csv_row:too_many_fields"
+    ]
 
 
 def test_missing_required_column_in_frame() -> None:
