@@ -187,6 +187,7 @@ def _read_csv(
     header = data[: len(data) if newline < 0 else newline].decode().removesuffix("\r")
     names = _canonical_names(_header_names(header, separator, file), required + optional, file)
     records = split_records(data, begin, separator, len(names))
+    _check_rows_use_the_header_separator(records, separator, len(names), file)
     rows = _split_rows(data, begin, records, names, separator)
     good = records.good
     positions = pl.DataFrame(
@@ -269,6 +270,34 @@ def _canonical_names(names: list[str], contract: tuple[str, ...], file: str) -> 
     if duplicates:
         raise InputDataError("column appears more than once", file=file, column=duplicates[0])
     return canonical
+
+
+def _check_rows_use_the_header_separator(
+    records: Records, separator: str, n_fields: int, file: str
+) -> None:
+    """Stop when most rows have the wrong field count *because* they use another delimiter than
+    the header (a TAB header over comma rows would otherwise quarantine every row, or worse)."""
+    wrong = records.malformed.filter(pl.col("problem").is_in(["too_many_fields", "too_few_fields"]))
+    if n_fields < 2 or 2 * wrong.height <= len(records):
+        return
+    sample = wrong.get_column("text").head(200).to_list()
+    for other in DELIMITERS:
+        if other == separator:
+            continue
+        fits = sum(
+            len(next(csv.reader([line], delimiter=other, quotechar='"'), [])) == n_fields
+            for line in sample
+        )
+        if 2 * fits > len(sample):
+            raise InputDataError(
+                f"the header is delimited by {_name(separator)} but the rows by {_name(other)}",
+                file=file,
+                hint="export the file with one delimiter",
+            )
+
+
+def _name(separator: str) -> str:
+    return "TAB" if separator == "\t" else repr(separator)
 
 
 def _split_rows(

@@ -131,6 +131,22 @@ def test_old_mac_line_ends(tmp_path: Path) -> None:
     assert table.rows.rows() == [("u1", "Ann"), ("u2", "Bo")]
 
 
+def test_header_delimiter_differs_from_rows_is_one_line(tmp_path: Path) -> None:
+    """A TAB header over comma rows made user_id the whole line and accepted corrupt users."""
+    rows = "".join(f"u{i},u{i}@x.com,,Name {i},,\n" for i in range(10))
+    err = _one_line_error(_write(tmp_path, "u.csv", HEADER.replace(",", "\t") + rows))
+    assert "delimited by TAB but the rows by ','" in str(err)
+    assert "@x.com" not in str(err)
+
+
+def test_a_few_rows_in_another_delimiter_are_rows_not_a_file_problem(tmp_path: Path) -> None:
+    tab = HEADER.replace(",", "\t")
+    good = "".join(f"u{i}\t\t\tName {i}\t\t\n" for i in range(6))
+    table = read_table(_write(tmp_path, "u.csv", tab + good + "u9,a,b,c,d,e\n"), role="users")
+    assert table.rows.height == 6
+    assert table.malformed.get_column("reason").to_list() == ["malformed_csv_row:too_few_fields"]
+
+
 def test_malformed_header_and_duplicate_columns_are_one_line(tmp_path: Path) -> None:
     assert "header" in str(_one_line_error(_write(tmp_path, "a.csv", 'user_id,"email\nu1,x\n')))
     err = _one_line_error(_write(tmp_path, "b.csv", "user_id,email,email\nu1,a,b\n"))
