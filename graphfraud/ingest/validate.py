@@ -13,6 +13,7 @@ Each quarantined row carries the *first* reason that applies, in this order:
 | both | `missing_user_id` | user_id empty, or a null token (`NaN`, `null`, `None`, …) |
 | devices | `missing_device_id` | device_id empty or a null token |
 | both | `invalid_utf8` | a key (user_id / device_id) holds U+FFFD, i.e. bytes that were not UTF-8 |
+| both | `control_char_in_id` | a key holds a control character (C0, DEL, C1: NUL, ESC, …) |
 | both | `absurd_field:<column>` | a contract column longer than `max_field_chars` |
 | users | `duplicate_user_id` | the id appears on rows that differ: *all* copies are quarantined |
 | users | `duplicate_row` | an exact copy of an earlier row: the first is kept, copies quarantined |
@@ -22,7 +23,9 @@ Each quarantined row carries the *first* reason that applies, in this order:
 | devices | `unknown_user` | user_id is not an accepted user |
 
 A malformed CSV record (`too_many_fields`, `too_few_fields`, `stray_quote`, `unterminated_quote`;
-see `records`) has its raw line in `input_text` and null columns.
+see `records`) has its raw line in `input_text` and null columns. A control character inside an id
+makes it a different id from the one a person types or looks up, and logs and graph tools mangle
+it (an id with a NUL was accepted, scored null and served as known with score 0.0).
 
 Duplicates: an id on rows that disagree has no trustworthy version (which email is the real one?),
 and silently keeping the first would let export order decide a fraud score — so every copy goes
@@ -69,6 +72,9 @@ from graphfraud.schema import (
 ROLE_USERS = "users"
 ROLE_DEVICES = "devices"
 REPLACEMENT_CHAR = "\ufffd"
+CONTROL_CHARS = r"[\x00-\x1f\x7f-\x9f]"
+"""C0, DEL and C1: never part of an id (leading/trailing whitespace is stripped before the check,
+so `u1\\t` is `u1`; a device id's inner whitespace is folded to one space first)."""
 
 _P = "__gf_"  # prefix of working columns, so they cannot clash with a user's extra columns
 
@@ -249,6 +255,7 @@ def _check_users(frame: pl.DataFrame, settings: IngestSettings) -> pl.DataFrame:
                 [
                     (uid.is_null(), "missing_user_id"),
                     (uid.str.contains(REPLACEMENT_CHAR, literal=True), "invalid_utf8"),
+                    (uid.str.contains(CONTROL_CHARS), "control_char_in_id"),
                     *_absurd_rules(contract, settings.max_field_chars),
                     (
                         (pl.col(f"{_P}copies") > 1) & (pl.col(f"{_P}versions") > 1),
@@ -308,6 +315,10 @@ def _check_devices(
                         uid.str.contains(REPLACEMENT_CHAR, literal=True)
                         | dev.str.contains(REPLACEMENT_CHAR, literal=True),
                         "invalid_utf8",
+                    ),
+                    (
+                        uid.str.contains(CONTROL_CHARS) | dev.str.contains(CONTROL_CHARS),
+                        "control_char_in_id",
                     ),
                     *_absurd_rules(contract, settings.max_field_chars),
                     (

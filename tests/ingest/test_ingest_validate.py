@@ -271,6 +271,26 @@ def test_malformed_csv_rows_are_quarantined_and_the_rest_goes_on(tmp_path: Path)
     ]
 
 
+@pytest.mark.parametrize("char", ["\x00", "\x01", "\x1b", "\x7f", "\x85", "\x9f", "\t", "\n"])
+def test_control_characters_inside_ids_are_quarantined(char: str) -> None:
+    """A NUL inside user_id was accepted; the id then scored null and was served as known."""
+    users = pl.DataFrame({"user_id": [f"u{char}1", "u2", f" u3{char}"], "email": [None] * 3})
+    devices = pl.DataFrame(
+        {"user_id": ["u2", "u2", f"u{char}1"], "device_id": [f"d{char}1", "d2", "d3"]}
+    )
+    result = ingest(users, devices, IngestSettings())
+    _assert_reconciled(result)
+    whitespace = char in "\t\n\x85"  # stripped at an id's edges, folded inside a device id
+    accepted = sorted(result.users.get_column("user_id").to_list())
+    assert accepted == (["u2", "u3"] if whitespace else ["u2"])
+    assert result.quarantine["users"].get_column("reason").to_list()[0] == "control_char_in_id"
+    if whitespace:
+        assert result.devices.get_column("device_id").to_list() == ["d 1", "d2"]
+    else:
+        assert result.devices.get_column("device_id").to_list() == ["d2"]
+    assert set(result.quarantine["devices"].get_column("reason")) == {"control_char_in_id"}
+
+
 def test_missing_required_column_in_frame() -> None:
     with pytest.raises(InputDataError, match=r"file users.parquet, column 'user_id'"):
         ingest(
