@@ -132,9 +132,13 @@ def stage_ingest(
         run.write(DEVICES_FILE, ingested.devices)
         for role, rows in ingested.quarantine.items():
             run.write(f"{QUARANTINE_DIR}/{role}.parquet", rows)
-        record["counts"] = ingested.counts
+        counts = {
+            role: {**c, "rejected_fields": ingested.rejected_fields.get(role, {})}
+            for role, c in ingested.counts.items()
+        }
+        record["counts"] = counts
     manifest = run.manifest()
-    manifest["counts"] = ingested.counts
+    manifest["counts"] = counts
     run.write_json(MANIFEST_FILE, manifest)
 
 

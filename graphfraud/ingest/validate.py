@@ -31,9 +31,19 @@ Duplicates: an id on rows that disagree has no trustworthy version (which email 
 and silently keeping the first would let export order decide a fraud score — so every copy goes
 to quarantine for a person to resolve. Byte-identical rows are a harmless re-export: one is kept.
 
-Optional fields that fail to parse do not cost the user its row: an email or phone that does not
-parse leaves the canonical column null with the raw kept beside it; an IP that does not parse is
-null. Emoji in names are kept.
+Optional fields that fail to parse do not cost the user its row: they are nulled and *counted*,
+per field, in `Ingested.rejected_fields` (the manifest's `counts.<role>.rejected_fields`), so a feed
+whose phones stopped parsing shows up in the run record, not only as fewer links:
+
+| role | field | nulled when | raw kept |
+|---|---|---|---|
+| users | `email` | not one `@`; local part or domain not plain ASCII (`a@b@c`, IDN) | `email_raw` |
+| users | `phone` | not a valid number; letters among the digits (`+91 98AB CD1234`) | `phone_raw` |
+| devices | `ip` | not an IPv4/IPv6 address | no |
+
+Counts rather than a column: the raw value sits beside the null canonical one in `users.parquet`,
+so the rows are one filter away, and the per-night numbers are where an operator looks first.
+Emoji in names are kept.
 """
 
 from __future__ import annotations
@@ -81,12 +91,14 @@ _P = "__gf_"  # prefix of working columns, so they cannot clash with a user's ex
 
 @dataclass(frozen=True)
 class Ingested:
-    """Accepted, normalised frames; quarantined rows and counts per role (`users`, `devices`)."""
+    """Accepted, normalised frames; quarantined rows, counts and rejected fields per role."""
 
     users: pl.DataFrame
     devices: pl.DataFrame
     quarantine: dict[str, pl.DataFrame]
     counts: dict[str, dict[str, int]]
+    rejected_fields: dict[str, dict[str, int]]
+    """Per role, per optional field: accepted rows whose value was present but nulled."""
 
 
 # ---- field parsers (vectorised) -------------------------------------------------------------
@@ -365,6 +377,7 @@ def ingest(
     users_out = _normalise_users(accepted, settings)
     quarantine = {ROLE_USERS: _quarantine(checked, users_in)}
     counts = {ROLE_USERS: _counts(users_in.height, users_out.height, quarantine[ROLE_USERS].height)}
+    rejected = {ROLE_USERS: _rejected_raw(users_out)}
 
     devices_out = pl.DataFrame(schema=polars_schema(DEVICES_SCHEMA))
     if devices is not None:
@@ -381,11 +394,30 @@ def ingest(
         counts[ROLE_DEVICES] = _counts(
             devices_in.height, devices_out.height, quarantine[ROLE_DEVICES].height
         )
-    return Ingested(users=users_out, devices=devices_out, quarantine=quarantine, counts=counts)
+        typed_ips = accepted_devices.select(clean_text_expr(pl.col("ip")).is_not_null().sum())
+        rejected[ROLE_DEVICES] = {
+            "ip": int(typed_ips.item()) - devices_out.get_column("ip").count()
+        }
+    return Ingested(
+        users=users_out,
+        devices=devices_out,
+        quarantine=quarantine,
+        counts=counts,
+        rejected_fields=rejected,
+    )
 
 
 def _as_table(table: InputTable | pl.DataFrame, file: str) -> InputTable:
     return table if isinstance(table, InputTable) else InputTable.of(table, file)
+
+
+def _rejected_raw(users: pl.DataFrame) -> dict[str, int]:
+    """Per `<field>_raw` / `<field>` pair: values typed but nulled by normalisation."""
+    fields = [c.removesuffix("_raw") for c in users.columns if c.endswith("_raw")]
+    counts = users.select(
+        (pl.col(f"{f}_raw").is_not_null() & pl.col(f).is_null()).sum().alias(f) for f in fields
+    )
+    return {f: int(counts.get_column(f).item()) for f in fields}
 
 
 def _counts(n_input: int, accepted: int, quarantined: int) -> dict[str, int]:

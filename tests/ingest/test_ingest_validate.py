@@ -97,6 +97,27 @@ def test_clean_rows_are_normalised(tmp_path: Path) -> None:
     assert (u3["email_raw"], u3["created_at"], u3["label"]) == (None, None, None)
 
 
+def test_unparseable_optional_fields_are_nulled_and_counted(tmp_path: Path) -> None:
+    """IDN and multi-@ emails, lettered phones and bad IPs were nulled with no trace."""
+    result = _run(
+        HEADER
+        + "u1,用户@例子.公司,+91 98AB CD1234,,,\n"
+        + "u2,a@b@c,12,,,\n"
+        + "u3,ok@x.com,+91 98765 43210,,,\n"
+        + "u4,,,,,\n",
+        DEVICE_HEADER + "u1,d1,999.1.1.1,\nu2,d2,10.0.0.1,\nu3,d3,,\n",
+        tmp_path=tmp_path,
+    )
+    assert result.rejected_fields == {
+        "users": {"email": 2, "phone": 2},
+        "devices": {"ip": 1},
+    }
+    u1 = result.users.row(0, named=True)
+    assert (u1["email"], u1["email_raw"]) == (None, "用户@例子.公司")
+    assert (u1["phone"], u1["phone_raw"]) == (None, "+91 98AB CD1234")  # never +919822231234
+    assert result.counts["users"]["accepted"] == 4  # nulled fields cost no row
+
+
 def test_nan_strings_are_null(tmp_path: Path) -> None:
     result = _run(HEADER + "u1,NaN,nan,None,null,NULL\n", tmp_path=tmp_path)
     row = result.users.row(0, named=True)

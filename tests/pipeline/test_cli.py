@@ -100,8 +100,18 @@ def test_hostile_tiny_input_runs_clean_and_loses_nothing(tmp_path: Path) -> None
     )
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["counts"]["users"] == {"input": 7, "accepted": 2, "quarantined": 5}
-    assert manifest["counts"]["devices"] == {"input": 3, "accepted": 2, "quarantined": 1}
+    assert manifest["counts"]["users"] == {
+        "input": 7,
+        "accepted": 2,
+        "quarantined": 5,
+        "rejected_fields": {"email": 0, "phone": 0},
+    }
+    assert manifest["counts"]["devices"] == {
+        "input": 3,
+        "accepted": 2,
+        "quarantined": 1,
+        "rejected_fields": {"ip": 0},
+    }
     reasons = set(pl.read_parquet(out / "quarantine" / "users.parquet")["reason"])
     assert {"duplicate_user_id", "missing_user_id", "bad_created_at"} <= reasons
     assert any(r.startswith("absurd_field") for r in reasons)
