@@ -215,8 +215,10 @@ def _classify(body: np.ndarray, lines: _Lines, separator: str) -> _Classes:
     # Separators inside quotes lie between an "even" quote and the next quote of its line (or the
     # line end, for a quote left open); count them through separator ranks, not per separator.
     separators = np.flatnonzero(body == sep)
-    rank_start = np.searchsorted(separators, lines.start)
-    rank_end = np.searchsorted(separators, lines.end)
+    # Only line terminators lie between one line's end and the next line's start, so ranks at
+    # the starts (and the body's end) count every line's separators.
+    rank_start = np.searchsorted(separators, np.append(lines.start, len(body)))
+    rank_end = rank_start[1:]
     rank_quote = np.searchsorted(separators, quotes)
     opening = np.flatnonzero(~odd)
     closing = opening + 1
@@ -230,7 +232,7 @@ def _classify(body: np.ndarray, lines: _Lines, separator: str) -> _Classes:
     quoted_seps = np.bincount(
         quote_line[opening], weights=region_end - rank_quote[opening], minlength=n
     ).astype(np.int64)
-    all_seps = (rank_end - rank_start).astype(np.int64)
+    all_seps = np.diff(rank_start).astype(np.int64)
     return _Classes(
         complete=ok_outside & ~odd_count,
         opens=ok_outside & odd_count,
