@@ -56,8 +56,13 @@ ROLE_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 """Per role: (required, optional) contract columns."""
 
-_POSITIONS = {INPUT_ROW: pl.Int64, INPUT_LINE: pl.Int64}
-_MALFORMED = {**_POSITIONS, INPUT_TEXT: pl.String, QUARANTINE_REASON: pl.String}
+_MALFORMED = {
+    INPUT_ROW: pl.Int64,
+    INPUT_LINE: pl.Int64,
+    INPUT_TEXT: pl.String,
+    QUARANTINE_REASON: pl.String,
+}
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -127,9 +132,6 @@ def describe_columns(names: list[str]) -> str:
     a file without a header has a data row (an email, a phone) in their place."""
     shown = [n if _COLUMN_NAME.fullmatch(n) else "…" for n in names if n]
     return f"found columns: {', '.join(shown) or 'none'}"
-
-
-_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 def _read_bytes(path: Path) -> bytes:

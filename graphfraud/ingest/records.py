@@ -19,9 +19,9 @@ record only if the record closes within `MAX_RECORD_LINES` lines, well formed, w
 field count; otherwise that line alone is quarantined (`unterminated_quote`) and the next line
 starts afresh, so an unterminated quote never swallows the good rows after it. Whether a line opens
 a good record depends only on the lines after it (up to the first line that would end or break the
-quoted value), so every line is decided in one vectorised pass: numpy over byte offsets for the
-common quote-free lines, polars regexes over lines holding a quote. Empty lines between records are
-skipped (they hold no data); an empty line inside a quoted value is part of it.
+quoted value), so every line is decided in one vectorised pass over byte offsets in numpy (quote
+parity, see `_classify`); polars' CSV reader then splits the good records. Empty lines between
+records are skipped (they hold no data); an empty line inside a quoted value is part of it.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ MAX_RECORD_LINES = 100
 """A quoted value spanning more lines than this is taken for an unterminated quote."""
 
 _NEWLINE, _QUOTE, _CR = 0x0A, 0x22, 0x0D
-
 
 PROBLEMS = ("too_many_fields", "too_few_fields", "stray_quote", "unterminated_quote")
 """What can be wrong with one record (see the table above)."""
