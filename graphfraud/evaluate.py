@@ -46,7 +46,15 @@ class Evaluation:
 
 def load_truth(path: Path) -> pl.DataFrame:
     """The truth file (CSV or Parquet): `user_id, is_fraud[, ring_id]`."""
-    raw = read_table(path, role="truth")
+    table = read_table(path, role="truth")
+    if table.malformed.height:  # a truth row dropped would bias every metric, so none is
+        first = table.malformed.row(0, named=True)
+        raise InputDataError(
+            f"{table.malformed.height} malformed row(s), the first on line {first['input_line']}"
+            f" ({first['reason']})",
+            file=str(path),
+        )
+    raw = table.rows
     if "is_fraud" not in raw.columns:
         raise InputDataError("missing required column", file=str(path), column="is_fraud")
     ring = pl.col("ring_id") if "ring_id" in raw.columns else pl.lit(None, dtype=pl.Utf8)

@@ -5,7 +5,10 @@ stage packages as plain functions over polars frames; this module reads each sta
 the run directory, writes its artifact (atomically) and records counts, timings and peak memory in
 the manifest. Any stage can be rerun from the previous stage's artifacts (`graphfraud link --run
 DIR`, …). The manifest says `status: running` until the last stage finishes, so a crashed run is
-never mistaken for a finished one, and rerunning into the same directory repairs it.
+never mistaken for a finished one, and rerunning into the same directory repairs it. A stage that
+raises marks the run `status: failed` with `failed_stage` and a one-line `error` before the error
+goes on to the caller; ingest raises when it accepted no user, since every later stage would only
+turn nothing into a model error.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import polars as pl
 
 from graphfraud import __version__
 from graphfraud.config import Settings
-from graphfraud.errors import ArtifactError, InputDataError
+from graphfraud.errors import ArtifactError, GraphFraudError, InputDataError
 from graphfraud.identifiers import IdentifierRegistry, registry_from_manifest
 from graphfraud.rundir import RunDir
 from graphfraud.schema import (
@@ -58,21 +61,64 @@ class RunResult:
     manifest: dict[str, Any]
 
 
+MAX_ERROR_CHARS = 500
+
+
 @contextmanager
 def _stage(run: RunDir, name: str, say: Say) -> Iterator[dict[str, Any]]:
-    """Time a stage, record its wall time and the process's peak RSS in the manifest."""
+    """Time a stage, record its wall time and the process's peak RSS in the manifest; if it
+    raises, also mark the run failed (stage and one-line reason) and re-raise."""
     say(name)
     record: dict[str, Any] = {}
     t0 = time.perf_counter()
-    yield record
+    try:
+        yield record
+    except BaseException as exc:
+        _record_stage(run, name, record, t0, failure=exc)
+        raise
+    _record_stage(run, name, record, t0)
+
+
+def _record_stage(
+    run: RunDir,
+    name: str,
+    record: dict[str, Any],
+    t0: float,
+    failure: BaseException | None = None,
+) -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    manifest = _manifest(run)
-    manifest.setdefault("stages", {})[name] = {
-        "seconds": round(time.perf_counter() - t0, 3),
-        "peak_rss_mb": round(peak_mb, 1),
-        **record,
-    }
-    run.write_json(MANIFEST_FILE, manifest)
+    try:
+        manifest = _manifest(run)
+        manifest.setdefault("stages", {})[name] = {
+            "seconds": round(time.perf_counter() - t0, 3),
+            "peak_rss_mb": round(peak_mb, 1),
+            **record,
+        }
+        if failure is not None:
+            manifest["status"] = "failed"
+            manifest["failed_stage"] = name
+            manifest["error"] = _one_line_error(failure)
+            manifest["failed_at"] = datetime.now(UTC).isoformat()
+        run.write_json(MANIFEST_FILE, manifest)
+    except (OSError, ArtifactError):
+        if failure is None:
+            raise
+        # The stage's own error is the one to report; the manifest stays `running`, which no
+        # reader mistakes for a finished run.
+        logger.warning("could not record the failure of stage %s in the manifest", name)
+
+
+def _one_line_error(exc: BaseException) -> str:
+    """What the manifest says went wrong: the message of our own errors, else type + first line."""
+    if isinstance(exc, GraphFraudError):
+        text = str(exc)
+    elif isinstance(exc, KeyboardInterrupt):
+        text = "interrupted"
+    else:
+        first = next(iter(str(exc).strip().splitlines()), "")
+        text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
 def _manifest(run: RunDir) -> dict[str, Any]:
@@ -138,22 +184,46 @@ def stage_ingest(
     with _stage(run, "ingest", say) as record:
         users_raw = read_table(users, role="users", optional=user_columns_optional(registry))
         devices_raw = read_table(devices, role="devices") if devices is not None else None
-        ingested = ingest(
-            users_raw,
-            devices_raw,
-            settings.ingest,
-            users_file=str(users),
-            devices_file=str(devices) if devices is not None else None,
-            registry=registry,
-        )
+        ingested = ingest(users_raw, devices_raw, settings.ingest, registry=registry)
         run.write(USERS_FILE, ingested.users)  # `ingest` returns USERS/DEVICES_SCHEMA frames
         run.write(DEVICES_FILE, ingested.devices)
         for role, rows in ingested.quarantine.items():
             run.write(f"{QUARANTINE_DIR}/{role}.parquet", rows)
-        record["counts"] = ingested.counts
-    manifest = run.manifest()
-    manifest["counts"] = ingested.counts
-    run.write_json(MANIFEST_FILE, manifest)
+        counts = {
+            role: {**c, "rejected_fields": ingested.rejected_fields.get(role, {})}
+            for role, c in ingested.counts.items()
+        }
+        record["counts"] = counts
+        manifest = run.manifest()
+        manifest["counts"] = counts
+        run.write_json(MANIFEST_FILE, manifest)
+        _refuse_no_users(ingested.quarantine["users"], counts["users"], users, run)
+
+
+TOP_REASONS = 3
+
+
+def _refuse_no_users(
+    quarantine: pl.DataFrame, counts: dict[str, Any], users: Path, run: RunDir
+) -> None:
+    """Stop after ingest when no user was accepted: say why (top quarantine reasons) and where
+    the rows are, instead of letting linking and the model fail on an empty population."""
+    if counts["accepted"]:
+        return
+    if not counts["input"]:
+        raise InputDataError("no user rows (the file holds a header only)", file=str(users))
+    top = (
+        quarantine.get_column("reason")
+        .value_counts()
+        .sort(["count", "reason"], descending=[True, False])
+        .head(TOP_REASONS)
+    )
+    reasons = ", ".join(f"{reason}: {n:,}" for reason, n in top.iter_rows())
+    raise InputDataError(
+        f"none of its {counts['input']:,} user rows was accepted ({reasons})",
+        file=str(users),
+        hint=f"the rows and their reasons are in {run.file(QUARANTINE_DIR)}/users.parquet",
+    )
 
 
 def stage_link(run: RunDir, settings: Settings, say: Say = _quiet) -> None:

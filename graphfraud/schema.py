@@ -144,6 +144,12 @@ TRUTH_SCHEMA = pa.schema(
 )
 
 QUARANTINE_REASON = "reason"
+INPUT_ROW = "input_row"
+"""1-based record number of a row in its input file (the header is not counted)."""
+INPUT_LINE = "input_line"
+"""1-based line of the file on which a CSV record starts (header = line 1); null for Parquet."""
+INPUT_TEXT = "input_text"
+"""The raw line of a CSV record that could not be split into columns; null otherwise."""
 
 
 def polars_schema(schema: pa.Schema) -> dict[str, pl.DataType]:

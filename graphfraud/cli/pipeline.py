@@ -123,9 +123,13 @@ def print_summary(run_dir: Path, top: int = 5) -> None:
     console.print()
     console.rule(f"[bold]graphfraud run {manifest.get('run_id', '')}")
     for role, c in counts.items():
+        nulled = " · ".join(
+            f"{n:,} {f} nulled" for f, n in c.get("rejected_fields", {}).items() if n
+        )
         console.print(
             f"{role:8s} {c['input']:>10,} rows in · {c['accepted']:>10,} accepted · "
             f"[{'red' if c['quarantined'] else 'green'}]{c['quarantined']:,} quarantined[/]"
+            + (f" · [yellow]{nulled}[/]" if nulled else "")
         )
     by_kind = links.group_by("kind").len().sort("len", descending=True)
     console.print(

@@ -12,7 +12,10 @@ Rules, with the example pair each one folds:
 - phone: E.164 via `phonenumbers`, accepted only when `is_valid_number` (`098765 43210` ~
   `+91 98765 43210` → `+919876543210`). Mobile-shaped numbers of the default region take a
   vectorised fast path (checked against `phonenumbers` by a property test); only the unique
-  leftovers go through `phonenumbers`.
+  leftovers go through `phonenumbers`. Letters among the digits make a phone null
+  (`+91 98AB CD1234`): `phonenumbers` would read them as a keypad (`9822231234`), inventing a
+  real-looking number that may be someone else's. A label before the digits (`tel:`, `Mob`) and
+  an extension after them (`ext. 12`, `x12`) are fine.
 - device id: strip, lower-case (ASCII ids; see `ascii_lower`), collapse inner whitespace
   (`" AB  12 "` ~ `"ab 12"`).
 - IP: `ipaddress` on unique values; IPv6 compressed, IPv4-mapped IPv6 folded to IPv4
@@ -289,12 +292,19 @@ _EXCEL_FLOAT = r"^([0-9]+)\.0+$"
 """`9876543210.0`: a phone that went through a spreadsheet as a float."""
 _EXCEL_FLOAT_RE = re.compile(_EXCEL_FLOAT)
 MAX_PHONE_CHARS = 64
+_PHONE_EXTENSION = r"[ ,]*(?:[Ee]?[Xx][Tt](?:[Nn]|[Ee][Nn][Ss][Ii][Oo][Nn])?|[Xx])[ .:]*[0-9]+$"
+_PHONE_EXTENSION_RE = re.compile(_PHONE_EXTENSION)
+_PHONE_LETTER_AFTER_DIGIT = r"(?s)[0-9\uff10-\uff19\u0660-\u0669\u06f0-\u06f9].*[A-Za-z]"
+"""A letter after a digit (ASCII, full-width or Arabic-Indic), once a trailing extension is cut."""
+_PHONE_LETTER_AFTER_DIGIT_RE = re.compile(_PHONE_LETTER_AFTER_DIGIT)
 
 
 def _phone_key(raw: str | None) -> str | None:
     """The lookup key of a typed phone: `[+]digits` for plain numbers, else the stripped text."""
     value = clean_text(raw)
     if value is None or len(value) > MAX_PHONE_CHARS:
+        return None
+    if _PHONE_LETTER_AFTER_DIGIT_RE.search(_PHONE_EXTENSION_RE.sub("", value, count=1)):
         return None
     value = _EXCEL_FLOAT_RE.sub(r"\1", value)
     if _PHONE_SEPARATED_RE.match(value) or (
@@ -309,6 +319,8 @@ def _phone_key_expr(expr: pl.Expr) -> pl.Expr:
     """Vectorised `_phone_key`."""
     value = clean_text_expr(expr)
     value = pl.when(value.str.len_chars() <= MAX_PHONE_CHARS).then(value)
+    lettered = value.str.replace(_PHONE_EXTENSION, "").str.contains(_PHONE_LETTER_AFTER_DIGIT)
+    value = pl.when(~lettered).then(value)
     value = value.str.replace(_EXCEL_FLOAT, "${1}")
     plain = value.str.contains(_PHONE_SEPARATED) | (
         value.str.starts_with("(+") & value.str.slice(1).str.contains(_PHONE_SEPARATED)

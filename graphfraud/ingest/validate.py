@@ -1,16 +1,19 @@
 """Validate raw input tables, quarantine the rows that break the contract, normalise the rest.
 
-`ingest` takes the all-string frames `read_table` returns and gives back frames that match
-`users_schema(registry)` / `DEVICES_SCHEMA`, the quarantined rows (original columns as strings, plus
-`input_row` and `reason`) and counts where `input == accepted + quarantined` for every role.
+`ingest` takes the `InputTable`s `read_table` returns and gives back frames that match
+`users_schema(registry)` / `DEVICES_SCHEMA`, the quarantined rows (`input_row`, `input_line`, the
+original columns as strings, `input_text`, `reason`) and counts where
+`input == accepted + quarantined` for every role.
 
 Each quarantined row carries the *first* reason that applies, in this order:
 
 | role | reason | when |
 |---|---|---|
+| both | `malformed_csv_row:<problem>` | the CSV record does not split into the header's columns |
 | both | `missing_user_id` | user_id empty, or a null token (`NaN`, `null`, `None`, …) |
 | devices | `missing_device_id` | device_id empty or a null token |
 | both | `invalid_utf8` | a key (user_id / device_id) holds U+FFFD, i.e. bytes that were not UTF-8 |
+| both | `control_char_in_id` | a key holds a control character (C0, DEL, C1: NUL, ESC, …) |
 | both | `absurd_field:<column>` | a contract column longer than `max_field_chars` |
 | users | `duplicate_user_id` | the id appears on rows that differ: *all* copies are quarantined |
 | users | `duplicate_row` | an exact copy of an earlier row: the first is kept, copies quarantined |
@@ -19,13 +22,28 @@ Each quarantined row carries the *first* reason that applies, in this order:
 | devices | `bad_seen_at` | seen_at present but not ISO-8601 |
 | devices | `unknown_user` | user_id is not an accepted user |
 
+A malformed CSV record (`too_many_fields`, `too_few_fields`, `stray_quote`, `unterminated_quote`;
+see `records`) has its raw line in `input_text` and null columns. A control character inside an id
+makes it a different id from the one a person types or looks up, and logs and graph tools mangle
+it (an id with a NUL was accepted, scored null and served as known with score 0.0).
+
 Duplicates: an id on rows that disagree has no trustworthy version (which email is the real one?),
 and silently keeping the first would let export order decide a fraud score — so every copy goes
 to quarantine for a person to resolve. Byte-identical rows are a harmless re-export: one is kept.
 
-Optional fields that fail to parse do not cost the user its row: an email or phone that does not
-parse leaves the canonical column null with the raw kept beside it; an IP that does not parse is
-null. Emoji in names are kept.
+Optional fields that fail to parse do not cost the user its row: they are nulled and *counted*,
+per field, in `Ingested.rejected_fields` (the manifest's `counts.<role>.rejected_fields`), so a feed
+whose phones stopped parsing shows up in the run record, not only as fewer links:
+
+| role | field | nulled when | raw kept |
+|---|---|---|---|
+| users | `email` | not one `@`; local part or domain not plain ASCII (`a@b@c`, IDN) | `email_raw` |
+| users | `phone` | not a valid number; letters among the digits (`+91 98AB CD1234`) | `phone_raw` |
+| devices | `ip` | not an IPv4/IPv6 address | no |
+
+Counts rather than a column: the raw value sits beside the null canonical one in `users.parquet`,
+so the rows are one filter away, and the per-night numbers are where an operator looks first.
+Emoji in names are kept.
 """
 
 from __future__ import annotations
@@ -39,10 +57,14 @@ from graphfraud.config import IngestSettings
 from graphfraud.errors import InputDataError
 from graphfraud.identifiers import BUILTIN, IdentifierRegistry, Source
 from graphfraud.ingest.normalize import clean_text_expr, device_expr, name_expr, normalize_ips
+from graphfraud.ingest.read import InputTable, describe_columns
 from graphfraud.schema import (
     DEVICE_COLUMNS_OPTIONAL,
     DEVICE_COLUMNS_REQUIRED,
     DEVICES_SCHEMA,
+    INPUT_LINE,
+    INPUT_ROW,
+    INPUT_TEXT,
     QUARANTINE_REASON,
     USER_COLUMNS_REQUIRED,
     conform_frame,
@@ -53,21 +75,24 @@ from graphfraud.schema import (
 
 ROLE_USERS = "users"
 ROLE_DEVICES = "devices"
-INPUT_ROW = "input_row"
-"""1-based data row of a quarantined row in its input file (the header is not counted)."""
 REPLACEMENT_CHAR = "\ufffd"
+CONTROL_CHARS = r"[\x00-\x1f\x7f-\x9f]"
+"""C0, DEL and C1: never part of an id (leading/trailing whitespace is stripped before the check,
+so `u1\\t` is `u1`; a device id's inner whitespace is folded to one space first)."""
 
 _P = "__gf_"  # prefix of working columns, so they cannot clash with a user's extra columns
 
 
 @dataclass(frozen=True)
 class Ingested:
-    """Accepted, normalised frames; quarantined rows and counts per role (`users`, `devices`)."""
+    """Accepted, normalised frames; quarantined rows, counts and rejected fields per role."""
 
     users: pl.DataFrame
     devices: pl.DataFrame
     quarantine: dict[str, pl.DataFrame]
     counts: dict[str, dict[str, int]]
+    rejected_fields: dict[str, dict[str, int]]
+    """Per role, per optional field: accepted rows whose value was present but nulled."""
 
 
 # ---- field parsers (vectorised) -------------------------------------------------------------
@@ -153,17 +178,21 @@ def _check_columns(frame: pl.DataFrame, required: Sequence[str], file: str) -> N
                 "required column missing",
                 file=file,
                 column=column,
-                hint=f"found columns: {', '.join(frame.columns) or 'none'}",
+                hint=describe_columns(frame.columns),
             )
 
 
-def _prepare(frame: pl.DataFrame, optional: Sequence[str]) -> pl.DataFrame:
-    """All columns as strings, a 1-based row number, and absent optional columns as nulls."""
+def _prepare(table: InputTable, optional: Sequence[str]) -> pl.DataFrame:
+    """All columns as strings, the row's place in its file, and absent optional columns as nulls."""
+    frame = table.rows
     strings = frame.with_columns(
         pl.col(c).cast(pl.String) for c, t in frame.schema.items() if t != pl.String
     )
     missing = [pl.lit(None, dtype=pl.String).alias(c) for c in optional if c not in frame.columns]
-    return strings.with_columns(*missing).with_row_index(f"{_P}row", offset=1)
+    positions = table.positions.select(
+        pl.col(INPUT_ROW).alias(f"{_P}row"), pl.col(INPUT_LINE).alias(f"{_P}line")
+    )
+    return pl.concat([strings.with_columns(*missing), positions], how="horizontal")
 
 
 def _first_reason(rules: Sequence[tuple[pl.Expr, str]]) -> pl.Expr:
@@ -178,15 +207,31 @@ def _absurd_rules(columns: Sequence[str], max_chars: int) -> list[tuple[pl.Expr,
     return [(pl.col(c).str.len_chars() > max_chars, f"absurd_field:{c}") for c in columns]
 
 
-def _quarantine(checked: pl.DataFrame, original: Sequence[str]) -> pl.DataFrame:
-    """Rejected rows: input_row, the original columns unchanged, reason."""
-    renames = {c: f"{c}_input" for c in original if c in (INPUT_ROW, QUARANTINE_REASON)}
-    rejected = checked.filter(pl.col(f"{_P}reason").is_not_null())
-    return rejected.select(
+_QUARANTINE_OWN = (INPUT_ROW, INPUT_LINE, INPUT_TEXT, QUARANTINE_REASON)
+
+
+def _quarantine(checked: pl.DataFrame, table: InputTable) -> pl.DataFrame:
+    """Rejected rows in file order: input_row, input_line, the original columns unchanged,
+    input_text (the raw line of a record that did not split, whose columns are null), reason.
+
+    An original column named like one of ours is kept as `<name>_input`."""
+    original = table.rows.columns
+    renames = {c: f"{c}_input" for c in original if c in _QUARANTINE_OWN}
+    rejected = checked.filter(pl.col(f"{_P}reason").is_not_null()).select(
         pl.col(f"{_P}row").cast(pl.Int64).alias(INPUT_ROW),
-        *(pl.col(c).alias(renames.get(c, c)) for c in original),
+        pl.col(f"{_P}line").cast(pl.Int64).alias(INPUT_LINE),
+        *(pl.col(c).cast(pl.String).alias(renames.get(c, c)) for c in original),
+        pl.lit(None, dtype=pl.String).alias(INPUT_TEXT),
         pl.col(f"{_P}reason").alias(QUARANTINE_REASON),
     )
+    malformed = table.malformed.select(
+        INPUT_ROW,
+        INPUT_LINE,
+        *(pl.lit(None, dtype=pl.String).alias(renames.get(c, c)) for c in original),
+        INPUT_TEXT,
+        QUARANTINE_REASON,
+    )
+    return pl.concat([rejected, malformed]).sort(INPUT_ROW)
 
 
 # ---- the stage ------------------------------------------------------------------------------
@@ -218,6 +263,7 @@ def _check_users(
                 [
                     (uid.is_null(), "missing_user_id"),
                     (uid.str.contains(REPLACEMENT_CHAR, literal=True), "invalid_utf8"),
+                    (uid.str.contains(CONTROL_CHARS), "control_char_in_id"),
                     *_absurd_rules(contract, settings.max_field_chars),
                     (
                         (pl.col(f"{_P}copies") > 1) & (pl.col(f"{_P}versions") > 1),
@@ -284,6 +330,10 @@ def _check_devices(
                         | dev.str.contains(REPLACEMENT_CHAR, literal=True),
                         "invalid_utf8",
                     ),
+                    (
+                        uid.str.contains(CONTROL_CHARS) | dev.str.contains(CONTROL_CHARS),
+                        "control_char_in_id",
+                    ),
                     *_absurd_rules(contract, settings.max_field_chars),
                     (
                         pl.col(f"{_P}seen_raw").is_not_null() & pl.col(f"{_P}seen_at").is_null(),
@@ -309,41 +359,70 @@ def _normalise_devices(accepted: pl.DataFrame) -> pl.DataFrame:
 
 
 def ingest(
-    users: pl.DataFrame,
-    devices: pl.DataFrame | None,
+    users: InputTable | pl.DataFrame,
+    devices: InputTable | pl.DataFrame | None,
     settings: IngestSettings,
     *,
-    users_file: str,
-    devices_file: str | None,
+    users_file: str | None = None,
+    devices_file: str | None = None,
     registry: IdentifierRegistry = BUILTIN,
 ) -> Ingested:
     """Validate, quarantine and normalise users (and device sightings, when given).
 
-    Raises `InputDataError` (naming the file and column) when a required column is missing;
-    every other problem is a quarantined row, never an exception. `registry` names the
-    identifier columns a users file may hold (built-in kinds plus declared ones).
+    Takes what `read_table` returns, or a frame built elsewhere (then `users_file` /
+    `devices_file` name it in errors). Raises `InputDataError` (naming the file and column) when a
+    required column is missing; every other problem is a quarantined row, never an exception.
+    `registry` names the identifier columns a users file may hold (built-in kinds plus declared
+    ones).
     """
-    _check_columns(users, USER_COLUMNS_REQUIRED, users_file)
-    user_columns = list(users.columns)
-    checked = _check_users(_prepare(users, user_columns_optional(registry)), settings, registry)
+    users_in = _as_table(users, users_file or ROLE_USERS)
+    _check_columns(users_in.rows, USER_COLUMNS_REQUIRED, users_in.file)
+    checked = _check_users(_prepare(users_in, user_columns_optional(registry)), settings, registry)
     accepted = checked.filter(pl.col(f"{_P}reason").is_null())
     users_out = _normalise_users(accepted, settings, registry)
-    quarantine = {ROLE_USERS: _quarantine(checked, user_columns)}
-    counts = {ROLE_USERS: _counts(users.height, users_out.height, quarantine[ROLE_USERS].height)}
+    quarantine = {ROLE_USERS: _quarantine(checked, users_in)}
+    counts = {ROLE_USERS: _counts(users_in.height, users_out.height, quarantine[ROLE_USERS].height)}
+    rejected = {ROLE_USERS: _rejected_raw(users_out)}
 
     devices_out = pl.DataFrame(schema=polars_schema(DEVICES_SCHEMA))
     if devices is not None:
-        _check_columns(devices, DEVICE_COLUMNS_REQUIRED, devices_file or ROLE_DEVICES)
-        device_columns = list(devices.columns)
+        devices_in = _as_table(devices, devices_file or ROLE_DEVICES)
+        _check_columns(devices_in.rows, DEVICE_COLUMNS_REQUIRED, devices_in.file)
         checked_devices = _check_devices(
-            _prepare(devices, DEVICE_COLUMNS_OPTIONAL), users_out.get_column("user_id"), settings
+            _prepare(devices_in, DEVICE_COLUMNS_OPTIONAL),
+            users_out.get_column("user_id"),
+            settings,
         )
-        devices_out = _normalise_devices(checked_devices.filter(pl.col(f"{_P}reason").is_null()))
-        quarantine[ROLE_DEVICES] = _quarantine(checked_devices, device_columns)
+        accepted_devices = checked_devices.filter(pl.col(f"{_P}reason").is_null())
+        devices_out = _normalise_devices(accepted_devices)
+        quarantine[ROLE_DEVICES] = _quarantine(checked_devices, devices_in)
         counts[ROLE_DEVICES] = _counts(
-            devices.height, devices_out.height, quarantine[ROLE_DEVICES].height
+            devices_in.height, devices_out.height, quarantine[ROLE_DEVICES].height
         )
-    return Ingested(users=users_out, devices=devices_out, quarantine=quarantine, counts=counts)
+        typed_ips = accepted_devices.select(clean_text_expr(pl.col("ip")).is_not_null().sum())
+        rejected[ROLE_DEVICES] = {
+            "ip": int(typed_ips.item()) - devices_out.get_column("ip").count()
+        }
+    return Ingested(
+        users=users_out,
+        devices=devices_out,
+        quarantine=quarantine,
+        counts=counts,
+        rejected_fields=rejected,
+    )
+
+
+def _as_table(table: InputTable | pl.DataFrame, file: str) -> InputTable:
+    return table if isinstance(table, InputTable) else InputTable.of(table, file)
+
+
+def _rejected_raw(users: pl.DataFrame) -> dict[str, int]:
+    """Per `<field>_raw` / `<field>` pair: values typed but nulled by normalisation."""
+    fields = [c.removesuffix("_raw") for c in users.columns if c.endswith("_raw")]
+    counts = users.select(
+        (pl.col(f"{f}_raw").is_not_null() & pl.col(f).is_null()).sum().alias(f) for f in fields
+    )
+    return {f: int(counts.get_column(f).item()) for f in fields}
 
 
 def _counts(n_input: int, accepted: int, quarantined: int) -> dict[str, int]:

@@ -151,6 +151,9 @@ def test_email_idempotent(raw: str | None) -> None:
         "9876543210.0",
         " 98765\u00a043210 ",
         "+91-9876543210 ext 12",
+        "98765 43210 x12",
+        "tel: +91 98765 43210",
+        "Mob: 098765 43210",
     ],
 )
 def test_phone_spellings_fold_to_one_number(raw: str) -> None:
@@ -171,6 +174,7 @@ def test_phone_spellings_fold_to_one_number(raw: str) -> None:
         ("", "IN", None),
         (None, "IN", None),
         ("9" * 200, "IN", None),
+        ("+1 650 253 0000 ext. 123", "IN", "+16502530000"),
     ],
 )
 def test_phone_examples(raw: str | None, region: str, expected: str | None) -> None:
@@ -208,9 +212,39 @@ def test_phone_fast_path_agrees_with_phonenumbers(case: tuple[str, str]) -> None
     assert normalize_phones(pl.Series([raw]), "IN").to_list() == [expected]
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "+91 98AB CD1234",  # phonenumbers reads the letters as a keypad: +919822231234
+        "+91 98765 4321O",  # a letter O for a zero
+        "1-800-FLOWERS",
+        "9876543210abc",
+        "+91 ９８ＡＢ CD1234",
+        "+91 98765 x 43210 ext 1",
+    ],
+)
+def test_letters_among_the_digits_never_become_a_number(raw: str) -> None:
+    assert canonical_phone(raw) is None
+    assert normalize_phones(pl.Series([raw]), "IN").to_list() == [None]
+
+
+@settings(max_examples=300, deadline=None)
+@given(spelt_mobile(), st.integers(0, 12), st.sampled_from(list("ABCDEFGHIJKLMNOPQRSTUVWYZabcdo")))
+def test_a_letter_inside_a_valid_number_makes_it_null(
+    case: tuple[str, str], at: int, letter: str
+) -> None:
+    _, raw = case
+    digits = [i for i, ch in enumerate(raw) if ch.isdigit()]
+    cut = digits[min(at, len(digits) - 1)] + 1  # after some digit, so never a leading label
+    lettered = raw[:cut] + letter + raw[cut:]
+    assert canonical_phone(lettered) is None
+    assert normalize_phones(pl.Series([lettered]), "IN").to_list() == [None]
+
+
 phone_text = st.one_of(
     messy_text,
     st.text(st.sampled_from(list("0123456789+-() .")), max_size=18),
+    st.text(st.sampled_from(list("0123456789+ .:ABOxXtTeEnN,٣９")), max_size=18),
     spelt_mobile().map(lambda c: c[1]),
 )
 

@@ -97,6 +97,27 @@ def test_clean_rows_are_normalised(tmp_path: Path) -> None:
     assert (u3["email_raw"], u3["created_at"], u3["label"]) == (None, None, None)
 
 
+def test_unparseable_optional_fields_are_nulled_and_counted(tmp_path: Path) -> None:
+    """IDN and multi-@ emails, lettered phones and bad IPs were nulled with no trace."""
+    result = _run(
+        HEADER
+        + "u1,用户@例子.公司,+91 98AB CD1234,,,\n"
+        + "u2,a@b@c,12,,,\n"
+        + "u3,ok@x.com,+91 98765 43210,,,\n"
+        + "u4,,,,,\n",
+        DEVICE_HEADER + "u1,d1,999.1.1.1,\nu2,d2,10.0.0.1,\nu3,d3,,\n",
+        tmp_path=tmp_path,
+    )
+    assert result.rejected_fields == {
+        "users": {"email": 2, "phone": 2, "upi": 0},  # every kind that keeps its raw value
+        "devices": {"ip": 1},
+    }
+    u1 = result.users.row(0, named=True)
+    assert (u1["email"], u1["email_raw"]) == (None, "用户@例子.公司")
+    assert (u1["phone"], u1["phone_raw"]) == (None, "+91 98AB CD1234")  # never +919822231234
+    assert result.counts["users"]["accepted"] == 4  # nulled fields cost no row
+
+
 def test_nan_strings_are_null(tmp_path: Path) -> None:
     result = _run(HEADER + "u1,NaN,nan,None,null,NULL\n", tmp_path=tmp_path)
     row = result.users.row(0, named=True)
@@ -230,10 +251,65 @@ def test_header_only_files(tmp_path: Path) -> None:
 
 
 def test_quarantine_keeps_extra_columns_and_input_clashes(tmp_path: Path) -> None:
-    result = _run("user_id,reason,extra\n,why,keep me\n", tmp_path=tmp_path)
+    result = _run("user_id,reason,input_line,extra\n,why,7,keep me\n", tmp_path=tmp_path)
     q = result.quarantine["users"]
-    assert q.columns == ["input_row", "user_id", "reason_input", "extra", "reason"]
-    assert q.row(0) == (1, None, "why", "keep me", "missing_user_id")
+    assert q.columns == [
+        "input_row",
+        "input_line",
+        "user_id",
+        "reason_input",
+        "input_line_input",
+        "extra",
+        "input_text",
+        "reason",
+    ]
+    assert q.row(0) == (1, 2, None, "why", "7", "keep me", None, "missing_user_id")
+
+
+def test_malformed_csv_rows_are_quarantined_and_the_rest_goes_on(tmp_path: Path) -> None:
+    """One `"Rajiv Anand"x` refused the whole file; now it is one quarantined row."""
+    result = _run(
+        HEADER
+        + "u1,a@x.com,,Ann,,\n"
+        + 'u2,,,"Rajiv Anand"x,,\n'
+        + ",,,,,\n"  # a row that splits but fails validation: quarantined in file order
+        + "u3,b@x.com,,,,,,\n"
+        + "u4,c@x.com,,Bo,2024-01-01,0\n",
+        DEVICE_HEADER + "u1,dev-1,,\nu4,dev-2,1.1.1.1,,extra\n",
+        tmp_path=tmp_path,
+    )
+    assert result.users.get_column("user_id").to_list() == ["u1", "u4"]
+    q = result.quarantine["users"]
+    assert q.select("input_row", "input_line", "user_id", "input_text", "reason").rows() == [
+        (2, 3, None, 'u2,,,"Rajiv Anand"x,,', "malformed_csv_row:stray_quote"),
+        (3, 4, None, None, "missing_user_id"),
+        (4, 5, None, "u3,b@x.com,,,,,,", "malformed_csv_row:too_many_fields"),
+    ]
+    assert result.counts["users"] == {"input": 5, "accepted": 2, "quarantined": 3}
+    assert result.counts["devices"] == {"input": 2, "accepted": 1, "quarantined": 1}
+    assert result.quarantine["devices"].get_column("reason").to_list() == [
+        "malformed_csv_row:too_many_fields"
+    ]
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x01", "\x1b", "\x7f", "\x85", "\x9f", "\t", "\n"])
+def test_control_characters_inside_ids_are_quarantined(char: str) -> None:
+    """A NUL inside user_id was accepted; the id then scored null and was served as known."""
+    users = pl.DataFrame({"user_id": [f"u{char}1", "u2", f" u3{char}"], "email": [None] * 3})
+    devices = pl.DataFrame(
+        {"user_id": ["u2", "u2", f"u{char}1"], "device_id": [f"d{char}1", "d2", "d3"]}
+    )
+    result = ingest(users, devices, IngestSettings())
+    _assert_reconciled(result)
+    whitespace = char in "\t\n\x85"  # stripped at an id's edges, folded inside a device id
+    accepted = sorted(result.users.get_column("user_id").to_list())
+    assert accepted == (["u2", "u3"] if whitespace else ["u2"])
+    assert result.quarantine["users"].get_column("reason").to_list()[0] == "control_char_in_id"
+    if whitespace:
+        assert result.devices.get_column("device_id").to_list() == ["d 1", "d2"]
+    else:
+        assert result.devices.get_column("device_id").to_list() == ["d2"]
+    assert set(result.quarantine["devices"].get_column("reason")) == {"control_char_in_id"}
 
 
 def test_missing_required_column_in_frame() -> None:

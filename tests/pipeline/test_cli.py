@@ -100,8 +100,18 @@ def test_hostile_tiny_input_runs_clean_and_loses_nothing(tmp_path: Path) -> None
     )
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["counts"]["users"] == {"input": 7, "accepted": 2, "quarantined": 5}
-    assert manifest["counts"]["devices"] == {"input": 3, "accepted": 2, "quarantined": 1}
+    assert manifest["counts"]["users"] == {
+        "input": 7,
+        "accepted": 2,
+        "quarantined": 5,
+        "rejected_fields": {"email": 0, "phone": 0, "upi": 0},
+    }
+    assert manifest["counts"]["devices"] == {
+        "input": 3,
+        "accepted": 2,
+        "quarantined": 1,
+        "rejected_fields": {"ip": 0},
+    }
     reasons = set(pl.read_parquet(out / "quarantine" / "users.parquet")["reason"])
     assert {"duplicate_user_id", "missing_user_id", "bad_created_at"} <= reasons
     assert any(r.startswith("absurd_field") for r in reasons)
@@ -125,3 +135,46 @@ def test_unknown_model_is_one_line_before_any_work(tmp_path: Path) -> None:
     )
     _assert_one_line_error(proc, "xgb", "gbm, gnn, gnn_stack")
     assert not (tmp_path / "o").exists()
+
+
+def _no_user_inputs(tmp_path: Path, case: str) -> Path:
+    header = "user_id,email,phone,name,created_at,label\n"
+    if case == "header_only":
+        path = tmp_path / "users.csv"
+        path.write_text(header)
+    elif case == "every_row_quarantined":
+        path = tmp_path / "users.csv"
+        path.write_text(header + "".join(f"u{i},,,,yesterday,\n" for i in range(4)) + ",,,,,\n")
+    else:  # Parquet whose types all fail: epoch seconds are no ISO-8601 timestamp
+        path = tmp_path / "users.parquet"
+        pl.DataFrame(
+            {"user_id": ["u1", "u2"], "created_at": [1_700_000_000, 1_700_000_001]}
+        ).write_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize("case", ["header_only", "every_row_quarantined", "parquet_types_fail"])
+def test_no_accepted_user_stops_in_one_line_with_a_failed_manifest(
+    tmp_path: Path, case: str
+) -> None:
+    """These ran on into linking and the model (an 81-line scikit-learn traceback, or a
+    'complete' run of zero users that could then be served)."""
+    users = _no_user_inputs(tmp_path, case)
+    out = tmp_path / "run"
+    proc = graphfraud(
+        "run", "--users", str(users), "--out", str(out), "--registry", str(tmp_path / "m"), "-q"
+    )
+    _assert_one_line_error(proc, users.name)
+    assert len(proc.stderr.strip().splitlines()) <= 2  # one line, which rich may wrap once
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    assert manifest["failed_stage"] == "ingest"
+    assert users.name in manifest["error"]
+    assert manifest["counts"]["users"]["accepted"] == 0
+    if case == "header_only":
+        assert "header only" in manifest["error"]
+    else:
+        reason = "missing_user_id: 1" if case == "every_row_quarantined" else "bad_created_at: 2"
+        assert reason in manifest["error"]
+        quarantined = pl.read_parquet(out / "quarantine" / "users.parquet")
+        assert quarantined.height == manifest["counts"]["users"]["input"]

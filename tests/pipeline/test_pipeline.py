@@ -9,9 +9,10 @@ import polars as pl
 import pytest
 
 from graphfraud.config import Settings, load_settings
+from graphfraud.errors import ArtifactError
 from graphfraud.evaluate import evaluate_run
 from graphfraud.model.registry import ModelRegistry
-from graphfraud.pipeline import run_pipeline, stage_link, stage_rings, stage_score
+from graphfraud.pipeline import run_pipeline, stage_ingest, stage_link, stage_rings, stage_score
 from graphfraud.rundir import RunDir
 from graphfraud.schema import (
     LINKS_SCHEMA,
@@ -167,3 +168,17 @@ def test_rings_are_written_once_and_ring_scores_beside_them(
     assert scored_rings(copy)["ring_score"].is_null().all()
     stage_score(copy, settings)
     assert scored_rings(copy)["ring_score"].is_not_null().all()
+
+
+def test_a_failing_stage_marks_the_run_failed_with_its_stage_and_reason(tmp_path: Path) -> None:
+    """A crash used to leave the manifest at `status: running` with no word on why."""
+    run = RunDir(tmp_path / "run")
+    stage_ingest(run, SAMPLE / "users.csv", SAMPLE / "devices.csv", _settings(tmp_path))
+    run.file("devices.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ArtifactError):
+        stage_link(run, _settings(tmp_path))
+    manifest = run.manifest()
+    assert (manifest["status"], manifest["failed_stage"]) == ("failed", "link")
+    assert "devices.parquet is not a readable Parquet file" in manifest["error"]
+    assert "\n" not in manifest["error"]
+    assert manifest["stages"]["ingest"]["counts"]["users"]["accepted"] > 0
