@@ -373,8 +373,12 @@ def normalize_phones(raw: pl.Series, region: str) -> pl.Series:
     cover (foreign numbers, landlines, odd text) — never once per row.
     """
     name = _series_name(raw, "phone")
-    frame = pl.DataFrame({"raw": raw.cast(pl.String)}).with_columns(
-        key=_phone_key_expr(pl.col("raw"))
+    # Lazy, so the cleaned value `_phone_key_expr` refers to several times is computed once.
+    frame = (
+        pl.DataFrame({"raw": raw.cast(pl.String)})
+        .lazy()
+        .with_columns(key=_phone_key_expr(pl.col("raw")))
+        .collect()
     )
     fast = _FAST_PATHS.get(region)
     if fast is not None:
