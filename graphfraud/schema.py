@@ -81,7 +81,7 @@ LINKS_SCHEMA = pa.schema(
     [
         pa.field("user_a", pa.string(), nullable=False),
         pa.field("user_b", pa.string(), nullable=False),
-        pa.field("kind", pa.string(), nullable=False),  # a LinkKind value
+        pa.field("kind", pa.string(), nullable=False),  # a link kind of the run's registry
         pa.field("value_a", pa.string()),  # canonical identifier of user_a behind the link
         pa.field("value_b", pa.string()),  # canonical identifier of user_b (== value_a when shared)
         pa.field("similarity", pa.float32(), nullable=False),  # 0..1, 1 for exact
