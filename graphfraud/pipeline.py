@@ -20,8 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from graphfraud import __version__
@@ -41,6 +43,9 @@ from graphfraud.schema import (
     USERS_FILE,
     conform_frame,
 )
+
+if TYPE_CHECKING:
+    from graphfraud.model.base import GraphData
 
 logger = logging.getLogger(__name__)
 IDENTIFIERS_FILE = "identifiers.parquet"  # kind, value, support: how many users hold each value
@@ -236,8 +241,8 @@ MIN_LABELS_PER_CLASS = 5
 
 
 def _model_scores(
-    data: Any, features: pl.DataFrame, settings: Settings, progress: bool
-) -> tuple[Any, str, str, dict[str, Any]]:
+    data: GraphData, features: pl.DataFrame, settings: Settings, progress: bool
+) -> tuple[npt.NDArray[np.float32], str, str, dict[str, Any]]:
     """(scores, model version, kind, metrics): train when there are enough labels of both
     classes; otherwise score with the promoted model; with neither, the label-free prior."""
     from graphfraud.model.registry import ModelRegistry, score_with_promoted

@@ -65,7 +65,7 @@ def _settings(
 ) -> Settings:
     settings = load_settings()
     if models is not None:
-        from graphfraud.model.train import model_kinds
+        from graphfraud.model.kinds import model_kinds
 
         kinds = [m.strip() for m in models.split(",") if m.strip()]
         unknown = [k for k in kinds if k not in model_kinds()]

@@ -1,7 +1,7 @@
 """Gradient-boosting baseline on neighbour aggregates (GADBench's XGBGraph, sklearn edition).
 
 Inputs: `[x, 1-hop weighted mean/std of x, 2-hop mean, per-relation means, degrees, leave-self-out
-label rates]` (see `aggregate.graph_inputs`). GADBench found trees on such aggregates beat most
+label rates]` (see `GraphInputs.blocks`). GADBench found trees on such aggregates beat most
 fraud GNNs, so this is the bar every other candidate must clear.
 """
 
@@ -16,22 +16,10 @@ import numpy.typing as npt
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from graphfraud.errors import ArtifactError, InputDataError
-from graphfraud.model.aggregate import graph_inputs
-from graphfraud.model.base import GraphData
+from graphfraud.model.inputs import GraphInputs
+from graphfraud.model.risk import ModelInput, balanced_to_prior
 
 WEIGHTS_FILE = "gbm.joblib"
-
-
-def balanced_to_prior(p: npt.NDArray[Any], pos_rate: float) -> npt.NDArray[np.float32]:
-    """Undo class balancing: a model trained 50/50 reports odds inflated by (1-π)/π.
-
-    Ranking is unchanged; the scores become probabilities at the training base rate π again,
-    which is what downstream ring scoring and analysts read.
-    """
-    q: npt.NDArray[np.float64] = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
-    odds = q / (1 - q) * (pos_rate / (1 - pos_rate))
-    out: npt.NDArray[np.float32] = (odds / (1 + odds)).astype(np.float32)
-    return out
 
 
 class GBMModel:
@@ -66,28 +54,28 @@ class GBMModel:
         self._clf: HistGradientBoostingClassifier | None = None
         self._pos_rate = 0.5
         self._dead: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
-        self.input_names: tuple[str, ...] = ()
 
     def params(self) -> dict[str, object]:
         return dict(self._params)
 
     def _inputs(
-        self, data: GraphData, rows: npt.NDArray[np.bool_] | None = None
-    ) -> tuple[npt.NDArray[np.float32], tuple[str, ...], object]:
-        return graph_inputs(
-            data,
+        self, inputs: GraphInputs, rows: npt.NDArray[np.bool_] | None = None
+    ) -> npt.NDArray[np.float32]:
+        x, _ = inputs.matrix(
             label_features=bool(self._params["label_features"]),
             per_relation=bool(self._params.get("per_relation", False)),
             rows=rows,
         )
+        return x
 
-    def fit(self, data: GraphData, train_mask: npt.NDArray[np.bool_], seed: int) -> None:
-        y = data.labels[train_mask]
+    def fit(self, data: ModelInput, train_mask: npt.NDArray[np.bool_], seed: int) -> None:
+        inputs = GraphInputs.of(data)
+        y = inputs.data.labels[train_mask]
         if y.size == 0 or (y == 1).sum() < 2 or (y == 0).sum() < 2:
             raise InputDataError(
                 "need at least 2 fraud and 2 legit labels to train", column="label"
             )
-        x_fit, names, _ = self._inputs(data, train_mask)
+        x_fit = self._inputs(inputs, train_mask)
         p = self._params
         self._clf = HistGradientBoostingClassifier(
             max_iter=p["max_iter"],
@@ -112,16 +100,15 @@ class GBMModel:
         x_fit[:, self._dead] = 0.0
         self._clf.fit(x_fit, y)
         self._pos_rate = float((y == 1).mean())
-        self.input_names = data.feature_names
-        self._names = names
 
     def predict(
-        self, data: GraphData, rows: npt.NDArray[np.bool_] | None = None
+        self, data: ModelInput, rows: npt.NDArray[np.bool_] | None = None
     ) -> npt.NDArray[np.float32]:
         """P(fraud) per node; with `rows`, only those nodes are scored (the rest are 0)."""
         if self._clf is None:
             raise ArtifactError("GBM model used before fit/load")
-        x, _, _ = self._inputs(data, rows)
+        inputs = GraphInputs.of(data)
+        x = self._inputs(inputs, rows)
         expected = int(self._clf.n_features_in_)
         if x.shape[1] != expected:
             raise ArtifactError(
@@ -133,7 +120,7 @@ class GBMModel:
             x[:, self._dead] = 0.0
         if rows is None:
             return self._calibrated(self._clf.predict_proba(x)[:, 1])
-        out = np.zeros(data.num_nodes, dtype=np.float32)
+        out = np.zeros(inputs.data.num_nodes, dtype=np.float32)
         if rows.any():
             out[rows] = self._calibrated(self._clf.predict_proba(x)[:, 1])
         return out
@@ -158,14 +145,13 @@ class GBMModel:
         )
 
     @classmethod
-    def load(
-        cls, directory: Path, params: dict[str, Any], input_names: tuple[str, ...]
-    ) -> GBMModel:
+    def load(cls, directory: Path, params: dict[str, Any], *, device: str = "auto") -> GBMModel:
+        """Inverse of `save`; `device` is ignored (trees score on the CPU)."""
+        del device
         model = cls(**params)
         blob = joblib.load(directory / WEIGHTS_FILE)
         model._clf, model._pos_rate = blob["clf"], float(blob["pos_rate"])
         # How it was trained travels with the weights (files without the key were balanced).
         model._params["balanced"] = bool(blob.get("balanced", True))
         model._dead = np.asarray(blob["dead"], dtype=bool)
-        model.input_names = input_names
         return model

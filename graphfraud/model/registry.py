@@ -14,12 +14,8 @@ GBM weights are joblib, i.e. pickle: loading one runs code. Every weight file's 
 card and checked before loading, which catches corruption and edits of a weight file alone; but a
 registry directory is code you execute — point `--registry` only at storage you control.
 
-**Promotion policy** (`record_run`): every candidate of a run is saved. The run's selected
-candidate is promoted when (a) nothing is promoted yet, (b) the promoted model cannot score this
-data (different feature set), or (c) its out-of-fold AUPRC on this run is no worse than the
-promoted model's recorded AUPRC minus `PROMOTION_TOLERANCE`. A bigger drop usually means broken
-labels or features, so the run's scores are still returned (tagged with the new version) but the
-promoted model stays, and a human decides with `graphfraud models promote|rollback`.
+Which version is promoted is decided by `model/promotion.py`; the registry only stores the
+versions and moves the pointer.
 """
 
 from __future__ import annotations
@@ -31,11 +27,10 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -43,14 +38,11 @@ import numpy.typing as npt
 from graphfraud import __version__
 from graphfraud.errors import ArtifactError, ModelMismatchError, NotFound
 from graphfraud.model.base import GraphData
-
-if TYPE_CHECKING:
-    from graphfraud.config import ModelSettings
-    from graphfraud.model.train import CandidateRun, FoldEnsemble
+from graphfraud.model.ensemble import FoldEnsemble, fold_dir
+from graphfraud.model.kinds import load_model
 
 CARD_FILE = "model_card.json"
 REGISTRY_FILE = "registry.json"
-PROMOTION_TOLERANCE = 0.02
 
 
 def data_fingerprint(data: GraphData) -> str:
@@ -241,37 +233,6 @@ class ModelRegistry:
         self._write_state(state)
         return card
 
-    def record_run(
-        self,
-        data: GraphData,
-        runs: Sequence[CandidateRun],
-        best: CandidateRun,
-        settings: ModelSettings,
-    ) -> tuple[str, bool]:
-        """Save every candidate, promote `best` under the policy; returns (version, promoted)."""
-        del settings  # part of the signature so a policy may read it later
-        n_labelled = float((data.labels >= 0).sum())
-        versions: dict[str, str] = {}
-        for run in runs:
-            card = self.save(
-                run.model,
-                data,
-                {"auprc": run.auprc, "roc_auc": run.roc_auc, "n_labelled": n_labelled},
-                training_seconds=run.seconds,
-            )
-            versions[run.kind] = card.version
-        version = versions[best.kind]
-        current = self.promoted()
-        promote = (
-            current is None
-            or current.feature_names != data.feature_names
-            or current.relation_names != data.relation_names
-            or not best.auprc < current.metrics.get("auprc", 0.0) - PROMOTION_TOLERANCE
-        )
-        if promote:
-            self.promote(version)
-        return version, promote
-
     # ---- read --------------------------------------------------------------------------------
     def list(self) -> builtins.list[ModelCard]:
         """Every saved version, oldest first."""
@@ -309,8 +270,6 @@ class ModelRegistry:
         self, version: str, *, data: GraphData | None = None, device: str = "auto"
     ) -> FoldEnsemble:
         """Load a saved model; with `data`, first check it was trained on the same features."""
-        from graphfraud.model.train import FoldEnsemble, load_model
-
         card = self.show(version)
         if data is not None:
             check_compatible(card, data)
@@ -322,12 +281,10 @@ class ModelRegistry:
                     f"model {version}: weight file {rel} is missing or altered (sha256 mismatch)"
                 )
         members = [
-            load_model(card.kind, directory / f"fold_{i}", card.params, device)
+            load_model(card.kind, directory / fold_dir(i), card.params, device)
             for i in range(card.members)
         ]
-        for m in members:
-            m.input_names = card.feature_names
-        return FoldEnsemble(card.kind, members, card.feature_names)
+        return FoldEnsemble(card.kind, members)
 
 
 def score_with_promoted(

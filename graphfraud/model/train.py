@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,92 +24,16 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from graphfraud.config import ModelSettings
-from graphfraud.errors import ArtifactError, ConfigError, InputDataError
-from graphfraud.model.aggregate import with_visible_labels
+from graphfraud.errors import ConfigError, InputDataError
 from graphfraud.model.base import GraphData
-
-if TYPE_CHECKING:
-    from graphfraud.model.registry import ModelRegistry
+from graphfraud.model.ensemble import FoldEnsemble
+from graphfraud.model.inputs import GraphInputs
+from graphfraud.model.kinds import make_model, model_kinds, trained_kinds
+from graphfraud.model.promotion import decide_promotion, select_best
+from graphfraud.model.registry import ModelRegistry, data_fingerprint
+from graphfraud.model.risk import ModelInput, RiskModel
 
 log = logging.getLogger(__name__)
-
-
-class SavableModel(Protocol):
-    """RiskModel plus what the registry needs (implemented by GBMModel and the GNNs)."""
-
-    kind: str
-    input_names: tuple[str, ...]
-
-    def fit(self, data: GraphData, train_mask: npt.NDArray[np.bool_], seed: int) -> None: ...
-    def predict(self, data: GraphData) -> npt.NDArray[np.float32]: ...
-    def params(self) -> dict[str, object]: ...
-    def save(self, directory: Path) -> None: ...
-
-
-def model_kinds() -> tuple[str, ...]:
-    """Candidate kinds `ModelSettings.candidates` may name (`gnn_stack` implies gbm and gnn)."""
-    return ("gbm", "gnn", "gnn_stack")
-
-
-def trained_kinds(candidates: Sequence[str]) -> list[str]:
-    """The kinds actually fitted: `gnn_stack` is built from the gbm and gnn fold models."""
-    kinds = [k for k in candidates if k != "gnn_stack"]
-    if "gnn_stack" in candidates:
-        kinds += [k for k in ("gbm", "gnn") if k not in kinds]
-    return kinds
-
-
-def make_model(kind: str, settings: ModelSettings, params: dict[str, Any] | None = None) -> Any:
-    """A fresh, unfitted model of `kind` (params override the defaults, e.g. from a model card)."""
-    params = dict(params or {})
-    if kind == "gbm":
-        from graphfraud.model.gbm import GBMModel
-
-        return GBMModel(**params)
-    if kind in ("gnn", "gnn_stack"):
-        from graphfraud.model.gnn import GNNModel
-
-        params.setdefault("stack", kind == "gnn_stack")
-        return GNNModel(device=settings.device, **params)
-    raise ConfigError(f"unknown model kind {kind!r}", hint=f"one of {', '.join(model_kinds())}")
-
-
-def load_model(kind: str, directory: Path, params: dict[str, Any], device: str) -> Any:
-    """Inverse of `SavableModel.save` for one fitted model."""
-    if kind == "gbm":
-        from graphfraud.model.gbm import GBMModel
-
-        return GBMModel.load(directory, params, ())
-    if kind in ("gnn", "gnn_stack"):
-        from graphfraud.model.gnn import GNNModel
-
-        return GNNModel.load(directory, params, device=device)
-    raise ArtifactError(f"model card names an unknown kind {kind!r}")
-
-
-class FoldEnsemble:
-    """The K fold models of one candidate; predicts their mean (how unlabelled users are scored)."""
-
-    def __init__(self, kind: str, members: Sequence[Any], input_names: tuple[str, ...]) -> None:
-        self.kind = kind
-        self.members = list(members)
-        self.input_names = input_names
-
-    def fit(self, data: GraphData, train_mask: npt.NDArray[np.bool_], seed: int) -> None:
-        raise ArtifactError("a FoldEnsemble is built by train_and_score, not fitted directly")
-
-    def predict(self, data: GraphData) -> npt.NDArray[np.float32]:
-        scores = np.zeros(data.num_nodes, dtype=np.float64)
-        for member in self.members:
-            scores += member.predict(data)
-        return (scores / max(len(self.members), 1)).astype(np.float32)
-
-    def params(self) -> dict[str, object]:
-        return dict(self.members[0].params()) if self.members else {}
-
-    def save(self, directory: Path) -> None:
-        for i, member in enumerate(self.members):
-            member.save(directory / f"fold_{i}")
 
 
 @dataclass(frozen=True)
@@ -182,24 +105,29 @@ def stratified_folds(
 
 
 def out_of_fold(
-    data: GraphData,
-    build: Callable[[], Any],
+    data: ModelInput,
+    build: Callable[[], RiskModel],
     fold_ids: npt.NDArray[np.int64],
     seed: int,
     on_fold: Callable[[], None] | None = None,
 ) -> tuple[npt.NDArray[np.float32], FoldEnsemble, npt.NDArray[np.float32]]:
     """Out-of-fold scores for labelled nodes, fold-mean scores for the rest, the fold models, and
-    each fold model's scores `[k, n]` (held-out rows for labelled nodes, every unlabelled node)."""
-    n = data.num_nodes
+    each fold model's scores `[k, n]` (held-out rows for labelled nodes, every unlabelled node).
+
+    Every fold reads label copies of one `GraphInputs`, so the label-free inputs are derived
+    once for all folds (and for all candidates, when the caller passes the same inputs).
+    """
+    inputs = GraphInputs.of(data)
+    n = inputs.data.num_nodes
     labelled = fold_ids >= 0
     k = int(fold_ids.max()) + 1
     oof = np.zeros(n, dtype=np.float32)
     per_fold = np.zeros((k, n), dtype=np.float32)
-    members = []
+    members: list[RiskModel] = []
     kind = "?"
     for f in range(k):
         visible = labelled & (fold_ids != f)
-        fold_data = with_visible_labels(data, visible)
+        fold_data = inputs.with_visible_labels(visible)
         model = build()
         kind = model.kind
         model.fit(fold_data, visible, seed + f)
@@ -208,14 +136,12 @@ def out_of_fold(
         if not labelled.all():
             # Unlabelled users have no label to leak: score them with every label visible,
             # as `score_with_promoted` will later.
-            per_fold[f, ~labelled] = model.predict(data, ~labelled)[~labelled]
-        if hasattr(model, "release_graph"):  # scoring caches that only these two calls share
-            model.release_graph()
+            per_fold[f, ~labelled] = model.predict(inputs, ~labelled)[~labelled]
         members.append(model)
         if on_fold is not None:
             on_fold()
     oof[~labelled] = per_fold[:, ~labelled].mean(0)
-    return oof, FoldEnsemble(kind, members, data.feature_names), per_fold
+    return oof, FoldEnsemble(kind, members), per_fold
 
 
 def stack_run(
@@ -232,7 +158,9 @@ def stack_run(
     is the one (of 0, 0.1, …, 1) with the best out-of-fold AUPRC: one number chosen on
     out-of-fold scores, the classic stacking meta-learner (Wolpert 1992).
     """
-    from graphfraud.model.gnn import logit_blend
+    from graphfraud.model.gbm import GBMModel
+    from graphfraud.model.gnn import GNNModel
+    from graphfraud.model.stack import StackModel, logit_blend
 
     rows = np.flatnonzero(fold_ids >= 0)
     y = labels[rows]
@@ -248,15 +176,17 @@ def stack_run(
 
     weight = max((w / 10 for w in range(11)), key=quality)
     scores, per_fold = blended(weight)
-    members = [
-        g.joined_with(b, weight) for g, b in zip(gnn.model.members, gbm.model.members, strict=True)
-    ]
+    members: list[RiskModel] = []
+    for g, b in zip(gnn.model.members, gbm.model.members, strict=True):
+        if not (isinstance(g, GNNModel) and isinstance(b, GBMModel)):
+            raise ConfigError(f"gnn_stack joins a gnn and a gbm, got {g.kind} and {b.kind}")
+        members.append(StackModel(g, b, weight))
     auprc, roc = ranking_metrics(y, scores[rows])
     log.info("gnn_stack: GNN share of the logit blend %.1f", weight)
     return CandidateRun(
         "gnn_stack",
         scores,
-        FoldEnsemble("gnn_stack", members, gnn.model.input_names),
+        FoldEnsemble("gnn_stack", members),
         auprc,
         roc,
         gbm.seconds + gnn.seconds,
@@ -298,6 +228,7 @@ def train_candidates(
     if groups is None:
         groups = data.ring_index
     fold_ids = stratified_folds(data.labels, settings.folds, settings.seed, groups)
+    inputs = GraphInputs(data)  # label-free inputs shared by every candidate and fold
     k = int(fold_ids.max()) + 1
     labelled = fold_ids >= 0
     y = data.labels[labelled]
@@ -307,7 +238,7 @@ def train_candidates(
         for kind in kinds:
             start = time.perf_counter()
             scores, ensemble, per_fold = out_of_fold(
-                data,
+                inputs,
                 partial(make_model, kind, settings, dict((model_params or {}).get(kind, {}))),
                 fold_ids,
                 settings.seed,
@@ -325,11 +256,6 @@ def train_candidates(
     return runs, fold_ids
 
 
-def select_best(runs: Sequence[CandidateRun]) -> CandidateRun:
-    """Highest out-of-fold AUPRC; ties go to the earlier (simpler) candidate."""
-    return max(runs, key=lambda r: (np.nan_to_num(r.auprc, nan=-1.0), -runs.index(r)))
-
-
 def train_and_score(
     data: GraphData,
     settings: ModelSettings,
@@ -342,7 +268,7 @@ def train_and_score(
     """Train every candidate out-of-fold, pick the best by AUPRC, score every node with it.
 
     With a registry, every candidate is saved and the selected one is promoted under the policy
-    in `ModelRegistry.record_run`; `model_version` is the saved version of the selected model
+    in `model/promotion.py`; `model_version` is the saved version of the selected model
     (the one whose scores are returned), whether or not it was promoted. `model_params` maps a
     kind to constructor overrides (benchmarks, tests); the defaults are the tuned ones.
     """
@@ -367,11 +293,9 @@ def train_and_score(
         }
     )
     if registry is not None:
-        version, promoted = registry.record_run(data, runs, best, settings)
+        version, promoted = _register(registry, data, runs, best)
         metrics["promoted"] = 1.0 if promoted else 0.0
     else:
-        from graphfraud.model.registry import data_fingerprint
-
         version = f"{best.kind}-unsaved-{data_fingerprint(data)[:8]}"
     return TrainResult(
         scores=best.scores,
@@ -381,6 +305,26 @@ def train_and_score(
         feature_names=data.feature_names,
         seconds=time.perf_counter() - start,
     )
+
+
+def _register(
+    registry: ModelRegistry, data: GraphData, runs: Sequence[CandidateRun], best: CandidateRun
+) -> tuple[str, bool]:
+    """Save every candidate, promote `best` if the policy says so; (best's version, promoted)."""
+    n_labelled = float((data.labels >= 0).sum())
+    versions: dict[str, str] = {}
+    for run in runs:
+        card = registry.save(
+            run.model,
+            data,
+            {"auprc": run.auprc, "roc_auc": run.roc_auc, "n_labelled": n_labelled},
+            training_seconds=run.seconds,
+        )
+        versions[run.kind] = card.version
+    decision = decide_promotion(best.auprc, data, registry.promoted())
+    if decision.promote:
+        registry.promote(versions[best.kind])
+    return versions[best.kind], decision.promote
 
 
 class _Progress:

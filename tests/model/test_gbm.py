@@ -34,9 +34,9 @@ def test_weights_saved_before_the_balanced_flag_still_load_as_balanced(
     del blob["balanced"]  # the file format before the flag existed
     joblib.dump(blob, tmp_path / WEIGHTS_FILE)
     params = {k: v for k, v in model.params().items() if k != "balanced"}
-    loaded = GBMModel.load(tmp_path, params, ())
+    loaded = GBMModel.load(tmp_path, params)
     np.testing.assert_allclose(loaded.predict(data), model.predict(data), rtol=1e-6)
-    unbalanced = GBMModel.load(tmp_path, params, ())
+    unbalanced = GBMModel.load(tmp_path, params)
     unbalanced._params["balanced"] = False
     assert not np.allclose(unbalanced.predict(data), model.predict(data))
 
