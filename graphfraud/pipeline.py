@@ -237,31 +237,23 @@ def stage_score(
     run.write_json(MANIFEST_FILE, manifest)
 
 
-MIN_LABELS_PER_CLASS = 5
-
-
 def _model_scores(
     data: GraphData, features: pl.DataFrame, settings: Settings, progress: bool
 ) -> tuple[npt.NDArray[np.float32], str, str, dict[str, Any]]:
-    """(scores, model version, kind, metrics): train when there are enough labels of both
-    classes; otherwise score with the promoted model; with neither, the label-free prior."""
-    from graphfraud.model.registry import ModelRegistry, score_with_promoted
-    from graphfraud.model.train import train_and_score
+    """(scores, model version, kind, metrics) from the model stage (`model/stage.py`): trained,
+    the promoted model's, or the label-free prior; never a crash on valid data."""
+    from graphfraud.model.registry import ModelRegistry
+    from graphfraud.model.stage import score_users
     from graphfraud.scoring.scores import prior_scores
 
-    registry = ModelRegistry(settings.model.registry)
-    n_fraud = int((data.labels == 1).sum())
-    n_legit = int((data.labels == 0).sum())
-    if min(n_fraud, n_legit) >= MIN_LABELS_PER_CLASS:
-        result = train_and_score(data, settings.model, registry=registry, progress=progress)
-        return result.scores, result.model_version, result.model_kind, result.metrics
-    why = f"only {n_fraud} fraud / {n_legit} legit labels (need {MIN_LABELS_PER_CLASS} of each)"
-    if registry.promoted() is not None:
-        scores, version = score_with_promoted(data, registry, device=settings.model.device)
-        return scores, version, "promoted", {"fallback": why}
-    logger.warning("%s and no promoted model: scoring with the label-free prior", why)
-    prior = prior_scores(features)
-    return prior, "prior-v1", "prior", {"fallback": why}
+    result = score_users(
+        data,
+        settings.model,
+        ModelRegistry(settings.model.registry),
+        lambda: prior_scores(features),
+        progress=progress,
+    )
+    return result.scores, result.version, result.kind, result.metrics
 
 
 def stage_publish(

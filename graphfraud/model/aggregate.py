@@ -14,6 +14,7 @@ seconds. Two families:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -80,7 +81,9 @@ def fill_missing(x: F32) -> F32:
     """NaN → column mean (0 for an all-missing column); aggregation must not spread NaN."""
     if not np.isnan(x).any():
         return x
-    col_mean = np.nan_to_num(np.nanmean(np.where(np.isnan(x), np.nan, x), axis=0), nan=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column: mean 0 below
+        col_mean = np.nan_to_num(np.nanmean(x, axis=0), nan=0.0)
     return np.where(np.isnan(x), col_mean[None, :], x).astype(np.float32)
 
 

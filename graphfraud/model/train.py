@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -24,7 +24,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from graphfraud.config import ModelSettings
-from graphfraud.errors import ConfigError, InputDataError
+from graphfraud.errors import ConfigError, InputDataError, TrainingFailed
 from graphfraud.model.base import GraphData
 from graphfraud.model.ensemble import FoldEnsemble
 from graphfraud.model.inputs import GraphInputs
@@ -42,7 +42,8 @@ class TrainResult:
 
     `scores` are out-of-fold for labelled nodes and the fold-model mean for the rest.
     `metrics` holds `<kind>.auprc` / `<kind>.roc_auc` (out-of-fold, over all labelled users) for
-    every candidate, plus `selected.*`, `n_labelled`, `n_positive`, `folds` and `promoted`.
+    every candidate that trained, plus `selected.*`, `n_labelled`, `n_positive`, `folds`,
+    `folds_grouped` and `promoted`; `failures` says why the others did not (kind -> reason).
     """
 
     scores: npt.NDArray[np.float32]
@@ -51,6 +52,18 @@ class TrainResult:
     metrics: dict[str, float]
     feature_names: tuple[str, ...]
     seconds: float
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What `train_candidates` gives: the candidates that trained, on which folds, and why the
+    others did not (`failures`: kind -> reason). `grouped`: the folds keep rings together."""
+
+    runs: list[CandidateRun]
+    fold_ids: npt.NDArray[np.int64]
+    failures: dict[str, str]
+    grouped: bool
 
 
 @dataclass(frozen=True)
@@ -78,30 +91,53 @@ def stratified_folds(
     user's ring-mates are then held out with it, as in a ring nobody has labelled yet. Random
     folds let ring-mates' labels vouch for each other and flatter label-driven models, so they
     would pick the wrong candidate for exactly the users the scores are for.
-    `folds` shrinks to the size of the smaller class when labels are scarce (at least 2).
+
+    Every fold's training part (the other folds) must hold at least 2 fraud and 2 legit labels,
+    or its model cannot be fitted: `folds` shrinks (to at least 2) until it does — on a quiet
+    night with a few labelled rings that is fewer folds, not a crash. `InputDataError` when even
+    2 folds cannot (e.g. every fraud label in one ring, with `groups`).
     """
     idx = np.flatnonzero(labels >= 0)
     y = labels[idx]
     n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
-    k = min(folds, n_pos, n_neg)
-    if k < 2:
+    if min(n_pos, n_neg) < 2:
         raise InputDataError(
             f"out-of-fold training needs at least 2 fraud and 2 legit labels "
             f"(have {n_pos} fraud, {n_neg} legit)",
             column="label",
             hint="score with the promoted model instead (`score_with_promoted`)",
         )
-    out = np.full(labels.shape[0], -1, dtype=np.int64)
     if groups is None:
-        splits = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(idx, y)
+        units_pos, units_neg = n_pos, n_neg
+        g = None
     else:
         g = groups[idx].astype(np.int64)
         alone = g < 0
         g[alone] = g.max(initial=0) + 1 + np.arange(int(alone.sum()))
-        splits = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(idx, y, g)
-    for f, (_, test) in enumerate(splits):
-        out[idx[test]] = f
-    return out
+        units_pos, units_neg = len(np.unique(g[y == 1])), len(np.unique(g[y == 0]))
+    for k in range(min(folds, units_pos, units_neg), 1, -1):
+        if g is None:
+            splits = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(idx, y)
+        else:
+            splits = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(
+                idx, y, g
+            )
+        fold_of = np.full(len(idx), -1, dtype=np.int64)
+        for f, (_, test) in enumerate(splits):
+            fold_of[test] = f
+        if all(
+            min(int((y[fold_of != f] == 1).sum()), int((y[fold_of != f] == 0).sum())) >= 2
+            for f in range(k)
+        ):
+            out = np.full(labels.shape[0], -1, dtype=np.int64)
+            out[idx] = fold_of
+            return out
+    where = f" in {units_pos} ring group(s)" if groups is not None else ""
+    raise InputDataError(
+        f"no split into 2 or more folds leaves 2 fraud and 2 legit labels to train every fold "
+        f"on (have {n_pos} fraud{where}, {n_neg} legit)",
+        column="label",
+    )
 
 
 def out_of_fold(
@@ -210,11 +246,15 @@ def train_candidates(
     progress: bool = False,
     model_params: Mapping[str, Mapping[str, Any]] | None = None,
     groups: npt.NDArray[np.int64] | None = None,
-) -> tuple[list[CandidateRun], npt.NDArray[np.int64]]:
+) -> Candidates:
     """Run every candidate out-of-fold on the same folds (`model_params[kind]` overrides).
 
-    Folds are grouped by `groups`, by default `data.ring_index` (see `stratified_folds`).
+    Folds are grouped by `groups`, by default `data.ring_index` (see `stratified_folds`); when
+    the labels are too few for grouped folds they are stratified without groups (logged).
 
+    A candidate that fails — a library error on odd data, too few labels in a fold — is
+    recorded with its reason and the others go on; `TrainingFailed` only when none trained.
+    Settings errors (`ConfigError`, e.g. CUDA asked for but absent) are raised, not recorded.
     `gnn_stack` is not fitted on its own: it joins the gbm and gnn fold models (both become
     candidates too), so listing all three costs what gbm + gnn cost.
     """
@@ -225,35 +265,79 @@ def train_candidates(
             raise ConfigError(
                 f"unknown model kind {kind!r}", hint=f"one of {', '.join(model_kinds())}"
             )
-    if groups is None:
-        groups = data.ring_index
-    fold_ids = stratified_folds(data.labels, settings.folds, settings.seed, groups)
+    fold_ids, grouped = _fold_ids(data, settings, data.ring_index if groups is None else groups)
     inputs = GraphInputs(data)  # label-free inputs shared by every candidate and fold
     k = int(fold_ids.max()) + 1
     labelled = fold_ids >= 0
     y = data.labels[labelled]
     runs: list[CandidateRun] = []
+    failures: dict[str, str] = {}
     kinds = trained_kinds(settings.candidates)
     with _Progress(progress, total=k * len(kinds)) as tick:
         for kind in kinds:
             start = time.perf_counter()
-            scores, ensemble, per_fold = out_of_fold(
-                inputs,
-                partial(make_model, kind, settings, dict((model_params or {}).get(kind, {}))),
-                fold_ids,
-                settings.seed,
-                tick,
-            )
+            try:
+                scores, ensemble, per_fold = out_of_fold(
+                    inputs,
+                    partial(make_model, kind, settings, dict((model_params or {}).get(kind, {}))),
+                    fold_ids,
+                    settings.seed,
+                    tick,
+                )
+            except ConfigError:
+                raise
+            except Exception as exc:  # a failed candidate must not end the night
+                failures[kind] = _reason(exc)
+                log.warning("candidate %s failed: %s", kind, failures[kind])
+                log.debug("candidate %s traceback", kind, exc_info=True)
+                continue
             auprc, roc = ranking_metrics(y, scores[labelled])
             seconds = time.perf_counter() - start
             log.info("candidate %s: AUPRC %.4f ROC-AUC %.4f (%.1fs)", kind, auprc, roc, seconds)
             runs.append(CandidateRun(kind, scores, ensemble, auprc, roc, seconds, per_fold))
     if "gnn_stack" in settings.candidates:
         by_kind = {run.kind: run for run in runs}
-        stacked = stack_run(by_kind["gbm"], by_kind["gnn"], fold_ids, data.labels)
-        log.info("candidate gnn_stack: AUPRC %.4f ROC-AUC %.4f", stacked.auprc, stacked.roc_auc)
-        runs.append(stacked)
-    return runs, fold_ids
+        missing = [kind for kind in ("gbm", "gnn") if kind not in by_kind]
+        if missing:
+            failures["gnn_stack"] = f"joins gbm and gnn, and {' and '.join(missing)} failed"
+        else:
+            stacked = stack_run(by_kind["gbm"], by_kind["gnn"], fold_ids, data.labels)
+            log.info("candidate gnn_stack: AUPRC %.4f ROC-AUC %.4f", stacked.auprc, stacked.roc_auc)
+            runs.append(stacked)
+    if not runs:
+        raise TrainingFailed(
+            "no candidate model trained: "
+            + "; ".join(f"{kind}: {why}" for kind, why in failures.items()),
+            failures=failures,
+        )
+    return Candidates(runs, fold_ids, failures, grouped)
+
+
+def _fold_ids(
+    data: GraphData, settings: ModelSettings, groups: npt.NDArray[np.int64] | None
+) -> tuple[npt.NDArray[np.int64], bool]:
+    """(fold ids, grouped): ring-grouped folds, or plain stratified ones when grouping leaves a
+    fold untrainable (e.g. every fraud label in one ring) — scores from a model whose
+    validation is flattered beat no model. `TrainingFailed` when the labels allow neither."""
+    try:
+        return stratified_folds(
+            data.labels, settings.folds, settings.seed, groups
+        ), groups is not None
+    except InputDataError as grouped:
+        if groups is None:
+            raise TrainingFailed(f"no folds: {grouped}") from grouped
+        try:
+            fold_ids = stratified_folds(data.labels, settings.folds, settings.seed)
+        except InputDataError as plain:
+            raise TrainingFailed(f"no folds: {plain}") from plain
+        log.warning("%s: folds are not grouped by ring tonight", grouped)
+        return fold_ids, False
+
+
+def _reason(exc: BaseException, limit: int = 300) -> str:
+    """`Type: message`, one line, bounded (manifest and log material)."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def train_and_score(
@@ -273,9 +357,10 @@ def train_and_score(
     kind to constructor overrides (benchmarks, tests); the defaults are the tuned ones.
     """
     start = time.perf_counter()
-    runs, fold_ids = train_candidates(
+    trained = train_candidates(
         data, settings, progress=progress, model_params=model_params, groups=groups
     )
+    runs, fold_ids = trained.runs, trained.fold_ids
     best = select_best(runs)
     metrics: dict[str, float] = {}
     for run in runs:
@@ -290,6 +375,7 @@ def train_and_score(
             "n_labelled": float(labelled.sum()),
             "n_positive": float((data.labels == 1).sum()),
             "folds": float(fold_ids.max() + 1),
+            "folds_grouped": 1.0 if trained.grouped else 0.0,
         }
     )
     if registry is not None:
@@ -304,6 +390,7 @@ def train_and_score(
         metrics=metrics,
         feature_names=data.feature_names,
         seconds=time.perf_counter() - start,
+        failures=trained.failures,
     )
 
 

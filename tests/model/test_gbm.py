@@ -50,3 +50,27 @@ def test_scoring_without_the_ring_inputs_it_was_trained_on_is_a_clear_error(
     model.fit(ringed, ringed.labelled, seed=0)
     with pytest.raises(ArtifactError, match="GBM expects"):
         model.predict(data)
+
+
+def test_columns_empty_on_the_rows_trees_grow_from_do_not_crash_the_fit(
+    planted: tuple[GraphData, np.ndarray],
+) -> None:
+    """A quiet night's label rates over sparse relations hold a value for a handful of users:
+    once early stopping splits off its validation rows, such a column can be empty on the rows
+    the trees are binned on (scikit-learn: 'window shape cannot be larger than input array
+    shape'). Forty columns with one value each make that certain for any split."""
+    data, _ = planted
+    labelled = np.flatnonzero(data.labelled)
+    assert len(labelled) >= 200  # early stopping is on
+    sparse = np.full((data.num_nodes, 40), np.nan, dtype=np.float32)
+    sparse[labelled[:40], np.arange(40)] = 1.0
+    wide = replace(
+        data,
+        x=np.hstack([data.x, sparse]),
+        feature_names=(*data.feature_names, *(f"rare{i}" for i in range(40))),
+    )
+    model = GBMModel(max_iter=30)
+    model.fit(wide, wide.labelled, seed=0)
+    scores = model.predict(wide)
+    assert np.isfinite(scores).all()
+    assert ((scores >= 0) & (scores <= 1)).all()

@@ -155,7 +155,7 @@ def test_gnn_stack_joins_the_gbm_and_gnn_fold_models(
     data, _ = planted
     settings = ModelSettings(folds=2, seed=3, candidates=["gnn_stack"], device="cpu")
     params = {"gnn": SMALL, "gbm": {"max_iter": 40}}
-    runs, _ = train_candidates(data, settings, model_params=params)
+    runs = train_candidates(data, settings, model_params=params).runs
     by_kind = {r.kind: r for r in runs}
     assert list(by_kind) == ["gbm", "gnn", "gnn_stack"]
     weight = float(by_kind["gnn_stack"].model.params()["stack_weight"])

@@ -158,9 +158,9 @@ class GNNModel:
         self._encoding, self._fitted = None, object()
         x_prop, x_label, adj = self._inputs(inputs)
         p = self._params
-        fit_idx, val_idx = train_test_split(
-            idx, test_size=p["val_fraction"], stratify=y_all, random_state=seed
-        )
+        # At least one validation label of each class: a handful of labels must still split.
+        n_val = max(int(np.ceil(p["val_fraction"] * len(idx))), 2)
+        fit_idx, val_idx = train_test_split(idx, test_size=n_val, stratify=y_all, random_state=seed)
         # Fixed batches: each batch's receptive field is sliced once and reused every epoch
         # (and by every ensemble member) — slicing, not arithmetic, dominated small graphs.
         layers = p["layers"]
