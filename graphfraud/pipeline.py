@@ -22,8 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 import polars as pl
 
 from graphfraud import __version__
@@ -46,6 +44,7 @@ from graphfraud.schema import (
 
 if TYPE_CHECKING:
     from graphfraud.model.base import GraphData
+    from graphfraud.model.stage import ModelScores
 
 logger = logging.getLogger(__name__)
 IDENTIFIERS_FILE = "identifiers.parquet"  # kind, value, support: how many users hold each value
@@ -212,11 +211,12 @@ def stage_score(
         record["features"] = features.width - 1
     with _stage(run, "model", say) as record:
         data = build_graph_data(features, links, users.select("user_id", "label"), members)
-        model_scores_arr, version, kind, metrics = _model_scores(data, features, settings, progress)
-        record.update({"version": version, "kind": kind, "metrics": metrics})
+        result = _model_scores(data, features, settings, progress)
+        version = result.version
+        record.update({"version": version, "kind": result.kind, "metrics": result.metrics})
     with _stage(run, "scores", say):
         model_scores = pl.DataFrame(
-            {"user_id": data.user_ids.astype(str), "model_score": model_scores_arr}
+            {"user_id": data.user_ids.astype(str), "model_score": result.scores}
         )
         scores, ring_risk = build_scores(features, model_scores, members, version)
         rings = conform_frame(
@@ -228,9 +228,10 @@ def stage_score(
     manifest["model_version"] = version
     manifest["model"] = {
         "version": version,
-        "kind": kind,
-        "metrics": metrics,
+        "kind": result.kind,
+        "metrics": result.metrics,
         "registry": str(settings.model.registry),
+        "files": result.files,  # sha256 of every weight file that scored this run
     }
     manifest["status"] = "complete"
     manifest["finished_at"] = datetime.now(UTC).isoformat()
@@ -239,21 +240,20 @@ def stage_score(
 
 def _model_scores(
     data: GraphData, features: pl.DataFrame, settings: Settings, progress: bool
-) -> tuple[npt.NDArray[np.float32], str, str, dict[str, Any]]:
-    """(scores, model version, kind, metrics) from the model stage (`model/stage.py`): trained,
-    the promoted model's, or the label-free prior; never a crash on valid data."""
+) -> ModelScores:
+    """The model stage (`model/stage.py`): trained, the promoted model's, or the label-free
+    prior's scores; never a crash on valid data."""
     from graphfraud.model.registry import ModelRegistry
     from graphfraud.model.stage import score_users
     from graphfraud.scoring.scores import prior_scores
 
-    result = score_users(
+    return score_users(
         data,
         settings.model,
-        ModelRegistry(settings.model.registry),
+        ModelRegistry(settings.model.registry, signing_key=settings.model.signing_key),
         lambda: prior_scores(features),
         progress=progress,
     )
-    return result.scores, result.version, result.kind, result.metrics
 
 
 def stage_publish(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,13 +34,16 @@ PRIOR_VERSION = "prior-v1"
 class ModelScores:
     """One score per node of `data` and what produced it.
 
-    `kind` is the trained model's kind, `promoted` (the registry's promoted model) or `prior`.
+    `kind` is the trained model's kind, `promoted` (the registry's promoted model) or `prior`;
+    `files` are the scoring model's weight files with their sha256 (empty for the prior), for
+    the run manifest.
     """
 
     scores: npt.NDArray[np.float32]
     version: str
     kind: str
     metrics: dict[str, Any]
+    files: dict[str, str] = field(default_factory=dict)  # the model's files -> sha256
 
 
 def score_users(
@@ -68,7 +71,10 @@ def score_users(
             metrics: dict[str, Any] = dict(result.metrics)
             if result.failures:
                 metrics["failed"] = dict(result.failures)
-            return ModelScores(result.scores, result.model_version, result.model_kind, metrics)
+            files = registry.show(result.model_version).files
+            return ModelScores(
+                result.scores, result.model_version, result.model_kind, metrics, files
+            )
     else:
         why = (
             f"only {n_fraud} fraud / {n_legit} legit labels "
@@ -83,6 +89,6 @@ def score_users(
             why = f"{why}; the promoted model cannot score tonight's data: {exc}"
         else:
             log.warning("%s: scoring with the promoted model %s", why, version)
-            return ModelScores(scores, version, "promoted", {"fallback": why, **extra})
+            return ModelScores(scores, version, "promoted", {"fallback": why, **extra}, card.files)
     log.warning("%s: scoring with the label-free prior", why)
     return ModelScores(prior(), PRIOR_VERSION, "prior", {"fallback": why, **extra})

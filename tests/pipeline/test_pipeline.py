@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -69,6 +70,15 @@ def test_manifest_reconciles_and_records_the_run(sample_run: Path) -> None:
         == pl.read_parquet(sample_run / "scores.parquet")["model_version"][0]
     )
     assert "password" not in json.dumps(manifest["settings"]["graph"])
+    # the weight files that scored this run, by sha256 (the registry's card agrees, and so do
+    # the files themselves)
+    files = manifest["model"]["files"]
+    version = manifest["model"]["version"]
+    assert files == ModelRegistry(sample_run.parent / "models").show(version).files
+    assert all(rel.endswith((".txt", ".json", ".pt")) for rel in files)
+    for rel, digest in files.items():
+        path = sample_run.parent / "models" / version / rel
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
 
 
 def test_quality_floor_on_unlabelled_users(sample_run: Path) -> None:

@@ -8,6 +8,7 @@ features are ego-only (`network.py`); scores are mapped back to the base rate li
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -263,8 +264,16 @@ class GNNModel:
     def load(cls, directory: Path, params: dict[str, Any], *, device: str = "auto") -> GNNModel:
         """Inverse of `save` (`weights_only=True`: no code runs)."""
         model = cls(device=device, **{k: v for k, v in params.items() if k not in STACK_PARAMS})
-        blob = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        if "nets" not in blob:
+        try:
+            blob = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+            # weights_only refuses anything but tensors and plain containers: no code runs.
+            raise ArtifactError(
+                f"{directory / WEIGHTS_FILE}: not a readable graphfraud GNN "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+                hint="retrain (`graphfraud run`) or roll back to another model version",
+            ) from exc
+        if not isinstance(blob, dict) or "nets" not in blob:
             raise ArtifactError(
                 f"{directory / WEIGHTS_FILE} was saved by an older graphfraud GNN",
                 hint="retrain it (`graphfraud run`) or roll back to a model this version can read",
