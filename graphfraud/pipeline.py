@@ -44,6 +44,7 @@ from graphfraud.schema import (
 
 if TYPE_CHECKING:
     from graphfraud.model.base import GraphData
+    from graphfraud.model.registry import ModelRegistry
     from graphfraud.model.stage import ModelScores
 
 logger = logging.getLogger(__name__)
@@ -233,9 +234,21 @@ def stage_score(
         "registry": str(settings.model.registry),
         "files": result.files,  # sha256 of every weight file that scored this run
     }
+    if result.promotion is not None:
+        manifest["model"]["promotion"] = {
+            "promote": result.promotion.promote,
+            "reason": result.promotion.reason,
+            "done": False,
+        }
     manifest["status"] = "complete"
     manifest["finished_at"] = datetime.now(UTC).isoformat()
     run.write_json(MANIFEST_FILE, manifest)
+    # Promote only now that the run is complete: a crash before this line leaves the promoted
+    # model as it was (the candidates stay saved), and rerunning the stage trains and promotes.
+    if result.promotion is not None and result.promotion.promote:
+        _registry(settings).promote(version)
+        manifest["model"]["promotion"]["done"] = True
+        run.write_json(MANIFEST_FILE, manifest)
 
 
 def _model_scores(
@@ -243,17 +256,18 @@ def _model_scores(
 ) -> ModelScores:
     """The model stage (`model/stage.py`): trained, the promoted model's, or the label-free
     prior's scores; never a crash on valid data."""
-    from graphfraud.model.registry import ModelRegistry
     from graphfraud.model.stage import score_users
     from graphfraud.scoring.scores import prior_scores
 
     return score_users(
-        data,
-        settings.model,
-        ModelRegistry(settings.model.registry, signing_key=settings.model.signing_key),
-        lambda: prior_scores(features),
-        progress=progress,
+        data, settings.model, _registry(settings), lambda: prior_scores(features), progress=progress
     )
+
+
+def _registry(settings: Settings) -> ModelRegistry:
+    from graphfraud.model.registry import ModelRegistry
+
+    return ModelRegistry(settings.model.registry, signing_key=settings.model.signing_key)
 
 
 def stage_publish(

@@ -21,6 +21,7 @@ import numpy.typing as npt
 from graphfraud.config import ModelSettings
 from graphfraud.errors import ModelMismatchError, TrainingFailed
 from graphfraud.model.base import GraphData
+from graphfraud.model.promotion import Promotion
 from graphfraud.model.registry import ModelRegistry, score_with_promoted
 from graphfraud.model.train import train_and_score
 
@@ -44,6 +45,9 @@ class ModelScores:
     kind: str
     metrics: dict[str, Any]
     files: dict[str, str] = field(default_factory=dict)  # the model's files -> sha256
+    # For a trained model: whether to promote `version` once the run is complete (never
+    # before: a run that crashes after the model stage must leave the promoted model alone).
+    promotion: Promotion | None = None
 
 
 def score_users(
@@ -73,7 +77,12 @@ def score_users(
                 metrics["failed"] = dict(result.failures)
             files = registry.show(result.model_version).files
             return ModelScores(
-                result.scores, result.model_version, result.model_kind, metrics, files
+                result.scores,
+                result.model_version,
+                result.model_kind,
+                metrics,
+                files,
+                result.promotion,
             )
     else:
         why = (

@@ -29,7 +29,7 @@ from graphfraud.model.base import GraphData
 from graphfraud.model.ensemble import FoldEnsemble
 from graphfraud.model.inputs import GraphInputs
 from graphfraud.model.kinds import make_model, model_kinds, trained_kinds
-from graphfraud.model.promotion import decide_promotion, select_best
+from graphfraud.model.promotion import Promotion, decide_promotion, select_best
 from graphfraud.model.registry import ModelRegistry, data_fingerprint
 from graphfraud.model.risk import ModelInput, RiskModel
 
@@ -42,8 +42,8 @@ class TrainResult:
 
     `scores` are out-of-fold for labelled nodes and the fold-model mean for the rest.
     `metrics` holds `<kind>.auprc` / `<kind>.roc_auc` (out-of-fold, over all labelled users) for
-    every candidate that trained, plus `selected.*`, `n_labelled`, `n_positive`, `folds`,
-    `folds_grouped` and `promoted`; `failures` says why the others did not (kind -> reason).
+    every candidate that trained, plus `selected.*`, `n_labelled`, `n_positive`, `folds` and
+    `folds_grouped`; `failures` says why the others did not (kind -> reason).
     """
 
     scores: npt.NDArray[np.float32]
@@ -53,6 +53,7 @@ class TrainResult:
     feature_names: tuple[str, ...]
     seconds: float
     failures: dict[str, str] = field(default_factory=dict)
+    promotion: Promotion | None = None  # with a registry: should `model_version` be promoted
 
 
 @dataclass(frozen=True)
@@ -351,9 +352,10 @@ def train_and_score(
 ) -> TrainResult:
     """Train every candidate out-of-fold, pick the best by AUPRC, score every node with it.
 
-    With a registry, every candidate is saved and the selected one is promoted under the policy
-    in `model/promotion.py`; `model_version` is the saved version of the selected model
-    (the one whose scores are returned), whether or not it was promoted. `model_params` maps a
+    With a registry, every candidate is saved and `promotion` says whether the selected one
+    should be promoted (`model/promotion.py`); it is not promoted here — a night promotes only
+    once its run is complete (`ModelRegistry.promote`). `model_version` is the saved version of
+    the selected model (the one whose scores are returned). `model_params` maps a
     kind to constructor overrides (benchmarks, tests); the defaults are the tuned ones.
     """
     start = time.perf_counter()
@@ -378,9 +380,9 @@ def train_and_score(
             "folds_grouped": 1.0 if trained.grouped else 0.0,
         }
     )
+    promotion = None
     if registry is not None:
-        version, promoted = _register(registry, data, runs, best)
-        metrics["promoted"] = 1.0 if promoted else 0.0
+        version, promotion = _register(registry, data, runs, best)
     else:
         version = f"{best.kind}-unsaved-{data_fingerprint(data)[:8]}"
     return TrainResult(
@@ -391,13 +393,15 @@ def train_and_score(
         feature_names=data.feature_names,
         seconds=time.perf_counter() - start,
         failures=trained.failures,
+        promotion=promotion,
     )
 
 
 def _register(
     registry: ModelRegistry, data: GraphData, runs: Sequence[CandidateRun], best: CandidateRun
-) -> tuple[str, bool]:
-    """Save every candidate, promote `best` if the policy says so; (best's version, promoted)."""
+) -> tuple[str, Promotion]:
+    """Save every candidate and decide whether `best` should be promoted; (its version, the
+    decision). Nothing is promoted here: the caller does it once the run is complete."""
     n_labelled = float((data.labels >= 0).sum())
     versions: dict[str, str] = {}
     for run in runs:
@@ -408,10 +412,7 @@ def _register(
             training_seconds=run.seconds,
         )
         versions[run.kind] = card.version
-    decision = decide_promotion(best.auprc, data, registry.promoted())
-    if decision.promote:
-        registry.promote(versions[best.kind])
-    return versions[best.kind], decision.promote
+    return versions[best.kind], decide_promotion(best.auprc, data, registry.promoted())
 
 
 class _Progress:

@@ -85,7 +85,8 @@ def test_candidates_compete_and_registry_keeps_both(
     best = max(("gbm", "gnn"), key=lambda k: result.metrics[f"{k}.auprc"])
     assert result.model_kind == best
     assert sorted(c.kind for c in reg.list()) == ["gbm", "gnn"]
-    assert reg.promoted().version == result.model_version  # type: ignore[union-attr]
+    assert result.promotion is not None
+    assert result.promotion.promote  # nothing promoted yet
     loaded = reg.load(result.model_version, data=data, device="cpu")
     np.testing.assert_allclose(
         loaded.predict(data)[~data.labelled], result.scores[~data.labelled], rtol=1e-5

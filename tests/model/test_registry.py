@@ -29,11 +29,26 @@ def trained(
 ) -> tuple[ModelRegistry, GraphData, list[str]]:
     data, _ = planted
     reg = ModelRegistry(tmp_path_factory.mktemp("registry"))
-    versions = [
-        train_and_score(data, FAST, registry=reg, model_params=FAST_PARAMS).model_version
-        for _ in range(2)
-    ]
+    versions = []
+    for _ in range(2):
+        result = train_and_score(data, FAST, registry=reg, model_params=FAST_PARAMS)
+        assert result.promotion is not None
+        assert result.promotion.promote  # first model; then a tie with it
+        reg.promote(result.model_version)  # what a completed run does
+        versions.append(result.model_version)
     return reg, data, versions
+
+
+def test_training_saves_candidates_but_never_moves_the_promoted_pointer(
+    planted: tuple[GraphData, np.ndarray], tmp_path: Path
+) -> None:
+    data, _ = planted
+    reg = ModelRegistry(tmp_path)
+    result = train_and_score(data, FAST, registry=reg, model_params=FAST_PARAMS)
+    assert [c.version for c in reg.list()] == [result.model_version]
+    assert reg.promoted() is None
+    assert result.promotion is not None
+    assert result.promotion.promote
 
 
 def test_every_run_is_saved_with_a_card(

@@ -218,6 +218,7 @@ def write_run(path: Path, *, score_shift: float = 0.0, model_version: str = MODE
         pq.write_table(table, path / name)
     manifest = {
         "run_id": path.name,
+        "status": "complete",
         "created_at": "2026-01-02T03:04:05+00:00",
         "model_version": model_version,
         "counts": {"users": len(users), "rings": 2},
