@@ -16,8 +16,8 @@ import time
 import torch
 
 from graphfraud.config import ModelSettings
-from graphfraud.model.aggregate import graph_inputs
 from graphfraud.model.dataset import random_graph_data
+from graphfraud.model.inputs import GraphInputs
 from graphfraud.model.train import train_and_score
 
 
@@ -44,7 +44,7 @@ def main() -> None:
         f"threads {args.threads}"
     )
     t0 = time.perf_counter()
-    x, _, _ = graph_inputs(data)
+    x, _ = GraphInputs(data).matrix()
     print(
         f"graph inputs: {x.shape[1]} columns in {time.perf_counter() - t0:.1f}s "
         f"(data {t_data:.1f}s)"

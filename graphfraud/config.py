@@ -127,6 +127,11 @@ class ModelSettings(BaseModel):
         default_factory=lambda: ["gbm", "gnn", "gnn_stack"],
         description="model kinds the batch trains and selects from",
     )
+    signing_key: SecretStr | None = Field(
+        None,
+        description="HMAC key for model cards: when set, saved cards are signed and unsigned or "
+        "mis-signed cards refuse to load (GRAPHFRAUD_MODEL__SIGNING_KEY)",
+    )
 
 
 class GraphSettings(BaseModel):

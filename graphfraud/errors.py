@@ -7,6 +7,7 @@ GraphFraudError
 │                          also an account the intraday store cannot hold exactly
 ├── ArtifactError          a run directory / artifact is missing, corrupt or incompatible
 │   └── ModelMismatchError a model was trained on a different feature set
+├── TrainingFailed         no candidate model could be trained on this night's data
 ├── GraphStoreError        the graph database failed a request
 │   ├── GraphStoreUnavailable  retryable: server down, restarting, wrong address
 │   └── GraphStoreAuthError    credentials rejected (not retryable)
@@ -71,6 +72,15 @@ class ArtifactError(GraphFraudError):
 
 class ModelMismatchError(ArtifactError):
     """A saved model does not match the features it is asked to score."""
+
+
+class TrainingFailed(GraphFraudError):
+    """Every candidate model failed (or none could start): the model stage falls back to the
+    promoted model or the label-free prior. `failures` maps a kind to its reason."""
+
+    def __init__(self, message: str, *, failures: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.failures = dict(failures or {})
 
 
 class GraphStoreError(GraphFraudError):

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -46,6 +46,11 @@ from graphfraud.schema import (
     USERS_FILE,
     user_columns_optional,
 )
+
+if TYPE_CHECKING:
+    from graphfraud.model.base import GraphData
+    from graphfraud.model.registry import ModelRegistry
+    from graphfraud.model.stage import ModelScores
 
 logger = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -295,11 +300,12 @@ def stage_score(
             members,
             relations=registry.link_kinds,
         )
-        model_scores_arr, version, kind, metrics = _model_scores(data, features, settings, progress)
-        record.update({"version": version, "kind": kind, "metrics": metrics})
+        result = _model_scores(data, features, settings, progress)
+        version = result.version
+        record.update({"version": version, "kind": result.kind, "metrics": result.metrics})
     with _stage(run, "scores", say):
         model_scores = pl.DataFrame(
-            {"user_id": data.user_ids.astype(str), "model_score": model_scores_arr}
+            {"user_id": data.user_ids.astype(str), "model_score": result.scores}
         )
         scores = build_scores(features, model_scores, members, version, registry)
         run.write(RING_SCORES_FILE, scores.rings)
@@ -308,40 +314,45 @@ def stage_score(
     manifest["model_version"] = version
     manifest["model"] = {
         "version": version,
-        "kind": kind,
-        "metrics": metrics,
+        "kind": result.kind,
+        "metrics": result.metrics,
         "registry": str(settings.model.registry),
+        "files": result.files,  # sha256 of every weight file that scored this run
     }
+    if result.promotion is not None:
+        manifest["model"]["promotion"] = {
+            "promote": result.promotion.promote,
+            "reason": result.promotion.reason,
+            "done": False,
+        }
     manifest["status"] = "complete"
     manifest["finished_at"] = datetime.now(UTC).isoformat()
     run.write_json(MANIFEST_FILE, manifest)
-
-
-MIN_LABELS_PER_CLASS = 5
+    # Promote only now that the run is complete: a crash before this line leaves the promoted
+    # model as it was (the candidates stay saved), and rerunning the stage trains and promotes.
+    if result.promotion is not None and result.promotion.promote:
+        _registry(settings).promote(version)
+        manifest["model"]["promotion"]["done"] = True
+        run.write_json(MANIFEST_FILE, manifest)
 
 
 def _model_scores(
-    data: Any, features: pl.DataFrame, settings: Settings, progress: bool
-) -> tuple[Any, str, str, dict[str, Any]]:
-    """(scores, model version, kind, metrics): train when there are enough labels of both
-    classes; otherwise score with the promoted model; with neither, the label-free prior."""
-    from graphfraud.model.registry import ModelRegistry, score_with_promoted
-    from graphfraud.model.train import train_and_score
+    data: GraphData, features: pl.DataFrame, settings: Settings, progress: bool
+) -> ModelScores:
+    """The model stage (`model/stage.py`): trained, the promoted model's, or the label-free
+    prior's scores; never a crash on valid data."""
+    from graphfraud.model.stage import score_users
     from graphfraud.scoring.scores import prior_scores
 
-    registry = ModelRegistry(settings.model.registry)
-    n_fraud = int((data.labels == 1).sum())
-    n_legit = int((data.labels == 0).sum())
-    if min(n_fraud, n_legit) >= MIN_LABELS_PER_CLASS:
-        result = train_and_score(data, settings.model, registry=registry, progress=progress)
-        return result.scores, result.model_version, result.model_kind, result.metrics
-    why = f"only {n_fraud} fraud / {n_legit} legit labels (need {MIN_LABELS_PER_CLASS} of each)"
-    if registry.promoted() is not None:
-        scores, version = score_with_promoted(data, registry, device=settings.model.device)
-        return scores, version, "promoted", {"fallback": why}
-    logger.warning("%s and no promoted model: scoring with the label-free prior", why)
-    prior = prior_scores(features)
-    return prior, "prior-v1", "prior", {"fallback": why}
+    return score_users(
+        data, settings.model, _registry(settings), lambda: prior_scores(features), progress=progress
+    )
+
+
+def _registry(settings: Settings) -> ModelRegistry:
+    from graphfraud.model.registry import ModelRegistry
+
+    return ModelRegistry(settings.model.registry, signing_key=settings.model.signing_key)
 
 
 def stage_publish(

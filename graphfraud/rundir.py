@@ -89,10 +89,15 @@ class RunDir:
         return self.read_json(MANIFEST_FILE)
 
     def check_finished(self, manifest: dict[str, Any]) -> None:
-        """Refuse a run the batch has not finished: its artifacts may mix two runs."""
+        """Refuse a run the batch has not finished: its artifacts may mix two runs.
+
+        Only `status: complete` is finished; a manifest without a status is not (the batch
+        writes one from its first stage on), so such a run is refused too, never assumed done.
+        """
         status = manifest.get("status")
-        if status is not None and status != "complete":
+        if status != "complete":
+            said = "no status" if status is None else f"status {status!r}"
             raise ArtifactError(
-                f"run {self.path.name!r} is not finished (status {status!r})",
+                f"run {self.path.name!r} is not finished ({said})",
                 hint="a batch crashed or is still running: rerun it, or use the previous run",
             )

@@ -31,7 +31,10 @@ def _registry(path: Path | None):  # type: ignore[no-untyped-def]
     from graphfraud.config import load_settings
     from graphfraud.model.registry import ModelRegistry
 
-    return ModelRegistry(path if path is not None else load_settings().model.registry)
+    settings = load_settings().model
+    return ModelRegistry(
+        path if path is not None else settings.registry, signing_key=settings.signing_key
+    )
 
 
 def _fmt(value: float | None) -> str:

@@ -88,7 +88,7 @@ def _settings(
             ) from exc
         settings.identifier_registry()  # a clash with a built-in kind fails here, in one line
     if models is not None:
-        from graphfraud.model.train import model_kinds
+        from graphfraud.model.kinds import model_kinds
 
         kinds = [m.strip() for m in models.split(",") if m.strip()]
         unknown = [k for k in kinds if k not in model_kinds()]

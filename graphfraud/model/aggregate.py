@@ -14,6 +14,7 @@ seconds. Two families:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -27,7 +28,7 @@ F32 = npt.NDArray[np.float32]
 
 @dataclass(frozen=True)
 class Adjacency:
-    """Sparse views of the graph, built once per `GraphData` and reused across folds."""
+    """Sparse views of the graph (built once per graph by `GraphInputs`, shared by its folds)."""
 
     weighted: sp.csr_matrix  # [n, n] sum of edge weights over relations, no self-loops
     mean: sp.csr_matrix  # row-normalised `weighted` (isolated rows stay zero)
@@ -80,7 +81,9 @@ def fill_missing(x: F32) -> F32:
     """NaN → column mean (0 for an all-missing column); aggregation must not spread NaN."""
     if not np.isnan(x).any():
         return x
-    col_mean = np.nan_to_num(np.nanmean(np.where(np.isnan(x), np.nan, x), axis=0), nan=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column: mean 0 below
+        col_mean = np.nan_to_num(np.nanmean(x, axis=0), nan=0.0)
     return np.where(np.isnan(x), col_mean[None, :], x).astype(np.float32)
 
 
@@ -199,71 +202,6 @@ def with_visible_labels(data: GraphData, visible: npt.NDArray[np.bool_]) -> Grap
     """A copy of `data` whose labels outside `visible` are unknown (-1)."""
     labels = np.where(visible, data.labels, UNKNOWN_LABEL).astype(np.int8)
     return replace(data, labels=labels)
-
-
-def graph_arrays(data: GraphData) -> tuple[object, ...]:
-    """The arrays every label-free input derives from (label copies share them)."""
-    return (data.x, data.edge_index, data.edge_weight, data.edge_type)
-
-
-def graph_key(data: GraphData) -> tuple[int, ...]:
-    """Cache key of `graph_arrays`; a cache entry must pin them so the ids stay unique."""
-    return tuple(id(a) for a in graph_arrays(data))
-
-
-@dataclass(frozen=True)
-class _Cached:
-    key: tuple[int, ...]
-    pinned: tuple[object, ...]  # the keyed arrays, so their ids cannot be reused while cached
-    adj: Adjacency
-    agg: F32
-    agg_names: tuple[str, ...]
-
-
-_CACHE: list[_Cached] = []
-
-
-def graph_inputs(
-    data: GraphData,
-    *,
-    label_features: bool = True,
-    per_relation: bool = False,
-    rows: npt.NDArray[np.bool_] | None = None,
-) -> tuple[F32, tuple[str, ...], Adjacency]:
-    """`[x, feature aggregates, label aggregates]` and their names, plus the adjacency.
-
-    With `rows`, only those rows are assembled (fitting on the labelled few of 1M users need
-    not copy a 1M x 200 matrix). The label-free part depends only on the graph and `x`, so it
-    is cached for the last graph seen (folds and candidates reuse it; `with_visible_labels`
-    copies share the arrays). Per-relation neighbour means are off by default: on the synthetic
-    100k population they cost 40 % of the GBM's time for no gain in held-out AP.
-    """
-    blocks, names, adj = input_blocks(
-        data, label_features=label_features, per_relation=per_relation
-    )
-    if rows is not None:
-        blocks = [b[rows] for b in blocks]
-    return np.hstack(blocks).astype(np.float32, copy=False), names, adj
-
-
-def input_blocks(
-    data: GraphData, *, label_features: bool = True, per_relation: bool = False
-) -> tuple[list[F32], tuple[str, ...], Adjacency]:
-    """What `graph_inputs` stacks, unstacked: `[x, feature aggregates(, label aggregates)]`."""
-    key = (*graph_key(data), int(per_relation))
-    hit = next((c for c in _CACHE if c.key == key), None)
-    if hit is None:
-        adj = build_adjacency(data)
-        agg, agg_names = feature_aggregates(data, adj, per_relation=per_relation)
-        hit = _Cached(key, graph_arrays(data), adj, agg, agg_names)
-        _CACHE[:] = [hit]
-    blocks = [data.x, hit.agg]
-    names = data.feature_names + hit.agg_names
-    if label_features:
-        lab, lab_names = label_aggregates(data, hit.adj)
-        blocks.append(lab)
-        names += lab_names
-    return blocks, names, hit.adj
 
 
 def stacked_columns(blocks: list[F32], cols: npt.NDArray[np.int64]) -> F32:

@@ -1,4 +1,4 @@
-"""What every risk model consumes and promises.
+"""What every risk model consumes (what they promise is `model/risk.py`).
 
 `GraphData` is the model-side view of a run: dense node features and a typed, weighted edge list,
 with the `user_id` order that maps rows back to business ids. Tensor indices never leave model/.
@@ -7,7 +7,6 @@ with the `user_id` order that maps rows back to business ids. Tensor indices nev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -49,17 +48,3 @@ class GraphData:
     @property
     def labelled(self) -> npt.NDArray[np.bool_]:
         return np.asarray(self.labels != UNKNOWN_LABEL, dtype=np.bool_)
-
-
-class RiskModel(Protocol):
-    """A trainable user-risk model. `fit` sees labels only where `train_mask` is true."""
-
-    kind: str
-
-    def fit(self, data: GraphData, train_mask: npt.NDArray[np.bool_], seed: int) -> None: ...
-
-    def predict(self, data: GraphData) -> npt.NDArray[np.float32]:
-        """P(fraud) for every node, in node order."""
-        ...
-
-    def params(self) -> dict[str, object]: ...

@@ -4,53 +4,52 @@ Layout (the same on local disk or shared storage):
 ```
 <root>/registry.json              {"promoted": v, "stack": [...promotions...], "history": [...]}
 <root>/<version>/model_card.json  kind, metrics, data fingerprint, features, params, files+sha256
-<root>/<version>/fold_<i>/...     one fitted model per fold (torch state_dict or joblib)
+<root>/<version>/fold_<i>/...     one fitted model per fold (torch state_dict, LightGBM text)
 ```
 Writes are atomic: a version is written to a hidden temp directory and renamed into place;
 `registry.json` is written to a temp file and `os.replace`d.
 
-**Trust.** GNN weights are torch state_dicts loaded with `weights_only=True` (no code runs).
-GBM weights are joblib, i.e. pickle: loading one runs code. Every weight file's sha256 is in the
-card and checked before loading, which catches corruption and edits of a weight file alone; but a
-registry directory is code you execute — point `--registry` only at storage you control.
+**Trust: loading a model never runs code.** Every weight file is in a format whose reader only
+parses numbers: LightGBM's text model plus JSON for the GBM, torch state_dicts loaded with
+`weights_only=True` for the GNN. `load` refuses any other file a card lists (a `.joblib`
+pickle from an older graphfraud is refused with a hint to retrain, never opened), checks every
+file's sha256 from the card (corruption, an edited weight file) and, with a signing key
+(`GRAPHFRAUD_MODEL__SIGNING_KEY`), the card's HMAC-SHA256: cards are then signed on save, and
+an unsigned or mis-signed card is refused by `load` and `promote`, so rewriting a weight file
+*and* its card needs the key. Without a key the sha256 in the card is unauthenticated: it
+catches accidents, not an attacker who can write the registry.
 
-**Promotion policy** (`record_run`): every candidate of a run is saved. The run's selected
-candidate is promoted when (a) nothing is promoted yet, (b) the promoted model cannot score this
-data (different feature set), or (c) its out-of-fold AUPRC on this run is no worse than the
-promoted model's recorded AUPRC minus `PROMOTION_TOLERANCE`. A bigger drop usually means broken
-labels or features, so the run's scores are still returned (tagged with the new version) but the
-promoted model stays, and a human decides with `graphfraud models promote|rollback`.
+Which version is promoted is decided by `model/promotion.py`; the registry only stores the
+versions and moves the pointer.
 """
 
 from __future__ import annotations
 
 import builtins
 import hashlib
+import hmac
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import SecretStr
 
 from graphfraud import __version__
 from graphfraud.errors import ArtifactError, ModelMismatchError, NotFound
 from graphfraud.model.base import GraphData
-
-if TYPE_CHECKING:
-    from graphfraud.config import ModelSettings
-    from graphfraud.model.train import CandidateRun, FoldEnsemble
+from graphfraud.model.ensemble import FoldEnsemble, fold_dir
+from graphfraud.model.kinds import load_model
 
 CARD_FILE = "model_card.json"
 REGISTRY_FILE = "registry.json"
-PROMOTION_TOLERANCE = 0.02
 
 
 def data_fingerprint(data: GraphData) -> str:
@@ -79,12 +78,21 @@ class ModelCard:
     created_at: str
     members: int
     files: dict[str, str]  # relative path -> sha256
+    signature: str = ""  # hex HMAC-SHA256 of the other fields (`signed_payload`), "" unsigned
 
     def to_json(self) -> dict[str, Any]:
         out = self.__dict__.copy()
         out["feature_names"] = list(self.feature_names)
         out["relation_names"] = list(self.relation_names)
+        if not self.signature:
+            del out["signature"]
         return out
+
+    def signed_payload(self) -> bytes:
+        """The bytes the signature covers: every field but the signature, canonical JSON."""
+        body = self.to_json()
+        body.pop("signature", None)
+        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ModelCard:
@@ -102,6 +110,7 @@ class ModelCard:
                 created_at=str(raw["created_at"]),
                 members=int(raw["members"]),
                 files={str(k): str(v) for k, v in raw["files"].items()},
+                signature=str(raw.get("signature", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"model card is malformed: {exc!r}") from exc
@@ -125,6 +134,11 @@ def check_compatible(card: ModelCard, data: GraphData) -> None:
         f"model {card.version} was trained on a different feature set: {'; '.join(parts)}",
         hint="retrain (`graphfraud run`) or promote a model trained on these features",
     )
+
+
+# Suffixes of the files a model may consist of: formats whose readers cannot run code.
+SAFE_SUFFIXES = (".txt", ".json", ".pt")
+PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 
 
 def _sha256(path: Path) -> str:
@@ -152,8 +166,33 @@ def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 class ModelRegistry:
     """Versioned models under `root`; see the module docstring for layout, trust and policy."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, signing_key: SecretStr | str | None = None) -> None:
         self.root = Path(root)
+        key = signing_key.get_secret_value() if isinstance(signing_key, SecretStr) else signing_key
+        self._key = key.encode() if key else None
+
+    def __repr__(self) -> str:
+        return f"ModelRegistry({str(self.root)!r}, signed={self._key is not None})"
+
+    # ---- trust -------------------------------------------------------------------------------
+    def _sign(self, card: ModelCard) -> str:
+        assert self._key is not None
+        return hmac.new(self._key, card.signed_payload(), hashlib.sha256).hexdigest()
+
+    def verify(self, card: ModelCard) -> None:
+        """With a signing key, refuse a card that is unsigned or whose signature does not match."""
+        if self._key is None:
+            return
+        if not card.signature:
+            raise ArtifactError(
+                f"model {card.version} is not signed, and this registry requires signed cards",
+                hint="retrain it with GRAPHFRAUD_MODEL__SIGNING_KEY set, or unset the key",
+            )
+        if not hmac.compare_digest(card.signature, self._sign(card)):
+            raise ArtifactError(
+                f"model {card.version}: the card's signature does not match (edited card, or "
+                "signed with another key); refusing to load it"
+            )
 
     # ---- state -------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -208,6 +247,8 @@ class ModelRegistry:
                 members=len(model.members),
                 files=files,
             )
+            if self._key is not None:
+                card = replace(card, signature=self._sign(card))
             _write_json_atomic(tmp / CARD_FILE, card.to_json())
             os.replace(tmp, self.root / version)
         finally:
@@ -218,6 +259,7 @@ class ModelRegistry:
     def promote(self, version: str) -> ModelCard:
         """Make `version` the promoted model (the previous one stays on the rollback stack)."""
         card = self.show(version)
+        self.verify(card)
         state = self._state()
         if state.get("promoted") == version:
             return card
@@ -240,37 +282,6 @@ class ModelRegistry:
         state.setdefault("history", []).append(_event("rollback", previous))
         self._write_state(state)
         return card
-
-    def record_run(
-        self,
-        data: GraphData,
-        runs: Sequence[CandidateRun],
-        best: CandidateRun,
-        settings: ModelSettings,
-    ) -> tuple[str, bool]:
-        """Save every candidate, promote `best` under the policy; returns (version, promoted)."""
-        del settings  # part of the signature so a policy may read it later
-        n_labelled = float((data.labels >= 0).sum())
-        versions: dict[str, str] = {}
-        for run in runs:
-            card = self.save(
-                run.model,
-                data,
-                {"auprc": run.auprc, "roc_auc": run.roc_auc, "n_labelled": n_labelled},
-                training_seconds=run.seconds,
-            )
-            versions[run.kind] = card.version
-        version = versions[best.kind]
-        current = self.promoted()
-        promote = (
-            current is None
-            or current.feature_names != data.feature_names
-            or current.relation_names != data.relation_names
-            or not best.auprc < current.metrics.get("auprc", 0.0) - PROMOTION_TOLERANCE
-        )
-        if promote:
-            self.promote(version)
-        return version, promote
 
     # ---- read --------------------------------------------------------------------------------
     def list(self) -> builtins.list[ModelCard]:
@@ -308,13 +319,29 @@ class ModelRegistry:
     def load(
         self, version: str, *, data: GraphData | None = None, device: str = "auto"
     ) -> FoldEnsemble:
-        """Load a saved model; with `data`, first check it was trained on the same features."""
-        from graphfraud.model.train import FoldEnsemble, load_model
+        """Load a saved model; with `data`, first check it was trained on the same features.
 
+        Refused with `ArtifactError` before any weight file is read: a file in a format that
+        could run code, a card whose signature fails (with a key), a sha256 mismatch.
+        """
         card = self.show(version)
+        self.verify(card)
         if data is not None:
             check_compatible(card, data)
         directory = self.root / version
+        for rel in card.files:
+            if rel.endswith(PICKLE_SUFFIXES):
+                raise ArtifactError(
+                    f"model {version} was saved by an older graphfraud as a pickle ({rel}); "
+                    "pickles are never loaded, since loading one runs code",
+                    hint="retrain (`graphfraud run`), or promote a model saved in the current "
+                    "format",
+                )
+            if not rel.endswith(SAFE_SUFFIXES):
+                raise ArtifactError(
+                    f"model {version}: {rel} is not a format this registry loads "
+                    f"({', '.join(SAFE_SUFFIXES)})"
+                )
         for rel, digest in card.files.items():
             path = directory / rel
             if not path.is_file() or _sha256(path) != digest:
@@ -322,12 +349,10 @@ class ModelRegistry:
                     f"model {version}: weight file {rel} is missing or altered (sha256 mismatch)"
                 )
         members = [
-            load_model(card.kind, directory / f"fold_{i}", card.params, device)
+            load_model(card.kind, directory / fold_dir(i), card.params, device)
             for i in range(card.members)
         ]
-        for m in members:
-            m.input_names = card.feature_names
-        return FoldEnsemble(card.kind, members, card.feature_names)
+        return FoldEnsemble(card.kind, members)
 
 
 def score_with_promoted(

@@ -14,10 +14,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,92 +24,16 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from graphfraud.config import ModelSettings
-from graphfraud.errors import ArtifactError, ConfigError, InputDataError
-from graphfraud.model.aggregate import with_visible_labels
+from graphfraud.errors import ConfigError, InputDataError, TrainingFailed
 from graphfraud.model.base import GraphData
-
-if TYPE_CHECKING:
-    from graphfraud.model.registry import ModelRegistry
+from graphfraud.model.ensemble import FoldEnsemble
+from graphfraud.model.inputs import GraphInputs
+from graphfraud.model.kinds import make_model, model_kinds, trained_kinds
+from graphfraud.model.promotion import Promotion, decide_promotion, select_best
+from graphfraud.model.registry import ModelRegistry, data_fingerprint
+from graphfraud.model.risk import ModelInput, RiskModel
 
 log = logging.getLogger(__name__)
-
-
-class SavableModel(Protocol):
-    """RiskModel plus what the registry needs (implemented by GBMModel and the GNNs)."""
-
-    kind: str
-    input_names: tuple[str, ...]
-
-    def fit(self, data: GraphData, train_mask: npt.NDArray[np.bool_], seed: int) -> None: ...
-    def predict(self, data: GraphData) -> npt.NDArray[np.float32]: ...
-    def params(self) -> dict[str, object]: ...
-    def save(self, directory: Path) -> None: ...
-
-
-def model_kinds() -> tuple[str, ...]:
-    """Candidate kinds `ModelSettings.candidates` may name (`gnn_stack` implies gbm and gnn)."""
-    return ("gbm", "gnn", "gnn_stack")
-
-
-def trained_kinds(candidates: Sequence[str]) -> list[str]:
-    """The kinds actually fitted: `gnn_stack` is built from the gbm and gnn fold models."""
-    kinds = [k for k in candidates if k != "gnn_stack"]
-    if "gnn_stack" in candidates:
-        kinds += [k for k in ("gbm", "gnn") if k not in kinds]
-    return kinds
-
-
-def make_model(kind: str, settings: ModelSettings, params: dict[str, Any] | None = None) -> Any:
-    """A fresh, unfitted model of `kind` (params override the defaults, e.g. from a model card)."""
-    params = dict(params or {})
-    if kind == "gbm":
-        from graphfraud.model.gbm import GBMModel
-
-        return GBMModel(**params)
-    if kind in ("gnn", "gnn_stack"):
-        from graphfraud.model.gnn import GNNModel
-
-        params.setdefault("stack", kind == "gnn_stack")
-        return GNNModel(device=settings.device, **params)
-    raise ConfigError(f"unknown model kind {kind!r}", hint=f"one of {', '.join(model_kinds())}")
-
-
-def load_model(kind: str, directory: Path, params: dict[str, Any], device: str) -> Any:
-    """Inverse of `SavableModel.save` for one fitted model."""
-    if kind == "gbm":
-        from graphfraud.model.gbm import GBMModel
-
-        return GBMModel.load(directory, params, ())
-    if kind in ("gnn", "gnn_stack"):
-        from graphfraud.model.gnn import GNNModel
-
-        return GNNModel.load(directory, params, device=device)
-    raise ArtifactError(f"model card names an unknown kind {kind!r}")
-
-
-class FoldEnsemble:
-    """The K fold models of one candidate; predicts their mean (how unlabelled users are scored)."""
-
-    def __init__(self, kind: str, members: Sequence[Any], input_names: tuple[str, ...]) -> None:
-        self.kind = kind
-        self.members = list(members)
-        self.input_names = input_names
-
-    def fit(self, data: GraphData, train_mask: npt.NDArray[np.bool_], seed: int) -> None:
-        raise ArtifactError("a FoldEnsemble is built by train_and_score, not fitted directly")
-
-    def predict(self, data: GraphData) -> npt.NDArray[np.float32]:
-        scores = np.zeros(data.num_nodes, dtype=np.float64)
-        for member in self.members:
-            scores += member.predict(data)
-        return (scores / max(len(self.members), 1)).astype(np.float32)
-
-    def params(self) -> dict[str, object]:
-        return dict(self.members[0].params()) if self.members else {}
-
-    def save(self, directory: Path) -> None:
-        for i, member in enumerate(self.members):
-            member.save(directory / f"fold_{i}")
 
 
 @dataclass(frozen=True)
@@ -119,7 +42,8 @@ class TrainResult:
 
     `scores` are out-of-fold for labelled nodes and the fold-model mean for the rest.
     `metrics` holds `<kind>.auprc` / `<kind>.roc_auc` (out-of-fold, over all labelled users) for
-    every candidate, plus `selected.*`, `n_labelled`, `n_positive`, `folds` and `promoted`.
+    every candidate that trained, plus `selected.*`, `n_labelled`, `n_positive`, `folds` and
+    `folds_grouped`; `failures` says why the others did not (kind -> reason).
     """
 
     scores: npt.NDArray[np.float32]
@@ -128,6 +52,19 @@ class TrainResult:
     metrics: dict[str, float]
     feature_names: tuple[str, ...]
     seconds: float
+    failures: dict[str, str] = field(default_factory=dict)
+    promotion: Promotion | None = None  # with a registry: should `model_version` be promoted
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What `train_candidates` gives: the candidates that trained, on which folds, and why the
+    others did not (`failures`: kind -> reason). `grouped`: the folds keep rings together."""
+
+    runs: list[CandidateRun]
+    fold_ids: npt.NDArray[np.int64]
+    failures: dict[str, str]
+    grouped: bool
 
 
 @dataclass(frozen=True)
@@ -155,51 +92,79 @@ def stratified_folds(
     user's ring-mates are then held out with it, as in a ring nobody has labelled yet. Random
     folds let ring-mates' labels vouch for each other and flatter label-driven models, so they
     would pick the wrong candidate for exactly the users the scores are for.
-    `folds` shrinks to the size of the smaller class when labels are scarce (at least 2).
+
+    Every fold's training part (the other folds) must hold at least 2 fraud and 2 legit labels,
+    or its model cannot be fitted: `folds` shrinks (to at least 2) until it does — on a quiet
+    night with a few labelled rings that is fewer folds, not a crash. `InputDataError` when even
+    2 folds cannot (e.g. every fraud label in one ring, with `groups`).
     """
     idx = np.flatnonzero(labels >= 0)
     y = labels[idx]
     n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
-    k = min(folds, n_pos, n_neg)
-    if k < 2:
+    if min(n_pos, n_neg) < 2:
         raise InputDataError(
             f"out-of-fold training needs at least 2 fraud and 2 legit labels "
             f"(have {n_pos} fraud, {n_neg} legit)",
             column="label",
             hint="score with the promoted model instead (`score_with_promoted`)",
         )
-    out = np.full(labels.shape[0], -1, dtype=np.int64)
     if groups is None:
-        splits = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(idx, y)
+        units_pos, units_neg = n_pos, n_neg
+        g = None
     else:
         g = groups[idx].astype(np.int64)
         alone = g < 0
         g[alone] = g.max(initial=0) + 1 + np.arange(int(alone.sum()))
-        splits = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(idx, y, g)
-    for f, (_, test) in enumerate(splits):
-        out[idx[test]] = f
-    return out
+        units_pos, units_neg = len(np.unique(g[y == 1])), len(np.unique(g[y == 0]))
+    for k in range(min(folds, units_pos, units_neg), 1, -1):
+        if g is None:
+            splits = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(idx, y)
+        else:
+            splits = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(
+                idx, y, g
+            )
+        fold_of = np.full(len(idx), -1, dtype=np.int64)
+        for f, (_, test) in enumerate(splits):
+            fold_of[test] = f
+        if all(
+            min(int((y[fold_of != f] == 1).sum()), int((y[fold_of != f] == 0).sum())) >= 2
+            for f in range(k)
+        ):
+            out = np.full(labels.shape[0], -1, dtype=np.int64)
+            out[idx] = fold_of
+            return out
+    where = f" in {units_pos} ring group(s)" if groups is not None else ""
+    raise InputDataError(
+        f"no split into 2 or more folds leaves 2 fraud and 2 legit labels to train every fold "
+        f"on (have {n_pos} fraud{where}, {n_neg} legit)",
+        column="label",
+    )
 
 
 def out_of_fold(
-    data: GraphData,
-    build: Callable[[], Any],
+    data: ModelInput,
+    build: Callable[[], RiskModel],
     fold_ids: npt.NDArray[np.int64],
     seed: int,
     on_fold: Callable[[], None] | None = None,
 ) -> tuple[npt.NDArray[np.float32], FoldEnsemble, npt.NDArray[np.float32]]:
     """Out-of-fold scores for labelled nodes, fold-mean scores for the rest, the fold models, and
-    each fold model's scores `[k, n]` (held-out rows for labelled nodes, every unlabelled node)."""
-    n = data.num_nodes
+    each fold model's scores `[k, n]` (held-out rows for labelled nodes, every unlabelled node).
+
+    Every fold reads label copies of one `GraphInputs`, so the label-free inputs are derived
+    once for all folds (and for all candidates, when the caller passes the same inputs).
+    """
+    inputs = GraphInputs.of(data)
+    n = inputs.data.num_nodes
     labelled = fold_ids >= 0
     k = int(fold_ids.max()) + 1
     oof = np.zeros(n, dtype=np.float32)
     per_fold = np.zeros((k, n), dtype=np.float32)
-    members = []
+    members: list[RiskModel] = []
     kind = "?"
     for f in range(k):
         visible = labelled & (fold_ids != f)
-        fold_data = with_visible_labels(data, visible)
+        fold_data = inputs.with_visible_labels(visible)
         model = build()
         kind = model.kind
         model.fit(fold_data, visible, seed + f)
@@ -208,14 +173,12 @@ def out_of_fold(
         if not labelled.all():
             # Unlabelled users have no label to leak: score them with every label visible,
             # as `score_with_promoted` will later.
-            per_fold[f, ~labelled] = model.predict(data, ~labelled)[~labelled]
-        if hasattr(model, "release_graph"):  # scoring caches that only these two calls share
-            model.release_graph()
+            per_fold[f, ~labelled] = model.predict(inputs, ~labelled)[~labelled]
         members.append(model)
         if on_fold is not None:
             on_fold()
     oof[~labelled] = per_fold[:, ~labelled].mean(0)
-    return oof, FoldEnsemble(kind, members, data.feature_names), per_fold
+    return oof, FoldEnsemble(kind, members), per_fold
 
 
 def stack_run(
@@ -232,7 +195,9 @@ def stack_run(
     is the one (of 0, 0.1, …, 1) with the best out-of-fold AUPRC: one number chosen on
     out-of-fold scores, the classic stacking meta-learner (Wolpert 1992).
     """
-    from graphfraud.model.gnn import logit_blend
+    from graphfraud.model.gbm import GBMModel
+    from graphfraud.model.gnn import GNNModel
+    from graphfraud.model.stack import StackModel, logit_blend
 
     rows = np.flatnonzero(fold_ids >= 0)
     y = labels[rows]
@@ -248,15 +213,17 @@ def stack_run(
 
     weight = max((w / 10 for w in range(11)), key=quality)
     scores, per_fold = blended(weight)
-    members = [
-        g.joined_with(b, weight) for g, b in zip(gnn.model.members, gbm.model.members, strict=True)
-    ]
+    members: list[RiskModel] = []
+    for g, b in zip(gnn.model.members, gbm.model.members, strict=True):
+        if not (isinstance(g, GNNModel) and isinstance(b, GBMModel)):
+            raise ConfigError(f"gnn_stack joins a gnn and a gbm, got {g.kind} and {b.kind}")
+        members.append(StackModel(g, b, weight))
     auprc, roc = ranking_metrics(y, scores[rows])
     log.info("gnn_stack: GNN share of the logit blend %.1f", weight)
     return CandidateRun(
         "gnn_stack",
         scores,
-        FoldEnsemble("gnn_stack", members, gnn.model.input_names),
+        FoldEnsemble("gnn_stack", members),
         auprc,
         roc,
         gbm.seconds + gnn.seconds,
@@ -280,11 +247,15 @@ def train_candidates(
     progress: bool = False,
     model_params: Mapping[str, Mapping[str, Any]] | None = None,
     groups: npt.NDArray[np.int64] | None = None,
-) -> tuple[list[CandidateRun], npt.NDArray[np.int64]]:
+) -> Candidates:
     """Run every candidate out-of-fold on the same folds (`model_params[kind]` overrides).
 
-    Folds are grouped by `groups`, by default `data.ring_index` (see `stratified_folds`).
+    Folds are grouped by `groups`, by default `data.ring_index` (see `stratified_folds`); when
+    the labels are too few for grouped folds they are stratified without groups (logged).
 
+    A candidate that fails — a library error on odd data, too few labels in a fold — is
+    recorded with its reason and the others go on; `TrainingFailed` only when none trained.
+    Settings errors (`ConfigError`, e.g. CUDA asked for but absent) are raised, not recorded.
     `gnn_stack` is not fitted on its own: it joins the gbm and gnn fold models (both become
     candidates too), so listing all three costs what gbm + gnn cost.
     """
@@ -295,39 +266,79 @@ def train_candidates(
             raise ConfigError(
                 f"unknown model kind {kind!r}", hint=f"one of {', '.join(model_kinds())}"
             )
-    if groups is None:
-        groups = data.ring_index
-    fold_ids = stratified_folds(data.labels, settings.folds, settings.seed, groups)
+    fold_ids, grouped = _fold_ids(data, settings, data.ring_index if groups is None else groups)
+    inputs = GraphInputs(data)  # label-free inputs shared by every candidate and fold
     k = int(fold_ids.max()) + 1
     labelled = fold_ids >= 0
     y = data.labels[labelled]
     runs: list[CandidateRun] = []
+    failures: dict[str, str] = {}
     kinds = trained_kinds(settings.candidates)
     with _Progress(progress, total=k * len(kinds)) as tick:
         for kind in kinds:
             start = time.perf_counter()
-            scores, ensemble, per_fold = out_of_fold(
-                data,
-                partial(make_model, kind, settings, dict((model_params or {}).get(kind, {}))),
-                fold_ids,
-                settings.seed,
-                tick,
-            )
+            try:
+                scores, ensemble, per_fold = out_of_fold(
+                    inputs,
+                    partial(make_model, kind, settings, dict((model_params or {}).get(kind, {}))),
+                    fold_ids,
+                    settings.seed,
+                    tick,
+                )
+            except ConfigError:
+                raise
+            except Exception as exc:  # a failed candidate must not end the night
+                failures[kind] = _reason(exc)
+                log.warning("candidate %s failed: %s", kind, failures[kind])
+                log.debug("candidate %s traceback", kind, exc_info=True)
+                continue
             auprc, roc = ranking_metrics(y, scores[labelled])
             seconds = time.perf_counter() - start
             log.info("candidate %s: AUPRC %.4f ROC-AUC %.4f (%.1fs)", kind, auprc, roc, seconds)
             runs.append(CandidateRun(kind, scores, ensemble, auprc, roc, seconds, per_fold))
     if "gnn_stack" in settings.candidates:
         by_kind = {run.kind: run for run in runs}
-        stacked = stack_run(by_kind["gbm"], by_kind["gnn"], fold_ids, data.labels)
-        log.info("candidate gnn_stack: AUPRC %.4f ROC-AUC %.4f", stacked.auprc, stacked.roc_auc)
-        runs.append(stacked)
-    return runs, fold_ids
+        missing = [kind for kind in ("gbm", "gnn") if kind not in by_kind]
+        if missing:
+            failures["gnn_stack"] = f"joins gbm and gnn, and {' and '.join(missing)} failed"
+        else:
+            stacked = stack_run(by_kind["gbm"], by_kind["gnn"], fold_ids, data.labels)
+            log.info("candidate gnn_stack: AUPRC %.4f ROC-AUC %.4f", stacked.auprc, stacked.roc_auc)
+            runs.append(stacked)
+    if not runs:
+        raise TrainingFailed(
+            "no candidate model trained: "
+            + "; ".join(f"{kind}: {why}" for kind, why in failures.items()),
+            failures=failures,
+        )
+    return Candidates(runs, fold_ids, failures, grouped)
 
 
-def select_best(runs: Sequence[CandidateRun]) -> CandidateRun:
-    """Highest out-of-fold AUPRC; ties go to the earlier (simpler) candidate."""
-    return max(runs, key=lambda r: (np.nan_to_num(r.auprc, nan=-1.0), -runs.index(r)))
+def _fold_ids(
+    data: GraphData, settings: ModelSettings, groups: npt.NDArray[np.int64] | None
+) -> tuple[npt.NDArray[np.int64], bool]:
+    """(fold ids, grouped): ring-grouped folds, or plain stratified ones when grouping leaves a
+    fold untrainable (e.g. every fraud label in one ring) — scores from a model whose
+    validation is flattered beat no model. `TrainingFailed` when the labels allow neither."""
+    try:
+        return stratified_folds(
+            data.labels, settings.folds, settings.seed, groups
+        ), groups is not None
+    except InputDataError as grouped:
+        if groups is None:
+            raise TrainingFailed(f"no folds: {grouped}") from grouped
+        try:
+            fold_ids = stratified_folds(data.labels, settings.folds, settings.seed)
+        except InputDataError as plain:
+            raise TrainingFailed(f"no folds: {plain}") from plain
+        log.warning("%s: folds are not grouped by ring tonight", grouped)
+        return fold_ids, False
+
+
+def _reason(exc: BaseException, limit: int = 300) -> str:
+    """`Type: message`, one line, bounded (manifest and log material)."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def train_and_score(
@@ -341,15 +352,17 @@ def train_and_score(
 ) -> TrainResult:
     """Train every candidate out-of-fold, pick the best by AUPRC, score every node with it.
 
-    With a registry, every candidate is saved and the selected one is promoted under the policy
-    in `ModelRegistry.record_run`; `model_version` is the saved version of the selected model
-    (the one whose scores are returned), whether or not it was promoted. `model_params` maps a
+    With a registry, every candidate is saved and `promotion` says whether the selected one
+    should be promoted (`model/promotion.py`); it is not promoted here — a night promotes only
+    once its run is complete (`ModelRegistry.promote`). `model_version` is the saved version of
+    the selected model (the one whose scores are returned). `model_params` maps a
     kind to constructor overrides (benchmarks, tests); the defaults are the tuned ones.
     """
     start = time.perf_counter()
-    runs, fold_ids = train_candidates(
+    trained = train_candidates(
         data, settings, progress=progress, model_params=model_params, groups=groups
     )
+    runs, fold_ids = trained.runs, trained.fold_ids
     best = select_best(runs)
     metrics: dict[str, float] = {}
     for run in runs:
@@ -364,14 +377,13 @@ def train_and_score(
             "n_labelled": float(labelled.sum()),
             "n_positive": float((data.labels == 1).sum()),
             "folds": float(fold_ids.max() + 1),
+            "folds_grouped": 1.0 if trained.grouped else 0.0,
         }
     )
+    promotion = None
     if registry is not None:
-        version, promoted = registry.record_run(data, runs, best, settings)
-        metrics["promoted"] = 1.0 if promoted else 0.0
+        version, promotion = _register(registry, data, runs, best)
     else:
-        from graphfraud.model.registry import data_fingerprint
-
         version = f"{best.kind}-unsaved-{data_fingerprint(data)[:8]}"
     return TrainResult(
         scores=best.scores,
@@ -380,7 +392,27 @@ def train_and_score(
         metrics=metrics,
         feature_names=data.feature_names,
         seconds=time.perf_counter() - start,
+        failures=trained.failures,
+        promotion=promotion,
     )
+
+
+def _register(
+    registry: ModelRegistry, data: GraphData, runs: Sequence[CandidateRun], best: CandidateRun
+) -> tuple[str, Promotion]:
+    """Save every candidate and decide whether `best` should be promoted; (its version, the
+    decision). Nothing is promoted here: the caller does it once the run is complete."""
+    n_labelled = float((data.labels >= 0).sum())
+    versions: dict[str, str] = {}
+    for run in runs:
+        card = registry.save(
+            run.model,
+            data,
+            {"auprc": run.auprc, "roc_auc": run.roc_auc, "n_labelled": n_labelled},
+            training_seconds=run.seconds,
+        )
+        versions[run.kind] = card.version
+    return versions[best.kind], decide_promotion(best.auprc, data, registry.promoted())
 
 
 class _Progress:

@@ -210,7 +210,14 @@ def _write(
     _table(members, MEMBERS_SCHEMA).write_parquet(out / MEMBERS_FILE)
     _table(scores, SCORES_SCHEMA).write_parquet(out / SCORES_FILE)
     (out / MANIFEST_FILE).write_text(
-        json.dumps({"run_id": run_id, "created_at": T0.isoformat(), "model_version": model_version})
+        json.dumps(
+            {
+                "run_id": run_id,
+                "status": "complete",
+                "created_at": T0.isoformat(),
+                "model_version": model_version,
+            }
+        )
     )
     return out
 
@@ -341,6 +348,13 @@ def write_bulk_run(
         ]
         pq.write_table(pa.Table.from_arrays(cols, schema=schema), out / name)
     (out / MANIFEST_FILE).write_text(
-        json.dumps({"run_id": run_id, "created_at": T0.isoformat(), "model_version": "gbm-bulk"})
+        json.dumps(
+            {
+                "run_id": run_id,
+                "status": "complete",
+                "created_at": T0.isoformat(),
+                "model_version": "gbm-bulk",
+            }
+        )
     )
     return out

@@ -69,7 +69,7 @@ def test_broken_run_dirs_are_refused_with_the_file_named(
         users = pl.read_parquet(run / USERS_FILE)
         _rewrite(run / USERS_FILE, pl.concat([users, users.head(1)]))
     elif breakage == "no_run_id":
-        (run / MANIFEST_FILE).write_text(json.dumps({"model_version": "m"}))
+        (run / MANIFEST_FILE).write_text(json.dumps({"status": "complete", "model_version": "m"}))
     elif breakage == "missing_column":
         _rewrite(run / LINKS_FILE, links.drop("evidence"))
     with pytest.raises(ArtifactError, match=message):

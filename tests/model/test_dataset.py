@@ -9,14 +9,13 @@ import pytest
 from graphfraud.errors import ArtifactError
 from graphfraud.model.aggregate import (
     build_adjacency,
-    graph_inputs,
-    input_blocks,
     label_aggregates,
     stacked_columns,
     with_visible_labels,
 )
 from graphfraud.model.base import GraphData
 from graphfraud.model.dataset import RELATIONS, build_graph_data
+from graphfraud.model.inputs import GraphInputs
 
 
 def _tiny() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -78,11 +77,11 @@ def test_bad_labels_are_clear_errors() -> None:
 def test_own_label_never_reaches_own_inputs(planted: tuple[GraphData, np.ndarray]) -> None:
     """Flipping node i's label changes nothing in row i of the model inputs (1- and 2-hop)."""
     data, _ = planted
-    x0, names, _ = graph_inputs(data)
+    x0, names = GraphInputs(data).matrix()
     for node in np.flatnonzero(data.labelled)[:20]:
         labels = data.labels.copy()
         labels[node] = 1 - labels[node]
-        x1, _, _ = graph_inputs(replace(data, labels=labels))
+        x1, _ = GraphInputs(replace(data, labels=labels)).matrix()
         np.testing.assert_array_equal(x0[node], x1[node])
         assert not np.array_equal(x0, x1), "the flip should reach the neighbours' rows"
     assert any(n.startswith("lab:") for n in names)
@@ -131,10 +130,25 @@ def test_row_and_column_slices_of_the_inputs_match_the_full_stack(
     planted: tuple[GraphData, np.ndarray],
 ) -> None:
     data, _ = planted
-    full, names, _ = graph_inputs(data)
+    inputs = GraphInputs(data)
+    full, names = inputs.matrix()
     rows = data.labelled
-    np.testing.assert_array_equal(graph_inputs(data, rows=rows)[0], full[rows])
-    blocks, block_names, _ = input_blocks(data)
+    np.testing.assert_array_equal(inputs.matrix(rows=rows)[0], full[rows])
+    blocks, block_names = inputs.blocks()
     assert block_names == names
     cols = np.array([len(names) - 1, 0, 5, len(names) // 2], dtype=np.int64)  # any order
     np.testing.assert_array_equal(stacked_columns(blocks, cols), full[:, cols])
+
+
+def test_label_copies_share_the_label_free_inputs_and_keep_their_own_labels(
+    planted: tuple[GraphData, np.ndarray],
+) -> None:
+    data, _ = planted
+    inputs = GraphInputs(data)
+    visible = data.labelled & (np.arange(data.num_nodes) % 2 == 0)
+    copy = inputs.with_visible_labels(visible)
+    assert copy.adjacency is inputs.adjacency
+    assert copy.feature_aggregates()[0] is inputs.feature_aggregates()[0]
+    fresh, _ = GraphInputs(with_visible_labels(data, visible)).matrix()
+    np.testing.assert_array_equal(copy.matrix()[0], fresh)
+    assert not np.array_equal(copy.matrix()[0], inputs.matrix()[0])  # the labels do differ

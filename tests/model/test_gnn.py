@@ -8,22 +8,17 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-import graphfraud.model.gnn as gnn_module
 from graphfraud.config import ModelSettings
 from graphfraud.errors import ArtifactError, ConfigError
-from graphfraud.model.aggregate import graph_inputs, with_visible_labels
+from graphfraud.model.aggregate import with_visible_labels
 from graphfraud.model.base import GraphData
-from graphfraud.model.gnn import (
-    GNNModel,
-    field_batches,
-    full_plan,
-    logit_blend,
-    quantile_normal,
-    quantile_reference,
-    receptive_plan,
-    receptive_sets,
-)
+from graphfraud.model.gbm import GBMModel
+from graphfraud.model.gnn import GNNModel
+from graphfraud.model.gnn.encoding import quantile_normal, quantile_reference
+from graphfraud.model.gnn.plans import field_batches, full_plan, receptive_plan, receptive_sets
+from graphfraud.model.inputs import GraphInputs
 from graphfraud.model.registry import ModelRegistry
+from graphfraud.model.stack import StackModel, logit_blend
 from graphfraud.model.train import (
     out_of_fold,
     stratified_folds,
@@ -46,13 +41,35 @@ def test_gnn_is_seeded_deterministic_and_learns(planted: tuple[GraphData, np.nda
     assert roc_auc_score(truth[unl], scores[0][unl]) > 0.85
 
 
-def test_gnn_save_load_roundtrip(planted: tuple[GraphData, np.ndarray], tmp_path: Path) -> None:
+def test_gnn_and_stack_save_load_roundtrip(
+    planted: tuple[GraphData, np.ndarray], tmp_path: Path
+) -> None:
     data, _ = planted
-    params = {**SMALL, "stack": True, "gbm": {"max_iter": 40}}
-    model = GNNModel(device="cpu", **params)  # type: ignore[arg-type]
+    model = GNNModel(device="cpu", **SMALL)
+    model.fit(data, data.labelled, seed=3)
+    model.save(tmp_path / "gnn")
+    loaded = GNNModel.load(tmp_path / "gnn", model.params(), device="cpu")
+    np.testing.assert_allclose(loaded.predict(data), model.predict(data), rtol=1e-6)
+    stack = StackModel(model, GBMModel(max_iter=40), gnn_weight=0.3)
+    stack.gbm.fit(data, data.labelled, seed=3)
+    stack.save(tmp_path / "stack")
+    back = StackModel.load(tmp_path / "stack", stack.params(), device="cpu")
+    assert back.gnn_weight == 0.3
+    np.testing.assert_allclose(back.predict(data), stack.predict(data), rtol=1e-6)
+    blend = logit_blend(model.predict(data), stack.gbm.predict(data), 0.3)
+    np.testing.assert_array_equal(stack.predict(data), blend)
+
+
+def test_cards_written_when_the_gnn_held_the_stack_still_load(
+    planted: tuple[GraphData, np.ndarray], tmp_path: Path
+) -> None:
+    """Older cards carry `stack`, `stack_weight` and `gbm` in a plain GNN's params."""
+    data, _ = planted
+    model = GNNModel(device="cpu", **SMALL)
     model.fit(data, data.labelled, seed=3)
     model.save(tmp_path)
-    loaded = GNNModel.load(tmp_path, params, device="cpu")
+    old_params = {**model.params(), "stack": False, "stack_weight": 0.5, "gbm": {}}
+    loaded = GNNModel.load(tmp_path, old_params, device="cpu")
     np.testing.assert_allclose(loaded.predict(data), model.predict(data), rtol=1e-6)
 
 
@@ -68,7 +85,8 @@ def test_candidates_compete_and_registry_keeps_both(
     best = max(("gbm", "gnn"), key=lambda k: result.metrics[f"{k}.auprc"])
     assert result.model_kind == best
     assert sorted(c.kind for c in reg.list()) == ["gbm", "gnn"]
-    assert reg.promoted().version == result.model_version  # type: ignore[union-attr]
+    assert result.promotion is not None
+    assert result.promotion.promote  # nothing promoted yet
     loaded = reg.load(result.model_version, data=data, device="cpu")
     np.testing.assert_allclose(
         loaded.predict(data)[~data.labelled], result.scores[~data.labelled], rtol=1e-5
@@ -80,7 +98,7 @@ def test_receptive_plan_gives_the_full_graph_logits(planted: tuple[GraphData, np
     data, _ = planted
     model = GNNModel(device="cpu", **SMALL)
     model.fit(data, data.labelled, seed=4)
-    x_prop, x_label, adj = model._inputs(data)
+    x_prop, x_label, adj = model._inputs(GraphInputs(data))
     net = model._nets[0]
     targets = np.sort(np.random.default_rng(0).choice(data.num_nodes, 37, replace=False))
     with torch.no_grad():
@@ -138,7 +156,7 @@ def test_gnn_stack_joins_the_gbm_and_gnn_fold_models(
     data, _ = planted
     settings = ModelSettings(folds=2, seed=3, candidates=["gnn_stack"], device="cpu")
     params = {"gnn": SMALL, "gbm": {"max_iter": 40}}
-    runs, _ = train_candidates(data, settings, model_params=params)
+    runs = train_candidates(data, settings, model_params=params).runs
     by_kind = {r.kind: r for r in runs}
     assert list(by_kind) == ["gbm", "gnn", "gnn_stack"]
     weight = float(by_kind["gnn_stack"].model.params()["stack_weight"])
@@ -181,21 +199,53 @@ def test_weights_from_an_older_gnn_are_a_clear_error(tmp_path: Path) -> None:
         GNNModel.load(tmp_path, dict(SMALL), device="cpu")
 
 
-def test_cached_input_encoding_scores_exactly_as_a_fresh_one(
+def test_shared_inputs_score_exactly_as_fresh_ones(planted: tuple[GraphData, np.ndarray]) -> None:
+    """Folds share one graph's encoded inputs and h_L; every score must equal the score of the
+    same model on fresh, unshared inputs (the reference path), for either encoding."""
+    data, _ = planted
+    shared = GraphInputs(data)
+    scores = {}
+    for encoding in ("quantile", "asinh"):  # the second must not reuse the first's encoding
+        model = GNNModel(device="cpu", **{**SMALL, "encoding": encoding})
+        model.fit(shared, data.labelled, seed=3)
+        warm = model.predict(shared)
+        shared.label_free("gnn.hidden", model._fitted, lambda: pytest.fail("h_L not shared"))
+        np.testing.assert_array_equal(warm, model.predict(data))  # fresh GraphInputs
+        reference = GNNModel(device="cpu", **{**SMALL, "encoding": encoding})
+        reference.fit(data, data.labelled, seed=3)
+        np.testing.assert_array_equal(reference.predict(data), warm)
+        scores[encoding] = warm
+    assert not np.array_equal(scores["quantile"], scores["asinh"])
+
+
+def test_out_of_fold_on_shared_inputs_equals_fold_by_fold_on_fresh_data(
     planted: tuple[GraphData, np.ndarray],
 ) -> None:
-    """Folds reuse the encoded label-free inputs; a cold cache must give the same scores."""
+    """`out_of_fold` derives label copies of one `GraphInputs`; the plain loop over fresh
+    `GraphData` label copies (nothing shared) must give the same scores bit for bit."""
     data, _ = planted
-    model = GNNModel(device="cpu", **SMALL)
-    model.fit(data, data.labelled, seed=3)
-    warm = model.predict(data)
-    gnn_module._ENCODED.clear()
-    model._hidden = None
-    np.testing.assert_array_equal(model.predict(data), warm)
-    other = GNNModel(device="cpu", **{**SMALL, "encoding": "asinh"})
-    other.fit(data, data.labelled, seed=3)  # another encoding must not reuse the entry
-    assert not np.array_equal(other.predict(data), warm)
-    assert len(gnn_module._ENCODED) == 1
+    folds = stratified_folds(data.labels, 2, seed=4)
+    labelled = folds >= 0
+    builds = {
+        "gnn": lambda: GNNModel(device="cpu", **SMALL),
+        "gbm": lambda: GBMModel(max_iter=30),
+    }
+    for kind, build in builds.items():
+        oof, ensemble, per_fold = out_of_fold(data, build, folds, seed=9)
+        for f in range(2):
+            visible = labelled & (folds != f)
+            model = build()
+            model.fit(with_visible_labels(data, visible), visible, 9 + f)
+            held = folds == f
+            fresh = model.predict(with_visible_labels(data, visible), held)
+            np.testing.assert_array_equal(per_fold[f, held], fresh[held], err_msg=kind)
+            np.testing.assert_array_equal(
+                per_fold[f, ~labelled], model.predict(data)[~labelled], err_msg=kind
+            )
+        np.testing.assert_array_equal(oof[held], per_fold[1, held])
+        np.testing.assert_allclose(
+            ensemble.predict(data)[~labelled], oof[~labelled], rtol=1e-6, err_msg=kind
+        )
 
 
 def test_quantile_reference_on_a_sample_matches_the_full_one() -> None:
@@ -208,7 +258,7 @@ def test_quantile_reference_on_a_sample_matches_the_full_one() -> None:
 
 def test_field_batches_bound_the_receptive_field(planted: tuple[GraphData, np.ndarray]) -> None:
     data, _ = planted
-    _, _, adj = graph_inputs(data)
+    adj = GraphInputs(data).adjacency
     order = np.random.default_rng(0).permutation(np.flatnonzero(data.labelled))
     whole = field_batches(adj, order, 2, batch_size=10_000, max_field=10_000)
     assert len(whole) == 1  # the field fits: one batch, as before

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import hashlib
 import json
+import pickle
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from graphfraud.cli import app
@@ -25,11 +29,26 @@ def trained(
 ) -> tuple[ModelRegistry, GraphData, list[str]]:
     data, _ = planted
     reg = ModelRegistry(tmp_path_factory.mktemp("registry"))
-    versions = [
-        train_and_score(data, FAST, registry=reg, model_params=FAST_PARAMS).model_version
-        for _ in range(2)
-    ]
+    versions = []
+    for _ in range(2):
+        result = train_and_score(data, FAST, registry=reg, model_params=FAST_PARAMS)
+        assert result.promotion is not None
+        assert result.promotion.promote  # first model; then a tie with it
+        reg.promote(result.model_version)  # what a completed run does
+        versions.append(result.model_version)
     return reg, data, versions
+
+
+def test_training_saves_candidates_but_never_moves_the_promoted_pointer(
+    planted: tuple[GraphData, np.ndarray], tmp_path: Path
+) -> None:
+    data, _ = planted
+    reg = ModelRegistry(tmp_path)
+    result = train_and_score(data, FAST, registry=reg, model_params=FAST_PARAMS)
+    assert [c.version for c in reg.list()] == [result.model_version]
+    assert reg.promoted() is None
+    assert result.promotion is not None
+    assert result.promotion.promote
 
 
 def test_every_run_is_saved_with_a_card(
@@ -42,7 +61,7 @@ def test_every_run_is_saved_with_a_card(
     assert card.feature_names == data.feature_names
     assert card.members == 2
     assert 0.0 < card.metrics["auprc"] <= 1.0
-    assert set(card.files) == {"fold_0/gbm.joblib", "fold_1/gbm.joblib"}
+    assert set(card.files) == {f"fold_{i}/gbm.{ext}" for i in (0, 1) for ext in ("txt", "json")}
     raw = json.loads((reg.root / versions[0] / "model_card.json").read_text())
     assert raw["data_fingerprint"] == card.data_fingerprint
 
@@ -81,10 +100,8 @@ def test_tampered_weights_are_refused(
 ) -> None:
     reg, _, versions = trained
     copy = ModelRegistry(tmp_path / "copy")
-    import shutil
-
     shutil.copytree(reg.root / versions[0], copy.root / versions[0])
-    (copy.root / versions[0] / "fold_0" / "gbm.joblib").write_bytes(b"not a model")
+    (copy.root / versions[0] / "fold_0" / "gbm.txt").write_bytes(b"not a model")
     with pytest.raises(ArtifactError, match="sha256 mismatch"):
         copy.load(versions[0])
 
@@ -117,3 +134,130 @@ def test_cli_list_show_promote_rollback(
     out = runner.invoke(app, ["models", "show", "gbm-missing"])
     assert out.exit_code != 0
     assert isinstance(out.exception, NotFound)
+
+
+class _RunsCode:
+    """Unpickling this writes `marker`: proof that a loader ran code from a file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('pwned')",))
+
+
+def _copy_version(reg: ModelRegistry, version: str, root: Path, **kw: object) -> ModelRegistry:
+    copy = ModelRegistry(root, **kw)  # type: ignore[arg-type]
+    shutil.copytree(reg.root / version, copy.root / version)
+    return copy
+
+
+def _rewrite_card(registry: ModelRegistry, version: str, files: dict[str, str]) -> None:
+    """What an attacker with write access does: weight files and their sha256 in the card."""
+    path = registry.root / version / "model_card.json"
+    card = json.loads(path.read_text())
+    card["files"] = files
+    path.write_text(json.dumps(card))
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_weight_files_replaced_by_a_pickle_are_refused_and_run_no_code(
+    trained: tuple[ModelRegistry, GraphData, list[str]], tmp_path: Path
+) -> None:
+    reg, data, versions = trained
+    copy = _copy_version(reg, versions[0], tmp_path / "copy")
+    marker = tmp_path / "ran"
+    evil = pickle.dumps(_RunsCode(marker))
+    assert pickle.loads(evil) is None  # the payload really runs code:
+    assert marker.exists()
+    marker.unlink()
+    directory = copy.root / versions[0]
+    files = {}
+    for rel in copy.show(versions[0]).files:  # every weight file, whatever its format
+        (directory / rel).write_bytes(evil)
+        files[rel] = _sha(directory / rel)
+    _rewrite_card(copy, versions[0], files)
+    with pytest.raises(ArtifactError):
+        copy.load(versions[0]).predict(data)
+    assert not marker.exists()
+
+
+def test_a_registry_saved_with_pickles_is_refused_with_a_hint_to_retrain(
+    trained: tuple[ModelRegistry, GraphData, list[str]], tmp_path: Path
+) -> None:
+    reg, data, versions = trained
+    copy = _copy_version(reg, versions[0], tmp_path / "old")
+    marker = tmp_path / "ran"
+    directory = copy.root / versions[0]
+    files = {}
+    for fold in ("fold_0", "fold_1"):  # the layout older graphfraud wrote
+        for f in (directory / fold).iterdir():
+            f.unlink()
+        (directory / fold / "gbm.joblib").write_bytes(pickle.dumps(_RunsCode(marker)))
+        files[f"{fold}/gbm.joblib"] = _sha(directory / fold / "gbm.joblib")
+    _rewrite_card(copy, versions[0], files)
+    with pytest.raises(ArtifactError, match=r"pickle.*never loaded.*retrain"):
+        copy.load(versions[0], data=data).predict(data)
+    assert not marker.exists()
+
+
+def test_a_gnn_weights_file_replaced_by_a_pickle_is_refused_and_runs_no_code(
+    planted: tuple[GraphData, np.ndarray], tmp_path: Path
+) -> None:
+    data, _ = planted
+    reg = ModelRegistry(tmp_path / "reg")
+    gnn = ModelSettings(folds=2, seed=1, candidates=["gnn"], device="cpu")
+    version = train_and_score(
+        data, gnn, registry=reg, model_params={"gnn": {"hidden": 8, "max_epochs": 5}}
+    ).model_version
+    marker = tmp_path / "ran"
+    weights = reg.root / version / "fold_0" / "gnn.pt"
+    weights.write_bytes(pickle.dumps(_RunsCode(marker)))
+    card = reg.show(version)
+    _rewrite_card(reg, version, {**card.files, "fold_0/gnn.pt": _sha(weights)})
+    with pytest.raises(ArtifactError, match="not a readable graphfraud GNN"):
+        reg.load(version, device="cpu")
+    assert not marker.exists()
+
+
+def test_with_a_signing_key_cards_are_signed_and_unsigned_or_edited_ones_refused(
+    planted: tuple[GraphData, np.ndarray], tmp_path: Path
+) -> None:
+    data, _ = planted
+    key = SecretStr("a key from the environment")
+    signed = ModelRegistry(tmp_path / "signed", signing_key=key)
+    version = train_and_score(data, FAST, registry=signed, model_params=FAST_PARAMS).model_version
+    card_path = signed.root / version / "model_card.json"
+    raw = json.loads(card_path.read_text())
+    assert len(raw["signature"]) == 64
+    assert "a key from" not in card_path.read_text()
+    signed.load(version, data=data).predict(data)  # signed by this key: loads
+    ModelRegistry(signed.root).load(version)  # no key configured: sha256 checks only
+    with pytest.raises(ArtifactError, match="signature does not match"):
+        ModelRegistry(signed.root, signing_key="another key").load(version)
+    edited = {**raw, "metrics": {**raw["metrics"], "auprc": 1.0}}
+    card_path.write_text(json.dumps(edited))
+    with pytest.raises(ArtifactError, match="signature does not match"):
+        signed.load(version)
+    with pytest.raises(ArtifactError, match="signature does not match"):
+        signed.promote(version)
+    unsigned = {k: v for k, v in raw.items() if k != "signature"}
+    card_path.write_text(json.dumps(unsigned))
+    with pytest.raises(ArtifactError, match="not signed"):
+        signed.load(version)
+    card_path.write_text(json.dumps(raw))
+    signed.load(version)
+
+
+def test_the_signing_key_never_reaches_a_settings_dump(monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphfraud.config import load_settings
+
+    monkeypatch.setenv("GRAPHFRAUD_MODEL__SIGNING_KEY", "s3cret-signing-key")
+    settings = load_settings()
+    assert settings.model.signing_key is not None
+    assert settings.model.signing_key.get_secret_value() == "s3cret-signing-key"
+    assert "s3cret" not in json.dumps(settings.model_dump(mode="json"))
+    assert "s3cret" not in repr(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -71,6 +72,15 @@ def test_manifest_reconciles_and_records_the_run(sample_run: Path) -> None:
     )
     assert "password" not in json.dumps(manifest["settings"]["graph"])
     assert "intraday" not in manifest["settings"]  # serving-only; its url may hold credentials
+    # the weight files that scored this run, by sha256 (the registry's card agrees, and so do
+    # the files themselves)
+    files = manifest["model"]["files"]
+    version = manifest["model"]["version"]
+    assert files == ModelRegistry(sample_run.parent / "models").show(version).files
+    assert all(rel.endswith((".txt", ".json", ".pt")) for rel in files)
+    for rel, digest in files.items():
+        path = sample_run.parent / "models" / version / rel
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
 
 
 def test_quality_floor_on_unlabelled_users(sample_run: Path) -> None:
@@ -94,11 +104,12 @@ def test_stages_rerun_from_artifacts_deterministically(sample_run: Path, tmp_pat
         assert pl.read_parquet(copy.path / name).equals(pl.read_parquet(sample_run / name)), name
 
 
+@pytest.mark.parametrize("status", ["running", None])
 def test_an_unfinished_run_is_refused_by_serving_and_publishing(
-    sample_run: Path, tmp_path: Path
+    sample_run: Path, tmp_path: Path, status: str | None
 ) -> None:
     """A crashed batch leaves `status: running`: neither the snapshot nor the graph store may
-    take it, whatever artifacts lie there."""
+    take it, whatever artifacts lie there. A manifest without a status is not finished either."""
     from graphfraud.errors import ArtifactError
     from graphfraud.graph.tables import load_tables
     from graphfraud.scoring.snapshot import load_snapshot
@@ -109,7 +120,10 @@ def test_an_unfinished_run_is_refused_by_serving_and_publishing(
         if f.is_file():
             (crashed / f.name).write_bytes(f.read_bytes())
     manifest = json.loads((crashed / "manifest.json").read_text())
-    manifest["status"] = "running"
+    if status is None:
+        del manifest["status"]
+    else:
+        manifest["status"] = status
     (crashed / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="not finished"):
         load_snapshot(crashed)
@@ -182,3 +196,69 @@ def test_a_failing_stage_marks_the_run_failed_with_its_stage_and_reason(tmp_path
     assert "devices.parquet is not a readable Parquet file" in manifest["error"]
     assert "\n" not in manifest["error"]
     assert manifest["stages"]["ingest"]["counts"]["users"]["accepted"] > 0
+
+
+def _rerun_copy(sample_run: Path, tmp_path: Path) -> RunDir:
+    """The sample run's artifacts, its manifest saying `running` as during a whole `run`."""
+    copy = RunDir(tmp_path / "copy").ensure()
+    for item in sample_run.iterdir():
+        if item.is_file():
+            (copy.path / item.name).write_bytes(item.read_bytes())
+    manifest = copy.manifest()
+    manifest["status"] = "running"
+    copy.write_json("manifest.json", manifest)
+    return copy
+
+
+def test_a_crash_after_the_model_stage_promotes_nothing_and_a_rerun_repairs(
+    sample_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import graphfraud.scoring.scores as scores_module
+
+    copy = _rerun_copy(sample_run, tmp_path)
+    settings = _settings(tmp_path)
+    registry = ModelRegistry(settings.model.registry)
+
+    def crash(*_: object, **__: object) -> None:
+        raise RuntimeError("the machine went away during the scores stage")
+
+    monkeypatch.setattr(scores_module, "build_scores", crash)
+    with pytest.raises(RuntimeError, match="went away"):
+        stage_score(copy, settings)
+    assert copy.manifest()["status"] == "running"
+    assert [c.kind for c in registry.list()] == ["gbm"]  # the candidate is saved...
+    assert registry.promoted() is None  # ...but not promoted
+    monkeypatch.undo()
+    stage_score(copy, settings)  # the rerun repairs
+    manifest = copy.manifest()
+    assert manifest["status"] == "complete"
+    promoted = registry.promoted()
+    assert promoted is not None
+    assert promoted.version == manifest["model"]["version"]
+    assert manifest["model"]["promotion"]["done"] is True
+
+
+def test_a_crash_between_completion_and_promotion_leaves_nothing_promoted(
+    sample_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = _rerun_copy(sample_run, tmp_path)
+    settings = _settings(tmp_path)
+    registry = ModelRegistry(settings.model.registry)
+
+    def crash(*_: object, **__: object) -> None:
+        raise RuntimeError("killed before the pointer moved")
+
+    monkeypatch.setattr(ModelRegistry, "promote", crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        stage_score(copy, settings)
+    monkeypatch.undo()
+    manifest = copy.manifest()
+    assert manifest["status"] == "complete"
+    assert manifest["model"]["promotion"] == {
+        "promote": True,
+        "reason": "nothing promoted yet",
+        "done": False,
+    }
+    assert registry.promoted() is None
+    stage_score(copy, settings)
+    assert registry.promoted().version == copy.manifest()["model"]["version"]  # type: ignore[union-attr]

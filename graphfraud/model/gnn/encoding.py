@@ -1,0 +1,169 @@
+"""How the GNN's inputs are scaled: each column through its empirical quantiles to N(0, 1).
+
+Heavy-tailed counts and rates are what makes an MLP lose to trees on tabular data; the quantile
+map alone moved Tolokers ROC-AUC from 0.838 to 0.846 on split 0. The encoding is fitted on every
+node, label-free (a fixed 262k-row sample past that); `"asinh"` is the older squash + standardise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from scipy.special import ndtri
+from torch import Tensor
+
+from graphfraud.errors import ArtifactError
+from graphfraud.model.base import LABEL_DERIVED_PREFIX
+
+ENCODINGS = ("quantile", "asinh")
+QUANTILES = 512
+QUANTILE_SAMPLE = 262_144
+
+F32 = npt.NDArray[np.float32]
+
+
+def is_label_input(name: str) -> bool:
+    """Label evidence (`lab:` aggregates, `lbl_` columns): ego-only, never propagated."""
+    return name.startswith("lab:") or name.startswith(LABEL_DERIVED_PREFIX)
+
+
+@dataclass(frozen=True)
+class InputEncoding:
+    """The fitted map from input columns to network inputs, and which columns propagate.
+
+    `prop_cols` (label-free) are propagated through the layers; `label_cols` go to the head only.
+    Saved as tensors in the GNN's weights file (`to_state` / `from_state`).
+    """
+
+    prop_cols: npt.NDArray[np.int64]
+    label_cols: npt.NDArray[np.int64]
+    n_inputs: int
+    qref: npt.NDArray[np.float64] | None = None  # [q, d] quantiles ("quantile")
+    center: F32 | None = None  # [d] ("asinh")
+    scale: F32 | None = None  # [d] ("asinh")
+
+    @classmethod
+    def fit(cls, kind: str, blocks: list[F32], names: tuple[str, ...]) -> InputEncoding:
+        """Fit on every node's values of `blocks` (the column stack named by `names`)."""
+        label = np.array([i for i, n in enumerate(names) if is_label_input(n)], dtype=np.int64)
+        prop = np.array([i for i, n in enumerate(names) if not is_label_input(n)], dtype=np.int64)
+        rows = reference_rows(blocks[0].shape[0])
+        x = np.hstack([b[rows] for b in blocks]).astype(np.float32, copy=False)
+        if kind == "quantile":
+            return cls(prop, label, len(names), qref=quantile_reference(x))
+        squashed = np.nan_to_num(np.arcsinh(x), nan=0.0)
+        scale = np.maximum(squashed.std(0), np.float32(1e-6))
+        return cls(prop, label, len(names), center=squashed.mean(0), scale=scale)
+
+    @property
+    def kind(self) -> str:
+        return "quantile" if self.qref is not None else "asinh"
+
+    def encode(self, x: F32, cols: npt.NDArray[np.int64]) -> F32:
+        """Input columns `cols` (their values `x`) through the encoding, NaN → 0, clipped."""
+        if self.qref is not None:
+            z = quantile_normal(x, self.qref[:, cols])
+        else:
+            assert self.center is not None
+            assert self.scale is not None
+            z = (np.arcsinh(x) - self.center[cols]) / self.scale[cols]
+        return np.ascontiguousarray(np.nan_to_num(z, nan=0.0).clip(-10, 10), dtype=np.float32)
+
+    def prop_key(self) -> str:
+        """Identifies how the propagated columns are encoded: equal keys encode them equally.
+
+        Only the propagated columns' part of the fit enters, so fold models — whose label
+        columns differ with the labels each fold sees — share one encoding of the graph.
+        """
+        h = hashlib.blake2b(self.kind.encode(), digest_size=16)
+        h.update(self.prop_cols.tobytes())
+        for part in (self.qref, self.center, self.scale):
+            if part is not None:
+                h.update(np.ascontiguousarray(part[..., self.prop_cols]).tobytes())
+        return h.hexdigest()
+
+    def to_state(self) -> dict[str, Tensor]:
+        state = {
+            "prop_cols": torch.from_numpy(self.prop_cols),
+            "label_cols": torch.from_numpy(self.label_cols),
+        }
+        for name in ("qref", "center", "scale"):
+            value = getattr(self, name)
+            if value is not None:
+                state[name] = torch.from_numpy(np.ascontiguousarray(value))
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Tensor], n_inputs: int) -> InputEncoding:
+        try:
+            arrays = {k: v.cpu().numpy() for k, v in state.items()}
+            return cls(
+                prop_cols=arrays["prop_cols"].astype(np.int64),
+                label_cols=arrays["label_cols"].astype(np.int64),
+                n_inputs=n_inputs,
+                qref=arrays.get("qref"),
+                center=arrays.get("center"),
+                scale=arrays.get("scale"),
+            )
+        except (KeyError, AttributeError) as exc:
+            raise ArtifactError(f"GNN weights hold a malformed input encoding: {exc!r}") from exc
+
+
+def reference_rows(n: int, sample: int = QUANTILE_SAMPLE) -> npt.NDArray[np.int64] | slice:
+    """The rows an encoding is fitted on: all of them, or a fixed sorted sample past `sample`."""
+    if n <= sample:
+        return slice(None)
+    return np.sort(np.random.default_rng(0).choice(n, sample, replace=False))
+
+
+def quantile_reference(
+    x: F32, q: int = QUANTILES, sample: int = QUANTILE_SAMPLE
+) -> npt.NDArray[np.float64]:
+    """[q, d] empirical quantiles of each column (NaN ignored; an all-NaN column stays NaN).
+
+    Past `sample` rows they are taken on a fixed random sample of that many rows: 512 quantiles
+    need no more, and sorting every column of 1M rows cost seconds per fold.
+    """
+    x = x[reference_rows(x.shape[0], sample)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        ref: npt.NDArray[np.float64] = np.nanquantile(
+            x.astype(np.float64), np.linspace(0.0, 1.0, q), axis=0
+        )
+    return ref
+
+
+def quantile_normal(x: F32, ref: npt.NDArray[np.float64]) -> F32:
+    """Each column through its quantiles to N(0, 1); ties land mid-way (as scikit-learn does).
+
+    Quantile levels are clipped to 0.1 % / 99.9 %. A column without ties interpolates straight
+    onto the normal scores of the grid (no inverse CDF per value: at 1M users that was most of
+    the cost); a column with ties averages its upward and downward levels first. Values outside
+    the fitted range clip to the end quantiles; NaN stays NaN.
+    """
+    u_grid = np.clip(np.linspace(0.0, 1.0, ref.shape[0]), 1e-3, 1 - 1e-3)
+    z_grid = ndtri(u_grid)
+    out = np.full(x.shape, np.nan, dtype=np.float32)
+
+    def column(c: int) -> None:
+        r = ref[:, c]
+        if np.isnan(r).any():
+            return
+        v = x[:, c].astype(np.float64)
+        if np.all(np.diff(r) > 0):
+            out[:, c] = np.interp(v, r, z_grid)
+            return
+        up = np.interp(v, r, u_grid)
+        down = -np.interp(-v, -r[::-1], -u_grid[::-1])
+        out[:, c] = ndtri(0.5 * (up + down))
+
+    # np.interp releases the GIL: columns run on torch's thread budget (2.3x on 2 cores).
+    with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:
+        list(pool.map(column, range(x.shape[1])))
+    return out

@@ -1,0 +1,94 @@
+"""Receptive-field plans: which rows each GNN layer computes, and from which.
+
+Cost follows the labels, not the graph: a training batch is computed exactly on its L-hop
+receptive field, so a step costs the same on any graph; only scoring everyone is a full pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import Tensor
+
+from graphfraud.model.aggregate import Adjacency
+from graphfraud.model.gnn.ops import Adj, adj_tensors
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which rows each layer computes: the whole graph, or only a batch's receptive field.
+
+    Layer l computes rows `S_l` from rows `S_{l-1} ⊇ S_l ∪ N(S_l)`, with the full graph's
+    row-normalised adjacency sliced to `S_l × S_{l-1}`, so a batch's logits are exactly what the
+    full-graph pass gives them, at the cost of its L-hop neighbourhood only.
+    """
+
+    inputs: Tensor | None  # node ids of S_0 (None: all nodes)
+    layers: list[tuple[Tensor | None, list[tuple[int, Adj]]]]  # (S_l's positions in S_{l-1}, P_r)
+    targets: Tensor | None  # node ids of S_L, sorted (None: all nodes)
+
+
+def full_plan(adj: Adjacency, layers: int, device: torch.device, *, grad: bool = False) -> Plan:
+    """Every layer over every node (scoring)."""
+    adjs = [(r, adj_tensors(a, device, grad)) for r, a in enumerate(adj.per_relation) if a.nnz]
+    return Plan(None, [(None, adjs)] * layers, None)
+
+
+def receptive_plan(
+    adj: Adjacency,
+    targets: npt.NDArray[np.int64],
+    layers: int,
+    device: torch.device,
+    *,
+    grad: bool = False,
+) -> Plan:
+    """The exact computation for `targets` only (training batches with `grad`, validation)."""
+    sets = receptive_sets(adj, targets, layers)
+    specs: list[tuple[Tensor | None, list[tuple[int, Adj]]]] = []
+    for rows, cols in zip(sets[1:], sets[:-1], strict=True):
+        keep = torch.from_numpy(np.searchsorted(cols, rows)).to(device)
+        rel = []
+        for r, a in enumerate(adj.per_relation):
+            if a.nnz:
+                rel.append((r, adj_tensors(a[rows][:, cols], device, grad)))
+        specs.append((keep, rel))
+    return Plan(torch.from_numpy(sets[0]).to(device), specs, torch.from_numpy(sets[-1]).to(device))
+
+
+def receptive_sets(
+    adj: Adjacency, targets: npt.NDArray[np.int64], layers: int
+) -> list[npt.NDArray[np.int64]]:
+    """[S_0, …, S_L]: the sorted node sets each layer reads, S_L = targets."""
+    sets = [np.unique(targets)]
+    for _ in range(layers):
+        rows = sets[-1]
+        sets.append(np.union1d(rows, adj.weighted[rows].indices))
+    sets.reverse()  # S_0 ⊇ S_1 ⊇ … ⊇ S_L = targets
+    return sets
+
+
+def field_batches(
+    adj: Adjacency,
+    order: npt.NDArray[np.int64],
+    layers: int,
+    batch_size: int,
+    max_field: int,
+) -> list[npt.NDArray[np.int64]]:
+    """`order` in equal batches of at most `batch_size` targets, shrunk until a batch's L-hop
+    receptive field holds at most `max_field` nodes.
+
+    On a large graph the 2-hop field of a few thousand users is the whole graph, so a step
+    would cost a full-graph pass; bounding the field makes a step's cost independent of the
+    graph's size. Graphs whose fields already fit keep `batch_size` batches.
+    """
+    n_batches = max(1, -(-len(order) // batch_size))
+    for _ in range(8):  # the field grows sub-linearly in the batch, so a few rounds suffice
+        batches = np.array_split(order, n_batches)
+        size = len(receptive_sets(adj, batches[0], layers)[0])
+        if size <= max_field or n_batches >= len(order):
+            break
+        n_batches = min(len(order), int(np.ceil(n_batches * size / max_field * 1.1)))
+    return batches

@@ -1,0 +1,117 @@
+"""`GraphInputs`: one graph's model inputs, with its label-free parts derived once and shared.
+
+Out-of-fold training scores the same graph K times per candidate with different labels visible.
+Everything that does not depend on labels (the adjacency, the neighbour aggregates of `x`, the
+GNN's encoded columns, a fitted GNN's h_L) is the same for all of them, and at 1M users each
+costs seconds. A `GraphInputs` owns those derivations for its graph: computed on first use,
+shared by every label copy made with `with_visible_labels`, dropped with the object. Nothing is
+keyed by `id()` and nothing lives at module level, so two graphs can never share an entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from graphfraud.model.aggregate import (
+    F32,
+    Adjacency,
+    build_adjacency,
+    feature_aggregates,
+    label_aggregates,
+)
+from graphfraud.model.base import UNKNOWN_LABEL, GraphData
+
+T = TypeVar("T")
+
+
+@dataclass
+class _LabelFree:
+    """What every label copy of one graph shares (mutable: filled on first use)."""
+
+    adjacency: Adjacency | None = None
+    aggregates: dict[bool, tuple[F32, tuple[str, ...]]] = field(default_factory=dict)
+    # name -> (key, value): one derived value per name, replaced when its key changes
+    slots: dict[str, tuple[Hashable, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GraphInputs:
+    """`data` (labels as visible to this use) plus the label-free inputs of its graph."""
+
+    data: GraphData
+    _shared: _LabelFree = field(default_factory=_LabelFree, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, data: GraphData | GraphInputs) -> GraphInputs:
+        """`data` itself if it already is one, else fresh inputs over `data`'s graph."""
+        return data if isinstance(data, GraphInputs) else cls(data)
+
+    def with_visible_labels(self, visible: npt.NDArray[np.bool_]) -> GraphInputs:
+        """The same graph with the labels outside `visible` unknown; label-free parts shared."""
+        labels = np.where(visible, self.data.labels, UNKNOWN_LABEL).astype(np.int8)
+        return GraphInputs(replace(self.data, labels=labels), self._shared)
+
+    @property
+    def adjacency(self) -> Adjacency:
+        if self._shared.adjacency is None:
+            self._shared.adjacency = build_adjacency(self.data)
+        return self._shared.adjacency
+
+    def feature_aggregates(self, *, per_relation: bool = False) -> tuple[F32, tuple[str, ...]]:
+        """Label-free neighbour aggregates of `x` (see `aggregate.feature_aggregates`)."""
+        if per_relation not in self._shared.aggregates:
+            self._shared.aggregates[per_relation] = feature_aggregates(
+                self.data, self.adjacency, per_relation=per_relation
+            )
+        return self._shared.aggregates[per_relation]
+
+    def blocks(
+        self, *, label_features: bool = True, per_relation: bool = False
+    ) -> tuple[list[F32], tuple[str, ...]]:
+        """`[x, feature aggregates(, label aggregates)]` unstacked, and their column names.
+
+        Per-relation neighbour means are off by default: on the synthetic 100k population they
+        cost 40 % of the GBM's time for no gain in held-out AP.
+        """
+        agg, agg_names = self.feature_aggregates(per_relation=per_relation)
+        blocks = [self.data.x, agg]
+        names = self.data.feature_names + agg_names
+        if label_features:
+            lab, lab_names = label_aggregates(self.data, self.adjacency)
+            blocks.append(lab)
+            names += lab_names
+        return blocks, names
+
+    def matrix(
+        self,
+        *,
+        label_features: bool = True,
+        per_relation: bool = False,
+        rows: npt.NDArray[np.bool_] | None = None,
+    ) -> tuple[F32, tuple[str, ...]]:
+        """`blocks` stacked into one matrix; with `rows`, only those rows (fitting on the
+        labelled few of 1M users need not copy a 1M x 200 matrix)."""
+        blocks, names = self.blocks(label_features=label_features, per_relation=per_relation)
+        if rows is not None:
+            blocks = [b[rows] for b in blocks]
+        return np.hstack(blocks).astype(np.float32, copy=False), names
+
+    def label_free(self, name: str, key: Hashable, build: Callable[[], T]) -> T:
+        """A value derived from this graph's label-free inputs only, built once per `key`.
+
+        One value is kept per `name` (the latest key wins), so a model that re-derives with
+        another key (a new encoding, another fitted network) replaces its entry rather than
+        growing memory. `key` must identify everything the value depends on besides the graph.
+        """
+        hit = self._shared.slots.get(name)
+        if hit is not None and hit[0] == key:
+            value: T = hit[1]
+            return value
+        value = build()
+        self._shared.slots[name] = (key, value)
+        return value

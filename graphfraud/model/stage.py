@@ -1,0 +1,103 @@
+"""The model stage of a night: a score for every user, whatever the labels.
+
+Train the candidates when both classes have `MIN_LABELS_PER_CLASS` labels; when there are fewer,
+or every candidate failed, score with the promoted model; when there is none (or it was trained
+on another feature set), use the label-free prior. A valid night therefore always ends with
+scores, and `ModelScores.metrics` says which path was taken and why (`fallback`, and `failed`:
+kind -> reason for every candidate that did not train). A registry whose files were altered is
+not a valid night: that `ArtifactError` is raised, never papered over with the prior.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from graphfraud.config import ModelSettings
+from graphfraud.errors import ModelMismatchError, TrainingFailed
+from graphfraud.model.base import GraphData
+from graphfraud.model.promotion import Promotion
+from graphfraud.model.registry import ModelRegistry, score_with_promoted
+from graphfraud.model.train import train_and_score
+
+log = logging.getLogger(__name__)
+
+MIN_LABELS_PER_CLASS = 5
+PRIOR_VERSION = "prior-v1"
+
+
+@dataclass(frozen=True)
+class ModelScores:
+    """One score per node of `data` and what produced it.
+
+    `kind` is the trained model's kind, `promoted` (the registry's promoted model) or `prior`;
+    `files` are the scoring model's weight files with their sha256 (empty for the prior), for
+    the run manifest.
+    """
+
+    scores: npt.NDArray[np.float32]
+    version: str
+    kind: str
+    metrics: dict[str, Any]
+    files: dict[str, str] = field(default_factory=dict)  # the model's files -> sha256
+    # For a trained model: whether to promote `version` once the run is complete (never
+    # before: a run that crashes after the model stage must leave the promoted model alone).
+    promotion: Promotion | None = None
+
+
+def score_users(
+    data: GraphData,
+    settings: ModelSettings,
+    registry: ModelRegistry,
+    prior: Callable[[], npt.NDArray[np.float32]],
+    *,
+    progress: bool = False,
+    model_params: Mapping[str, Mapping[str, Any]] | None = None,
+) -> ModelScores:
+    """Train, or fall back to the promoted model, or to `prior()` (see the module docstring)."""
+    n_fraud = int((data.labels == 1).sum())
+    n_legit = int((data.labels == 0).sum())
+    failed: dict[str, str] = {}
+    if min(n_fraud, n_legit) >= MIN_LABELS_PER_CLASS:
+        try:
+            result = train_and_score(
+                data, settings, registry=registry, progress=progress, model_params=model_params
+            )
+        except TrainingFailed as exc:
+            why = str(exc)
+            failed = exc.failures
+        else:
+            metrics: dict[str, Any] = dict(result.metrics)
+            if result.failures:
+                metrics["failed"] = dict(result.failures)
+            files = registry.show(result.model_version).files
+            return ModelScores(
+                result.scores,
+                result.model_version,
+                result.model_kind,
+                metrics,
+                files,
+                result.promotion,
+            )
+    else:
+        why = (
+            f"only {n_fraud} fraud / {n_legit} legit labels "
+            f"(need {MIN_LABELS_PER_CLASS} of each to train)"
+        )
+    extra: dict[str, Any] = {"failed": failed} if failed else {}
+    card = registry.promoted()
+    if card is not None:
+        try:
+            scores, version = score_with_promoted(data, registry, device=settings.device)
+        except ModelMismatchError as exc:
+            why = f"{why}; the promoted model cannot score tonight's data: {exc}"
+        else:
+            log.warning("%s: scoring with the promoted model %s", why, version)
+            return ModelScores(scores, version, "promoted", {"fallback": why, **extra}, card.files)
+    log.warning("%s: scoring with the label-free prior", why)
+    return ModelScores(prior(), PRIOR_VERSION, "prior", {"fallback": why, **extra})
