@@ -166,6 +166,20 @@ def _exact(
     return out
 
 
+def _fuzzy_match(
+    index: IdentifierIndex,
+    snapshot: ScoreSnapshot,
+    kind: str,
+    row: int,
+    value: str,
+    matched: str,
+    similarity: float,
+    support: int,
+) -> Match:
+    weight = link_weight(kind, similarity, support, index.registry)
+    return Match(kind, row, snapshot.user_ids[row], value, matched, similarity, support, weight)
+
+
 def _lookalikes(
     index: IdentifierIndex,
     snapshot: ScoreSnapshot,
@@ -208,18 +222,7 @@ def _lookalikes(
             break
         i = keep[j]
         row = int(rows[i])
-        out.append(
-            Match(
-                kind,
-                row,
-                snapshot.user_ids[row],
-                value,
-                str(values[i]),
-                sim,
-                support,
-                link_weight(kind, sim, support, index.registry),
-            )
-        )
+        out.append(_fuzzy_match(index, snapshot, kind, row, value, str(values[i]), sim, support))
     return out
 
 
@@ -245,18 +248,8 @@ def _sequence(
     out = []
     for row, num, other in zip(rows[near].tolist(), numbers[near].tolist(), others, strict=True):
         sim = round(gap_similarity(float(abs(int(num) - number)), link.phone_max_gap), 4)
-        out.append(
-            Match(
-                kind,
-                row,
-                snapshot.user_ids[row],
-                value,
-                str(other or f"+{num}"),
-                sim,
-                support,
-                link_weight(kind, sim, support, index.registry),
-            )
-        )
+        matched = str(other or f"+{num}")
+        out.append(_fuzzy_match(index, snapshot, kind, row, value, matched, sim, support))
     return out
 
 
