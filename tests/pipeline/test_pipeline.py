@@ -225,7 +225,7 @@ def test_a_crash_after_the_model_stage_promotes_nothing_and_a_rerun_repairs(
     monkeypatch.setattr(scores_module, "build_scores", crash)
     with pytest.raises(RuntimeError, match="went away"):
         stage_score(copy, settings)
-    assert copy.manifest()["status"] == "running"
+    assert copy.manifest()["status"] == "failed"  # the stage wrapper records the crash
     assert [c.kind for c in registry.list()] == ["gbm"]  # the candidate is saved...
     assert registry.promoted() is None  # ...but not promoted
     monkeypatch.undo()
