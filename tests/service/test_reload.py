@@ -99,7 +99,7 @@ def test_broken_run_keeps_the_old_snapshot(client: TestClient, runs_root: Path) 
     assert "cannot be loaded" in r.json()["detail"]
     assert client.get("/readyz").json()["snapshot"]["run_id"] == "r1"
     status = client.get("/v1/admin/snapshot", headers=headers("admin")).json()
-    assert "scores.parquet" in status["last_error"]
+    assert "not finished" in status["last_error"]  # no manifest: refused before any file
 
 
 def test_current_pointer_is_followed_and_rollback_works(settings: Settings, tmp_path: Path) -> None:
