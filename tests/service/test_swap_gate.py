@@ -99,9 +99,7 @@ def _served(c: TestClient) -> str:
     return str(c.get("/v1/users/a1/score", headers=headers("scorer")).json()["snapshot"])
 
 
-@pytest.mark.parametrize(
-    "run", ["empty", "shrunk", "null-score", "nan-score", "no-version"]
-)
+@pytest.mark.parametrize("run", ["empty", "shrunk", "null-score", "nan-score", "no-version"])
 def test_bad_run_is_refused_and_the_old_snapshot_kept(
     gated: TestClient, gate_root: tuple[Path, dict[str, str]], run: str
 ) -> None:
