@@ -39,6 +39,7 @@ from graphfraud.schema import (
     LINKS_FILE,
     MANIFEST_FILE,
     MEMBERS_FILE,
+    ONLINE_DIR,
     QUARANTINE_DIR,
     RING_SCORES_FILE,
     RINGS_FILE,
@@ -268,7 +269,9 @@ def stage_score(
 ) -> None:
     """Features → model (train candidates, pick, register) → user and ring scores."""
     from graphfraud.model.dataset import build_graph_data
+    from graphfraud.model.ego import node_state, save_state
     from graphfraud.model.features import user_features
+    from graphfraud.model.inputs import GraphInputs
     from graphfraud.rings.detect import pair_strengths
     from graphfraud.scoring.scores import build_scores
 
@@ -310,6 +313,9 @@ def stage_score(
         scores = build_scores(features, model_scores, members, version, registry)
         run.write(RING_SCORES_FILE, scores.rings)
         run.write(SCORES_FILE, scores.users)
+        # What a new account's neighbours offer its model inputs (`model/ego.py`): the online
+        # scorer runs this run's model on the same rows.
+        save_state(node_state(GraphInputs.of(data)), run.file(ONLINE_DIR))
     manifest = run.manifest()
     manifest["model_version"] = version
     manifest["model"] = {

@@ -35,6 +35,7 @@ FEATURES_FILE = "features.parquet"
 SCORES_FILE = "scores.parquet"
 MANIFEST_FILE = "manifest.json"
 QUARANTINE_DIR = "quarantine"
+ONLINE_DIR = "online"  # the node state the online scorer runs the batch's model on
 
 # ---- artifact schemas -----------------------------------------------------------------------
 _USER_PROFILE_FIELDS = (

@@ -10,6 +10,12 @@ evidence per fold (`model/aggregate.py`).
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
 import polars as pl
 
 from graphfraud.identifiers import BUILTIN, IdentifierRegistry, Source
@@ -34,21 +40,35 @@ def _support_of(support: pl.DataFrame, kind: str, column: str, alias: str) -> pl
     )
 
 
+@dataclass(frozen=True)
+class Population:
+    """What the population a user is scored in says about its email: how many share its handle
+    stem and its domain, and the newest sign-up (ages count back from it). The batch takes it
+    from its own users; the online scorer from the snapshot and today's accounts, so one
+    definition of each feature serves both."""
+
+    stems: pl.DataFrame  # stem, stem_n
+    domains: pl.DataFrame  # email_domain, domain_n
+    latest: datetime | None
+
+
 def own_features(
     users: pl.DataFrame,
     devices: pl.DataFrame,
     support: pl.DataFrame,
     max_share: int,
     registry: IdentifierRegistry = BUILTIN,
+    population: Population | None = None,
 ) -> pl.DataFrame:
     """Features from the user's own row, its device sightings and how common its identifiers are.
 
     Per user-held kind K: `has_K`, `log_K_support` (and `K_invalid` when typed but unparseable);
     per sighting kind K: `n_Ks`, `log_max_K_support`, `n_hub_Ks`; plus the email's shape.
+    `population`: counts from elsewhere (default: `users` itself).
     """
     user_kinds = registry.of_source(Source.USERS)
     sighting_kinds = registry.of_source(Source.SIGHTINGS)
-    latest = users["created_at"].max()
+    latest = users["created_at"].max() if population is None else population.latest
     age = (
         ((pl.lit(latest) - pl.col("created_at")).dt.total_hours() / 24)
         if latest is not None  # no parseable sign-up time in the whole file
@@ -97,8 +117,11 @@ def own_features(
         handle_stem_expr("email_local", "email_domain").alias("stem"),
         pl.col("email_domain"),
     )
-    stem_n = f.group_by("stem").agg(pl.len().alias("stem_n")).drop_nulls()
-    domain_n = f.group_by("email_domain").agg(pl.len().alias("domain_n")).drop_nulls()
+    if population is None:
+        stem_n = f.group_by("stem").agg(pl.len().alias("stem_n")).drop_nulls()
+        domain_n = f.group_by("email_domain").agg(pl.len().alias("domain_n")).drop_nulls()
+    else:
+        stem_n, domain_n = population.stems, population.domains
     f = f.join(stem_n, on="stem", how="left").join(domain_n, on="email_domain", how="left")
     for spec in user_kinds:
         f = f.join(
@@ -202,8 +225,7 @@ def ring_user_features(
     users: pl.DataFrame, members: pl.DataFrame, rings: pl.DataFrame
 ) -> pl.DataFrame:
     """The ring's features, broadcast to its members (zeros for users in no ring)."""
-    cols = ["size", "density", "mean_link_weight", "shared_device_ratio", "creation_span_hours",
-            "creation_burst", "identifier_similarity"]  # fmt: skip
+    cols = list(_RING_COLUMNS)
     joined = (
         users.select("user_id")
         .join(members, on="user_id", how="left")
@@ -284,9 +306,11 @@ def user_features(
     max_share: int,
     strong: float,
     registry: IdentifierRegistry = BUILTIN,
+    population: Population | None = None,
 ) -> pl.DataFrame:
-    """The feature table: `user_id` + float32 columns, one row per user, in user_id order."""
-    own = own_features(users, devices, support, max_share, registry)
+    """The feature table: `user_id` + float32 columns, one row per user, in user_id order.
+    `population` as in `own_features` (the online scorer's one-account table)."""
+    own = own_features(users, devices, support, max_share, registry, population)
     graph = graph_features(users, links, pairs, strong, registry)
     ring = ring_user_features(users, members, rings)
     labels = label_features(users, members, pairs)
@@ -296,3 +320,140 @@ def user_features(
         .join(labels, on="user_id", how="left")
         .sort("user_id")
     )
+
+
+# ---- one account, in microseconds -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OneAccount:
+    """Everything `account_features` reads about one account the batch has not seen.
+
+    `support`: kind → value → holders including the account; `links`: (other user, link kind,
+    weight), one per other user and kind; `ring`: its ring's RINGS_SCHEMA row, or None."""
+
+    values: dict[str, str | None]  # users-file columns: canonical + raw (`email_raw`, …)
+    sightings: int  # device sightings rows
+    sighting_values: dict[str, tuple[str, ...]]  # sighting kind → distinct values
+    created_at: datetime | None
+    support: dict[str, dict[str, int]]
+    stem_n: int  # accounts with its email stem (itself included), 0 without one
+    domain_n: int  # accounts with its email domain (itself included), 0 without one
+    links: tuple[tuple[str, str, float], ...]
+    ring: dict[str, Any] | None
+
+
+def account_features(
+    account: OneAccount,
+    *,
+    latest: datetime | None,
+    max_share: int,
+    strong: float,
+    registry: IdentifierRegistry = BUILTIN,
+) -> dict[str, float]:
+    """`user_features`' columns (the label-derived ones aside) for one account: the scalar twin
+    of the vectorised batch functions, which `tests/model/test_features.py` holds equal on
+    whole populations. The online scorer's request path cannot afford a hundred DataFrame
+    operations per account."""
+    v = account.values
+    out: dict[str, float] = {}
+    user_kinds = registry.of_source(Source.USERS)
+    for spec in user_kinds:
+        out[f"has_{spec.name}"] = float(v.get(spec.value_column) is not None)
+    for spec in user_kinds:
+        if spec.keep_raw:
+            out[f"{spec.name}_invalid"] = float(
+                v.get(spec.raw_column) is not None and v.get(spec.value_column) is None
+            )
+    local, domain, email = v.get("email_local"), v.get("email_domain"), v.get("email")
+    out["email_local_len"] = float(len(local)) if local is not None else 0.0
+    out["email_digits"] = float(len(_DIGIT.findall(local))) if local is not None else 0.0
+    suffix = _SUFFIX.search(local) if local is not None else None
+    out["email_suffix_len"] = float(len(suffix.group(1))) if suffix else 0.0
+    # Unfilled in the batch: no domain is missing (NaN), not "not free".
+    out["email_free_domain"] = float(domain in _FREE_DOMAINS) if domain is not None else np.nan
+    raw = v.get("email_raw")
+    out["email_rewritten"] = float(
+        email is not None and raw is not None and ascii_strip_lower(raw) != email
+    )
+    created = account.created_at
+    out["created_hour"] = float(created.hour) if created is not None else 12.0
+    age = 0.0
+    if latest is not None and created is not None:
+        age = float(int((latest - created).total_seconds() // 3600)) / 24
+    out["age_days"] = float(np.float32(age))
+    out["log_stem_n"] = _log1p_f32(account.stem_n)
+    out["log_domain_n"] = _log1p_f32(account.domain_n)
+    for spec in user_kinds:
+        value = v.get(spec.value_column)
+        held = account.support.get(spec.name, {}).get(value, 0) if value is not None else 0
+        out[f"log_{spec.name}_support"] = _log1p_f32(held)
+    sighting_kinds = registry.of_source(Source.SIGHTINGS)
+    out["n_sightings"] = float(account.sightings)
+    for spec in sighting_kinds:
+        out[f"n_{spec.name}s"] = float(len(account.sighting_values.get(spec.name, ())))
+    for spec in sighting_kinds:
+        held = [
+            account.support.get(spec.name, {}).get(x, 0)
+            for x in account.sighting_values.get(spec.name, ())
+        ]
+        out[f"log_max_{spec.name}_support"] = _log1p_f32(max(held, default=0))
+    for spec in sighting_kinds:
+        held = [
+            account.support.get(spec.name, {}).get(x, 0)
+            for x in account.sighting_values.get(spec.name, ())
+        ]
+        out[f"n_hub_{spec.name}s"] = float(sum(h > max_share for h in held))
+    out |= _graph_row(account.links, strong, registry)
+    out |= _ring_row(account.ring)
+    return out
+
+
+_DIGIT = re.compile(r"\d")
+_SUFFIX = re.compile(r"(\d+)$")
+
+
+def ascii_strip_lower(text: str) -> str:
+    """polars' `str.strip_chars().str.to_lowercase()` on one value."""
+    return text.strip().lower()
+
+
+def _log1p_f32(n: float) -> float:
+    return float(np.log1p(np.float32(n)))
+
+
+def _graph_row(
+    links: tuple[tuple[str, str, float], ...], strong: float, registry: IdentifierRegistry
+) -> dict[str, float]:
+    """`graph_features` for one account."""
+    miss: dict[str, float] = {}
+    out: dict[str, float] = {}
+    for kind in registry.link_kinds:
+        ws = [w for _, k, w in links if k == kind]
+        out[f"n_{kind}"] = float(len(ws))
+        out[f"max_w_{kind}"] = float(np.float32(max(ws, default=0.0)))
+    for other, _, w in links:
+        miss[other] = miss.get(other, 0.0) + float(
+            np.log(1.0 - min(max(float(np.float32(w)), 0.0), 0.999))
+        )
+    strengths = [float(np.float32(1.0 - np.exp(m))) for m in miss.values()]
+    return {
+        "degree": float(len(strengths)),
+        "weighted_degree": float(np.float32(sum(strengths))),
+        "strong_degree": float(sum(s >= strong for s in strengths)),
+        "max_strength": max(strengths, default=0.0),
+        **out,
+    }
+
+
+def _ring_row(ring: dict[str, Any] | None) -> dict[str, float]:
+    """`ring_user_features` for one account."""
+    out = {"in_ring": float(ring is not None)}
+    for c in _RING_COLUMNS:
+        value = ring.get(c) if ring is not None else None
+        out[f"ring_{c}"] = float(np.float32(value)) if value is not None else 0.0
+    return out
+
+
+_RING_COLUMNS = ("size", "density", "mean_link_weight", "shared_device_ratio",
+                 "creation_span_hours", "creation_burst", "identifier_similarity")  # fmt: skip

@@ -148,6 +148,7 @@ def _exact(
     values: Sequence[str],
     link: LinkSettings,
     hubs: list[Hub],
+    elsewhere: Mapping[str, int],
 ) -> list[Match]:
     table = index.exact[kind]
     out: list[Match] = []
@@ -155,13 +156,14 @@ def _exact(
         held = hi - lo
         if held == 0:
             continue
-        if held > link.max_share:
-            hubs.append(Hub(kind, value, held))
+        total = held + elsewhere.get(value, 0)
+        if total > link.max_share:
+            hubs.append(Hub(kind, value, total))
             continue
-        weight = link_weight(kind, 1.0, held + 1, index.registry)
+        weight = link_weight(kind, 1.0, total + 1, index.registry)
         for row in table.rows[lo:hi].tolist():
             out.append(
-                Match(kind, row, snapshot.user_ids[row], value, value, 1.0, held + 1, weight)
+                Match(kind, row, snapshot.user_ids[row], value, value, 1.0, total + 1, weight)
             )
     return out
 
@@ -257,9 +259,14 @@ _FUZZY = {Linkage.LOOKALIKE: _lookalikes, Linkage.SEQUENCE: _sequence}
 
 
 def find_matches(
-    snapshot: ScoreSnapshot, identity: NewIdentity, link: LinkSettings
+    snapshot: ScoreSnapshot,
+    identity: NewIdentity,
+    link: LinkSettings,
+    elsewhere: Mapping[str, Mapping[str, int]] | None = None,
 ) -> tuple[list[Match], list[Hub]]:
-    """Every link the new account would get against the snapshot's users, kind by kind."""
+    """Every link the new account would get against the snapshot's users, kind by kind.
+    `elsewhere`: kind → value → holders outside the snapshot (today's accounts), which count
+    towards a value's support and its hub bar as the batch will count them tonight."""
     index = snapshot.identifiers
     if index is None:
         return [], []
@@ -269,7 +276,8 @@ def find_matches(
         values = identity.values.get(spec.name)
         if not values:
             continue
-        matches += _exact(index, snapshot, spec.name, values, link, hubs)
+        others = (elsewhere or {}).get(spec.name, {})
+        matches += _exact(index, snapshot, spec.name, values, link, hubs, others)
         for rule in spec.links:
             if rule.match != Linkage.EXACT:
                 matches += _FUZZY[rule.match](index, snapshot, spec, rule.kind, identity, link)

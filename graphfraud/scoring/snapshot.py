@@ -18,6 +18,7 @@ scored users, i.e. the expected risk of an account we know nothing about.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -277,6 +278,16 @@ class ScoreSnapshot:
 
     def ring_code_of(self, ring_id: str) -> int | None:
         return self._ring_index.get(ring_id)
+
+    @functools.cached_property
+    def _ring_sizes(self) -> npt.NDArray[np.int64]:
+        codes = self.ring_code[self.ring_code >= 0]
+        return np.bincount(codes, minlength=len(self.ring_ids)).astype(np.int64)
+
+    def ring_size(self, ring_id: str) -> int:
+        """Members of a snapshot ring (0 for an id it does not have)."""
+        code = self._ring_index.get(ring_id)
+        return int(self._ring_sizes[code]) if code is not None else 0
 
     def ring_score_of(self, code: int) -> float | None:
         value = float(self.ring_scores[code])

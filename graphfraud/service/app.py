@@ -23,11 +23,14 @@ from graphfraud import __version__
 from graphfraud.config import Settings
 from graphfraud.errors import GraphFraudError
 from graphfraud.graph.base import GraphStore
+from graphfraud.model.registry import ModelRegistry
+from graphfraud.scoring.intraday import open_intraday_store
 from graphfraud.service.audit import AuditLog
 from graphfraud.service.auth import API_KEY_HEADER, KeyRing
 from graphfraud.service.context import ServiceContext
 from graphfraud.service.errors import install_error_handlers
 from graphfraud.service.headers import docs_page
+from graphfraud.service.intraday import IntradayService
 from graphfraud.service.logs import ServiceMiddleware
 from graphfraud.service.metrics import ServiceMetrics
 from graphfraud.service.ratelimit import FailedAuthLimiter
@@ -81,12 +84,17 @@ def create_app(
     svc = settings.service
     runs_root = svc.runs_root or (run_dir.resolve().parent if run_dir is not None else None)
     metrics = ServiceMetrics()
+    intraday = IntradayService(open_intraday_store(settings.intraday), metrics)
     holder = SnapshotHolder(
         runs_root=runs_root,
         metrics=metrics,
         graph_store=graph_store,
         graph_factory=None if graph_store is not None else _graph_factory(settings),
         min_user_ratio=svc.swap_min_user_ratio,
+        model_registry=ModelRegistry(
+            settings.model.registry, signing_key=settings.model.signing_key
+        ),
+        on_swap=intraday.forget_known,
     )
     keys = KeyRing.parse(svc.api_keys)
     audit = AuditLog(svc.audit_log)
@@ -97,6 +105,7 @@ def create_app(
         audit=audit,
         metrics=metrics,
         limiter=FailedAuthLimiter(svc.auth_fail_budget, svc.auth_fail_window_s),
+        intraday=intraday,
     )
 
     @asynccontextmanager
@@ -116,6 +125,7 @@ def create_app(
         finally:
             holder.close()
             ctx.close()
+            intraday.close()
             audit.close()
 
     app = FastAPI(

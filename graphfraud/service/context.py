@@ -27,6 +27,7 @@ from graphfraud.graph.base import GraphStore
 from graphfraud.service.audit import AuditLog
 from graphfraud.service.auth import API_KEY_HEADER, KeyRing, Permission, Principal
 from graphfraud.service.errors import Forbidden, TooManyAttempts, Unauthenticated, status_of
+from graphfraud.service.intraday import IntradayService
 from graphfraud.service.metrics import ServiceMetrics
 from graphfraud.service.ratelimit import FailedAuthLimiter
 from graphfraud.service.state import SnapshotHolder
@@ -45,6 +46,7 @@ class ServiceContext:
     audit: AuditLog
     metrics: ServiceMetrics
     limiter: FailedAuthLimiter
+    intraday: IntradayService
     graph_down_until: float = field(default=0.0)
     _graph_pool: ThreadPoolExecutor | None = field(default=None, repr=False)
     _overdue: set[Future[Any]] = field(default_factory=set, repr=False)

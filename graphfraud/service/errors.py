@@ -41,6 +41,7 @@ from graphfraud.errors import (
     GraphStoreError,
     GraphStoreUnavailable,
     InputDataError,
+    IntradayUnavailable,
     NotFound,
 )
 
@@ -102,6 +103,7 @@ _MAP: tuple[tuple[type[BaseException], int, str], ...] = (
     (GraphStoreUnavailable, 503, "graph_unavailable"),
     (GraphStoreError, 503, "graph_error"),
     (AuditUnavailable, 503, "audit_unavailable"),
+    (IntradayUnavailable, 503, "intraday_unavailable"),
     (ArtifactError, 503, "server_misconfigured"),
     (ConfigError, 503, "server_misconfigured"),
 )

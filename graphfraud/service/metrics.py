@@ -74,6 +74,16 @@ class ServiceMetrics:
             ["run_id", "model_version"],
             registry=r,
         )
+        self.intraday_accounts = Gauge(
+            "graphfraud_intraday_accounts",
+            "Accounts in the intraday store (scored since the snapshot; NaN when it is down)",
+            registry=r,
+        )
+        self.intraday_unavailable = Counter(
+            "graphfraud_intraday_unavailable_total",
+            "Online scores answered without the intraday store (server down or slow)",
+            registry=r,
+        )
         self.snapshot_users = Gauge(
             "graphfraud_snapshot_users", "Users in the loaded snapshot", registry=r
         )

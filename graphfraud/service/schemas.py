@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 ShortText = Annotated[str, StringConstraints(max_length=256)]
@@ -127,6 +134,15 @@ class NewUserRequest(BaseModel):
     region: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = Field(
         None, description="ISO region for phones written without +country (default: the batch's)"
     )
+    created_at: AwareDatetime | None = Field(
+        None,
+        description="sign-up time with a UTC offset (default: now); a replay sends the original",
+    )
+    record: bool = Field(
+        True,
+        description="store the account (by user_id: a second call replaces it) so later "
+        "sign-ups link to it; false for a what-if",
+    )
 
     @model_validator(mode="after")
     def _some_identifier(self) -> NewUserRequest:
@@ -157,7 +173,8 @@ class MatchOut(BaseModel):
         description="link kind: email, email_similar, phone, phone_similar, device, ip, upi, "
         "upi_similar, or a declared kind (`GET /v1/vocabulary`)"
     )
-    user_id: str = Field(description="the snapshot user matched")
+    user_id: str = Field(description="the account matched: a snapshot user or one of today's")
+    today: bool = Field(description="an account scored since the snapshot (intraday store)")
     value: str = Field(description="the new account's canonical value")
     matched_value: str = Field(description="the matched user's value, masked by its kind's rule")
     similarity: float
@@ -165,7 +182,7 @@ class MatchOut(BaseModel):
         description="holders of the value (or block size), the new account included"
     )
     weight: float = Field(description="link_weight(kind, similarity, support)")
-    user_score: float = Field(description="the matched user's score")
+    user_score: float | None = Field(description="the matched account's score")
     ring_id: str | None
 
 
@@ -207,13 +224,35 @@ class OnlineScoreResponse(BaseModel):
     user_id: str | None
     known: bool = Field(False, description="always false: the batch has not seen this account")
     score: float = Field(ge=0, le=1)
-    ring_id: str | None = Field(
-        description="the best-matched ring when the tie reaches the ring bar"
+    model_score: float | None = Field(
+        description="the batch's model on the account's features and neighbourhood, before the "
+        "ring blend; null when no online model is loaded (see `degraded`)"
     )
+    ring_id: str | None = Field(
+        description="the snapshot ring it joins, or its emerging ring (`emerging`), when the tie "
+        "reaches the batch's ring bar"
+    )
+    emerging: bool = Field(
+        description="ring_id names an emerging ring: accounts signed up since the snapshot, "
+        "linked by the batch's rules (`GET /v1/emerging-rings/{ring_id}`)"
+    )
+    ring_size: int = Field(description="members of that ring, this account included")
     ring_score: float | None
     ring_strength: float = Field(description="noisy-or of the link weights to that ring's members")
     reasons: list[str]
     model_version: str
+    model_part: str | None = Field(
+        description="what scored online: `gbm` (the run's GBM, or a gnn_stack's GBM half); null "
+        "when link evidence did"
+    )
+    recorded: bool = Field(
+        description="stored in the intraday store, so later sign-ups link to it (false for a "
+        "what-if, without user_id, or with the store down)"
+    )
+    degraded: list[str] = Field(
+        description="what this answer did without: `intraday` (store down: snapshot-only "
+        "matching, nothing recorded), `model` (no online model: link evidence only)"
+    )
     scored_at: str
     snapshot: str
     match_counts: dict[str, int] = Field(

@@ -31,6 +31,8 @@ from pathlib import Path
 from graphfraud import schema
 from graphfraud.errors import ArtifactError, GraphFraudError
 from graphfraud.graph.base import GraphStore
+from graphfraud.model.registry import ModelRegistry
+from graphfraud.scoring.online_model import OnlineModel, try_load_online_model
 from graphfraud.scoring.snapshot import ScoreSnapshot, SnapshotInfo, load_snapshot
 from graphfraud.service.errors import BadRequest, Conflict, NotReady, SnapshotRejected
 from graphfraud.service.gate import Rejection, rejection, swap_problems
@@ -43,6 +45,7 @@ STORE_CLOSE_GRACE_S = 30.0
 MAX_NAME_CHARS = 255
 
 GraphFactory = Callable[[Path], GraphStore | None]
+SwapHook = Callable[["Serving"], None]
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class Serving:
     snapshot: ScoreSnapshot
     graph: GraphStore | None
     owns_graph: bool = False
+    # The run's model for accounts it has not seen (`scoring.online_model`), or why there is none.
+    online: OnlineModel | None = None
+    online_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,8 @@ class SnapshotHolder:
         graph_store: GraphStore | None = None,
         graph_factory: GraphFactory | None = None,
         min_user_ratio: float = 0.5,
+        model_registry: ModelRegistry | None = None,
+        on_swap: SwapHook | None = None,
     ) -> None:
         self.current: Serving | None = None
         self.runs_root = runs_root.resolve() if runs_root is not None else None
@@ -87,6 +95,8 @@ class SnapshotHolder:
         self._metrics = metrics
         self._fixed_graph = graph_store
         self._graph_factory = graph_factory
+        self._model_registry = model_registry
+        self._on_swap = on_swap
         self._reload_lock = threading.Lock()
         self._loading: str | None = None
         self._last_error: str | None = None
@@ -227,7 +237,11 @@ class SnapshotHolder:
         except GraphFraudError as exc:
             self._failed(stamp, str(exc))
             raise
-        self.current = Serving(snapshot, graph, owns)  # the swap: one reference assignment
+        online, online_error = try_load_online_model(run_dir, snapshot, self._model_registry)
+        # the swap: one reference assignment
+        self.current = Serving(snapshot, graph, owns, online, online_error)
+        if self._on_swap is not None:
+            self._on_swap(self.current)
         self._last_error = None
         self._refused = None
         self._ready.set()

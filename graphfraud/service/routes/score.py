@@ -10,13 +10,15 @@ accounts holding it.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
-from graphfraud.scoring.online import OnlineScore, canonical_identity, score_new_user
+from graphfraud.scoring.account import AccountRequest, AccountScore, Scorer, score_account
+from graphfraud.scoring.online import canonical_identity
 from graphfraud.scoring.reasons import reason_table
 from graphfraud.scoring.snapshot import ScoreSnapshot
 from graphfraud.service.auth import Permission
@@ -37,22 +39,23 @@ MAX_MATCHES_SHOWN = 100
 JSON = "application/json"
 
 
-def evidence(result: OnlineScore, snapshot: ScoreSnapshot, mask: Masking) -> dict[str, Any]:
+def evidence(result: AccountScore, snapshot: ScoreSnapshot, mask: Masking) -> dict[str, Any]:
     """The matched accounts and hub identifiers behind a verdict (READ_GRAPH roles only)."""
     return {
         "matches": [
             {
-                "kind": m.kind,
-                "user_id": m.user_id,
-                "value": m.value,
-                "matched_value": mask.value(m.kind, m.matched_value),
-                "similarity": m.similarity,
-                "support": m.support,
-                "weight": m.weight,
-                "user_score": float(snapshot.score[m.row]),
-                "ring_id": snapshot.record(m.row).ring_id,
+                "kind": lk.kind,
+                "user_id": lk.user_id,
+                "today": lk.intraday,
+                "value": lk.value,
+                "matched_value": mask.value(lk.kind, lk.matched_value),
+                "similarity": lk.similarity,
+                "support": lk.support,
+                "weight": lk.weight,
+                "user_score": None if lk.intraday else float(snapshot.score[lk.row]),
+                "ring_id": None if lk.intraday else snapshot.record(lk.row).ring_id,
             }
-            for m in result.matches[:MAX_MATCHES_SHOWN]
+            for lk in result.links[:MAX_MATCHES_SHOWN]
         ],
         "hubs": [{"kind": h.kind, "value": h.value, "support": h.support} for h in result.hubs],
     }
@@ -93,18 +96,26 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         openapi_extra=SECURED,
         summary="Score an account the last batch has not seen",
         description=(
-            "Normalises the identifiers with the batch's rules, links them to snapshot users "
-            "by exact and fuzzy index lookups (email stem block + Levenshtein, sequential "
-            "phones) and scores with a noisy-or of link weight × neighbour score and the "
-            "best-matched ring's score (see `graphfraud.scoring.online`). Roles: any. A "
+            "Normalises the identifiers with the batch's rules and links them, by the batch's "
+            "rules and weights, to snapshot users and to the accounts scored since the snapshot "
+            "(the intraday store, shared by the replicas). A strong tie to one of those forms or "
+            "joins an emerging ring. The run's model scores the account on the batch's features "
+            "of it and its neighbourhood, blended with its ring's score as the batch blends "
+            "(see `graphfraud.scoring.account`): ties only to long-standing good customers can "
+            "score below the neutral score. The account is recorded (by `user_id`; "
+            "`record: false` is a what-if). Store down or no online model: `degraded` says "
+            "what was done without. Roles: any. A "
             "scorer gets the verdict and `match_counts` only (`matches` and `hubs` are null); "
             "analyst, investigator and admin also get the matched accounts with their evidence "
             "(emails and phones masked unless investigator), and that disclosure is audited."
         ),
     )
-    async def score_new(body: NewUserRequest, request: Request) -> Response:
+    def score_new(body: NewUserRequest, request: Request) -> Response:
+        # A plain `def`: the intraday store is a blocking client, so FastAPI runs this in its
+        # thread pool and the event loop keeps answering the precomputed lookups.
         principal = ctx.authorize(request, Permission.SCORE)
-        snapshot = holder.serving().snapshot
+        serving = holder.serving()
+        snapshot = serving.snapshot
         registry = snapshot.registry
         extra = [n for n in registry.names if n not in REQUEST_FIELD]
         unknown = sorted(set(body.identifiers) - set(extra))
@@ -117,36 +128,52 @@ def build_router(ctx: ServiceContext) -> APIRouter:
                     else f"kinds here: {', '.join(extra) or 'none'} (GET /v1/vocabulary)"
                 ),
             )
+        raw = body.raw_identifiers()
         identity, rejected_kinds = canonical_identity(
-            body.raw_identifiers(),
-            registry=registry,
-            region=body.region or ctx.settings.ingest.default_region,
+            raw, registry=registry, region=body.region or ctx.settings.ingest.default_region
         )
         rejected = [body.field_of(kind) for kind in rejected_kinds]
-        result = score_new_user(
-            snapshot, identity, ctx.settings.link, ring_min_weight=ctx.settings.rings.min_weight
+        created = body.created_at.astimezone(UTC) if body.created_at else datetime.now(UTC)
+        account = AccountRequest(
+            user_id=body.user_id or "",
+            identity=identity,
+            raw=raw,
+            created_at=created,
+            record=body.record and bool(body.user_id),
         )
-        ctx.metrics.online_scores.labels("yes" if result.matches else "no").inc()
+        scorer = Scorer(
+            snapshot, serving.online, ctx.intraday.store, ctx.settings.link, ctx.settings.rings
+        )
+        result = score_account(scorer, account)
+        if "intraday" in result.degraded:
+            ctx.intraday.unavailable()
+        ctx.metrics.online_scores.labels("yes" if result.links else "no").inc()
         payload: dict[str, Any] = {
             "user_id": body.user_id,
             "known": False,
             "score": result.score,
+            "model_score": result.model_score,
             "ring_id": result.ring_id,
+            "emerging": result.emerging,
+            "ring_size": result.ring_size,
             "ring_score": result.ring_score,
             "ring_strength": result.ring_strength,
             "reasons": result.reasons,
             "model_version": result.model_version,
+            "model_part": result.model_part,
             "scored_at": result.scored_at,
             "snapshot": result.snapshot,
-            "match_counts": dict(Counter(m.kind for m in result.matches)),
-            "matches_total": len(result.matches),
+            "match_counts": dict(Counter(lk.kind for lk in result.links)),
+            "matches_total": len(result.links),
             "matches": None,
             "hubs": None,
             "rejected": rejected,
+            "recorded": result.recorded,
+            "degraded": list(result.degraded),
         }
         if principal.can(Permission.READ_GRAPH):
             mask = Masking(not principal.can(Permission.UNMASKED_PII), registry)
-            shown = [m.user_id for m in result.matches[:MAX_MATCHES_SHOWN]]
+            shown = [lk.user_id for lk in result.links[:MAX_MATCHES_SHOWN]]
             ids = {"user_id": body.user_id, "matched": shown}
             payload |= ctx.audited(
                 request,
