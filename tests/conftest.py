@@ -77,3 +77,11 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     server = start_redis(tmp_path_factory.mktemp("redis"), REDIS_TEST_PASSWORD)
     yield server
     stop_redis(server)
+
+
+@pytest.fixture(scope="session")
+def online_run(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """A real nightly run with its newest sign-ups withheld (see tests/online_run.py)."""
+    from tests.online_run import build_online_run
+
+    return build_online_run(tmp_path_factory.mktemp("online"))

@@ -33,24 +33,18 @@ from graphfraud.linking.compare import (
     window_support,
 )
 from graphfraud.linking.keys import handle_stem_expr, local_stem_expr
+from graphfraud.linking.lookalike import (
+    CROSS_DOMAIN_DISCOUNT,
+    MIN_HANDLE_LETTERS,
+    SEQUENCE_MAX_GAP,
+    SUFFIX,
+    SUFFIX_DENSITY_SPAN,
+    SUFFIX_RUN_GAP,
+    SUFFIX_WINDOW,
+)
 from graphfraud.linking.weights import link_weight_expr
 from graphfraud.schema import LINKS_SCHEMA, conform_frame
 
-# Numbers at the end of a handle (john.doe07 → 7), at most 9 digits.
-_SUFFIX = r"(\d{1,9})$"
-# Handles with fewer letters than this are numbers (`9876543210@ybl`): near-identical strings
-# there are neighbouring numbers, not look-alike names, so they are not compared as text.
-_MIN_HANDLE_LETTERS = 3
-# Sequential-suffix support counts accounts within this many numbers of the pair.
-_SUFFIX_WINDOW = 5
-# Half-width of the suffix-number range used to estimate a stem's local density.
-_SUFFIX_DENSITY_SPAN = 50
-# Suffix numbers further apart than this are never treated as one sequence.
-_SEQUENCE_MAX_GAP = 20
-# Suffix numbers at most this far apart continue a run (amitp001, amitp002, amitp004 …).
-_SUFFIX_RUN_GAP = 5
-# Similarity multiplier for look-alike handles on different providers.
-_CROSS_DOMAIN_DISCOUNT = 0.5
 # Half-width of the number range used to estimate how densely phone numbers are allocated.
 _PHONE_DENSITY_SPAN = 5_000
 
@@ -111,11 +105,11 @@ def similar_handle_pairs(emails: pl.DataFrame, settings: LinkSettings) -> tuple[
     )
     stem_sizes = emails.group_by("stem").len()["len"].cast(pl.Int64)
     crowd_cells = int((stem_sizes.filter(stem_sizes > settings.max_block) ** 2).sum())
-    runs = handle_run_pairs(emails, max_gap=_SUFFIX_RUN_GAP, max_block=settings.max_block)
+    runs = handle_run_pairs(emails, max_gap=SUFFIX_RUN_GAP, max_block=settings.max_block)
     in_runs = runs.select(
         "a",
         "b",
-        number_gap_similarity(pl.col("run_span") / (pl.col("run_size") - 1), _SUFFIX_RUN_GAP).alias(
+        number_gap_similarity(pl.col("run_span") / (pl.col("run_size") - 1), SUFFIX_RUN_GAP).alias(
             "similarity"
         ),
     )
@@ -142,12 +136,12 @@ def _lookalike_links(
     ).filter(
         pl.col("local").is_not_null()
         & pl.col("domain").is_not_null()
-        & (pl.col("local").str.count_matches(r"[a-z]") >= _MIN_HANDLE_LETTERS)
+        & (pl.col("local").str.count_matches(r"[a-z]") >= MIN_HANDLE_LETTERS)
     )
     emails = emails.with_columns(
         handle_stem_expr().alias("stem"),
         local_stem_expr().alias("local_stem"),
-        pl.col("local").str.extract(_SUFFIX, 1).cast(pl.Int64, strict=False).alias("num"),
+        pl.col("local").str.extract(SUFFIX, 1).cast(pl.Int64, strict=False).alias("num"),
     )
     similar, n_candidates = similar_handle_pairs(emails, settings)
     # Everything up to the weight filter works on integer ids (millions of pairs at 1M users);
@@ -178,7 +172,7 @@ def _lookalike_links(
     # amit.dubey@yahoo.com): a cross-provider match counts as half as similar.
     pairs = pairs.with_columns(
         pl.when(pl.col("did_a") != pl.col("did_b"))
-        .then(pl.col("similarity") * _CROSS_DOMAIN_DISCOUNT)
+        .then(pl.col("similarity") * CROSS_DOMAIN_DISCOUNT)
         .otherwise(pl.col("similarity"))
         .alias("similarity")
     )
@@ -222,7 +216,7 @@ def _sequential_support(pairs: pl.DataFrame, side: pl.DataFrame) -> pl.DataFrame
     A run (priya.verma01 … priya.verma12) is the signal, not one close pair: honest namesakes
     land near each other by chance, and birth years crowd every common name into 1975-2005. So
     the accounts in the pair's numeric window are compared with how many the stem's local density
-    (±_SUFFIX_DENSITY_SPAN around the pair) would put there; only the surplus shrinks the crowd.
+    (±SUFFIX_DENSITY_SPAN around the pair) would put there; only the surplus shrinks the crowd.
     A global range would let one `anjali7` make `anjali1970 … anjali2007` look like a run.
     """
     seq = pairs.filter(
@@ -230,7 +224,7 @@ def _sequential_support(pairs: pl.DataFrame, side: pl.DataFrame) -> pl.DataFrame
         & pl.col("num_a").is_not_null()
         & pl.col("num_b").is_not_null()
         # only near numbers can be a sequence: amitp003 ~ amitp803 is a one-digit typo, not a run
-        & ((pl.col("num_a") - pl.col("num_b")).abs() <= _SEQUENCE_MAX_GAP)
+        & ((pl.col("num_a") - pl.col("num_b")).abs() <= SEQUENCE_MAX_GAP)
     )
     if seq.is_empty():
         return pairs
@@ -238,11 +232,11 @@ def _sequential_support(pairs: pl.DataFrame, side: pl.DataFrame) -> pl.DataFrame
     group = pts["sid"].cast(pl.Int64).to_numpy()
     numbers = pts["num"].to_numpy()
     query_group = seq["sid_a"].cast(pl.Int64).to_numpy()
-    lo = np.minimum(seq["num_a"].to_numpy(), seq["num_b"].to_numpy()) - _SUFFIX_WINDOW
-    hi = np.maximum(seq["num_a"].to_numpy(), seq["num_b"].to_numpy()) + _SUFFIX_WINDOW
+    lo = np.minimum(seq["num_a"].to_numpy(), seq["num_b"].to_numpy()) - SUFFIX_WINDOW
+    hi = np.maximum(seq["num_a"].to_numpy(), seq["num_b"].to_numpy()) + SUFFIX_WINDOW
     in_window = window_support(group, numbers, lo, hi, query_group)
     mid = (lo + hi) // 2
-    span = _SUFFIX_DENSITY_SPAN
+    span = SUFFIX_DENSITY_SPAN
     around = window_support(group, numbers, mid - span, mid + span, query_group)
     expected = around * (hi - lo + 1) / (2 * span + 1)
     surplus = np.maximum(in_window - expected, 1.0)

@@ -49,8 +49,9 @@ from graphfraud.identifiers import (
     Linkage,
     Source,
 )
-from graphfraud.linking.compare import gap_similarity, similarity_matrix
-from graphfraud.linking.keys import handle_stem, phone_number, stem_deletion_keys
+from graphfraud.linking.compare import gap_similarity
+from graphfraud.linking.keys import handle_stem, local_stem, phone_number, stem_deletion_keys
+from graphfraud.linking.lookalike import SUFFIX_READ_SPAN, suffix_number
 from graphfraud.model.ego import Ego, Neighbourhood, one_hop
 from graphfraud.model.features import OneAccount, account_features
 from graphfraud.rings.features import ring_features
@@ -61,6 +62,8 @@ from graphfraud.scoring.intraday.base import (
     IntradayStore,
 )
 from graphfraud.scoring.online import (
+    Elsewhere,
+    Handle,
     Hub,
     Match,
     NewIdentity,
@@ -131,20 +134,34 @@ class AccountRequest:
 # ---- the account in the store -------------------------------------------------------------------
 
 
-def handle_of(spec: IdentifierSpec, identity: NewIdentity) -> tuple[str, str] | None:
-    """(handle, stem) of a look-alike kind's value, or None."""
+def handle_of(spec: IdentifierSpec, identity: NewIdentity) -> tuple[str, str, str | None] | None:
+    """(handle, provider, stem) of a look-alike kind's value, or None."""
     if spec.handle_columns is None:
         return None
     parts = identity.parts.get(spec.name, {})
     local, domain = (parts.get(c) for c in spec.handle_columns)
-    stem = handle_stem(local, domain)
-    return None if stem is None or local is None else (local, stem)
+    if local is None or domain is None:
+        return None
+    return local, domain, handle_stem(local, domain)
+
+
+def stem_space(kind: str) -> str:
+    """Store block space: a look-alike kind's local stems (accounts per name across providers)."""
+    return f"{kind}.ls"
+
+
+def suffix_space(kind: str, stem: str) -> str:
+    """Store number space: one local stem's handle suffix numbers (names hold no ':' and at most
+    64 characters, so the stem is digested)."""
+    return f"{kind}.n.{hashlib.sha256(stem.encode('utf-8')).hexdigest()[:16]}"
 
 
 def index_of(
     identity: NewIdentity, registry: IdentifierRegistry
 ) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]], dict[str, tuple[int, ...]]]:
-    """(exact values, look-alike blocks, sequence numbers) the account is found by."""
+    """(exact values, blocks, numbers) the account is found by: its values; per look-alike kind
+    its stem blocks and local stem; per sequence kind its number, per look-alike kind its
+    handle's suffix number on its local stem."""
     values: dict[str, tuple[str, ...]] = {}
     blocks: dict[str, tuple[str, ...]] = {}
     numbers: dict[str, tuple[int, ...]] = {}
@@ -154,7 +171,14 @@ def index_of(
             continue
         values[spec.name] = given
         if spec.rule(Linkage.LOOKALIKE) is not None and (h := handle_of(spec, identity)):
-            blocks[spec.name] = tuple(stem_deletion_keys(h[1]))
+            local, _, stem = h
+            if stem is not None:
+                blocks[spec.name] = tuple(stem_deletion_keys(stem))
+            name = local_stem(local)
+            if name:
+                blocks[stem_space(spec.name)] = (name,)
+                if (n := suffix_number(local)) is not None:
+                    numbers[suffix_space(spec.name, name)] = (n,)
         if spec.rule(Linkage.SEQUENCE) is not None:
             number = phone_number(given[0])
             if number is not None:
@@ -167,10 +191,15 @@ def intraday_query(
 ) -> IntradayQuery:
     values, blocks, numbers = index_of(request.identity, registry)
     gap = link.phone_max_gap
+    windows = {
+        k: (n[0] - (gap if k in registry.names else SUFFIX_READ_SPAN),
+            n[0] + (gap if k in registry.names else SUFFIX_READ_SPAN))
+        for k, n in numbers.items()
+    }  # fmt: skip
     return IntradayQuery(
         values=values,
         blocks=blocks,
-        windows={k: (n[0] - gap, n[0] + gap) for k, n in numbers.items()},
+        windows=windows,
         exclude=request.user_id or None,
         limit=link.max_share,
     )
@@ -184,84 +213,85 @@ def intraday_links(
     request: AccountRequest,
     snapshot: ScoreSnapshot,
     link: LinkSettings,
-) -> tuple[list[Link], list[Hub], dict[str, dict[str, int]]]:
-    """(links, hubs, kind → value → holders today) from one lookup's answer."""
+) -> tuple[list[Link], list[Hub], Elsewhere]:
+    """Exact and sequence links to today's accounts, their hubs, and what today's accounts add
+    to the snapshot matching (`online.Elsewhere`: holders, look-alike candidates, stem counts)."""
     registry = snapshot.registry
     index = snapshot.identifiers
     identity = request.identity
     links: list[Link] = []
     hubs: list[Hub] = []
-    today: dict[str, dict[str, int]] = {}
+    holders: dict[str, dict[str, int]] = {}
+    handles: dict[str, list[Handle]] = {}
+    stem_numbers: dict[str, np.ndarray] = {}
+    stem_counts: dict[str, int] = {}
     for spec in registry.kinds:
         mine = identity.values.get(spec.name)
         if not mine:
             continue
         held_today = found.values.get(spec.name, {})
-        today[spec.name] = {v: h.count for v, h in held_today.items()}
+        holders[spec.name] = {v: h.count for v, h in held_today.items()}
         table = index.exact.get(spec.name) if index is not None else None
-        in_snapshot = dict(
-            zip(mine, (hi - lo for lo, hi in table.bounds(list(mine))), strict=True)
-        ) if table is not None else {}  # fmt: skip
-        for value, holders in held_today.items():
-            total = holders.count + in_snapshot.get(value, 0)
-            if holders.hub or total > link.max_share:
+        in_snapshot = (
+            dict(zip(mine, (hi - lo for lo, hi in table.bounds(list(mine))), strict=True))
+            if table is not None
+            else {}
+        )
+        for value, held in held_today.items():
+            total = held.count + in_snapshot.get(value, 0)
+            if held.hub or total > link.max_share:
                 if in_snapshot.get(value, 0) == 0:  # else the snapshot pass reports it
                     hubs.append(Hub(spec.name, value, total))
                 continue
             weight = link_weight(spec.name, 1.0, total + 1, registry)
             links += [
                 Link(spec.name, uid, -1, value, value, 1.0, total + 1, weight)
-                for uid in holders.user_ids
+                for uid in held.user_ids
             ]
         for rule in spec.links:
             if rule.match == Linkage.LOOKALIKE:
-                links += _lookalikes_today(found, request, snapshot, spec, rule.kind, link)
+                _today_handles(found, request, spec, handles, stem_numbers, stem_counts)
             elif rule.match == Linkage.SEQUENCE:
                 links += _sequence_today(found, request, snapshot, spec, rule.kind, link)
-    return links, hubs, today
+    elsewhere = Elsewhere(holders, handles, stem_numbers, stem_counts)
+    return links, hubs, elsewhere
 
 
-def _lookalikes_today(
+def _today_handles(
     found: IntradayMatches,
     request: AccountRequest,
-    snapshot: ScoreSnapshot,
     spec: IdentifierSpec,
-    kind: str,
-    link: LinkSettings,
-) -> list[Link]:
+    handles: dict[str, list[Handle]],
+    stem_numbers: dict[str, np.ndarray],
+    stem_counts: dict[str, int],
+) -> None:
+    """Today's look-alike candidates of one kind: accounts in the stem blocks or numbered on the
+    local stem, with that stem's numbers and crowd."""
     mine = handle_of(spec, request.identity)
-    value = request.identity.first(spec.name)
-    blocks = found.blocks.get(spec.name, {})
-    if mine is None or value is None or not blocks:
-        return []
-    ids = dict.fromkeys(u for h in blocks.values() if not h.hub for u in h.user_ids)
-    block_size = max((h.count for h in blocks.values() if not h.hub), default=0)
-    index = snapshot.identifiers
-    if index is not None and spec.name in index.stems:
-        sizes = [hi - lo for lo, hi in index.stems[spec.name].bounds(stem_deletion_keys(mine[1]))]
-        block_size += max((s for s in sizes if s <= link.max_block), default=0)
-    if block_size > link.max_block:
-        return []
-    candidates = []
+    if mine is None:
+        return
+    name = local_stem(mine[0])
+    crowd = found.blocks.get(stem_space(spec.name), {}).get(name or "")
+    ids = dict.fromkeys(
+        u
+        for key, held in found.blocks.get(spec.name, {}).items()
+        if not held.hub
+        for u in held.user_ids
+    )
+    window = found.windows.get(suffix_space(spec.name, name), ()) if name else ()
+    ids |= dict.fromkeys(u for _, u in window)
+    stem_numbers[spec.name] = np.array([n for n, _ in window], dtype=np.int64)
+    stem_counts[spec.name] = crowd.count if crowd is not None else 0
+    out = []
     for uid in ids:
         account = found.accounts.get(uid)
-        if account is None:
-            continue
-        other = (account.identifiers.get(spec.name) or ("",))[0]
-        handle = account.payload.get("h", {}).get(spec.name)
-        if other and handle and other != value:
-            candidates.append((uid, other, handle))
-    if not candidates:
-        return []
-    sims = similarity_matrix([mine[0]], [c[2] for c in candidates], workers=1)[0]
-    support = block_size + 1
-    out = []
-    for (uid, other, _), sim in zip(candidates, sims.tolist(), strict=True):
-        sim = round(float(sim), 4)
-        if sim >= link.email_similarity:
-            weight = link_weight(kind, sim, support, snapshot.registry)
-            out.append(Link(kind, uid, -1, value, other, sim, support, weight))
-    return out
+        held = account.payload.get("h", {}).get(spec.name) if account is not None else None
+        value = (account.identifiers.get(spec.name) or ("",))[0] if account is not None else ""
+        if held and value:
+            other_stem = local_stem(held[0])
+            count = stem_counts[spec.name] + 1 if other_stem == name else 1
+            out.append(Handle(uid, -1, value, held[0], held[1], count))
+    handles[spec.name] = out
 
 
 def _sequence_today(
@@ -294,6 +324,7 @@ def _sequence_today(
 
 
 def _snapshot_links(matches: Sequence[Match]) -> list[Link]:
+    """`online.Match`es as links (row -1: a look-alike of one of today's accounts)."""
     return [
         Link(m.kind, m.user_id, m.row, m.value, m.matched_value, m.similarity, m.support, m.weight)
         for m in matches
@@ -455,12 +486,13 @@ def _one_account(
     for lk in links:
         best[(lk.user_id, lk.kind)] = max(best.get((lk.user_id, lk.kind), 0.0), lk.weight)
     stem_n = domain_n = 0
-    if EMAIL_KIND in registry.names and (h := handle_of(registry.spec(EMAIL_KIND), identity)):
+    email = handle_of(registry.spec(EMAIL_KIND), identity) if EMAIL_KIND in registry.names else None
+    if email is not None and (stem := email[2]) is not None:
         stem_n = own
         if index is not None and EMAIL_KIND in index.stems:
-            ((lo, hi),) = index.stems[EMAIL_KIND].bounds([h[1]])
+            ((lo, hi),) = index.stems[EMAIL_KIND].bounds([stem])
             stem_n += hi - lo
-        if found is not None and (held_today := found.blocks.get(EMAIL_KIND, {}).get(h[1])):
+        if found is not None and (held_today := found.blocks.get(EMAIL_KIND, {}).get(stem)):
             stem_n += held_today.count
     domain = values.get("email_domain")
     if domain:
@@ -606,7 +638,7 @@ def score_account(scorer: Scorer, request: AccountRequest) -> AccountScore:
     found: IntradayMatches | None = None
     today_links: list[Link] = []
     today_hubs: list[Hub] = []
-    today: dict[str, dict[str, int]] = {}
+    elsewhere = Elsewhere()
     if store is not None:
         try:
             found = store.lookup(intraday_query(request, registry, link))
@@ -614,8 +646,8 @@ def score_account(scorer: Scorer, request: AccountRequest) -> AccountScore:
             store = None
             degraded.append("intraday")
         else:
-            today_links, today_hubs, today = intraday_links(found, request, snapshot, link)
-    matches, hubs = find_matches(snapshot, request.identity, link, today)
+            today_links, today_hubs, elsewhere = intraday_links(found, request, snapshot, link)
+    matches, hubs = find_matches(snapshot, request.identity, link, elsewhere)
     # A known user re-scored would match itself: no link to oneself, as in the batch.
     links = [lk for lk in _snapshot_links(matches) + today_links if lk.user_id != request.user_id]
     hubs = hubs + today_hubs
@@ -627,7 +659,7 @@ def score_account(scorer: Scorer, request: AccountRequest) -> AccountScore:
         choice = RingChoice(None, 0.0, emerging=False)
     if scorer.model is None:
         degraded.append("model")
-    result = verdict(scorer, request, links, hubs, choice, found, today)
+    result = verdict(scorer, request, links, hubs, choice, found, elsewhere.holders)
     recorded = False
     if request.record and store is not None:
         try:
@@ -827,7 +859,7 @@ def _record(
     if emerging:
         values = {**values, EMERGING_KIND: (emerging,)}
     handles = {
-        spec.name: h[0]
+        spec.name: [h[0], h[1]]
         for spec in registry.kinds
         if spec.rule(Linkage.LOOKALIKE) is not None and (h := handle_of(spec, request.identity))
     }

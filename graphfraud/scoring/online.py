@@ -32,13 +32,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from graphfraud.config import LinkSettings
 from graphfraud.identifiers import BUILTIN, IdentifierRegistry, IdentifierSpec, Linkage, Source
 from graphfraud.linking.compare import gap_similarity, similarity_matrix
-from graphfraud.linking.keys import handle_stem, phone_number, stem_deletion_keys
+from graphfraud.linking.keys import handle_stem, local_stem, phone_number, stem_deletion_keys
+from graphfraud.linking.lookalike import (
+    CROSS_DOMAIN_DISCOUNT,
+    SUFFIX_READ_SPAN,
+    comparable,
+    run_partners,
+    sequential_support,
+    stem_support,
+    suffix_number,
+)
 from graphfraud.linking.weights import link_weight as _link_weight
 from graphfraud.scoring.snapshot import SCORE_DECIMALS, IdentifierIndex, ScoreSnapshot
 
@@ -182,6 +193,146 @@ def _fuzzy_match(
     return Match(kind, row, snapshot.user_ids[row], value, matched, similarity, support, weight)
 
 
+@dataclass(frozen=True)
+class Elsewhere:
+    """What the accounts outside the snapshot (today's, from the intraday store) add to the
+    matching: holders per exact value (support and hub bars count them), and per look-alike
+    kind their candidate handles, the suffix numbers on the account's local stem and how many
+    of them share that stem."""
+
+    holders: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    handles: Mapping[str, Sequence[Handle]] = field(default_factory=dict)
+    stem_numbers: Mapping[str, npt.NDArray[np.int64]] = field(default_factory=dict)
+    stem_counts: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Handle:
+    """A look-alike kind's value as the rules compare it: the handle, its provider, and how many
+    accounts share its local stem (the crowd behind its support)."""
+
+    user_id: str
+    row: int  # snapshot row, -1 for an account scored today
+    value: str
+    local: str
+    domain: str
+    stem_count: int
+
+
+def similar_handles(
+    kind: str,
+    mine: Handle,
+    candidates: Sequence[Handle],
+    stem_numbers: npt.NDArray[np.int64],
+    link: LinkSettings,
+    registry: IdentifierRegistry,
+) -> list[tuple[Handle, float, int, float]]:
+    """(candidate, similarity, support, weight) for the candidates the batch's look-alike rules
+    link to `mine` (see `linking.lookalike`), strongest first. `stem_numbers`: suffix numbers of
+    the accounts on `mine`'s local stem around its own (repeats kept, `mine`'s included)."""
+    if not comparable(mine.local):
+        return []
+    pool = [c for c in dict((c.user_id, c) for c in candidates).values()
+            if c.value != mine.value and comparable(c.local)]  # fmt: skip
+    if not pool:
+        return []
+    # With the batch's score cutoff: rapidfuzz applies it to the normalised distance, so a
+    # pair exactly at the threshold is out in both.
+    threshold = link.email_similarity
+    lev = similarity_matrix(
+        [mine.local], [c.local for c in pool], score_cutoff=threshold, workers=1
+    )[0]
+    my_num = suffix_number(mine.local)
+    my_stem = local_stem(mine.local)
+    partners, run_sim = (
+        run_partners(stem_numbers, my_num) if my_num is not None and my_stem else (set(), 0.0)
+    )
+    out = []
+    for c, text_sim in zip(pool, lev.tolist(), strict=True):
+        num = suffix_number(c.local)
+        same_stem = my_stem is not None and local_stem(c.local) == my_stem
+        in_run = same_stem and num is not None and num in partners
+        sim = max(
+            text_sim if text_sim >= link.email_similarity else 0.0, run_sim if in_run else 0.0
+        )
+        if sim <= 0.0:
+            continue
+        if c.domain != mine.domain:
+            sim *= CROSS_DOMAIN_DISCOUNT
+        sim = float(np.float32(sim))
+        support = stem_support([mine.stem_count, c.stem_count])
+        if same_stem and my_num is not None and num is not None:
+            support = sequential_support(support, my_num, num, stem_numbers)
+        weight = link_weight(kind, sim, support, registry)
+        if weight >= link.min_fuzzy_weight:
+            out.append((c, round(sim, 4), support, weight))
+    out.sort(key=lambda t: (-t[3], t[0].user_id))
+    return out[:MAX_FUZZY_CANDIDATES]
+
+
+def snapshot_handles(
+    index: IdentifierIndex, spec: IdentifierSpec, identity: NewIdentity, link: LinkSettings
+) -> tuple[Handle | None, list[Handle], npt.NDArray[np.int64]]:
+    """The account's handle of a look-alike kind, the snapshot's candidates for it (its stem
+    blocks up to `max_crowd`, and the numbered handles on its local stem around its number), and
+    those numbers; (None, [], []) without a comparable handle."""
+    empty = np.zeros(0, dtype=np.int64)
+    parts = identity.parts.get(spec.name, {})
+    value = identity.first(spec.name)
+    if spec.handle_columns is None or value is None:
+        return None, [], empty
+    local, domain = (parts.get(c) for c in spec.handle_columns)
+    stem = handle_stem(local, domain)
+    if local is None or domain is None:
+        return None, [], empty
+    numbers_index = index.stem_numbers.get(spec.name)
+    my_stem = local_stem(local)
+    count = 1 + (numbers_index.counts([my_stem])[0] if numbers_index and my_stem else 0)
+    mine = Handle("", -1, value, local, domain, count)
+    # The batch's candidate passes (`blocking.handle_candidate_pairs`) for one handle: its stem
+    # and the stems one deletion away (crowds up to max_crowd), its name on any provider, its
+    # sorted neighbours on its provider, and the numbered handles on its name around its number.
+    rows_parts = []
+    if stem is not None and spec.name in index.stems:
+        table = index.stems[spec.name]
+        for lo, hi in table.bounds(stem_deletion_keys(stem)):
+            if 0 < hi - lo <= link.max_crowd:
+                rows_parts.append(table.rows[lo:hi])
+    if numbers_index is not None and my_stem and 0 < count - 1 <= link.max_block:
+        rows_parts.append(numbers_index.rows_of(my_stem))
+    if spec.name in index.handle_order and comparable(local):
+        rows_parts.append(index.handle_order[spec.name].neighbours(local, domain, link.window))
+    numbers = empty
+    my_num = suffix_number(local)
+    if numbers_index is not None and my_stem and my_num is not None:
+        numbers, numbered_rows = numbers_index.numbered(
+            my_stem, my_num - SUFFIX_READ_SPAN, my_num + SUFFIX_READ_SPAN
+        )
+        rows_parts.append(numbered_rows)
+    if not rows_parts:
+        return mine, [], numbers
+    rows = np.unique(np.concatenate(rows_parts))
+    return mine, handles_of_rows(index, spec.name, rows), numbers
+
+
+def handles_of_rows(index: IdentifierIndex, kind: str, rows: npt.NDArray[Any]) -> list[Handle]:
+    """Snapshot rows as `Handle`s (rows without a value of the kind left out)."""
+    values = index.value_of_row[kind].gather(rows).to_list()
+    locals_ = index.handle_of_row[kind].gather(rows).to_list()
+    domains = index.domain_of_row[kind].gather(rows).to_list()
+    stems = [local_stem(h) for h in locals_]
+    table = index.stem_numbers.get(kind)
+    known = [s for s in stems if s]
+    counts = dict(zip(known, table.counts(known), strict=True)) if table and known else {}
+    out = []
+    for row, value, local, domain, stem in zip(
+        rows.tolist(), values, locals_, domains, stems, strict=True
+    ):
+        if value and local and domain:
+            out.append(Handle("", int(row), value, local, domain, counts.get(stem or "", 0)))
+    return out
+
+
 def _lookalikes(
     index: IdentifierIndex,
     snapshot: ScoreSnapshot,
@@ -189,43 +340,31 @@ def _lookalikes(
     kind: str,
     identity: NewIdentity,
     link: LinkSettings,
+    elsewhere: Elsewhere,
 ) -> list[Match]:
-    parts = identity.parts.get(spec.name, {})
-    value = identity.first(spec.name)
-    if spec.handle_columns is None or value is None:
+    """Look-alike links to snapshot users and to `elsewhere`'s handles (row -1), counted over
+    both populations."""
+    mine, candidates, numbers = snapshot_handles(index, spec, identity, link)
+    if mine is None:
         return []
-    local, domain = (parts.get(c) for c in spec.handle_columns)
-    stem = handle_stem(local, domain)
-    if stem is None or local is None:
+    named = [Handle(snapshot.user_ids[c.row], c.row, c.value, c.local, c.domain, c.stem_count)
+             for c in candidates]  # fmt: skip
+    named += elsewhere.handles.get(spec.name, ())
+    if not named:
         return []
-    table = index.stems[spec.name]
-    rows_parts = []
-    block_size = 0
-    for lo, hi in table.bounds(stem_deletion_keys(stem)):
-        size = hi - lo
-        if 0 < size <= link.max_block:
-            rows_parts.append(table.rows[lo:hi])
-            block_size = max(block_size, size)
-    if not rows_parts:
-        return []
-    rows = np.unique(np.concatenate(rows_parts))
-    values = index.value_of_row[spec.name].gather(rows).to_list()
-    handles = index.handle_of_row[spec.name].gather(rows).to_list()
-    keep = [i for i, v in enumerate(values) if v is not None and v != value and handles[i]]
-    if not keep:
-        return []
-    sims = similarity_matrix([local], [handles[i] for i in keep], workers=1)[0]
-    order = np.argsort(-sims, kind="stable")[:MAX_FUZZY_CANDIDATES]
-    support = block_size + 1
-    out = []
-    for j in order.tolist():
-        sim = round(float(sims[j]), 4)
-        if sim < link.email_similarity:
-            break
-        i = keep[j]
-        row = int(rows[i])
-        out.append(_fuzzy_match(index, snapshot, kind, row, value, str(values[i]), sim, support))
-    return out
+    stem_count = mine.stem_count + elsewhere.stem_counts.get(spec.name, 0)
+    mine = Handle(mine.user_id, mine.row, mine.value, mine.local, mine.domain, stem_count)
+    numbers = np.concatenate([numbers, elsewhere.stem_numbers.get(spec.name, numbers[:0])])
+    if (n := suffix_number(mine.local)) is not None:
+        numbers = np.append(numbers, n)
+    return [
+        Match(
+            kind, c.row, c.user_id, mine.value, c.value, sim, support, round(weight, SCORE_DECIMALS)
+        )
+        for c, sim, support, weight in similar_handles(
+            kind, mine, named, numbers, link, index.registry
+        )
+    ]
 
 
 def _sequence(
@@ -255,18 +394,16 @@ def _sequence(
     return out
 
 
-_FUZZY = {Linkage.LOOKALIKE: _lookalikes, Linkage.SEQUENCE: _sequence}
-
-
 def find_matches(
     snapshot: ScoreSnapshot,
     identity: NewIdentity,
     link: LinkSettings,
-    elsewhere: Mapping[str, Mapping[str, int]] | None = None,
+    elsewhere: Elsewhere | None = None,
 ) -> tuple[list[Match], list[Hub]]:
-    """Every link the new account would get against the snapshot's users, kind by kind.
-    `elsewhere`: kind → value → holders outside the snapshot (today's accounts), which count
-    towards a value's support and its hub bar as the batch will count them tonight."""
+    """Every link the new account would get against the snapshot's users, kind by kind, and
+    its look-alike links to `elsewhere`'s handles (today's accounts, `row` -1). Today's holders
+    count towards each value's support and hub bar, as the batch will count them tonight."""
+    out = elsewhere or Elsewhere()
     index = snapshot.identifiers
     if index is None:
         return [], []
@@ -276,11 +413,13 @@ def find_matches(
         values = identity.values.get(spec.name)
         if not values:
             continue
-        others = (elsewhere or {}).get(spec.name, {})
+        others = out.holders.get(spec.name, {})
         matches += _exact(index, snapshot, spec.name, values, link, hubs, others)
         for rule in spec.links:
-            if rule.match != Linkage.EXACT:
-                matches += _FUZZY[rule.match](index, snapshot, spec, rule.kind, identity, link)
+            if rule.match == Linkage.LOOKALIKE:
+                matches += _lookalikes(index, snapshot, spec, rule.kind, identity, link, out)
+            elif rule.match == Linkage.SEQUENCE:
+                matches += _sequence(index, snapshot, spec, rule.kind, identity, link)
     return matches, hubs
 
 

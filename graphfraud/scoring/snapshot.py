@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,8 @@ from graphfraud.identifiers import (
     Source,
     registry_from_manifest,
 )
-from graphfraud.linking.keys import handle_stem_expr
+from graphfraud.linking.keys import handle_stem_expr, local_stem_expr
+from graphfraud.linking.lookalike import MIN_HANDLE_LETTERS, SUFFIX
 from graphfraud.rundir import RunDir
 
 SCORE_DECIMALS = 6
@@ -159,6 +160,99 @@ class NumberIndex:
         return self.numbers[lo:hi], self.rows[lo:hi]
 
 
+class HandleOrder:
+    """A look-alike kind's comparable handles sorted within their provider, forwards and
+    reversed: the batch's sorted-neighbourhood pass (`blocking.handle_candidate_pairs`) for one
+    new handle is its `window - 1` neighbours on either side in each order."""
+
+    def __init__(self, forward: SortedValues, backward: SortedValues) -> None:
+        self.forward = forward
+        self.backward = backward
+
+    @classmethod
+    def build(cls, frame: pl.DataFrame, local: str, domain: str) -> HandleOrder:
+        usable = frame.filter(pl.col(local).str.count_matches(r"[a-z]") >= MIN_HANDLE_LETTERS)
+
+        def keyed(text: pl.Expr) -> pl.DataFrame:
+            return usable.select(
+                "row", pl.concat_str([pl.col(domain), pl.lit(_SEP), text]).alias("k")
+            )
+
+        return cls(
+            SortedValues.build(keyed(pl.col(local)), "k"),
+            SortedValues.build(keyed(pl.col(local).str.reverse()), "k"),
+        )
+
+    def neighbours(self, local: str, domain: str, window: int) -> Rows:
+        """Rows within `window - 1` places of the handle in either order, on its provider."""
+        parts = []
+        for table, text in ((self.forward, local), (self.backward, local[::-1])):
+            ((at, _),) = table.bounds([f"{domain}{_SEP}{text}"])
+            lo, hi = max(at - (window - 1), 0), min(at + window - 1, len(table))
+            keys = table.keys.slice(lo, hi - lo)
+            same = keys.str.starts_with(f"{domain}{_SEP}").to_numpy()
+            parts.append(table.rows[lo:hi][same])
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.uint32)
+
+
+_SEP = "\x1f"
+
+
+class StemNumbers:
+    """Accounts per local stem (a name across providers) and their handles' suffix numbers, for
+    the look-alike rules' support and numbered runs (`linking.lookalike`): rows sorted by
+    (local stem, number), -1 for a handle without a number."""
+
+    def __init__(self, stems: pl.Series, numbers: npt.NDArray[np.int64], rows: Rows) -> None:
+        self.stems = stems
+        self.numbers = numbers
+        self.rows = rows
+
+    @classmethod
+    def build(cls, frame: pl.DataFrame, local: str) -> StemNumbers:
+        keyed = (
+            frame.select(
+                local_stem_expr(local).alias("s"),
+                pl.col(local).str.extract(SUFFIX, 1).cast(pl.Int64, strict=False).fill_null(-1)
+                .alias("n"),
+                "row",
+            )
+            .drop_nulls("s")
+            .unique("row")
+            .sort("s", "n", "row")
+        )  # fmt: skip
+        return cls(
+            keyed.get_column("s"),
+            keyed.get_column("n").to_numpy().astype(np.int64),
+            keyed.get_column("row").cast(pl.UInt32).to_numpy(),
+        )
+
+    def _slice(self, stems: list[str]) -> list[tuple[int, int]]:
+        if not stems or len(self.stems) == 0:
+            return [(0, 0)] * len(stems)
+        probe = pl.Series(stems, dtype=pl.String)
+        lo = self.stems.search_sorted(probe, side="left").to_list()
+        hi = self.stems.search_sorted(probe, side="right").to_list()
+        return list(zip(lo, hi, strict=True))
+
+    def counts(self, stems: list[str]) -> list[int]:
+        """Accounts on each local stem."""
+        return [hi - lo for lo, hi in self._slice(stems)]
+
+    def rows_of(self, stem: str) -> Rows:
+        """Every row on the stem."""
+        ((a, b),) = self._slice([stem])
+        return self.rows[a:b]
+
+    def numbered(self, stem: str, lo: int, hi: int) -> tuple[npt.NDArray[np.int64], Rows]:
+        """(numbers, rows) of the stem's handles numbered within [lo, hi]."""
+        ((a, b),) = self._slice([stem])
+        numbers = self.numbers[a:b]
+        i = int(np.searchsorted(numbers, max(lo, 0), side="left"))
+        j = int(np.searchsorted(numbers, hi, side="right"))
+        return numbers[i:j], self.rows[a + i : a + j]
+
+
 @dataclass(frozen=True)
 class IdentifierIndex:
     """Canonical identifiers of the snapshot's users, per kind of the run's registry, for the
@@ -172,6 +266,9 @@ class IdentifierIndex:
     numbers: dict[str, NumberIndex]
     value_of_row: dict[str, pl.Series]
     handle_of_row: dict[str, pl.Series]
+    domain_of_row: dict[str, pl.Series] = field(default_factory=dict)
+    stem_numbers: dict[str, StemNumbers] = field(default_factory=dict)
+    handle_order: dict[str, HandleOrder] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -188,6 +285,9 @@ class IdentifierIndex:
         numbers: dict[str, NumberIndex] = {}
         value_of_row: dict[str, pl.Series] = {}
         handle_of_row: dict[str, pl.Series] = {}
+        domain_of_row: dict[str, pl.Series] = {}
+        stem_numbers: dict[str, StemNumbers] = {}
+        handle_order: dict[str, HandleOrder] = {}
         rows = pl.DataFrame({"row": pl.arange(0, n_rows, dtype=pl.UInt32, eager=True)})
         for spec in registry.kinds:
             frame = users if spec.source == Source.USERS else devices
@@ -206,9 +306,15 @@ class IdentifierIndex:
                     frame.with_columns(handle_stem_expr(local, domain).alias("_stem")), "_stem"
                 )
                 handle_of_row[spec.name] = per_row.get_column(local)
+                domain_of_row[spec.name] = per_row.get_column(domain)
+                stem_numbers[spec.name] = StemNumbers.build(frame, local)
+                handle_order[spec.name] = HandleOrder.build(frame, local, domain)
             if spec.rule(Linkage.SEQUENCE) is not None:
                 numbers[spec.name] = NumberIndex.build(frame, spec.value_column)
-        return cls(registry, exact, stems, numbers, value_of_row, handle_of_row)
+        return cls(
+            registry, exact, stems, numbers, value_of_row, handle_of_row, domain_of_row,
+            stem_numbers, handle_order,
+        )  # fmt: skip
 
 
 def _with_columns(frame: pl.DataFrame | None, columns: list[str]) -> pl.DataFrame:

@@ -353,6 +353,12 @@ class RejectedSwapOut(BaseModel):
     rejected_at: str
 
 
+class OnlineModelOut(BaseModel):
+    version: str
+    kind: str = Field(description="the model card's kind (gbm, gnn_stack, …)")
+    part: str = Field(description="what scores online: gbm")
+
+
 class AdminSnapshotResponse(BaseModel):
     snapshot: SnapshotOut | None
     loading: str | None
@@ -360,6 +366,10 @@ class AdminSnapshotResponse(BaseModel):
     last_rejected: RejectedSwapOut | None = Field(
         description="the last run the swap checks refused (kept after later swaps)"
     )
+    online_model: OnlineModelOut | None = Field(
+        None, description="the run's model as POST /v1/score runs it; null: link evidence only"
+    )
+    online_model_error: str | None = Field(None, description="why there is no online model")
 
 
 class HealthResponse(BaseModel):

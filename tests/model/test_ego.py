@@ -28,7 +28,11 @@ def _ringed() -> GraphData:
     ids = features["user_id"].to_list()
     members = pl.DataFrame({"user_id": ids[:60], "ring_id": [f"r{i // 6}" for i in range(60)]})
     return build_graph_data(
-        features, links, labels, members, relations=("device", "phone_similar", "ip", "email_similar")
+        features,
+        links,
+        labels,
+        members,
+        relations=("device", "phone_similar", "ip", "email_similar"),
     )
 
 

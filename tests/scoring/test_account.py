@@ -25,7 +25,7 @@ from graphfraud.scoring.online import NewIdentity
 from graphfraud.scoring.online_model import OnlineModel, load_online_model
 from graphfraud.scoring.snapshot import ScoreSnapshot, load_snapshot
 
-from .conftest import OnlineRun
+from tests.online_run import OnlineRun
 
 
 @pytest.fixture(scope="module")
@@ -188,8 +188,9 @@ def test_online_scores_a_batch_user_as_the_batch_did_given_its_neighbourhood(
         account, row = _one_account(batch, snapshot, user_id)
         links = [
             Link(kind, other, row_of, va or "", vb or "", float(sim), int(sup), float(w))
-            for other, kind, w, va, vb, sim, sup in _links_of(batch[schema.LINKS_FILE], user_id)
-            .iter_rows()
+            for other, kind, w, va, vb, sim, sup in _links_of(
+                batch[schema.LINKS_FILE], user_id
+            ).iter_rows()
             if (row_of := snapshot.row_of(other)) is not None
         ]
         ring = members.get(user_id)

@@ -93,11 +93,19 @@ def build_router(ctx: ServiceContext) -> APIRouter:
 
         def read() -> dict[str, Any]:
             st = holder.status()
+            serving = holder.current
+            online = serving.online if serving is not None else None
             return {
                 "snapshot": st.last_loaded.public() if st.last_loaded else None,
                 "loading": st.loading,
                 "last_error": st.last_error,
                 "last_rejected": st.last_rejected.public() if st.last_rejected else None,
+                "online_model": (
+                    {"version": online.version, "kind": online.kind, "part": online.part}
+                    if online is not None
+                    else None
+                ),
+                "online_model_error": serving.online_error if serving is not None else None,
             }
 
         return ctx.audited(request, who, "read_snapshot_status", {}, read)

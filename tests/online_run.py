@@ -1,4 +1,4 @@
-"""A real nightly run for the online scorer's tests: a synthetic population, its newest sign-ups
+"""A real nightly run for the online scorer's tests (scoring and service): a synthetic population, its newest sign-ups
 withheld (the accounts the batch has not seen), the batch (GBM candidate) on the rest."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-import pytest
 
 from graphfraud.config import Settings, load_settings
 from graphfraud.pipeline import run_pipeline
@@ -37,9 +36,7 @@ def settings_for(root: Path) -> Settings:
     )
 
 
-@pytest.fixture(scope="session")
-def online_run(tmp_path_factory: pytest.TempPathFactory) -> OnlineRun:
-    root = tmp_path_factory.mktemp("online")
+def build_online_run(root: Path) -> OnlineRun:
     write_population(generate_population(USERS, seed=11, fraud_share=0.05), root / "all")
     users = pl.read_csv(root / "all/users.csv", infer_schema_length=0).with_columns(
         pl.col("created_at").str.to_datetime(time_zone="UTC", strict=False).alias("_t")

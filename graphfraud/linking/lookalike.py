@@ -1,0 +1,100 @@
+"""Look-alike handles, one account at a time: the batch's rules (`link._lookalike_links`) for the
+online scorer, with the constants both use.
+
+Two handles of a look-alike kind (email, UPI) are similar when
+- their normalised Levenshtein similarity reaches `LinkSettings.email_similarity`, or
+- they carry suffix numbers in one *run* on the same local stem (`amitp001 … amitp035`: sorted
+  distinct numbers cut where two neighbours are more than `SUFFIX_RUN_GAP` apart), similarity
+  `gap_similarity(run span / (run size − 1))` — edit similarity alone cuts such runs into decades;
+and the best of the two counts half on different providers. Support is how crowded the name is
+across providers (accounts per local stem, at least 2), shrunk inside a numbered sequence by the
+surplus of accounts in the pair's numeric window over what the stem's local density predicts
+(`sequential_support`). `tests/linking/test_lookalike.py` holds these equal to the batch's links.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from graphfraud.linking.compare import gap_similarity
+
+# Numbers at the end of a handle (john.doe07 → 7), at most 9 digits.
+SUFFIX = r"(\d{1,9})$"
+# Handles with fewer letters than this are numbers (`9876543210@ybl`): near-identical strings
+# there are neighbouring numbers, not look-alike names, so they are not compared as text.
+MIN_HANDLE_LETTERS = 3
+# Sequential-suffix support counts accounts within this many numbers of the pair.
+SUFFIX_WINDOW = 5
+# Half-width of the suffix-number range used to estimate a stem's local density.
+SUFFIX_DENSITY_SPAN = 50
+# Suffix numbers further apart than this are never treated as one sequence.
+SEQUENCE_MAX_GAP = 20
+# Suffix numbers at most this far apart continue a run (amitp001, amitp002, amitp004 …).
+SUFFIX_RUN_GAP = 5
+# Similarity multiplier for look-alike handles on different providers.
+CROSS_DOMAIN_DISCOUNT = 0.5
+# How far around its own number an account's stem neighbours are read online: the support
+# windows and any run reaching that far.
+SUFFIX_READ_SPAN = SUFFIX_DENSITY_SPAN + SEQUENCE_MAX_GAP + SUFFIX_WINDOW
+
+_SUFFIX_RE = re.compile(SUFFIX)
+_LETTER = re.compile(r"[a-z]")
+
+
+def suffix_number(local: str | None) -> int | None:
+    """The handle's trailing number (`john.doe07` → 7), None without one."""
+    found = _SUFFIX_RE.search(local) if local else None
+    return int(found.group(1)) if found else None
+
+
+def comparable(local: str | None) -> bool:
+    """Enough letters to be compared as a name (see MIN_HANDLE_LETTERS)."""
+    return bool(local) and len(_LETTER.findall(local or "")) >= MIN_HANDLE_LETTERS
+
+
+def run_partners(numbers: npt.NDArray[np.int64], mine: int) -> tuple[set[int], float]:
+    """(the other numbers in `mine`'s run, the run's similarity) among a stem's suffix numbers
+    (`mine` included or not); an empty set when `mine` is alone."""
+    distinct = np.unique(np.append(numbers, mine))
+    at = int(np.searchsorted(distinct, mine))
+    gaps = np.diff(distinct)
+    lo = at
+    while lo > 0 and gaps[lo - 1] <= SUFFIX_RUN_GAP:
+        lo -= 1
+    hi = at
+    while hi < len(gaps) and gaps[hi] <= SUFFIX_RUN_GAP:
+        hi += 1
+    run = distinct[lo : hi + 1]
+    if len(run) < 2:
+        return set(), 0.0
+    span = float(run[-1] - run[0]) / (len(run) - 1)
+    similarity = float(np.float32(gap_similarity(np.float32(span), SUFFIX_RUN_GAP)))
+    return {int(n) for n in run if n != mine}, similarity
+
+
+def sequential_support(support: int, a: int, b: int, numbers: npt.NDArray[np.int64]) -> int:
+    """`link._sequential_support` for one pair on one stem: `numbers` are the stem's accounts'
+    suffix numbers (one per account, repeats kept), both ends of the pair included."""
+    if abs(a - b) > SEQUENCE_MAX_GAP:
+        return support
+    lo, hi = min(a, b) - SUFFIX_WINDOW, max(a, b) + SUFFIX_WINDOW
+    in_window = int(((numbers >= max(lo, 0)) & (numbers <= hi)).sum())
+    mid = (lo + hi) // 2
+    around = int(
+        (
+            (numbers >= max(mid - SUFFIX_DENSITY_SPAN, 0)) & (numbers <= mid + SUFFIX_DENSITY_SPAN)
+        ).sum()
+    )
+    expected = around * (hi - lo + 1) / (2 * SUFFIX_DENSITY_SPAN + 1)
+    surplus = max(in_window - expected, 1.0)
+    return min(support, math.ceil(support / surplus))
+
+
+def stem_support(counts: Sequence[int]) -> int:
+    """Support of a look-alike pair: the more crowded of its two local stems, at least 2."""
+    return max([2, *counts])
