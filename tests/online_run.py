@@ -1,5 +1,6 @@
-"""A real nightly run for the online scorer's tests (scoring and service): a synthetic population, its newest sign-ups
-withheld (the accounts the batch has not seen), the batch (GBM candidate) on the rest."""
+"""A real nightly run for the online scorer's tests (scoring and service): a synthetic
+population, its newest sign-ups withheld (the accounts the batch has not seen), the batch (GBM
+candidate) on the rest."""
 
 from __future__ import annotations
 

@@ -73,7 +73,7 @@ def run_partners(numbers: npt.NDArray[np.int64], mine: int) -> tuple[set[int], f
     if len(run) < 2:
         return set(), 0.0
     span = float(run[-1] - run[0]) / (len(run) - 1)
-    similarity = float(np.float32(gap_similarity(np.float32(span), SUFFIX_RUN_GAP)))
+    similarity = float(np.float32(gap_similarity(float(np.float32(span)), SUFFIX_RUN_GAP)))
     return {int(n) for n in run if n != mine}, similarity
 
 

@@ -97,8 +97,8 @@ class NodeState:
         inside = ring >= 0
         size = int(ring.max()) + 1 if inside.any() else 0
         return (
-            np.bincount(ring[inside], weights=known[inside], minlength=size),
-            np.bincount(ring[inside], weights=fraud[inside], minlength=size),
+            np.bincount(ring[inside], weights=known[inside], minlength=size).astype(np.float64),
+            np.bincount(ring[inside], weights=fraud[inside], minlength=size).astype(np.float64),
         )
 
 
@@ -156,7 +156,8 @@ def _column_means(x: F64) -> F64:
     present = ~np.isnan(x)
     counts = present.sum(axis=0)
     sums = np.where(present, x, 0.0).sum(axis=0)
-    return np.divide(sums, counts, out=np.zeros(x.shape[1]), where=counts > 0)
+    means: F64 = np.divide(sums, counts, out=np.zeros(x.shape[1]), where=counts > 0)
+    return means
 
 
 def save_state(state: NodeState, directory: Path) -> None:

@@ -322,7 +322,7 @@ def user_features(
     )
 
 
-# ---- one account, in microseconds -----------------------------------------------------------------
+# ---- one account, in microseconds ------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -392,18 +392,19 @@ def account_features(
     out["n_sightings"] = float(account.sightings)
     for spec in sighting_kinds:
         out[f"n_{spec.name}s"] = float(len(account.sighting_values.get(spec.name, ())))
-    for spec in sighting_kinds:
-        held = [
+    sighting_support = {
+        spec.name: [
             account.support.get(spec.name, {}).get(x, 0)
             for x in account.sighting_values.get(spec.name, ())
         ]
-        out[f"log_max_{spec.name}_support"] = _log1p_f32(max(held, default=0))
+        for spec in sighting_kinds
+    }
     for spec in sighting_kinds:
-        held = [
-            account.support.get(spec.name, {}).get(x, 0)
-            for x in account.sighting_values.get(spec.name, ())
-        ]
-        out[f"n_hub_{spec.name}s"] = float(sum(h > max_share for h in held))
+        out[f"log_max_{spec.name}_support"] = _log1p_f32(
+            max(sighting_support[spec.name], default=0)
+        )
+    for spec in sighting_kinds:
+        out[f"n_hub_{spec.name}s"] = float(sum(h > max_share for h in sighting_support[spec.name]))
     out |= _graph_row(account.links, strong, registry)
     out |= _ring_row(account.ring)
     return out

@@ -367,9 +367,9 @@ def choose_ring(
     """The ring the account joins, by the batch's objective: Leiden's constant Potts model gains
     Σ_j s_ij − γ·|ring| from joining a ring, over its pairs strong enough to join a ring at all
     (s ≥ `min_weight`), γ the batch's `resolution`. Candidates: the snapshot rings of its
-    neighbours (today's accounts that joined one count as members), today's emerging rings, and
-    a new emerging ring with its strong neighbours in no ring (gain Σ (s_ij − γ)). The best
-    positive gain wins; none, no ring. Many weak ties never add up to a ring (a café's IP)."""
+    snapshot neighbours, today's emerging rings, and a new emerging ring with its strong
+    neighbours of today in no emerging ring (gain Σ (s_ij − γ)). The best positive gain wins;
+    none, no ring. Many weak ties never add up to a ring (a café's IP)."""
     accounts = found.accounts if found is not None else {}
     gamma = rings.resolution
     strong = {u: s for u, s in _strengths(links).items() if s >= rings.min_weight}
@@ -385,10 +385,10 @@ def choose_ring(
             code = int(snapshot.ring_code[row])
             key = (False, snapshot.ring_ids[code]) if code >= 0 else None
         elif uid in accounts:
+            # Today's accounts group among themselves: one that joined a snapshot ring is still
+            # free to start or join an emerging ring (the night's Leiden decides between them).
             payload = accounts[uid].payload
-            if payload.get("sr"):
-                key = (False, str(payload["sr"]))
-            elif payload.get("er"):
+            if payload.get("er"):
                 key = (True, str(payload["er"]))
             else:
                 loose.append(accounts[uid])
@@ -444,7 +444,7 @@ def _emerging_rings(
     return out
 
 
-# ---- features and model ---------------------------------------------------------------------------
+# ---- features and model -------------------------------------------------------------------------
 
 
 def _one_account(
@@ -616,7 +616,7 @@ def _round(values: Any) -> list[float]:
     return [round(float(v), 6) for v in np.asarray(values, dtype=np.float64).ravel()]
 
 
-# ---- one request ----------------------------------------------------------------------------------
+# ---- one request --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -894,3 +894,69 @@ def _record(
                     payload={**account.payload, "er": emerging},
                 )
             )
+
+
+# ---- emerging rings for analysts ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EmergingRing:
+    """An emerging ring as it stands: members (oldest first), the links among them, the batch's
+    ring features over them, and its score from the members' model scores (`ring_scores`)."""
+
+    ring_id: str
+    members: tuple[IntradayAccount, ...]
+    links: tuple[tuple[str, str, str, float], ...]  # user_a, user_b, kind, weight
+    features: dict[str, Any]
+    ring_score: float | None
+    truncated: bool  # more members than MAX_RING_READ: the rest are not listed
+
+
+def read_emerging_ring(
+    store: IntradayStore, ring_id: str, registry: IdentifierRegistry
+) -> EmergingRing | None:
+    """The emerging ring `ring_id`, or None when no live account is in it."""
+    found = store.lookup(IntradayQuery(values={EMERGING_KIND: [ring_id]}, limit=MAX_RING_READ))
+    held = found.values.get(EMERGING_KIND, {}).get(ring_id)
+    if held is None:
+        return None
+    members = tuple(
+        sorted(
+            (found.accounts[u] for u in held.user_ids if u in found.accounts),
+            key=lambda a: (a.created_at, a.user_id),
+        )
+    )
+    if not members:
+        return None
+    inside = {a.user_id for a in members}
+    links = tuple(
+        (account.user_id, str(other), str(kind), float(weight))
+        for account in members
+        for other, kind, weight in account.payload.get("l", ())
+        if other in inside
+    )
+    ids = [a.user_id for a in members]
+    frame = pl.DataFrame(
+        [(min(a, b), max(a, b), k, w) for a, b, k, w in links if a != b],
+        schema={"user_a": pl.String, "user_b": pl.String, "kind": pl.String, "weight": pl.Float32},
+        orient="row",
+    ).unique(["user_a", "user_b", "kind"], keep="first")
+    users = pl.DataFrame(
+        {
+            "user_id": ids,
+            "created_at": [datetime.fromtimestamp(a.created_at, tz=UTC) for a in members],
+            "label": [None] * len(ids),
+        },
+        schema={"user_id": pl.String, "created_at": pl.Datetime("us", "UTC"), "label": pl.Int8},
+    )
+    ring_frame = pl.DataFrame({"user_id": ids, "ring_id": [ring_id] * len(ids)})
+    features = ring_features(ring_frame, users, frame, registry).row(0, named=True)
+    scored = [
+        (a.user_id, float(a.payload["ms"])) for a in members if a.payload.get("ms") is not None
+    ]
+    ring_score = None
+    if scored:
+        scores = pl.DataFrame(scored, schema={"user_id": pl.String, "model_score": pl.Float64},
+                              orient="row")  # fmt: skip
+        ring_score = float(ring_scores(ring_frame, scores)["ring_score"][0])
+    return EmergingRing(ring_id, members, links, features, ring_score, held.count > len(members))

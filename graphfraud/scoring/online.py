@@ -30,7 +30,7 @@ reported (`ring_id`) only when w_r reaches the batch's bar to join a ring
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,10 +226,12 @@ def similar_handles(
     stem_numbers: npt.NDArray[np.int64],
     link: LinkSettings,
     registry: IdentifierRegistry,
+    count_of: Callable[[str], int] | None = None,
 ) -> list[tuple[Handle, float, int, float]]:
     """(candidate, similarity, support, weight) for the candidates the batch's look-alike rules
     link to `mine` (see `linking.lookalike`), strongest first. `stem_numbers`: suffix numbers of
-    the accounts on `mine`'s local stem around its own (repeats kept, `mine`'s included)."""
+    the accounts on `mine`'s local stem around its own (repeats kept, `mine`'s included);
+    `count_of(stem)`: accounts on a stem, for candidates whose `stem_count` is -1."""
     if not comparable(mine.local):
         return []
     pool = [c for c in dict((c.user_id, c) for c in candidates).values()
@@ -260,7 +262,11 @@ def similar_handles(
         if c.domain != mine.domain:
             sim *= CROSS_DOMAIN_DISCOUNT
         sim = float(np.float32(sim))
-        support = stem_support([mine.stem_count, c.stem_count])
+        theirs = c.stem_count
+        if theirs < 0:
+            other = local_stem(c.local)
+            theirs = count_of(other) if count_of is not None and other else 0
+        support = stem_support([mine.stem_count, theirs])
         if same_stem and my_num is not None and num is not None:
             support = sequential_support(support, my_num, num, stem_numbers)
         weight = link_weight(kind, sim, support, registry)
@@ -316,21 +322,24 @@ def snapshot_handles(
 
 
 def handles_of_rows(index: IdentifierIndex, kind: str, rows: npt.NDArray[Any]) -> list[Handle]:
-    """Snapshot rows as `Handle`s (rows without a value of the kind left out)."""
+    """Snapshot rows as `Handle`s (rows without a value of the kind left out). Their stem
+    counts are left at -1: `similar_handles` looks them up for the few that match."""
     values = index.value_of_row[kind].gather(rows).to_list()
     locals_ = index.handle_of_row[kind].gather(rows).to_list()
     domains = index.domain_of_row[kind].gather(rows).to_list()
-    stems = [local_stem(h) for h in locals_]
+    return [
+        Handle("", int(row), value, local, domain, -1)
+        for row, value, local, domain in zip(rows.tolist(), values, locals_, domains, strict=True)
+        if value and local and domain
+    ]
+
+
+def stem_counter(index: IdentifierIndex, kind: str) -> Callable[[str], int]:
+    """Accounts on a local stem in the snapshot (0 for a kind without the index)."""
     table = index.stem_numbers.get(kind)
-    known = [s for s in stems if s]
-    counts = dict(zip(known, table.counts(known), strict=True)) if table and known else {}
-    out = []
-    for row, value, local, domain, stem in zip(
-        rows.tolist(), values, locals_, domains, stems, strict=True
-    ):
-        if value and local and domain:
-            out.append(Handle("", int(row), value, local, domain, counts.get(stem or "", 0)))
-    return out
+    if table is None:
+        return lambda stem: 0
+    return lambda stem: table.counts([stem])[0]
 
 
 def _lookalikes(
@@ -362,7 +371,7 @@ def _lookalikes(
             kind, c.row, c.user_id, mine.value, c.value, sim, support, round(weight, SCORE_DECIMALS)
         )
         for c, sim, support, weight in similar_handles(
-            kind, mine, named, numbers, link, index.registry
+            kind, mine, named, numbers, link, index.registry, stem_counter(index, spec.name)
         )
     ]
 

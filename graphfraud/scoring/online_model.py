@@ -115,8 +115,9 @@ def load_online_model(
     rows = np.flatnonzero(snapshot.ring_code >= 0)
     codes = snapshot.ring_code[rows].astype(np.int64)
     n_rings = len(snapshot.ring_ids)
-    ring_known = np.bincount(codes, weights=state.scalar("known", rows), minlength=n_rings)
-    ring_fraud = np.bincount(codes, weights=state.scalar("fraud", rows), minlength=n_rings)
+    known, fraud = state.scalar("known", rows), state.scalar("fraud", rows)
+    ring_known = np.bincount(codes, weights=known, minlength=n_rings).astype(np.float64)
+    ring_fraud = np.bincount(codes, weights=fraud, minlength=n_rings).astype(np.float64)
     rings = (
         run.read(schema.RINGS_FILE, columns=["ring_id", *RING_FEATURE_COLUMNS])
         if run.exists(schema.RINGS_FILE)

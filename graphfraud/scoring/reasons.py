@@ -25,6 +25,11 @@ FIXED_REASONS: tuple[Reason, ...] = (
     Reason("UNKNOWN_USER", "not in the last batch run: the neutral score (the base rate)", 0),
     Reason("NEW_USER", "an account the last batch has not seen, scored from its identifiers", 1),
     Reason("NEAR_RING", "strongly tied to the members of a known ring", 5),
+    Reason(
+        "EMERGING_RING",
+        "in a ring forming among accounts that signed up since the last batch",
+        6,
+    ),
     Reason("RING_LABELLED_FRAUD", "is in a ring with accounts confirmed as fraud", 10),
     Reason("NEAR_LABELLED_FRAUD", "is linked to an account confirmed as fraud", 20),
     Reason(

@@ -18,6 +18,7 @@ scored users, i.e. the expected risk of an account we know nothing about.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import time
 from dataclasses import dataclass, field
@@ -95,11 +96,42 @@ class ScoreRecord:
     model_version: str
 
 
+class SortedStrings:
+    """A sorted string column searched by bisection over its Arrow buffers (UTF-8 bytes compare
+    in code point order, as polars sorts): ~10 µs a probe at 75M keys, no Python object per
+    key, where a polars `search_sorted` call costs ~0.2 ms of query planning."""
+
+    def __init__(self, keys: pl.Series) -> None:
+        array = keys.cast(pl.String).rechunk().to_arrow()
+        array = array.combine_chunks() if hasattr(array, "combine_chunks") else array
+        buffers = array.buffers()
+        width = 8 if str(array.type) in ("large_string", "large_utf8") else 4
+        offsets = np.frombuffer(buffers[1], dtype=np.int64 if width == 8 else np.int32)
+        self._offsets = offsets[array.offset : array.offset + len(array) + 1].astype(np.int64)
+        self._data = memoryview(buffers[2]) if buffers[2] is not None else memoryview(b"")
+        self._n = len(array)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: int) -> bytes:
+        return bytes(self._data[self._offsets[i] : self._offsets[i + 1]])
+
+    def bisect(self, value: str, *, right: bool = False) -> int:
+        probe = value.encode("utf-8")
+        find = bisect.bisect_right if right else bisect.bisect_left
+        return find(self, probe)
+
+    def starts_with(self, lo: int, hi: int, prefix: str) -> npt.NDArray[np.bool_]:
+        head = prefix.encode("utf-8")
+        return np.array([self[i].startswith(head) for i in range(lo, hi)], dtype=np.bool_)
+
+
 class SortedValues:
     """value → snapshot rows holding it, as a sorted string column plus aligned rows."""
 
     def __init__(self, keys: pl.Series, rows: Rows) -> None:
-        self.keys = keys
+        self.keys = SortedStrings(keys)
         self.rows = rows
 
     @classmethod
@@ -121,10 +153,7 @@ class SortedValues:
         """[lo, hi) of each value in one vectorised bisection."""
         if not values or len(self.keys) == 0:
             return [(0, 0)] * len(values)
-        probe = pl.Series(values, dtype=pl.String)
-        lo = self.keys.search_sorted(probe, side="left").to_list()
-        hi = self.keys.search_sorted(probe, side="right").to_list()
-        return list(zip(lo, hi, strict=True))
+        return [(self.keys.bisect(v), self.keys.bisect(v, right=True)) for v in values]
 
     def lookup(self, value: str) -> Rows:
         ((lo, hi),) = self.bounds([value])
@@ -189,8 +218,7 @@ class HandleOrder:
         for table, text in ((self.forward, local), (self.backward, local[::-1])):
             ((at, _),) = table.bounds([f"{domain}{_SEP}{text}"])
             lo, hi = max(at - (window - 1), 0), min(at + window - 1, len(table))
-            keys = table.keys.slice(lo, hi - lo)
-            same = keys.str.starts_with(f"{domain}{_SEP}").to_numpy()
+            same = table.keys.starts_with(lo, hi, f"{domain}{_SEP}")
             parts.append(table.rows[lo:hi][same])
         return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.uint32)
 
@@ -204,7 +232,7 @@ class StemNumbers:
     (local stem, number), -1 for a handle without a number."""
 
     def __init__(self, stems: pl.Series, numbers: npt.NDArray[np.int64], rows: Rows) -> None:
-        self.stems = stems
+        self.stems = SortedStrings(stems)
         self.numbers = numbers
         self.rows = rows
 
@@ -230,10 +258,7 @@ class StemNumbers:
     def _slice(self, stems: list[str]) -> list[tuple[int, int]]:
         if not stems or len(self.stems) == 0:
             return [(0, 0)] * len(stems)
-        probe = pl.Series(stems, dtype=pl.String)
-        lo = self.stems.search_sorted(probe, side="left").to_list()
-        hi = self.stems.search_sorted(probe, side="right").to_list()
-        return list(zip(lo, hi, strict=True))
+        return [(self.stems.bisect(v), self.stems.bisect(v, right=True)) for v in stems]
 
     def counts(self, stems: list[str]) -> list[int]:
         """Accounts on each local stem."""

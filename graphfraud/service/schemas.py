@@ -302,6 +302,34 @@ class RingOut(BaseModel):
     masked: bool = Field(description="true when emails and phones are masked for this caller")
 
 
+class EmergingMemberOut(BaseModel):
+    user_id: str
+    created_at: str
+    score: float | None = Field(description="its online score when it was recorded")
+    model_score: float | None
+    identifiers: dict[str, list[str]] = Field(description="canonical, masked unless investigator")
+
+
+class EmergingLinkOut(BaseModel):
+    user_a: str
+    user_b: str
+    kind: str
+    weight: float | None
+
+
+class EmergingRingOut(BaseModel):
+    ring_id: str
+    size: int
+    ring_score: float | None = Field(
+        description="the batch's ring score over the members' model scores"
+    )
+    features: dict[str, Any] = Field(description="the batch's ring features over the members")
+    members: list[EmergingMemberOut]
+    links: list[EmergingLinkOut]
+    truncated: bool
+    masked: bool
+
+
 class UserRingResponse(BaseModel):
     user_id: str
     ring: RingOut | None = Field(description="null when the user is in no ring")

@@ -24,7 +24,6 @@ from graphfraud.scoring.account import (
 from graphfraud.scoring.online import NewIdentity
 from graphfraud.scoring.online_model import OnlineModel, load_online_model
 from graphfraud.scoring.snapshot import ScoreSnapshot, load_snapshot
-
 from tests.online_run import OnlineRun
 
 
@@ -53,8 +52,9 @@ def _links_of(links: pl.DataFrame, user_id: str) -> pl.DataFrame:
                 "similarity", "support",
             ),
             links.filter(pl.col("user_b") == user_id).select(
-                pl.col("user_a").alias("other"), "kind", "weight", pl.col("value_b").alias("value_a"),
-                pl.col("value_a").alias("value_b"), "similarity", "support",
+                pl.col("user_a").alias("other"), "kind", "weight",
+                pl.col("value_b").alias("value_a"), pl.col("value_a").alias("value_b"),
+                "similarity", "support",
             ),
         ]
     )  # fmt: skip
@@ -100,7 +100,9 @@ def _one_account(
                      if values.get(s.value_column)}, **sighting}.items()},
         stem_n=stem_n,
         domain_n=domain_n,
-        links=tuple((o, k, float(w)) for o, k, w in mine.select("other", "kind", "weight").iter_rows()),
+        links=tuple(
+            (o, k, float(w)) for o, k, w in mine.select("other", "kind", "weight").iter_rows()
+        ),
         ring=ring,
     )  # fmt: skip
     return account, row

@@ -10,7 +10,6 @@ from graphfraud import schema
 from graphfraud.linking.link import build_links
 from graphfraud.scoring.online import canonical_identity, find_matches
 from graphfraud.scoring.snapshot import load_snapshot
-
 from tests.online_run import OnlineRun
 
 PROBE = "probe-000"

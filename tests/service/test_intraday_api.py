@@ -174,3 +174,26 @@ def test_with_the_store_down_the_snapshot_alone_is_matched_and_it_says_so(
         assert got["model_part"] == "gbm"
         assert c.get("/v1/users/u0000001/score", headers=headers("scorer")).status_code == 200
         assert _metric(c, "graphfraud_intraday_unavailable_total") >= 1
+
+
+def test_analysts_read_an_emerging_ring_before_the_batch(client: TestClient) -> None:
+    for i in (1, 2, 3):
+        last = _post(client, _ring_account(i))
+    ring_id = last["ring_id"]
+    assert client.get(f"/v1/emerging-rings/{ring_id}", headers=headers("scorer")).status_code == 403
+    got = client.get(f"/v1/emerging-rings/{ring_id}", headers=headers("analyst"))
+    assert got.status_code == 200, got.text
+    ring = got.json()
+    assert [m["user_id"] for m in ring["members"]] == ["new-ring-1", "new-ring-2", "new-ring-3"]
+    assert ring["size"] == 3
+    assert ring["features"]["creation_burst"] == 1.0  # nine minutes apart
+    assert ring["features"]["shared_device_ratio"] == 1.0
+    assert {frozenset((lk["user_a"], lk["user_b"])) for lk in ring["links"]} >= {
+        frozenset(("new-ring-2", "new-ring-1")),
+        frozenset(("new-ring-3", "new-ring-2")),
+    }
+    assert 0.0 < ring["ring_score"] < 1.0
+    email = ring["members"][0]["identifiers"]["email"][0]
+    assert "zorvexquint" not in email  # masked for an analyst
+    missing = client.get("/v1/emerging-rings/em-000000000000", headers=headers("analyst"))
+    assert missing.status_code == 404

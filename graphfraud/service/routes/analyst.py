@@ -8,16 +8,25 @@ graph database therefore never touches the event loop that answers the score hot
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request
 
+from graphfraud.errors import NotFound
 from graphfraud.graph.base import LinkEvidence, LinkExplanation, Member, RingView
+from graphfraud.scoring.account import EmergingRing, read_emerging_ring
 from graphfraud.service.auth import Permission
 from graphfraud.service.context import ServiceContext
 from graphfraud.service.masking import Masking, mask_text
 from graphfraud.service.routes.score import SECURED
-from graphfraud.service.schemas import ExplanationOut, RingOut, UserRingResponse, error_responses
+from graphfraud.service.schemas import (
+    EmergingRingOut,
+    ExplanationOut,
+    RingOut,
+    UserRingResponse,
+    error_responses,
+)
 
 Id = Annotated[str, Path(min_length=1, max_length=256)]
 T = TypeVar("T")
@@ -73,6 +82,35 @@ def ring_out(view: RingView, mask: Masking) -> dict[str, Any]:
         "links": [link_out(link, mask) for link in view.links],
         "truncated": view.truncated,
         "model_version": view.model_version,
+        "masked": mask.masked,
+    }
+
+
+def emerging_ring_out(ring: EmergingRing, mask: Masking) -> dict[str, Any]:
+    return {
+        "ring_id": ring.ring_id,
+        "size": len(ring.members),
+        "ring_score": _num(ring.ring_score),
+        "features": {k: _num(v) for k, v in ring.features.items() if k != "ring_id"},
+        "members": [
+            {
+                "user_id": a.user_id,
+                "created_at": datetime.fromtimestamp(a.created_at, tz=UTC).isoformat(),
+                "score": _num(a.payload.get("sc")),
+                "model_score": _num(a.payload.get("ms")),
+                "identifiers": {
+                    kind: [mask.value(kind, v) for v in values]
+                    for kind, values in a.identifiers.items()
+                    if not kind.startswith("_")
+                },
+            }
+            for a in ring.members
+        ],
+        "links": [
+            {"user_a": a, "user_b": b, "kind": kind, "weight": _num(w)}
+            for a, b, kind, w in ring.links
+        ],
+        "truncated": ring.truncated,
         "masked": mask.masked,
     }
 
@@ -156,5 +194,40 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             request, "explain_link", ids, lambda: ctx.read_graph(lambda g: g.explain_link(a, b))
         )
         return explanation_out(exp, mask)
+
+    @router.get(
+        "/emerging-rings/{ring_id}",
+        response_model=EmergingRingOut,
+        responses=error_responses(401, 403, 404, 422, 429, 503),
+        openapi_extra=SECURED,
+        summary="A ring forming among accounts scored since the last batch",
+        description=(
+            "From the intraday store (no graph database): the members oldest first with their "
+            "online scores, the links among them, the batch's ring features over them and the "
+            "ring's score from the members' model scores. The next batch records which of its "
+            "rings grew from it. Roles: analyst, investigator, admin (identifiers masked unless "
+            "investigator). Audited."
+        ),
+    )
+    def emerging_ring(ring_id: Id, request: Request) -> dict[str, Any]:
+        principal = ctx.authorize_audited(
+            request, Permission.READ_GRAPH, "read_emerging_ring", {"ring_id": ring_id}
+        )
+        store = ctx.intraday.store
+        if store is None:
+            raise NotFound("no intraday store is configured")
+        registry = ctx.holder.serving().snapshot.registry
+        mask = Masking(not principal.can(Permission.UNMASKED_PII), registry)
+
+        def read() -> dict[str, Any]:
+            ring = read_emerging_ring(store, ring_id, registry)
+            if ring is None:
+                raise NotFound(
+                    f"no emerging ring {ring_id!r}",
+                    hint="its accounts left the store (a snapshot has them, or they expired)",
+                )
+            return emerging_ring_out(ring, mask)
+
+        return ctx.audited(request, principal, "read_emerging_ring", {"ring_id": ring_id}, read)
 
     return router
