@@ -1,16 +1,22 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import pytest
 
-from graphfraud.errors import ArtifactError
+from graphfraud.config import ModelSettings
+from graphfraud.errors import ArtifactError, ConfigError
 from graphfraud.model.base import GraphData
-from graphfraud.model.gbm import META_FILE, WEIGHTS_FILE, GBMModel
+from graphfraud.model.dataset import build_graph_data
+from graphfraud.model.gbm import META_FILE, SMALL_PREDICT_ROWS, WEIGHTS_FILE, GBMModel
+from tests.model.conftest import planted_frames
 
 
 def test_unbalanced_scores_are_probabilities_at_the_base_rate(
@@ -110,3 +116,87 @@ def test_columns_empty_on_the_rows_trees_grow_from_do_not_crash_the_fit(
     scores = model.predict(wide)
     assert np.isfinite(scores).all()
     assert ((scores >= 0) & (scores <= 1)).all()
+
+
+class _SpyPredict:
+    """Wraps a booster's `predict`, recording the thread count of every call."""
+
+    def __init__(self, booster: lgb.Booster) -> None:
+        self.booster, self.threads = booster, list[int]()
+        self._predict = booster.predict
+
+    def __call__(self, x: np.ndarray, **kwargs: Any) -> np.ndarray:
+        self.threads.append(int(kwargs["num_threads"]))
+        return np.asarray(self._predict(x, **kwargs))
+
+
+def test_training_uses_the_thread_count_it_is_given_else_the_available_cpus(
+    planted: tuple[GraphData, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, _ = planted
+    seen: list[object] = []
+    train = lgb.train
+
+    def spy(params: dict[str, Any], *args: Any, **kwargs: Any) -> lgb.Booster:
+        seen.append(params.get("num_threads"))
+        return train(params, *args, **kwargs)
+
+    monkeypatch.setattr(lgb, "train", spy)
+    GBMModel(max_iter=5, num_threads=3).fit(data, data.labelled, seed=0)
+    GBMModel(max_iter=5).fit(data, data.labelled, seed=0)
+    assert seen == [3, len(os.sched_getaffinity(0))]
+    assert "num_threads" not in GBMModel(num_threads=3).params()  # the host's, not the card's
+
+
+def test_a_few_rows_score_on_one_thread_a_batch_on_the_configured_threads(
+    tmp_path: Path,
+) -> None:
+    features, links, labels, _ = planted_frames(n=1200, seed=3)
+    data = build_graph_data(features, links, labels)
+    model = GBMModel(max_iter=20, num_threads=2)
+    model.fit(data, data.labelled, seed=0)
+    model.save(tmp_path)
+    # The loaded booster's own parameters say 2 threads (the trainer's): scoring must not
+    # inherit them on a host it was not trained on.
+    assert "[num_threads: 2]" in (tmp_path / WEIGHTS_FILE).read_text()
+    loaded = GBMModel.load(tmp_path, model.params())
+    for m, batch_threads in ((model, 2), (loaded, len(os.sched_getaffinity(0)))):
+        assert m._booster is not None
+        spy = _SpyPredict(m._booster)
+        m._booster.predict = spy  # type: ignore[method-assign]
+        m.predict(data)
+        one = np.zeros(data.num_nodes, dtype=bool)
+        one[5] = True
+        m.predict(data, one)
+        assert spy.threads == [batch_threads, 1]
+    assert SMALL_PREDICT_ROWS <= 1000
+
+
+def test_one_row_scores_exactly_as_it_does_in_a_batch(
+    planted: tuple[GraphData, np.ndarray],
+) -> None:
+    data, _ = planted
+    model = GBMModel(max_iter=30, num_threads=2)
+    model.fit(data, data.labelled, seed=4)
+    batch = model.predict(data)
+    for node in (0, 17, data.num_nodes - 1):
+        one = np.zeros(data.num_nodes, dtype=bool)
+        one[node] = True
+        scored = model.predict(data, one)
+        assert scored[node] == batch[node]
+        assert not scored[~one].any()
+
+
+def test_a_thread_count_below_one_is_refused() -> None:
+    with pytest.raises(ConfigError, match="num_threads"):
+        GBMModel(num_threads=0)
+
+
+def test_the_batch_builds_its_gbm_with_the_model_settings_threads() -> None:
+    from graphfraud.model.kinds import make_model
+
+    model = make_model("gbm", ModelSettings(num_threads=3), {"max_iter": 5})
+    assert isinstance(model, GBMModel)
+    assert model.threads() == 3
+    assert model.threads(rows=1) == 1
+    assert model.params()["max_iter"] == 5
