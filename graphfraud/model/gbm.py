@@ -30,6 +30,13 @@ META_FILE = "gbm.json"  # what the booster does not hold: base rate, balancing, 
 FORMAT = 2  # 1 was a joblib pickle (`gbm.joblib`), never loaded
 EARLY_STOPPING_MIN_ROWS = 200
 VALIDATION_FRACTION = 0.15
+# Early stopping is only as good as its validation log-loss, and on a quiet night that is an
+# average over a handful of fraud labels: with 3-7 of them the best round is noise (1 to 20
+# trees in most folds measured) and LightGBM keeps only the trees up to it, which rank the
+# held-out users far worse than `max_iter` trees do. The rarer class in the validation rows
+# must reach this count, else no rows are held out and all of them grow `max_iter` trees
+# (benchmarks/bench_gbm.py).
+EARLY_STOPPING_MIN_CLASS = 20
 # Fewer rows than this are scored on one thread: starting OpenMP's team costs more than the
 # trees cost for a few rows (the online scorer predicts one account at a time).
 SMALL_PREDICT_ROWS = 1000
@@ -39,10 +46,12 @@ def early_stopping_split(
     y: npt.NDArray[np.int8], seed: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64] | None]:
     """(rows to grow trees on, validation rows or None): a seeded stratified 15 % split once
-    there are `EARLY_STOPPING_MIN_ROWS` labels and both classes can spare one; else no split."""
+    there are `EARLY_STOPPING_MIN_ROWS` labels and the split holds `EARLY_STOPPING_MIN_CLASS` of
+    each class; else no split (every row grows trees, no early stopping)."""
     rows = np.arange(len(y), dtype=np.int64)
     n_val = int(np.ceil(VALIDATION_FRACTION * len(y)))
-    if len(y) < EARLY_STOPPING_MIN_ROWS or min((y == 1).sum(), (y == 0).sum()) < 2:
+    rarer = int(min((y == 1).sum(), (y == 0).sum()))
+    if len(y) < EARLY_STOPPING_MIN_ROWS or rarer * VALIDATION_FRACTION < EARLY_STOPPING_MIN_CLASS:
         return rows, None
     grow, val = train_test_split(rows, test_size=max(n_val, 2), stratify=y, random_state=seed)
     return np.sort(grow), np.sort(val)
@@ -54,7 +63,8 @@ class GBMModel:
     Parameter names are the batch's own (as in scikit-learn's HistGradientBoosting, which this
     replaced): `max_iter` trees at most, `max_leaf_nodes` leaves, `min_samples_leaf` rows per
     leaf, `l2_regularization`, stopping after `n_iter_no_change` rounds without a better
-    validation log-loss. Only the trees up to the best round are kept.
+    validation log-loss. Only the trees up to the best round are kept. With too few labels of a
+    class for that log-loss to mean anything (`early_stopping_split`), all `max_iter` are grown.
 
     `num_threads` (LightGBM's threads for training and for scoring `SMALL_PREDICT_ROWS` rows or
     more; None: the CPUs this process may run on) is how this host runs the model, not part of

@@ -15,7 +15,15 @@ from graphfraud.config import ModelSettings
 from graphfraud.errors import ArtifactError, ConfigError
 from graphfraud.model.base import GraphData
 from graphfraud.model.dataset import build_graph_data
-from graphfraud.model.gbm import META_FILE, SMALL_PREDICT_ROWS, WEIGHTS_FILE, GBMModel
+from graphfraud.model.gbm import (
+    EARLY_STOPPING_MIN_CLASS,
+    META_FILE,
+    SMALL_PREDICT_ROWS,
+    VALIDATION_FRACTION,
+    WEIGHTS_FILE,
+    GBMModel,
+    early_stopping_split,
+)
 from tests.model.conftest import planted_frames
 
 
@@ -94,16 +102,15 @@ def test_scoring_without_the_ring_inputs_it_was_trained_on_is_a_clear_error(
         model.predict(data)
 
 
-def test_columns_empty_on_the_rows_trees_grow_from_do_not_crash_the_fit(
-    planted: tuple[GraphData, np.ndarray],
-) -> None:
+def test_columns_empty_on_the_rows_trees_grow_from_do_not_crash_the_fit() -> None:
     """A quiet night's label rates over sparse relations hold a value for a handful of users:
     once early stopping splits off its validation rows, such a column can be empty on the rows
     the trees are binned on (scikit-learn: 'window shape cannot be larger than input array
     shape'). Forty columns with one value each make that certain for any split."""
-    data, _ = planted
+    features, links, labels, _ = planted_frames(n=2400, seed=1)  # enough fraud labels to split
+    data = build_graph_data(features, links, labels)
     labelled = np.flatnonzero(data.labelled)
-    assert len(labelled) >= 200  # early stopping is on
+    assert early_stopping_split(data.labels[labelled], 0)[1] is not None  # early stopping is on
     sparse = np.full((data.num_nodes, 40), np.nan, dtype=np.float32)
     sparse[labelled[:40], np.arange(40)] = 1.0
     wide = replace(
@@ -200,3 +207,55 @@ def test_the_batch_builds_its_gbm_with_the_model_settings_threads() -> None:
     assert model.threads() == 3
     assert model.threads(rows=1) == 1
     assert model.params()["max_iter"] == 5
+
+
+@pytest.mark.parametrize("n_fraud", [8, 60, 133])
+def test_too_few_labels_of_a_class_to_judge_a_round_grow_every_tree_on_every_row(
+    n_fraud: int,
+) -> None:
+    """A quiet night: 15 % of the fraud labels is fewer than `EARLY_STOPPING_MIN_CLASS`, so a
+    validation log-loss over them would pick the round by chance."""
+    y = np.zeros(5000, dtype=np.int8)
+    y[:n_fraud] = 1
+    assert n_fraud * VALIDATION_FRACTION < EARLY_STOPPING_MIN_CLASS
+    grow, val = early_stopping_split(y, seed=0)
+    assert val is None
+    np.testing.assert_array_equal(grow, np.arange(len(y)))
+
+
+@pytest.mark.parametrize(("n_fraud", "n_rows"), [(134, 1000), (300, 5000), (4800, 5000)])
+def test_enough_labels_of_each_class_split_off_a_stratified_validation_set(
+    n_fraud: int, n_rows: int
+) -> None:
+    y = np.zeros(n_rows, dtype=np.int8)
+    y[:n_fraud] = 1
+    grow, val = early_stopping_split(y, seed=0)
+    assert val is not None
+    assert len(np.intersect1d(grow, val)) == 0
+    assert len(grow) + len(val) == n_rows
+    assert min(int(y[val].sum()), int((y[val] == 0).sum())) >= EARLY_STOPPING_MIN_CLASS - 1
+
+
+def test_a_quiet_night_grows_max_iter_trees_on_all_rows_a_busy_one_stops_early(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[tuple[int, int]] = []  # (rows trees grow on, validation sets)
+    train = lgb.train
+
+    def spy(params: dict[str, Any], train_set: lgb.Dataset, **kwargs: Any) -> lgb.Booster:
+        booster = train(params, train_set, **kwargs)
+        seen.append((train_set.num_data(), len(kwargs["valid_sets"])))
+        return booster
+
+    monkeypatch.setattr(lgb, "train", spy)
+    quiet_f, quiet_l, quiet_lab, _ = planted_frames(n=600, seed=2)  # about 70 fraud labels
+    quiet = build_graph_data(quiet_f, quiet_l, quiet_lab)
+    model = GBMModel(max_iter=40)
+    model.fit(quiet, quiet.labelled, seed=0)
+    assert model._booster is not None
+    assert model._booster.num_trees() == 40
+    busy_f, busy_l, busy_lab, _ = planted_frames(n=2400, seed=2)  # about 290
+    busy = build_graph_data(busy_f, busy_l, busy_lab)
+    GBMModel(max_iter=40).fit(busy, busy.labelled, seed=0)
+    n_quiet, n_busy = int(quiet.labelled.sum()), int(busy.labelled.sum())
+    assert seen == [(n_quiet, 0), (n_busy - int(np.ceil(VALIDATION_FRACTION * n_busy)), 1)]
