@@ -13,8 +13,8 @@ against the truth (what `graphfraud evaluate` reports).
 HistGradientBoostingClassifier on the same inputs, split and parameters: the model the GBM
 replaced, kept here as the reference).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gbm.py [--users 20000] \
-        [--pops 1:0.005 2:0.005 1:0.04] [--model-seeds 7 8 9] [--variants gbm hgb]
+    GRAPHFRAUD_MODEL__NUM_THREADS=1 OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gbm.py \
+        [--users 20000] [--pops 1:0.005 2:0.005 1:0.04] [--model-seeds 7 8 9] [--variants gbm hgb]
 """
 
 from __future__ import annotations
@@ -104,7 +104,11 @@ class HGBReference(GBMModel):
         return out
 
 
-VARIANTS: dict[str, Callable[[], RiskModel]] = {"gbm": GBMModel, "hgb": HGBReference}
+def _gbm() -> GBMModel:
+    return GBMModel(num_threads=load_settings().model.num_threads)
+
+
+VARIANTS: dict[str, Callable[[], RiskModel]] = {"gbm": _gbm, "hgb": HGBReference}
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,8 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"workload: {args.users:,} users × populations {args.pops}, model seeds "
-        f"{args.model_seeds}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
+        f"{args.model_seeds}; GBM threads {load_settings().model.num_threads}, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
     )
     print(
         f"{'population':16s} {'labels +/all':>13s} {'variant':8s} "
