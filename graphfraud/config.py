@@ -116,6 +116,14 @@ class RingSettings(BaseModel):
     seed: int = 7
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask (a container's cpuset, `taskset`), not
+    the host's core count; `os.cpu_count()` where the platform has no affinity call."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 class ModelSettings(BaseModel):
     """Training of the risk models."""
 
@@ -126,6 +134,14 @@ class ModelSettings(BaseModel):
     candidates: list[str] = Field(
         default_factory=lambda: ["gbm", "gnn", "gnn_stack"],
         description="model kinds the batch trains and selects from",
+    )
+    num_threads: int = Field(
+        default_factory=available_cpus,
+        ge=1,
+        description="CPU threads LightGBM (the gbm) trains and batch-scores with; default the "
+        "CPUs this process may run on (its affinity), never every core of the host. A CFS "
+        "quota (a k8s CPU limit without a cpuset) is not visible there: set it to the limit "
+        "(GRAPHFRAUD_MODEL__NUM_THREADS)",
     )
     signing_key: SecretStr | None = Field(
         None,

@@ -104,3 +104,15 @@ def test_good_values_still_parse(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.service.api_keys == ["k1:scorer"]
     assert settings.service.port == 9000
+
+
+def test_model_threads_default_to_the_cpus_this_process_may_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GRAPHFRAUD_MODEL__NUM_THREADS", raising=False)
+    assert load_settings().model.num_threads == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("GRAPHFRAUD_MODEL__NUM_THREADS", "3")
+    assert load_settings().model.num_threads == 3
+    monkeypatch.setenv("GRAPHFRAUD_MODEL__NUM_THREADS", "0")  # LightGBM's 'all cores': refused
+    with pytest.raises(ConfigError, match="GRAPHFRAUD_MODEL__NUM_THREADS"):
+        load_settings()

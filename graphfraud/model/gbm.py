@@ -20,7 +20,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.model_selection import train_test_split
 
-from graphfraud.errors import ArtifactError, InputDataError
+from graphfraud.config import available_cpus
+from graphfraud.errors import ArtifactError, ConfigError, InputDataError
 from graphfraud.model.inputs import GraphInputs
 from graphfraud.model.risk import ModelInput, balanced_to_prior
 
@@ -29,16 +30,28 @@ META_FILE = "gbm.json"  # what the booster does not hold: base rate, balancing, 
 FORMAT = 2  # 1 was a joblib pickle (`gbm.joblib`), never loaded
 EARLY_STOPPING_MIN_ROWS = 200
 VALIDATION_FRACTION = 0.15
+# Early stopping is only as good as its validation log-loss, and on a quiet night that is an
+# average over a handful of fraud labels: with 3-7 of them the best round is noise (1 to 20
+# trees in most folds measured) and LightGBM keeps only the trees up to it, which rank the
+# held-out users far worse than `max_iter` trees do. The rarer class in the validation rows
+# must reach this count, else no rows are held out and all of them grow `max_iter` trees
+# (benchmarks/bench_gbm.py).
+EARLY_STOPPING_MIN_CLASS = 20
+# Fewer rows than this are scored on one thread: starting OpenMP's team costs more than the
+# trees cost for a few rows (the online scorer predicts one account at a time).
+SMALL_PREDICT_ROWS = 1000
 
 
 def early_stopping_split(
     y: npt.NDArray[np.int8], seed: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64] | None]:
     """(rows to grow trees on, validation rows or None): a seeded stratified 15 % split once
-    there are `EARLY_STOPPING_MIN_ROWS` labels and both classes can spare one; else no split."""
+    there are `EARLY_STOPPING_MIN_ROWS` labels and the split holds `EARLY_STOPPING_MIN_CLASS` of
+    each class; else no split (every row grows trees, no early stopping)."""
     rows = np.arange(len(y), dtype=np.int64)
     n_val = int(np.ceil(VALIDATION_FRACTION * len(y)))
-    if len(y) < EARLY_STOPPING_MIN_ROWS or min((y == 1).sum(), (y == 0).sum()) < 2:
+    rarer = int(min((y == 1).sum(), (y == 0).sum()))
+    if len(y) < EARLY_STOPPING_MIN_ROWS or rarer * VALIDATION_FRACTION < EARLY_STOPPING_MIN_CLASS:
         return rows, None
     grow, val = train_test_split(rows, test_size=max(n_val, 2), stratify=y, random_state=seed)
     return np.sort(grow), np.sort(val)
@@ -50,7 +63,12 @@ class GBMModel:
     Parameter names are the batch's own (as in scikit-learn's HistGradientBoosting, which this
     replaced): `max_iter` trees at most, `max_leaf_nodes` leaves, `min_samples_leaf` rows per
     leaf, `l2_regularization`, stopping after `n_iter_no_change` rounds without a better
-    validation log-loss. Only the trees up to the best round are kept.
+    validation log-loss. Only the trees up to the best round are kept. With too few labels of a
+    class for that log-loss to mean anything (`early_stopping_split`), all `max_iter` are grown.
+
+    `num_threads` (LightGBM's threads for training and for scoring `SMALL_PREDICT_ROWS` rows or
+    more; None: the CPUs this process may run on) is how this host runs the model, not part of
+    it: it is not in `params()`, so a card trained on a big host loads on a small one.
     """
 
     kind = "gbm"
@@ -67,6 +85,7 @@ class GBMModel:
         per_relation: bool = False,
         n_iter_no_change: int = 10,
         balanced: bool = False,
+        num_threads: int | None = None,
     ) -> None:
         self._params: dict[str, Any] = {
             "max_iter": max_iter,
@@ -79,6 +98,9 @@ class GBMModel:
             "n_iter_no_change": n_iter_no_change,
             "balanced": balanced,
         }
+        if num_threads is not None and num_threads < 1:
+            raise ConfigError(f"num_threads must be at least 1, got {num_threads}")
+        self._num_threads = num_threads
         self._booster: lgb.Booster | None = None
         self._pos_rate = 0.5
         self._n_inputs = 0
@@ -96,6 +118,14 @@ class GBMModel:
         )
         return x
 
+    def threads(self, rows: int | None = None) -> int:
+        """LightGBM threads for training (`rows` None) or for scoring `rows` rows. Always set:
+        LightGBM's own default is every core of the host, which under a CPU limit or next to
+        other jobs is many times slower than one thread."""
+        if rows is not None and rows < SMALL_PREDICT_ROWS:
+            return 1
+        return self._num_threads if self._num_threads is not None else available_cpus()
+
     def _booster_params(self, seed: int) -> dict[str, Any]:
         p = self._params
         return {
@@ -106,6 +136,7 @@ class GBMModel:
             "lambda_l2": p["l2_regularization"],
             "max_bin": 255,
             "seed": seed,
+            "num_threads": self.threads(),
             # Same inputs and seed, same trees, whatever the thread count.
             "deterministic": True,
             "force_col_wise": True,
@@ -196,7 +227,11 @@ class GBMModel:
 
     def _raw(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
         assert self._booster is not None
-        p: npt.NDArray[np.float64] = np.asarray(self._booster.predict(x), dtype=np.float64)
+        # Explicit every time: a loaded booster would otherwise use the thread count saved in
+        # its text by the host that trained it.
+        p: npt.NDArray[np.float64] = np.asarray(
+            self._booster.predict(x, num_threads=self.threads(len(x))), dtype=np.float64
+        )
         return p
 
     def _calibrated(self, p: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
@@ -221,8 +256,9 @@ class GBMModel:
 
     @classmethod
     def load(cls, directory: Path, params: dict[str, Any], *, device: str = "auto") -> GBMModel:
-        """Inverse of `save`; `device` is ignored (trees score on the CPU). A pickle from an
-        older graphfraud is refused, never opened."""
+        """Inverse of `save`; `device` is ignored (trees score on the CPU), threads are this
+        host's (`num_threads` None). A pickle from an older graphfraud is refused, never
+        opened."""
         del device
         if (directory / "gbm.joblib").exists():
             raise ArtifactError(

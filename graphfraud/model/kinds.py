@@ -37,7 +37,7 @@ def make_model(
     if kind == "gbm":
         from graphfraud.model.gbm import GBMModel
 
-        return GBMModel(**params)
+        return GBMModel(num_threads=settings.num_threads, **params)
     if kind == "gnn":
         from graphfraud.model.gnn import GNNModel
 
@@ -45,7 +45,9 @@ def make_model(
     if kind == "gnn_stack":
         from graphfraud.model.stack import StackModel
 
-        return StackModel.from_params(params, device=settings.device)
+        return StackModel.from_params(
+            params, device=settings.device, num_threads=settings.num_threads
+        )
     raise ConfigError(f"unknown model kind {kind!r}", hint=f"one of {', '.join(KINDS)}")
 
 

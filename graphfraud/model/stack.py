@@ -44,12 +44,15 @@ class StackModel:
         self.gnn, self.gbm, self.gnn_weight = gnn, gbm, float(gnn_weight)
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], *, device: str = "auto") -> StackModel:
-        """An unfitted stack from card-style params (the GNN's + `stack_weight` + `gbm`)."""
+    def from_params(
+        cls, params: dict[str, Any], *, device: str = "auto", num_threads: int | None = None
+    ) -> StackModel:
+        """An unfitted stack from card-style params (the GNN's + `stack_weight` + `gbm`);
+        `num_threads` is the GBM's (see `GBMModel`)."""
         gnn_params = {k: v for k, v in params.items() if k not in ("stack", "stack_weight", "gbm")}
         return cls(
             GNNModel(device=device, **gnn_params),
-            GBMModel(**dict(params.get("gbm") or {})),
+            GBMModel(num_threads=num_threads, **dict(params.get("gbm") or {})),
             float(params.get("stack_weight", 0.5)),
         )
 
