@@ -216,14 +216,12 @@ class GBMModel:
         return bool(self._params["label_features"]), bool(self._params.get("per_relation", False))
 
     def predict_rows(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """P(fraud) for input rows built elsewhere (the online scorer's `model.ego` rows), on one
-        thread: for a handful of rows OpenMP's start-up costs more than the trees."""
+        """P(fraud) for input rows built elsewhere (the online scorer's `model.ego` rows)."""
         if self._booster is None:
             raise ArtifactError("GBM model used before fit/load")
         if x.ndim != 2 or x.shape[1] != self._n_inputs:
             raise ArtifactError(f"GBM expects {self._n_inputs} inputs, got shape {x.shape}")
-        p = np.asarray(self._booster.predict(x, num_threads=1), dtype=np.float64)
-        return self._calibrated(p)
+        return self._calibrated(self._raw(x))
 
     def _raw(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
         assert self._booster is not None
