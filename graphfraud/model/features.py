@@ -23,6 +23,9 @@ from graphfraud.linking.keys import handle_stem_expr
 from graphfraud.model.base import LABEL_DERIVED_PREFIX
 
 LABEL_PREFIX = LABEL_DERIVED_PREFIX
+# The ring features every member of a ring carries (`ring_<name>` in the feature table).
+RING_COLUMNS = ("size", "density", "mean_link_weight", "shared_device_ratio",
+                 "creation_span_hours", "creation_burst", "identifier_similarity")  # fmt: skip
 _FREE_DOMAINS = [
     "gmail.com", "yahoo.com", "yahoo.co.in", "hotmail.com", "outlook.com", "rediffmail.com",
     "live.com", "icloud.com", "protonmail.com", "ymail.com",
@@ -225,7 +228,7 @@ def ring_user_features(
     users: pl.DataFrame, members: pl.DataFrame, rings: pl.DataFrame
 ) -> pl.DataFrame:
     """The ring's features, broadcast to its members (zeros for users in no ring)."""
-    cols = list(_RING_COLUMNS)
+    cols = list(RING_COLUMNS)
     joined = (
         users.select("user_id")
         .join(members, on="user_id", how="left")
@@ -450,11 +453,7 @@ def _graph_row(
 def _ring_row(ring: dict[str, Any] | None) -> dict[str, float]:
     """`ring_user_features` for one account."""
     out = {"in_ring": float(ring is not None)}
-    for c in _RING_COLUMNS:
+    for c in RING_COLUMNS:
         value = ring.get(c) if ring is not None else None
         out[f"ring_{c}"] = float(np.float32(value)) if value is not None else 0.0
     return out
-
-
-_RING_COLUMNS = ("size", "density", "mean_link_weight", "shared_device_ratio",
-                 "creation_span_hours", "creation_burst", "identifier_similarity")  # fmt: skip

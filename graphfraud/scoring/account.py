@@ -53,7 +53,7 @@ from graphfraud.linking.compare import gap_similarity
 from graphfraud.linking.keys import handle_stem, local_stem, phone_number, stem_deletion_keys
 from graphfraud.linking.lookalike import SUFFIX_READ_SPAN, suffix_number
 from graphfraud.model.ego import Ego, Neighbourhood, one_hop
-from graphfraud.model.features import OneAccount, account_features
+from graphfraud.model.features import RING_COLUMNS, OneAccount, account_features
 from graphfraud.rings.features import ring_features
 from graphfraud.scoring.intraday.base import (
     IntradayAccount,
@@ -663,11 +663,11 @@ def score_account(scorer: Scorer, request: AccountRequest) -> AccountScore:
     recorded = False
     if request.record and store is not None:
         try:
-            _record(store, scorer, request, result, links, choice)
+            _record(store, scorer, request, result, links, choice, found)
             recorded = True
         except IntradayUnavailable:
             degraded.append("intraday")
-    fields = {k: v for k, v in result.__dict__.items() if k != "state"}
+    fields = {k: v for k, v in result.__dict__.items() if k not in ("state", "ring_features")}
     return AccountScore(**fields, recorded=recorded, degraded=tuple(dict.fromkeys(degraded)))
 
 
@@ -705,6 +705,7 @@ class Verdict:
     snapshot: str
     scored_at: str
     state: dict[str, Any] = field(default_factory=dict)  # what the record stores for neighbours
+    ring_features: dict[str, Any] | None = None  # its emerging ring's, for its members' state
 
 
 def _by_model(
@@ -793,6 +794,7 @@ def _by_model(
         model_part=model.part,
         snapshot=info.run_id,
         scored_at=info.scored_at,
+        ring_features=ring if choice.emerging else None,
         state={
             "fs": feature_set(model),
             "x": _round(state["x"]),
@@ -851,6 +853,7 @@ def _record(
     verdict: Verdict,
     links: Sequence[Link],
     choice: RingChoice,
+    found: IntradayMatches | None,
 ) -> None:
     """Store the account, then the accounts its emerging ring took in, under the ring's id."""
     registry = scorer.snapshot.registry
@@ -882,18 +885,96 @@ def _record(
             payload=payload,
         )
     )
-    if emerging:
-        for account in choice.absorb:
-            store.record(
-                IntradayAccount(
-                    user_id=account.user_id,
-                    created_at=account.created_at,
-                    identifiers={**account.identifiers, EMERGING_KIND: (emerging,)},
-                    blocks=account.blocks,
-                    numbers=account.numbers,
-                    payload={**account.payload, "er": emerging},
-                )
+    # Today's accounts it links to, stored again with it as a neighbour (and the ring that took
+    # them in): the state a later account reads from them is then what the batch would see.
+    accounts = found.accounts if found is not None else {}
+    absorbed = {a.user_id for a in choice.absorb} if emerging else set()
+    pair_links: dict[str, dict[str, float]] = {}
+    for lk in links:
+        if lk.intraday:
+            kinds = pair_links.setdefault(lk.user_id, {})
+            kinds[lk.kind] = max(kinds.get(lk.kind, 0.0), lk.weight)
+    in_ring = {a.user_id for a in choice.members} | absorbed if emerging else set()
+    for uid in list(pair_links)[:MAX_REFRESHED] + sorted(absorbed - set(pair_links)):
+        account = accounts.get(uid) or next((a for a in choice.absorb if a.user_id == uid), None)
+        if account is None:
+            continue
+        payload = dict(account.payload)
+        if scorer.model is not None and uid in pair_links:
+            payload |= with_neighbour(
+                payload,
+                scorer.model,
+                pair_links[uid],
+                verdict.state.get("x"),
+                scorer.rings.min_weight,
+                verdict.ring_features if uid in in_ring else None,
             )
+        identifiers = dict(account.identifiers)
+        if uid in absorbed:
+            identifiers[EMERGING_KIND] = (emerging,)  # type: ignore[assignment]
+            payload["er"] = emerging
+        store.record(
+            IntradayAccount(
+                user_id=account.user_id,
+                created_at=account.created_at,
+                identifiers=identifiers,
+                blocks=account.blocks,
+                numbers=account.numbers,
+                payload=payload,
+            )
+        )
+
+
+MAX_REFRESHED = 20  # today's neighbours stored again per request (the strongest links first)
+
+
+def with_neighbour(
+    payload: Mapping[str, Any],
+    model: OnlineModel,
+    kinds: Mapping[str, float],
+    x_new: Sequence[float] | None,
+    strong: float,
+    ring: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """A stored account's state once a new account links to it by `kinds` (kind → weight): the
+    batch's graph features and 1-hop aggregates updated in place (degree, per-kind counts and
+    maxima, the weighted means of its neighbours' x), and its ring's features when the new
+    account's emerging ring holds it."""
+    if payload.get("fs") != feature_set(model) or x_new is None:
+        return {}
+    names = model.state.meta.aggregated
+    at = {n: i for i, n in enumerate(names)}
+    x = list(payload["x"])
+    m1 = np.asarray(payload["m1"], dtype=np.float64)
+    log_count, weighted, w_known, w_fraud = payload["s"]
+    pair = float(sum(kinds.values()))  # the adjacency sums the link weights over kinds
+    strength = 1.0 - math.prod(1.0 - min(w, _CLIP) for w in kinds.values())
+    total = weighted + pair
+    if total > 0:
+        m1 = (m1 * weighted + pair * np.asarray(x_new, dtype=np.float64)) / total
+        w_known, w_fraud = w_known * weighted / total, w_fraud * weighted / total
+    bump = {"degree": 1.0, "weighted_degree": strength, "strong_degree": float(strength >= strong)}
+    for name, step in bump.items():
+        if name in at:
+            x[at[name]] += step
+    if "max_strength" in at:
+        x[at["max_strength"]] = max(x[at["max_strength"]], strength)
+    for kind, weight in kinds.items():
+        if f"n_{kind}" in at:
+            x[at[f"n_{kind}"]] += 1.0
+        if f"max_w_{kind}" in at:
+            x[at[f"max_w_{kind}"]] = max(x[at[f"max_w_{kind}"]], weight)
+    if ring is not None:
+        if "in_ring" in at:
+            x[at["in_ring"]] = 1.0
+        for column in RING_COLUMNS:
+            if f"ring_{column}" in at and ring.get(column) is not None:
+                x[at[f"ring_{column}"]] = float(ring[column])
+    return {
+        "x": _round(x),
+        "m1": _round(m1),
+        "s": _round([math.log1p(math.expm1(log_count) + 1), total, w_known, w_fraud]),
+    }
 
 
 # ---- emerging rings for analysts ----------------------------------------------------------------

@@ -26,6 +26,7 @@ from graphfraud import schema
 from graphfraud.errors import ArtifactError, GraphFraudError
 from graphfraud.model.ego import Ego, NodeState, check_names, ego_row, ids_digest, load_state
 from graphfraud.model.ego import Neighbourhood as Neighbourhood
+from graphfraud.model.features import RING_COLUMNS
 from graphfraud.model.gbm import GBMModel
 from graphfraud.model.registry import ModelRegistry
 from graphfraud.model.stack import StackModel
@@ -35,10 +36,6 @@ from graphfraud.scoring.snapshot import ScoreSnapshot, SortedValues
 log = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
-RING_FEATURE_COLUMNS = (
-    "size", "density", "mean_link_weight", "shared_device_ratio", "creation_span_hours",
-    "creation_burst", "identifier_similarity",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -55,7 +52,7 @@ class OnlineModel:
     per_relation: bool
     ring_known: npt.NDArray[np.float64]  # per snapshot ring code: labelled members
     ring_fraud: npt.NDArray[np.float64]  # per snapshot ring code: members labelled fraud
-    rings: pl.DataFrame  # ring_id + RING_FEATURE_COLUMNS of the run's rings
+    rings: pl.DataFrame  # ring_id + RING_COLUMNS of the run's rings
     ring_row: dict[str, int]
     domains: SortedValues  # email domain → rows (how many hold it)
     latest: datetime | None  # the run's newest sign-up
@@ -71,7 +68,7 @@ class OnlineModel:
         return float(np.mean([m.predict_rows(x)[0] for m in self.members]))
 
     def ring_features(self, ring_id: str) -> pl.DataFrame:
-        """The run's ring's feature row (ring_id + RING_FEATURE_COLUMNS)."""
+        """The run's ring's feature row (ring_id + RING_COLUMNS)."""
         return self.rings.slice(self.ring_row[ring_id], 1)
 
 
@@ -119,11 +116,9 @@ def load_online_model(
     ring_known = np.bincount(codes, weights=known, minlength=n_rings).astype(np.float64)
     ring_fraud = np.bincount(codes, weights=fraud, minlength=n_rings).astype(np.float64)
     rings = (
-        run.read(schema.RINGS_FILE, columns=["ring_id", *RING_FEATURE_COLUMNS])
+        run.read(schema.RINGS_FILE, columns=["ring_id", *RING_COLUMNS])
         if run.exists(schema.RINGS_FILE)
-        else pl.DataFrame(
-            schema={"ring_id": pl.String, **dict.fromkeys(RING_FEATURE_COLUMNS, pl.Float32)}
-        )
+        else pl.DataFrame(schema={"ring_id": pl.String, **dict.fromkeys(RING_COLUMNS, pl.Float32)})
     )
     users = run.read(schema.USERS_FILE, columns=["user_id", "email_domain", "created_at"])
     domains = SortedValues.build(

@@ -12,6 +12,7 @@ import pytest
 from graphfraud import schema
 from graphfraud.identifiers import Source
 from graphfraud.linking.keys import handle_stem_expr
+from graphfraud.model.ego import Ego, Neighbourhood, one_hop
 from graphfraud.model.features import OneAccount, account_features
 from graphfraud.model.registry import ModelRegistry
 from graphfraud.scoring.account import (
@@ -19,7 +20,9 @@ from graphfraud.scoring.account import (
     Link,
     RingChoice,
     Scorer,
+    feature_set,
     verdict,
+    with_neighbour,
 )
 from graphfraud.scoring.online import NewIdentity
 from graphfraud.scoring.online_model import OnlineModel, load_online_model
@@ -204,3 +207,45 @@ def test_online_scores_a_batch_user_as_the_batch_did_given_its_neighbourhood(
         assert got.score == pytest.approx(want["score"], abs=SCORE_TOLERANCE), user_id
         checked += 1
     assert checked >= 100
+
+
+def test_a_stored_account_gains_a_neighbour_as_the_batch_would_count_it(
+    served: tuple[ScoreSnapshot, OnlineModel],
+) -> None:
+    """`with_neighbour` updates a stored account's 1-hop state in place; it equals the state
+    computed afresh over the grown neighbourhood."""
+    _, model = served
+    meta = model.state.meta
+    relations = meta.relation_names
+    rows = np.array([3, 8, 21], dtype=np.int64)
+    weights = np.zeros((3, len(relations)), dtype=np.float32)
+    weights[0, relations.index("device")] = 0.6
+    weights[1, relations.index("email_similar")] = 0.4
+    weights[2, relations.index("device")] = 0.3
+    weights[2, relations.index("ip")] = 0.2
+    x = model.state.x(np.array([5]))[0]
+    before = one_hop(meta, Ego(x), Neighbourhood.of_rows(model.state, rows[:2], weights[:2]))
+    payload = {
+        "fs": feature_set(model),
+        "x": [float(v) for v in before["x"]],
+        "m1": [float(v) for v in before["m1"]],
+        "s": [before["log_count"], before["weighted_degree"], before["w_known"], before["w_fraud"]],
+    }
+    newcomer = model.state.x(rows[2:])[0]
+    grown = with_neighbour(
+        payload, model, {"device": 0.3, "ip": 0.2}, [float(v) for v in newcomer], 0.1, None
+    )
+    after = one_hop(meta, Ego(x), Neighbourhood.of_rows(model.state, rows, weights))
+    np.testing.assert_allclose(grown["m1"], after["m1"], rtol=1e-5, atol=1e-6)
+    assert grown["s"][0] == pytest.approx(after["log_count"], rel=1e-6)
+    assert grown["s"][1] == pytest.approx(after["weighted_degree"], rel=1e-6)
+    assert grown["s"][2] == pytest.approx(after["w_known"], abs=1e-6)
+    names = meta.aggregated
+    degree = grown["x"][names.index("degree")] - payload["x"][names.index("degree")]
+    assert degree == 1.0
+    assert grown["x"][names.index("n_ip")] == payload["x"][names.index("n_ip")] + 1
+    assert grown["x"][names.index("max_w_device")] >= 0.3
+    other = with_neighbour(
+        {**payload, "fs": "another-feature-set"}, model, {"ip": 0.2}, [0.0], 0.1, None
+    )
+    assert other == {}
