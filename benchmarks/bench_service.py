@@ -274,7 +274,10 @@ def loadgen_main(spec: dict[str, object]) -> None:
     """Entry of the load-generator process: spec in, JSON result on stdout."""
     rng = random.Random(11)
     n = int(spec["users"])  # type: ignore[arg-type]
-    if spec["kind"] == "get":
+    if spec["kind"] == "bodies":  # POST /v1/score with the bodies of a JSON-lines file
+        lines = Path(str(spec["bodies_file"])).read_text().splitlines()
+        reqs = [_post("/v1/score", API_KEY_SCORER, json.loads(line)) for line in lines]
+    elif spec["kind"] == "get":
         reqs = [
             _get(
                 f"/v1/users/u{rng.randrange(n):07d}/score"

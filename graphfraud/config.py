@@ -114,6 +114,11 @@ class RingSettings(BaseModel):
         description="a community uses an IP when at least this share of its members (and two) do",
     )
     seed: int = 7
+    emerging: Path | None = Field(
+        None,
+        description="the intraday store's emerging-ring memberships (user_id, emerging_ring_id; "
+        "`graphfraud intraday export`): each ring records the one it grew from",
+    )
 
 
 def available_cpus() -> int:

@@ -252,11 +252,15 @@ def stage_link(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
 
 def stage_rings(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
     """Links → ring membership and ring features (ring scores come from the score stage)."""
+    from graphfraud.rings.adopt import adopt_emerging, read_emerging
     from graphfraud.rings.detect import build_rings
 
     registry = run_registry(run)
     with _stage(run, "rings", say) as record:
         found = build_rings(run.read(LINKS_FILE), run.read(USERS_FILE), settings.rings, registry)
+        if settings.rings.emerging is not None:
+            found = adopt_emerging(found, read_emerging(settings.rings.emerging))
+            record["grew_from_emerging"] = int(found.rings["grew_from"].is_not_null().sum())
         run.write(MEMBERS_FILE, found.members)
         run.write(RINGS_FILE, found.rings)
         if run.exists(RING_SCORES_FILE):  # scores of an earlier ring partition

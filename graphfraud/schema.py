@@ -107,6 +107,8 @@ RINGS_SCHEMA = pa.schema(
         pa.field("n_labelled_fraud", pa.int32()),
         pa.field("label_share", pa.float32()),
         pa.field("top_link_kinds", pa.string()),
+        # the emerging ring of the day before it grew from (`rings.adopt`), null for most
+        pa.field("grew_from", pa.string()),
     ]
 )
 

@@ -190,12 +190,21 @@ def run(
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda (model training)"),
     models: str | None = typer.Option(None, "--models", help=MODELS_HELP),
     identifier: list[str] | None = typer.Option(None, "--identifier", help=IDENTIFIER_HELP),
+    emerging: Path | None = typer.Option(
+        None,
+        "--emerging",
+        envvar="GRAPHFRAUD_RINGS__EMERGING",
+        help="the day's emerging rings (`graphfraud intraday export`): rings record which one "
+        "they grew from",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress or summary"),
 ) -> None:
     """Run the whole batch on one set of input files."""
     from graphfraud.pipeline import run_pipeline
 
     settings = _settings(registry, graph_uri, seed, device, models, identifier)
+    if emerging is not None:
+        settings.rings.emerging = emerging
     with _progress(quiet) as say:
         result = run_pipeline(users, devices, out, settings, progress=not quiet, say=say)
     if not quiet:

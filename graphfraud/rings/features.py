@@ -123,6 +123,7 @@ def ring_features(
             .alias("label_share"),
             pl.col("n_links").fill_null(0),
             pl.col("top_link_kinds").fill_null(""),
+            pl.lit(None, pl.String).alias("grew_from"),  # set by `rings.adopt` when adopted
         )
         .sort("ring_id")
     )

@@ -1041,3 +1041,29 @@ def read_emerging_ring(
                               orient="row")  # fmt: skip
         ring_score = float(ring_scores(ring_frame, scores)["ring_score"][0])
     return EmergingRing(ring_id, members, links, features, ring_score, held.count > len(members))
+
+
+def emerging_memberships(store: IntradayStore, chunk: int = 1_000) -> pl.DataFrame:
+    """`user_id, emerging_ring_id` of every live account in an emerging ring: what the night's
+    batch adopts (`rings.adopt`). Walks the whole store in chunks, off the request path."""
+    ids: list[str] = []
+    rings: list[str] = []
+    batch: list[str] = []
+
+    def flush() -> None:
+        for account in store.get(batch):
+            ring = account.identifiers.get(EMERGING_KIND)
+            if ring:
+                ids.append(account.user_id)
+                rings.append(ring[0])
+        batch.clear()
+
+    for uid in store.user_ids():
+        batch.append(uid)
+        if len(batch) >= chunk:
+            flush()
+    flush()
+    return pl.DataFrame(
+        {"user_id": ids, "emerging_ring_id": rings},
+        schema={"user_id": pl.String, "emerging_ring_id": pl.String},
+    ).sort("emerging_ring_id", "user_id")

@@ -9,12 +9,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from graphfraud.config import IntradaySettings, Settings
+from graphfraud.rings.adopt import adopt_emerging, read_emerging
+from graphfraud.rings.features import Rings
+from graphfraud.scoring.account import emerging_memberships
+from graphfraud.scoring.intraday import open_intraday_store
+from graphfraud.scoring.intraday.local_server import LocalRedis
 from graphfraud.service import create_app
+from tests.conftest import REDIS_TEST_PASSWORD
 from tests.online_run import OnlineRun
 
 from .factories import headers, make_settings
@@ -197,3 +204,38 @@ def test_analysts_read_an_emerging_ring_before_the_batch(client: TestClient) -> 
     assert "zorvexquint" not in email  # masked for an analyst
     missing = client.get("/v1/emerging-rings/em-000000000000", headers=headers("analyst"))
     assert missing.status_code == 404
+
+
+def test_the_shared_store_exports_its_emerging_rings_for_the_batch_to_adopt(
+    tmp_path: Path, online_run: OnlineRun, redis_server: LocalRedis
+) -> None:
+    settings = _settings(
+        tmp_path,
+        online_run,
+        backend="redis",
+        url=redis_server.url,
+        password=REDIS_TEST_PASSWORD,
+        prefix=f"export-{tmp_path.name}",
+        timeout_s=0.5,
+    )
+    app = create_app(settings, online_run.run_dir)
+    with TestClient(app) as c:
+        assert app.state.holder.wait_ready(60)
+        ring_ids = {_post(c, _ring_account(i))["ring_id"] for i in (1, 2, 3)}
+    ring_id = next(r for r in ring_ids if r)
+    store = open_intraday_store(settings.intraday)
+    try:
+        exported = emerging_memberships(store)
+    finally:
+        store.close()
+    assert sorted(exported.rows()) == [(f"new-ring-{i}", ring_id) for i in (1, 2, 3)]
+
+    # tonight's batch: a ring holding two of them records the emerging ring it grew from
+    path = tmp_path / "emerging.parquet"
+    exported.write_parquet(path)
+    members = pl.DataFrame({"user_id": ["new-ring-1", "new-ring-2", "x"], "ring_id": ["R9"] * 3})
+    rings = pl.DataFrame(
+        {"ring_id": ["R9"], "grew_from": [None]}, schema_overrides={"grew_from": pl.String}
+    )
+    adopted = adopt_emerging(Rings(members, rings), read_emerging(path))
+    assert adopted.rings["grew_from"].to_list() == [ring_id]
