@@ -72,7 +72,7 @@ from graphfraud.scoring.online import (
     link_weight,
 )
 from graphfraud.scoring.online_model import OnlineModel
-from graphfraud.scoring.scores import RING_BLEND, reasons_expr, ring_scores
+from graphfraud.scoring.scores import RING_BLEND, reasons_of, ring_scores
 from graphfraud.scoring.snapshot import SCORE_DECIMALS, ScoreSnapshot
 
 EMERGING_KIND = "_emerging"  # store index: emerging ring id → its members (no registry kind)
@@ -769,8 +769,9 @@ def _by_model(
     score = model_score
     if ring_score is not None:
         score = (1 - RING_BLEND) * model_score + RING_BLEND * ring_score
-    labelled = pl.DataFrame([{**feats, "lbl_ring_fraud": ring_fraud, "lbl_nb_fraud_n": fraud_near}])
-    codes: list[str] = labelled.select(reasons_expr(registry)).to_series()[0].to_list()
+    codes = reasons_of(
+        {**feats, "lbl_ring_fraud": ring_fraud, "lbl_nb_fraud_n": fraud_near}, registry
+    )
     reasons = ["NEW_USER"]
     if ring_id is not None:
         reasons.append("EMERGING_RING" if choice.emerging else "NEAR_RING")
@@ -895,7 +896,8 @@ def _record(
             kinds = pair_links.setdefault(lk.user_id, {})
             kinds[lk.kind] = max(kinds.get(lk.kind, 0.0), lk.weight)
     in_ring = {a.user_id for a in choice.members} | absorbed if emerging else set()
-    for uid in list(pair_links)[:MAX_REFRESHED] + sorted(absorbed - set(pair_links)):
+    strongest = sorted(pair_links, key=lambda u: (-max(pair_links[u].values()), u))
+    for uid in strongest[:MAX_REFRESHED] + sorted(absorbed - set(pair_links)):
         account = accounts.get(uid) or next((a for a in choice.absorb if a.user_id == uid), None)
         if account is None:
             continue

@@ -324,9 +324,9 @@ def snapshot_handles(
 def handles_of_rows(index: IdentifierIndex, kind: str, rows: npt.NDArray[Any]) -> list[Handle]:
     """Snapshot rows as `Handle`s (rows without a value of the kind left out). Their stem
     counts are left at -1: `similar_handles` looks them up for the few that match."""
-    values = index.value_of_row[kind].gather(rows).to_list()
-    locals_ = index.handle_of_row[kind].gather(rows).to_list()
-    domains = index.domain_of_row[kind].gather(rows).to_list()
+    values = index.value_of_row[kind].take(rows)
+    locals_ = index.handle_of_row[kind].take(rows)
+    domains = index.domain_of_row[kind].take(rows)
     return [
         Handle("", int(row), value, local, domain, -1)
         for row, value, local, domain in zip(rows.tolist(), values, locals_, domains, strict=True)
@@ -394,7 +394,7 @@ def _sequence(
     if not 0 < window <= link.max_block:
         return []
     support = window + 1
-    others = index.value_of_row[spec.name].gather(rows[near]).to_list()
+    others = index.value_of_row[spec.name].take(rows[near])
     out = []
     for row, num, other in zip(rows[near].tolist(), numbers[near].tolist(), others, strict=True):
         sim = round(gap_similarity(float(abs(int(num) - number)), link.phone_max_gap), 4)

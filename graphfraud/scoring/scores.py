@@ -7,6 +7,7 @@ actor share one fate, so a quiet member of a risky ring inherits part of its ris
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,13 +28,16 @@ from graphfraud.scoring.reasons import reason_table
 # Share of a ring member's final score that comes from its ring (0 = model score only).
 RING_BLEND = 0.5
 
-# Conditions on the feature table for the reasons that are not about one link kind.
-_FIXED_CONDITIONS: dict[str, pl.Expr] = {
-    "RING_LABELLED_FRAUD": pl.col("lbl_ring_fraud") > 0,
-    "NEAR_LABELLED_FRAUD": pl.col("lbl_nb_fraud_n") > 0,
-    "SIGNUP_BURST": (pl.col("ring_creation_burst") >= 0.6) & (pl.col("ring_size") >= 3),
-    "DENSE_RING": (pl.col("ring_density") >= 0.5) & (pl.col("ring_size") >= 3),
-    "HUB_DEVICE": pl.col("n_hub_devices") > 0,
+# A reason's condition: every (feature column, at least) must hold, with "at least" meaning
+# strictly above when the bar is 0. As data, so the batch's vectorised test (`reason_rules`) and
+# the online scorer's one-row test (`reasons_of`) are one definition.
+Condition = tuple[tuple[str, float], ...]
+_FIXED_CONDITIONS: dict[str, Condition] = {
+    "RING_LABELLED_FRAUD": (("lbl_ring_fraud", 0.0),),
+    "NEAR_LABELLED_FRAUD": (("lbl_nb_fraud_n", 0.0),),
+    "SIGNUP_BURST": (("ring_creation_burst", 0.6), ("ring_size", 3.0)),
+    "DENSE_RING": (("ring_density", 0.5), ("ring_size", 3.0)),
+    "HUB_DEVICE": (("n_hub_devices", 0.0),),
 }
 MAX_REASONS = 5
 
@@ -46,14 +50,44 @@ class Scores:
     rings: pl.DataFrame  # RING_SCORES_SCHEMA
 
 
-def reason_rules(registry: IdentifierRegistry = BUILTIN) -> tuple[tuple[str, pl.Expr], ...]:
-    """(code, condition on the feature table), in the order reasons are listed: each link kind's
-    reason when the user's strongest link of that kind reaches its bar, and the fixed ones."""
+def reason_conditions(registry: IdentifierRegistry = BUILTIN) -> tuple[tuple[str, Condition], ...]:
+    """(code, condition), in the order reasons are listed: each link kind's reason when the
+    user's strongest link of that kind reaches its bar (and is a link at all), and the fixed
+    ones."""
     conditions = dict(_FIXED_CONDITIONS)
     for rule in registry.rules:
-        weight = pl.col(f"max_w_{rule.kind}")
-        conditions[rule.reason] = (weight > 0) & (weight >= rule.reason_min_weight)
+        bar = (("max_w_" + rule.kind, 0.0), ("max_w_" + rule.kind, rule.reason_min_weight))
+        conditions[rule.reason] = bar
     return tuple((code, conditions[code]) for code in reason_table(registry) if code in conditions)
+
+
+def _holds(value: float, bar: float) -> bool:
+    return value > 0 if bar == 0 else value >= bar
+
+
+def _expr(condition: Condition) -> pl.Expr:
+    parts = [pl.col(c) > 0 if bar == 0 else pl.col(c) >= bar for c, bar in condition]
+    out = parts[0]
+    for part in parts[1:]:
+        out = out & part
+    return out
+
+
+def reason_rules(registry: IdentifierRegistry = BUILTIN) -> tuple[tuple[str, pl.Expr], ...]:
+    """`reason_conditions` as expressions on the feature table."""
+    return tuple((code, _expr(cond)) for code, cond in reason_conditions(registry))
+
+
+def reasons_of(features: Mapping[str, float], registry: IdentifierRegistry = BUILTIN) -> list[str]:
+    """`reasons_expr` for one feature row (a missing or NaN feature never holds)."""
+    out = []
+    for code, condition in reason_conditions(registry):
+        if all(
+            (v := features.get(c)) is not None and v == v and _holds(float(v), bar)
+            for c, bar in condition
+        ):
+            out.append(code)
+    return out[:MAX_REASONS]
 
 
 def prior_scores(features: pl.DataFrame) -> npt.NDArray[np.float32]:

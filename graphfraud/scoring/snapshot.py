@@ -18,6 +18,7 @@ scored users, i.e. the expected risk of an account we know nothing about.
 
 from __future__ import annotations
 
+import array
 import bisect
 import functools
 import time
@@ -46,6 +47,7 @@ from graphfraud.rundir import RunDir
 
 SCORE_DECIMALS = 6
 _CHUNK = 5_000  # rows per GIL-holding step while building the id dict (~1 ms each)
+RANGE_CACHE = 4_096  # value ranges remembered per index
 
 Rows = npt.NDArray[np.uint32]
 
@@ -102,29 +104,63 @@ class SortedStrings:
     key, where a polars `search_sorted` call costs ~0.2 ms of query planning."""
 
     def __init__(self, keys: pl.Series) -> None:
-        array = keys.cast(pl.String).rechunk().to_arrow()
-        array = array.combine_chunks() if hasattr(array, "combine_chunks") else array
-        buffers = array.buffers()
-        width = 8 if str(array.type) in ("large_string", "large_utf8") else 4
-        offsets = np.frombuffer(buffers[1], dtype=np.int64 if width == 8 else np.int32)
-        self._offsets = offsets[array.offset : array.offset + len(array) + 1].astype(np.int64)
-        self._data = memoryview(buffers[2]) if buffers[2] is not None else memoryview(b"")
-        self._n = len(array)
+        arrow = keys.cast(pl.String).rechunk().to_arrow()
+        arrow = arrow.combine_chunks() if hasattr(arrow, "combine_chunks") else arrow
+        buffers = arrow.buffers()
+        wide = str(arrow.type) in ("large_string", "large_utf8")
+        offsets = np.frombuffer(buffers[1], dtype=np.int64 if wide else np.int32)
+        offsets = offsets[arrow.offset : arrow.offset + len(arrow) + 1].astype(np.int64)
+        # Plain Python containers of machine values: indexing them costs a fraction of numpy's
+        # scalar indexing, and a probe makes ~2·log2(n) of them.
+        self._offsets = array.array("q", offsets.tobytes())
+        self._data = bytes(buffers[2]) if buffers[2] is not None else b""
+        self._n = len(arrow)
 
     def __len__(self) -> int:
         return self._n
 
     def __getitem__(self, i: int) -> bytes:
-        return bytes(self._data[self._offsets[i] : self._offsets[i + 1]])
+        return self._data[self._offsets[i] : self._offsets[i + 1]]
 
     def bisect(self, value: str, *, right: bool = False) -> int:
         probe = value.encode("utf-8")
         find = bisect.bisect_right if right else bisect.bisect_left
         return find(self, probe)
 
+    def range_of(self, value: str) -> tuple[int, int]:
+        """[lo, hi) of `value` (lo == hi when absent: one bisection, not two — most probes, the
+        one-deletion variants of a stem, are absent)."""
+        probe = value.encode("utf-8")
+        lo = bisect.bisect_left(self, probe)
+        if lo == self._n or self[lo] != probe:
+            return lo, lo
+        return lo, bisect.bisect_right(self, probe, lo)
+
     def starts_with(self, lo: int, hi: int, prefix: str) -> npt.NDArray[np.bool_]:
         head = prefix.encode("utf-8")
         return np.array([self[i].startswith(head) for i in range(lo, hi)], dtype=np.bool_)
+
+
+class RowStrings:
+    """One optional string per snapshot row (a fuzzy kind's value, handle, provider), read by
+    row without a DataFrame operation: Arrow's offsets and bytes, and its validity."""
+
+    def __init__(self, column: pl.Series) -> None:
+        arrow = column.cast(pl.String).rechunk().to_arrow()
+        arrow = arrow.combine_chunks() if hasattr(arrow, "combine_chunks") else arrow
+        buffers = arrow.buffers()
+        wide = str(arrow.type) in ("large_string", "large_utf8")
+        offsets = np.frombuffer(buffers[1], dtype=np.int64 if wide else np.int32)
+        offsets = offsets[arrow.offset : arrow.offset + len(arrow) + 1].astype(np.int64)
+        self._offsets = array.array("q", offsets.tobytes())
+        self._data = bytes(buffers[2]) if buffers[2] is not None else b""
+        self._valid = column.is_not_null().to_numpy()
+
+    def take(self, rows: npt.NDArray[Any]) -> list[str | None]:
+        off, data, valid = self._offsets, self._data, self._valid
+        return [
+            data[off[r] : off[r + 1]].decode("utf-8") if valid[r] else None for r in rows.tolist()
+        ]
 
 
 class SortedValues:
@@ -133,6 +169,9 @@ class SortedValues:
     def __init__(self, keys: pl.Series, rows: Rows) -> None:
         self.keys = SortedStrings(keys)
         self.rows = rows
+        # One request probes a value up to three times (links, hub bar, feature support), and
+        # ring-mates signing up together probe the same ones: remember the latest ranges.
+        self._range = functools.lru_cache(maxsize=RANGE_CACHE)(self.keys.range_of)
 
     @classmethod
     def build(cls, frame: pl.DataFrame, value: str) -> SortedValues:
@@ -153,7 +192,7 @@ class SortedValues:
         """[lo, hi) of each value in one vectorised bisection."""
         if not values or len(self.keys) == 0:
             return [(0, 0)] * len(values)
-        return [(self.keys.bisect(v), self.keys.bisect(v, right=True)) for v in values]
+        return [self._range(v) for v in values]
 
     def lookup(self, value: str) -> Rows:
         ((lo, hi),) = self.bounds([value])
@@ -258,7 +297,7 @@ class StemNumbers:
     def _slice(self, stems: list[str]) -> list[tuple[int, int]]:
         if not stems or len(self.stems) == 0:
             return [(0, 0)] * len(stems)
-        return [(self.stems.bisect(v), self.stems.bisect(v, right=True)) for v in stems]
+        return [self.stems.range_of(v) for v in stems]
 
     def counts(self, stems: list[str]) -> list[int]:
         """Accounts on each local stem."""
@@ -289,9 +328,9 @@ class IdentifierIndex:
     exact: dict[str, SortedValues]
     stems: dict[str, SortedValues]
     numbers: dict[str, NumberIndex]
-    value_of_row: dict[str, pl.Series]
-    handle_of_row: dict[str, pl.Series]
-    domain_of_row: dict[str, pl.Series] = field(default_factory=dict)
+    value_of_row: dict[str, RowStrings]
+    handle_of_row: dict[str, RowStrings]
+    domain_of_row: dict[str, RowStrings] = field(default_factory=dict)
     stem_numbers: dict[str, StemNumbers] = field(default_factory=dict)
     handle_order: dict[str, HandleOrder] = field(default_factory=dict)
 
@@ -308,9 +347,9 @@ class IdentifierIndex:
         exact: dict[str, SortedValues] = {}
         stems: dict[str, SortedValues] = {}
         numbers: dict[str, NumberIndex] = {}
-        value_of_row: dict[str, pl.Series] = {}
-        handle_of_row: dict[str, pl.Series] = {}
-        domain_of_row: dict[str, pl.Series] = {}
+        value_of_row: dict[str, RowStrings] = {}
+        handle_of_row: dict[str, RowStrings] = {}
+        domain_of_row: dict[str, RowStrings] = {}
         stem_numbers: dict[str, StemNumbers] = {}
         handle_order: dict[str, HandleOrder] = {}
         rows = pl.DataFrame({"row": pl.arange(0, n_rows, dtype=pl.UInt32, eager=True)})
@@ -324,14 +363,14 @@ class IdentifierIndex:
             per_row = rows.join(
                 frame.select("row", *columns).unique("row"), on="row", how="left"
             ).sort("row")
-            value_of_row[spec.name] = per_row.get_column(spec.value_column)
+            value_of_row[spec.name] = RowStrings(per_row.get_column(spec.value_column))
             if spec.rule(Linkage.LOOKALIKE) is not None and spec.handle_columns is not None:
                 local, domain = spec.handle_columns
                 stems[spec.name] = SortedValues.build(
                     frame.with_columns(handle_stem_expr(local, domain).alias("_stem")), "_stem"
                 )
-                handle_of_row[spec.name] = per_row.get_column(local)
-                domain_of_row[spec.name] = per_row.get_column(domain)
+                handle_of_row[spec.name] = RowStrings(per_row.get_column(local))
+                domain_of_row[spec.name] = RowStrings(per_row.get_column(domain))
                 stem_numbers[spec.name] = StemNumbers.build(frame, local)
                 handle_order[spec.name] = HandleOrder.build(frame, local, domain)
             if spec.rule(Linkage.SEQUENCE) is not None:
