@@ -35,12 +35,13 @@ from bench_service import API_KEY_SCORER, free_port, http_json, rss_mb, run_load
 
 from graphfraud.model.registry import ModelRegistry
 from graphfraud.pipeline import run_pipeline
-from graphfraud.scoring.account import feature_set, handle_of, index_of
+from graphfraud.scoring.account import feature_set
 from graphfraud.scoring.intraday.base import IntradayAccount
 from graphfraud.scoring.intraday.redis_store import RedisIntradayStore
 from graphfraud.scoring.online import canonical_identity
 from graphfraud.scoring.online_model import load_online_model
 from graphfraud.scoring.snapshot import load_snapshot
+from graphfraud.scoring.today import handle_of, index_of
 from graphfraud.synthetic import generate_population, write_population
 
 

@@ -25,7 +25,7 @@ def export(
     The in-process `memory` backend lives inside one service process and cannot be exported."""
     from graphfraud.config import load_settings
     from graphfraud.errors import ConfigError
-    from graphfraud.scoring.account import emerging_memberships
+    from graphfraud.scoring.emerging import emerging_memberships
     from graphfraud.scoring.intraday import open_intraday_store
 
     settings = load_settings()

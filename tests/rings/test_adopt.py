@@ -64,9 +64,11 @@ def test_the_rings_stage_adopts_the_days_emerging_rings(tmp_path: Path, online_r
     run = tmp_path / "run"
     shutil.copytree(online_run.run_dir, run)
     members = pl.read_parquet(run / "ring_members.parquet")
-    ring_id = members.group_by("ring_id").len().sort("len", "ring_id", descending=[True, False])[
-        "ring_id"
-    ][0]
+    ring_id = (
+        members.group_by("ring_id")
+        .len()
+        .sort("len", "ring_id", descending=[True, False])["ring_id"][0]
+    )
     two = members.filter(pl.col("ring_id") == ring_id)["user_id"].head(2).to_list()
     path = tmp_path / "emerging.csv"
     pl.DataFrame({"user_id": two, "emerging_ring_id": ["em-abc", "em-abc"]}).write_csv(path)

@@ -15,18 +15,12 @@ from graphfraud.linking.keys import handle_stem_expr
 from graphfraud.model.ego import Ego, Neighbourhood, one_hop
 from graphfraud.model.features import OneAccount, account_features
 from graphfraud.model.registry import ModelRegistry
-from graphfraud.scoring.account import (
-    AccountRequest,
-    Link,
-    RingChoice,
-    Scorer,
-    feature_set,
-    verdict,
-    with_neighbour,
-)
+from graphfraud.scoring.account import Scorer, feature_set, verdict, with_neighbour
+from graphfraud.scoring.emerging import RingChoice
 from graphfraud.scoring.online import NewIdentity
 from graphfraud.scoring.online_model import OnlineModel, load_online_model
 from graphfraud.scoring.snapshot import ScoreSnapshot, load_snapshot
+from graphfraud.scoring.today import AccountRequest, Link
 from tests.online_run import OnlineRun
 
 

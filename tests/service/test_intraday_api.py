@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from graphfraud.config import IntradaySettings, Settings
 from graphfraud.rings.adopt import adopt_emerging, read_emerging
 from graphfraud.rings.features import Rings
-from graphfraud.scoring.account import emerging_memberships
+from graphfraud.scoring.emerging import emerging_memberships
 from graphfraud.scoring.intraday import open_intraday_store
 from graphfraud.scoring.intraday.local_server import LocalRedis
 from graphfraud.service import create_app

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from graphfraud.errors import NotFound
 from graphfraud.graph.base import LinkEvidence, LinkExplanation, Member, RingView
-from graphfraud.scoring.account import EmergingRing, read_emerging_ring
+from graphfraud.scoring.emerging import EmergingRing, read_emerging_ring
 from graphfraud.service.auth import Permission
 from graphfraud.service.context import ServiceContext
 from graphfraud.service.masking import Masking, mask_text

@@ -17,10 +17,11 @@ import orjson
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
-from graphfraud.scoring.account import AccountRequest, AccountScore, Scorer, score_account
+from graphfraud.scoring.account import AccountScore, Scorer, score_account
 from graphfraud.scoring.online import canonical_identity
 from graphfraud.scoring.reasons import reason_table
 from graphfraud.scoring.snapshot import ScoreSnapshot
+from graphfraud.scoring.today import AccountRequest
 from graphfraud.service.auth import Permission
 from graphfraud.service.context import ServiceContext
 from graphfraud.service.errors import BadRequest
