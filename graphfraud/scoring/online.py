@@ -1,22 +1,26 @@
-"""Score an account the last batch has not seen, from its identifiers, against a snapshot.
+"""Link an account the last batch has not seen to the snapshot's users, by the batch's rules, and
+score it from that link evidence alone when no model can (`combine`).
 
 Matching (index lookups only, never a scan; see `scoring.snapshot.IdentifierIndex`), for every
 kind of the snapshot's identifier registry (`graphfraud.identifiers`):
 - exact: snapshot users holding the same canonical value (email, phone, device, IP, UPI id and
   every declared kind);
-- look-alike (email, UPI): users in the same handle-stem block (`linking.keys.handle_stem`) — and
-  in the blocks of the stem's one-deletion variants (`linking.keys.stem_deletion_keys`, the
-  batch's rule) — whose handle has normalised Levenshtein similarity ≥
-  `LinkSettings.email_similarity`; blocks over `max_block` are skipped;
+- look-alike (email, UPI): the batch's candidate passes for one handle (its stem and the stems
+  one deletion away, its name on any provider, its sorted neighbours on its provider, the
+  numbered handles on its name) scored by the batch's rules (`similar_handles`,
+  `linking.lookalike`: Levenshtein with the batch's cutoff, numbered runs, the cross-provider
+  discount, support = the crowd on the name, shrunk inside a sequence);
 - sequence (phone): numbers within `LinkSettings.phone_max_gap` found by bisection on the sorted
   numbers (the exact form of the batch's number runs, with no block boundary to miss), scored
   with the batch's `gap_similarity`.
-A value held by more than `max_share` snapshot users is a hub: reported, never linked.
+A value held by more than `max_share` users is a hub: reported, never linked. `Elsewhere` adds
+the accounts scored since the snapshot (today's, `scoring.today`): their holders count towards
+supports and hub bars, their handles are look-alike candidates.
 
-Weights are the batch's `link_weight(kind, similarity, support)` with support = snapshot holders
-of the value (fuzzy: block / window size) + 1 for the new account.
+Weights are the batch's `link_weight(kind, similarity, support)`.
 
-Score (a noisy-or, every term in [0, 1]):
+The link-evidence score (`combine`, a noisy-or, every term in [0, 1]; `scoring.account` scores
+with the run's model instead whenever one is loaded):
     w_u   = 1 − Π_kinds (1 − w_kind)                     strength of the tie to matched user u
     U     = 1 − Π_u (1 − w_u · score_u)                  risk passed on by matched users
     w_r   = 1 − Π_{u in ring r} (1 − w_u)                tie to ring r; keep max w_r·ring_score_r

@@ -243,3 +243,13 @@ def test_a_stored_account_gains_a_neighbour_as_the_batch_would_count_it(
         {**payload, "fs": "another-feature-set"}, model, {"ip": 0.2}, [0.0], 0.1, None
     )
     assert other == {}
+
+
+def test_one_row_reasons_are_the_batch_reasons(batch: dict[str, pl.DataFrame]) -> None:
+    from graphfraud.scoring.scores import reasons_expr, reasons_of
+
+    features = batch[schema.FEATURES_FILE]
+    want = features.select(reasons_expr().alias("r"))["r"].to_list()
+    got = [reasons_of(row) for row in features.iter_rows(named=True)]
+    assert got == want
+    assert sum(map(len, want)) > 0  # the run has reasons to compare
