@@ -57,9 +57,13 @@ def comparable(local: str | None) -> bool:
     return bool(local) and len(_LETTER.findall(local or "")) >= MIN_HANDLE_LETTERS
 
 
-def run_partners(numbers: npt.NDArray[np.int64], mine: int) -> tuple[set[int], float]:
-    """(the other numbers in `mine`'s run, the run's similarity) among a stem's suffix numbers
-    (`mine` included or not); an empty set when `mine` is alone."""
+def run_partners(
+    numbers: npt.NDArray[np.int64], mine: int, max_block: int
+) -> tuple[set[int], float]:
+    """(the other numbers in `mine`'s run, the run's similarity) among a stem's suffix numbers,
+    sorted (one per account, repeats kept; `mine` included or not). Empty when `mine` is alone,
+    or when more than `max_block` accounts share the run: the batch never pairs a block that big
+    (`blocking.handle_run_pairs`)."""
     distinct = np.unique(np.append(numbers, mine))
     at = int(np.searchsorted(distinct, mine))
     gaps = np.diff(distinct)
@@ -70,26 +74,27 @@ def run_partners(numbers: npt.NDArray[np.int64], mine: int) -> tuple[set[int], f
     while hi < len(gaps) and gaps[hi] <= SUFFIX_RUN_GAP:
         hi += 1
     run = distinct[lo : hi + 1]
-    if len(run) < 2:
+    if len(run) < 2 or _between(numbers, int(run[0]), int(run[-1])) + 1 > max_block:
         return set(), 0.0
     span = float(run[-1] - run[0]) / (len(run) - 1)
     similarity = float(np.float32(gap_similarity(float(np.float32(span)), SUFFIX_RUN_GAP)))
     return {int(n) for n in run if n != mine}, similarity
 
 
+def _between(numbers: npt.NDArray[np.int64], lo: int, hi: int) -> int:
+    """How many of the sorted `numbers` lie in [lo, hi]."""
+    return int(np.searchsorted(numbers, hi, side="right") - np.searchsorted(numbers, lo))
+
+
 def sequential_support(support: int, a: int, b: int, numbers: npt.NDArray[np.int64]) -> int:
     """`link._sequential_support` for one pair on one stem: `numbers` are the stem's accounts'
-    suffix numbers (one per account, repeats kept), both ends of the pair included."""
+    suffix numbers, sorted (one per account, repeats kept), both ends of the pair included."""
     if abs(a - b) > SEQUENCE_MAX_GAP:
         return support
     lo, hi = min(a, b) - SUFFIX_WINDOW, max(a, b) + SUFFIX_WINDOW
-    in_window = int(((numbers >= max(lo, 0)) & (numbers <= hi)).sum())
+    in_window = _between(numbers, max(lo, 0), hi)
     mid = (lo + hi) // 2
-    around = int(
-        (
-            (numbers >= max(mid - SUFFIX_DENSITY_SPAN, 0)) & (numbers <= mid + SUFFIX_DENSITY_SPAN)
-        ).sum()
-    )
+    around = _between(numbers, max(mid - SUFFIX_DENSITY_SPAN, 0), mid + SUFFIX_DENSITY_SPAN)
     expected = around * (hi - lo + 1) / (2 * SUFFIX_DENSITY_SPAN + 1)
     surplus = max(in_window - expected, 1.0)
     return min(support, math.ceil(support / surplus))

@@ -24,6 +24,13 @@ import scipy.sparse as sp
 from graphfraud.model.base import LABEL_DERIVED_PREFIX, UNKNOWN_LABEL, GraphData
 
 F32 = npt.NDArray[np.float32]
+# The label aggregates' columns (and, with a ring index, the ring-mates' ones), in order: the
+# batch's `label_aggregates` and one node's `ego._label_row` name them alike.
+LABEL_COLUMNS = (
+    "lab:log_known", "lab:log_fraud", "lab:fraud_rate", "lab:w_fraud_rate", "lab:w2_fraud_rate",
+    "lab:w_known_share",
+)  # fmt: skip
+RING_LABEL_COLUMNS = ("lab:ring_log_known", "lab:ring_log_fraud", "lab:ring_fraud_rate")
 
 
 @dataclass(frozen=True)
@@ -161,14 +168,7 @@ def label_aggregates(data: GraphData, adj: Adjacency) -> tuple[F32, tuple[str, .
         _rate(w2_fraud, w2_known),
         w_known,
     ]
-    names = [
-        "lab:log_known",
-        "lab:log_fraud",
-        "lab:fraud_rate",
-        "lab:w_fraud_rate",
-        "lab:w2_fraud_rate",
-        "lab:w_known_share",
-    ]
+    names = list(LABEL_COLUMNS)
     if len(data.relation_names) > 1:
         for r, rel in enumerate(data.relation_names):
             k = adj.per_relation[r] @ known
@@ -178,7 +178,7 @@ def label_aggregates(data: GraphData, adj: Adjacency) -> tuple[F32, tuple[str, .
     if data.ring_index is not None:
         r_known, r_fraud = _ring_mates(data.ring_index, known), _ring_mates(data.ring_index, fraud)
         cols += [np.log1p(r_known), np.log1p(r_fraud), _rate(r_fraud, r_known)]
-        names += ["lab:ring_log_known", "lab:ring_log_fraud", "lab:ring_fraud_rate"]
+        names += list(RING_LABEL_COLUMNS)
     return np.stack(cols, axis=1).astype(np.float32), tuple(names)
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from graphfraud.errors import ArtifactError
-from graphfraud.model.aggregate import F32, aggregable_columns
+from graphfraud.model.aggregate import F32, LABEL_COLUMNS, RING_LABEL_COLUMNS, aggregable_columns
 from graphfraud.model.base import UNKNOWN_LABEL
 from graphfraud.model.inputs import GraphInputs
 
@@ -356,14 +356,7 @@ def _label_row(
         _rate(w2_fraud, w2_known),
         w_known,
     ]
-    names = [
-        "lab:log_known",
-        "lab:log_fraud",
-        "lab:fraud_rate",
-        "lab:w_fraud_rate",
-        "lab:w2_fraud_rate",
-        "lab:w_known_share",
-    ]
+    names = list(LABEL_COLUMNS)
     if len(meta.relation_names) > 1:
         for r, rel in enumerate(meta.relation_names):
             cols.append(_rate(float(a_rel[:, r] @ fraud), float(a_rel[:, r] @ known)))
@@ -374,7 +367,7 @@ def _label_row(
             np.log1p(ego.ring_fraud),
             _rate(ego.ring_fraud, ego.ring_known),
         ]
-        names += ["lab:ring_log_known", "lab:ring_log_fraud", "lab:ring_fraud_rate"]
+        names += list(RING_LABEL_COLUMNS)
     return np.array(cols, dtype=np.float64), names
 
 

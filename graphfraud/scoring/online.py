@@ -59,6 +59,7 @@ from graphfraud.scoring.snapshot import SCORE_DECIMALS, IdentifierIndex, ScoreSn
 
 MAX_VALUES_PER_KIND = 20  # identifiers of one kind in one request (more is abuse, not an account)
 MAX_FUZZY_CANDIDATES = 200  # best-scoring look-alike handles kept per request
+PREFILTER_ABOVE = 64  # candidate rows past which the text test runs before anything else
 _CLIP = 0.999
 
 
@@ -250,11 +251,16 @@ def similar_handles(
     )[0]
     my_num = suffix_number(mine.local)
     my_stem = local_stem(mine.local)
+    stem_numbers = np.sort(stem_numbers)
     partners, run_sim = (
-        run_partners(stem_numbers, my_num) if my_num is not None and my_stem else (set(), 0.0)
+        run_partners(stem_numbers, my_num, link.max_block)
+        if my_num is not None and my_stem
+        else (set(), 0.0)
     )
     out = []
     for c, text_sim in zip(pool, lev.tolist(), strict=True):
+        if text_sim < threshold and not partners:
+            continue  # neither rule can link it
         num = suffix_number(c.local)
         same_stem = my_stem is not None and local_stem(c.local) == my_stem
         in_run = same_stem and num is not None and num in partners
@@ -313,15 +319,28 @@ def snapshot_handles(
     if spec.name in index.handle_order and comparable(local):
         rows_parts.append(index.handle_order[spec.name].neighbours(local, domain, link.window))
     numbers = empty
+    numbered: npt.NDArray[Any] = np.zeros(0, dtype=np.uint32)
     my_num = suffix_number(local)
     if numbers_index is not None and my_stem and my_num is not None:
         numbers, numbered_rows = numbers_index.numbered(
             my_stem, my_num - SUFFIX_READ_SPAN, my_num + SUFFIX_READ_SPAN
         )
-        rows_parts.append(numbered_rows)
+        # Run partners are at most max_block accounts (the batch's block bound); a name whose
+        # numbers around this one are a crowd (`user123…`) adds its counts, not candidates.
+        if len(numbered_rows) <= link.max_crowd:
+            numbered = numbered_rows
+            rows_parts.append(numbered)
     if not rows_parts:
         return mine, [], numbers
     rows = np.unique(np.concatenate(rows_parts))
+    if len(rows) > PREFILTER_ABOVE and comparable(local):
+        # A crowd (a common name's block): keep the rows a rule can link — similar enough as
+        # text, or numbered on the name around this handle — before building candidates.
+        texts = index.handle_of_row[spec.name].take(rows)
+        sims = similarity_matrix(
+            [local], [t or "" for t in texts], score_cutoff=link.email_similarity, workers=1
+        )[0]
+        rows = rows[(sims >= link.email_similarity) | np.isin(rows, numbered)]
     return mine, handles_of_rows(index, spec.name, rows), numbers
 
 

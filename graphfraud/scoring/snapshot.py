@@ -104,17 +104,8 @@ class SortedStrings:
     key, where a polars `search_sorted` call costs ~0.2 ms of query planning."""
 
     def __init__(self, keys: pl.Series) -> None:
-        arrow = keys.cast(pl.String).rechunk().to_arrow()
-        arrow = arrow.combine_chunks() if hasattr(arrow, "combine_chunks") else arrow
-        buffers = arrow.buffers()
-        wide = str(arrow.type) in ("large_string", "large_utf8")
-        offsets = np.frombuffer(buffers[1], dtype=np.int64 if wide else np.int32)
-        offsets = offsets[arrow.offset : arrow.offset + len(arrow) + 1].astype(np.int64)
-        # Plain Python containers of machine values: indexing them costs a fraction of numpy's
-        # scalar indexing, and a probe makes ~2·log2(n) of them.
-        self._offsets = array.array("q", offsets.tobytes())
-        self._data = bytes(buffers[2]) if buffers[2] is not None else b""
-        self._n = len(arrow)
+        self._offsets, self._data = arrow_strings(keys)
+        self._n = len(keys)
 
     def __len__(self) -> int:
         return self._n
@@ -141,19 +132,25 @@ class SortedStrings:
         return np.array([self[i].startswith(head) for i in range(lo, hi)], dtype=np.bool_)
 
 
+def arrow_strings(column: pl.Series) -> tuple[array.array[int], bytes]:
+    """(offsets, UTF-8 bytes) of a string column, as plain Python containers of machine values:
+    indexing them costs a fraction of numpy's scalar indexing (a probe makes ~2·log2(n))."""
+    arrow = column.cast(pl.String).rechunk().to_arrow()
+    arrow = arrow.combine_chunks() if hasattr(arrow, "combine_chunks") else arrow
+    buffers = arrow.buffers()
+    wide = str(arrow.type) in ("large_string", "large_utf8")
+    offsets = np.frombuffer(buffers[1], dtype=np.int64 if wide else np.int32)
+    offsets = offsets[arrow.offset : arrow.offset + len(arrow) + 1].astype(np.int64)
+    data = bytes(buffers[2]) if buffers[2] is not None else b""
+    return array.array("q", offsets.tobytes()), data
+
+
 class RowStrings:
     """One optional string per snapshot row (a fuzzy kind's value, handle, provider), read by
     row without a DataFrame operation: Arrow's offsets and bytes, and its validity."""
 
     def __init__(self, column: pl.Series) -> None:
-        arrow = column.cast(pl.String).rechunk().to_arrow()
-        arrow = arrow.combine_chunks() if hasattr(arrow, "combine_chunks") else arrow
-        buffers = arrow.buffers()
-        wide = str(arrow.type) in ("large_string", "large_utf8")
-        offsets = np.frombuffer(buffers[1], dtype=np.int64 if wide else np.int32)
-        offsets = offsets[arrow.offset : arrow.offset + len(arrow) + 1].astype(np.int64)
-        self._offsets = array.array("q", offsets.tobytes())
-        self._data = bytes(buffers[2]) if buffers[2] is not None else b""
+        self._offsets, self._data = arrow_strings(column)
         self._valid = column.is_not_null().to_numpy()
 
     def take(self, rows: npt.NDArray[Any]) -> list[str | None]:
