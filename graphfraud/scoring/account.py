@@ -482,7 +482,7 @@ def _record(
         "l": [[lk.user_id, lk.kind, round(lk.weight, 6)] for lk in links if lk.intraday][:200],
         **verdict.state,
     }
-    store.record(
+    batch = [
         IntradayAccount(
             user_id=request.user_id,
             created_at=request.created_at.timestamp(),
@@ -491,7 +491,7 @@ def _record(
             numbers=numbers,
             payload=payload,
         )
-    )
+    ]
     # Today's accounts it links to, stored again with it as a neighbour (and the ring that took
     # them in): the state a later account reads from them is then what the batch would see.
     accounts = found.accounts if found is not None else {}
@@ -521,7 +521,7 @@ def _record(
         if uid in absorbed:
             identifiers[EMERGING_KIND] = (emerging,)  # type: ignore[assignment]
             payload["er"] = emerging
-        store.record(
+        batch.append(
             IntradayAccount(
                 user_id=account.user_id,
                 created_at=account.created_at,
@@ -531,6 +531,7 @@ def _record(
                 payload=payload,
             )
         )
+    store.record_many(batch)  # one round trip
 
 
 MAX_REFRESHED = 20  # today's neighbours stored again per request (the strongest links first)

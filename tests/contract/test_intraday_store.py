@@ -143,6 +143,16 @@ def test_record_is_idempotent_by_user_id(store: IntradayStore) -> None:
     assert store.holders("device", ["dev-1"]) == {"dev-1": Holders(("alice",), 1)}
 
 
+def test_record_many_is_record_after_record_in_one_call(store: IntradayStore) -> None:
+    moved = account("alice", created_at=T0 + 5, devices=("dev-9",))
+    assert store.record_many([ALICE, BOB, moved]) == [True, True, False]
+    assert store.record_many([]) == []
+    assert store.size() == 2
+    assert store.get(["alice", "bob"]) == [moved, BOB]
+    assert store.holders("device", ["dev-1", "dev-9"]).get("dev-9") == Holders(("alice",), 1)
+    assert "alice" not in store.holders("device", ["dev-1"]).get("dev-1", Holders((), 0)).user_ids
+
+
 def test_rerecord_replaces_the_account_and_all_its_index_entries(store: IntradayStore) -> None:
     store.record(ALICE)
     store.record(BOB)

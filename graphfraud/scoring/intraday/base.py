@@ -318,6 +318,12 @@ class IntradayStore(Protocol):
         index entries in one atomic step; True when the user_id was not live in the store."""
         ...
 
+    def record_many(self, accounts: Sequence[IntradayAccount]) -> list[bool]:
+        """`record` each account, in order, in one round trip: each account is replaced
+        atomically, the batch as a whole is not (a failure part-way leaves the first ones
+        stored; the caller may record them again)."""
+        ...
+
     def get(self, user_ids: Iterable[str]) -> list[IntradayAccount]:
         """The live accounts among `user_ids`, in the order asked (unknown ids left out)."""
         ...
@@ -382,6 +388,13 @@ class LookupParts:
 
     def lookup(self, query: IntradayQuery) -> IntradayMatches:
         raise NotImplementedError
+
+    def record(self, account: IntradayAccount) -> bool:
+        raise NotImplementedError
+
+    def record_many(self, accounts: Sequence[IntradayAccount]) -> list[bool]:
+        """One `record` after another (a backend with round trips overrides it)."""
+        return [self.record(a) for a in accounts]
 
     def get(self, user_ids: Iterable[str]) -> list[IntradayAccount]:
         ids = tuple(dict.fromkeys(user_ids))

@@ -26,7 +26,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -331,9 +331,9 @@ class RedisIntradayStore(LookupParts):
         self._lookup = self._client.register_script(_LOOKUP)
 
     # ---- writes ------------------------------------------------------------------------------
-    def record(self, account: IntradayAccount) -> bool:
+    def _record_args(self, account: IntradayAccount) -> list[Arg]:
         now = self._clock()
-        args: list[Arg] = [
+        return [
             self._prefix,
             _num(now),
             _num(now - self._ttl_s),
@@ -344,8 +344,25 @@ class RedisIntradayStore(LookupParts):
             encode_account(account),
             *index_entries(account),
         ]
+
+    def record(self, account: IntradayAccount) -> bool:
+        args = self._record_args(account)
         new, _removed = self._call("record", lambda: self._record(args=args))
         return bool(new)
+
+    def record_many(self, accounts: Sequence[IntradayAccount]) -> list[bool]:
+        """Each account's record script, pipelined: one round trip, each account atomic."""
+        if not accounts:
+            return []
+        batch = [self._record_args(a) for a in accounts]
+
+        def run() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for args in batch:
+                self._record(args=args, client=pipe)
+            return list(pipe.execute())
+
+        return [bool(new) for new, _removed in self._call("record", run)]
 
     def forget(self, user_ids: Iterable[str]) -> int:
         ids = list(dict.fromkeys(user_ids))
