@@ -8,8 +8,9 @@ Workload (printed with the numbers):
    population (recorded through `RedisIntradayStore`, each with the index entries and neighbour
    state a scored account stores);
 3. open-loop load from a separate process (`bench_service`'s client: latency from each request's
-   scheduled send time): the withheld accounts POSTed at `--rate` req/s for `--seconds`, each
-   recorded, so later requests match earlier ones and the prefilled accounts.
+   scheduled send time): the withheld accounts, then new accounts of a third population (every
+   POST a new identity), at `--rate` req/s for `--seconds`, each recorded, so later requests
+   match earlier ones and the prefilled accounts.
 The client, the server and Redis share this machine's cores: numbers are a floor for a dedicated
 host.
 
@@ -128,11 +129,19 @@ def main() -> None:
     withheld = users.join(kept, on="user_id", how="anti").sort("_t", "user_id")
     devices = pl.read_csv(root / "all/devices.csv", infer_schema_length=0)
     requests = bodies(withheld, devices)
+    # Every POST a new identity (a copy of an earlier body would link to it and grow one giant
+    # emerging ring): the withheld accounts, then accounts of another synthetic population.
+    needed = int(args.rate * (args.seconds + 5)) - len(requests)
+    if needed > 0:
+        write_population(generate_population(needed, seed=args.seed + 200), root / "extra")
+        extra = pl.read_csv(root / "extra/users.csv", infer_schema_length=0).with_columns(
+            pl.col("created_at").str.to_datetime(time_zone="UTC", strict=False).alias("_t")
+        )
+        extra_devices = pl.read_csv(root / "extra/devices.csv", infer_schema_length=0)
+        requests += [{**b, "user_id": f"x-{b['user_id']}"} for b in bodies(extra, extra_devices)]
     stamp = datetime.now(UTC).isoformat()
-    copies = int(args.rate * args.seconds / len(requests) + 2)
     lines = [
-        json.dumps({**b, "user_id": f"load-{i}-{b['user_id']}", "created_at": stamp})
-        for i, b in enumerate(requests * copies)
+        json.dumps({**b, "user_id": f"load-{b['user_id']}", "created_at": stamp}) for b in requests
     ]
     (root / "bodies.jsonl").write_text("\n".join(lines))
     with redis_server(root) as url:
@@ -171,7 +180,8 @@ def main() -> None:
             server.wait(30)
     print(
         f"workload: run of {args.users:,} users (seed {args.seed}), {args.accounts:,} accounts "
-        f"prefilled in a real redis-server, {len(requests)} withheld accounts POSTed (recorded) "
+        f"prefilled in a real redis-server, {len(requests)} new accounts (withheld, then "
+        f"another population) POSTed, each recorded, "
         f"at {args.rate:.0f} req/s for {args.seconds:.0f} s, {args.workers} workers"
     )
     print(json.dumps(result, indent=1))

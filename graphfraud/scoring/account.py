@@ -502,7 +502,14 @@ def _record(
             kinds = pair_links.setdefault(lk.user_id, {})
             kinds[lk.kind] = max(kinds.get(lk.kind, 0.0), lk.weight)
     in_ring = {a.user_id for a in choice.members} | absorbed if emerging else set()
-    strongest = sorted(pair_links, key=lambda u: (-max(pair_links[u].values()), u))
+    # Only ties that could hold a ring together are worth a write: a weak one (a shared carrier
+    # IP) barely moves a neighbour's means, and today's crowds would cost a write per member.
+    tie = {
+        u: 1.0 - math.prod(1.0 - min(w, _CLIP) for w in k.values()) for u, k in pair_links.items()
+    }
+    strongest = sorted(
+        (u for u in pair_links if tie[u] >= scorer.rings.min_weight), key=lambda u: (-tie[u], u)
+    )
     for uid in strongest[:MAX_REFRESHED] + sorted(absorbed - set(pair_links)):
         account = accounts.get(uid) or next((a for a in choice.absorb if a.user_id == uid), None)
         if account is None:
@@ -534,7 +541,7 @@ def _record(
     store.record_many(batch)  # one round trip
 
 
-MAX_REFRESHED = 20  # today's neighbours stored again per request (the strongest links first)
+MAX_REFRESHED = 8  # today's neighbours stored again per request (the strongest ties first)
 
 
 def with_neighbour(
