@@ -7,8 +7,12 @@ how many carry look-alike identifiers, how bursty the sign-ups were, and the lab
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
+import numpy as np
 import polars as pl
 
 from graphfraud.identifiers import BUILTIN, DEVICE_KIND, IdentifierRegistry, Source
@@ -128,3 +132,59 @@ def ring_features(
         .sort("ring_id")
     )
     return conform_frame(rings, RINGS_SCHEMA)
+
+
+def one_ring_features(
+    members: Sequence[str],
+    created: Sequence[datetime | None],
+    labels: Sequence[int | None],
+    links: Iterable[tuple[str, str, str, float]],
+    registry: IdentifierRegistry = BUILTIN,
+) -> dict[str, Any]:
+    """`ring_features` for one ring, without DataFrames (the online scorer's emerging rings, one
+    per request): `links` are (user_a, user_b, kind, weight) with both ends among `members`, one
+    per pair and kind. `tests/rings/test_features.py` holds it equal to the batch's rows."""
+    size = len(members)
+    inside = set(members)
+    intra = [(a, b, k, w) for a, b, k, w in links if a in inside and b in inside]
+    hours = [
+        (t - _EPOCH).total_seconds() / 3600.0 for t in created if t is not None
+    ]  # the batch's µs / 3.6e9
+    span = max(hours) - min(hours) if hours else None
+    burst = None
+    if hours:
+        middle = float(np.median(hours))
+        burst = float(np.mean([abs(h - middle) <= _BURST_HOURS / 2 for h in hours]))
+    n_labelled = sum(label is not None for label in labels)
+    n_fraud = sum(label == 1 for label in labels)
+    pairs = {(a, b) for a, b, _, _ in intra}
+    kinds: dict[str, int] = {}
+    for _, _, kind, _ in intra:
+        kinds[kind] = kinds.get(kind, 0) + 1
+    top = sorted(kinds, key=lambda k: (-kinds[k], k))[:3]
+    identity = set(_identity_kinds(registry))
+
+    def touched(wanted: set[str]) -> int:
+        return len({u for a, b, k, _ in intra if k in wanted for u in (a, b)})
+
+    f32 = np.float32
+    return {
+        "size": size,
+        "n_links": len(pairs),
+        "density": float(f32(len(pairs) / (size * (size - 1) / 2))) if size > 1 else None,
+        "mean_link_weight": float(f32(np.mean([float(f32(w)) for *_, w in intra])))
+        if intra
+        else None,
+        "shared_device_ratio": float(f32(touched({DEVICE_KIND}) / size)),
+        "creation_span_hours": None if span is None else float(f32(span)),
+        "creation_burst": None if burst is None else float(f32(burst)),
+        "identifier_similarity": float(f32(touched(identity) / size)),
+        "n_labelled": n_labelled,
+        "n_labelled_fraud": n_fraud,
+        "label_share": float(f32(n_fraud / n_labelled)) if n_labelled else None,
+        "top_link_kinds": ",".join(top),
+        "grew_from": None,
+    }
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

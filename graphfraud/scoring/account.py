@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import polars as pl
 
 from graphfraud.config import LinkSettings, RingSettings
 from graphfraud.errors import IntradayUnavailable
@@ -42,7 +41,7 @@ from graphfraud.scoring.emerging import (
     EMERGING_KIND,
     RingChoice,
     choose_ring,
-    emerging_ring_frame,
+    emerging_ring_row,
 )
 from graphfraud.scoring.intraday.base import (
     IntradayAccount,
@@ -57,7 +56,7 @@ from graphfraud.scoring.online import (
     find_matches,
 )
 from graphfraud.scoring.online_model import OnlineModel
-from graphfraud.scoring.scores import RING_BLEND, reasons_of, ring_scores
+from graphfraud.scoring.scores import RING_BLEND, one_ring_score, reasons_of
 from graphfraud.scoring.snapshot import SCORE_DECIMALS, ScoreSnapshot
 from graphfraud.scoring.today import (
     AccountRequest,
@@ -331,7 +330,7 @@ def _by_model(
     code = snapshot.ring_code_of(ring_id) if ring_id and not choice.emerging else None
     ring: dict[str, Any] | None = None
     if ring_id is not None and choice.emerging:
-        ring = emerging_ring_frame(request, choice, links, registry).row(0, named=True)
+        ring = emerging_ring_row(request, choice, links, registry)
     elif ring_id is not None:
         ring = (
             model.ring_features(ring_id).row(0, named=True) if ring_id in model.ring_row else None
@@ -356,19 +355,11 @@ def _by_model(
     ring_score: float | None = None
     ring_size = 0
     if ring_id is not None and choice.emerging:
-        scores = pl.DataFrame(
-            {
-                "user_id": [request.user_id, *(a.user_id for a in choice.members)],
-                "model_score": [model_score]
-                + [
-                    float(a.payload.get("ms", a.payload.get("sc", 0.0)) or 0.0)
-                    for a in choice.members
-                ],
-            }
-        )
-        member_frame = scores.select("user_id", pl.lit(ring_id).alias("ring_id"))
-        ring_score = float(ring_scores(member_frame, scores)["ring_score"][0])
-        ring_size = scores.height
+        others = [
+            float(a.payload.get("ms", a.payload.get("sc", 0.0)) or 0.0) for a in choice.members
+        ]
+        ring_score = one_ring_score([model_score, *others])
+        ring_size = 1 + len(others)
     elif code is not None:
         ring_score = snapshot.ring_score_of(code)
         ring_size = int(ring["size"]) if ring else 0

@@ -6,7 +6,7 @@ neighbours, today's emerging rings, and a new one with its strongly tied account
 emerging ring is an index entry of its members in the intraday store (`EMERGING_KIND`), so
 reading one (`read_emerging_ring`) or exporting all (`emerging_memberships`, for the batch to
 adopt: `rings.adopt`) needs nothing else; its features are the batch's `ring_features` over its
-members and the links among them (`emerging_ring_frame`).
+members and the links among them (`emerging_ring_row`).
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from graphfraud.config import RingSettings
 from graphfraud.identifiers import (
     IdentifierRegistry,
 )
-from graphfraud.rings.features import ring_features
+from graphfraud.rings.features import one_ring_features
 from graphfraud.scoring.intraday.base import (
     IntradayAccount,
     IntradayMatches,
     IntradayQuery,
     IntradayStore,
 )
-from graphfraud.scoring.scores import ring_scores
+from graphfraud.scoring.scores import one_ring_score
 from graphfraud.scoring.snapshot import ScoreSnapshot
 from graphfraud.scoring.today import AccountRequest, Link, strengths
 
@@ -146,41 +146,40 @@ def _emerging_rings(
     return out
 
 
-def emerging_ring_frame(
+def emerging_ring_row(
     request: AccountRequest,
     choice: RingChoice,
     links: Sequence[Link],
     registry: IdentifierRegistry,
-) -> pl.DataFrame:
-    """The batch's `ring_features` over an emerging ring: its members (with the account) and the
-    links among them (each stored once, on the later account of the pair)."""
+) -> dict[str, Any]:
+    """The batch's ring features (`one_ring_features`) over an emerging ring: its members (with
+    the account) and the links among them (each stored once, on the later account of a pair)."""
     assert choice.ring_id is not None
     ids = [request.user_id, *(a.user_id for a in choice.members)]
-    inside = set(ids)
     created = [request.created_at] + [
         datetime.fromtimestamp(a.created_at, tz=UTC) for a in choice.members
     ]
-    rows: list[tuple[str, str, str, float]] = [
-        (request.user_id, lk.user_id, lk.kind, lk.weight)
-        for lk in links
-        if lk.intraday and lk.user_id in inside
-    ]
-    for account in choice.members:
-        for other, kind, weight in account.payload.get("l", ()):
-            if other in inside:
-                rows.append((account.user_id, other, kind, float(weight)))
-    pairs = [(min(a, b), max(a, b), k, w) for a, b, k, w in rows if a != b]
-    ring_links = pl.DataFrame(
-        pairs,
-        schema={"user_a": pl.String, "user_b": pl.String, "kind": pl.String, "weight": pl.Float32},
-        orient="row",
-    ).unique(["user_a", "user_b", "kind"], keep="first")
-    members = pl.DataFrame({"user_id": ids, "ring_id": [choice.ring_id] * len(ids)})
-    users = pl.DataFrame(
-        {"user_id": ids, "created_at": created, "label": [None] * len(ids)},
-        schema={"user_id": pl.String, "created_at": pl.Datetime("us", "UTC"), "label": pl.Int8},
+    mine = [(request.user_id, lk.user_id, lk.kind, lk.weight) for lk in links if lk.intraday]
+    return one_ring_features(
+        ids, created, [None] * len(ids), _ring_links(mine, choice.members), registry
     )
-    return ring_features(members, users, ring_links, registry)
+
+
+def _ring_links(
+    extra: Sequence[tuple[str, str, str, float]], members: Sequence[IntradayAccount]
+) -> list[tuple[str, str, str, float]]:
+    """The links among `members` (their stored links to earlier accounts) and `extra`, one per
+    pair and kind, ends ordered as the batch orders them."""
+    rows = list(extra)
+    for account in members:
+        rows += [
+            (account.user_id, str(o), str(k), float(w)) for o, k, w in account.payload.get("l", ())
+        ]
+    out: dict[tuple[str, str, str], float] = {}
+    for a, b, kind, weight in rows:
+        if a != b:
+            out.setdefault((min(a, b), max(a, b), kind), weight)
+    return [(a, b, k, w) for (a, b, k), w in out.items()]
 
 
 @dataclass(frozen=True)
@@ -212,37 +211,14 @@ def read_emerging_ring(
     )
     if not members:
         return None
+    created = [datetime.fromtimestamp(a.created_at, tz=UTC) for a in members]
+    ring_links = _ring_links((), members)
     inside = {a.user_id for a in members}
-    links = tuple(
-        (account.user_id, str(other), str(kind), float(weight))
-        for account in members
-        for other, kind, weight in account.payload.get("l", ())
-        if other in inside
-    )
+    links = tuple(lk for lk in ring_links if lk[0] in inside and lk[1] in inside)
     ids = [a.user_id for a in members]
-    frame = pl.DataFrame(
-        [(min(a, b), max(a, b), k, w) for a, b, k, w in links if a != b],
-        schema={"user_a": pl.String, "user_b": pl.String, "kind": pl.String, "weight": pl.Float32},
-        orient="row",
-    ).unique(["user_a", "user_b", "kind"], keep="first")
-    users = pl.DataFrame(
-        {
-            "user_id": ids,
-            "created_at": [datetime.fromtimestamp(a.created_at, tz=UTC) for a in members],
-            "label": [None] * len(ids),
-        },
-        schema={"user_id": pl.String, "created_at": pl.Datetime("us", "UTC"), "label": pl.Int8},
-    )
-    ring_frame = pl.DataFrame({"user_id": ids, "ring_id": [ring_id] * len(ids)})
-    features = ring_features(ring_frame, users, frame, registry).row(0, named=True)
-    scored = [
-        (a.user_id, float(a.payload["ms"])) for a in members if a.payload.get("ms") is not None
-    ]
-    ring_score = None
-    if scored:
-        scores = pl.DataFrame(scored, schema={"user_id": pl.String, "model_score": pl.Float64},
-                              orient="row")  # fmt: skip
-        ring_score = float(ring_scores(ring_frame, scores)["ring_score"][0])
+    features = one_ring_features(ids, created, [None] * len(ids), links, registry)
+    scored = [float(a.payload["ms"]) for a in members if a.payload.get("ms") is not None]
+    ring_score = one_ring_score(scored) if scored else None
     return EmergingRing(ring_id, members, links, features, ring_score, held.count > len(members))
 
 

@@ -7,7 +7,7 @@ actor share one fate, so a quiet member of a risky ring inherits part of its ris
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,6 +106,12 @@ def ring_scores(members: pl.DataFrame, user_scores: pl.DataFrame) -> pl.DataFram
         .cast(pl.Float32)
         .alias("ring_score")
     )
+
+
+def one_ring_score(model_scores: Sequence[float]) -> float:
+    """`ring_scores` for one ring's members (the online scorer's emerging rings)."""
+    values = np.asarray(model_scores, dtype=np.float64)
+    return float(np.float32(0.5 * values.mean() + 0.5 * np.quantile(values, 0.75)))
 
 
 def reasons_expr(registry: IdentifierRegistry = BUILTIN) -> pl.Expr:
