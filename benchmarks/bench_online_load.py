@@ -36,7 +36,7 @@ from bench_service import API_KEY_SCORER, free_port, http_json, rss_mb, run_load
 
 from graphfraud.model.registry import ModelRegistry
 from graphfraud.pipeline import run_pipeline
-from graphfraud.scoring.account import feature_set
+from graphfraud.scoring.account import feature_set, pack
 from graphfraud.scoring.intraday.base import IntradayAccount
 from graphfraud.scoring.intraday.redis_store import RedisIntradayStore
 from graphfraud.scoring.online import canonical_identity
@@ -97,8 +97,8 @@ def _payload(
         "sr": None,
         "l": [],
         "fs": feature_set(model),  # type: ignore[arg-type]
-        "x": [round(float(v), 6) for v in state.x(row)[0][:width]],
-        "m1": [round(float(v), 6) for v in state.m1(row)[0][:width]],
+        "x": pack(state.x(row)[0][:width]),
+        "m1": pack(state.m1(row)[0][:width]),
         "s": [0.0, 0.0, 0.0, 0.0],
     }
 

@@ -20,6 +20,7 @@ snapshot alone is matched and nothing is recorded. `AccountScore.degraded` says 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
@@ -27,9 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from graphfraud.config import LinkSettings, RingSettings
-from graphfraud.errors import IntradayUnavailable
+from graphfraud.errors import InputDataError, IntradayUnavailable
 from graphfraud.identifiers import (
     EMAIL_KIND,
     Linkage,
@@ -192,8 +194,8 @@ def _neighbourhood(
         zeros = np.zeros(len(kept), dtype=np.float32)
         parts.append(
             Neighbourhood(
-                x=np.array([d["x"] for d in docs], dtype=np.float32).reshape(len(kept), width),
-                m1=np.array([d["m1"] for d in docs], dtype=np.float32).reshape(len(kept), width),
+                x=np.stack([unpack(d["x"], width) for d in docs]),
+                m1=np.stack([unpack(d["m1"], width) for d in docs]),
                 log_count=scal[:, 0],
                 weighted_degree=scal[:, 1],
                 known=zeros,
@@ -218,6 +220,25 @@ def feature_set(model: OnlineModel) -> str:
 
 def _names_digest(names: Sequence[str]) -> str:
     return hashlib.sha256("\x1f".join(names).encode("utf-8")).hexdigest()[:16]
+
+
+def pack(values: Any) -> str:
+    """A state vector as the stored payload holds it: float32 bytes in base64 (a 60-column row
+    is 320 characters that decode in one step, where a JSON list of numbers parses each)."""
+    return base64.b64encode(np.asarray(values, dtype="<f4").tobytes()).decode("ascii")
+
+
+def unpack(text: str, width: int) -> npt.NDArray[np.float32]:
+    """Inverse of `pack`; InputDataError for a vector of another width (another feature set)."""
+    try:
+        values = np.frombuffer(base64.b64decode(text, validate=True), dtype="<f4")
+    except (ValueError, TypeError) as exc:
+        raise InputDataError("a stored intraday state vector is unreadable") from exc
+    if values.shape != (width,):
+        raise InputDataError(
+            f"a stored intraday state vector has {values.size} values, not {width}"
+        )
+    return values.astype(np.float32)
 
 
 def _round(values: Any) -> list[float]:
@@ -395,8 +416,8 @@ def _by_model(
         ring_features=ring if choice.emerging else None,
         state={
             "fs": feature_set(model),
-            "x": _round(state["x"]),
-            "m1": _round(state["m1"]),
+            "x": pack(state["x"]),
+            "m1": pack(state["m1"]),
             "s": _round(
                 [state["log_count"], state["weighted_degree"], state["w_known"], state["w_fraud"]]
             ),
@@ -539,7 +560,7 @@ def with_neighbour(
     payload: Mapping[str, Any],
     model: OnlineModel,
     kinds: Mapping[str, float],
-    x_new: Sequence[float] | None,
+    x_new: str | None,
     strong: float,
     ring: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
@@ -551,14 +572,15 @@ def with_neighbour(
         return {}
     names = model.state.meta.aggregated
     at = {n: i for i, n in enumerate(names)}
-    x = list(payload["x"])
-    m1 = np.asarray(payload["m1"], dtype=np.float64)
+    width = model.state.width
+    x = unpack(payload["x"], width).astype(np.float64)
+    m1 = unpack(payload["m1"], width).astype(np.float64)
     log_count, weighted, w_known, w_fraud = payload["s"]
     pair = float(sum(kinds.values()))  # the adjacency sums the link weights over kinds
     strength = 1.0 - math.prod(1.0 - min(w, _CLIP) for w in kinds.values())
     total = weighted + pair
     if total > 0:
-        m1 = (m1 * weighted + pair * np.asarray(x_new, dtype=np.float64)) / total
+        m1 = (m1 * weighted + pair * unpack(x_new, width).astype(np.float64)) / total
         w_known, w_fraud = w_known * weighted / total, w_fraud * weighted / total
     bump = {"degree": 1.0, "weighted_degree": strength, "strong_degree": float(strength >= strong)}
     for name, step in bump.items():
@@ -578,7 +600,7 @@ def with_neighbour(
             if f"ring_{column}" in at and ring.get(column) is not None:
                 x[at[f"ring_{column}"]] = float(ring[column])
     return {
-        "x": _round(x),
-        "m1": _round(m1),
+        "x": pack(x),
+        "m1": pack(m1),
         "s": _round([math.log1p(math.expm1(log_count) + 1), total, w_known, w_fraud]),
     }

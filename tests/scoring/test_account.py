@@ -15,7 +15,7 @@ from graphfraud.linking.keys import handle_stem_expr
 from graphfraud.model.ego import Ego, Neighbourhood, one_hop
 from graphfraud.model.features import OneAccount, account_features
 from graphfraud.model.registry import ModelRegistry
-from graphfraud.scoring.account import Scorer, feature_set, verdict, with_neighbour
+from graphfraud.scoring.account import Scorer, feature_set, pack, unpack, verdict, with_neighbour
 from graphfraud.scoring.emerging import RingChoice
 from graphfraud.scoring.online import NewIdentity
 from graphfraud.scoring.online_model import OnlineModel, load_online_model
@@ -221,26 +221,25 @@ def test_a_stored_account_gains_a_neighbour_as_the_batch_would_count_it(
     before = one_hop(meta, Ego(x), Neighbourhood.of_rows(model.state, rows[:2], weights[:2]))
     payload = {
         "fs": feature_set(model),
-        "x": [float(v) for v in before["x"]],
-        "m1": [float(v) for v in before["m1"]],
+        "x": pack(before["x"]),
+        "m1": pack(before["m1"]),
         "s": [before["log_count"], before["weighted_degree"], before["w_known"], before["w_fraud"]],
     }
     newcomer = model.state.x(rows[2:])[0]
-    grown = with_neighbour(
-        payload, model, {"device": 0.3, "ip": 0.2}, [float(v) for v in newcomer], 0.1, None
-    )
+    grown = with_neighbour(payload, model, {"device": 0.3, "ip": 0.2}, pack(newcomer), 0.1, None)
     after = one_hop(meta, Ego(x), Neighbourhood.of_rows(model.state, rows, weights))
-    np.testing.assert_allclose(grown["m1"], after["m1"], rtol=1e-5, atol=1e-6)
+    width = model.state.width
+    np.testing.assert_allclose(unpack(grown["m1"], width), after["m1"], rtol=1e-5, atol=1e-6)
     assert grown["s"][0] == pytest.approx(after["log_count"], rel=1e-6)
     assert grown["s"][1] == pytest.approx(after["weighted_degree"], rel=1e-6)
     assert grown["s"][2] == pytest.approx(after["w_known"], abs=1e-6)
     names = meta.aggregated
-    degree = grown["x"][names.index("degree")] - payload["x"][names.index("degree")]
-    assert degree == 1.0
-    assert grown["x"][names.index("n_ip")] == payload["x"][names.index("n_ip")] + 1
-    assert grown["x"][names.index("max_w_device")] >= 0.3
+    old_x, new_x = unpack(payload["x"], width), unpack(grown["x"], width)
+    assert new_x[names.index("degree")] - old_x[names.index("degree")] == 1.0
+    assert new_x[names.index("n_ip")] == old_x[names.index("n_ip")] + 1
+    assert new_x[names.index("max_w_device")] >= 0.3
     other = with_neighbour(
-        {**payload, "fs": "another-feature-set"}, model, {"ip": 0.2}, [0.0], 0.1, None
+        {**payload, "fs": "another-feature-set"}, model, {"ip": 0.2}, pack([0.0]), 0.1, None
     )
     assert other == {}
 
