@@ -181,9 +181,8 @@ def _neighbourhood(
         part = Neighbourhood.of_rows(model.state, order, weights)
         fraud_near = float(part.fraud.sum())
         parts.append(part)
-    kept = [
-        uid for uid in today if accounts.get(uid, _EMPTY).payload.get("fs") == feature_set(model)
-    ]
+    fs = feature_set(model)
+    kept = [uid for uid in today if accounts.get(uid, _EMPTY).payload.get("fs") == fs]
     if kept:
         docs = [accounts[uid].payload for uid in kept]
         weights = np.zeros((len(kept), len(relations)), dtype=np.float32)
