@@ -16,6 +16,9 @@ Shared by the batch (vectorised) and the online scorer (scalar).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+
 import polars as pl
 
 from graphfraud.identifiers import BUILTIN, IdentifierRegistry
@@ -48,7 +51,15 @@ def link_weight_expr(
     return (prior * pl.col(similarity) * rare).cast(pl.Float32)
 
 
+WEIGHT_CLIP = 0.999  # one link never makes a pair certain
+
+
 def combine_weights_expr(weight: str = "weight") -> pl.Expr:
     """Pair strength from several links: noisy-or, 1 - Π(1 - w). Independent evidence adds up,
     but never past 1."""
-    return (1.0 - (1.0 - pl.col(weight).clip(0.0, 0.999)).log().sum().exp()).cast(pl.Float32)
+    return (1.0 - (1.0 - pl.col(weight).clip(0.0, WEIGHT_CLIP)).log().sum().exp()).cast(pl.Float32)
+
+
+def combine_weights(weights: Iterable[float]) -> float:
+    """`combine_weights_expr` for one pair's link weights (the online scorer)."""
+    return 1.0 - math.prod(1.0 - min(w, WEIGHT_CLIP) for w in weights)

@@ -37,6 +37,7 @@ from graphfraud.identifiers import (
     Linkage,
     Source,
 )
+from graphfraud.linking.weights import combine_weights
 from graphfraud.model.ego import Ego, Neighbourhood, one_hop
 from graphfraud.model.features import RING_COLUMNS, OneAccount, account_features
 from graphfraud.scoring.emerging import (
@@ -63,6 +64,7 @@ from graphfraud.scoring.snapshot import SCORE_DECIMALS, ScoreSnapshot
 from graphfraud.scoring.today import (
     AccountRequest,
     Link,
+    by_pair_and_kind,
     handle_of,
     index_of,
     intraday_links,
@@ -128,9 +130,7 @@ def _one_account(
     sighting = {
         s.name: identity.values.get(s.name, ()) for s in registry.of_source(Source.SIGHTINGS)
     }
-    best: dict[tuple[str, str], float] = {}
-    for lk in links:
-        best[(lk.user_id, lk.kind)] = max(best.get((lk.user_id, lk.kind), 0.0), lk.weight)
+    best = by_pair_and_kind(links)
     stem_n = domain_n = 0
     email = handle_of(registry.spec(EMAIL_KIND), identity) if EMAIL_KIND in registry.names else None
     if email is not None and (stem := email[2]) is not None:
@@ -152,7 +152,7 @@ def _one_account(
         support=support,
         stem_n=stem_n,
         domain_n=domain_n,
-        links=tuple((uid, kind, w) for (uid, kind), w in best.items()),
+        links=tuple((uid, kind, w) for uid, kinds in best.items() for kind, w in kinds.items()),
         ring=ring,
     )
 
@@ -207,7 +207,6 @@ def _neighbourhood(
     return Neighbourhood.concat(parts, width, len(relations)), fraud_near
 
 
-_CLIP = 0.999  # a link weight of 1 would make a noisy-or certain
 _EMPTY = IntradayAccount(user_id="-", created_at=0.0)
 
 
@@ -507,17 +506,11 @@ def _record(
     # them in): the state a later account reads from them is then what the batch would see.
     accounts = found.accounts if found is not None else {}
     absorbed = {a.user_id for a in choice.absorb} if emerging else set()
-    pair_links: dict[str, dict[str, float]] = {}
-    for lk in links:
-        if lk.intraday:
-            kinds = pair_links.setdefault(lk.user_id, {})
-            kinds[lk.kind] = max(kinds.get(lk.kind, 0.0), lk.weight)
+    pair_links = by_pair_and_kind(lk for lk in links if lk.intraday)
     in_ring = {a.user_id for a in choice.members} | absorbed if emerging else set()
     # Only ties that could hold a ring together are worth a write: a weak one (a shared carrier
     # IP) barely moves a neighbour's means, and today's crowds would cost a write per member.
-    tie = {
-        u: 1.0 - math.prod(1.0 - min(w, _CLIP) for w in k.values()) for u, k in pair_links.items()
-    }
+    tie = {u: combine_weights(k.values()) for u, k in pair_links.items()}
     strongest = sorted(
         (u for u in pair_links if tie[u] >= scorer.rings.min_weight), key=lambda u: (-tie[u], u)
     )
@@ -576,7 +569,7 @@ def with_neighbour(
     m1 = unpack(payload["m1"], width).astype(np.float64)
     log_count, weighted, w_known, w_fraud = payload["s"]
     pair = float(sum(kinds.values()))  # the adjacency sums the link weights over kinds
-    strength = 1.0 - math.prod(1.0 - min(w, _CLIP) for w in kinds.values())
+    strength = combine_weights(kinds.values())
     total = weighted + pair
     if total > 0:
         m1 = (m1 * weighted + pair * unpack(x_new, width).astype(np.float64)) / total

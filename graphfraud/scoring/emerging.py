@@ -185,7 +185,7 @@ def _ring_links(
 @dataclass(frozen=True)
 class EmergingRing:
     """An emerging ring as it stands: members (oldest first), the links among them, the batch's
-    ring features over them, and its score from the members' model scores (`ring_scores`)."""
+    ring features over them, and its score from the members' model scores (`one_ring_score`)."""
 
     ring_id: str
     members: tuple[IntradayAccount, ...]

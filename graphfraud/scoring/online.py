@@ -54,13 +54,14 @@ from graphfraud.linking.lookalike import (
     stem_support,
     suffix_number,
 )
+from graphfraud.linking.weights import WEIGHT_CLIP
 from graphfraud.linking.weights import link_weight as _link_weight
 from graphfraud.scoring.snapshot import SCORE_DECIMALS, IdentifierIndex, ScoreSnapshot
 
 MAX_VALUES_PER_KIND = 20  # identifiers of one kind in one request (more is abuse, not an account)
 MAX_FUZZY_CANDIDATES = 200  # best-scoring look-alike handles kept per request
 PREFILTER_ABOVE = 64  # candidate rows past which the text test runs before anything else
-_CLIP = 0.999
+_CLIP = WEIGHT_CLIP
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,15 @@ import polars as pl
 
 from graphfraud import schema
 from graphfraud.errors import ArtifactError, GraphFraudError
-from graphfraud.model.ego import Ego, NodeState, check_names, ego_row, ids_digest, load_state
-from graphfraud.model.ego import Neighbourhood as Neighbourhood
+from graphfraud.model.ego import (
+    Ego,
+    Neighbourhood,
+    NodeState,
+    check_names,
+    ego_row,
+    ids_digest,
+    load_state,
+)
 from graphfraud.model.features import RING_COLUMNS
 from graphfraud.model.gbm import GBMModel
 from graphfraud.model.registry import ModelRegistry

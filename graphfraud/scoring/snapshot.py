@@ -113,11 +113,6 @@ class SortedStrings:
     def __getitem__(self, i: int) -> bytes:
         return self._data[self._offsets[i] : self._offsets[i + 1]]
 
-    def bisect(self, value: str, *, right: bool = False) -> int:
-        probe = value.encode("utf-8")
-        find = bisect.bisect_right if right else bisect.bisect_left
-        return find(self, probe)
-
     def range_of(self, value: str) -> tuple[int, int]:
         """[lo, hi) of `value` (lo == hi when absent: one bisection, not two — most probes, the
         one-deletion variants of a stem, are absent)."""

@@ -12,7 +12,7 @@ so supports and hub bars count both populations, as the batch will tonight.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +28,7 @@ from graphfraud.identifiers import (
 from graphfraud.linking.compare import gap_similarity
 from graphfraud.linking.keys import handle_stem, local_stem, phone_number, stem_deletion_keys
 from graphfraud.linking.lookalike import SUFFIX_READ_SPAN, suffix_number
+from graphfraud.linking.weights import combine_weights
 from graphfraud.scoring.intraday.base import (
     IntradayMatches,
     IntradayQuery,
@@ -41,8 +42,6 @@ from graphfraud.scoring.online import (
     link_weight,
 )
 from graphfraud.scoring.snapshot import ScoreSnapshot
-
-_CLIP = 0.999
 
 
 @dataclass(frozen=True)
@@ -269,7 +268,17 @@ def snapshot_links(matches: Sequence[Match]) -> list[Link]:
 
 def strengths(links: Sequence[Link]) -> dict[str, float]:
     """Pair strength per linked account: the batch's noisy-or over its links."""
-    miss: dict[str, float] = {}
+    weights: dict[str, list[float]] = {}
     for lk in links:
-        miss[lk.user_id] = miss.get(lk.user_id, 1.0) * (1.0 - min(lk.weight, _CLIP))
-    return {uid: 1.0 - m for uid, m in miss.items()}
+        weights.setdefault(lk.user_id, []).append(lk.weight)
+    return {uid: combine_weights(ws) for uid, ws in weights.items()}
+
+
+def by_pair_and_kind(links: Iterable[Link]) -> dict[str, dict[str, float]]:
+    """Linked account → link kind → the strongest weight: one link per pair and kind, as the
+    batch keeps them."""
+    out: dict[str, dict[str, float]] = {}
+    for lk in links:
+        kinds = out.setdefault(lk.user_id, {})
+        kinds[lk.kind] = max(kinds.get(lk.kind, 0.0), lk.weight)
+    return out
