@@ -160,10 +160,24 @@ def run_registry(run: RunDir) -> IdentifierRegistry:
     return registry_from_manifest(_manifest(run))
 
 
+def previous_run(run: RunDir) -> RunDir | None:
+    """The previous run this one builds on (`--previous`, recorded by ingest), or None for a
+    full night; every later stage and rerun verb reads it from the manifest."""
+    previous = _manifest(run).get("previous")
+    return RunDir(previous["path"]) if isinstance(previous, dict) else None
+
+
 def stage_ingest(
-    run: RunDir, users: Path, devices: Path | None, settings: Settings, say: Say = _quiet
+    run: RunDir,
+    users: Path,
+    devices: Path | None,
+    settings: Settings,
+    say: Say = _quiet,
+    *,
+    previous: RunDir | None = None,
 ) -> None:
-    """Read, validate, quarantine and normalise the inputs; starts a fresh manifest."""
+    """Read, validate, quarantine and normalise the inputs; starts a fresh manifest (which
+    records `previous`, already checked by `open_previous`)."""
     from graphfraud.ingest.read import read_table
     from graphfraud.ingest.validate import ingest
 
@@ -185,6 +199,16 @@ def stage_ingest(
             "inputs": inputs,
             "settings": _public_settings(settings),
             "identifiers": [d.model_dump(exclude_none=True) for d in settings.identifiers],
+            **(
+                {}
+                if previous is None
+                else {
+                    "previous": {
+                        "run_id": previous.manifest().get("run_id"),
+                        "path": str(previous.path.resolve()),
+                    }
+                }
+            ),
         },
     )
     with _stage(run, "ingest", say) as record:
@@ -395,12 +419,29 @@ def run_pipeline(
     *,
     progress: bool = False,
     say: Say | None = None,
+    previous: Path | None = None,
 ) -> RunResult:
     """Run every stage on the input files into the run directory `out` (and publish if
-    `settings.graph.uri` is set)."""
+    `settings.graph.uri` is set). `previous` is the last night's complete run to build on; a
+    failed or unfinished one is refused before anything is written."""
+    from graphfraud.rundir import open_previous
+
     tell = say or _quiet
     run = RunDir(out)
-    stage_ingest(run, Path(users), Path(devices) if devices is not None else None, settings, tell)
+    before = open_previous(previous) if previous is not None else None
+    if before is not None and before.path.resolve() == run.path.resolve():
+        raise ArtifactError(
+            f"--previous and --out are the same directory ({out})",
+            hint="write each night into its own run directory",
+        )
+    stage_ingest(
+        run,
+        Path(users),
+        Path(devices) if devices is not None else None,
+        settings,
+        tell,
+        previous=before,
+    )
     stage_link(run, settings, tell)
     stage_rings(run, settings, tell)
     stage_score(run, settings, tell, progress=progress)

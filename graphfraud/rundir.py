@@ -101,3 +101,60 @@ class RunDir:
                 f"run {self.path.name!r} is not finished ({said})",
                 hint="a batch crashed or is still running: rerun it, or use the previous run",
             )
+
+    def status(self) -> str | None:
+        """The manifest's status, or None when there is no readable manifest."""
+        try:
+            status = self.manifest().get("status")
+        except ArtifactError:
+            return None
+        return status if isinstance(status, str) else None
+
+
+def last_complete_run(parent: Path, *, exclude: Path | None = None) -> RunDir | None:
+    """The most recently finished complete run among `parent`'s run directories (by the
+    manifest's `finished_at`), so a refusal can name the run to use instead."""
+    best: tuple[str, RunDir] | None = None
+    if not parent.is_dir():
+        return None
+    for child in parent.iterdir():
+        if not (child / MANIFEST_FILE).is_file():
+            continue
+        if exclude is not None and child.resolve() == exclude.resolve():
+            continue
+        run = RunDir(child)
+        try:
+            manifest = run.manifest()
+        except ArtifactError:
+            continue
+        finished = manifest.get("finished_at")
+        if manifest.get("status") != "complete" or not isinstance(finished, str):
+            continue
+        if best is None or finished > best[0]:
+            best = (finished, run)
+    return None if best is None else best[1]
+
+
+def open_previous(path: Path) -> RunDir:
+    """The previous night's run an incremental run builds on: complete, or refused with a
+    message that names the last good run beside it (a failed night must not seed the next)."""
+    run = RunDir(path)
+    if not (run.path / MANIFEST_FILE).is_file():
+        raise ArtifactError(
+            f"--previous {path} is not a run directory (no {MANIFEST_FILE})",
+            hint="pass the directory of an earlier `graphfraud run`",
+        )
+    status = run.status()
+    if status == "complete":
+        return run
+    good = last_complete_run(run.path.parent, exclude=run.path)
+    said = "no status" if status is None else f"status {status!r}"
+    if status == "failed":
+        stage = run.manifest().get("failed_stage", "?")
+        said = f"it failed in stage {stage!r}"
+    hint = (
+        f"the last good run is {good.path}: pass --previous {good.path}"
+        if good is not None
+        else "no complete run was found beside it: run without --previous (a full night)"
+    )
+    raise ArtifactError(f"--previous {path} is not a complete run ({said})", hint=hint)

@@ -197,6 +197,12 @@ def run(
         help="the day's emerging rings (`graphfraud intraday export`): rings record which one "
         "they grew from",
     ),
+    previous: Path | None = typer.Option(
+        None,
+        "--previous",
+        help="last night's complete run directory to build on (a failed one is refused, naming "
+        "the last good run)",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress or summary"),
 ) -> None:
     """Run the whole batch on one set of input files."""
@@ -206,7 +212,9 @@ def run(
     if emerging is not None:
         settings.rings.emerging = emerging
     with _progress(quiet) as say:
-        result = run_pipeline(users, devices, out, settings, progress=not quiet, say=say)
+        result = run_pipeline(
+            users, devices, out, settings, progress=not quiet, say=say, previous=previous
+        )
     if not quiet:
         print_summary(result.run_dir)
 

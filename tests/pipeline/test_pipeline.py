@@ -198,9 +198,9 @@ def test_a_failing_stage_marks_the_run_failed_with_its_stage_and_reason(tmp_path
     assert manifest["stages"]["ingest"]["counts"]["users"]["accepted"] > 0
 
 
-def _rerun_copy(sample_run: Path, tmp_path: Path) -> RunDir:
+def _rerun_copy(sample_run: Path, tmp_path: Path, name: str = "copy") -> RunDir:
     """The sample run's artifacts, its manifest saying `running` as during a whole `run`."""
-    copy = RunDir(tmp_path / "copy").ensure()
+    copy = RunDir(tmp_path / name).ensure()
     for item in sample_run.iterdir():
         if item.is_file():
             (copy.path / item.name).write_bytes(item.read_bytes())
@@ -262,3 +262,34 @@ def test_a_crash_between_completion_and_promotion_leaves_nothing_promoted(
     assert registry.promoted() is None
     stage_score(copy, settings)
     assert registry.promoted().version == copy.manifest()["model"]["version"]  # type: ignore[union-attr]
+
+
+def test_previous_is_recorded_and_a_failed_previous_is_refused_naming_the_last_good_run(
+    sample_run: Path, tmp_path: Path
+) -> None:
+    """`--previous` must be a complete run; a failed night is refused before anything is
+    written, and the message names the newest complete run beside it."""
+    nights = tmp_path / "runs"
+    good = _rerun_copy(sample_run, nights, "day1")
+    manifest = good.manifest()
+    manifest["status"] = "complete"
+    good.write_json("manifest.json", manifest)
+    failed = RunDir(nights / "day2").ensure()
+    failed.write_json("manifest.json", {"status": "failed", "failed_stage": "link"})
+    settings = _settings(tmp_path)
+    with pytest.raises(ArtifactError) as refused:
+        run_pipeline(SAMPLE / "users.csv", None, nights / "day3", settings, previous=failed.path)
+    assert "failed in stage 'link'" in str(refused.value)
+    assert str(good.path) in (refused.value.hint or "")
+    assert not (nights / "day3").exists()
+
+    run = RunDir(nights / "day3")
+    stage_ingest(run, SAMPLE / "users.csv", None, settings, previous=good)
+    assert run.manifest()["previous"] == {
+        "run_id": manifest["run_id"],
+        "path": str(good.path.resolve()),
+    }
+    from graphfraud.pipeline import previous_run
+
+    assert previous_run(run) is not None
+    assert previous_run(RunDir(sample_run)) is None
