@@ -29,7 +29,13 @@ import numpy as np
 import numpy.typing as npt
 
 from graphfraud.errors import ArtifactError
-from graphfraud.model.aggregate import F32, LABEL_COLUMNS, RING_LABEL_COLUMNS, aggregable_columns
+from graphfraud.model.aggregate import (
+    F32,
+    LABEL_COLUMNS,
+    RING_LABEL_COLUMNS,
+    aggregable_columns,
+    neighbour_std,
+)
 from graphfraud.model.base import UNKNOWN_LABEL
 from graphfraud.model.inputs import GraphInputs
 
@@ -308,7 +314,7 @@ def ego_row(
     a = w / deg if deg > 0 else np.zeros_like(w)
     x = nb.x.astype(np.float64)
     m1 = a @ x
-    std1 = np.sqrt(np.maximum(a @ (x * x) - m1 * m1, 0.0))
+    std1 = neighbour_std(a @ (x * x), m1)
     m2 = a @ nb.m1.astype(np.float64)
     for block, tag in ((m1, "nb_mean"), (std1, "nb_std"), (m2, "nb2_mean")):
         blocks.append(block)
