@@ -15,7 +15,7 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -139,6 +139,11 @@ class ModelSettings(BaseModel):
     candidates: list[str] = Field(
         default_factory=lambda: ["gbm", "gnn", "gnn_stack"],
         description="model kinds the batch trains and selects from",
+    )
+    params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per candidate kind, constructor overrides of its tuned defaults, e.g. "
+        '{"gnn": {"hidden": 32, "max_epochs": 200}} (GRAPHFRAUD_MODEL__PARAMS, JSON)',
     )
     num_threads: int = Field(
         default_factory=available_cpus,

@@ -50,6 +50,7 @@ from graphfraud.schema import (
 
 if TYPE_CHECKING:
     from graphfraud.model.base import GraphData
+    from graphfraud.model.inputs import GraphInputs
     from graphfraud.model.registry import ModelRegistry
     from graphfraud.model.stage import ModelScores
 
@@ -341,9 +342,12 @@ def stage_score(
         scores = build_scores(features, model_scores, members, version, registry)
         run.write(RING_SCORES_FILE, scores.rings)
         run.write(SCORES_FILE, scores.users)
-        # What a new account's neighbours offer its model inputs (`model/ego.py`): the online
-        # scorer runs this run's model on the same rows.
-        save_state(node_state(GraphInputs.of(data)), run.file(ONLINE_DIR))
+        # What a new account's neighbours offer its model inputs (`model/ego.py`) and, when a
+        # GNN scored, its layers (`model/gnn/state.py`): the online scorer runs this run's
+        # model on the same rows.
+        inputs = GraphInputs.of(data)
+        save_state(node_state(inputs), run.file(ONLINE_DIR))
+        _save_gnn_states(inputs, version, settings, run.file(ONLINE_DIR))
     manifest = run.manifest()
     manifest["model_version"] = version
     manifest["model"] = {
@@ -370,6 +374,29 @@ def stage_score(
         run.write_json(MANIFEST_FILE, manifest)
 
 
+def _save_gnn_states(
+    inputs: GraphInputs, version: str, settings: Settings, directory: Path
+) -> None:
+    """The GNN states of the model that scored the run (none for a GBM or the prior)."""
+    from graphfraud.errors import NotFound
+    from graphfraud.model.ego import ids_digest
+    from graphfraud.model.gnn.state import gnn_members, remove_gnn_states, save_gnn_states
+
+    remove_gnn_states(directory)
+    registry = _registry(settings)
+    try:
+        kind = registry.show(version).kind
+    except NotFound:  # the prior: no network to run online
+        return
+    if kind not in ("gnn", "gnn_stack"):
+        return
+    ensemble = registry.load(version, device=settings.model.device)
+    gnns = gnn_members(list(ensemble.members))
+    if gnns:
+        digest = ids_digest(inputs.data.user_ids.tolist())
+        save_gnn_states(gnns, inputs, version, digest, directory)
+
+
 def _model_scores(
     data: GraphData, features: pl.DataFrame, settings: Settings, progress: bool
 ) -> ModelScores:
@@ -379,7 +406,12 @@ def _model_scores(
     from graphfraud.scoring.scores import prior_scores
 
     return score_users(
-        data, settings.model, _registry(settings), lambda: prior_scores(features), progress=progress
+        data,
+        settings.model,
+        _registry(settings),
+        lambda: prior_scores(features),
+        progress=progress,
+        model_params=settings.model.params,
     )
 
 

@@ -32,8 +32,18 @@ def trained_kinds(candidates: Sequence[str]) -> list[str]:
 def make_model(
     kind: str, settings: ModelSettings, params: dict[str, Any] | None = None
 ) -> RiskModel:
-    """A fresh, unfitted model of `kind` (params override the defaults, e.g. from a model card)."""
-    params = dict(params or {})
+    """A fresh, unfitted model of `kind` (params override the defaults, e.g. from a model card
+    or `model.params`); ConfigError naming the setting for a parameter the kind does not take."""
+    try:
+        return _make(kind, settings, dict(params or {}))
+    except TypeError as exc:
+        raise ConfigError(
+            f"model.params.{kind}: {exc}",
+            hint="GRAPHFRAUD_MODEL__PARAMS holds constructor arguments per kind (docs/models.md)",
+        ) from exc
+
+
+def _make(kind: str, settings: ModelSettings, params: dict[str, Any]) -> RiskModel:
     if kind == "gbm":
         from graphfraud.model.gbm import GBMModel
 

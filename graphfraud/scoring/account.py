@@ -88,7 +88,7 @@ class AccountScore:
     links: tuple[Link, ...]
     hubs: tuple[Hub, ...]
     model_version: str
-    model_part: str | None  # "gbm" when the model scored, None when link evidence did
+    model_part: str | None  # "gbm" / "gnn" / "gnn_stack" when the model scored, None: links did
     snapshot: str
     scored_at: str
     recorded: bool
@@ -157,11 +157,21 @@ def _one_account(
     )
 
 
+@dataclass(frozen=True)
+class Neighbours:
+    """The account's neighbours as its model reads them."""
+
+    nb: Neighbourhood  # their batch state (snapshot rows) or recorded state (today's accounts)
+    hidden: npt.NDArray[np.float32] | None  # their GNN states, row for row (None: no GNN)
+    stateless: npt.NDArray[np.bool_] | None  # today's accounts recorded without GNN states
+    fraud_near: float  # how many are labelled fraud
+
+
 def _neighbourhood(
     model: OnlineModel, links: Sequence[Link], accounts: Mapping[str, IntradayAccount]
-) -> tuple[Neighbourhood, float]:
+) -> Neighbours:
     """The account's neighbours' state (snapshot rows from the batch, today's accounts from
-    their record) with per-relation weights, and how many are labelled fraud."""
+    their record) with per-relation weights."""
     relations = model.state.meta.relation_names
     width = model.state.width
     rows: dict[int, dict[int, float]] = {}
@@ -171,7 +181,10 @@ def _neighbourhood(
         into = rows.setdefault(lk.row, {}) if lk.row >= 0 else today.setdefault(lk.user_id, {})
         into[r] = max(into.get(r, 0.0), lk.weight)
     parts: list[Neighbourhood] = []
+    hidden: list[npt.NDArray[np.float32]] = []
+    stateless: list[bool] = []
     fraud_near = 0.0
+    states = model.gnn_states
     if rows:
         order = np.array(sorted(rows), dtype=np.int64)
         weights = np.zeros((len(order), len(relations)), dtype=np.float32)
@@ -181,6 +194,9 @@ def _neighbourhood(
         part = Neighbourhood.of_rows(model.state, order, weights)
         fraud_near = float(part.fraud.sum())
         parts.append(part)
+        if states is not None:
+            hidden.append(states.of_rows(order))
+            stateless += [False] * len(order)
     fs = feature_set(model)
     kept = [uid for uid in today if accounts.get(uid, _EMPTY).payload.get("fs") == fs]
     if kept:
@@ -204,7 +220,25 @@ def _neighbourhood(
                 weights=weights,
             )
         )
-    return Neighbourhood.concat(parts, width, len(relations)), fraud_near
+        if states is not None:
+            shape = states.matrix.shape[1:]
+            for doc in docs:
+                mine = doc.get("gv") == model.version and isinstance(doc.get("g"), str)
+                hidden.append(
+                    unpack(doc["g"], int(np.prod(shape)), GNN_DTYPE).reshape(1, *shape)
+                    if mine
+                    else np.zeros((1, *shape), np.float32)
+                )
+                stateless.append(not mine)
+    nb = Neighbourhood.concat(parts, width, len(relations))
+    if states is None:
+        return Neighbours(nb, None, None, fraud_near)
+    held = (
+        np.concatenate(hidden)
+        if hidden
+        else np.zeros((0, *states.matrix.shape[1:]), dtype=np.float32)
+    )
+    return Neighbours(nb, held, np.array(stateless, dtype=bool), fraud_near)
 
 
 _EMPTY = IntradayAccount(user_id="-", created_at=0.0)
@@ -220,16 +254,20 @@ def _names_digest(names: Sequence[str]) -> str:
     return hashlib.sha256("\x1f".join(names).encode("utf-8")).hexdigest()[:16]
 
 
-def pack(values: Any) -> str:
+STATE_DTYPE = "<f4"
+GNN_DTYPE = "<f2"  # GNN states, stored as the run stores them (`model/gnn/state.py`)
+
+
+def pack(values: Any, dtype: str = STATE_DTYPE) -> str:
     """A state vector as the stored payload holds it: float32 bytes in base64 (a 60-column row
     is 320 characters that decode in one step, where a JSON list of numbers parses each)."""
-    return base64.b64encode(np.asarray(values, dtype="<f4").tobytes()).decode("ascii")
+    return base64.b64encode(np.asarray(values, dtype=dtype).tobytes()).decode("ascii")
 
 
-def unpack(text: str, width: int) -> npt.NDArray[np.float32]:
+def unpack(text: str, width: int, dtype: str = STATE_DTYPE) -> npt.NDArray[np.float32]:
     """Inverse of `pack`; InputDataError for a vector of another width (another feature set)."""
     try:
-        values = np.frombuffer(base64.b64decode(text, validate=True), dtype="<f4")
+        values = np.frombuffer(base64.b64decode(text, validate=True), dtype=dtype)
     except (ValueError, TypeError) as exc:
         raise InputDataError("a stored intraday state vector is unreadable") from exc
     if values.shape != (width,):
@@ -368,9 +406,10 @@ def _by_model(
     )
     meta = model.state.meta
     x_row = np.array([feats.get(c, np.nan) for c in meta.feature_names], dtype=np.float32)
-    nb, fraud_near = _neighbourhood(model, links, accounts)
+    near = _neighbourhood(model, links, accounts)
+    nb, fraud_near = near.nb, near.fraud_near
     ego = Ego(x_row, ring_known=ring_known, ring_fraud=ring_fraud)
-    model_score = model.predict(ego, nb)
+    model_score, own_states = model.predict(ego, nb, near.hidden, near.stateless)
     ring_score: float | None = None
     ring_size = 0
     if ring_id is not None and choice.emerging:
@@ -418,6 +457,11 @@ def _by_model(
             "m1": pack(state["m1"]),
             "s": _round(
                 [state["log_count"], state["weighted_degree"], state["w_known"], state["w_fraud"]]
+            ),
+            **(
+                {}
+                if own_states is None
+                else {"g": pack(own_states.ravel(), GNN_DTYPE), "gv": model.version}
             ),
         },
     )

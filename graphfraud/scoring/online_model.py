@@ -2,10 +2,12 @@
 the model that scored it.
 
 Loaded beside the snapshot (`load_online_model`), from the run's files and the model registry:
-- the run's model (its version in the scores), verified and loaded like the batch loads it; the
-  GBM scores online — a `gnn_stack` contributes its GBM half (`part`), a model without a GBM
-  leaves the run without an online model (the caller falls back to link evidence and says so);
-- the node state (`model/ego.py`), memory-mapped, whose rows must be the snapshot's rows;
+- the run's model (its version in the scores), verified and loaded like the batch loads it: a
+  GBM on the account's ego row; a GNN inductively on its neighbourhood, from the neighbours'
+  stored hidden states (`model/gnn/state.py`), which carry their own 2-hop neighbourhoods; a
+  `gnn_stack` blends the two as the batch does. Each fold member scores, their mean is the score;
+- the node state (`model/ego.py`) and the GNN's states, memory-mapped, whose rows must be the
+  snapshot's rows;
 - the ring features of the run's rings (a new account joining one gets that ring's features)
   and the ring-mates' label counts;
 - the population counts behind the email features (`model.features.Population`).
@@ -35,8 +37,10 @@ from graphfraud.model.ego import (
 )
 from graphfraud.model.features import RING_COLUMNS
 from graphfraud.model.gbm import GBMModel
+from graphfraud.model.gnn import GNNModel
+from graphfraud.model.gnn.state import GnnStates, gnn_members, load_gnn_states
 from graphfraud.model.registry import ModelRegistry
-from graphfraud.model.stack import StackModel
+from graphfraud.model.stack import StackModel, logit_blend
 from graphfraud.rundir import RunDir
 from graphfraud.scoring.snapshot import ScoreSnapshot, SortedValues
 
@@ -51,10 +55,13 @@ class OnlineModel:
 
     version: str
     kind: str  # the model card's kind
-    part: str  # what scores online ("gbm")
-    members: tuple[GBMModel, ...]
+    part: str  # what scores online: "gbm", "gnn" or "gnn_stack"
+    gbms: tuple[GBMModel, ...]  # per fold member (empty for a GNN)
+    gnns: tuple[GNNModel, ...]  # per fold member (empty for a GBM)
+    gnn_weight: float  # a stack's share of the GNN's logit (1 for a GNN, 0 for a GBM)
     state: NodeState
-    names: tuple[str, ...]  # the model's input columns
+    gnn_states: GnnStates | None
+    names: tuple[str, ...]  # the GBM's input columns
     label_features: bool
     per_relation: bool
     ring_known: npt.NDArray[np.float64]  # per snapshot ring code: labelled members
@@ -64,45 +71,91 @@ class OnlineModel:
     domains: SortedValues  # email domain → rows (how many hold it)
     latest: datetime | None  # the run's newest sign-up
 
-    def predict(self, ego: Ego, nb: Neighbourhood) -> float:
-        """P(fraud) of one node from its ego row: the mean of the fold members, as in the batch."""
+    def predict(
+        self,
+        ego: Ego,
+        nb: Neighbourhood,
+        hidden: F32 | None = None,
+        stateless: npt.NDArray[np.bool_] | None = None,
+    ) -> tuple[float, F32 | None]:
+        """P(fraud) of one node, the mean of the fold members as in the batch, and (with a GNN)
+        its own states for the accounts that link to it next.
+
+        `hidden` [k, networks, L, units] are `nb`'s GNN states (None: no neighbour has any);
+        `stateless` marks neighbours without states (accounts recorded under another model):
+        they count in the GBM's row, the GNN does not read them."""
+        gbm_p = self._gbm(ego, nb) if self.gbms else None
+        if not self.gnns:
+            assert gbm_p is not None
+            return float(np.mean(gbm_p)), None
+        assert self.gnn_states is not None
+        # The GNN's inputs are `GraphInputs.blocks(label_features=True)`, whatever the GBM reads.
+        row, _ = ego_row(self.state.meta, ego, nb, label_features=True, per_relation=False)
+        weights = nb.weights
+        if hidden is None:
+            states = np.zeros((len(weights), *self.gnn_states.matrix.shape[1:]), np.float32)
+            weights = np.zeros_like(weights)
+        else:
+            states = hidden
+            if stateless is not None and stateless.any():
+                weights = np.where(stateless[:, None], np.float32(0.0), weights)
+        per_member, own = [], []
+        for gnn, slots in zip(self.gnns, self.gnn_states.slots(), strict=True):
+            p, mine = gnn.predict_node(row, states[:, slots], weights)
+            per_member.append(p)
+            own.append(mine)
+        gnn_p = np.array(per_member)
+        if gbm_p is not None:
+            gnn_p = logit_blend(gnn_p, gbm_p, self.gnn_weight).astype(np.float64)
+        return float(np.mean(gnn_p)), np.concatenate(own).astype(np.float32)
+
+    def _gbm(self, ego: Ego, nb: Neighbourhood) -> npt.NDArray[np.float64]:
         row, names = ego_row(
             self.state.meta, ego, nb, label_features=self.label_features,
             per_relation=self.per_relation,
         )  # fmt: skip
         check_names(self.names, names)
         x = row[None, :]
-        return float(np.mean([m.predict_rows(x)[0] for m in self.members]))
+        return np.array([m.predict_rows(x)[0] for m in self.gbms], dtype=np.float64)
 
     def ring_features(self, ring_id: str) -> pl.DataFrame:
         """The run's ring's feature row (ring_id + RING_COLUMNS)."""
         return self.rings.slice(self.ring_row[ring_id], 1)
 
 
-def _gbm_members(kind: str, members: list[object]) -> tuple[GBMModel, ...] | None:
+def _parts(
+    kind: str, members: list[object]
+) -> tuple[tuple[GBMModel, ...], tuple[GNNModel, ...], float]:
+    """(GBMs, GNNs, the GNN's logit share) of a model's fold members."""
     if kind == "gbm":
-        return tuple(m for m in members if isinstance(m, GBMModel))
+        return tuple(m for m in members if isinstance(m, GBMModel)), (), 0.0
+    if kind == "gnn":
+        return (), gnn_members(members), 1.0
     if kind == "gnn_stack":
-        return tuple(m.gbm for m in members if isinstance(m, StackModel))
-    return None
+        stacks = [m for m in members if isinstance(m, StackModel)]
+        weight = stacks[0].gnn_weight if stacks else 0.5
+        return tuple(m.gbm for m in stacks), gnn_members(stacks), weight
+    return (), (), 0.0
 
 
 def load_online_model(
-    run_dir: Path, snapshot: ScoreSnapshot, registry: ModelRegistry
+    run_dir: Path, snapshot: ScoreSnapshot, registry: ModelRegistry, *, device: str = "auto"
 ) -> OnlineModel:
-    """The online model of a served run; ArtifactError saying why when the run has none."""
+    """The online model of a served run; ArtifactError saying why when the run has none.
+    `device` is the GNN's torch device (settings' `model.device`)."""
     run = RunDir(run_dir)
     version = snapshot.info.model_version
     card = registry.show(version)  # NotFound / ArtifactError when the version is not there
-    ensemble = registry.load(version)
-    members = _gbm_members(card.kind, list(ensemble.members))
-    if not members:
+    ensemble = registry.load(version, device=device)
+    gbms, gnns, gnn_weight = _parts(card.kind, list(ensemble.members))
+    if not gbms and not gnns:
         raise ArtifactError(
-            f"model {version} is a {card.kind!r} without a GBM: online accounts are scored from "
-            "their links only",
-            hint="train the gbm or gnn_stack candidate (GRAPHFRAUD_MODEL__CANDIDATES)",
+            f"model {version} is a {card.kind!r}, which does not score one account: online "
+            "accounts are scored from their links only",
+            hint="train the gbm, gnn or gnn_stack candidate (GRAPHFRAUD_MODEL__CANDIDATES)",
         )
     state = load_state(run.file(schema.ONLINE_DIR))
+    gnn_states = _gnn_states(run, version, gnns, snapshot) if gnns else None
     meta = state.meta
     if meta.feature_names != card.feature_names or meta.relation_names != card.relation_names:
         raise ArtifactError(
@@ -114,7 +167,7 @@ def load_online_model(
             f"the node state of {run_dir.name} is not in the order of its scores",
             hint="rerun the score stage",
         )
-    label_features, per_relation = members[0].input_options
+    label_features, per_relation = gbms[0].input_options if gbms else (True, False)
     names = _model_names(state, label_features, per_relation)
     rows = np.flatnonzero(snapshot.ring_code >= 0)
     codes = snapshot.ring_code[rows].astype(np.int64)
@@ -135,9 +188,12 @@ def load_online_model(
     return OnlineModel(
         version=version,
         kind=card.kind,
-        part="gbm",
-        members=members,
+        part="gnn_stack" if gbms and gnns else "gnn" if gnns else "gbm",
+        gbms=gbms,
+        gnns=gnns,
+        gnn_weight=gnn_weight,
         state=state,
+        gnn_states=gnn_states,
         names=names,
         label_features=label_features,
         per_relation=per_relation,
@@ -148,6 +204,27 @@ def load_online_model(
         domains=domains,
         latest=latest if isinstance(latest, datetime) else None,
     )
+
+
+def _gnn_states(
+    run: RunDir, version: str, gnns: tuple[GNNModel, ...], snapshot: ScoreSnapshot
+) -> GnnStates:
+    """The run's GNN states, checked against the model and the snapshot's node order."""
+    states = load_gnn_states(run.file(schema.ONLINE_DIR))
+    shape = states.matrix.shape
+    expected = (len(snapshot), sum(g.networks for g in gnns), gnns[0].layers, gnns[0].hidden)
+    if states.version != version or shape != expected:
+        raise ArtifactError(
+            f"the GNN states of {run.path.name} are not model {version}'s "
+            f"({states.version}, {shape})",
+            hint="rerun the score stage",
+        )
+    if states.ids_digest != ids_digest(snapshot.user_ids):
+        raise ArtifactError(
+            f"the GNN states of {run.path.name} are not in the order of its scores",
+            hint="rerun the score stage",
+        )
+    return states
 
 
 def _model_names(state: NodeState, label_features: bool, per_relation: bool) -> tuple[str, ...]:
@@ -162,13 +239,13 @@ def _model_names(state: NodeState, label_features: bool, per_relation: bool) -> 
 
 
 def try_load_online_model(
-    run_dir: Path, snapshot: ScoreSnapshot, registry: ModelRegistry | None
+    run_dir: Path, snapshot: ScoreSnapshot, registry: ModelRegistry | None, *, device: str = "auto"
 ) -> tuple[OnlineModel | None, str | None]:
     """(model, None), or (None, why not): a run without an online model still serves."""
     if registry is None:
         return None, "no model registry is configured (GRAPHFRAUD_MODEL__REGISTRY)"
     try:
-        return load_online_model(run_dir, snapshot, registry), None
+        return load_online_model(run_dir, snapshot, registry, device=device), None
     except GraphFraudError as exc:
         log.warning("no online model", extra={"run": run_dir.name, "error": str(exc)})
         return None, str(exc)

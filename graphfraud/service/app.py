@@ -94,6 +94,7 @@ def create_app(
         model_registry=ModelRegistry(
             settings.model.registry, signing_key=settings.model.signing_key
         ),
+        model_device=settings.model.device,
         on_swap=intraday.forget_known,
     )
     keys = KeyRing.parse(svc.api_keys)

@@ -242,7 +242,7 @@ class OnlineScoreResponse(BaseModel):
     reasons: list[str]
     model_version: str
     model_part: str | None = Field(
-        description="what scored online: `gbm` (the run's GBM, or a gnn_stack's GBM half); null "
+        description="what scored online: `gbm`, `gnn` or `gnn_stack` (the run's model); null "
         "when link evidence did"
     )
     recorded: bool = Field(
@@ -384,7 +384,7 @@ class RejectedSwapOut(BaseModel):
 class OnlineModelOut(BaseModel):
     version: str
     kind: str = Field(description="the model card's kind (gbm, gnn_stack, …)")
-    part: str = Field(description="what scores online: gbm")
+    part: str = Field(description="what scores online: gbm, gnn or gnn_stack")
 
 
 class AdminSnapshotResponse(BaseModel):

@@ -87,6 +87,7 @@ class SnapshotHolder:
         graph_factory: GraphFactory | None = None,
         min_user_ratio: float = 0.5,
         model_registry: ModelRegistry | None = None,
+        model_device: str = "auto",
         on_swap: SwapHook | None = None,
     ) -> None:
         self.current: Serving | None = None
@@ -96,6 +97,7 @@ class SnapshotHolder:
         self._fixed_graph = graph_store
         self._graph_factory = graph_factory
         self._model_registry = model_registry
+        self._model_device = model_device
         self._on_swap = on_swap
         self._reload_lock = threading.Lock()
         self._loading: str | None = None
@@ -237,7 +239,9 @@ class SnapshotHolder:
         except GraphFraudError as exc:
             self._failed(stamp, str(exc))
             raise
-        online, online_error = try_load_online_model(run_dir, snapshot, self._model_registry)
+        online, online_error = try_load_online_model(
+            run_dir, snapshot, self._model_registry, device=self._model_device
+        )
         # the swap: one reference assignment
         self.current = Serving(snapshot, graph, owns, online, online_error)
         if self._on_swap is not None:

@@ -283,3 +283,46 @@ def test_label_copies_share_the_full_pass_but_never_each_others_labels(
     cold = GNNModel.load(tmp_path, model.params(), device="cpu").predict(blind)
     np.testing.assert_allclose(warm, cold, rtol=1e-6)
     assert not np.allclose(warm, shown)  # the labels really are inputs
+
+
+def _neighbours(data: GraphData, node: int) -> tuple[np.ndarray, np.ndarray]:
+    """A node's neighbours and its summed link weight to each per relation (the batch's
+    adjacency, read edge by edge)."""
+    src, dst = data.edge_index
+    sel = (src == node) & (dst != node)
+    others = np.unique(dst[sel])
+    weights = np.zeros((len(others), len(data.relation_names)), dtype=np.float32)
+    np.add.at(
+        weights,
+        (np.searchsorted(others, dst[sel]), data.edge_type[sel]),
+        data.edge_weight[sel].astype(np.float32),
+    )
+    return others, weights
+
+
+@pytest.mark.parametrize("label_input", [0.0, 0.3])
+def test_one_node_from_its_neighbours_states_is_the_full_graph_pass(
+    planted: tuple[GraphData, np.ndarray], label_input: float
+) -> None:
+    """`predict_node` over a node's neighbours' stored states returns what the full-graph pass
+    gives that node, and the node's own states are the pass's: the online GNN is the batch's."""
+    data, _ = planted
+    model = GNNModel(device="cpu", label_input=label_input, ensemble=2, **SMALL)
+    model.fit(data, data.labelled, seed=5)
+    inputs = GraphInputs.of(data)
+    batch = model.predict(inputs)
+    states = model.layer_states(inputs)
+    assert states.shape == (data.num_nodes, 2, 2, SMALL["hidden"])
+    rows, _ = inputs.matrix(label_features=True)
+    unlabelled = np.flatnonzero(~data.labelled)
+    rng = np.random.default_rng(0)
+    for node in rng.choice(unlabelled, size=40, replace=False).tolist():
+        others, weights = _neighbours(data, node)
+        p, own = model.predict_node(rows[node], states[others], weights)
+        assert p == pytest.approx(float(batch[node]), rel=1e-4, abs=1e-6)
+        np.testing.assert_allclose(own, states[node], rtol=1e-4, atol=1e-5)
+    isolated = np.zeros((0, 2, 2, SMALL["hidden"]), dtype=np.float32)
+    p, _ = model.predict_node(
+        rows[unlabelled[0]], isolated, np.zeros((0, len(data.relation_names)), np.float32)
+    )
+    assert 0.0 < p < 1.0

@@ -28,6 +28,8 @@ from graphfraud.model.gnn.training import Schedule, label_slots, train_network, 
 from graphfraud.model.inputs import GraphInputs
 from graphfraud.model.risk import ModelInput, balanced_to_prior
 
+F32Array = npt.NDArray[np.float32]
+
 log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "gnn.pt"
@@ -242,6 +244,87 @@ class GNNModel:
         if rows is not None:
             prob = np.where(rows, prob, np.float32(0.0)).astype(np.float32)
         return prob
+
+    # ---- one node at a time (the online scorer) -------------------------------------------
+    @property
+    def networks(self) -> int:
+        """How many networks this model averages (its share of a node's stored states)."""
+        return len(self._nets)
+
+    @property
+    def layers(self) -> int:
+        return int(self._params["layers"])
+
+    @property
+    def hidden(self) -> int:
+        return int(self._params["hidden"])
+
+    def layer_states(self, data: ModelInput) -> npt.NDArray[np.float32]:
+        """[n, networks, L, hidden]: every node's h_0 … h_{L-1} per network, as the scoring pass
+        computes them (every visible label an input): what a new neighbour's layers read."""
+        if not self._nets:
+            raise ArtifactError("GNN model used before fit/load")
+        inputs = GraphInputs.of(data)
+        graph = inputs.data
+        x_prop, _, adj = self._inputs(inputs)
+        x_in = with_label_inputs(
+            x_prop, graph.labels, np.flatnonzero(graph.labelled), self._label_slots
+        )
+        plan = full_plan(adj, self.layers, self.device)
+        with torch.no_grad():
+            per_net = [torch.stack(net.layer_states(x_in, plan)[:-1], dim=1) for net in self._nets]
+        return torch.stack(per_net, dim=1).float().cpu().numpy()
+
+    def predict_node(
+        self, row: npt.NDArray[np.float32], states: npt.NDArray[np.float32], weights: F32Array
+    ) -> tuple[float, npt.NDArray[np.float32]]:
+        """P(fraud) of one unlabelled node, and its own [networks, L, hidden] states.
+
+        `row` is the node's input row (`GraphInputs.blocks(label_features=True)` columns,
+        `model.ego.ego_row`); `states` [k, networks, L, hidden] and `weights` [k, R] are its k
+        neighbours' states and its summed link weight to each per relation. The node's layer l
+        reads its neighbours' h_l through the row-normalised per-relation weights, as the
+        full-graph pass does; its neighbours keep the states the batch gave them.
+        """
+        if not self._nets or self._encoding is None:
+            raise ArtifactError("GNN model used before fit/load")
+        enc = self._encoding
+        if row.shape != (enc.n_inputs,):
+            raise ArtifactError(f"GNN expects {enc.n_inputs} inputs, got {row.shape}")
+        x = row[None, :].astype(np.float32)
+        x_prop = torch.from_numpy(enc.encode(x[:, enc.prop_cols], enc.prop_cols))
+        if self._label_slots:  # an unlabelled node shows no label
+            x_prop = torch.cat([x_prop, torch.zeros(1, self._label_slots)], dim=1)
+        x_label = None
+        if len(enc.label_cols):
+            x_label = torch.from_numpy(enc.encode(x[:, enc.label_cols], enc.label_cols))
+        w = weights.astype(np.float64)
+        totals = w.sum(axis=0)
+        share = {
+            r: torch.from_numpy((w[:, r] / totals[r]).astype(np.float32))
+            for r in range(w.shape[1])
+            if totals[r] > 0
+        }
+        neighbours = torch.from_numpy(np.ascontiguousarray(states, dtype=np.float32))
+        logits, own = [], []
+        with torch.no_grad():
+            x_prop, neighbours = x_prop.to(self.device), neighbours.to(self.device)
+            x_label = None if x_label is None else x_label.to(self.device)
+            for j, net in enumerate(self._nets):
+                h = net.encode(x_prop)
+                mine = [h]
+                for layer in range(self.layers):
+                    means = [
+                        (r, (a.to(self.device) @ neighbours[:, j, layer, :])[None, :])
+                        for r, a in share.items()
+                    ]
+                    h = net.layer(layer, h, means)
+                    mine.append(h)
+                logits.append(net.readout(h, x_label, None))
+                own.append(torch.cat(mine[:-1], dim=0))
+        raw = float(torch.stack(logits).mean().double().cpu())
+        prob = float(balanced_to_prior(np.array([1.0 / (1.0 + np.exp(-raw))]), self._pos_rate)[0])
+        return prob, torch.stack(own).float().cpu().numpy()
 
     # ---- persistence -------------------------------------------------------------------------
     def save(self, directory: Path) -> None:

@@ -61,24 +61,38 @@ class RelationalSepNet(nn.Module):
 
     def embed(self, x_prop: Tensor, plan: Plan) -> Tensor:
         """h_L for `plan.targets`: everything that depends on the graph, nothing on labels."""
+        return self.layer_states(x_prop, plan)[-1]
+
+    def layer_states(self, x_prop: Tensor, plan: Plan) -> list[Tensor]:
+        """[h_0, …, h_L], h_l over the rows layer l computes (every node for a full plan): a
+        new node's layers read its neighbours' h_0 … h_{L-1} (`GNNModel.predict_node`)."""
         if plan.inputs is not None:
             x_prop = x_prop[plan.inputs]
         h: Tensor = self.encode(x_prop)
+        states = [h]
         for i, (keep, adjs) in enumerate(plan.layers):
             h_self = h if keep is None else h[keep]
-            z = self.self_lin[i](h_self)
-            if adjs:
-                coef = self.rel_coef[i]
-                mixed: Tensor | None = None
-                for r, adj in adjs:
-                    term = self.conv(h, adj).unsqueeze(-1) * coef[r]
-                    mixed = term if mixed is None else mixed + term
-                assert mixed is not None
-                basis: nn.ModuleList = self.rel_lin[i]  # type: ignore[assignment]
-                for b, lin in enumerate(basis):
-                    z = z + lin(mixed[..., b])
-            h = h_self + self.dropout(torch.relu(self.norms[i](z)))
-        return h
+            h = self.layer(i, h_self, [(r, self.conv(h, adj)) for r, adj in adjs])
+            states.append(h)
+        return states
+
+    def layer(self, i: int, h_self: Tensor, means: list[tuple[int, Tensor]]) -> Tensor:
+        """Layer `i` of some nodes from their own h and their neighbours' mean h per relation
+        (`(r, P_r h)`, relations without neighbours left out): one definition for the
+        full-graph pass and for one new node."""
+        z = self.self_lin[i](h_self)
+        if means:
+            coef = self.rel_coef[i]
+            mixed: Tensor | None = None
+            for r, mean in means:
+                term = mean.unsqueeze(-1) * coef[r]
+                mixed = term if mixed is None else mixed + term
+            assert mixed is not None
+            basis: nn.ModuleList = self.rel_lin[i]  # type: ignore[assignment]
+            for b, lin in enumerate(basis):
+                z = z + lin(mixed[..., b])
+        out: Tensor = h_self + self.dropout(torch.relu(self.norms[i](z)))
+        return out
 
     def readout(self, h: Tensor, x_label: Tensor | None, targets: Tensor | None) -> Tensor:
         """Logits from h_L and the targets' ego label features."""
