@@ -148,13 +148,37 @@ class Run:
         """The shortest chain of links between two users, with the evidence of each hop."""
         return self._store.explain_link(user_a, user_b)
 
-    def ring_history(self, ring_id: str, earlier: Iterable[Path | str]) -> pl.DataFrame:
-        """The ring through earlier runs: per run, the ring there that shares the most of this
-        ring's members (`run_id, ring_id, size, shared, ring_score`), oldest run first; ring ids
-        are stable, so an unchanged ring keeps its id. Runs that are not finished are skipped."""
+    def earlier_runs(self) -> list[Path]:
+        """Finished runs beside this one (same parent directory) that were made before it,
+        oldest first: where `ring_history` looks by default."""
+        found: list[tuple[str, Path]] = []
+        for path in sorted(self.path.parent.iterdir()) if self.path.parent.is_dir() else []:
+            if path.resolve() == self.path.resolve() or not (path / "manifest.json").is_file():
+                continue
+            try:
+                manifest = RunDir(path).manifest()
+            except GraphFraudError:
+                continue
+            created = str(manifest.get("created_at", ""))
+            if manifest.get("status") == "complete" and created < self.created_at:
+                found.append((created, path))
+        return [path for _, path in sorted(found)]
+
+    @property
+    def created_at(self) -> str:
+        return str(self.manifest.get("created_at", ""))
+
+    def ring_history(
+        self, ring_id: str, earlier: Iterable[Path | str] | None = None
+    ) -> pl.DataFrame:
+        """The ring through earlier runs (default `earlier_runs()`): per run, the ring there that
+        shares the most of this ring's members (`run_id, ring_id, size, shared, ring_score,
+        grew_from`), this run last; ring ids are stable, so an unchanged ring keeps its id.
+        Directories that are not finished runs are skipped."""
         members = self.members().filter(pl.col("ring_id") == ring_id).select("user_id")
         rows: list[dict[str, Any]] = []
-        for path in [*earlier, self.path]:
+        runs = self.earlier_runs() if earlier is None else list(earlier)
+        for path in [*runs, self.path]:
             try:
                 run = self if Path(path) == self.path else Run(path)
             except GraphFraudError:  # an unfinished or foreign directory holds no history
@@ -192,7 +216,7 @@ class Run:
                 "ring_score": pl.Float64,
                 "grew_from": pl.String,
             },
-        ).sort("run_id")
+        )
 
     # ---- evaluation (data science) --------------------------------------------------------
     def evaluate(self, truth: Path | str) -> Evaluation:

@@ -130,20 +130,26 @@ def test_compare_holds_unseen_users_with_model_and_baseline(sample_run_dir: Path
 def test_ring_history_follows_members_through_earlier_runs(
     sample_run_dir: Path, tmp_path: Path
 ) -> None:
-    earlier = tmp_path / "earlier"
-    shutil.copytree(sample_run_dir, earlier)
-    manifest = json.loads((earlier / "manifest.json").read_text())
-    manifest["run_id"] = "00000000T000000Z-earlier"
-    (earlier / "manifest.json").write_text(json.dumps(manifest))
-    unfinished = tmp_path / "unfinished"
-    unfinished.mkdir()
-    (unfinished / "manifest.json").write_text(json.dumps({"status": "running"}))
-    run = graphfraud.open_run(sample_run_dir)
+    """Earlier runs are the finished siblings made before this one; others are skipped."""
+    today = tmp_path / "runs" / "today"
+    shutil.copytree(sample_run_dir, today)
+    for name, created, status in (
+        ("yesterday", "2000-01-02T00:00:00+00:00", "complete"),
+        ("crashed", "2000-01-03T00:00:00+00:00", "failed"),
+    ):
+        shutil.copytree(sample_run_dir, tmp_path / "runs" / name)
+        manifest = json.loads((tmp_path / "runs" / name / "manifest.json").read_text())
+        manifest.update(run_id=name, created_at=created, status=status)
+        (tmp_path / "runs" / name / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "runs" / "notes").mkdir()
+    run = graphfraud.open_run(today)
+    assert run.earlier_runs() == [tmp_path / "runs" / "yesterday"]
     ring_id = run.riskiest_rings(1)["ring_id"][0]
-    history = run.ring_history(ring_id, [earlier, unfinished])
-    assert history["run_id"].to_list() == ["00000000T000000Z-earlier", run.run_id]
+    history = run.ring_history(ring_id)
+    assert history["run_id"].to_list() == ["yesterday", run.run_id]
     assert history["ring_id"].to_list() == [ring_id, ring_id]
     assert history["shared"].to_list() == history["size"].to_list()
+    assert run.ring_history(ring_id, earlier=[tmp_path / "runs" / "notes"]).height == 1
 
 
 def test_an_unfinished_run_is_refused(tmp_path: Path) -> None:
