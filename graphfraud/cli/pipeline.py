@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from graphfraud.config import Settings, load_settings
+from graphfraud.config import ModelSettings, Settings, load_settings
 from graphfraud.errors import ConfigError
 
 console = Console()
@@ -49,7 +49,7 @@ def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
 
 
 MODELS_HELP = (
-    "comma-separated candidate models, picked by out-of-fold AUPRC (default gbm,gnn,gnn_stack): "
+    "comma-separated candidate models, picked by out-of-fold AUPRC: "
     "gbm (gradient boosting on neighbour aggregates), gnn (relation-aware GNN), gnn_stack (their "
     "blend; costs what gbm + gnn cost); gbm alone is ~5x faster at 1M users [env var: "
     "GRAPHFRAUD_MODEL__CANDIDATES as JSON, e.g. '[\"gbm\"]']"
@@ -61,6 +61,42 @@ IDENTIFIER_HELP = (
     "--identifier pan_hash (repeatable); accounts sharing a value are linked like a shared "
     "mailbox. More options (weight, reason code, masking) via GRAPHFRAUD_IDENTIFIERS as JSON, "
     'e.g. \'[{"name": "pan_hash", "prior": 0.9}]\''
+)
+
+
+USERS_OPTION = typer.Option(..., "--users", metavar="FILE", help="users file (CSV or Parquet)")
+DEVICES_OPTION = typer.Option(
+    None,
+    "--devices",
+    metavar="FILE",
+    show_default="none: users only",
+    help="device sightings file (CSV or Parquet)",
+)
+REGISTRY_OPTION = typer.Option(
+    None,
+    "--registry",
+    envvar="GRAPHFRAUD_MODEL__REGISTRY",
+    metavar="DIR",
+    show_default=f"{ModelSettings().registry}/, in the working directory",
+    help="model registry directory: every candidate is saved here and the best promoted",
+)
+DEVICE_OPTION = typer.Option(
+    None,
+    "--device",
+    envvar="GRAPHFRAUD_MODEL__DEVICE",
+    metavar="DEVICE",
+    show_default=ModelSettings().device,
+    help="auto | cpu | cuda for model training and scoring (auto: the GPU when torch sees one)",
+)
+MODELS_OPTION = typer.Option(
+    None,
+    "--models",
+    metavar="KINDS",
+    show_default=",".join(ModelSettings().candidates),
+    help=MODELS_HELP,
+)
+IDENTIFIER_OPTION = typer.Option(
+    None, "--identifier", metavar="KIND", show_default="none", help=IDENTIFIER_HELP
 )
 
 
@@ -169,35 +205,42 @@ def print_summary(run_dir: Path, top: int = 5) -> None:
 
 
 def run(
-    users: Path = typer.Option(..., "--users", help="users file (CSV or Parquet)", exists=False),
-    devices: Path | None = typer.Option(None, "--devices", help="device sightings file (optional)"),
+    users: Path = USERS_OPTION,
+    devices: Path | None = DEVICES_OPTION,
     out: Path = typer.Option(
-        ..., "--out", help="run directory to write (created; rerun to repair)"
+        ..., "--out", metavar="DIR", help="run directory to write (created; rerun to repair)"
     ),
     graph_uri: str | None = typer.Option(
         None,
         "--graph-uri",
         envvar="GRAPHFRAUD_GRAPH__URI",
-        help="bolt://host:7687 to also publish to Neo4j",
+        metavar="URI",
+        show_default="none: no publish",
+        help="bolt://host:7687 to also publish to Neo4j (password: GRAPHFRAUD_GRAPH__PASSWORD)",
     ),
-    registry: Path | None = typer.Option(
+    registry: Path | None = REGISTRY_OPTION,
+    seed: int | None = typer.Option(
         None,
-        "--registry",
-        envvar="GRAPHFRAUD_MODEL__REGISTRY",
-        help="model registry directory [default: models]",
+        "--seed",
+        metavar="N",
+        show_default=f"{ModelSettings().seed} (model.seed, rings.seed)",
+        help="seed for ring detection and training",
     ),
-    seed: int | None = typer.Option(None, "--seed", help="seed for ring detection and training"),
-    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda (model training)"),
-    models: str | None = typer.Option(None, "--models", help=MODELS_HELP),
-    identifier: list[str] | None = typer.Option(None, "--identifier", help=IDENTIFIER_HELP),
+    device: str | None = DEVICE_OPTION,
+    models: str | None = MODELS_OPTION,
+    identifier: list[str] | None = IDENTIFIER_OPTION,
     emerging: Path | None = typer.Option(
         None,
         "--emerging",
         envvar="GRAPHFRAUD_RINGS__EMERGING",
+        metavar="FILE",
+        show_default="none",
         help="the day's emerging rings (`graphfraud intraday export`): rings record which one "
         "they grew from",
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress or summary"),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="no progress or summary (errors still print)"
+    ),
 ) -> None:
     """Run the whole batch on one set of input files."""
     from graphfraud.pipeline import run_pipeline
@@ -212,10 +255,10 @@ def run(
 
 
 def ingest_verb(
-    users: Path = typer.Option(..., "--users", help="users file (CSV or Parquet)"),
-    devices: Path | None = typer.Option(None, "--devices", help="device sightings file (optional)"),
-    out: Path = typer.Option(..., "--out", help="run directory to write"),
-    identifier: list[str] | None = typer.Option(None, "--identifier", help=IDENTIFIER_HELP),
+    users: Path = USERS_OPTION,
+    devices: Path | None = DEVICES_OPTION,
+    out: Path = typer.Option(..., "--out", metavar="DIR", help="run directory to write"),
+    identifier: list[str] | None = IDENTIFIER_OPTION,
 ) -> None:
     """Stage 1: read, validate, quarantine and normalise the inputs into OUT."""
     from graphfraud.pipeline import stage_ingest
@@ -227,7 +270,7 @@ def ingest_verb(
 
 
 def link_verb(
-    run_dir: Path = typer.Option(..., "--run", help="run directory after `ingest`"),
+    run_dir: Path = typer.Option(..., "--run", metavar="DIR", help="run directory after `ingest`"),
 ) -> None:
     """Stage 2: block, compare and link users (writes links.parquet)."""
     from graphfraud.pipeline import stage_link
@@ -238,7 +281,7 @@ def link_verb(
 
 
 def rings_verb(
-    run_dir: Path = typer.Option(..., "--run", help="run directory after `link`"),
+    run_dir: Path = typer.Option(..., "--run", metavar="DIR", help="run directory after `link`"),
 ) -> None:
     """Stage 3: find rings on the weighted user graph (writes ring_members/rings.parquet)."""
     from graphfraud.pipeline import stage_rings
@@ -249,10 +292,10 @@ def rings_verb(
 
 
 def score_verb(
-    run_dir: Path = typer.Option(..., "--run", help="run directory after `rings`"),
-    registry: Path | None = typer.Option(None, "--registry", envvar="GRAPHFRAUD_MODEL__REGISTRY"),
-    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda"),
-    models: str | None = typer.Option(None, "--models", help=MODELS_HELP),
+    run_dir: Path = typer.Option(..., "--run", metavar="DIR", help="run directory after `rings`"),
+    registry: Path | None = REGISTRY_OPTION,
+    device: str | None = DEVICE_OPTION,
+    models: str | None = MODELS_OPTION,
 ) -> None:
     """Stage 4: features, model training/selection, user and ring scores."""
     from graphfraud.pipeline import stage_score
@@ -265,8 +308,10 @@ def score_verb(
 
 
 def evaluate(
-    run_dir: Path = typer.Option(..., "--run", help="finished run directory"),
-    truth: Path = typer.Option(..., "--truth", help="truth file: user_id, is_fraud[, ring_id]"),
+    run_dir: Path = typer.Option(..., "--run", metavar="DIR", help="finished run directory"),
+    truth: Path = typer.Option(
+        ..., "--truth", metavar="FILE", help="truth file: user_id, is_fraud[, ring_id]"
+    ),
     json_out: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ) -> None:
     """Score a run against known truth, on users whose label the run did NOT see.
