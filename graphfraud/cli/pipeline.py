@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import typer
@@ -27,22 +28,104 @@ RUN_HELP = (
 )
 
 
+STAGES = ("ingest", "link", "rings", "features", "model", "scores", "publish")
+
+
+def stage_counts(run_dir: Path, stage: str) -> str:
+    """What a finished stage made, in words, from the manifest it recorded (or its artifact)."""
+    from graphfraud.rundir import RunDir
+    from graphfraud.schema import SCORES_FILE
+
+    run = RunDir(run_dir)
+    try:
+        record = run.manifest().get("stages", {}).get(stage, {})
+        if stage == "ingest":
+            return " · ".join(
+                f"{role} {c['input']:,} in, {c['accepted']:,} accepted, "
+                f"{c['quarantined']:,} quarantined"
+                for role, c in record.get("counts", {}).items()
+            )
+        if stage == "link":
+            kinds = {
+                key.removesuffix("_links"): n
+                for key, n in record.items()
+                if key.endswith("_links") and n
+            }
+            top = ", ".join(f"{k} {n:,}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+            return f"{record.get('links', 0):,} links" + (f" ({top})" if top else "")
+        if stage == "rings":
+            return (
+                f"{record.get('rings', 0):,} rings holding {record.get('members', 0):,} users, "
+                f"largest {record.get('largest', 0):,}"
+            )
+        if stage == "features":
+            return f"{record.get('features', 0):,} features per user"
+        if stage == "model":
+            auprc = record.get("metrics", {}).get("selected.auprc")
+            quality = f", out-of-fold AUPRC {auprc:.3f}" if isinstance(auprc, float) else ""
+            return f"{record.get('kind')} {record.get('version')}{quality}"
+        if stage == "scores":
+            scores = run.read(SCORES_FILE, columns=["score"])
+            high = int((scores["score"] >= 0.5).sum())
+            return f"{scores.height:,} users scored, {high:,} with score ≥ 0.5"
+        if stage == "publish":
+            return (
+                f"{record.get('nodes', 0):,} nodes, {record.get('relationships', 0):,} "
+                "relationships"
+            )
+    except Exception:  # counts are a courtesy: never fail a finished stage over them
+        return ""
+    return ""
+
+
 @contextmanager
-def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
-    """A spinner naming the current step, with a tick line per finished step."""
+def _progress(quiet: bool, run_dir: Path | None = None) -> Iterator[Callable[[str], None]]:
+    """Progress by stage: a spinner on a terminal; piped to a file, a line when a stage starts.
+    Each finished stage prints a tick line with what it made (`stage_counts`); sub-steps (the
+    link kinds) print their own tick lines, indented."""
     if quiet:
         yield lambda _m: None
         return
-    current = [""]
-    started = [time.perf_counter()]
+    live = console.is_terminal
+    stage: list[Any] = ["", 0.0]  # name, started
+    step: list[Any] = ["", 0.0]
+
+    def finish_step() -> None:
+        if step[0]:
+            took = time.perf_counter() - step[1]
+            console.print(
+                f"      [green]✓[/green] {step[0]} [dim]({took:.1f}s)[/dim]", soft_wrap=True
+            )
+            step[0] = ""
+
+    def finish_stage() -> None:
+        finish_step()
+        if stage[0]:
+            took = time.perf_counter() - stage[1]
+            counts = stage_counts(run_dir, stage[0]) if run_dir is not None else ""
+            console.print(
+                f"  [green]✓[/green] {stage[0]}"
+                + (f": {counts}" if counts else "")
+                + f" [dim]({took:.1f}s)[/dim]",
+                highlight=False,
+                soft_wrap=True,
+            )
+            stage[0] = ""
+
     with console.status("starting", spinner="dots") as status:
 
         def say(message: str) -> None:
-            if current[0]:
-                took = time.perf_counter() - started[0]
-                console.print(f"  [green]✓[/green] {current[0]} [dim]({took:.1f}s)[/dim]")
-            current[0], started[0] = message, time.perf_counter()
-            status.update(f"{message} …")
+            if message in STAGES or not message:
+                finish_stage()
+                if message:
+                    stage[0], stage[1] = message, time.perf_counter()
+                    if not live:
+                        console.print(f"  … {message}", highlight=False, soft_wrap=True)
+            else:
+                finish_step()
+                step[0], step[1] = message, time.perf_counter()
+            if message:
+                status.update(f"{message} …")
 
         yield say
         say("")
@@ -177,6 +260,9 @@ def print_summary(run_dir: Path, top: int = 5) -> None:
     high = int((scores["score"] >= 0.5).sum())
     version = manifest.get("model_version")
     console.print(f"scores   {scores.height:,} users, {high:,} with score ≥ 0.5 · model {version}")
+    registry = manifest.get("model", {}).get("registry")
+    if registry:
+        console.print(f"models   saved in {registry}/ (--registry)", highlight=False)
     if big.height:
         table = Table(title=f"Top {top} rings by risk", show_lines=False)
         for col in ("ring_id", "size", "risk", "why"):
@@ -248,7 +334,7 @@ def run(
     settings = _settings(registry, graph_uri, seed, device, models, identifier)
     if emerging is not None:
         settings.rings.emerging = emerging
-    with _progress(quiet) as say:
+    with _progress(quiet, out) as say:
         result = run_pipeline(users, devices, out, settings, progress=not quiet, say=say)
     if not quiet:
         print_summary(result.run_dir)
@@ -265,8 +351,9 @@ def ingest_verb(
     from graphfraud.rundir import RunDir
 
     settings = _settings(identifiers=identifier)
-    with _progress(False) as say:
+    with _progress(False, out) as say:
         stage_ingest(RunDir(out), users, devices, settings, say)
+    console.print(f"next: graphfraud link --run {out}", highlight=False, soft_wrap=True)
 
 
 def link_verb(
@@ -276,8 +363,9 @@ def link_verb(
     from graphfraud.pipeline import stage_link
     from graphfraud.rundir import RunDir
 
-    with _progress(False) as say:
+    with _progress(False, run_dir) as say:
         stage_link(RunDir(run_dir), _settings(), say)
+    console.print(f"next: graphfraud rings --run {run_dir}", highlight=False, soft_wrap=True)
 
 
 def rings_verb(
@@ -287,8 +375,9 @@ def rings_verb(
     from graphfraud.pipeline import stage_rings
     from graphfraud.rundir import RunDir
 
-    with _progress(False) as say:
+    with _progress(False, run_dir) as say:
         stage_rings(RunDir(run_dir), _settings(), say)
+    console.print(f"next: graphfraud score --run {run_dir}", highlight=False, soft_wrap=True)
 
 
 def score_verb(
@@ -302,7 +391,7 @@ def score_verb(
     from graphfraud.rundir import RunDir
 
     settings = _settings(registry, device=device, models=models)
-    with _progress(False) as say:
+    with _progress(False, run_dir) as say:
         stage_score(RunDir(run_dir), settings, say, progress=True)
     print_summary(run_dir)
 
