@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from graphfraud.config import ModelSettings, Settings, load_settings
-from graphfraud.errors import ConfigError
+from graphfraud.errors import ConfigError, GraphFraudError
 
 console = Console()
 
@@ -73,8 +73,8 @@ def stage_counts(run_dir: Path, stage: str) -> str:
                 f"{record.get('nodes', 0):,} nodes, {record.get('relationships', 0):,} "
                 "relationships"
             )
-    except Exception:  # counts are a courtesy: never fail a finished stage over them
-        return ""
+    except (GraphFraudError, KeyError, TypeError, ValueError):
+        return ""  # counts are a courtesy: a finished stage never fails over them
     return ""
 
 
