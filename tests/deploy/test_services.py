@@ -218,6 +218,10 @@ def test_every_graphfraud_command_parses_against_the_cli() -> None:
         result = runner.invoke(cli_app, [verb, "--help"])
         assert result.exit_code == 0, f"{where}: {verb} --help"
     assert {"serve", "run", "synth"} <= seen
+    batch_check = next(line for line in _stages()["batch"] if line.startswith("HEALTHCHECK"))
+    argv = json.loads(batch_check.split("CMD", 1)[1])
+    assert argv[0] == "graphfraud"
+    assert runner.invoke(cli_app, argv[1:]).exit_code == 0
 
 
 def _setting_exists(name: str, settings: type[Settings]) -> bool:
@@ -304,6 +308,10 @@ def test_api_probes_ports_and_paths_match_the_service(tmp_path: Path) -> None:
     service = _of_kind("Service")
     assert service["spec"]["ports"][0]["targetPort"] == port["name"]
     assert f"EXPOSE {port['containerPort']}" in DOCKERFILE.read_text()
+    checks = [line for line in _stages()["api"] if line.startswith("HEALTHCHECK")]
+    probed = re.findall(r"127\.0\.0\.1:%s(/\w+)", checks[0])
+    assert probed == ["/healthz"]
+    assert set(probed) <= routes
     api = _compose()["services"]["api"]
     assert api["ports"] == [f"127.0.0.1:{port['containerPort']}:{port['containerPort']}"]
     assert "/readyz" in " ".join(api["healthcheck"]["test"])
