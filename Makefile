@@ -59,8 +59,21 @@ bench: $(STAMP) ## quality, linking and speed benchmarks (slow; prints workload 
 	$(BIN)/python benchmarks/bench_quality.py
 	$(BIN)/python benchmarks/bench_linking.py
 
-serve: $(STAMP) ## serve the demo run on 127.0.0.1:8000
-	$(BIN)/graphfraud serve --run $(DEMO)/run
+# Without GRAPHFRAUD_SERVICE__API_KEYS every request would be refused: the demo sets two demo keys
+# (loopback only) and says so; set the variable to use your own.
+DEMO_KEYS := ["demo-scorer:scorer", "demo-analyst:analyst"]
+
+serve: $(STAMP) ## serve the demo run on 127.0.0.1:8000 (demo API keys unless GRAPHFRAUD_SERVICE__API_KEYS is set)
+	@if [ ! -f "$(DEMO)/run/manifest.json" ]; then echo "no demo run in $(DEMO)/run: run 'make demo' first" >&2; exit 1; fi
+	@if [ -z "$$GRAPHFRAUD_SERVICE__API_KEYS" ]; then \
+		echo "GRAPHFRAUD_SERVICE__API_KEYS is not set: serving with demo keys (127.0.0.1 only):"; \
+		echo "  X-API-Key: demo-scorer (role scorer), demo-analyst (role analyst)"; \
+		echo "  e.g. curl -H 'X-API-Key: demo-scorer' http://127.0.0.1:8000/v1/users/u0000001/score"; \
+		echo "  your own: export GRAPHFRAUD_SERVICE__API_KEYS='[\"<key>:scorer\", \"<key>:analyst\"]'"; \
+		export GRAPHFRAUD_SERVICE__API_KEYS='$(DEMO_KEYS)'; \
+	fi; \
+	echo "audit log: $(DEMO)/audit.log · page: http://127.0.0.1:8000/ui/ · API docs: http://127.0.0.1:8000/docs"; \
+	exec $(BIN)/graphfraud serve --run $(DEMO)/run --audit-log $(DEMO)/audit.log
 
 clean: ## remove demo outputs (keeps .venv)
 	rm -rf $(DEMO) bench-out

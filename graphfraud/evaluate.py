@@ -142,3 +142,20 @@ def evaluate_run(run_dir: Path, truth_path: Path) -> Evaluation:
         largest_true_ring=largest_t,
         largest_ring_ratio=largest_p / largest_t if largest_t else float("nan"),
     )
+
+
+def precision_recall(truth: pl.Series, scores: pl.Series) -> pl.DataFrame:
+    """The precision-recall curve of `scores` against 0/1 `truth`: `threshold, precision,
+    recall` from the highest threshold down (scikit-learn's points; the last has recall 0 and no
+    threshold, so it is dropped). Its area is `average_precision(truth, scores)`."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(truth.to_numpy(), scores.to_numpy())
+    return pl.DataFrame(
+        {"threshold": thresholds, "precision": precision[:-1], "recall": recall[:-1]}
+    ).reverse()
+
+
+def average_precision(truth: pl.Series, scores: pl.Series) -> float:
+    """Average precision (the area under the precision-recall curve) of `scores`."""
+    return float(average_precision_score(truth.to_numpy(), scores.to_numpy()))

@@ -85,3 +85,22 @@ def online_run(tmp_path_factory: pytest.TempPathFactory) -> object:
     from tests.online_run import build_online_run
 
     return build_online_run(tmp_path_factory.mktemp("online"))
+
+
+@pytest.fixture(scope="session")
+def sample_run_dir(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """The committed synthetic sample (data/synthetic, 2,000 users) through the batch, GBM only
+    (~5 s): for the public API and the notebooks. Returns the run directory; its registry and
+    the sample's truth file are `run.parent / "models"` and `SAMPLE / "truth.csv"`."""
+    from pathlib import Path
+
+    from graphfraud.config import load_settings
+    from graphfraud.pipeline import run_pipeline
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "synthetic"
+    root = tmp_path_factory.mktemp("sample")
+    settings = load_settings()
+    settings.model.registry = root / "models"
+    settings.model.candidates = ["gbm"]
+    run_pipeline(sample / "users.csv", sample / "devices.csv", root / "run", settings)
+    return root / "run"

@@ -9,15 +9,62 @@ from __future__ import annotations
 
 import logging
 import sys
+import typing
+from typing import Any
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from graphfraud import __version__
 from graphfraud.errors import GraphFraudError
 
+# Value names for options that do not set their own `metavar`: what a user types, never a Python
+# type (`<bool>`, `<int>`). Flags take no value and show none.
+_METAVARS: dict[object, str] = {int: "N", float: "NUMBER", str: "TEXT"}
+
+
+def _value_name(param: click.Parameter) -> str:
+    desc = getattr(param, "type_descriptor", None)
+    if desc is None:
+        return "VALUE"
+    if getattr(desc, "is_path", False):
+        return "PATH"
+    annotation = getattr(desc, "annotation", None)
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is list and args:
+        annotation = args[0]
+    return _METAVARS.get(annotation, "VALUE")
+
+
+def _plain_help(command: click.Command) -> None:
+    """Plain click help for `command` and everything under it (Rich's markup would eat the
+    `[default: …]` and `[env var: …]` notes help texts carry), with value names filled in."""
+    command.rich_markup_mode = None  # type: ignore[attr-defined]
+    for param in command.params:
+        if param.metavar is not None or getattr(param, "is_flag", False):
+            continue
+        if param.param_type_name == "argument":
+            param.metavar = (param.name or "value").upper()
+        elif param.param_type_name == "option":
+            param.metavar = _value_name(param)
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
+class _HelpGroup(TyperGroup):
+    """The root group: applies `_plain_help` to every verb, whichever module defines it."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        _plain_help(typing.cast(click.Command, self))
+
+
 app = typer.Typer(
     name="graphfraud",
+    cls=_HelpGroup,
+    rich_markup_mode=None,
     help=(
         "Graph-based fraud-ring detection.\n\n"
         "Typical night: `graphfraud synth --out data/` (or your own exports), then "
@@ -41,9 +88,15 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     log_level: str = typer.Option(
-        "warning", "--log-level", envvar="GRAPHFRAUD_LOG_LEVEL", help="debug shows tracebacks"
+        "warning",
+        "--log-level",
+        envvar="GRAPHFRAUD_LOG_LEVEL",
+        metavar="LEVEL",
+        help="debug | info | warning | error; debug shows tracebacks",
     ),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="print the version and exit"
+    ),
 ) -> None:
     logging.basicConfig(
         level=getattr(logging, log_level.upper(), logging.WARNING),

@@ -21,13 +21,19 @@ SYNTH_HELP = (
 
 
 def synth(
-    out: Path = typer.Option(..., "--out", "-o", help="directory for users/devices/truth files"),
-    users: int = typer.Option(10_000, "--users", "-n", min=1, help="number of accounts"),
-    seed: int = typer.Option(42, "--seed", min=0, help="random seed: same seed, same files"),
+    out: Path = typer.Option(
+        ..., "--out", "-o", metavar="DIR", help="directory for users/devices/truth files"
+    ),
+    users: int = typer.Option(
+        10_000, "--users", "-n", min=1, metavar="N", help="number of accounts"
+    ),
+    seed: int = typer.Option(
+        42, "--seed", min=0, metavar="N", help="random seed: same seed, same files"
+    ),
     fraud_share: float = typer.Option(
         0.04, "--fraud-share", min=0.0, max=0.5, help="share of accounts in planted rings"
     ),
-    fmt: str = typer.Option("csv", "--format", "-f", help="csv or parquet"),
+    fmt: str = typer.Option("csv", "--format", "-f", metavar="FORMAT", help="csv or parquet"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress, summary only"),
 ) -> None:
     from graphfraud.synthetic import generate_population, summarize, write_population

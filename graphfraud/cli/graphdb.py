@@ -24,7 +24,9 @@ graphdb_app = typer.Typer(
     no_args_is_help=True,
 )
 
-DIR_OPTION = typer.Option(Path("graphdb"), "--dir", help="server data, log, pid/port file")
+DIR_OPTION = typer.Option(
+    Path("graphdb"), "--dir", metavar="DIR", help="server data, log, pid/port file"
+)
 
 
 def _graph_settings(
@@ -41,16 +43,30 @@ def _graph_settings(
 
 
 def publish(
-    run: Path = typer.Option(..., "--run", help="a finished run directory"),
+    run: Path = typer.Option(..., "--run", metavar="DIR", help="a finished run directory"),
     graph_uri: str | None = typer.Option(
         None,
         "--graph-uri",
         envvar="GRAPHFRAUD_GRAPH__URI",
-        help="bolt://host:7687 (Neo4j 5 or `graphfraud graphdb`); empty = embedded (no copy)",
+        metavar="URI",
+        show_default="empty: embedded, no copy",
+        help="bolt://host:7687 (Neo4j 5 or `graphfraud graphdb`)",
     ),
-    graph_user: str | None = typer.Option(None, "--graph-user", envvar="GRAPHFRAUD_GRAPH__USER"),
+    graph_user: str | None = typer.Option(
+        None,
+        "--graph-user",
+        envvar="GRAPHFRAUD_GRAPH__USER",
+        metavar="USER",
+        show_default=GraphSettings().user,
+        help="database user (`root` for `graphfraud graphdb`)",
+    ),
     graph_database: str | None = typer.Option(
-        None, "--graph-database", envvar="GRAPHFRAUD_GRAPH__DATABASE"
+        None,
+        "--graph-database",
+        envvar="GRAPHFRAUD_GRAPH__DATABASE",
+        metavar="NAME",
+        show_default="the server's default database",
+        help="database to publish into",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
@@ -79,10 +95,24 @@ def publish(
 @graphdb_app.command("start")
 def start(
     directory: Path = DIR_OPTION,
-    bolt_port: int | None = typer.Option(None, "--bolt-port", help="default 7687 (or any free)"),
-    http_port: int | None = typer.Option(None, "--http-port", help="default 2480 (or any free)"),
-    database: str = typer.Option("graphfraud", "--database", help="created on first start"),
-    heap: str = typer.Option("1g", "--heap", help="JVM heap, e.g. 512m, 2g"),
+    bolt_port: int | None = typer.Option(
+        None,
+        "--bolt-port",
+        metavar="PORT",
+        show_default="7687, or any free port",
+        help="Bolt port (drivers, cypher-shell)",
+    ),
+    http_port: int | None = typer.Option(
+        None,
+        "--http-port",
+        metavar="PORT",
+        show_default="2480, or any free port",
+        help="HTTP port (ArcadeDB's studio)",
+    ),
+    database: str = typer.Option(
+        "graphfraud", "--database", metavar="NAME", help="created on first start"
+    ),
+    heap: str = typer.Option("1g", "--heap", metavar="SIZE", help="JVM heap, e.g. 512m, 2g"),
 ) -> None:
     """Start the server in the background and wait until it answers `RETURN 1`."""
     from graphfraud.graph.server import start_server

@@ -16,7 +16,7 @@ intraday_app = typer.Typer(
 @intraday_app.command("export")
 def export(
     out: Path = typer.Option(
-        ..., "--out", help="Parquet file to write (user_id, emerging_ring_id)"
+        ..., "--out", metavar="FILE", help="Parquet file to write (user_id, emerging_ring_id)"
     ),
 ) -> None:
     """Write the emerging-ring memberships of the shared store (Redis / Valkey), for tonight's

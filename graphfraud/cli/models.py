@@ -14,7 +14,9 @@ REGISTRY_OPTION = typer.Option(
     "--registry",
     "-r",
     envvar="GRAPHFRAUD_MODEL__REGISTRY",
-    help="model registry directory (default: the model.registry setting, `models`)",
+    metavar="DIR",
+    show_default="models/, in the working directory (the model.registry setting)",
+    help="model registry directory",
 )
 
 models_app = typer.Typer(

@@ -6,14 +6,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from graphfraud.config import Settings, load_settings
-from graphfraud.errors import ConfigError
+from graphfraud.config import ModelSettings, Settings, load_settings
+from graphfraud.errors import ConfigError, GraphFraudError
 
 console = Console()
 
@@ -27,29 +28,111 @@ RUN_HELP = (
 )
 
 
+STAGES = ("ingest", "link", "rings", "features", "model", "scores", "publish")
+
+
+def stage_counts(run_dir: Path, stage: str) -> str:
+    """What a finished stage made, in words, from the manifest it recorded (or its artifact)."""
+    from graphfraud.rundir import RunDir
+    from graphfraud.schema import SCORES_FILE
+
+    run = RunDir(run_dir)
+    try:
+        record = run.manifest().get("stages", {}).get(stage, {})
+        if stage == "ingest":
+            return " · ".join(
+                f"{role} {c['input']:,} in, {c['accepted']:,} accepted, "
+                f"{c['quarantined']:,} quarantined"
+                for role, c in record.get("counts", {}).items()
+            )
+        if stage == "link":
+            kinds = {
+                key.removesuffix("_links"): n
+                for key, n in record.items()
+                if key.endswith("_links") and n
+            }
+            top = ", ".join(f"{k} {n:,}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+            return f"{record.get('links', 0):,} links" + (f" ({top})" if top else "")
+        if stage == "rings":
+            return (
+                f"{record.get('rings', 0):,} rings holding {record.get('members', 0):,} users, "
+                f"largest {record.get('largest', 0):,}"
+            )
+        if stage == "features":
+            return f"{record.get('features', 0):,} features per user"
+        if stage == "model":
+            auprc = record.get("metrics", {}).get("selected.auprc")
+            quality = f", out-of-fold AUPRC {auprc:.3f}" if isinstance(auprc, float) else ""
+            return f"{record.get('kind')} {record.get('version')}{quality}"
+        if stage == "scores":
+            scores = run.read(SCORES_FILE, columns=["score"])
+            high = int((scores["score"] >= 0.5).sum())
+            return f"{scores.height:,} users scored, {high:,} with score ≥ 0.5"
+        if stage == "publish":
+            return (
+                f"{record.get('nodes', 0):,} nodes, {record.get('relationships', 0):,} "
+                "relationships"
+            )
+    except (GraphFraudError, KeyError, TypeError, ValueError):
+        return ""  # counts are a courtesy: a finished stage never fails over them
+    return ""
+
+
 @contextmanager
-def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
-    """A spinner naming the current step, with a tick line per finished step."""
+def _progress(quiet: bool, run_dir: Path | None = None) -> Iterator[Callable[[str], None]]:
+    """Progress by stage: a spinner on a terminal; piped to a file, a line when a stage starts.
+    Each finished stage prints a tick line with what it made (`stage_counts`); sub-steps (the
+    link kinds) print their own tick lines, indented."""
     if quiet:
         yield lambda _m: None
         return
-    current = [""]
-    started = [time.perf_counter()]
+    live = console.is_terminal
+    stage: list[Any] = ["", 0.0]  # name, started
+    step: list[Any] = ["", 0.0]
+
+    def finish_step() -> None:
+        if step[0]:
+            took = time.perf_counter() - step[1]
+            console.print(
+                f"      [green]✓[/green] {step[0]} [dim]({took:.1f}s)[/dim]", soft_wrap=True
+            )
+            step[0] = ""
+
+    def finish_stage() -> None:
+        finish_step()
+        if stage[0]:
+            took = time.perf_counter() - stage[1]
+            counts = stage_counts(run_dir, stage[0]) if run_dir is not None else ""
+            console.print(
+                f"  [green]✓[/green] {stage[0]}"
+                + (f": {counts}" if counts else "")
+                + f" [dim]({took:.1f}s)[/dim]",
+                highlight=False,
+                soft_wrap=True,
+            )
+            stage[0] = ""
+
     with console.status("starting", spinner="dots") as status:
 
         def say(message: str) -> None:
-            if current[0]:
-                took = time.perf_counter() - started[0]
-                console.print(f"  [green]✓[/green] {current[0]} [dim]({took:.1f}s)[/dim]")
-            current[0], started[0] = message, time.perf_counter()
-            status.update(f"{message} …")
+            if message in STAGES or not message:
+                finish_stage()
+                if message:
+                    stage[0], stage[1] = message, time.perf_counter()
+                    if not live:
+                        console.print(f"  … {message}", highlight=False, soft_wrap=True)
+            else:
+                finish_step()
+                step[0], step[1] = message, time.perf_counter()
+            if message:
+                status.update(f"{message} …")
 
         yield say
         say("")
 
 
 MODELS_HELP = (
-    "comma-separated candidate models, picked by out-of-fold AUPRC (default gbm,gnn,gnn_stack): "
+    "comma-separated candidate models, picked by out-of-fold AUPRC: "
     "gbm (gradient boosting on neighbour aggregates), gnn (relation-aware GNN), gnn_stack (their "
     "blend; costs what gbm + gnn cost); gbm alone is ~5x faster at 1M users [env var: "
     "GRAPHFRAUD_MODEL__CANDIDATES as JSON, e.g. '[\"gbm\"]']"
@@ -61,6 +144,42 @@ IDENTIFIER_HELP = (
     "--identifier pan_hash (repeatable); accounts sharing a value are linked like a shared "
     "mailbox. More options (weight, reason code, masking) via GRAPHFRAUD_IDENTIFIERS as JSON, "
     'e.g. \'[{"name": "pan_hash", "prior": 0.9}]\''
+)
+
+
+USERS_OPTION = typer.Option(..., "--users", metavar="FILE", help="users file (CSV or Parquet)")
+DEVICES_OPTION = typer.Option(
+    None,
+    "--devices",
+    metavar="FILE",
+    show_default="none: users only",
+    help="device sightings file (CSV or Parquet)",
+)
+REGISTRY_OPTION = typer.Option(
+    None,
+    "--registry",
+    envvar="GRAPHFRAUD_MODEL__REGISTRY",
+    metavar="DIR",
+    show_default=f"{ModelSettings().registry}/, in the working directory",
+    help="model registry directory: every candidate is saved here and the best promoted",
+)
+DEVICE_OPTION = typer.Option(
+    None,
+    "--device",
+    envvar="GRAPHFRAUD_MODEL__DEVICE",
+    metavar="DEVICE",
+    show_default=ModelSettings().device,
+    help="auto | cpu | cuda for model training and scoring (auto: the GPU when torch sees one)",
+)
+MODELS_OPTION = typer.Option(
+    None,
+    "--models",
+    metavar="KINDS",
+    show_default=",".join(ModelSettings().candidates),
+    help=MODELS_HELP,
+)
+IDENTIFIER_OPTION = typer.Option(
+    None, "--identifier", metavar="KIND", show_default="none", help=IDENTIFIER_HELP
 )
 
 
@@ -141,6 +260,9 @@ def print_summary(run_dir: Path, top: int = 5) -> None:
     high = int((scores["score"] >= 0.5).sum())
     version = manifest.get("model_version")
     console.print(f"scores   {scores.height:,} users, {high:,} with score ≥ 0.5 · model {version}")
+    registry = manifest.get("model", {}).get("registry")
+    if registry:
+        console.print(f"models   saved in {registry}/ (--registry)", highlight=False)
     if big.height:
         table = Table(title=f"Top {top} rings by risk", show_lines=False)
         for col in ("ring_id", "size", "risk", "why"):
@@ -169,41 +291,49 @@ def print_summary(run_dir: Path, top: int = 5) -> None:
 
 
 def run(
-    users: Path = typer.Option(..., "--users", help="users file (CSV or Parquet)", exists=False),
-    devices: Path | None = typer.Option(None, "--devices", help="device sightings file (optional)"),
+    users: Path = USERS_OPTION,
+    devices: Path | None = DEVICES_OPTION,
     out: Path = typer.Option(
-        ..., "--out", help="run directory to write (created; rerun to repair)"
+        ..., "--out", metavar="DIR", help="run directory to write (created; rerun to repair)"
     ),
     graph_uri: str | None = typer.Option(
         None,
         "--graph-uri",
         envvar="GRAPHFRAUD_GRAPH__URI",
-        help="bolt://host:7687 to also publish to Neo4j",
+        metavar="URI",
+        show_default="none: no publish",
+        help="bolt://host:7687 to also publish to Neo4j (password: GRAPHFRAUD_GRAPH__PASSWORD)",
     ),
-    registry: Path | None = typer.Option(
+    registry: Path | None = REGISTRY_OPTION,
+    seed: int | None = typer.Option(
         None,
-        "--registry",
-        envvar="GRAPHFRAUD_MODEL__REGISTRY",
-        help="model registry directory [default: models]",
+        "--seed",
+        metavar="N",
+        show_default=f"{ModelSettings().seed} (model.seed, rings.seed)",
+        help="seed for ring detection and training",
     ),
-    seed: int | None = typer.Option(None, "--seed", help="seed for ring detection and training"),
-    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda (model training)"),
-    models: str | None = typer.Option(None, "--models", help=MODELS_HELP),
-    identifier: list[str] | None = typer.Option(None, "--identifier", help=IDENTIFIER_HELP),
+    device: str | None = DEVICE_OPTION,
+    models: str | None = MODELS_OPTION,
+    identifier: list[str] | None = IDENTIFIER_OPTION,
     emerging: Path | None = typer.Option(
         None,
         "--emerging",
         envvar="GRAPHFRAUD_RINGS__EMERGING",
+        metavar="FILE",
+        show_default="none",
         help="the day's emerging rings (`graphfraud intraday export`): rings record which one "
         "they grew from",
     ),
     previous: Path | None = typer.Option(
         None,
         "--previous",
+        metavar="DIR",
         help="last night's complete run directory to build on (a failed one is refused, naming "
         "the last good run)",
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress or summary"),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="no progress or summary (errors still print)"
+    ),
 ) -> None:
     """Run the whole batch on one set of input files."""
     from graphfraud.pipeline import run_pipeline
@@ -211,7 +341,7 @@ def run(
     settings = _settings(registry, graph_uri, seed, device, models, identifier)
     if emerging is not None:
         settings.rings.emerging = emerging
-    with _progress(quiet) as say:
+    with _progress(quiet, out) as say:
         result = run_pipeline(
             users, devices, out, settings, progress=not quiet, say=say, previous=previous
         )
@@ -220,61 +350,66 @@ def run(
 
 
 def ingest_verb(
-    users: Path = typer.Option(..., "--users", help="users file (CSV or Parquet)"),
-    devices: Path | None = typer.Option(None, "--devices", help="device sightings file (optional)"),
-    out: Path = typer.Option(..., "--out", help="run directory to write"),
-    identifier: list[str] | None = typer.Option(None, "--identifier", help=IDENTIFIER_HELP),
+    users: Path = USERS_OPTION,
+    devices: Path | None = DEVICES_OPTION,
+    out: Path = typer.Option(..., "--out", metavar="DIR", help="run directory to write"),
+    identifier: list[str] | None = IDENTIFIER_OPTION,
 ) -> None:
     """Stage 1: read, validate, quarantine and normalise the inputs into OUT."""
     from graphfraud.pipeline import stage_ingest
     from graphfraud.rundir import RunDir
 
     settings = _settings(identifiers=identifier)
-    with _progress(False) as say:
+    with _progress(False, out) as say:
         stage_ingest(RunDir(out), users, devices, settings, say)
+    console.print(f"next: graphfraud link --run {out}", highlight=False, soft_wrap=True)
 
 
 def link_verb(
-    run_dir: Path = typer.Option(..., "--run", help="run directory after `ingest`"),
+    run_dir: Path = typer.Option(..., "--run", metavar="DIR", help="run directory after `ingest`"),
 ) -> None:
     """Stage 2: block, compare and link users (writes links.parquet)."""
     from graphfraud.pipeline import stage_link
     from graphfraud.rundir import RunDir
 
-    with _progress(False) as say:
+    with _progress(False, run_dir) as say:
         stage_link(RunDir(run_dir), _settings(), say)
+    console.print(f"next: graphfraud rings --run {run_dir}", highlight=False, soft_wrap=True)
 
 
 def rings_verb(
-    run_dir: Path = typer.Option(..., "--run", help="run directory after `link`"),
+    run_dir: Path = typer.Option(..., "--run", metavar="DIR", help="run directory after `link`"),
 ) -> None:
     """Stage 3: find rings on the weighted user graph (writes ring_members/rings.parquet)."""
     from graphfraud.pipeline import stage_rings
     from graphfraud.rundir import RunDir
 
-    with _progress(False) as say:
+    with _progress(False, run_dir) as say:
         stage_rings(RunDir(run_dir), _settings(), say)
+    console.print(f"next: graphfraud score --run {run_dir}", highlight=False, soft_wrap=True)
 
 
 def score_verb(
-    run_dir: Path = typer.Option(..., "--run", help="run directory after `rings`"),
-    registry: Path | None = typer.Option(None, "--registry", envvar="GRAPHFRAUD_MODEL__REGISTRY"),
-    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda"),
-    models: str | None = typer.Option(None, "--models", help=MODELS_HELP),
+    run_dir: Path = typer.Option(..., "--run", metavar="DIR", help="run directory after `rings`"),
+    registry: Path | None = REGISTRY_OPTION,
+    device: str | None = DEVICE_OPTION,
+    models: str | None = MODELS_OPTION,
 ) -> None:
     """Stage 4: features, model training/selection, user and ring scores."""
     from graphfraud.pipeline import stage_score
     from graphfraud.rundir import RunDir
 
     settings = _settings(registry, device=device, models=models)
-    with _progress(False) as say:
+    with _progress(False, run_dir) as say:
         stage_score(RunDir(run_dir), settings, say, progress=True)
     print_summary(run_dir)
 
 
 def evaluate(
-    run_dir: Path = typer.Option(..., "--run", help="finished run directory"),
-    truth: Path = typer.Option(..., "--truth", help="truth file: user_id, is_fraud[, ring_id]"),
+    run_dir: Path = typer.Option(..., "--run", metavar="DIR", help="finished run directory"),
+    truth: Path = typer.Option(
+        ..., "--truth", metavar="FILE", help="truth file: user_id, is_fraud[, ring_id]"
+    ),
     json_out: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ) -> None:
     """Score a run against known truth, on users whose label the run did NOT see.

@@ -7,38 +7,77 @@ from pathlib import Path
 
 import typer
 
+from graphfraud.config import ServiceSettings
+
 RUN_ENV = "GRAPHFRAUD_SERVE_RUN"  # hands --run to worker processes when --workers > 1
+_SERVICE = ServiceSettings()  # the defaults the help shows (one definition: graphfraud/config.py)
 
 
 def serve(
     run: Path | None = typer.Option(
-        None, "--run", envvar=RUN_ENV, help="run directory to serve (default: <runs-root>/CURRENT)"
+        None,
+        "--run",
+        envvar=RUN_ENV,
+        metavar="DIR",
+        show_default="<runs-root>/CURRENT",
+        help="finished run directory to serve",
     ),
     host: str | None = typer.Option(
-        None, "--host", help="bind address [env GRAPHFRAUD_SERVICE__HOST, default 127.0.0.1]"
+        None,
+        "--host",
+        metavar="HOST",
+        show_default=_SERVICE.host,
+        help="address to bind; 0.0.0.0 listens on every interface (containers) "
+        "[env: GRAPHFRAUD_SERVICE__HOST]",
     ),
     port: int | None = typer.Option(
-        None, "--port", help="[env GRAPHFRAUD_SERVICE__PORT, default 8000]"
+        None,
+        "--port",
+        metavar="PORT",
+        min=1,
+        max=65535,
+        show_default=str(_SERVICE.port),
+        help="TCP port to listen on [env: GRAPHFRAUD_SERVICE__PORT]",
     ),
     workers: int | None = typer.Option(
         None,
         "--workers",
-        help="processes, each with its own snapshot [env GRAPHFRAUD_SERVICE__WORKERS]",
+        metavar="N",
+        min=1,
+        show_default=str(_SERVICE.workers),
+        help="worker processes, each holding its own snapshot in memory (share today's accounts "
+        "between them with GRAPHFRAUD_INTRADAY__BACKEND=redis) [env: GRAPHFRAUD_SERVICE__WORKERS]",
     ),
     runs_root: Path | None = typer.Option(
         None,
         "--runs-root",
-        help="reloads may only name runs under it "
-        "[env GRAPHFRAUD_SERVICE__RUNS_ROOT, default the parent of --run]",
+        metavar="DIR",
+        show_default="the parent of --run",
+        help="reloads may only name runs under it; <runs-root>/CURRENT names the run to serve "
+        "[env: GRAPHFRAUD_SERVICE__RUNS_ROOT]",
     ),
     reload_poll: float | None = typer.Option(
-        None, "--reload-poll", help="seconds between checks of <runs-root>/CURRENT; 0 = off"
+        None,
+        "--reload-poll",
+        metavar="SECONDS",
+        show_default=f"{_SERVICE.reload_poll_s:g}: off",
+        help="seconds between checks of <runs-root>/CURRENT for a new run to swap in; 0 = off "
+        "[env: GRAPHFRAUD_SERVICE__RELOAD_POLL_S]",
     ),
     audit_log: Path | None = typer.Option(
-        None, "--audit-log", help="append-only audit file [env GRAPHFRAUD_SERVICE__AUDIT_LOG]"
+        None,
+        "--audit-log",
+        metavar="FILE",
+        show_default=f"{_SERVICE.audit_log}, in the working directory",
+        help="append-only audit file, one JSON line per analyst read and admin action "
+        "[env: GRAPHFRAUD_SERVICE__AUDIT_LOG]",
     ),
     log_level: str = typer.Option(
-        "info", "--service-log-level", envvar="GRAPHFRAUD_LOG_LEVEL", help="JSON log level"
+        "info",
+        "--service-log-level",
+        envvar="GRAPHFRAUD_LOG_LEVEL",
+        metavar="LEVEL",
+        help="level of the service's JSON log lines: debug | info | warning | error",
     ),
 ) -> None:
     """Serve scores (hot path, in memory), new-user scoring, analyst ring views and ops endpoints.

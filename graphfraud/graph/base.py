@@ -7,8 +7,11 @@ Two real implementations: `EmbeddedGraphStore` (answers from a run directory, no
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 # Bounds on analyst reads: a ring view never returns more than this many members / links, and a
 # link explanation never searches deeper than MAX_EXPLAIN_HOPS user-to-user hops.
@@ -50,6 +53,26 @@ class RingView:
     links: tuple[LinkEvidence, ...]
     truncated: bool = False
     model_version: str | None = None
+
+    def to_networkx(self) -> nx.MultiGraph:
+        """The ring as a networkx MultiGraph: a node per member (its `Member` fields as
+        attributes), an edge per link kind joining two members (its `LinkEvidence` fields), so a
+        pair linked by an email and a device has two edges. Needs networkx (`pip install
+        'graphfraud[notebooks]'`)."""
+        try:
+            import networkx as nx
+        except ImportError as exc:
+            from graphfraud.errors import ConfigError
+
+            raise ConfigError(
+                "to_networkx needs networkx", hint="pip install 'graphfraud[notebooks]'"
+            ) from exc
+        graph = nx.MultiGraph(ring_id=self.ring_id, ring_score=self.ring_score, size=self.size)
+        for m in self.members:
+            graph.add_node(m.user_id, **asdict(m))
+        for link in self.links:
+            graph.add_edge(link.user_a, link.user_b, key=link.kind, **asdict(link))
+        return graph
 
 
 @dataclass(frozen=True)

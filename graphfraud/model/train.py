@@ -274,8 +274,10 @@ def train_candidates(
     runs: list[CandidateRun] = []
     failures: dict[str, str] = {}
     kinds = trained_kinds(settings.candidates)
-    with _Progress(progress, total=k * len(kinds)) as tick:
+    with _Progress(progress, total=k * len(kinds), folds=k) as tick:
         for kind in kinds:
+            if tick is not None:
+                tick.start(kind)
             start = time.perf_counter()
             try:
                 scores, ensemble, per_fold = out_of_fold(
@@ -416,22 +418,48 @@ def _register(
 
 
 class _Progress:
-    """A rich progress bar when asked for, a no-op otherwise."""
+    """Fold progress when asked for: a rich bar on a terminal; piped to a file or a log, one
+    line per finished fold (a model stage can take minutes, and must not look stuck)."""
 
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total = enabled, total
+    def __init__(self, enabled: bool, total: int, folds: int) -> None:
+        self.enabled, self.total, self.folds = enabled, total, folds
         self._bar: Any = None
 
-    def __enter__(self) -> Callable[[], None] | None:
+    def __enter__(self) -> _FoldTick | None:
         if not self.enabled:
             return None
+        from rich.console import Console
         from rich.progress import Progress
 
+        if not Console().is_terminal:
+            return _FoldTick(self.folds, None)
         self._bar = Progress(transient=True)
         self._bar.start()
         task = self._bar.add_task("training folds", total=self.total)
-        return lambda: self._bar.advance(task)
+        return _FoldTick(self.folds, lambda: self._bar.advance(task))
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+class _FoldTick:
+    """Called once per finished fold: advances the bar, or prints `model gbm: fold 2/3 (3.1s)`."""
+
+    def __init__(self, folds: int, advance: Callable[[], None] | None) -> None:
+        self.folds, self.advance = folds, advance
+        self.kind, self.done = "", 0
+        self._since = time.perf_counter()
+
+    def start(self, kind: str) -> None:
+        self.kind, self.done = kind, 0
+        self._since = time.perf_counter()
+
+    def __call__(self) -> None:
+        self.done += 1
+        if self.advance is not None:
+            self.advance()
+            return
+        took = time.perf_counter() - self._since
+        self._since = time.perf_counter()
+        print(f"    model {self.kind}: fold {self.done}/{self.folds} ({took:.1f}s)", flush=True)
