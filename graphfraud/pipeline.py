@@ -319,7 +319,8 @@ def _run_stamp(run: RunDir) -> tuple[str, datetime]:
             f"{run.file(MANIFEST_FILE)} has no run_id / created_at",
             hint="rerun `graphfraud ingest` into this directory",
         )
-    return run_id, datetime.fromisoformat(created)
+    started = datetime.fromisoformat(created)
+    return run_id, started if started.tzinfo is not None else started.replace(tzinfo=UTC)
 
 
 def stage_score(
