@@ -41,6 +41,9 @@ from graphfraud.schema import (
     MEMBERS_FILE,
     ONLINE_DIR,
     QUARANTINE_DIR,
+    RING_EVENTS_FILE,
+    RING_HISTORY_FILE,
+    RING_IDS_FILE,
     RING_SCORES_FILE,
     RINGS_FILE,
     SCORES_FILE,
@@ -276,21 +279,49 @@ def stage_link(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
 
 
 def stage_rings(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
-    """Links → ring membership and ring features (ring scores come from the score stage)."""
+    """Links → ring membership and ring features (ring scores come from the score stage), with
+    ids kept from the previous run's rings and the night's ring events (`rings.lineage`)."""
     from graphfraud.rings.adopt import adopt_emerging, read_emerging
     from graphfraud.rings.detect import build_rings
+    from graphfraud.rings.lineage import assign_ring_ids, read_ledger
 
     registry = run_registry(run)
+    before = previous_run(run)
     with _stage(run, "rings", say) as record:
         found = build_rings(run.read(LINKS_FILE), run.read(USERS_FILE), settings.rings, registry)
         if settings.rings.emerging is not None:
             found = adopt_emerging(found, read_emerging(settings.rings.emerging))
             record["grew_from_emerging"] = int(found.rings["grew_from"].is_not_null().sum())
+        run_id, started = _run_stamp(run)
+        lineage = assign_ring_ids(
+            found,
+            read_ledger(before) if before is not None else None,
+            run_id=run_id,
+            at=started,
+        )
+        found = lineage.rings
         run.write(MEMBERS_FILE, found.members)
         run.write(RINGS_FILE, found.rings)
+        run.write(RING_EVENTS_FILE, lineage.events)
+        run.write(RING_HISTORY_FILE, lineage.history)
+        run.write(RING_IDS_FILE, lineage.issued)
+        record["ring_events"] = lineage.stats
         if run.exists(RING_SCORES_FILE):  # scores of an earlier ring partition
             run.file(RING_SCORES_FILE).unlink()
         record.update(found.stats)
+
+
+def _run_stamp(run: RunDir) -> tuple[str, datetime]:
+    """The run's id and start (from the manifest ingest wrote), which stamp its ring events."""
+    manifest = _manifest(run)
+    run_id, created = manifest.get("run_id"), manifest.get("created_at")
+    if not isinstance(run_id, str) or not isinstance(created, str):
+        raise ArtifactError(
+            f"{run.file(MANIFEST_FILE)} has no run_id / created_at",
+            hint="rerun `graphfraud ingest` into this directory",
+        )
+    started = datetime.fromisoformat(created)
+    return run_id, started if started.tzinfo is not None else started.replace(tzinfo=UTC)
 
 
 def stage_score(

@@ -10,6 +10,8 @@ service); stages may add columns, never rename or drop these.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import polars as pl
 import pyarrow as pa
 
@@ -31,6 +33,9 @@ IDENTIFIERS_FILE = "identifiers.parquet"  # kind, value, support: how many users
 RINGS_FILE = "rings.parquet"  # ring features, written once by the rings stage
 RING_SCORES_FILE = "ring_scores.parquet"  # ring_id, ring_score: written by the score stage
 MEMBERS_FILE = "ring_members.parquet"
+RING_EVENTS_FILE = "ring_events.parquet"  # this run's ring events (`rings.lineage`)
+RING_HISTORY_FILE = "ring_history.parquet"  # every ring event so far, carried run to run
+RING_IDS_FILE = "ring_ids.parquet"  # every ring id ever issued, carried run to run
 FEATURES_FILE = "features.parquet"
 SCORES_FILE = "scores.parquet"
 MANIFEST_FILE = "manifest.json"
@@ -123,6 +128,46 @@ MEMBERS_SCHEMA = pa.schema(
     [
         pa.field("user_id", pa.string(), nullable=False),
         pa.field("ring_id", pa.string(), nullable=False),
+    ]
+)
+
+
+class RingEvent(StrEnum):
+    """What happened to a ring id between the previous run and this one (`rings.lineage`)."""
+
+    BORN = "born"  # a new ring, no earlier ring's part
+    GREW = "grew"  # kept its id, not smaller (members may also have been swapped)
+    SHRANK = "shrank"  # kept its id, smaller
+    MERGED_INTO = "merged_into"  # most of its members are now in other_ring_id; id retired
+    SPLIT_FROM = "split_from"  # a new ring holding a part of other_ring_id
+    DISSOLVED = "dissolved"  # no ring holds most of its members; id retired
+
+
+# One row per ring id an event happened to in one run (a ring id has at most one a run).
+# ring_events.parquet holds this run's, ring_history.parquet every run's so far.
+RING_EVENTS_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),  # the run that recorded the event
+        pa.field("at", pa.timestamp("us", tz="UTC"), nullable=False),  # that run's start
+        pa.field("ring_id", pa.string(), nullable=False),
+        pa.field("event", pa.string(), nullable=False),  # a RingEvent
+        # merged_into: the ring it went into; split_from: the ring it came from; born: the
+        # emerging ring it grew from (`grew_from`), else null
+        pa.field("other_ring_id", pa.string()),
+        pa.field("size_before", pa.int32(), nullable=False),  # 0 for born / split_from
+        pa.field("size_after", pa.int32(), nullable=False),  # 0 for merged_into / dissolved
+        # members shared with the ring it is matched to: grew / shrank its own kept members,
+        # merged_into / split_from those shared with other_ring_id; null for born / dissolved
+        pa.field("shared", pa.int32()),
+    ]
+)
+
+# Every ring id ever issued, so a retired id is never issued again.
+RING_IDS_SCHEMA = pa.schema(
+    [
+        pa.field("ring_id", pa.string(), nullable=False),
+        pa.field("born_run_id", pa.string(), nullable=False),  # the run that issued it
+        pa.field("retired_run_id", pa.string()),  # the run it merged or dissolved in; null: live
     ]
 )
 

@@ -257,6 +257,11 @@ def print_summary(run_dir: Path, top: int = 5) -> None:
     big = rings.filter(pl.col("size") >= 3)
     largest = int(rings["size"].max() or 0) if rings.height else 0  # type: ignore[arg-type]
     console.print(f"rings    {rings.height:,} found ({big.height:,} of ≥3), largest {largest}")
+    events = manifest.get("stages", {}).get("rings", {}).get("ring_events", {})
+    if any(events.values()):
+        console.print(
+            "ring ids " + " · ".join(f"{n:,} {event}" for event, n in events.items() if n)
+        )
     high = int((scores["score"] >= 0.5).sum())
     version = manifest.get("model_version")
     console.print(f"scores   {scores.height:,} users, {high:,} with score ≥ 0.5 · model {version}")
@@ -328,8 +333,8 @@ def run(
         None,
         "--previous",
         metavar="DIR",
-        help="last night's complete run directory to build on (a failed one is refused, naming "
-        "the last good run)",
+        help="last night's complete run directory to build on: its rings' ids are kept where "
+        "most members stay (a failed run is refused, naming the last good run)",
     ),
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="no progress or summary (errors still print)"
@@ -380,7 +385,8 @@ def link_verb(
 def rings_verb(
     run_dir: Path = typer.Option(..., "--run", metavar="DIR", help="run directory after `link`"),
 ) -> None:
-    """Stage 3: find rings on the weighted user graph (writes ring_members/rings.parquet)."""
+    """Stage 3: find rings on the weighted user graph, keeping the previous run's ring ids
+    (writes ring_members/rings.parquet and the ring events)."""
     from graphfraud.pipeline import stage_rings
     from graphfraud.rundir import RunDir
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 MAX_RING_MEMBERS = 500
 MAX_RING_LINKS = 300
 MAX_EXPLAIN_HOPS = 4
+MAX_RING_EVENTS = 1000  # a ring history returns at most this many events (the newest)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,31 @@ class RingView:
 
 
 @dataclass(frozen=True)
+class RingEventView:
+    """One ring event (`schema.RING_EVENTS_SCHEMA`, `rings.lineage`)."""
+
+    run_id: str  # the run that recorded it
+    at: str  # that run's start, ISO-8601 UTC
+    ring_id: str
+    event: str  # a schema.RingEvent
+    other_ring_id: str | None
+    size_before: int
+    size_after: int
+    shared: int | None
+
+
+@dataclass(frozen=True)
+class RingHistory:
+    """What happened to one ring id, oldest first: its own events and those of rings that name
+    it (`merged_into` it, `split_from` it). A retired id keeps its history."""
+
+    ring_id: str
+    live: bool  # a ring of the published run
+    events: tuple[RingEventView, ...]
+    truncated: bool = False  # more than MAX_RING_EVENTS: the oldest were left out
+
+
+@dataclass(frozen=True)
 class LinkExplanation:
     """Why two users are linked: the user-to-user hops of one shortest path, each with the
     evidence of every link kind joining that hop."""
@@ -114,6 +140,11 @@ class GraphStore(Protocol):
 
     def ring(self, ring_id: str) -> RingView:
         """One ring by id; raises NotFound."""
+        ...
+
+    def ring_history(self, ring_id: str) -> RingHistory:
+        """Every event of a ring id, live or retired; raises NotFound for an id the published
+        graph neither holds as a ring nor names in an event."""
         ...
 
     def explain_link(

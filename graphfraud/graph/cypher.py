@@ -47,6 +47,21 @@ _BASE_SCHEMA: tuple[Query, ...] = (
         "CREATE CONSTRAINT graphfraud_meta_id IF NOT EXISTS "
         "FOR (n:GraphFraudMeta) REQUIRE n.id IS UNIQUE",
     ),
+    Query(
+        "constraint_ring_event_id",
+        "CREATE CONSTRAINT graphfraud_ring_event_id IF NOT EXISTS "
+        "FOR (n:RingEvent) REQUIRE n.id IS UNIQUE",
+    ),
+    # A ring's history is read by either id an event names (`RING_HISTORY`).
+    Query(
+        "index_ring_event_ring",
+        "CREATE INDEX graphfraud_ring_event_ring IF NOT EXISTS FOR (n:RingEvent) ON (n.ring_id)",
+    ),
+    Query(
+        "index_ring_event_other",
+        "CREATE INDEX graphfraud_ring_event_other IF NOT EXISTS "
+        "FOR (n:RingEvent) ON (n.other_ring_id)",
+    ),
 )
 
 # ---- publish state ------------------------------------------------------------------------------
@@ -68,6 +83,9 @@ META_READ = Query("meta_read", "MATCH (m:GraphFraudMeta {id: $id}) RETURN proper
 # ---- publish: nodes (rows: {key, props}) ---------------------------------------------------------
 UPSERT_USERS = Query("upsert_users", "UNWIND $rows AS r MERGE (n:User {id: r.key}) SET n = r.props")
 UPSERT_RINGS = Query("upsert_rings", "UNWIND $rows AS r MERGE (n:Ring {id: r.key}) SET n = r.props")
+UPSERT_RING_EVENTS = Query(
+    "upsert_ring_events", "UNWIND $rows AS r MERGE (n:RingEvent {id: r.key}) SET n = r.props"
+)
 
 
 def _literal(text: str) -> LiteralString:
@@ -114,6 +132,11 @@ UPSERT_MEMBERSHIPS = Query(
     "UNWIND $rows AS r MATCH (u:User {id: r.user_id}) MATCH (g:Ring {id: r.ring_id}) "
     "MERGE (u)-[m:MEMBER_OF]->(g) SET m = r.props",
 )
+UPSERT_RING_EVENT_OF = Query(
+    "upsert_ring_event_of",
+    "UNWIND $rows AS r MATCH (g:Ring {id: r.ring_id}) MATCH (e:RingEvent {id: r.event_id}) "
+    "MERGE (g)-[h:HAD_EVENT]->(e) SET h.run_id = $run_id",
+)
 UPSERT_LINKS = Query(
     "upsert_links",
     "UNWIND $rows AS r MATCH (a:User {id: r.user_a}) MATCH (b:User {id: r.user_b}) "
@@ -121,8 +144,8 @@ UPSERT_LINKS = Query(
 )
 
 # ---- publish: sweep what the current run does not hold -------------------------------------------
-_BASE_LABELS: tuple[LiteralString, ...] = ("User", "Ring")
-_BASE_TYPES: tuple[LiteralString, ...] = ("LINKED", "MEMBER_OF")
+_BASE_LABELS: tuple[LiteralString, ...] = ("User", "Ring", "RingEvent")
+_BASE_TYPES: tuple[LiteralString, ...] = ("LINKED", "MEMBER_OF", "HAD_EVENT")
 
 
 def _sweep_rels(rel: LiteralString) -> Query:
@@ -174,6 +197,12 @@ RING_LINKS = Query(
     "l.value_b AS value_b, l.similarity AS similarity, l.support AS support, "
     "l.weight AS weight, l.evidence AS evidence",
 )
+RING_HISTORY = Query(
+    "ring_history",
+    "MATCH (e:RingEvent {ring_id: $ring_id}) RETURN properties(e) AS event "
+    "UNION ALL MATCH (e:RingEvent {other_ring_id: $ring_id}) RETURN properties(e) AS event",
+)
+RING_EXISTS = Query("ring_exists", "MATCH (g:Ring {id: $ring_id}) RETURN g.id AS ring_id")
 USERS_EXIST = Query(
     "users_exist", "UNWIND $ids AS id MATCH (u:User {id: id}) RETURN u.id AS user_id"
 )
@@ -209,9 +238,11 @@ def all_queries(registry: IdentifierRegistry = BUILTIN) -> tuple[Query, ...]:
         META_READ,
         UPSERT_USERS,
         UPSERT_RINGS,
+        UPSERT_RING_EVENTS,
         *(identifier_upsert(s) for s in registry.kinds),
         *(identifier_link(s) for s in registry.kinds),
         UPSERT_MEMBERSHIPS,
+        UPSERT_RING_EVENT_OF,
         UPSERT_LINKS,
         *sweep_queries(registry),
         PING,
@@ -219,6 +250,8 @@ def all_queries(registry: IdentifierRegistry = BUILTIN) -> tuple[Query, ...]:
         RING,
         RING_MEMBERS,
         RING_LINKS,
+        RING_HISTORY,
+        RING_EXISTS,
         USERS_EXIST,
         HOP_EVIDENCE,
         *SHORTEST_PATH.values(),

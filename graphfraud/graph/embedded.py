@@ -24,6 +24,7 @@ from graphfraud.graph.base import (
     MAX_RING_MEMBERS,
     LinkExplanation,
     PublishReport,
+    RingHistory,
     RingView,
 )
 from graphfraud.graph.tables import LINK_FIELDS, RING_CORE_COLUMNS, GraphTables, load_tables
@@ -34,6 +35,8 @@ from graphfraud.graph.views import (
     member_from,
     ordered_links,
     ordered_members,
+    ring_event_from,
+    ring_history,
 )
 
 
@@ -53,6 +56,8 @@ class _Index:
     rings: pl.DataFrame  # sorted by ring_id
     ring_links: pl.DataFrame  # links inside one ring, sorted by ring_id, then strongest first
     links: pl.DataFrame  # sorted by user_a, user_b, kind
+    events_by_ring: pl.DataFrame  # ring events sorted by ring_id
+    events_by_other: pl.DataFrame  # ring events naming another ring, sorted by other_ring_id
     offsets: np.ndarray[
         Any, np.dtype[np.int64]
     ]  # CSR: neighbours of i are dst[offsets[i]:offsets[i+1]]
@@ -101,6 +106,10 @@ class _Index:
             rings=tables.rings,
             ring_links=ring_links,
             links=tables.links,
+            events_by_ring=tables.ring_events.sort("ring_id", "id"),
+            events_by_other=tables.ring_events.drop_nulls("other_ring_id").sort(
+                "other_ring_id", "id"
+            ),
             offsets=offsets,
             dst=dst.astype(np.int64),
         )
@@ -224,6 +233,19 @@ class EmbeddedGraphStore:
             truncated=members.height > self._max_members or links.height > self._max_links,
             model_version=ix.tables.model_version,
         )
+
+    def ring_history(self, ring_id: str) -> RingHistory:
+        ix = self._ix()
+        rows = pl.concat(
+            [
+                _slice(ix.events_by_ring, "ring_id", ring_id),
+                _slice(ix.events_by_other, "other_ring_id", ring_id),
+            ]
+        )
+        live = _slice(ix.rings, "ring_id", ring_id).height > 0
+        if rows.is_empty() and not live:
+            raise NotFound("no ring with this id in the graph, live or retired")
+        return ring_history(ring_id, live, (ring_event_from(r) for r in rows.iter_rows(named=True)))
 
     def explain_link(
         self, user_a: str, user_b: str, max_hops: int = MAX_EXPLAIN_HOPS

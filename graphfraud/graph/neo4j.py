@@ -32,6 +32,7 @@ from graphfraud.graph.base import (
     MAX_RING_MEMBERS,
     LinkExplanation,
     PublishReport,
+    RingHistory,
     RingView,
 )
 from graphfraud.graph.cypher import Query
@@ -43,6 +44,8 @@ from graphfraud.graph.views import (
     member_from,
     ordered_links,
     ordered_members,
+    ring_event_from,
+    ring_history,
 )
 from graphfraud.identifiers import BUILTIN, IdentifierRegistry
 
@@ -117,6 +120,7 @@ def publish_phases(tables: GraphTables) -> list[tuple[Query, pl.DataFrame]]:
     phases: list[tuple[Query, pl.DataFrame]] = [
         (cypher.UPSERT_USERS, _node_rows(users, "user_id", run_id, {"user_id": "id"})),
         (cypher.UPSERT_RINGS, _node_rows(rings, "ring_id", run_id, {"ring_id": "id"})),
+        (cypher.UPSERT_RING_EVENTS, _node_rows(tables.ring_events, "id", run_id, {})),
     ]
     kinds = tables.registry.kinds
     phases += [(cypher.identifier_upsert(s), tables.identifiers[s.name]) for s in kinds]
@@ -131,6 +135,7 @@ def publish_phases(tables: GraphTables) -> list[tuple[Query, pl.DataFrame]]:
             ),
         )
     )
+    phases.append((cypher.UPSERT_RING_EVENT_OF, tables.ring_event_of))
     link_props = [c for c in LINK_FIELDS if c not in ("user_a", "user_b")] + ["ring_id"]
     phases.append(
         (
@@ -322,6 +327,15 @@ class Neo4jGraphStore:
         if not rows:
             raise NotFound("no ring with this id in the graph")
         return self._ring_view(ring_id, rows[0]["ring"])
+
+    def ring_history(self, ring_id: str) -> RingHistory:
+        events = [
+            ring_event_from(r["event"]) for r in self._read(cypher.RING_HISTORY, ring_id=ring_id)
+        ]
+        live = bool(self._read(cypher.RING_EXISTS, ring_id=ring_id))
+        if not events and not live:
+            raise NotFound("no ring with this id in the graph, live or retired")
+        return ring_history(ring_id, live, events)
 
     def _ring_view(self, ring_id: str, props: dict[str, Any]) -> RingView:
         members = self._read(cypher.RING_MEMBERS, ring_id=ring_id, limit=self._max_members + 1)

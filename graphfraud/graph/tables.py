@@ -22,9 +22,13 @@ from graphfraud.schema import (
     DEVICES_FILE,
     LINKS_FILE,
     MEMBERS_FILE,
+    RING_EVENTS_SCHEMA,
+    RING_HISTORY_FILE,
     RINGS_FILE,
     SCORES_FILE,
     USERS_FILE,
+    conform_frame,
+    polars_schema,
 )
 from graphfraud.scoring.scores import scored_rings
 
@@ -43,6 +47,17 @@ LINK_FIELDS = (
     "evidence",
 )
 _ISO_UTC = "%Y-%m-%dT%H:%M:%S%.6f+00:00"
+RING_EVENT_FIELDS = (
+    "id",
+    "ring_id",
+    "event",
+    "other_ring_id",
+    "size_before",
+    "size_after",
+    "shared",
+    "event_run_id",
+    "at",
+)
 
 
 @dataclass(frozen=True)
@@ -58,16 +73,28 @@ class GraphTables:
     rings: pl.DataFrame  # ring_id, size, ring_score, <features…>
     members: pl.DataFrame  # user_id, ring_id, ring_score
     links: pl.DataFrame  # LINK_FIELDS + ring_id, one row per (pair, kind), user_a < user_b
+    # RING_EVENT_FIELDS: every ring event so far (ring_history.parquet), retired rings' too;
+    # `id` is "<event_run_id>/<ring_id>" (a ring id has at most one event a run)
+    ring_events: pl.DataFrame
+    ring_event_of: pl.DataFrame  # ring_id, event_id: the events of rings still live
 
     @property
     def node_count(self) -> int:
         return (
-            self.users.height + sum(f.height for f in self.identifiers.values()) + self.rings.height
+            self.users.height
+            + sum(f.height for f in self.identifiers.values())
+            + self.rings.height
+            + self.ring_events.height
         )
 
     @property
     def relationship_count(self) -> int:
-        return sum(f.height for f in self.holds.values()) + self.members.height + self.links.height
+        return (
+            sum(f.height for f in self.holds.values())
+            + self.members.height
+            + self.links.height
+            + self.ring_event_of.height
+        )
 
     @property
     def ring_features(self) -> tuple[str, ...]:
@@ -127,6 +154,32 @@ def _holds(frame: pl.DataFrame, column: str) -> pl.DataFrame:
         return pl.DataFrame(schema={"user_id": pl.String, "value": pl.String})
     held = frame.select("user_id", value=pl.col(column).cast(pl.String))
     return held.drop_nulls().filter(pl.col("value") != "").unique().sort("user_id", "value")
+
+
+def _ring_events(run: RunDir, rings: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(ring_events, ring_event_of) from ring_history.parquet; none for a run from before
+    lineage."""
+    history = (
+        conform_frame(run.read(RING_HISTORY_FILE), RING_EVENTS_SCHEMA)
+        if run.exists(RING_HISTORY_FILE)
+        else pl.DataFrame(schema=polars_schema(RING_EVENTS_SCHEMA))
+    )
+    if history.select("run_id", "ring_id").is_duplicated().any():
+        raise ArtifactError(f"{run.file(RING_HISTORY_FILE)} repeats a (run_id, ring_id) event")
+    events = (
+        history.with_columns(
+            id=pl.concat_str("run_id", pl.lit("/"), "ring_id"),
+            event_run_id=pl.col("run_id"),
+            at=pl.col("at").dt.convert_time_zone("UTC").dt.to_string(_ISO_UTC),
+            size_before=pl.col("size_before").cast(pl.Int64),
+            size_after=pl.col("size_after").cast(pl.Int64),
+            shared=pl.col("shared").cast(pl.Int64),
+        )
+        .select(RING_EVENT_FIELDS)
+        .sort("id")
+    )
+    live = events.join(rings.select("ring_id"), on="ring_id", how="semi")
+    return events, live.select("ring_id", event_id=pl.col("id")).sort("ring_id", "event_id")
 
 
 def load_tables(run_dir: Path | str) -> GraphTables:
@@ -232,6 +285,7 @@ def load_tables(run_dir: Path | str) -> GraphTables:
     identifiers = {
         kind: frame.select("value").unique().sort("value") for kind, frame in holds.items()
     }
+    ring_events, ring_event_of = _ring_events(run, rings)
     return GraphTables(
         run_id=run_id,
         model_version=model_version if isinstance(model_version, str) else None,
@@ -242,6 +296,8 @@ def load_tables(run_dir: Path | str) -> GraphTables:
         rings=rings.sort("ring_id"),
         members=member_rows,
         links=_with_ring(links, members).sort("user_a", "user_b", "kind"),
+        ring_events=ring_events,
+        ring_event_of=ring_event_of,
     )
 
 

@@ -6,7 +6,14 @@ import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from graphfraud.graph.base import MAX_EXPLAIN_HOPS, LinkEvidence, Member
+from graphfraud.graph.base import (
+    MAX_EXPLAIN_HOPS,
+    MAX_RING_EVENTS,
+    LinkEvidence,
+    Member,
+    RingEventView,
+    RingHistory,
+)
 
 
 def _opt_float(value: Any) -> float | None:
@@ -74,3 +81,35 @@ def hop_evidence(
 def clamp_hops(max_hops: int) -> int:
     """Explanations search 1..MAX_EXPLAIN_HOPS user-to-user hops, whatever the caller asks."""
     return max(1, min(int(max_hops), MAX_EXPLAIN_HOPS))
+
+
+def ring_event_from(row: Mapping[str, Any]) -> RingEventView:
+    """A read-model event from a `graph.tables` ring event row or a (:RingEvent) node's
+    properties (the event's run is `event_run_id` there: `run_id` tags the publish)."""
+    return RingEventView(
+        run_id=str(row["event_run_id"]),
+        at=str(row["at"]),
+        ring_id=str(row["ring_id"]),
+        event=str(row["event"]),
+        other_ring_id=_opt_str(row.get("other_ring_id")),
+        size_before=int(row["size_before"]),
+        size_after=int(row["size_after"]),
+        shared=_opt_int(row.get("shared")),
+    )
+
+
+def ring_history(
+    ring_id: str, live: bool, events: Iterable[RingEventView], limit: int = MAX_RING_EVENTS
+) -> RingHistory:
+    """Oldest first (by run start, then run id; in one run the ring's own event, then others by
+    id); past `limit`, the newest `limit` events."""
+    ordered = sorted(
+        {(e.run_id, e.ring_id): e for e in events}.values(),
+        key=lambda e: (e.at, e.run_id, e.ring_id != ring_id, e.ring_id),
+    )
+    return RingHistory(
+        ring_id=ring_id,
+        live=live,
+        events=tuple(ordered[-limit:]) if limit > 0 else (),
+        truncated=len(ordered) > limit,
+    )

@@ -13,8 +13,9 @@
    weight is too weak for step 3 ever to join groups on it (a device farm's phones, one group per
    handset, all behind the farm's own datacenter IPs), yet an IP used by nobody else is the
    operation's own infrastructure.
-5. Ring ids are stable: a hash of the ring's smallest member id, so re-running on the same input
-   (or a grown one where the ring keeps its anchor) gives the same id.
+5. Each ring gets a provisional id, a hash of its smallest member id. The rings stage then gives
+   rings that persist from the previous run their old id (`rings.lineage`); on a first night the
+   provisional ids are the ids.
 
 Deterministic for a given input and seed: vertices are numbered in user_id order and igraph's RNG
 is seeded.
@@ -88,9 +89,11 @@ def balance_lookalikes(links: pl.DataFrame, registry: IdentifierRegistry = BUILT
     return pl.concat([links.filter(~pl.col("kind").is_in(list(exact_of))), balanced])
 
 
-def ring_id_for(anchor: str) -> str:
-    """Stable ring id from the ring's smallest member id."""
-    return "R" + hashlib.sha1(anchor.encode("utf-8"), usedforsecurity=False).hexdigest()[:12]
+def ring_id_for(anchor: str, salt: int = 0) -> str:
+    """A ring id from the ring's smallest member id; `salt` > 0 gives another one when that id
+    was issued before (`rings.lineage` never issues an id twice)."""
+    text = anchor if salt == 0 else f"{anchor}\x00{salt}"
+    return "R" + hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:12]
 
 
 def leiden_communities(pairs: pl.DataFrame, settings: RingSettings) -> pl.DataFrame:

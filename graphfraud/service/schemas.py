@@ -302,6 +302,35 @@ class RingOut(BaseModel):
     masked: bool = Field(description="true when emails and phones are masked for this caller")
 
 
+class RingEventOut(BaseModel):
+    run_id: str = Field(description="the batch run that recorded the event")
+    at: str = Field(description="that run's start, ISO-8601 UTC")
+    ring_id: str = Field(description="the ring the event happened to")
+    event: str = Field(
+        description="born | grew | shrank (kept its id) | merged_into | dissolved (id retired) "
+        "| split_from"
+    )
+    other_ring_id: str | None = Field(
+        description="merged_into: the ring it went into; split_from: the ring it came from; "
+        "born: the emerging ring it grew from, if any"
+    )
+    size_before: int = Field(description="members the night before (0 for a new ring)")
+    size_after: int = Field(description="members after (0 once merged or dissolved)")
+    shared: int | None = Field(
+        description="members kept (grew, shrank) or shared with other_ring_id"
+    )
+
+
+class RingHistoryOut(BaseModel):
+    ring_id: str
+    live: bool = Field(description="a ring of the served run; false once merged or dissolved")
+    events: list[RingEventOut] = Field(
+        description="oldest first: the ring's own events and those naming it (rings merged "
+        "into it or split from it)"
+    )
+    truncated: bool = Field(description="true when only the newest events are listed")
+
+
 class EmergingMemberOut(BaseModel):
     user_id: str
     created_at: str

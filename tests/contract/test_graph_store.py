@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from graphfraud.errors import NotFound
-from graphfraud.graph.base import GraphStore, RingView
+from graphfraud.graph.base import GraphStore, RingEventView, RingView
 from graphfraud.graph.embedded import EmbeddedGraphStore
 from graphfraud.graph.neo4j import Neo4jGraphStore
 from tests.graph.factories import (
@@ -18,14 +18,17 @@ from tests.graph.factories import (
     LONELY,
     LONG,
     NEW_USER,
+    R0,
     R1,
     R2,
     R3,
+    T0,
     C,
     D,
     Q,
     U,
     write_big_ring_run,
+    write_ring_history,
     write_run,
 )
 
@@ -116,6 +119,8 @@ def test_unknown_ids_raise_not_found(store: GraphStore, bad: str) -> None:
         store.explain_link(bad, Q)
     with pytest.raises(NotFound):
         store.explain_link(Q, bad)
+    with pytest.raises(NotFound):
+        store.ring_history(bad)
     assert store.ring(R1).size == 4  # the graph is intact
 
 
@@ -190,4 +195,63 @@ def test_newer_run_replaces_rings_scores_and_links(
         store.ring(R2)
     assert {m.user_id for m in store.ring(R3).members} == {"e1", "e2"}
     assert store.explain_link(LONG, D).path == ()  # the bridge link is gone
+    store.close()
+
+
+def test_a_run_from_before_lineage_serves_its_rings_with_an_empty_history(
+    store: GraphStore,
+) -> None:
+    history = store.ring_history(R1)
+    assert (history.ring_id, history.live, history.events, history.truncated) == (
+        R1,
+        True,
+        (),
+        False,
+    )
+
+
+def _kinds(store: GraphStore, ring_id: str) -> list[tuple[str, str, str]]:
+    return [(e.run_id, e.ring_id, e.event) for e in store.ring_history(ring_id).events]
+
+
+def test_ring_history_survives_newer_runs_and_keeps_retired_rings(
+    make_store: StoreMaker, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    first = write_ring_history(write_run(tmp_path_factory.mktemp("h1")))
+    second = write_ring_history(
+        write_run(tmp_path_factory.mktemp("h2"), run_id="run-2", newer=True), newer=True
+    )
+    store = make_store(first)
+    report = store.publish(str(first))
+    # five event nodes; an event edge from each live ring (R1, R2) to its own events
+    assert (report.nodes, report.relationships) == (34 + 5, 44 + 3)
+    assert _kinds(store, R1) == [
+        ("run-0", R1, "born"),
+        ("run-1", R1, "grew"),
+        ("run-1", R0, "merged_into"),  # names R1: in R1's history, after R1's own
+    ]
+    merged = store.ring_history(R0)
+    assert merged.live is False
+    assert merged.events[-1] == RingEventView(
+        run_id="run-1",
+        at=T0.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00"),
+        ring_id=R0,
+        event="merged_into",
+        other_ring_id=R1,
+        size_before=2,
+        size_after=0,
+        shared=2,
+    )
+    assert store.ring_history(R2).events[0].shared is None
+
+    store.publish(str(second))
+    assert _kinds(store, R1)[-1] == ("run-2", R1, "grew")
+    assert len(store.ring_history(R1).events) == 4
+    gone = store.ring_history(R2)  # dissolved tonight: no ring, its history stays
+    assert gone.live is False
+    assert [e.event for e in gone.events] == ["born", "dissolved"]
+    with pytest.raises(NotFound):
+        store.ring(R2)
+    assert _kinds(store, R0) == [("run-0", R0, "born"), ("run-1", R0, "merged_into")]
+    assert store.ring_history(R3).live is True
     store.close()

@@ -27,6 +27,8 @@ from graphfraud.schema import (
     MANIFEST_FILE,
     MEMBERS_FILE,
     MEMBERS_SCHEMA,
+    RING_EVENTS_SCHEMA,
+    RING_HISTORY_FILE,
     RING_SCORES_FILE,
     RING_SCORES_SCHEMA,
     RINGS_FILE,
@@ -46,6 +48,7 @@ R1 = "ring'1\"\\"
 R2 = "ring-2-é"
 R3 = "ring-3-new"
 CHAIN = ("e1", "e2", "e3", "e4", "e5")
+R0 = "old'ring-0"  # retired before run-1: merged into R1
 LONELY = "lonely"
 NEW_USER = "zed-new"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -219,6 +222,30 @@ def _write(
             }
         )
     )
+    return out
+
+
+def write_ring_history(out: Path, *, newer: bool = False) -> Path:
+    """The ring history `write_run`'s run would carry (`rings.lineage`): on run-0 R1 (Q, U) and
+    R0 (C, LONG) were born; on run-1 R0 merged into R1 and R2 was born; on run-2 (`newer`)
+    LONG left and NEW_USER joined R1, R2 dissolved and R3 was born."""
+    nights = {"run-0": T0 - timedelta(days=1), "run-1": T0, "run-2": T0 + timedelta(days=1)}
+    rows = [
+        ("run-0", R1, "born", None, 0, 2, None),
+        ("run-0", R0, "born", None, 0, 2, None),
+        ("run-1", R1, "grew", None, 2, 4, 2),
+        ("run-1", R0, "merged_into", R1, 2, 0, 2),
+        ("run-1", R2, "born", None, 0, 2, None),
+    ]
+    if newer:
+        rows += [
+            ("run-2", R1, "grew", None, 4, 4, 3),
+            ("run-2", R2, "dissolved", None, 2, 0, None),
+            ("run-2", R3, "born", None, 0, 2, None),
+        ]
+    names = ("run_id", "ring_id", "event", "other_ring_id", "size_before", "size_after", "shared")
+    events = [{**dict(zip(names, r, strict=True)), "at": nights[r[0]]} for r in rows]
+    _table(events, RING_EVENTS_SCHEMA).write_parquet(out / RING_HISTORY_FILE)
     return out
 
 

@@ -15,11 +15,18 @@ import pytest
 from graphfraud.config import GraphSettings
 from graphfraud.errors import ArtifactError, ConfigError
 from graphfraud.graph import cypher, open_graph_store
-from graphfraud.graph.base import MAX_EXPLAIN_HOPS, GraphStore
+from graphfraud.graph.base import MAX_EXPLAIN_HOPS, GraphStore, RingEventView
 from graphfraud.graph.embedded import EmbeddedGraphStore
 from graphfraud.graph.tables import load_tables
-from graphfraud.schema import LINKS_FILE, MANIFEST_FILE, MEMBERS_FILE, USERS_FILE
-from tests.graph.factories import LONELY, Q, write_bulk_run, write_run
+from graphfraud.graph.views import ring_history
+from graphfraud.schema import (
+    LINKS_FILE,
+    MANIFEST_FILE,
+    MEMBERS_FILE,
+    RING_HISTORY_FILE,
+    USERS_FILE,
+)
+from tests.graph.factories import LONELY, Q, write_bulk_run, write_ring_history, write_run
 
 
 def test_tables_counts_and_identifiers(tmp_path: Path) -> None:
@@ -33,6 +40,38 @@ def test_tables_counts_and_identifiers(tmp_path: Path) -> None:
     assert tables.holds["device"].height == 8
     assert tables.holds["ip"].height == 4
     assert (tables.node_count, tables.relationship_count) == (34, 44)
+
+
+def test_a_ring_history_that_repeats_an_event_is_refused(tmp_path: Path) -> None:
+    run = write_ring_history(write_run(tmp_path))
+    history = pl.read_parquet(run / RING_HISTORY_FILE)
+    pl.concat([history, history.head(1)]).write_parquet(run / RING_HISTORY_FILE)
+    with pytest.raises(ArtifactError, match="repeats a"):
+        load_tables(run)
+
+
+def _event(run_id: str, at: str, ring_id: str) -> RingEventView:
+    return RingEventView(run_id, at, ring_id, "grew", None, 2, 3, 2)
+
+
+def test_a_ring_history_is_oldest_first_own_event_first_and_keeps_the_newest() -> None:
+    events = [
+        _event("n2", "2026-01-02", "R9"),
+        _event("n2", "2026-01-02", "R1"),
+        _event("n1", "2026-01-01", "R1"),
+        _event("n3", "2026-01-03", "R1"),
+    ]
+    full = ring_history("R1", True, events)
+    assert [(e.run_id, e.ring_id) for e in full.events] == [
+        ("n1", "R1"),
+        ("n2", "R1"),
+        ("n2", "R9"),
+        ("n3", "R1"),
+    ]
+    assert not full.truncated
+    newest = ring_history("R1", True, events, limit=2)
+    assert [(e.run_id, e.ring_id) for e in newest.events] == [("n2", "R9"), ("n3", "R1")]
+    assert newest.truncated
 
 
 def _rewrite(path: Path, frame: pl.DataFrame) -> None:

@@ -19,7 +19,15 @@ from graphfraud.errors import GraphStoreAuthError, GraphStoreUnavailable, NotFou
 from graphfraud.graph import open_graph_store
 from graphfraud.graph.neo4j import Neo4jGraphStore
 from graphfraud.graph.server import BoltServer, free_port
-from tests.graph.factories import NEW_USER, R2, Q, write_bulk_run, write_run
+from tests.graph.factories import (
+    NEW_USER,
+    R1,
+    R2,
+    Q,
+    write_bulk_run,
+    write_ring_history,
+    write_run,
+)
 from tests.graph.graphdump import dump_graph, publish_state
 
 pytestmark = pytest.mark.bolt
@@ -53,6 +61,30 @@ def test_publish_twice_is_identical(
     assert state is not None
     assert (state["run_id"], state["status"], state["nodes"]) == ("run-1", "complete", 34)
     assert store.published() == state
+
+
+def test_ring_events_converge_and_only_live_rings_point_at_theirs(
+    bolt_driver: Any, new_bolt_database: Callable[[str], str], tmp_path: Path
+) -> None:
+    """Ring events are nodes keyed by run and ring; a newer run's history holds the older ones,
+    so they stay, while the event edge of a ring that dissolved goes with its (:Ring)."""
+    old = write_ring_history(write_run(tmp_path / "r1"))
+    new = write_ring_history(write_run(tmp_path / "r2", run_id="run-2", newer=True), newer=True)
+    over, clean = new_bolt_database("events_over"), new_bolt_database("events_clean")
+    _store(bolt_driver, over, 2).publish(str(old))
+    _store(bolt_driver, over, 2).publish(str(new))
+    _store(bolt_driver, clean).publish(str(new))
+    assert dump_graph(bolt_driver, over) == dump_graph(bolt_driver, clean)
+    records, _, _ = bolt_driver.execute_query(
+        "MATCH (e:RingEvent) OPTIONAL MATCH (g:Ring)-[:HAD_EVENT]->(e) "
+        "RETURN e.id AS id, e.event_run_id AS night, e.run_id AS tag, g.id AS ring",
+        database_=over,
+    )
+    rows = {r["id"]: (r["night"], r["tag"], r["ring"]) for r in records}
+    assert len(rows) == 8
+    assert {tag for _, tag, _ in rows.values()} == {"run-2"}
+    assert rows[f"run-0/{R1}"] == ("run-0", "run-2", R1)
+    assert rows[f"run-1/{R2}"] == ("run-1", "run-2", None)  # R2 dissolved: no ring, no edge
 
 
 def test_newer_run_equals_clean_publish_of_it(

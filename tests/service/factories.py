@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -220,6 +221,7 @@ def write_run(path: Path, *, score_shift: float = 0.0, model_version: str = MODE
         ),
         schema.MEMBERS_FILE: (members, schema.MEMBERS_SCHEMA),
         schema.SCORES_FILE: (scores, schema.SCORES_SCHEMA),
+        schema.RING_HISTORY_FILE: (_ring_history(), schema.RING_EVENTS_SCHEMA),
     }
     for name, (frame, arrow_schema) in frames.items():
         absent = [pl.lit(None).alias(c) for c in arrow_schema.names if c not in frame.columns]
@@ -234,6 +236,20 @@ def write_run(path: Path, *, score_shift: float = 0.0, model_version: str = MODE
     }
     (path / schema.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     return path
+
+
+def _ring_history() -> pl.DataFrame:
+    """r0: ring-a (2) and ring-old (2) born; r1: ring-old merged into ring-a, ring-b born."""
+    names = ("run_id", "at", "ring_id", "event", "other_ring_id", "size_before", "size_after")
+    r0, r1 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    rows = [
+        ("r0", r0, "ring-a", "born", None, 0, 2, None),
+        ("r0", r0, "ring-old", "born", None, 0, 2, None),
+        ("r1", r1, "ring-a", "grew", None, 2, 4, 2),
+        ("r1", r1, "ring-old", "merged_into", "ring-a", 2, 0, 2),
+        ("r1", r1, "ring-b", "born", None, 0, 3, None),
+    ]
+    return pl.DataFrame(rows, schema=[*names, "shared"], orient="row")
 
 
 KEYS = {

@@ -18,7 +18,12 @@ from graphfraud.service import create_app
 from .factories import HONEST, KEYS, RING_A, RING_B, UNICODE_USER, headers
 
 ROLES = ("scorer", "analyst", "investigator", "admin")
-ANALYST_URLS = ("/v1/users/a1/ring", "/v1/rings/ring-a", "/v1/links/explain?a=a1&b=a4")
+ANALYST_URLS = (
+    "/v1/users/a1/ring",
+    "/v1/rings/ring-a",
+    "/v1/rings/ring-a/history",
+    "/v1/links/explain?a=a1&b=a4",
+)
 
 
 def audit_records(settings: Settings) -> list[dict[str, object]]:
@@ -153,6 +158,49 @@ def test_ring_detail_explain_and_not_found(client: TestClient) -> None:
     r = client.get("/v1/links/explain?a=a1", headers=headers("analyst"))
     assert r.status_code == 422
     assert "b" in r.json()["detail"]
+
+
+def test_ring_history_live_retired_audited_and_not_found(
+    client: TestClient, settings: Settings
+) -> None:
+    r = client.get("/v1/rings/ring-a/history", headers=headers("analyst"))
+    assert r.status_code == 200
+    doc = r.json()
+    assert (doc["ring_id"], doc["live"], doc["truncated"]) == ("ring-a", True, False)
+    assert [(e["run_id"], e["ring_id"], e["event"]) for e in doc["events"]] == [
+        ("r0", "ring-a", "born"),
+        ("r1", "ring-a", "grew"),
+        ("r1", "ring-old", "merged_into"),
+    ]
+    assert doc["events"][2] == {
+        "run_id": "r1",
+        "at": "2026-01-02T03:04:05.000000+00:00",
+        "ring_id": "ring-old",
+        "event": "merged_into",
+        "other_ring_id": "ring-a",
+        "size_before": 2,
+        "size_after": 0,
+        "shared": 2,
+    }
+    retired = client.get("/v1/rings/ring-old/history", headers=headers("investigator")).json()
+    assert retired["live"] is False
+    assert [e["event"] for e in retired["events"]] == ["born", "merged_into"]
+    assert client.get("/v1/rings/ring-old", headers=headers("analyst")).status_code == 404
+    r = client.get("/v1/rings/ring-zzz/history", headers=headers("analyst"))
+    assert r.status_code == 404
+    assert r.json()["error"] == "not_found"
+    assert "ring" in r.json()["detail"]
+    assert client.get("/v1/rings/ring-a/history", headers=headers("scorer")).status_code == 403
+    assert client.get("/v1/rings/ring-a/history").status_code == 401
+    records = [r for r in audit_records(settings) if r["action"] == "read_ring_history"]
+    assert [(r["role"], r["outcome"], r["status"], r["ids"]) for r in records] == [
+        ("analyst", "ok", 200, {"ring_id": "ring-a"}),
+        ("investigator", "ok", 200, {"ring_id": "ring-old"}),
+        ("analyst", "not_found", 404, {"ring_id": "ring-zzz"}),
+        ("scorer", "denied", 403, {"ring_id": "ring-a"}),
+        (None, "unauthenticated", 401, {"ring_id": "ring-a"}),
+    ]
+    assert records[0]["route"] == "/v1/rings/{ring_id}/history"
 
 
 def test_audit_log_records_reads_denials_and_admin_actions(

@@ -62,9 +62,10 @@ def test_no_graph_store_is_503_not_500(settings: Settings, runs_root: Path) -> N
     settings.graph.uri = "http://not-bolt"  # factory refuses: scores-only replica
     with TestClient(create_app(settings, runs_root / "r1")) as c:
         assert c.app.state.holder.wait_ready(20)  # type: ignore[attr-defined]
-        r = c.get("/v1/rings/ring-a", headers=headers("analyst"))
-        assert r.status_code == 503
-        assert "no graph store" in r.json()["detail"]
+        for url in ("/v1/rings/ring-a", "/v1/rings/ring-a/history"):
+            r = c.get(url, headers=headers("analyst"))
+            assert r.status_code == 503
+            assert "no graph store" in r.json()["detail"]
         assert c.get("/v1/users/a1/score", headers=headers("scorer")).status_code == 200
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Path, Query, Request
 
 from graphfraud.errors import NotFound
-from graphfraud.graph.base import LinkEvidence, LinkExplanation, Member, RingView
+from graphfraud.graph.base import LinkEvidence, LinkExplanation, Member, RingHistory, RingView
 from graphfraud.scoring.emerging import EmergingRing, read_emerging_ring
 from graphfraud.service.auth import Permission
 from graphfraud.service.context import ServiceContext
@@ -23,6 +23,7 @@ from graphfraud.service.routes.score import SECURED
 from graphfraud.service.schemas import (
     EmergingRingOut,
     ExplanationOut,
+    RingHistoryOut,
     RingOut,
     UserRingResponse,
     error_responses,
@@ -83,6 +84,28 @@ def ring_out(view: RingView, mask: Masking) -> dict[str, Any]:
         "truncated": view.truncated,
         "model_version": view.model_version,
         "masked": mask.masked,
+    }
+
+
+def ring_history_out(history: RingHistory) -> dict[str, Any]:
+    """Ids and counts only: a ring's history holds no PII to mask."""
+    return {
+        "ring_id": history.ring_id,
+        "live": history.live,
+        "events": [
+            {
+                "run_id": e.run_id,
+                "at": e.at,
+                "ring_id": e.ring_id,
+                "event": e.event,
+                "other_ring_id": e.other_ring_id,
+                "size_before": e.size_before,
+                "size_after": e.size_after,
+                "shared": e.shared,
+            }
+            for e in history.events
+        ],
+        "truncated": history.truncated,
     }
 
 
@@ -173,6 +196,29 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             request, "read_ring", ids, lambda: ctx.read_graph(lambda g: g.ring(ring_id))
         )
         return ring_out(view, mask)
+
+    @router.get(
+        "/rings/{ring_id}/history",
+        response_model=RingHistoryOut,
+        responses=errors,
+        openapi_extra=SECURED,
+        summary="What happened to a ring id across batch runs, live or retired",
+        description=(
+            "Ring lineage (`graphfraud.rings.lineage`): born, grew, shrank, merged_into, "
+            "split_from, dissolved, with member counts, oldest first. A ring keeps its id while "
+            "a ring holds most of its members; a retired id keeps its history and is never "
+            "issued again. Roles: analyst, investigator, admin. Audited."
+        ),
+    )
+    def ring_history(ring_id: Id, request: Request) -> dict[str, Any]:
+        ids = {"ring_id": ring_id}
+        history, _ = graph_read(
+            request,
+            "read_ring_history",
+            ids,
+            lambda: ctx.read_graph(lambda g: g.ring_history(ring_id)),
+        )
+        return ring_history_out(history)
 
     @router.get(
         "/links/explain",

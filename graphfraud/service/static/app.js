@@ -118,7 +118,7 @@
 
   async function showUser(userId) {
     status("Loading…");
-    for (const id of ["summary", "graph-box", "members-box", "links-box"]) $(id).hidden = true;
+    for (const id of ["summary", "graph-box", "members-box", "links-box", "history-box"]) $(id).hidden = true;
     try {
       await vocabulary();
       const score = await api(`/v1/users/${encodeURIComponent(userId)}/score`);
@@ -137,6 +137,10 @@
       for (const id of ["graph-box", "members-box", "links-box"]) $(id).hidden = false;
       $("ea").value = userId;
       status("");
+      // what happened to this ring id across batch runs (born, grew, merged_into, …)
+      const past = await api(`/v1/rings/${encodeURIComponent(ring.ring_id)}/history`);
+      fillTable("history", past.events.map((e) => [e.run_id, e.at, e.ring_id, e.event, e.other_ring_id, e.size_before, e.size_after, e.shared]));
+      $("history-box").hidden = past.events.length === 0;
     } catch (err) {
       status(err.message, true);
     }
