@@ -333,6 +333,7 @@ def run(
         None,
         "--previous",
         metavar="DIR",
+        show_default="none: a full night",
         help="last night's complete run directory to build on: its rings' ids are kept where "
         "most members stay (a failed run is refused, naming the last good run)",
     ),
