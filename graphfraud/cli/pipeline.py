@@ -64,6 +64,12 @@ IDENTIFIER_HELP = (
 )
 
 
+PREVIOUS_HELP = (
+    "last night's complete run directory to build on (a failed one is refused, naming the last "
+    "good run), or a runs directory's CURRENT file for the run it names (none yet: a full night)"
+)
+
+
 def _settings(
     registry: Path | None = None,
     graph_uri: str | None = None,
@@ -106,6 +112,15 @@ def _settings(
     if device is not None:
         settings.model.device = device
     return settings
+
+
+@contextmanager
+def _writing(run_dir: Path, verb: str) -> Iterator[None]:
+    """A stage verb holds the run's lock while it writes (`graphfraud.schedule.runs.hold_run`)."""
+    from graphfraud.schedule.runs import hold_run
+
+    with hold_run(run_dir, f"graphfraud {verb} {run_dir.name}"):
+        yield
 
 
 def print_summary(run_dir: Path, top: int = 5) -> None:
@@ -197,23 +212,20 @@ def run(
         help="the day's emerging rings (`graphfraud intraday export`): rings record which one "
         "they grew from",
     ),
-    previous: Path | None = typer.Option(
-        None,
-        "--previous",
-        help="last night's complete run directory to build on (a failed one is refused, naming "
-        "the last good run)",
-    ),
+    previous: Path | None = typer.Option(None, "--previous", help=PREVIOUS_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress or summary"),
 ) -> None:
     """Run the whole batch on one set of input files."""
     from graphfraud.pipeline import run_pipeline
+    from graphfraud.schedule.pointer import resolve_previous
 
     settings = _settings(registry, graph_uri, seed, device, models, identifier)
     if emerging is not None:
         settings.rings.emerging = emerging
+    base = resolve_previous(previous)
     with _progress(quiet) as say:
         result = run_pipeline(
-            users, devices, out, settings, progress=not quiet, say=say, previous=previous
+            users, devices, out, settings, progress=not quiet, say=say, previous=base
         )
     if not quiet:
         print_summary(result.run_dir)
@@ -224,14 +236,21 @@ def ingest_verb(
     devices: Path | None = typer.Option(None, "--devices", help="device sightings file (optional)"),
     out: Path = typer.Option(..., "--out", help="run directory to write"),
     identifier: list[str] | None = typer.Option(None, "--identifier", help=IDENTIFIER_HELP),
+    previous: Path | None = typer.Option(None, "--previous", help=PREVIOUS_HELP),
 ) -> None:
-    """Stage 1: read, validate, quarantine and normalise the inputs into OUT."""
+    """Stage 1: read, validate, quarantine and normalise the inputs into OUT (a fresh manifest:
+    rerunning it starts the run over)."""
     from graphfraud.pipeline import stage_ingest
-    from graphfraud.rundir import RunDir
+    from graphfraud.rundir import RunDir, open_previous
+    from graphfraud.schedule.pointer import resolve_previous
 
     settings = _settings(identifiers=identifier)
-    with _progress(False) as say:
-        stage_ingest(RunDir(out), users, devices, settings, say)
+    base = resolve_previous(previous)
+    before = open_previous(base) if base is not None else None
+    with _writing(out, "ingest"), _progress(False) as say:
+        if before is not None and before.path.resolve() == out.resolve():
+            raise ConfigError(f"--previous and --out are the same directory ({out})")
+        stage_ingest(RunDir(out), users, devices, settings, say, previous=before)
 
 
 def link_verb(
@@ -241,7 +260,7 @@ def link_verb(
     from graphfraud.pipeline import stage_link
     from graphfraud.rundir import RunDir
 
-    with _progress(False) as say:
+    with _writing(run_dir, "link"), _progress(False) as say:
         stage_link(RunDir(run_dir), _settings(), say)
 
 
@@ -252,7 +271,7 @@ def rings_verb(
     from graphfraud.pipeline import stage_rings
     from graphfraud.rundir import RunDir
 
-    with _progress(False) as say:
+    with _writing(run_dir, "rings"), _progress(False) as say:
         stage_rings(RunDir(run_dir), _settings(), say)
 
 
@@ -267,7 +286,7 @@ def score_verb(
     from graphfraud.rundir import RunDir
 
     settings = _settings(registry, device=device, models=models)
-    with _progress(False) as say:
+    with _writing(run_dir, "score"), _progress(False) as say:
         stage_score(RunDir(run_dir), settings, say, progress=True)
     print_summary(run_dir)
 

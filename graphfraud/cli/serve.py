@@ -8,6 +8,9 @@ from pathlib import Path
 import typer
 
 RUN_ENV = "GRAPHFRAUD_SERVE_RUN"  # hands --run to worker processes when --workers > 1
+# Served from a runs directory's CURRENT (no --run), the service follows the pointer the nightly
+# moves: it checks it this often unless told otherwise.
+FOLLOW_POLL_S = 30.0
 
 
 def serve(
@@ -32,7 +35,10 @@ def serve(
         "[env GRAPHFRAUD_SERVICE__RUNS_ROOT, default the parent of --run]",
     ),
     reload_poll: float | None = typer.Option(
-        None, "--reload-poll", help="seconds between checks of <runs-root>/CURRENT; 0 = off"
+        None,
+        "--reload-poll",
+        help="seconds between checks of <runs-root>/CURRENT; 0 = off [env "
+        f"GRAPHFRAUD_SERVICE__RELOAD_POLL_S; default without --run: {FOLLOW_POLL_S:g}, with: 0]",
     ),
     audit_log: Path | None = typer.Option(
         None, "--audit-log", help="append-only audit file [env GRAPHFRAUD_SERVICE__AUDIT_LOG]"
@@ -42,6 +48,9 @@ def serve(
     ),
 ) -> None:
     """Serve scores (hot path, in memory), new-user scoring, analyst ring views and ops endpoints.
+
+    Nightly: `graphfraud serve --runs-root RUNS_DIR` serves the run RUNS_DIR/CURRENT names and
+    swaps in the next one when `graphfraud nightly` (or the DAG) moves it.
 
     API keys come from GRAPHFRAUD_SERVICE__API_KEYS, a JSON list of "key:role" or
     "sha256:<hex>:role" (roles: scorer, analyst, investigator, admin). OpenAPI docs at /docs,
@@ -67,6 +76,9 @@ def serve(
     for name, value in overrides.items():
         if value is not None:
             setattr(svc, name, value)
+    if run is None and reload_poll is None and "reload_poll_s" not in svc.model_fields_set:
+        svc.reload_poll_s = FOLLOW_POLL_S
+        overrides["reload_poll_s"] = FOLLOW_POLL_S  # and so to every worker
     if run is not None and not run.is_dir():
         raise ConfigError(
             f"--run {run} is not a directory", hint="point --run at a finished run directory"
