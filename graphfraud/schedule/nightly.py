@@ -64,6 +64,13 @@ def run_nightly(
             logger.warning("the last nightly died holding its lock: %s", lock.stale.describe())
         marked = tuple(mark_interrupted(runs_dir))
         previous = read_current(runs_dir)
+        if previous is not None and previous.resolve() == out.resolve():
+            raise ArtifactError(
+                f"night {night!r} is already the current run: it is served and is the next "
+                "night's base, so it is not rewritten in place",
+                hint="to redo it, first point CURRENT back (`graphfraud current --runs-dir "
+                f"{runs_dir} --set EARLIER`), then rerun the night",
+            )
         run_pipeline(
             users,
             devices,

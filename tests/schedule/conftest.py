@@ -55,6 +55,16 @@ def graphfraud(
     )
 
 
+def graphfraud_bin(tmp: Path) -> Path:
+    """`graphfraud` as a scheduler runs it: one executable, this checkout's code."""
+    wrapper = tmp / "graphfraud"
+    wrapper.write_text(
+        f'#!/bin/sh\nPYTHONPATH="{ROOT}" exec "{sys.executable}" -m graphfraud "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper
+
+
 def start_graphfraud(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "graphfraud", *args],

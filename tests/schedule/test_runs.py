@@ -72,6 +72,7 @@ def test_a_killed_run_reads_interrupted_and_is_marked_failed(
     assert rows["day1"]["current"] is True
     with pytest.raises(ArtifactError) as refused:
         open_previous(day2)
+    assert "interrupted in stage 'model'" in str(refused.value)
     assert str(good) in str(refused.value)
 
     marked = mark_interrupted(runs)
