@@ -9,6 +9,10 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from graphfraud.errors import ArtifactError
+from graphfraud.schedule.nightly import run_nightly
 from graphfraud.schedule.pointer import read_current, write_current
 from graphfraud.schedule.runs import FAILED, run_state
 from tests.schedule.conftest import (
@@ -19,6 +23,7 @@ from tests.schedule.conftest import (
     graphfraud,
     graphfraud_bin,
     small_env,
+    small_settings,
 )
 from tests.schedule.test_runs import _wait_for_stage
 
@@ -94,3 +99,16 @@ def test_a_failed_night_leaves_current_and_says_why(night_one: Path, tmp_path: P
     assert by_hand.returncode == 1  # nor can CURRENT be moved to it by hand
     assert "failed in stage 'ingest'" in " ".join(by_hand.stderr.split())
     assert read_current(runs) == runs / NIGHT_ONE
+
+
+def test_a_night_that_is_already_current_is_not_rewritten(night_one: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    night = copy_run(night_one, runs, "2026-03-01")
+    write_current(runs, night)
+    before = (night / "manifest.json").read_text()
+    with pytest.raises(ArtifactError, match="already the current run"):
+        run_nightly(runs, SAMPLE / "users.csv", None, small_settings(tmp_path), name="2026-03-01")
+    assert (night / "manifest.json").read_text() == before
+    assert read_current(runs) == night
+    with pytest.raises(ArtifactError, match="not a run directory name"):
+        run_nightly(runs, SAMPLE / "users.csv", None, small_settings(tmp_path), name="../x")
