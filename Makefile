@@ -7,8 +7,15 @@ USERS   ?= 20000
 SEED    ?= 42
 DEMO    ?= demo
 
+# Airflow 3 lives in its own environment: airflow-core pins FastAPI/SQLAlchemy the project's
+# .venv must stay free of. The DAG test (tests/schedule/test_airflow_dag.py) runs it.
+AIRFLOW_VENV  ?= .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
+AIRFLOW_REQS  := services/airflow/requirements.txt
+AIRFLOW_PINS  := services/airflow/constraints.txt
+
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps demo test lint bench serve graphdb clean
+.PHONY: help setup system-deps airflow-venv airflow-venv-refresh demo test lint bench serve graphdb clean
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,6 +27,24 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install graphfraud with its dev tools
+
+$(AIRFLOW_STAMP): $(AIRFLOW_REQS) $(AIRFLOW_PINS)
+	$(PY) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/pip install --quiet -r $(AIRFLOW_REQS) -c $(AIRFLOW_PINS)
+	touch $(AIRFLOW_STAMP)
+
+airflow-venv: $(AIRFLOW_STAMP) ## Airflow 3 in its own .venv-airflow, for the DAG test (never in .venv)
+
+airflow-venv-refresh: ## re-resolve Airflow's pins (services/airflow/constraints.txt) from requirements.txt
+	rm -rf $(AIRFLOW_VENV)
+	$(PY) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/pip install --quiet -r $(AIRFLOW_REQS)
+	head -4 $(AIRFLOW_PINS) > $(AIRFLOW_PINS).new
+	$(AIRFLOW_VENV)/bin/pip freeze >> $(AIRFLOW_PINS).new
+	mv $(AIRFLOW_PINS).new $(AIRFLOW_PINS)
+	touch $(AIRFLOW_STAMP)
 
 demo: $(STAMP) ## synthetic population → batch run → summary and evaluation (no server needed)
 	$(BIN)/graphfraud synth --users $(USERS) --seed $(SEED) --out $(DEMO)/data
@@ -47,7 +72,7 @@ system-deps: ## install redis-server for the tests when missing (apt-get, as roo
 		exit 1; \
 	fi
 
-test: $(STAMP) system-deps ## run the whole test suite (starts its own Bolt server and redis-server)
+test: $(STAMP) $(AIRFLOW_STAMP) system-deps ## run the whole test suite (starts its own Bolt server and redis-server; Airflow in .venv-airflow)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP) ## ruff + mypy
@@ -75,5 +100,5 @@ serve: $(STAMP) ## serve the demo run on 127.0.0.1:8000 (demo API keys unless GR
 	echo "audit log: $(DEMO)/audit.log · page: http://127.0.0.1:8000/ui/ · API docs: http://127.0.0.1:8000/docs"; \
 	exec $(BIN)/graphfraud serve --run $(DEMO)/run --audit-log $(DEMO)/audit.log
 
-clean: ## remove demo outputs (keeps .venv)
+clean: ## remove demo outputs (keeps .venv and .venv-airflow)
 	rm -rf $(DEMO) bench-out

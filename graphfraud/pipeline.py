@@ -8,7 +8,9 @@ DIR`, …). The manifest says `status: running` until the last stage finishes, s
 never mistaken for a finished one, and rerunning into the same directory repairs it. A stage that
 raises marks the run `status: failed` with `failed_stage` and a one-line `error` before the error
 goes on to the caller; ingest raises when it accepted no user, since every later stage would only
-turn nothing into a model error.
+turn nothing into a model error. While a stage runs the manifest names it (`stage`) and the
+process writing the run holds its lock, so a run killed outright (SIGKILL, OOM) reads
+`interrupted` in that stage (`graphfraud.schedule.runs`) rather than `running` forever.
 """
 
 from __future__ import annotations
@@ -75,10 +77,16 @@ MAX_ERROR_CHARS = 500
 
 
 @contextmanager
-def _stage(run: RunDir, name: str, say: Say) -> Iterator[dict[str, Any]]:
+def _stage(run: RunDir, name: str, say: Say, *, rewrites: bool = True) -> Iterator[dict[str, Any]]:
     """Time a stage, record its wall time and the process's peak RSS in the manifest; if it
-    raises, also mark the run failed (stage and one-line reason) and re-raise."""
+    raises, also mark the run failed (stage and one-line reason) and re-raise.
+
+    A stage that `rewrites` artifacts first marks the run `running` in it (`stage`), clearing
+    an earlier failure: the later artifacts are stale until the last stage ends, and a process
+    killed meanwhile leaves the stage it died in (`graphfraud status`: interrupted)."""
     say(name)
+    if rewrites:
+        _mark_running(run, name)
     record: dict[str, Any] = {}
     t0 = time.perf_counter()
     try:
@@ -87,6 +95,15 @@ def _stage(run: RunDir, name: str, say: Say) -> Iterator[dict[str, Any]]:
         _record_stage(run, name, record, t0, failure=exc)
         raise
     _record_stage(run, name, record, t0)
+
+
+def _mark_running(run: RunDir, name: str) -> None:
+    manifest = _manifest(run)
+    manifest["status"] = "running"
+    manifest["stage"] = name
+    for stale in ("failed_stage", "error", "failed_at", "finished_at"):
+        manifest.pop(stale, None)
+    run.write_json(MANIFEST_FILE, manifest)
 
 
 def _record_stage(
@@ -104,6 +121,7 @@ def _record_stage(
             "peak_rss_mb": round(peak_mb, 1),
             **record,
         }
+        manifest.pop("stage", None)
         if failure is not None:
             manifest["status"] = "failed"
             manifest["failed_stage"] = name
@@ -462,7 +480,7 @@ def stage_publish(
         raise ArtifactError(
             f"{run.path} is not a finished run", hint="rerun `graphfraud run` first"
         )
-    with _stage(run, "publish", say) as record:
+    with _stage(run, "publish", say, rewrites=False) as record:
         store = open_graph_store(settings.graph, run.path)
         try:
             report = store.publish(str(run.path), progress=progress)
@@ -488,6 +506,7 @@ def run_pipeline(
     `settings.graph.uri` is set). `previous` is the last night's complete run to build on; a
     failed or unfinished one is refused before anything is written."""
     from graphfraud.rundir import open_previous
+    from graphfraud.schedule.runs import hold_run
 
     tell = say or _quiet
     run = RunDir(out)
@@ -497,21 +516,24 @@ def run_pipeline(
             f"--previous and --out are the same directory ({out})",
             hint="write each night into its own run directory",
         )
-    stage_ingest(
-        run,
-        Path(users),
-        Path(devices) if devices is not None else None,
-        settings,
-        tell,
-        previous=before,
-    )
-    stage_link(run, settings, tell)
-    stage_rings(run, settings, tell)
-    stage_score(run, settings, tell, progress=progress)
-    if settings.graph.uri:
-        # The caller's spinner already names the step; a second live display would fight it.
-        stage_publish(run, settings, tell, progress=progress and say is None)
-    manifest = run.manifest()
-    manifest["seconds"] = round(sum(s["seconds"] for s in manifest.get("stages", {}).values()), 3)
-    run.write_json(MANIFEST_FILE, manifest)
+    with hold_run(run.path, f"graphfraud run {run.path.name}"):
+        stage_ingest(
+            run,
+            Path(users),
+            Path(devices) if devices is not None else None,
+            settings,
+            tell,
+            previous=before,
+        )
+        stage_link(run, settings, tell)
+        stage_rings(run, settings, tell)
+        stage_score(run, settings, tell, progress=progress)
+        if settings.graph.uri:
+            # The caller's spinner already names the step; a second live display would fight it.
+            stage_publish(run, settings, tell, progress=progress and say is None)
+        manifest = run.manifest()
+        manifest["seconds"] = round(
+            sum(s["seconds"] for s in manifest.get("stages", {}).values()), 3
+        )
+        run.write_json(MANIFEST_FILE, manifest)
     return RunResult(run_dir=run.path, manifest=manifest)

@@ -152,6 +152,17 @@ def open_previous(path: Path) -> RunDir:
     if status == "failed":
         stage = run.manifest().get("failed_stage", "?")
         said = f"it failed in stage {stage!r}"
+    elif status == "running":
+        from graphfraud.schedule.runs import INTERRUPTED, run_state
+
+        state = run_state(run.path)
+        where = f" in stage {state.stage!r}" if state.stage else ""
+        said = (
+            f"it was interrupted{where}: its process died without finishing"
+            if state.state == INTERRUPTED
+            else f"it is still running{where}"
+            + (f": {state.holder.describe()}" if state.holder is not None else "")
+        )
     hint = (
         f"the last good run is {good.path}: pass --previous {good.path}"
         if good is not None

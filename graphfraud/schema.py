@@ -41,6 +41,11 @@ SCORES_FILE = "scores.parquet"
 MANIFEST_FILE = "manifest.json"
 QUARANTINE_DIR = "quarantine"
 ONLINE_DIR = "online"  # the node state the online scorer runs the batch's model on
+# In a runs directory (beside the run directories): the name of the run to serve, moved only
+# after a run passed its checks (`graphfraud.schedule.pointer`); the service follows it.
+CURRENT_FILE = "CURRENT"
+RUN_LOCK_FILE = ".graphfraud-run.lock"  # in a run directory: held by the process writing it
+NIGHTLY_LOCK_FILE = ".graphfraud-nightly.lock"  # in a runs directory: held by `graphfraud nightly`
 
 # ---- artifact schemas -----------------------------------------------------------------------
 _USER_PROFILE_FIELDS = (

@@ -106,9 +106,9 @@ def _root(
 
 def _register() -> None:
     # Imported here so each module can `from graphfraud.cli import app` without a cycle.
-    from graphfraud.cli import batch, graphdb, intraday, models, pipeline, serve
+    from graphfraud.cli import batch, graphdb, intraday, models, pipeline, schedule, serve
 
-    for module in (batch, pipeline, graphdb, models, serve, intraday):
+    for module in (batch, pipeline, schedule, graphdb, models, serve, intraday):
         module.register(app)
 
 

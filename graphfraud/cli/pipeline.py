@@ -181,6 +181,11 @@ MODELS_OPTION = typer.Option(
 IDENTIFIER_OPTION = typer.Option(
     None, "--identifier", metavar="KIND", show_default="none", help=IDENTIFIER_HELP
 )
+PREVIOUS_HELP = (
+    "last night's complete run directory to build on: its rings' ids are kept where most members "
+    "stay (a failed run is refused, naming the last good run), or a runs directory's CURRENT "
+    "file for the run it names (none yet: a full night)"
+)
 
 
 def _settings(
@@ -225,6 +230,15 @@ def _settings(
     if device is not None:
         settings.model.device = device
     return settings
+
+
+@contextmanager
+def _writing(run_dir: Path, verb: str) -> Iterator[None]:
+    """A stage verb holds the run's lock while it writes (`graphfraud.schedule.runs.hold_run`)."""
+    from graphfraud.schedule.runs import hold_run
+
+    with hold_run(run_dir, f"graphfraud {verb} {run_dir.name}"):
+        yield
 
 
 def print_summary(run_dir: Path, top: int = 5) -> None:
@@ -334,8 +348,7 @@ def run(
         "--previous",
         metavar="DIR",
         show_default="none: a full night",
-        help="last night's complete run directory to build on: its rings' ids are kept where "
-        "most members stay (a failed run is refused, naming the last good run)",
+        help=PREVIOUS_HELP,
     ),
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="no progress or summary (errors still print)"
@@ -343,13 +356,15 @@ def run(
 ) -> None:
     """Run the whole batch on one set of input files."""
     from graphfraud.pipeline import run_pipeline
+    from graphfraud.schedule.pointer import resolve_previous
 
     settings = _settings(registry, graph_uri, seed, device, models, identifier)
     if emerging is not None:
         settings.rings.emerging = emerging
+    base = resolve_previous(previous)
     with _progress(quiet, out) as say:
         result = run_pipeline(
-            users, devices, out, settings, progress=not quiet, say=say, previous=previous
+            users, devices, out, settings, progress=not quiet, say=say, previous=base
         )
     if not quiet:
         print_summary(result.run_dir)
@@ -360,14 +375,27 @@ def ingest_verb(
     devices: Path | None = DEVICES_OPTION,
     out: Path = typer.Option(..., "--out", metavar="DIR", help="run directory to write"),
     identifier: list[str] | None = IDENTIFIER_OPTION,
+    previous: Path | None = typer.Option(
+        None,
+        "--previous",
+        metavar="DIR",
+        show_default="none: a full night",
+        help=PREVIOUS_HELP,
+    ),
 ) -> None:
-    """Stage 1: read, validate, quarantine and normalise the inputs into OUT."""
+    """Stage 1: read, validate, quarantine and normalise the inputs into OUT (a fresh manifest:
+    rerunning it starts the run over)."""
     from graphfraud.pipeline import stage_ingest
-    from graphfraud.rundir import RunDir
+    from graphfraud.rundir import RunDir, open_previous
+    from graphfraud.schedule.pointer import resolve_previous
 
     settings = _settings(identifiers=identifier)
-    with _progress(False, out) as say:
-        stage_ingest(RunDir(out), users, devices, settings, say)
+    base = resolve_previous(previous)
+    before = open_previous(base) if base is not None else None
+    with _writing(out, "ingest"), _progress(False, out) as say:
+        if before is not None and before.path.resolve() == out.resolve():
+            raise ConfigError(f"--previous and --out are the same directory ({out})")
+        stage_ingest(RunDir(out), users, devices, settings, say, previous=before)
     console.print(f"next: graphfraud link --run {out}", highlight=False, soft_wrap=True)
 
 
@@ -378,7 +406,7 @@ def link_verb(
     from graphfraud.pipeline import stage_link
     from graphfraud.rundir import RunDir
 
-    with _progress(False, run_dir) as say:
+    with _writing(run_dir, "link"), _progress(False, run_dir) as say:
         stage_link(RunDir(run_dir), _settings(), say)
     console.print(f"next: graphfraud rings --run {run_dir}", highlight=False, soft_wrap=True)
 
@@ -391,7 +419,7 @@ def rings_verb(
     from graphfraud.pipeline import stage_rings
     from graphfraud.rundir import RunDir
 
-    with _progress(False, run_dir) as say:
+    with _writing(run_dir, "rings"), _progress(False, run_dir) as say:
         stage_rings(RunDir(run_dir), _settings(), say)
     console.print(f"next: graphfraud score --run {run_dir}", highlight=False, soft_wrap=True)
 
@@ -407,7 +435,7 @@ def score_verb(
     from graphfraud.rundir import RunDir
 
     settings = _settings(registry, device=device, models=models)
-    with _progress(False, run_dir) as say:
+    with _writing(run_dir, "score"), _progress(False, run_dir) as say:
         stage_score(RunDir(run_dir), settings, say, progress=True)
     print_summary(run_dir)
 

@@ -11,6 +11,9 @@ from graphfraud.config import ServiceSettings
 
 RUN_ENV = "GRAPHFRAUD_SERVE_RUN"  # hands --run to worker processes when --workers > 1
 _SERVICE = ServiceSettings()  # the defaults the help shows (one definition: graphfraud/config.py)
+# Served from a runs directory's CURRENT (no --run), the service follows the pointer the nightly
+# moves: it checks it this often unless told otherwise.
+FOLLOW_POLL_S = 30.0
 
 
 def serve(
@@ -60,7 +63,7 @@ def serve(
         None,
         "--reload-poll",
         metavar="SECONDS",
-        show_default=f"{_SERVICE.reload_poll_s:g}: off",
+        show_default=f"{FOLLOW_POLL_S:g} without --run (following CURRENT), 0 (off) with it",
         help="seconds between checks of <runs-root>/CURRENT for a new run to swap in; 0 = off "
         "[env: GRAPHFRAUD_SERVICE__RELOAD_POLL_S]",
     ),
@@ -81,6 +84,9 @@ def serve(
     ),
 ) -> None:
     """Serve scores (hot path, in memory), new-user scoring, analyst ring views and ops endpoints.
+
+    Nightly: `graphfraud serve --runs-root RUNS_DIR` serves the run RUNS_DIR/CURRENT names and
+    swaps in the next one when `graphfraud nightly` (or the DAG) moves it.
 
     API keys come from GRAPHFRAUD_SERVICE__API_KEYS, a JSON list of "key:role" or
     "sha256:<hex>:role" (roles: scorer, analyst, investigator, admin). OpenAPI docs at /docs,
@@ -106,6 +112,9 @@ def serve(
     for name, value in overrides.items():
         if value is not None:
             setattr(svc, name, value)
+    if run is None and reload_poll is None and "reload_poll_s" not in svc.model_fields_set:
+        svc.reload_poll_s = FOLLOW_POLL_S
+        overrides["reload_poll_s"] = FOLLOW_POLL_S  # and so to every worker
     if run is not None and not run.is_dir():
         raise ConfigError(
             f"--run {run} is not a directory", hint="point --run at a finished run directory"

@@ -40,7 +40,7 @@ from graphfraud.service.metrics import ServiceMetrics
 
 log = logging.getLogger("graphfraud.service")
 
-CURRENT_FILE = "CURRENT"
+CURRENT_FILE = schema.CURRENT_FILE
 STORE_CLOSE_GRACE_S = 30.0
 MAX_NAME_CHARS = 255
 

@@ -61,6 +61,9 @@ def test_every_verb_has_help() -> None:
         "serve",
         "graphdb",
         "models",
+        "nightly",
+        "status",
+        "current",
     ):
         proc = graphfraud(verb, "--help")
         assert proc.returncode == 0, verb
