@@ -85,3 +85,14 @@ def online_run(tmp_path_factory: pytest.TempPathFactory) -> object:
     from tests.online_run import build_online_run
 
     return build_online_run(tmp_path_factory.mktemp("online"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    """A local PostgreSQL (Debian package) for the verdict-store tests: 127.0.0.1, a free port,
+    a password. Fails loudly when PostgreSQL is missing."""
+    from tests.pg_server import start_postgres, stop_postgres
+
+    server = start_postgres()
+    yield server
+    stop_postgres(server)

@@ -197,14 +197,28 @@ def run(
         help="the day's emerging rings (`graphfraud intraday export`): rings record which one "
         "they grew from",
     ),
+    verdicts: str | None = typer.Option(
+        None,
+        "--verdicts",
+        help="analysts' verdicts to read as labels: the service's verdicts.sqlite3 (beside its "
+        "audit log) or a postgresql:// DSN (put one with a password in GRAPHFRAUD_VERDICTS__DSN "
+        "instead). Newest verdict wins; legit clears a fraud label",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress or summary"),
 ) -> None:
     """Run the whole batch on one set of input files."""
+    from pydantic import SecretStr
+
     from graphfraud.pipeline import run_pipeline
 
     settings = _settings(registry, graph_uri, seed, device, models, identifier)
     if emerging is not None:
         settings.rings.emerging = emerging
+    if verdicts is not None:
+        if verdicts.startswith(("postgresql://", "postgres://")):
+            settings.verdicts.dsn = SecretStr(verdicts)
+        else:
+            settings.verdicts.path = Path(verdicts)
     with _progress(quiet) as say:
         result = run_pipeline(users, devices, out, settings, progress=not quiet, say=say)
     if not quiet:
