@@ -57,7 +57,7 @@ system-deps: ## install redis-server, postgresql and chromium for the tests when
 	fi
 
 vendor: ## re-vendor the page's cytoscape.js from package-lock.json (npm ci; needs node + npm)
-	bash graphfraud/service/static/vendor/vendor.sh
+	bash web/vendor.sh
 
 test: $(STAMP) system-deps ## run the whole test suite (starts its own Bolt server and redis-server)
 	$(BIN)/python -m pytest -q

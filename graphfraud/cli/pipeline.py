@@ -110,6 +110,7 @@ def _settings(
 
 def print_summary(run_dir: Path, top: int = 5) -> None:
     """Users, links by kind, rings, the riskiest rings with why, and where the outputs are."""
+    from graphfraud.rings.wording import ring_in_words
     from graphfraud.rundir import RunDir
     from graphfraud.schema import LINKS_FILE, SCORES_FILE
     from graphfraud.scoring.scores import scored_rings
@@ -148,13 +149,7 @@ def print_summary(run_dir: Path, top: int = 5) -> None:
         for r in (
             big.sort("ring_score", descending=True, nulls_last=True).head(top).iter_rows(named=True)
         ):
-            why = [r["top_link_kinds"].replace(",", ", ")]
-            if r["shared_device_ratio"] and r["shared_device_ratio"] >= 0.5:
-                why.append(f"{r['shared_device_ratio']:.0%} share a device")
-            if r["creation_burst"] and r["creation_burst"] >= 0.6:
-                why.append(f"{r['creation_burst']:.0%} signed up within 48 h")
-            if r["n_labelled_fraud"]:
-                why.append(f"{r['n_labelled_fraud']} confirmed fraud")
+            why = ring_in_words(r)
             table.add_row(
                 r["ring_id"], str(r["size"]), f"{r['ring_score'] or 0:.2f}", "; ".join(why)
             )
