@@ -59,7 +59,7 @@ system-deps: ## install redis-server, postgresql and chromium for the tests when
 vendor: ## re-vendor the page's cytoscape.js from package-lock.json (npm ci; needs node + npm)
 	bash web/vendor.sh
 
-test: $(STAMP) system-deps ## run the whole test suite (starts its own Bolt server and redis-server)
+test: $(STAMP) system-deps ## run the whole test suite (starts its own Bolt server, redis-server, PostgreSQL, Chromium)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP) ## ruff + mypy

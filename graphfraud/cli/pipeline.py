@@ -299,8 +299,29 @@ def evaluate(
     console.print(table)
 
 
+def reasons(
+    run_dir: Path | None = typer.Option(
+        None, "--run", help="a run directory: also its declared identifier kinds' reasons"
+    ),
+) -> None:
+    """Every reason code a score can carry, in the words the API and the analyst page use."""
+    from graphfraud.identifiers import BUILTIN
+    from graphfraud.pipeline import run_registry
+    from graphfraud.rundir import RunDir
+    from graphfraud.scoring.reasons import reason_table
+
+    registry = run_registry(RunDir(run_dir)) if run_dir is not None else BUILTIN
+    table = Table(title="Reason codes, most important first")
+    table.add_column("code")
+    table.add_column("meaning")
+    for reason in reason_table(registry).values():
+        table.add_row(reason.code, reason.text)
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Attach the batch verbs."""
+    app.command("reasons")(reasons)
     app.command(help=RUN_HELP)(run)
     app.command("ingest")(ingest_verb)
     app.command("link")(link_verb)

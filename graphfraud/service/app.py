@@ -45,7 +45,7 @@ VERDICTS_FILE = "verdicts.sqlite3"  # beside the audit log unless GRAPHFRAUD_VER
 DESCRIPTION = f"""Fraud-ring scores for the real-time scorer, rings and link evidence for analysts.
 
 Send your key in the `{API_KEY_HEADER}` header. Roles: `scorer` (scores), `analyst` (+ rings,
-PII masked), `investigator` (+ unmasked PII), `admin` (+ reload). Errors are
+PII masked), `investigator` (+ unmasked PII, verdicts), `admin` (+ reload). Errors are
 `{{"error", "detail", "hint"}}`. The analyst page is at [/ui/](/ui/).
 """
 

@@ -25,7 +25,7 @@ from graphfraud.verdicts.store import (
 _dbs = itertools.count()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> VerdictStore:
     if request.param == "sqlite":
         return open_verdict_store(tmp_path / "verdicts.sqlite3")
@@ -135,6 +135,7 @@ def test_sqlite_file_is_append_only(tmp_path: Path) -> None:
     assert store.of(Subject.USER, "u1")[0].outcome == Outcome.CONFIRMED_FRAUD
 
 
+@pytest.mark.postgres
 def test_postgres_table_is_append_only(postgres_server: object) -> None:
     import psycopg
 

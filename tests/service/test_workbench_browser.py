@@ -20,6 +20,8 @@ from graphfraud.service import create_app
 
 from .workbench_run import FARM, FARM_DEVICE, farm_id
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 ANALYST = "wb-analyst-key"
 INVESTIGATOR = "wb-investigator-key"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -143,6 +145,15 @@ def test_investigate_follow_and_verdict_in_a_real_browser(
     assert "used by 150 accounts" in page.text_content("#evidence")
     page.screenshot(path=str(tmp_path / "2-evidence.png"))
 
+    # filter by link kind: the look-alike phones go, the rest stays
+    page.uncheck("#kinds input[data-kind='phone_similar']")
+    shown = page.evaluate(
+        """() => [window.__gf.cy.edges("[kind = 'phone_similar']").filter(':visible').length,
+                  window.__gf.cy.edges("[kind = 'device']").filter(':visible').length]"""
+    )
+    assert shown == [0, 150]
+    page.check("#kinds input[data-kind='phone_similar']")
+
     # why linked between two clicked users, beside the graph; cleared by the next lookup
     for uid in (farm_id(3), farm_id(9)):
         page.evaluate(f"() => window.__gf.cy.getElementById('u:{uid}').emit('tap')")
@@ -194,6 +205,21 @@ def test_investigate_follow_and_verdict_in_a_real_browser(
     assert page.locator("#ring-box").is_hidden()
     assert "in no ring" in page.text_content("#status")
     page.screenshot(path=str(tmp_path / "4-no-ring.png"))
+
+    # the awkward cases say what is wrong instead of drawing nothing
+    page.fill("#user", "nobody-here")
+    page.click("#lookup button[type=submit]")
+    page.wait_for_function(
+        "() => document.getElementById('status').textContent.includes('No user nobody-here')"
+    )
+    assert "not in the served snapshot" in page.text_content("#scoreline")
+    page.fill("#key", "not-a-key")
+    page.fill("#user", farm_id(2))
+    page.click("#lookup button[type=submit]")
+    page.wait_for_function(
+        "() => document.getElementById('status').textContent.includes('check the API key')"
+    )
+    assert "401" in page.text_content("#status")
 
     violations = [m for m in console if "Content Security Policy" in m or "pageerror" in m]
     assert violations == []

@@ -67,13 +67,15 @@
   // ---- graph ----------------------------------------------------------------------------------
   const STYLESHEET = [
     { selector: "node[type = 'user']", css: {
-      "background-color": "data(colour)", label: "data(name)", "font-size": 9, "min-zoomed-font-size": 6, "text-valign": "bottom",
+      "background-color": "data(colour)", label: "data(name)", "font-size": 9, "min-zoomed-font-size": 8, "text-valign": "bottom",
       "text-margin-y": 3, width: 18, height: 18, "border-width": 1, "border-color": "#1d2430" } },
     { selector: "node[type = 'user'][?outside]", css: { "border-style": "dashed", opacity: 0.8 } },
     { selector: "node[type = 'user'][?focus]", css: { "border-width": 4, width: 26, height: 26 } },
     { selector: "node[type = 'identifier']", css: {
-      shape: "round-rectangle", "background-color": "data(colour)", label: "data(name)", "font-size": 8, "min-zoomed-font-size": 7,
+      shape: "round-rectangle", "background-color": "data(colour)", label: "data(name)", "font-size": 8, "min-zoomed-font-size": 10,
       "text-valign": "top", "text-margin-y": -2, width: "data(size)", height: "data(size)", color: "#333" } },
+    { selector: "node[type = 'identifier'][held_here >= 3]", css: {
+      "font-size": 12, "font-weight": "bold", "min-zoomed-font-size": 4, "z-index": 20, "border-width": 2, "border-color": "#1d2430" } },
     { selector: "edge[relation = 'holds']", css: { width: 1, "line-color": "data(colour)", opacity: 0.55, "curve-style": "haystack" } },
     { selector: "edge[relation = 'link']", css: {
       width: "data(width)", "line-color": "data(colour)", "line-style": "dashed", "curve-style": "bezier",
@@ -100,7 +102,9 @@
     // A force layout that cools fast (~140 rounds): a 150-member ring with its identifiers (~450
     // nodes) settles in about a second on a laptop instead of ten.
     cy.layout({ name: "cose", animate: false, randomize: true, nodeRepulsion: () => 9000, idealEdgeLength: () => 40,
-      numIter: 400, coolingFactor: 0.95, fit: true, padding: 20 }).run();
+      numIter: 400, coolingFactor: 0.95, fit: false }).run();
+    cy.resize();
+    cy.fit(undefined, 20);
   }
 
   function draw(payload, focus) {
@@ -193,7 +197,7 @@
     const tie = d.value_a === d.value_b ? `${d.value_a}` : `${d.value_a} ≈ ${d.value_b}`;
     box.appendChild(el("span", { class: "ev-values", "data-evidence": "values" }, `${tie}, similarity ${fmt(d.similarity)}`));
     box.appendChild(el("p", {}, d.evidence));
-    box.appendChild(el("p", { class: "muted" }, `weight ${fmt(d.weight)} · value shared by ${d.support} accounts`));
+    box.appendChild(el("p", { class: "muted" }, `weight ${fmt(d.weight)} · support ${d.support}`));
   }
 
   function pick(userId) {
