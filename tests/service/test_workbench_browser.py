@@ -72,7 +72,11 @@ def browser() -> Iterator[Any]:
 
     assert CHROMIUM, "the browser tests need Debian's chromium: make system-deps"
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        # root in CI: no sandbox; containers: small /dev/shm, no GPU
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+        )
         yield b
         b.close()
 
@@ -81,6 +85,7 @@ def _page(browser: Any, console: list[str]) -> Any:
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
     page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+    page.on("crash", lambda _: console.append("pageerror: the page's renderer crashed"))
     return page
 
 
