@@ -110,7 +110,12 @@ def test_investigator_sees_values_and_show_more_draws_more(client: TestClient) -
 def test_user_in_no_ring_and_expand_show_direct_neighbours(client: TestClient) -> None:
     g = client.get("/v1/users/h0150/graph", headers=h("analyst")).json()
     assert g["ring"] is None
-    assert g["nodes"][0]["user_id"] == "h0150"
+    assert [n["user_id"] for n in g["nodes"]] == ["h0150"]  # linked to no one
+    linked = client.get("/v1/users/h0034/graph", headers=h("analyst")).json()
+    assert linked["ring"] is None
+    assert linked["nodes"][0]["user_id"] == "h0034"
+    assert sum(n["type"] == "user" for n in linked["nodes"]) >= 2
+    assert [e["kind"] for e in linked["edges"] if e["relation"] == "link"] == ["email_similar"]
     near = client.get(f"/v1/users/{farm_id(0)}/graph?scope=neighbours", headers=h("analyst"))
     body = near.json()
     assert body["ring"] is None

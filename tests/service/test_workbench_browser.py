@@ -206,9 +206,12 @@ def test_investigate_follow_and_verdict_in_a_real_browser(
     inv.screenshot(path=str(tmp_path / "3-verdict.png"))
 
     # a user in no ring: its direct neighbours and links, not a dead end
-    _lookup(page, server, ANALYST, "h0150")
+    _lookup(page, server, ANALYST, "h0034")
     assert page.locator("#ring-box").is_hidden()
-    assert "in no ring" in page.text_content("#status")
+    assert "in no ring: its direct neighbours" in page.text_content("#status")
+    near = _graph_counts(page)
+    assert near["users"] >= 2
+    assert page.evaluate("() => window.__gf.cy.edges(\"[relation = 'link']\").length") >= 1
     page.screenshot(path=str(tmp_path / "4-no-ring.png"))
 
     # the awkward cases say what is wrong instead of drawing nothing

@@ -105,6 +105,7 @@
       numIter: 400, coolingFactor: 0.95, fit: false }).run();
     cy.resize();
     cy.fit(undefined, 20);
+    if (cy.zoom() > 1.5) { cy.zoom(1.5); cy.center(); } // a lone user is not drawn wall-sized
   }
 
   function draw(payload, focus) {
@@ -356,7 +357,9 @@
       draw(payload, userId);
       fillRing(payload, userId);
       await verdicts(userId, payload.ring ? payload.ring.ring_id : null);
-      status(payload.ring ? "" : `${userId} is in no ring: its direct neighbours and links are shown.`);
+      status(payload.ring ? "" : payload.edges.some((e) => e.relation === "link")
+        ? `${userId} is in no ring: its direct neighbours and links are shown.`
+        : `${userId} is in no ring and shares no identifier with another account.`);
     } catch (err) {
       status(err.status === 401 ? `${err.message} (check the API key)` : err.message, "error");
     }
