@@ -278,9 +278,14 @@
     try {
       const h = await api(`/v1/rings/${encodeURIComponent(ringId)}/history`);
       const list = clear("history-list");
-      const entries = h.history || h.entries || h.runs || [];
-      for (const entry of entries) list.appendChild(el("li", {}, Object.entries(entry).map(([k, v]) => `${k} ${fmt(v)}`).join(" · ")));
-      $("history").hidden = entries.length === 0;
+      // {events: [{run_id, at, ring_id, event, other_ring_id, size_before, size_after}]}, oldest first
+      const events = h.events || [];
+      for (const e of events) {
+        const other = e.other_ring_id ? ` (${e.event === "merged_into" ? "into" : "from"} ${e.other_ring_id})` : "";
+        list.appendChild(el("li", {}, `${String(e.at || "").slice(0, 10)} ${e.ring_id} ${String(e.event).replace("_", " ")}${other}: ${e.size_before} → ${e.size_after} members`));
+      }
+      if (h.truncated) list.appendChild(el("li", { class: "muted" }, "older events not shown"));
+      $("history").hidden = events.length === 0;
     } catch (err) { /* no history endpoint, or none for this ring */ }
   }
 
