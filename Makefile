@@ -15,7 +15,7 @@ AIRFLOW_REQS  := services/airflow/requirements.txt
 AIRFLOW_PINS  := services/airflow/constraints.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps airflow-venv airflow-venv-refresh demo test lint bench serve graphdb clean
+.PHONY: help setup system-deps airflow-venv airflow-venv-refresh vendor demo test lint bench serve graphdb clean
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,27 +52,39 @@ demo: $(STAMP) ## synthetic population → batch run → summary and evaluation 
 		--out $(DEMO)/run --registry $(DEMO)/models
 	$(BIN)/graphfraud evaluate --run $(DEMO)/run --truth $(DEMO)/data/truth.csv
 
-# The tests start their own redis-server (Debian package). As root on Debian/Ubuntu (CI) it is
-# installed when missing, and a system service the package may start is stopped and disabled:
-# the fixture runs its own on a free port, nothing should listen on 6379.
-system-deps: ## install redis-server for the tests when missing (apt-get, as root)
-	@if command -v redis-server >/dev/null 2>&1; then \
+# The tests start their own redis-server, PostgreSQL (initdb + pg_ctl on a temp dir) and headless
+# Chromium (driven by Playwright, no browser download), all Debian packages. As root on
+# Debian/Ubuntu (CI) the missing ones are installed, and system services the packages may start
+# are stopped and disabled: the fixtures run their own on free ports, nothing should listen on
+# 6379 or 5432.
+PG_INITDB = $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
+system-deps: ## install redis-server, postgresql and chromium for the tests when missing (apt-get, as root)
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	[ -n "$(PG_INITDB)" ] || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then \
 		:; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing redis-server (the intraday-store tests start their own)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
-		if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then \
-			systemctl disable --now redis-server >/dev/null 2>&1 || true; \
-		elif command -v service >/dev/null 2>&1; then \
-			service redis-server stop >/dev/null 2>&1 || true; \
-		fi; \
+		echo "installing$$missing (the tests start their own servers and browser)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		for svc in redis-server postgresql; do \
+			if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet $$svc 2>/dev/null; then \
+				systemctl disable --now $$svc >/dev/null 2>&1 || true; \
+			elif command -v service >/dev/null 2>&1; then \
+				service $$svc stop >/dev/null 2>&1 || true; \
+			fi; \
+		done; \
 	else \
-		echo "the tests need redis-server: sudo apt-get install redis-server (Debian/Ubuntu)," \
-			"brew install redis (macOS), or any redis-server >= 6 on PATH" >&2; \
+		echo "the tests need$$missing: sudo apt-get install$$missing (Debian/Ubuntu);" \
+			"elsewhere any redis-server >= 6, PostgreSQL >= 13 (initdb, pg_ctl) and Chromium" >&2; \
 		exit 1; \
 	fi
 
-test: $(STAMP) $(AIRFLOW_STAMP) system-deps ## run the whole test suite (starts its own Bolt server and redis-server; Airflow in .venv-airflow)
+vendor: ## re-vendor the page's cytoscape.js from package-lock.json (npm ci; needs node + npm)
+	bash web/vendor.sh
+
+test: $(STAMP) $(AIRFLOW_STAMP) system-deps ## run the whole test suite (starts its own Bolt server, redis-server, PostgreSQL, Chromium; Airflow in .venv-airflow)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP) ## ruff + mypy

@@ -210,6 +210,25 @@ class IntradaySettings(BaseModel):
     max_connections: int = Field(32, description="connection pool size per process")
 
 
+class VerdictSettings(BaseModel):
+    """Where analysts' verdicts are kept (`graphfraud.verdicts`): a PostgreSQL DSN, else a SQLite
+    file. The service defaults to `verdicts.sqlite3` beside its audit log; the batch reads them as
+    labels only when one of the two is set (`graphfraud run --verdicts`)."""
+
+    path: Path | None = Field(
+        None, description="SQLite file (default for the service: beside the audit log)"
+    )
+    dsn: SecretStr = Field(
+        SecretStr(""),
+        description="postgresql://user@host:5432/db (wins over path; may hold a password)",
+    )
+
+    def target(self, default: Path | None = None) -> str | Path | None:
+        """What to open: the DSN, the path, `default`, or None."""
+        dsn = self.dsn.get_secret_value()
+        return dsn or self.path or default
+
+
 class ServiceSettings(BaseModel):
     """The FastAPI service."""
 
@@ -260,6 +279,7 @@ class Settings(BaseSettings):
     graph: GraphSettings = GraphSettings()
     intraday: IntradaySettings = IntradaySettings()
     service: ServiceSettings = ServiceSettings()
+    verdicts: VerdictSettings = VerdictSettings()
     identifiers: list[DeclaredIdentifier] = Field(
         default_factory=list, description="user-declared exact-match identifier kinds"
     )

@@ -13,6 +13,7 @@ GraphFraudError
 │   └── GraphStoreAuthError    credentials rejected (not retryable)
 ├── IntradayUnavailable    the intraday store cannot answer now (down, timed out, refused):
 │                          the online path degrades to snapshot-only matching
+├── VerdictStoreUnavailable  the analysts' verdict store cannot be read or written now
 └── NotFound               a user / ring / link the caller asked for does not exist
 ```
 The CLI prints any of these as one red line and exits 1; the HTTP layer maps them to status codes
@@ -98,6 +99,11 @@ class GraphStoreAuthError(GraphStoreError):
 class IntradayUnavailable(GraphFraudError):
     """The intraday store cannot answer now: unreachable, past its timeout, or refusing (OOM,
     auth). Callers degrade to snapshot-only matching and say so; retrying later may succeed."""
+
+
+class VerdictStoreUnavailable(GraphFraudError):
+    """The verdict store (SQLite file or PostgreSQL) cannot answer: a verdict is never dropped
+    silently, the caller gets 503 (service) or the batch stops (pipeline)."""
 
 
 class NotFound(GraphFraudError):

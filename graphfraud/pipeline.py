@@ -173,6 +173,7 @@ def _public_settings(settings: Settings) -> dict[str, Any]:
     dumped.get("service", {}).pop("api_keys", None)
     # Serving-only, and a mistaken GRAPHFRAUD_INTRADAY__URL could carry a password.
     dumped.pop("intraday", None)
+    dumped.get("verdicts", {}).pop("dsn", None)
     return dumped
 
 
@@ -237,7 +238,11 @@ def stage_ingest(
         users_raw = read_table(users, role="users", optional=user_columns_optional(registry))
         devices_raw = read_table(devices, role="devices") if devices is not None else None
         ingested = ingest(users_raw, devices_raw, settings.ingest, registry=registry)
-        run.write(USERS_FILE, ingested.users)  # `ingest` returns USERS/DEVICES_SCHEMA frames
+        accepted = ingested.users
+        verdicts = settings.verdicts.target()
+        if verdicts is not None:
+            accepted, record["verdicts"] = _with_verdicts(accepted, verdicts, say)
+        run.write(USERS_FILE, accepted)  # `ingest` returns USERS/DEVICES_SCHEMA frames
         run.write(DEVICES_FILE, ingested.devices)
         for role, rows in ingested.quarantine.items():
             run.write(f"{QUARANTINE_DIR}/{role}.parquet", rows)
@@ -248,11 +253,34 @@ def stage_ingest(
         record["counts"] = counts
         manifest = run.manifest()
         manifest["counts"] = counts
+        if "verdicts" in record:
+            manifest["verdicts"] = record["verdicts"]
         run.write_json(MANIFEST_FILE, manifest)
         _refuse_no_users(ingested.quarantine["users"], counts["users"], users, run)
 
 
 TOP_REASONS = 3
+
+
+def _with_verdicts(
+    users: pl.DataFrame, target: str | Path, say: Say
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Analysts' verdicts as labels (`graphfraud.verdicts.labels`): newest wins, a user verdict
+    over a ring's, `legit` clears a fraud label."""
+    from graphfraud.verdicts.labels import apply_verdicts
+    from graphfraud.verdicts.store import open_verdict_store
+
+    store = open_verdict_store(target)
+    try:
+        applied = apply_verdicts(users, store.frame())
+    finally:
+        store.close()
+    c = applied.counts
+    say(
+        f"verdicts: {c['verdicts']:,} read, {c['labelled_fraud']:,} users labelled fraud, "
+        f"{c['labelled_legit']:,} legit, {c['labels_changed']:,} labels changed"
+    )
+    return applied.users, c
 
 
 def _refuse_no_users(

@@ -104,3 +104,14 @@ def sample_run_dir(tmp_path_factory: pytest.TempPathFactory) -> object:
     settings.model.candidates = ["gbm"]
     run_pipeline(sample / "users.csv", sample / "devices.csv", root / "run", settings)
     return root / "run"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    """A local PostgreSQL (Debian package) for the verdict-store tests: 127.0.0.1, a free port,
+    a password. Fails loudly when PostgreSQL is missing."""
+    from tests.pg_server import start_postgres, stop_postgres
+
+    server = start_postgres()
+    yield server
+    stop_postgres(server)

@@ -243,6 +243,7 @@ def _writing(run_dir: Path, verb: str) -> Iterator[None]:
 
 def print_summary(run_dir: Path, top: int = 5) -> None:
     """Users, links by kind, rings, the riskiest rings with why, and where the outputs are."""
+    from graphfraud.rings.wording import ring_in_words
     from graphfraud.rundir import RunDir
     from graphfraud.schema import LINKS_FILE, SCORES_FILE
     from graphfraud.scoring.scores import scored_rings
@@ -289,13 +290,7 @@ def print_summary(run_dir: Path, top: int = 5) -> None:
         for r in (
             big.sort("ring_score", descending=True, nulls_last=True).head(top).iter_rows(named=True)
         ):
-            why = [r["top_link_kinds"].replace(",", ", ")]
-            if r["shared_device_ratio"] and r["shared_device_ratio"] >= 0.5:
-                why.append(f"{r['shared_device_ratio']:.0%} share a device")
-            if r["creation_burst"] and r["creation_burst"] >= 0.6:
-                why.append(f"{r['creation_burst']:.0%} signed up within 48 h")
-            if r["n_labelled_fraud"]:
-                why.append(f"{r['n_labelled_fraud']} confirmed fraud")
+            why = ring_in_words(r)
             table.add_row(
                 r["ring_id"], str(r["size"]), f"{r['ring_score'] or 0:.2f}", "; ".join(why)
             )
@@ -350,17 +345,33 @@ def run(
         show_default="none: a full night",
         help=PREVIOUS_HELP,
     ),
+    verdicts: str | None = typer.Option(
+        None,
+        "--verdicts",
+        metavar="FILE|DSN",
+        show_default="none: the input's labels only",
+        help="analysts' verdicts to read as labels: the service's verdicts.sqlite3 (beside its "
+        "audit log) or a postgresql:// DSN (put one with a password in GRAPHFRAUD_VERDICTS__DSN "
+        "instead). Newest verdict wins; legit clears a fraud label",
+    ),
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="no progress or summary (errors still print)"
     ),
 ) -> None:
     """Run the whole batch on one set of input files."""
+    from pydantic import SecretStr
+
     from graphfraud.pipeline import run_pipeline
     from graphfraud.schedule.pointer import resolve_previous
 
     settings = _settings(registry, graph_uri, seed, device, models, identifier)
     if emerging is not None:
         settings.rings.emerging = emerging
+    if verdicts is not None:
+        if verdicts.startswith(("postgresql://", "postgres://")):
+            settings.verdicts.dsn = SecretStr(verdicts)
+        else:
+            settings.verdicts.path = Path(verdicts)
     base = resolve_previous(previous)
     with _progress(quiet, out) as say:
         result = run_pipeline(
@@ -468,8 +479,29 @@ def evaluate(
     console.print(table)
 
 
+def reasons(
+    run_dir: Path | None = typer.Option(
+        None, "--run", help="a run directory: also its declared identifier kinds' reasons"
+    ),
+) -> None:
+    """Every reason code a score can carry, in the words the API and the analyst page use."""
+    from graphfraud.identifiers import BUILTIN
+    from graphfraud.pipeline import run_registry
+    from graphfraud.rundir import RunDir
+    from graphfraud.scoring.reasons import reason_table
+
+    registry = run_registry(RunDir(run_dir)) if run_dir is not None else BUILTIN
+    table = Table(title="Reason codes, most important first")
+    table.add_column("code")
+    table.add_column("meaning")
+    for reason in reason_table(registry).values():
+        table.add_row(reason.code, reason.text)
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Attach the batch verbs."""
+    app.command("reasons")(reasons)
     app.command(help=RUN_HELP)(run)
     app.command("ingest")(ingest_verb)
     app.command("link")(link_verb)

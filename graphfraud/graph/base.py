@@ -7,18 +7,23 @@ Two real implementations: `EmbeddedGraphStore` (answers from a run directory, no
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import networkx as nx
 
-# Bounds on analyst reads: a ring view never returns more than this many members / links, and a
-# link explanation never searches deeper than MAX_EXPLAIN_HOPS user-to-user hops.
+# Bounds on analyst reads: a ring view never returns more than MAX_RING_MEMBERS members nor more
+# than MAX_RING_LINKS links of one kind (capped per kind, so a ring's defining evidence survives
+# however many look-alike links it also has); a link explanation never searches deeper than
+# MAX_EXPLAIN_HOPS user-to-user hops; a neighbourhood lists at most MAX_NEIGHBOURS links; a
+# holdings read takes at most MAX_RING_MEMBERS users.
 MAX_RING_MEMBERS = 500
 MAX_RING_LINKS = 300
 MAX_EXPLAIN_HOPS = 4
 MAX_RING_EVENTS = 1000  # a ring history returns at most this many events (the newest)
+MAX_NEIGHBOURS = 200
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class RingView:
     links: tuple[LinkEvidence, ...]
     truncated: bool = False
     model_version: str | None = None
+    cut_kinds: tuple[str, ...] = ()  # link kinds with more links in the ring than shown
 
     def to_networkx(self) -> nx.MultiGraph:
         """The ring as a networkx MultiGraph: a node per member (its `Member` fields as
@@ -74,6 +80,26 @@ class RingView:
         for link in self.links:
             graph.add_edge(link.user_a, link.user_b, key=link.kind, **asdict(link))
         return graph
+
+
+@dataclass(frozen=True)
+class Holding:
+    """One identifier a user holds, and how many accounts hold it (a device farm's device: 150)."""
+
+    user_id: str
+    kind: str  # identifier kind name: "email", "device", …
+    value: str
+    holders: int
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    """A user, the users it is linked to directly (strongest links first) and those links."""
+
+    user: Member
+    neighbours: tuple[Member, ...]
+    links: tuple[LinkEvidence, ...]
+    truncated: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,6 +178,16 @@ class GraphStore(Protocol):
     ) -> LinkExplanation:
         """Shortest chain of links between two users with evidence; raises NotFound for an
         unknown user; an unconnected pair returns an explanation with an empty path."""
+        ...
+
+    def neighbours(self, user_id: str, limit: int = MAX_NEIGHBOURS) -> Neighbourhood:
+        """The user's direct links (strongest first, at most `limit`) and the users at their other
+        end; raises NotFound for an unknown user."""
+        ...
+
+    def holdings(self, user_ids: Sequence[str]) -> tuple[Holding, ...]:
+        """The identifiers these users hold (sorted by kind, value, user), each with its number of
+        holders among all accounts; unknown ids hold nothing. At most MAX_RING_MEMBERS ids."""
         ...
 
     def ping(self) -> bool:

@@ -192,7 +192,7 @@ RING_LINKS = Query(
     "ring_links",
     "MATCH (:Ring {id: $ring_id})<-[:MEMBER_OF]-(a:User)-[l:LINKED]->(b:User) "
     "WHERE l.ring_id = $ring_id WITH a, b, l "
-    "ORDER BY l.weight DESC, a.id, b.id, l.kind LIMIT $limit "
+    "ORDER BY l.weight DESC, a.id, b.id, l.kind "
     "RETURN a.id AS user_a, b.id AS user_b, l.kind AS kind, l.value_a AS value_a, "
     "l.value_b AS value_b, l.similarity AS similarity, l.support AS support, "
     "l.weight AS weight, l.evidence AS evidence",
@@ -203,6 +203,52 @@ RING_HISTORY = Query(
     "UNION ALL MATCH (e:RingEvent {other_ring_id: $ring_id}) RETURN properties(e) AS event",
 )
 RING_EXISTS = Query("ring_exists", "MATCH (g:Ring {id: $ring_id}) RETURN g.id AS ring_id")
+
+_LINK_RETURN: LiteralString = (
+    "RETURN a.id AS user_a, b.id AS user_b, l.kind AS kind, l.value_a AS value_a, "
+    "l.value_b AS value_b, l.similarity AS similarity, l.support AS support, "
+    "l.weight AS weight, l.evidence AS evidence "
+)
+LINKS_FROM = Query(
+    "links_from",
+    "MATCH (a:User {id: $user_id})-[l:LINKED]->(b:User) "
+    + _LINK_RETURN
+    + "ORDER BY weight DESC, user_b, kind LIMIT $limit",
+)
+LINKS_TO = Query(
+    "links_to",
+    "MATCH (a:User)-[l:LINKED]->(b:User {id: $user_id}) "
+    + _LINK_RETURN
+    + "ORDER BY weight DESC, user_a, kind LIMIT $limit",
+)
+USERS = Query(
+    "users",
+    "UNWIND $ids AS id MATCH (u:User {id: id}) "
+    "RETURN u.id AS user_id, u.score AS score, u.email AS email, u.phone AS phone, "
+    "u.label AS label, u.created_at AS created_at",
+)
+
+
+def holdings_of(spec: IdentifierSpec) -> Query:
+    """The values of one kind the given users hold."""
+    label, rel = _literal(spec.graph_label), _literal(spec.holds_type)
+    return Query(
+        f"holdings_{spec.name}",
+        "UNWIND $ids AS id MATCH (u:User {id: id})-[:" + rel + "]->(i:" + label + ") "
+        "RETURN u.id AS user_id, i.value AS value",
+    )
+
+
+def holders_of(spec: IdentifierSpec) -> Query:
+    """How many users hold each given value of one kind."""
+    label, rel = _literal(spec.graph_label), _literal(spec.holds_type)
+    return Query(
+        f"holders_{spec.name}",
+        "UNWIND $values AS v MATCH (i:" + label + " {value: v})<-[:" + rel + "]-(u:User) "
+        "RETURN v AS value, count(u) AS holders",
+    )
+
+
 USERS_EXIST = Query(
     "users_exist", "UNWIND $ids AS id MATCH (u:User {id: id}) RETURN u.id AS user_id"
 )
@@ -252,6 +298,11 @@ def all_queries(registry: IdentifierRegistry = BUILTIN) -> tuple[Query, ...]:
         RING_LINKS,
         RING_HISTORY,
         RING_EXISTS,
+        LINKS_FROM,
+        LINKS_TO,
+        USERS,
+        *(holdings_of(s) for s in registry.kinds),
+        *(holders_of(s) for s in registry.kinds),
         USERS_EXIST,
         HOP_EVIDENCE,
         *SHORTEST_PATH.values(),

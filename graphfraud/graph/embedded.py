@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,12 @@ import polars as pl
 from graphfraud.errors import GraphFraudError, NotFound
 from graphfraud.graph.base import (
     MAX_EXPLAIN_HOPS,
+    MAX_NEIGHBOURS,
     MAX_RING_LINKS,
     MAX_RING_MEMBERS,
+    Holding,
     LinkExplanation,
+    Neighbourhood,
     PublishReport,
     RingHistory,
     RingView,
@@ -30,9 +34,11 @@ from graphfraud.graph.base import (
 from graphfraud.graph.tables import LINK_FIELDS, RING_CORE_COLUMNS, GraphTables, load_tables
 from graphfraud.graph.views import (
     clamp_hops,
+    holding_from,
     hop_evidence,
     link_from,
     member_from,
+    ordered_holdings,
     ordered_links,
     ordered_members,
     ring_event_from,
@@ -58,6 +64,8 @@ class _Index:
     links: pl.DataFrame  # sorted by user_a, user_b, kind
     events_by_ring: pl.DataFrame  # ring events sorted by ring_id
     events_by_other: pl.DataFrame  # ring events naming another ring, sorted by other_ring_id
+    links_by_b: pl.DataFrame  # the same, sorted by user_b
+    holds: pl.DataFrame  # user_id, kind, value, holders; sorted by user_id
     offsets: np.ndarray[
         Any, np.dtype[np.int64]
     ]  # CSR: neighbours of i are dst[offsets[i]:offsets[i+1]]
@@ -84,6 +92,16 @@ class _Index:
                 descending=[False, True, False, False, False],
             )
         )
+        held = [
+            frame.select("user_id", pl.lit(kind).alias("kind"), "value")
+            for kind, frame in tables.holds.items()
+        ]
+        holds = (
+            pl.concat(held)
+            if held
+            else pl.DataFrame(schema={"user_id": pl.String, "kind": pl.String, "value": pl.String})
+        )
+        holds = holds.with_columns(holders=pl.len().over("kind", "value")).sort("user_id")
         index = users.select("user_id").with_row_index("i")
         pairs = (
             tables.links.select("user_a", "user_b")
@@ -110,6 +128,8 @@ class _Index:
             events_by_other=tables.ring_events.drop_nulls("other_ring_id").sort(
                 "other_ring_id", "id"
             ),
+            links_by_b=tables.links.sort("user_b", "user_a", "kind"),
+            holds=holds,
             offsets=offsets,
             dst=dst.astype(np.int64),
         )
@@ -212,7 +232,10 @@ class EmbeddedGraphStore:
             raise NotFound("no ring with this id in the graph")
         ring = rows.row(0, named=True)
         members = _slice(ix.members, "ring_id", ring_id)
-        links = _slice(ix.ring_links, "ring_a", ring_id)
+        links = _slice(ix.ring_links, "ring_a", ring_id).with_columns(
+            _rank=pl.int_range(pl.len()).over("kind")  # already strongest first
+        )
+        cut = links.filter(pl.col("_rank") == self._max_links)["kind"].unique().sort()
         score = ring.get("ring_score")
         return RingView(
             ring_id=str(ring["ring_id"]),
@@ -228,10 +251,13 @@ class EmbeddedGraphStore:
             ),
             links=ordered_links(
                 link_from(x)
-                for x in links.head(self._max_links).select(LINK_FIELDS).iter_rows(named=True)
+                for x in links.filter(pl.col("_rank") < self._max_links)
+                .select(LINK_FIELDS)
+                .iter_rows(named=True)
             ),
-            truncated=members.height > self._max_members or links.height > self._max_links,
+            truncated=members.height > self._max_members or cut.len() > 0,
             model_version=ix.tables.model_version,
+            cut_kinds=tuple(cut.to_list()),
         )
 
     def ring_history(self, ring_id: str) -> RingHistory:
@@ -246,6 +272,32 @@ class EmbeddedGraphStore:
         if rows.is_empty() and not live:
             raise NotFound("no ring with this id in the graph, live or retired")
         return ring_history(ring_id, live, (ring_event_from(r) for r in rows.iter_rows(named=True)))
+
+    def neighbours(self, user_id: str, limit: int = MAX_NEIGHBOURS) -> Neighbourhood:
+        ix = self._ix()
+        row = ix.user_row(user_id)
+        if row is None:
+            raise NotFound("no user with this id in the graph")
+        touching = pl.concat(
+            [_slice(ix.links, "user_a", user_id), _slice(ix.links_by_b, "user_b", user_id)]
+        )
+        links = ordered_links(
+            link_from(x) for x in touching.select(LINK_FIELDS).iter_rows(named=True)
+        )
+        shown = links[: max(0, limit)]
+        others = {x.user_b if x.user_a == user_id else x.user_a for x in shown}
+        rows = ix.users.filter(pl.col("user_id").is_in(sorted(others)))
+        return Neighbourhood(
+            user=member_from(ix.users.row(row, named=True)),
+            neighbours=ordered_members(member_from(r) for r in rows.iter_rows(named=True)),
+            links=shown,
+            truncated=len(links) > len(shown),
+        )
+
+    def holdings(self, user_ids: Sequence[str]) -> tuple[Holding, ...]:
+        ids = sorted(set(user_ids))[:MAX_RING_MEMBERS]
+        rows = self._ix().holds.filter(pl.col("user_id").is_in(ids))
+        return ordered_holdings(holding_from(r) for r in rows.iter_rows(named=True))
 
     def explain_link(
         self, user_a: str, user_b: str, max_hops: int = MAX_EXPLAIN_HOPS

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from graphfraud.config import GraphSettings
-from graphfraud.errors import ConfigError
+from graphfraud.errors import ConfigError, GraphFraudError
 from graphfraud.graph.base import GraphStore
+from graphfraud.identifiers import BUILTIN, IdentifierRegistry, registry_from_manifest
 
 _BOLT_SCHEMES = ("bolt://", "bolt+s://", "bolt+ssc://", "neo4j://", "neo4j+s://", "neo4j+ssc://")
 
@@ -53,4 +54,17 @@ def open_graph_store(settings: GraphSettings, run_dir: Path | str | None = None)
         settings.database,
         batch_size=settings.batch_size,
         owns_driver=True,
+        registry=_registry_of(run_dir),
     )
+
+
+def _registry_of(run_dir: Path | str | None) -> IdentifierRegistry:
+    """The identifier kinds of the run being served (the built-ins without one)."""
+    if run_dir is None:
+        return BUILTIN
+    from graphfraud.rundir import RunDir
+
+    try:
+        return registry_from_manifest(RunDir(run_dir).manifest())
+    except GraphFraudError:
+        return BUILTIN

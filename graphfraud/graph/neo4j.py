@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,9 +28,12 @@ from graphfraud.errors import (
 from graphfraud.graph import cypher
 from graphfraud.graph.base import (
     MAX_EXPLAIN_HOPS,
+    MAX_NEIGHBOURS,
     MAX_RING_LINKS,
     MAX_RING_MEMBERS,
+    Holding,
     LinkExplanation,
+    Neighbourhood,
     PublishReport,
     RingHistory,
     RingView,
@@ -38,10 +41,12 @@ from graphfraud.graph.base import (
 from graphfraud.graph.cypher import Query
 from graphfraud.graph.tables import LINK_FIELDS, GraphTables, load_tables
 from graphfraud.graph.views import (
+    cap_per_kind,
     clamp_hops,
     hop_evidence,
     link_from,
     member_from,
+    ordered_holdings,
     ordered_links,
     ordered_members,
     ring_event_from,
@@ -200,6 +205,7 @@ class Neo4jGraphStore:
         max_members: int = MAX_RING_MEMBERS,
         max_links: int = MAX_RING_LINKS,
         owns_driver: bool = False,
+        registry: IdentifierRegistry = BUILTIN,
     ) -> None:
         self._driver = driver
         self._database = database or None
@@ -208,6 +214,8 @@ class Neo4jGraphStore:
         # Only the strongest MAX_RING_LINKS + 1 links of a ring carry its id in the graph.
         self._max_links = min(max_links, MAX_RING_LINKS)
         self._owns_driver = owns_driver
+        # The identifier kinds holdings are read for: the run's, learnt at publish.
+        self._registry = registry
 
     def __repr__(self) -> str:
         return f"Neo4jGraphStore(database={self._database!r})"
@@ -250,6 +258,7 @@ class Neo4jGraphStore:
         """
         started = time.perf_counter()
         tables = load_tables(run_dir)
+        self._registry = tables.registry
         run_id = tables.run_id
         phases = publish_phases(tables)
         total = sum(rows.height for _, rows in phases)
@@ -339,8 +348,12 @@ class Neo4jGraphStore:
 
     def _ring_view(self, ring_id: str, props: dict[str, Any]) -> RingView:
         members = self._read(cypher.RING_MEMBERS, ring_id=ring_id, limit=self._max_members + 1)
-        links = self._read(cypher.RING_LINKS, ring_id=ring_id, limit=self._max_links + 1)
-        truncated = len(members) > self._max_members or len(links) > self._max_links
+        # At most MAX_RING_LINKS + 1 links of each kind carry the ring's id (graph.tables).
+        links, cut = cap_per_kind(
+            (link_from(x) for x in self._read(cypher.RING_LINKS, ring_id=ring_id)),
+            self._max_links,
+        )
+        truncated = len(members) > self._max_members or bool(cut)
         score = props.get("ring_score")
         return RingView(
             ring_id=str(props["id"]),
@@ -352,10 +365,52 @@ class Neo4jGraphStore:
                 if k not in _RING_NON_FEATURES and v is not None
             },
             members=ordered_members(member_from(m) for m in members[: self._max_members]),
-            links=ordered_links(link_from(x) for x in links[: self._max_links]),
+            links=links,
             truncated=truncated,
             model_version=props.get("model_version"),
+            cut_kinds=cut,
         )
+
+    def neighbours(self, user_id: str, limit: int = MAX_NEIGHBOURS) -> Neighbourhood:
+        limit = max(0, int(limit))
+        me = self._read(cypher.USERS, ids=[user_id])
+        if not me:
+            raise NotFound("no user with this id in the graph")
+        found = [
+            link_from(x)
+            for query in (cypher.LINKS_FROM, cypher.LINKS_TO)
+            for x in self._read(query, user_id=user_id, limit=limit + 1)
+        ]
+        links = ordered_links(found)
+        shown = links[:limit]
+        others = sorted({x.user_b if x.user_a == user_id else x.user_a for x in shown})
+        rows = self._read(cypher.USERS, ids=others) if others else []
+        return Neighbourhood(
+            user=member_from(me[0]),
+            neighbours=ordered_members(member_from(r) for r in rows),
+            links=shown,
+            truncated=len(links) > len(shown),
+        )
+
+    def holdings(self, user_ids: Sequence[str]) -> tuple[Holding, ...]:
+        ids = sorted(set(user_ids))[:MAX_RING_MEMBERS]
+        found: list[Holding] = []
+        for spec in self._registry.kinds:
+            rows = self._read(cypher.holdings_of(spec), ids=ids)
+            if not rows:
+                continue
+            values = sorted({str(r["value"]) for r in rows})
+            counts = {
+                str(r["value"]): int(r["holders"])
+                for r in self._read(cypher.holders_of(spec), values=values)
+            }
+            found += [
+                Holding(
+                    str(r["user_id"]), spec.name, str(r["value"]), counts.get(str(r["value"]), 0)
+                )
+                for r in rows
+            ]
+        return ordered_holdings(found)
 
     def explain_link(
         self, user_a: str, user_b: str, max_hops: int = MAX_EXPLAIN_HOPS

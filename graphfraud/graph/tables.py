@@ -125,10 +125,10 @@ def _unknown(ids: pl.Series, known: pl.Series) -> int:
 
 
 def _with_ring(links: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
-    """Tag the strongest MAX_RING_LINKS + 1 links inside each ring with the ring's id.
+    """Tag the strongest MAX_RING_LINKS + 1 links of each kind inside each ring with the ring's id.
 
-    A ring view on Neo4j then reads only its members' tagged edges (at most one more than it
-    shows, so truncation is still detected) instead of sorting every edge of every member. The
+    A ring view on Neo4j then reads only its members' tagged edges (at most one more per kind than
+    it shows, so truncation is still detected) instead of sorting every edge of every member. The
     order is the read models' (`views.ordered_links`): strongest first, then ids and kind.
     """
     m = members.select("user_id", "ring_id")
@@ -140,7 +140,7 @@ def _with_ring(links: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
             ["_ring", "weight", "user_a", "user_b", "kind"],
             descending=[False, True, False, False, False],
         )
-        .with_columns(pl.int_range(pl.len()).over("_ring").alias("_rank"))
+        .with_columns(pl.int_range(pl.len()).over("_ring", "kind").alias("_rank"))
     )
     keep = pl.col("_rank") <= MAX_RING_LINKS
     return tagged.with_columns(pl.when(keep).then(pl.col("_ring")).alias("ring_id")).drop(

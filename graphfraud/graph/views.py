@@ -9,6 +9,7 @@ from typing import Any
 from graphfraud.graph.base import (
     MAX_EXPLAIN_HOPS,
     MAX_RING_EVENTS,
+    Holding,
     LinkEvidence,
     Member,
     RingEventView,
@@ -63,6 +64,34 @@ def ordered_members(members: Iterable[Member]) -> tuple[Member, ...]:
 def ordered_links(links: Iterable[LinkEvidence]) -> tuple[LinkEvidence, ...]:
     """Strongest first, then by (user_a, user_b, kind)."""
     return tuple(sorted(links, key=lambda x: (-x.weight, x.user_a, x.user_b, x.kind)))
+
+
+def cap_per_kind(
+    links: Iterable[LinkEvidence], cap: int
+) -> tuple[tuple[LinkEvidence, ...], tuple[str, ...]]:
+    """The strongest `cap` links of each kind (in `ordered_links` order) and the kinds that had
+    more: a device farm's shared-device links survive beside its hundreds of look-alike links."""
+    kept: list[LinkEvidence] = []
+    seen: dict[str, int] = {}
+    for link in ordered_links(links):
+        n = seen.get(link.kind, 0)
+        seen[link.kind] = n + 1
+        if n < cap:
+            kept.append(link)
+    return tuple(kept), tuple(sorted(k for k, n in seen.items() if n > cap))
+
+
+def holding_from(row: Mapping[str, Any]) -> Holding:
+    return Holding(
+        user_id=str(row["user_id"]),
+        kind=str(row["kind"]),
+        value=str(row["value"]),
+        holders=int(row.get("holders") or 0),
+    )
+
+
+def ordered_holdings(holdings: Iterable[Holding]) -> tuple[Holding, ...]:
+    return tuple(sorted(holdings, key=lambda h: (h.kind, h.value, h.user_id)))
 
 
 def hop_evidence(

@@ -34,18 +34,27 @@ from graphfraud.service.intraday import IntradayService
 from graphfraud.service.logs import ServiceMiddleware
 from graphfraud.service.metrics import ServiceMetrics
 from graphfraud.service.ratelimit import FailedAuthLimiter
-from graphfraud.service.routes import admin, analyst, ops, score
+from graphfraud.service.routes import admin, analyst, ops, score, workbench
 from graphfraud.service.state import SnapshotHolder
+from graphfraud.service.verdicts import VerdictAccess
 
 log = logging.getLogger("graphfraud.service")
 STATIC_DIR = Path(__file__).parent / "static"
+VERDICTS_FILE = "verdicts.sqlite3"  # beside the audit log unless GRAPHFRAUD_VERDICTS__* say
 
 DESCRIPTION = f"""Fraud-ring scores for the real-time scorer, rings and link evidence for analysts.
 
 Send your key in the `{API_KEY_HEADER}` header. Roles: `scorer` (scores), `analyst` (+ rings,
-PII masked), `investigator` (+ unmasked PII), `admin` (+ reload). Errors are
+PII masked), `investigator` (+ unmasked PII, verdicts), `admin` (+ reload). Errors are
 `{{"error", "detail", "hint"}}`. The analyst page is at [/ui/](/ui/).
 """
+
+
+def swagger_assets() -> Path:
+    """Swagger UI's files, shipped by the swagger-ui-bundle package (so /docs needs no CDN)."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    return Path(str(swagger_ui_path))
 
 
 def _graph_factory(settings: Settings) -> Any:
@@ -107,6 +116,9 @@ def create_app(
         metrics=metrics,
         limiter=FailedAuthLimiter(svc.auth_fail_budget, svc.auth_fail_window_s),
         intraday=intraday,
+        verdicts=VerdictAccess(
+            settings.verdicts.target(svc.audit_log.parent / VERDICTS_FILE) or VERDICTS_FILE
+        ),
     )
 
     @asynccontextmanager
@@ -127,6 +139,7 @@ def create_app(
             holder.close()
             ctx.close()
             intraday.close()
+            ctx.verdicts.close()
             audit.close()
 
     app = FastAPI(
@@ -142,6 +155,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(score.build_router(ctx))
     app.include_router(analyst.build_router(ctx))
+    app.include_router(workbench.build_router(ctx))
     app.include_router(admin.build_router(ctx))
     app.include_router(ops.build_router(ctx))
 
@@ -152,7 +166,11 @@ def create_app(
     @app.get("/docs", include_in_schema=False)
     async def docs(request: Request) -> Response:
         root_path = request.scope.get("root_path", "").rstrip("/")
-        return docs_page(f"{root_path}/openapi.json", f"{app.title} - Swagger UI")
+        return docs_page(
+            f"{root_path}/openapi.json", f"{app.title} - Swagger UI", f"{root_path}/docs/assets"
+        )
+
+    app.mount("/docs/assets", StaticFiles(directory=swagger_assets()), name="docs-assets")
 
     if STATIC_DIR.is_dir():
         app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True), name="ui")

@@ -5,12 +5,14 @@ A presented key is hashed once and compared with every configured hash by `hmac.
 (no early exit, so timing does not reveal which key nearly matched). A key is identified in logs
 and the audit trail only by its fingerprint: the first 12 hex digits of its SHA-256.
 
-| role         | score | matched accounts (POST /v1/score) | rings / links | unmasked PII | reload |
-|--------------|-------|-----------------------------------|---------------|--------------|--------|
-| scorer       | yes   | counts per kind only              | no            | no           | no     |
-| analyst      | yes   | ids + evidence, masked (audited)  | yes           | no           | no     |
-| investigator | yes   | ids + evidence (audited)          | yes           | yes          | no     |
-| admin        | yes   | ids + evidence, masked (audited)  | yes           | no           | yes    |
+| role         | score | matched accounts (POST score)  | rings/links | PII | verdicts | reload |
+|--------------|-------|--------------------------------|-------------|-----|----------|--------|
+| scorer       | yes   | counts per kind only           | no          | no  | no       | no     |
+| analyst      | yes   | ids+evidence, masked (audited) | yes         | no  | read     | no     |
+| investigator | yes   | ids+evidence (audited)         | yes         | yes | write    | no     |
+| admin        | yes   | ids+evidence, masked (audited) | yes         | no  | read     | yes    |
+Writing a verdict (it becomes a label for the next model) is the investigator's alone: an admin
+runs the service, it does not judge customers.
 Matched accounts are READ_GRAPH: to a scorer they would be a reverse lookup from an email or a
 phone to customers. With no keys configured every protected route answers 401 (the service
 never runs open).
@@ -44,6 +46,7 @@ class Permission(StrEnum):
     SCORE = "score"
     READ_GRAPH = "read_graph"
     UNMASKED_PII = "unmasked_pii"
+    WRITE_VERDICT = "write_verdict"
     ADMIN = "admin"
 
 
@@ -51,7 +54,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.SCORER: frozenset({Permission.SCORE}),
     Role.ANALYST: frozenset({Permission.SCORE, Permission.READ_GRAPH}),
     Role.INVESTIGATOR: frozenset(
-        {Permission.SCORE, Permission.READ_GRAPH, Permission.UNMASKED_PII}
+        {Permission.SCORE, Permission.READ_GRAPH, Permission.UNMASKED_PII, Permission.WRITE_VERDICT}
     ),
     Role.ADMIN: frozenset({Permission.SCORE, Permission.READ_GRAPH, Permission.ADMIN}),
 }

@@ -31,6 +31,7 @@ from graphfraud.service.intraday import IntradayService
 from graphfraud.service.metrics import ServiceMetrics
 from graphfraud.service.ratelimit import FailedAuthLimiter
 from graphfraud.service.state import SnapshotHolder
+from graphfraud.service.verdicts import VerdictAccess
 
 log = logging.getLogger("graphfraud.service")
 T = TypeVar("T")
@@ -47,6 +48,7 @@ class ServiceContext:
     metrics: ServiceMetrics
     limiter: FailedAuthLimiter
     intraday: IntradayService
+    verdicts: VerdictAccess
     graph_down_until: float = field(default=0.0)
     _graph_pool: ThreadPoolExecutor | None = field(default=None, repr=False)
     _overdue: set[Future[Any]] = field(default_factory=set, repr=False)

@@ -17,6 +17,7 @@
 | GraphStoreUnavailable              | 503    | graph_unavailable       |
 | GraphStoreError (auth, other)      | 503    | graph_error             |
 | AuditUnavailable                   | 503    | audit_unavailable       |
+| VerdictStoreUnavailable            | 503    | verdicts_unavailable    |
 | ArtifactError, ConfigError         | 503    | server_misconfigured    |
 | other GraphFraudError              | 500    | internal_error          |
 | anything else                      | 500    | internal_error (logged) |
@@ -43,6 +44,7 @@ from graphfraud.errors import (
     InputDataError,
     IntradayUnavailable,
     NotFound,
+    VerdictStoreUnavailable,
 )
 
 log = logging.getLogger("graphfraud.service")
@@ -104,6 +106,7 @@ _MAP: tuple[tuple[type[BaseException], int, str], ...] = (
     (GraphStoreError, 503, "graph_error"),
     (AuditUnavailable, 503, "audit_unavailable"),
     (IntradayUnavailable, 503, "intraday_unavailable"),
+    (VerdictStoreUnavailable, 503, "verdicts_unavailable"),
     (ArtifactError, 503, "server_misconfigured"),
     (ConfigError, 503, "server_misconfigured"),
 )

@@ -3,7 +3,7 @@
 | response                     | Content-Security-Policy                                      |
 |------------------------------|--------------------------------------------------------------|
 | `/ui/…`, `/` (analyst page)  | `default-src 'self'` (+ no plugins, no `<base>`, no framing) |
-| `/docs` (Swagger UI)         | its CDN files and its one inline script, by sha256 hash      |
+| `/docs` (Swagger UI)         | `self` (files from `/docs/assets/`) + its inline script's hash |
 | everything else (JSON, text) | `default-src 'none'`: a response rendered as a page runs nothing |
 
 Every response also gets `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY` (and
@@ -31,8 +31,7 @@ PAGE_CSP = (
     "form-action 'self'; frame-ancestors 'none'"
 )
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
-SWAGGER_CDN = "https://cdn.jsdelivr.net"  # where FastAPI's Swagger UI page loads its files from
-SWAGGER_FAVICON = "https://fastapi.tiangolo.com"
+SWAGGER_ASSETS = "/docs/assets"  # Swagger UI's files, from the swagger-ui-bundle package: no CDN
 
 _COMMON: Headers = [
     (b"x-content-type-options", b"nosniff"),
@@ -57,19 +56,24 @@ def security_headers(path: str, present: Headers) -> Headers:
     return [(name, value) for name, value in extra if name not in names]
 
 
-def docs_page(openapi_url: str, title: str) -> HTMLResponse:
-    """FastAPI's Swagger UI page with a CSP naming its inline script by hash (no
-    'unsafe-inline' for scripts: a key typed into "Authorize" is worth stealing)."""
-    page = get_swagger_ui_html(openapi_url=openapi_url, title=title)
+def docs_page(openapi_url: str, title: str, assets: str = SWAGGER_ASSETS) -> HTMLResponse:
+    """FastAPI's Swagger UI page on locally served assets (works offline), with a CSP naming its
+    inline script by hash (no 'unsafe-inline' for scripts: a key typed into "Authorize" is
+    worth stealing)."""
+    page = get_swagger_ui_html(
+        openapi_url=openapi_url,
+        title=title,
+        swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+        swagger_css_url=f"{assets}/swagger-ui.css",
+        swagger_favicon_url=f"{assets}/favicon-32x32.png",
+    )
     html = bytes(page.body).decode()
     hashes = " ".join(
         f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'"
         for s in _INLINE_SCRIPT.findall(html)
     )
     page.headers["content-security-policy"] = (
-        f"default-src 'self'; script-src 'self' {SWAGGER_CDN} {hashes}; "
-        f"style-src 'self' {SWAGGER_CDN} 'unsafe-inline'; "
-        f"img-src 'self' data: {SWAGGER_FAVICON}; object-src 'none'; base-uri 'none'; "
-        "frame-ancestors 'none'"
+        f"default-src 'self'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
     )
     return page

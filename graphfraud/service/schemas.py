@@ -3,7 +3,7 @@ pre-serialised JSON of exactly `ScoreResponse`'s shape without validating it per
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -13,6 +13,8 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+
+from graphfraud.verdicts.store import MAX_NOTE_CHARS, Outcome
 
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 ShortText = Annotated[str, StringConstraints(max_length=256)]
@@ -437,3 +439,72 @@ class ReadyResponse(BaseModel):
     ready: bool
     snapshot: SnapshotOut | None = None
     detail: str | None = None
+
+
+class GraphRingOut(BaseModel):
+    ring_id: str
+    size: int
+    ring_score: float | None
+    features: dict[str, float | int | str | None]
+    features_text: list[str] = Field(description="the ring's features in words")
+    model_version: str | None
+    truncated: bool
+    cut_kinds: list[str] = Field(description="link kinds with more links than shown")
+
+
+class GraphMemberOut(BaseModel):
+    user_id: str
+    score: float | None
+    label: int | None
+
+
+class GraphOut(BaseModel):
+    focus: str | None = Field(description="the user asked about (null for a ring)")
+    ring: GraphRingOut | None = Field(description="null: the user is in no ring (neighbours)")
+    members: list[GraphMemberOut] = Field(description="every listed ring member, riskiest first")
+    drawn_members: int = Field(description="users drawn as nodes")
+    more_members: int = Field(description="listed members not drawn (ask with a larger members)")
+    nodes: list[dict[str, Any]] = Field(
+        description="`type: user` (user_id, score, label, email, phone, in_ring) or "
+        "`type: identifier` (kind, value, holders: accounts holding it, held_here, evidence); "
+        "values masked unless investigator; ids never carry a value"
+    )
+    edges: list[dict[str, Any]] = Field(
+        description="`relation: holds` (user → identifier) or `relation: link` (a look-alike "
+        "between two identifiers, or a user-to-user link: kind, value_a, value_b, similarity, "
+        "weight, support, evidence)"
+    )
+    cut: list[str] = Field(description="what the view left out, in words")
+    masked: bool
+
+
+class VerdictIn(BaseModel):
+    subject: Literal["user", "ring"]
+    subject_id: str = Field(min_length=1, max_length=256)
+    outcome: Outcome
+    note: str = Field("", max_length=MAX_NOTE_CHARS)
+
+
+class VerdictOut(BaseModel):
+    id: int
+    subject: str
+    subject_id: str
+    outcome: Outcome
+    note: str
+    members: int = Field(description="users the verdict labels (a ring's members when recorded)")
+    key_id: str = Field(description="fingerprint of the investigator's key")
+    role: str
+    run_id: str | None = Field(description="the snapshot the investigator was looking at")
+    recorded_at: str
+
+
+class VerdictListOut(BaseModel):
+    subject: str
+    subject_id: str
+    verdicts: list[VerdictOut] = Field(description="newest first")
+
+
+class WhoAmIOut(BaseModel):
+    key_id: str = Field(description="the key's fingerprint (first 12 hex digits of its SHA-256)")
+    role: str
+    permissions: list[str]

@@ -168,10 +168,47 @@ def test_truncated_ring_keeps_riskiest_members(
     assert view.truncated
     assert view.size == 12
     assert [m.user_id for m in view.members] == ["m0000", "m0001", "m0002", "m0003", "m0004"]
-    assert len(view.links) == 4
+    # capped per kind: the 4 strongest hub-device links AND the 4 strongest look-alikes survive
+    assert [x.kind for x in view.links] == ["device"] * 4 + ["email_similar"] * 4
     assert [x.weight for x in view.links] == sorted((x.weight for x in view.links), reverse=True)
-    assert all(x.kind == "device" for x in view.links)  # the hub links weigh the most
+    assert view.cut_kinds == ("device", "email_similar")
+    small = make_store(run, max_members=50, max_links=11)
+    small.publish(str(run))
+    whole = small.ring("big")
+    assert (whole.truncated, whole.cut_kinds, len(whole.links)) == (False, (), 21)
     store.close()
+    small.close()
+
+
+def test_neighbours_of_a_user_strongest_first(store: GraphStore) -> None:
+    near = store.neighbours(C)
+    assert near.user.user_id == C
+    assert [x.kind for x in near.links] == ["phone", "phone_similar", "ip"]
+    assert [x.weight for x in near.links] == pytest.approx([0.7, 0.4, 0.3])
+    assert [m.user_id for m in near.neighbours] == [Q, U, LONG]  # riskiest first
+    assert not near.truncated
+    capped = store.neighbours(C, limit=1)
+    assert ([x.kind for x in capped.links], capped.truncated) == (["phone"], True)
+    assert [m.user_id for m in capped.neighbours] == [U]
+    alone = store.neighbours(LONELY)
+    assert (alone.links, alone.neighbours, alone.truncated) == ((), (), False)
+    with pytest.raises(NotFound):
+        store.neighbours("nobody")
+
+
+def test_holdings_count_every_holder(store: GraphStore) -> None:
+    held = store.holdings([Q, U, "nobody"])
+    got = {(h.user_id, h.kind, h.value, h.holders) for h in held}
+    assert (Q, "email", "ring\"mail'@example.com", 2) in got
+    assert (U, "device", "dev-1'\\", 2) in got
+    assert (Q, "phone", "+911234500001", 1) in got
+    assert (U, "phone", "+911234500002", 2) in got  # carol holds it too, outside the ask
+    assert (U, "ip", "10.0.0.1", 2) in got
+    assert len(got) == len(held) == 8  # one row per distinct (user, kind, value)
+    assert [(h.kind, h.value, h.user_id) for h in held] == sorted(
+        (h.kind, h.value, h.user_id) for h in held
+    )
+    assert store.holdings([]) == ()
 
 
 def test_newer_run_replaces_rings_scores_and_links(

@@ -38,3 +38,11 @@ def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app) as c:
         assert app.state.holder.wait_ready(20), "snapshot did not load"
         yield c
+
+
+@pytest.fixture(scope="session")
+def workbench_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real batch run with a 150-member device-farm ring (tests/service/workbench_run.py)."""
+    from .workbench_run import build_workbench_run
+
+    return build_workbench_run(tmp_path_factory.mktemp("workbench"))

@@ -14,11 +14,11 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Path, Query, Request
 
 from graphfraud.errors import NotFound
-from graphfraud.graph.base import LinkEvidence, LinkExplanation, Member, RingHistory, RingView
+from graphfraud.graph.base import LinkExplanation, Member, RingHistory, RingView
 from graphfraud.scoring.emerging import EmergingRing, read_emerging_ring
 from graphfraud.service.auth import Permission
 from graphfraud.service.context import ServiceContext
-from graphfraud.service.masking import Masking, mask_text
+from graphfraud.service.masking import Masking
 from graphfraud.service.routes.score import SECURED
 from graphfraud.service.schemas import (
     EmergingRingOut,
@@ -28,6 +28,7 @@ from graphfraud.service.schemas import (
     UserRingResponse,
     error_responses,
 )
+from graphfraud.service.workbench import link_out
 
 Id = Annotated[str, Path(min_length=1, max_length=256)]
 T = TypeVar("T")
@@ -49,27 +50,6 @@ def member_out(m: Member, mask: Masking) -> dict[str, Any]:
         "phone": mask.phone(m.phone),
         "label": m.label,
         "created_at": m.created_at,
-    }
-
-
-def link_out(link: LinkEvidence, mask: Masking) -> dict[str, Any]:
-    evidence = link.evidence
-    if mask.masked:
-        for raw in (link.value_a, link.value_b):
-            masked_raw = mask.value(link.kind, raw)
-            if raw and masked_raw and masked_raw != raw:
-                evidence = evidence.replace(raw, masked_raw)
-        evidence = mask_text(evidence)
-    return {
-        "user_a": link.user_a,
-        "user_b": link.user_b,
-        "kind": link.kind,
-        "value_a": mask.value(link.kind, link.value_a),
-        "value_b": mask.value(link.kind, link.value_b),
-        "similarity": _num(link.similarity),
-        "support": link.support,
-        "weight": _num(link.weight),
-        "evidence": evidence,
     }
 
 

@@ -1,0 +1,2 @@
+"""Analysts' verdicts on users and rings: an append-only store (SQLite or PostgreSQL) the
+service writes and the next batch reads as labels."""
