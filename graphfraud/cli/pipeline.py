@@ -481,7 +481,11 @@ def evaluate(
 
 def reasons(
     run_dir: Path | None = typer.Option(
-        None, "--run", help="a run directory: also its declared identifier kinds' reasons"
+        None,
+        "--run",
+        metavar="DIR",
+        show_default="none: the built-in kinds",
+        help="a run directory: also its declared identifier kinds' reasons",
     ),
 ) -> None:
     """Every reason code a score can carry, in the words the API and the analyst page use."""

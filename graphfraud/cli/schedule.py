@@ -10,7 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from graphfraud.cli.pipeline import IDENTIFIER_HELP, MODELS_HELP, _progress, _settings
+from graphfraud.cli.pipeline import (
+    DEVICE_OPTION,
+    DEVICES_OPTION,
+    IDENTIFIER_OPTION,
+    MODELS_OPTION,
+    REGISTRY_OPTION,
+    _progress,
+    _settings,
+)
 
 if TYPE_CHECKING:
     from graphfraud.schedule.runs import RunState
@@ -34,28 +42,39 @@ NIGHTLY_HELP = (
 
 
 def nightly(
-    runs_dir: Path = typer.Option(..., "--runs-dir", help=RUNS_DIR_HELP),
-    users: Path = typer.Option(..., "--users", help="tonight's users file (CSV or Parquet)"),
-    devices: Path | None = typer.Option(None, "--devices", help="device sightings (optional)"),
+    runs_dir: Path = typer.Option(..., "--runs-dir", metavar="DIR", help=RUNS_DIR_HELP),
+    users: Path = typer.Option(
+        ..., "--users", metavar="FILE", help="tonight's users file (CSV or Parquet)"
+    ),
+    devices: Path | None = DEVICES_OPTION,
     name: str | None = typer.Option(
-        None, "--name", help="run directory name [default: today's UTC date, YYYY-MM-DD]"
+        None,
+        "--name",
+        metavar="NAME",
+        show_default="today's UTC date, YYYY-MM-DD",
+        help="run directory name",
     ),
     graph_uri: str | None = typer.Option(
-        None, "--graph-uri", envvar="GRAPHFRAUD_GRAPH__URI", help="bolt://host:7687 to publish"
+        None,
+        "--graph-uri",
+        envvar="GRAPHFRAUD_GRAPH__URI",
+        metavar="URI",
+        show_default="none: the embedded store only",
+        help="bolt://host:7687 to publish",
     ),
-    registry: Path | None = typer.Option(
-        None, "--registry", envvar="GRAPHFRAUD_MODEL__REGISTRY", help="model registry directory"
+    registry: Path | None = REGISTRY_OPTION,
+    models: str | None = MODELS_OPTION,
+    device: str | None = DEVICE_OPTION,
+    identifier: list[str] | None = IDENTIFIER_OPTION,
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="no progress or summary (errors still print)"
     ),
-    models: str | None = typer.Option(None, "--models", help=MODELS_HELP),
-    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda (model training)"),
-    identifier: list[str] | None = typer.Option(None, "--identifier", help=IDENTIFIER_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress or summary"),
 ) -> None:
     from graphfraud.cli.pipeline import print_summary
     from graphfraud.schedule.nightly import run_nightly
 
     settings = _settings(registry, graph_uri, device=device, models=models, identifiers=identifier)
-    with _progress(quiet) as say:
+    with _progress(quiet, runs_dir) as say:
         result = run_nightly(
             runs_dir, users, devices, settings, name=name, progress=not quiet, say=say
         )
@@ -78,8 +97,12 @@ BAD_STATES = frozenset({"failed", "interrupted", "unreadable"})
 
 
 def status(
-    runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
-    run: Path | None = typer.Option(None, "--run", help="one run directory instead"),
+    runs_dir: Path | None = typer.Option(
+        None, "--runs-dir", metavar="DIR", show_default="none: give --run", help=RUNS_DIR_HELP
+    ),
+    run: Path | None = typer.Option(
+        None, "--run", metavar="DIR", show_default="none", help="one run directory instead"
+    ),
     last: int = typer.Option(10, "--last", min=1, help="how many runs to list, newest first"),
     json_out: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
     mark_interrupted: bool = typer.Option(
@@ -173,10 +196,12 @@ def _took(state: RunState) -> str:
 
 
 def current(
-    runs_dir: Path = typer.Option(..., "--runs-dir", help=RUNS_DIR_HELP),
+    runs_dir: Path = typer.Option(..., "--runs-dir", metavar="DIR", help=RUNS_DIR_HELP),
     set_to: str | None = typer.Option(
         None,
         "--set",
+        metavar="RUN",
+        show_default="none: print CURRENT",
         help="move CURRENT to this run (its directory name, or its path inside RUNS_DIR) once "
         "it passes the checks; idempotent",
     ),
