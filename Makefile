@@ -29,8 +29,19 @@ demo: $(STAMP) ## synthetic population → batch run → summary and evaluation 
 
 # The tests start their own redis-server (Debian package). As root on Debian/Ubuntu (CI) it is
 # installed when missing, and a system service the package may start is stopped and disabled:
-# the fixture runs its own on a free port, nothing should listen on 6379.
-system-deps: ## install redis-server for the tests when missing (apt-get, as root)
+# the fixture runs its own on a free port, nothing should listen on 6379. The report's
+# screenshot test renders report.html in Debian's headless chromium.
+system-deps: ## install redis-server and chromium for the tests when missing (apt-get, as root)
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (the report screenshot test renders report.html headless)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; \
+	else \
+		echo "the tests need chromium: sudo apt-get install chromium (Debian/Ubuntu)," \
+			"or any Chromium/Chrome on PATH as chromium" >&2; \
+		exit 1; \
+	fi
 	@if command -v redis-server >/dev/null 2>&1; then \
 		:; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -29,27 +29,36 @@ EPSILON = 1e-4
 
 @dataclass(frozen=True)
 class Bins:
-    """Fixed bin edges taken from a reference sample (see the module docstring)."""
+    """Fixed bin edges taken from a reference sample (see the module docstring).
+
+    Counting sorts the values once and bisects the few edges into them: at 1M rows that is
+    several times faster than bisecting a million values into the edges."""
 
     edges: tuple[float, ...]
 
     @classmethod
     def of(cls, reference: npt.ArrayLike, bins: int = BINS) -> Bins:
-        values = _finite(reference)
-        if values.size == 0:
+        return cls.of_sorted(_sorted_finite(reference)[0], bins)
+
+    @classmethod
+    def of_sorted(cls, values: npt.NDArray[np.float64], bins: int = BINS) -> Bins:
+        """Edges from the reference's finite values, sorted: its `q = 1/bins, …` quantiles as
+        the inverted CDF (the smallest value with at least a share q of the values at or below
+        it), values the reference holds, so a binary feature's ties never straddle an edge."""
+        n = values.size
+        if n == 0:
             return cls(())
-        # Edges are values the reference holds (no interpolation between a binary feature's
-        # 0 and 1), so ties never straddle an edge.
-        inner = np.quantile(values, np.arange(1, bins) / bins, method="inverted_cdf")
-        return cls(tuple(float(e) for e in np.unique(inner)))
+        at = np.ceil(n * np.arange(1, bins) / bins).astype(np.int64) - 1
+        return cls(tuple(float(e) for e in np.unique(values[np.clip(at, 0, n - 1)])))
 
     def counts(self, values: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Rows per bin: `len(edges) + 1` value bins, then the null bin."""
-        raw = np.asarray(values, dtype=np.float64)
-        finite = raw[np.isfinite(raw)]
-        idx = np.searchsorted(np.asarray(self.edges, dtype=np.float64), finite, side="left")
-        out = np.bincount(idx, minlength=len(self.edges) + 1).astype(np.int64)
-        return np.append(out, np.int64(raw.size - finite.size))
+        return self.counts_sorted(*_sorted_finite(values))
+
+    def counts_sorted(self, values: npt.NDArray[np.float64], nulls: int) -> npt.NDArray[np.int64]:
+        at_or_below = np.searchsorted(values, np.asarray(self.edges, dtype=np.float64), "right")
+        bounds = np.concatenate(([0], at_or_below, [values.size])).astype(np.int64)
+        return np.append(np.diff(bounds), np.int64(nulls))
 
 
 def shares(counts: npt.NDArray[np.int64], epsilon: float = EPSILON) -> npt.NDArray[np.float64]:
@@ -80,8 +89,9 @@ def psi(
     epsilon: float = EPSILON,
 ) -> float:
     """PSI of `current` against `reference` on the reference's quantile bins."""
-    fixed = Bins.of(reference, bins)
-    return psi_of_counts(fixed.counts(reference), fixed.counts(current), epsilon)
+    ref, ref_nulls = _sorted_finite(reference)
+    fixed = Bins.of_sorted(ref, bins)
+    return psi_of_counts(fixed.counts_sorted(ref, ref_nulls), fixed.counts(current), epsilon)
 
 
 def column_psi(
@@ -116,6 +126,8 @@ def _numpy(column: pl.Series) -> npt.NDArray[np.float64]:
     return column.cast(pl.Float64).fill_null(np.nan).to_numpy()
 
 
-def _finite(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+def _sorted_finite(values: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], int]:
+    """The finite values, sorted, and how many were null / NaN / infinite."""
     raw = np.asarray(values, dtype=np.float64)
-    return raw[np.isfinite(raw)]
+    finite = raw[np.isfinite(raw)]
+    return np.sort(finite), int(raw.size - finite.size)

@@ -85,3 +85,29 @@ def test_column_psi_skips_columns_one_side_lacks_and_text() -> None:
     table = column_psi(a, b)
     assert set(table) == {"x"}
     assert table["x"] > 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(-5, 5).map(float), min_size=1, max_size=300),
+    st.lists(st.floats(-10, 10) | st.just(float("nan")), max_size=300),
+    st.integers(2, 20),
+)
+def test_bins_are_numpys_inverted_cdf_quantiles_and_counts_a_plain_loop(
+    ref: list[float], cur: list[float], n_bins: int
+) -> None:
+    """Oracle: the edges are `np.quantile(..., method="inverted_cdf")` deduplicated, and each
+    value's bin is the first edge at or above it (a loop over values), nulls last."""
+    reference = np.array(ref)
+    bins = Bins.of(reference, n_bins)
+    expected = np.unique(
+        np.quantile(reference, np.arange(1, n_bins) / n_bins, method="inverted_cdf")
+    )
+    assert bins.edges == tuple(expected.tolist())
+    by_loop = [0] * (len(bins.edges) + 2)
+    for v in cur:
+        if math.isnan(v):
+            by_loop[-1] += 1
+        else:
+            by_loop[next((i for i, e in enumerate(bins.edges) if v <= e), len(bins.edges))] += 1
+    assert bins.counts(np.array(cur, dtype=float)).tolist() == by_loop
