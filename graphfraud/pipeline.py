@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import platform
 import resource
@@ -348,6 +349,7 @@ def stage_score(
             settings,
             progress,
             train=decision.train,
+            # Also on a skipped night: it trains after all if the promoted model cannot score.
             provenance=_provenance(run, data, promoted),
         )
         if not decision.train and result.kind != "promoted":
@@ -439,7 +441,7 @@ def _retrain_decision(
 
         names = [c for c in features.columns if c != "user_id"]
         table = column_psi(before.read(FEATURES_FILE, columns=None), features, names)
-        finite = {k: v for k, v in table.items() if v == v}
+        finite = {k: v for k, v in table.items() if math.isfinite(v)}
         if finite:
             drifted = max(finite, key=lambda k: (finite[k], k))
             max_psi = finite[drifted]

@@ -94,7 +94,9 @@ def _settings(
     settings = load_settings()
     if retrain is not None:
         if retrain not in ("auto", "always", "never"):
-            raise ConfigError(f"--retrain {retrain!r}", hint="auto, always or never")
+            raise ConfigError(
+                f"--retrain {retrain!r} is not a policy", hint="auto, always or never"
+            )
         settings.model.retrain = retrain  # type: ignore[assignment]
     if identifiers:
         from graphfraud.config import DeclaredIdentifier
