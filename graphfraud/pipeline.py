@@ -550,7 +550,9 @@ def stage_report(
 
     against = previous if previous is not None else previous_run(run)
     with _stage(run, "report", say) as record:
-        current = read_artifacts(run, top_hubs=settings.report.top_hubs)
+        current = read_artifacts(
+            run, top_hubs=settings.report.top_hubs, features=against is not None
+        )
         card = None
         if "promoted_before" not in current.manifest.get("model", {}):
             # A run from before manifests recorded the model it was measured against.

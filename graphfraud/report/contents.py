@@ -157,16 +157,17 @@ class RunReport:
         }
 
 
-def read_artifacts(run: RunDir, *, top_hubs: int = 10) -> RunArtifacts:
+def read_artifacts(run: RunDir, *, top_hubs: int = 10, features: bool = True) -> RunArtifacts:
     """Read what a report needs from a run directory; artifacts a run lacks (an older run, a
-    failed stage) read as empty rather than stopping the report."""
+    failed stage) read as empty rather than stopping the report. `features=False` skips the
+    widest artifact (only feature drift reads it: not needed without a previous run)."""
     manifest = run.manifest()
     scores = (
         run.read(SCORES_FILE, columns=["score"])["score"].cast(pl.Float64).to_numpy()
         if run.exists(SCORES_FILE)
         else np.zeros(0)
     )
-    features = run.read(FEATURES_FILE) if run.exists(FEATURES_FILE) else None
+    table = run.read(FEATURES_FILE) if features and run.exists(FEATURES_FILE) else None
     links = (
         dict(run.read(LINKS_FILE, columns=["kind"]).group_by("kind").len().iter_rows())
         if run.exists(LINKS_FILE)
@@ -200,9 +201,7 @@ def read_artifacts(run: RunDir, *, top_hubs: int = 10) -> RunArtifacts:
         if run.exists(USERS_FILE)
         else 0
     )
-    return RunArtifacts(
-        manifest, scores, features, links, sizes, hubs, quarantine, events, labelled
-    )
+    return RunArtifacts(manifest, scores, table, links, sizes, hubs, quarantine, events, labelled)
 
 
 def report_mask(kind: str, value: str, registry: IdentifierRegistry) -> str:
@@ -412,7 +411,7 @@ def _model_section(manifest: Mapping[str, Any], promoted: Mapping[str, Any] | No
     metrics = tuple(
         Metric(
             label,
-            _num(before_metrics.get(card_key)) if scored_by_promoted else _num(tonight.get(key)),
+            None if scored_by_promoted else _num(tonight.get(key)),  # nothing trained tonight
             _num(before_metrics.get(card_key)),
         )
         for label, key, card_key in METRICS_SHOWN

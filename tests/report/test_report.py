@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -118,11 +116,14 @@ def test_report_verb_rebuilds_it_and_a_night_against_itself_has_no_drift(
     copy = tmp_path / "copy"
     shutil.copytree(nights.day2, copy)
     (copy / "report.html").unlink()
-    proc = subprocess.run(
+    from typer.testing import CliRunner
+
+    from graphfraud.cli import app
+
+    # In process (the night-2 fixture already runs the real `graphfraud` executable).
+    result = CliRunner().invoke(
+        app,
         [
-            sys.executable,
-            "-m",
-            "graphfraud",
             "report",
             "--run",
             str(copy),
@@ -132,12 +133,8 @@ def test_report_verb_rebuilds_it_and_a_night_against_itself_has_no_drift(
             str(nights.registry),
             "--fail-on-drift",
         ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert result.exit_code == 0, result.output[-2000:]
     report = json.loads((copy / "manifest.json").read_text())["report"]
     assert report["score_psi"] == 0.0
     assert report["max_feature_psi"]["psi"] == 0.0
@@ -193,3 +190,24 @@ def test_thresholds_decide_the_warnings(drift_nights: object, threshold: float) 
         assert codes == set()
     else:
         assert {"score_psi", "feature_psi", "links"} <= codes
+
+
+def test_report_verb_fails_on_drift_against_the_runs_own_previous(
+    drift_nights: object, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from graphfraud.cli import app
+
+    nights = _nights(drift_nights)
+    copy = tmp_path / "copy"
+    shutil.copytree(nights.day2, copy)
+    runner = CliRunner()
+    args = ["report", "--run", str(copy), "--registry", str(nights.registry)]
+    assert runner.invoke(app, args).exit_code == 0  # warnings alone do not fail it
+    drifted = runner.invoke(app, [*args, "--fail-on-drift"])
+    assert drifted.exit_code == 3, drifted.output[-2000:]
+    assert "warning" in drifted.output
+    manifest = json.loads((copy / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["report"]["warnings"]
