@@ -264,7 +264,7 @@ def test_the_signing_key_never_reaches_a_settings_dump(monkeypatch: pytest.Monke
 
 
 def test_cards_record_the_training_run_and_the_history_each_verdict(
-    planted: tuple[GraphData, np.ndarray], tmp_path: Path
+    planted: tuple[GraphData, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from graphfraud.model.train import Provenance
 
@@ -294,6 +294,19 @@ def test_cards_record_the_training_run_and_the_history_each_verdict(
         "night-2",
     )
     assert reg.promoted() == card
+    monkeypatch.setenv("COLUMNS", "300")  # rich's tables fold long cells to the terminal
+    runner = CliRunner()
+    shown = runner.invoke(
+        app, ["models", "history", "--registry", str(reg.root)], terminal_width=300
+    )
+    assert shown.exit_code == 0, shown.output
+    for words in ("not_promoted", "AUPRC too low", "night-2", night["run_id"]):
+        assert words in shown.output
+    shown = runner.invoke(
+        app, ["models", "show", card.version, "--registry", str(reg.root)], terminal_width=300
+    )
+    assert night["run_id"] in shown.output
+    assert f"users {'ab' * 6}…" in shown.output
     # The run is signed with the rest of the card: editing it breaks the signature.
     path = reg.root / card.version / "model_card.json"
     raw = json.loads(path.read_text())
