@@ -8,7 +8,7 @@ through `html.escape`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 
 from graphfraud.report.contents import Count, RunReport
@@ -355,7 +355,7 @@ def hbar_chart(
     *,
     width: int = 1000,
     marks: Sequence[float] = (),
-    fmt: object = None,
+    fmt: Callable[[float], str] | None = None,
 ) -> str:
     """Horizontal bars with their value; `marks` draw dashed threshold lines (bars past the
     last mark are drawn in the warning colour)."""
@@ -363,7 +363,7 @@ def hbar_chart(
     plot_w = width - label_w - value_w
     height = row_h * max(len(rows), 1) + 6
     peak = max([v for _, v in rows if math.isfinite(v)] + list(marks) + [1e-9])
-    show = fmt if callable(fmt) else (lambda v: f"{v:,.2f}")
+    show = fmt or (lambda v: f"{v:,.2f}")
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
         f'width="100%" role="img">'
@@ -376,7 +376,7 @@ def hbar_chart(
             f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end">{escape(name[:34])}</text>'
             f'<rect x="{label_w}" y="{y + 2}" width="{max(w, 0.5):.1f}" height="{row_h - 5}" '
             f'fill="{colour}"/>'
-            f'<text x="{label_w + w + 4:.1f}" y="{y + 12}">{escape(str(show(value)))}</text>'
+            f'<text x="{label_w + w + 4:.1f}" y="{y + 12}">{escape(show(value))}</text>'
         )
     for mark in marks:
         x = label_w + plot_w * mark / peak
