@@ -30,6 +30,7 @@ def screenshot(page: Path, png: Path, profile: Path) -> subprocess.CompletedProc
         "--headless",
         "--disable-gpu",
         "--hide-scrollbars",
+        "--disable-dev-shm-usage",  # containers (CI) often give /dev/shm 64 MB
         "--no-first-run",
         f"--user-data-dir={profile}",
         f"--window-size={WIDTH},{HEIGHT}",
