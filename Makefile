@@ -53,7 +53,8 @@ demo: $(STAMP) ## synthetic population → batch run → summary and evaluation 
 	$(BIN)/graphfraud evaluate --run $(DEMO)/run --truth $(DEMO)/data/truth.csv
 
 # The tests start their own redis-server, PostgreSQL (initdb + pg_ctl on a temp dir) and headless
-# Chromium (driven by Playwright, no browser download), all Debian packages. As root on
+# Chromium (driven by Playwright, no browser download; it also renders report.html for the
+# report's screenshot test), all Debian packages. As root on
 # Debian/Ubuntu (CI) the missing ones are installed, and system services the packages may start
 # are stopped and disabled: the fixtures run their own on free ports, nothing should listen on
 # 6379 or 5432.
@@ -62,7 +63,7 @@ system-deps: ## install redis-server, postgresql and chromium for the tests when
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	[ -n "$(PG_INITDB)" ] || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
-	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium fonts-dejavu-core"; \
 	if [ -z "$$missing" ]; then \
 		:; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

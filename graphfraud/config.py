@@ -158,6 +158,54 @@ class ModelSettings(BaseModel):
         description="HMAC key for model cards: when set, saved cards are signed and unsigned or "
         "mis-signed cards refuse to load (GRAPHFRAUD_MODEL__SIGNING_KEY)",
     )
+    retrain: Literal["auto", "always", "never"] = Field(
+        "always",
+        description="always: train every night (and promote by the rule in model/promotion.py); "
+        "never: score with the promoted model (train only when none is promoted); auto: train "
+        "when the promoted model is older than retrain_max_age_days, or a feature drifted past "
+        "retrain_psi against the previous run, or retrain_new_labels labels arrived since it "
+        "trained, else score with it (GRAPHFRAUD_MODEL__RETRAIN)",
+    )
+    retrain_max_age_days: float = Field(
+        7.0, gt=0, description="auto: retrain once the promoted model is this many days old"
+    )
+    retrain_psi: float = Field(
+        0.25,
+        gt=0,
+        description="auto: retrain when any feature's PSI against the previous run reaches this "
+        "(0.25 is the usual 'significant shift')",
+    )
+    retrain_new_labels: int = Field(
+        500,
+        ge=1,
+        description="auto: retrain when this many more users are labelled than the promoted model "
+        "trained on",
+    )
+
+
+class ReportSettings(BaseModel):
+    """The run report (`report.html`) and the drift warnings it raises (`graphfraud.report`).
+
+    PSI (population stability index, `report/drift.py`) compares tonight's distribution of a
+    column with the previous run's, on the previous run's deciles: below 0.1 is noise, 0.1-0.25
+    a shift worth a look, above 0.25 a different population (or a broken feed)."""
+
+    psi_warn: float = Field(
+        0.1, gt=0, description="warn when the score's PSI against the previous run reaches this"
+    )
+    feature_psi_warn: float = Field(
+        0.25, gt=0, description="warn for each feature whose PSI reaches this"
+    )
+    links_change_warn: float = Field(
+        0.5,
+        gt=0,
+        description="warn when a link kind's count moves by this share of the previous run's "
+        "(0.5: half as many, or 1.5 times as many; a feed that lost a column)",
+    )
+    quarantine_warn: float = Field(
+        0.01, ge=0, le=1, description="warn when this share of an input's rows is quarantined"
+    )
+    top_hubs: int = Field(10, ge=0, description="hub identifiers listed (masked)")
 
 
 class GraphSettings(BaseModel):
@@ -280,6 +328,7 @@ class Settings(BaseSettings):
     intraday: IntradaySettings = IntradaySettings()
     service: ServiceSettings = ServiceSettings()
     verdicts: VerdictSettings = VerdictSettings()
+    report: ReportSettings = ReportSettings()
     identifiers: list[DeclaredIdentifier] = Field(
         default_factory=list, description="user-declared exact-match identifier kinds"
     )

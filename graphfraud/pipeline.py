@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import os
 import platform
 import resource
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +45,7 @@ from graphfraud.schema import (
     MEMBERS_FILE,
     ONLINE_DIR,
     QUARANTINE_DIR,
+    REPORT_FILE,
     RING_EVENTS_FILE,
     RING_HISTORY_FILE,
     RING_IDS_FILE,
@@ -54,10 +57,16 @@ from graphfraud.schema import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from graphfraud.model.base import GraphData
     from graphfraud.model.inputs import GraphInputs
-    from graphfraud.model.registry import ModelRegistry
+    from graphfraud.model.registry import ModelCard, ModelRegistry
+    from graphfraud.model.retrain import RetrainDecision
     from graphfraud.model.stage import ModelScores
+    from graphfraud.model.train import Provenance
+    from graphfraud.report.contents import RunReport
 
 logger = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -409,9 +418,33 @@ def stage_score(
             members,
             relations=registry.link_kinds,
         )
-        result = _model_scores(data, features, settings, progress)
+        models = _registry(settings)
+        promoted = models.promoted()
+        decision = _retrain_decision(run, data, features, promoted, settings)
+        result = _model_scores(
+            data,
+            features,
+            settings,
+            progress,
+            train=decision.train,
+            # Also on a skipped night: it trains after all if the promoted model cannot score.
+            provenance=_provenance(run, data, promoted),
+        )
+        if not decision.train and result.kind != "promoted":
+            decision = replace(
+                decision,
+                train=True,
+                reason=f"{decision.reason}; the promoted model could not score: trained",
+            )
         version = result.version
-        record.update({"version": version, "kind": result.kind, "metrics": result.metrics})
+        record.update(
+            {
+                "version": version,
+                "kind": result.kind,
+                "metrics": result.metrics,
+                "retrain": decision.as_dict(),
+            }
+        )
     with _stage(run, "scores", say):
         model_scores = pl.DataFrame(
             {"user_id": data.user_ids.astype(str), "model_score": result.scores}
@@ -433,6 +466,11 @@ def stage_score(
         "metrics": result.metrics,
         "registry": str(settings.model.registry),
         "files": result.files,  # sha256 of every weight file that scored this run
+        "retrain": decision.as_dict(),
+        # The model tonight was measured against (the report's "vs promoted" column).
+        "promoted_before": None
+        if promoted is None
+        else {"version": promoted.version, "kind": promoted.kind, "metrics": promoted.metrics},
     }
     if result.promotion is not None:
         manifest["model"]["promotion"] = {
@@ -440,15 +478,89 @@ def stage_score(
             "reason": result.promotion.reason,
             "done": False,
         }
+        if result.promotion.same_rows is not None:
+            manifest["model"]["promotion"]["same_rows"] = result.promotion.same_rows.as_dict()
     manifest["status"] = "complete"
     manifest["finished_at"] = datetime.now(UTC).isoformat()
     run.write_json(MANIFEST_FILE, manifest)
     # Promote only now that the run is complete: a crash before this line leaves the promoted
     # model as it was (the candidates stay saved), and rerunning the stage trains and promotes.
-    if result.promotion is not None and result.promotion.promote:
-        _registry(settings).promote(version)
-        manifest["model"]["promotion"]["done"] = True
-        run.write_json(MANIFEST_FILE, manifest)
+    if result.promotion is not None:
+        run_id = str(manifest.get("run_id", ""))
+        if result.promotion.promote:
+            models.promote(version, reason=result.promotion.reason, run_id=run_id)
+            manifest["model"]["promotion"]["done"] = True
+            run.write_json(MANIFEST_FILE, manifest)
+        else:
+            models.keep(version, reason=result.promotion.reason, run_id=run_id)
+
+
+def _retrain_decision(
+    run: RunDir,
+    data: GraphData,
+    features: pl.DataFrame,
+    promoted: ModelCard | None,
+    settings: Settings,
+) -> RetrainDecision:
+    """Tonight's retrain decision (`model/retrain.py`) from the promoted card, the labels and,
+    for `auto`, the features' PSI against the previous run's (`report/drift.py`)."""
+    from graphfraud.errors import ModelMismatchError
+    from graphfraud.model.registry import check_compatible
+    from graphfraud.model.retrain import RetrainFacts, decide_retrain
+
+    policy = settings.model.retrain
+    mismatch = None
+    if promoted is not None and policy != "always":
+        try:
+            check_compatible(promoted, data)
+        except ModelMismatchError as exc:
+            mismatch = str(exc)
+    max_psi, drifted = None, None
+    before = previous_run(run)
+    if policy == "auto" and before is not None and before.exists(FEATURES_FILE):
+        from graphfraud.report.drift import column_psi
+
+        names = [c for c in features.columns if c != "user_id"]
+        table = column_psi(before.read(FEATURES_FILE, columns=None), features, names)
+        finite = {k: v for k, v in table.items() if math.isfinite(v)}
+        if finite:
+            drifted = max(finite, key=lambda k: (finite[k], k))
+            max_psi = finite[drifted]
+    facts = RetrainFacts(int((data.labels >= 0).sum()), max_psi, drifted, mismatch)
+    return decide_retrain(policy, promoted, facts, settings.model, datetime.now(UTC))
+
+
+def _provenance(run: RunDir, data: GraphData, promoted: ModelCard | None) -> Provenance:
+    """Which run trains tonight (for every card it saves) and which labelled rows the
+    promoted model did not train on (`model/promotion.py` compares both models on them)."""
+    from graphfraud.model.train import Provenance
+
+    manifest = run.manifest()
+    trained_on = {"run_id": str(manifest.get("run_id", "")), "run_dir": str(run.path.resolve())}
+    for role, fp in manifest.get("inputs", {}).items():
+        trained_on[f"{role}_sha256"] = str(fp.get("sha256", ""))
+    return Provenance(trained_on, _fresh_rows(data, promoted))
+
+
+def _fresh_rows(data: GraphData, promoted: ModelCard | None) -> npt.NDArray[np.bool_] | None:
+    """Per node: labelled tonight with a label the promoted model did not train on (unlabelled,
+    or labelled otherwise, in the run that trained it). None when that run is not at hand
+    (moved, rerun since, or a model saved before cards recorded their run)."""
+    if promoted is None or not promoted.trained_on.get("run_dir"):
+        return None
+    source = RunDir(promoted.trained_on["run_dir"])
+    try:
+        if source.manifest().get("run_id") != promoted.trained_on.get("run_id"):
+            return None
+        then = source.read(USERS_FILE, columns=["user_id", "label"])
+    except (ArtifactError, OSError):
+        return None
+    tonight = pl.DataFrame({"user_id": data.user_ids.astype(str), "now": data.labels})
+    joined = tonight.join(
+        then.rename({"label": "then"}), on="user_id", how="left", maintain_order="left"
+    )
+    fresh = (pl.col("now") >= 0) & (pl.col("then").is_null() | (pl.col("then") != pl.col("now")))
+    return joined.select(fresh.alias("fresh"))["fresh"].to_numpy()
 
 
 def _save_gnn_states(
@@ -475,7 +587,13 @@ def _save_gnn_states(
 
 
 def _model_scores(
-    data: GraphData, features: pl.DataFrame, settings: Settings, progress: bool
+    data: GraphData,
+    features: pl.DataFrame,
+    settings: Settings,
+    progress: bool,
+    *,
+    train: bool = True,
+    provenance: Provenance | None = None,
 ) -> ModelScores:
     """The model stage (`model/stage.py`): trained, the promoted model's, or the label-free
     prior's scores; never a crash on valid data."""
@@ -489,6 +607,8 @@ def _model_scores(
         lambda: prior_scores(features),
         progress=progress,
         model_params=settings.model.params,
+        train=train,
+        provenance=provenance,
     )
 
 
@@ -518,6 +638,43 @@ def stage_publish(
             {"nodes": report.nodes, "relationships": report.relationships, "rows": report.rows}
         )
     return record
+
+
+def stage_report(
+    run: RunDir,
+    settings: Settings,
+    say: Say = _quiet,
+    *,
+    previous: RunDir | None = None,
+) -> RunReport:
+    """report.html and `manifest.report` (drift against `previous`, by default the run's own
+    `--previous`; warnings by `settings.report`). Drift is not failure: the run's status stays
+    as it is (the CLI's `--fail-on-drift` turns warnings into exit code 3)."""
+    from graphfraud.report.contents import build_report, read_artifacts, read_previous
+    from graphfraud.report.html import render_html
+
+    against = previous if previous is not None else previous_run(run)
+    with _stage(run, "report", say) as record:
+        current = read_artifacts(
+            run, top_hubs=settings.report.top_hubs, features=against is not None
+        )
+        card = None
+        if "promoted_before" not in current.manifest.get("model", {}):
+            # A run from before manifests recorded the model it was measured against.
+            promoted = _registry(settings).promoted()
+            card = None if promoted is None else promoted.to_json()
+        report = build_report(
+            current, read_previous(run, against, top_hubs=0), settings.report, card
+        )
+        path = run.file(REPORT_FILE)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(render_html(report), encoding="utf-8")
+        os.replace(tmp, path)
+        record["warnings"] = len(report.warnings)
+    manifest = run.manifest()
+    manifest["report"] = report.manifest_entry()
+    run.write_json(MANIFEST_FILE, manifest)
+    return report
 
 
 def run_pipeline(
@@ -559,6 +716,7 @@ def run_pipeline(
         if settings.graph.uri:
             # The caller's spinner already names the step; a second live display would fight it.
             stage_publish(run, settings, tell, progress=progress and say is None)
+        stage_report(run, settings, tell)
         manifest = run.manifest()
         manifest["seconds"] = round(
             sum(s["seconds"] for s in manifest.get("stages", {}).values()), 3

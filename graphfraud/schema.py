@@ -36,6 +36,7 @@ MEMBERS_FILE = "ring_members.parquet"
 RING_EVENTS_FILE = "ring_events.parquet"  # this run's ring events (`rings.lineage`)
 RING_HISTORY_FILE = "ring_history.parquet"  # every ring event so far, carried run to run
 RING_IDS_FILE = "ring_ids.parquet"  # every ring id ever issued, carried run to run
+REPORT_FILE = "report.html"  # the run report (`graphfraud.report`)
 FEATURES_FILE = "features.parquet"
 SCORES_FILE = "scores.parquet"
 MANIFEST_FILE = "manifest.json"

@@ -115,3 +115,15 @@ def postgres_server() -> Iterator[object]:
     server = start_postgres()
     yield server
     stop_postgres(server)
+
+
+@pytest.fixture(scope="session")
+def drift_nights(tmp_path_factory: pytest.TempPathFactory, online_run: object) -> object:
+    """Night 1 (the online run) and a drifted night 2 on top of it (see tests/drift_nights.py)."""
+    from tests.drift_nights import build_drift_nights
+    from tests.online_run import OnlineRun
+
+    assert isinstance(online_run, OnlineRun)
+    return build_drift_nights(
+        tmp_path_factory.mktemp("nights"), online_run.run_dir, online_run.settings.model.registry
+    )

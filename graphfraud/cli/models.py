@@ -99,6 +99,13 @@ def show_model(
         "training": f"{card.training_seconds:.1f}s, {card.members} fold models",
         "metrics": ", ".join(f"{k} {v:.4g}" for k, v in sorted(card.metrics.items())),
         "data": card.data_fingerprint,
+        "trained by run": card.trained_on.get("run_id", "-"),
+        "inputs": ", ".join(
+            f"{k.removesuffix('_sha256')} {v[:12]}…"
+            for k, v in card.trained_on.items()
+            if k.endswith("_sha256")
+        )
+        or "-",
         "features": ", ".join(card.feature_names),
         "relations": ", ".join(card.relation_names),
         "params": json.dumps(card.params, sort_keys=True),
@@ -127,16 +134,23 @@ def rollback_model(registry: Path | None = REGISTRY_OPTION) -> None:
 
 @models_app.command("history")
 def history(registry: Path | None = REGISTRY_OPTION) -> None:
-    """Promotions and rollbacks, oldest first."""
+    """Promotions, rollbacks and the nights' picks that were not promoted, oldest first, with
+    the run and the reason."""
     events = _registry(registry).history()
     if not events:
         typer.echo("No promotions yet.")
         return
     table = Table()
-    for col in ("at", "action", "version"):
-        table.add_column(col)
+    for col in ("at", "action", "version", "run", "reason"):
+        table.add_column(col, overflow="fold")
     for e in events:
-        table.add_row(str(e.get("at")), str(e.get("action")), str(e.get("version")))
+        table.add_row(
+            str(e.get("at")),
+            str(e.get("action")),
+            str(e.get("version")),
+            str(e.get("run_id", "")),
+            str(e.get("reason", "")),
+        )
     Console().print(table)
 
 

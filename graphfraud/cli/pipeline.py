@@ -18,13 +18,31 @@ from graphfraud.errors import ConfigError, GraphFraudError
 
 console = Console()
 
+DRIFT_EXIT_CODE = 3
+"""Exit code of a complete run (or `report`) with drift warnings under `--fail-on-drift`."""
+
 RUN_HELP = (
     "Run the whole batch: ingest → normalise → fuzzy-link → rings → features → model → scores "
     "(→ publish to Neo4j when --graph-uri is given).\n\n"
     "Inputs follow the contract in docs: users (user_id, email, phone, name, created_at, label) "
     "and optional device sightings (user_id, device_id, ip, seen_at), CSV or Parquet. Bad rows go "
     "to OUT/quarantine/ with a reason; OUT/manifest.json reconciles every input row.\n\n"
+    "Every run writes OUT/report.html (drift against --previous, rings, links, hubs, model, "
+    "timings) and lists drift warnings in the manifest and the summary; with --fail-on-drift a "
+    f"complete run with warnings exits {DRIFT_EXIT_CODE} (for schedulers), a failed run exits "
+    "1.\n\n"
     "Example: graphfraud run --users data/users.csv --devices data/devices.csv --out runs/today"
+)
+
+RETRAIN_HELP = (
+    "always: train every night; never: score with the promoted model (train only if none is "
+    "promoted); auto: train when the promoted model is old, a feature drifted or enough new "
+    "labels arrived (GRAPHFRAUD_MODEL__RETRAIN_* thresholds), else score with it "
+    "[env var: GRAPHFRAUD_MODEL__RETRAIN; default always]"
+)
+FAIL_ON_DRIFT_HELP = (
+    f"exit with code {DRIFT_EXIT_CODE} when the report raises drift warnings (thresholds: "
+    "GRAPHFRAUD_REPORT__*), after the run is complete and written"
 )
 
 
@@ -195,8 +213,15 @@ def _settings(
     device: str | None = None,
     models: str | None = None,
     identifiers: list[str] | None = None,
+    retrain: str | None = None,
 ) -> Settings:
     settings = load_settings()
+    if retrain is not None:
+        if retrain not in ("auto", "always", "never"):
+            raise ConfigError(
+                f"--retrain {retrain!r} is not a policy", hint="auto, always or never"
+            )
+        settings.model.retrain = retrain  # type: ignore[assignment]
     if identifiers:
         from graphfraud.config import DeclaredIdentifier
 
@@ -295,13 +320,60 @@ def print_summary(run_dir: Path, top: int = 5) -> None:
                 r["ring_id"], str(r["size"]), f"{r['ring_score'] or 0:.2f}", "; ".join(why)
             )
         console.print(table)
+    _print_model_and_drift(manifest)
     console.print(
-        f"outputs  {run_dir}/ scores.parquet · rings.parquet · links.parquet · quarantine/ · "
-        "manifest.json"
+        f"outputs  {run_dir}/ report.html · scores.parquet · rings.parquet · links.parquet · "
+        "quarantine/ · manifest.json"
     )
     console.print(
         f"took     {manifest.get('seconds', 0):.1f}s · next: graphfraud serve --run {run_dir}"
     )
+
+
+MAX_WARNINGS_SHOWN = 6
+
+
+def _print_model_and_drift(manifest: dict[str, object]) -> None:
+    """The retrain decision, the promotion verdict, drift and its warnings (one line each)."""
+    model = manifest.get("model")
+    if isinstance(model, dict):
+        retrain = model.get("retrain")
+        if isinstance(retrain, dict):
+            did = "yes" if retrain.get("train") else "skipped"
+            console.print(f"model    retrain: {did} ({retrain.get('reason')})", highlight=False)
+        promotion = model.get("promotion")
+        if isinstance(promotion, dict):
+            verdict = "promoted" if promotion.get("promote") else "[yellow]not promoted[/]"
+            console.print(f"         {verdict}: {promotion.get('reason')}", highlight=False)
+    report = manifest.get("report")
+    if not isinstance(report, dict):
+        return
+    if report.get("previous_run_id"):
+        top = report.get("max_feature_psi")
+        feature = (
+            f" · max feature PSI {top['psi']:.3f} ({top['feature']})"
+            if isinstance(top, dict)
+            else ""
+        )
+        score_psi = report.get("score_psi")
+        shown = f"{score_psi:.3f}" if isinstance(score_psi, float) else "n/a"
+        console.print(
+            f"drift    score PSI {shown}{feature} vs {report['previous_run_id']}", highlight=False
+        )
+    warnings = report.get("warnings")
+    if isinstance(warnings, list):
+        for w in warnings[:MAX_WARNINGS_SHOWN]:
+            console.print(f"[yellow]warning[/]  {w['code']}: {w['message']}", highlight=False)
+        if len(warnings) > MAX_WARNINGS_SHOWN:
+            console.print(f"         (+{len(warnings) - MAX_WARNINGS_SHOWN} more in report.html)")
+
+
+def drift_warnings(run_dir: Path) -> int:
+    """How many drift warnings the run's report raised (`manifest.report.warnings`)."""
+    from graphfraud.rundir import RunDir
+
+    report = RunDir(run_dir).manifest().get("report", {})
+    return len(report.get("warnings", [])) if isinstance(report, dict) else 0
 
 
 def run(
@@ -357,6 +429,15 @@ def run(
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="no progress or summary (errors still print)"
     ),
+    retrain: str | None = typer.Option(
+        None,
+        "--retrain",
+        envvar="GRAPHFRAUD_MODEL__RETRAIN",
+        metavar="POLICY",
+        show_default="always (model.retrain)",
+        help=RETRAIN_HELP,
+    ),
+    fail_on_drift: bool = typer.Option(False, "--fail-on-drift", help=FAIL_ON_DRIFT_HELP),
 ) -> None:
     """Run the whole batch on one set of input files."""
     from pydantic import SecretStr
@@ -364,7 +445,7 @@ def run(
     from graphfraud.pipeline import run_pipeline
     from graphfraud.schedule.pointer import resolve_previous
 
-    settings = _settings(registry, graph_uri, seed, device, models, identifier)
+    settings = _settings(registry, graph_uri, seed, device, models, identifier, retrain)
     if emerging is not None:
         settings.rings.emerging = emerging
     if verdicts is not None:
@@ -379,6 +460,33 @@ def run(
         )
     if not quiet:
         print_summary(result.run_dir)
+    if fail_on_drift and drift_warnings(result.run_dir):
+        raise typer.Exit(DRIFT_EXIT_CODE)
+
+
+def report_verb(
+    run_dir: Path = typer.Option(..., "--run", help="run directory to report on"),
+    previous: Path | None = typer.Option(
+        None,
+        "--previous",
+        help="the run to measure drift against [default: the run's own --previous, if any]",
+    ),
+    registry: Path | None = typer.Option(None, "--registry", envvar="GRAPHFRAUD_MODEL__REGISTRY"),
+    fail_on_drift: bool = typer.Option(False, "--fail-on-drift", help=FAIL_ON_DRIFT_HELP),
+) -> None:
+    """(Re)build RUN/report.html and the manifest's drift warnings, then print the summary.
+
+    Example: graphfraud report --run runs/2026-11-28 --previous runs/2026-11-27
+    """
+    from graphfraud.pipeline import stage_report
+    from graphfraud.rundir import RunDir, open_previous
+
+    settings = _settings(registry)
+    against = open_previous(previous) if previous is not None else None
+    stage_report(RunDir(run_dir), settings, previous=against)
+    print_summary(run_dir)
+    if fail_on_drift and drift_warnings(run_dir):
+        raise typer.Exit(DRIFT_EXIT_CODE)
 
 
 def ingest_verb(
@@ -440,12 +548,21 @@ def score_verb(
     registry: Path | None = REGISTRY_OPTION,
     device: str | None = DEVICE_OPTION,
     models: str | None = MODELS_OPTION,
+    retrain: str | None = typer.Option(
+        None,
+        "--retrain",
+        envvar="GRAPHFRAUD_MODEL__RETRAIN",
+        metavar="POLICY",
+        show_default="always (model.retrain)",
+        help=RETRAIN_HELP,
+    ),
 ) -> None:
-    """Stage 4: features, model training/selection, user and ring scores."""
+    """Stage 4: features, model training/selection (by the retrain policy), user and ring
+    scores."""
     from graphfraud.pipeline import stage_score
     from graphfraud.rundir import RunDir
 
-    settings = _settings(registry, device=device, models=models)
+    settings = _settings(registry, device=device, models=models, retrain=retrain)
     with _writing(run_dir, "score"), _progress(False, run_dir) as say:
         stage_score(RunDir(run_dir), settings, say, progress=True)
     print_summary(run_dir)
@@ -511,4 +628,5 @@ def register(app: typer.Typer) -> None:
     app.command("link")(link_verb)
     app.command("rings")(rings_verb)
     app.command("score")(score_verb)
+    app.command("report")(report_verb)
     app.command()(evaluate)

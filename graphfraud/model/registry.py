@@ -3,7 +3,8 @@
 Layout (the same on local disk or shared storage):
 ```
 <root>/registry.json              {"promoted": v, "stack": [...promotions...], "history": [...]}
-<root>/<version>/model_card.json  kind, metrics, data fingerprint, features, params, files+sha256
+<root>/<version>/model_card.json  kind, metrics, data fingerprint, features, params, files+sha256,
+                                  trained_on (the run that trained it: run_id, input sha256s)
 <root>/<version>/fold_<i>/...     one fitted model per fold (torch state_dict, LightGBM text)
 ```
 Writes are atomic: a version is written to a hidden temp directory and renamed into place;
@@ -33,7 +34,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -79,13 +80,21 @@ class ModelCard:
     members: int
     files: dict[str, str]  # relative path -> sha256
     signature: str = ""  # hex HMAC-SHA256 of the other fields (`signed_payload`), "" unsigned
+    # Which run trained it: `run_id`, `run_dir`, and the sha256 of each input file
+    # (`users_sha256`, `devices_sha256`: the manifest's `inputs`). Empty for models saved
+    # outside a run, or before graphfraud recorded it (left out of the JSON then, so older
+    # signed cards still verify).
+    trained_on: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = self.__dict__.copy()
         out["feature_names"] = list(self.feature_names)
         out["relation_names"] = list(self.relation_names)
+        out["trained_on"] = dict(self.trained_on)
         if not self.signature:
             del out["signature"]
+        if not self.trained_on:
+            del out["trained_on"]
         return out
 
     def signed_payload(self) -> bytes:
@@ -111,6 +120,7 @@ class ModelCard:
                 members=int(raw["members"]),
                 files={str(k): str(v) for k, v in raw["files"].items()},
                 signature=str(raw.get("signature", "")),
+                trained_on={str(k): str(v) for k, v in raw.get("trained_on", {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"model card is malformed: {exc!r}") from exc
@@ -217,8 +227,10 @@ class ModelRegistry:
         metrics: dict[str, float],
         *,
         training_seconds: float = 0.0,
+        trained_on: dict[str, str] | None = None,
     ) -> ModelCard:
-        """Save a fitted model (all fold members) as a new version; returns its card."""
+        """Save a fitted model (all fold members) as a new version; returns its card.
+        `trained_on`: the run that trained it (see `ModelCard.trained_on`)."""
         self.root.mkdir(parents=True, exist_ok=True)
         fingerprint = data_fingerprint(data)
         stamp = datetime.now(UTC)
@@ -246,6 +258,7 @@ class ModelRegistry:
                 created_at=stamp.isoformat(timespec="seconds"),
                 members=len(model.members),
                 files=files,
+                trained_on=dict(trained_on or {}),
             )
             if self._key is not None:
                 card = replace(card, signature=self._sign(card))
@@ -256,8 +269,9 @@ class ModelRegistry:
                 shutil.rmtree(tmp, ignore_errors=True)
         return card
 
-    def promote(self, version: str) -> ModelCard:
-        """Make `version` the promoted model (the previous one stays on the rollback stack)."""
+    def promote(self, version: str, *, reason: str = "", run_id: str = "") -> ModelCard:
+        """Make `version` the promoted model (the previous one stays on the rollback stack);
+        the history records why and for which run (`graphfraud models history`)."""
         card = self.show(version)
         self.verify(card)
         state = self._state()
@@ -265,9 +279,17 @@ class ModelRegistry:
             return card
         state["stack"] = [*state.get("stack", []), version]
         state["promoted"] = version
-        state.setdefault("history", []).append(_event("promote", version))
+        state.setdefault("history", []).append(_event("promote", version, reason, run_id))
         self._write_state(state)
         return card
+
+    def keep(self, version: str, *, reason: str, run_id: str = "") -> None:
+        """Record that a run's pick `version` was not promoted, and why (the promoted model
+        stays); a human can still `promote` it."""
+        self.show(version)
+        state = self._state()
+        state.setdefault("history", []).append(_event("not_promoted", version, reason, run_id))
+        self._write_state(state)
 
     def rollback(self) -> ModelCard:
         """Re-promote the model promoted before the current one."""
@@ -373,13 +395,18 @@ def score_with_promoted(
     return model.predict(data), card.version
 
 
-def _event(action: str, version: str) -> dict[str, Any]:
-    return {
+def _event(action: str, version: str, reason: str = "", run_id: str = "") -> dict[str, Any]:
+    event: dict[str, Any] = {
         "action": action,
         "version": version,
         "at": datetime.now(UTC).isoformat(),
         "t": time.time(),
     }
+    if reason:
+        event["reason"] = reason
+    if run_id:
+        event["run_id"] = run_id
+    return event
 
 
 def _jsonable(params: dict[str, object]) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """The model stage of a night: a score for every user, whatever the labels.
 
-Train the candidates when both classes have `MIN_LABELS_PER_CLASS` labels; when there are fewer,
+With `train=False` (the retrain policy said so, `model/retrain.py`) score with the promoted
+model; when it cannot (none, or another feature set) train instead. Otherwise train the
+candidates when both classes have `MIN_LABELS_PER_CLASS` labels; when there are fewer,
 or every candidate failed, score with the promoted model; when there is none (or it was trained
 on another feature set), use the label-free prior. A valid night therefore always ends with
 scores, and `ModelScores.metrics` says which path was taken and why (`fallback`, and `failed`:
@@ -23,7 +25,7 @@ from graphfraud.errors import ModelMismatchError, TrainingFailed
 from graphfraud.model.base import GraphData
 from graphfraud.model.promotion import Promotion
 from graphfraud.model.registry import ModelRegistry, score_with_promoted
-from graphfraud.model.train import train_and_score
+from graphfraud.model.train import Provenance, train_and_score
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +60,33 @@ def score_users(
     *,
     progress: bool = False,
     model_params: Mapping[str, Mapping[str, Any]] | None = None,
+    train: bool = True,
+    provenance: Provenance | None = None,
 ) -> ModelScores:
     """Train, or fall back to the promoted model, or to `prior()` (see the module docstring)."""
+    if not train:
+        card = registry.promoted()
+        if card is not None:
+            try:
+                scores, version = score_with_promoted(data, registry, device=settings.device)
+            except ModelMismatchError as exc:
+                log.warning("the promoted model cannot score tonight (%s): training", exc)
+            else:
+                return ModelScores(scores, version, "promoted", {}, card.files)
+        else:
+            log.warning("no promoted model to score with: training")
     n_fraud = int((data.labels == 1).sum())
     n_legit = int((data.labels == 0).sum())
     failed: dict[str, str] = {}
     if min(n_fraud, n_legit) >= MIN_LABELS_PER_CLASS:
         try:
             result = train_and_score(
-                data, settings, registry=registry, progress=progress, model_params=model_params
+                data,
+                settings,
+                registry=registry,
+                progress=progress,
+                model_params=model_params,
+                provenance=provenance,
             )
         except TrainingFailed as exc:
             why = str(exc)

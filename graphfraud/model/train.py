@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -29,7 +29,13 @@ from graphfraud.model.base import GraphData
 from graphfraud.model.ensemble import FoldEnsemble
 from graphfraud.model.inputs import GraphInputs
 from graphfraud.model.kinds import make_model, model_kinds, trained_kinds
-from graphfraud.model.promotion import Promotion, decide_promotion, select_best
+from graphfraud.model.promotion import (
+    Promotion,
+    compare_on_rows,
+    decide_promotion,
+    promoted_out_of_fold,
+    select_best,
+)
 from graphfraud.model.registry import ModelRegistry, data_fingerprint
 from graphfraud.model.risk import ModelInput, RiskModel
 
@@ -54,6 +60,16 @@ class TrainResult:
     seconds: float
     failures: dict[str, str] = field(default_factory=dict)
     promotion: Promotion | None = None  # with a registry: should `model_version` be promoted
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where tonight's training stands: the run that trains (`ModelCard.trained_on`) and which
+    labelled rows the promoted model did not train on (`fresh`, one flag per node; None when
+    its training run is not at hand) — the rows promotion compares both models on."""
+
+    trained_on: dict[str, str] = field(default_factory=dict)
+    fresh: npt.NDArray[np.bool_] | None = None
 
 
 @dataclass(frozen=True)
@@ -351,6 +367,7 @@ def train_and_score(
     progress: bool = False,
     model_params: Mapping[str, Mapping[str, Any]] | None = None,
     groups: npt.NDArray[np.int64] | None = None,
+    provenance: Provenance | None = None,
 ) -> TrainResult:
     """Train every candidate out-of-fold, pick the best by AUPRC, score every node with it.
 
@@ -384,7 +401,9 @@ def train_and_score(
     )
     promotion = None
     if registry is not None:
-        version, promotion = _register(registry, data, runs, best)
+        version, promotion = _register(
+            registry, data, trained, best, settings, provenance or Provenance()
+        )
     else:
         version = f"{best.kind}-unsaved-{data_fingerprint(data)[:8]}"
     return TrainResult(
@@ -400,21 +419,45 @@ def train_and_score(
 
 
 def _register(
-    registry: ModelRegistry, data: GraphData, runs: Sequence[CandidateRun], best: CandidateRun
+    registry: ModelRegistry,
+    data: GraphData,
+    trained: Candidates,
+    best: CandidateRun,
+    settings: ModelSettings,
+    provenance: Provenance,
 ) -> tuple[str, Promotion]:
     """Save every candidate and decide whether `best` should be promoted; (its version, the
     decision). Nothing is promoted here: the caller does it once the run is complete."""
+    current = registry.promoted()  # before tonight's saves: the model to beat
     n_labelled = float((data.labels >= 0).sum())
     versions: dict[str, str] = {}
-    for run in runs:
+    for run in trained.runs:
         card = registry.save(
             run.model,
             data,
             {"auprc": run.auprc, "roc_auc": run.roc_auc, "n_labelled": n_labelled},
             training_seconds=run.seconds,
+            trained_on=provenance.trained_on,
         )
         versions[run.kind] = card.version
-    return versions[best.kind], decide_promotion(best.auprc, data, registry.promoted())
+    same_rows, why_not = None, ""
+    if current is not None and (current.feature_names, current.relation_names) == (
+        data.feature_names,
+        data.relation_names,
+    ):
+        if provenance.fresh is None:
+            why_not = "the run that trained it is not at hand to tell its training rows"
+        else:
+            rows = (trained.fold_ids >= 0) & provenance.fresh
+            model = registry.load(current.version, data=data, device=settings.device)
+            promoted = promoted_out_of_fold(model, data, trained.fold_ids, rows)
+            same_rows = compare_on_rows(data.labels, best.scores, promoted, rows)
+            if same_rows is None:
+                why_not = f"only {int(rows.sum())} validation rows it did not train on"
+    promotion = decide_promotion(
+        best.auprc, data, current, same_rows=same_rows, why_not_same_rows=why_not
+    )
+    return versions[best.kind], promotion
 
 
 class _Progress:

@@ -94,3 +94,46 @@ def test_selection_takes_the_best_auprc_and_ties_go_to_the_simpler_candidate() -
     assert select_best([_Run("gbm", NAN), _Run("gnn", NAN)]).kind == "gbm"
     with pytest.raises(ValueError, match="at least one"):
         select_best([])
+
+
+def test_on_the_same_rows_the_comparison_ignores_the_cards_recorded_auprc() -> None:
+    """A promoted model whose card boasts 0.99 (a different night's data) but scores 0.60 on
+    tonight's rows is beaten by a 0.70 candidate; within the tolerance promotes, beyond keeps."""
+    from graphfraud.model.promotion import SameRows
+
+    data = _data()
+    boastful = _card(0.99, data)
+    won = decide_promotion(0.70, data, boastful, same_rows=SameRows(0.70, 0.60, 400, 40))
+    assert won.promote
+    assert "on the same 400 validation rows (40 fraud)" in won.reason
+    assert won.same_rows is not None
+    close = SameRows(0.60 - PROMOTION_TOLERANCE + 1e-9, 0.60, 400, 40)
+    assert decide_promotion(0.99, data, _card(0.1, data), same_rows=close).promote
+    lost = decide_promotion(0.99, data, _card(0.1, data), same_rows=SameRows(0.50, 0.60, 400, 40))
+    assert not lost.promote
+    assert "below promoted gbm-promoted's 0.6000 on the same 400" in lost.reason
+
+
+def test_without_same_rows_the_reason_says_why_and_uses_the_card() -> None:
+    data = _data()
+    decision = decide_promotion(
+        0.7, data, _card(0.8, data), why_not_same_rows="only 3 validation rows it did not train on"
+    )
+    assert not decision.promote
+    assert "only 3 validation rows it did not train on: against its card" in decision.reason
+
+
+def test_compare_on_rows_needs_both_classes_and_scores_the_same_rows() -> None:
+    from graphfraud.model.promotion import MIN_ROWS_PER_CLASS, compare_on_rows
+
+    labels = np.array([1] * 6 + [0] * 6 + [-1] * 3, dtype=np.int8)
+    rows = labels >= 0
+    perfect = np.where(labels == 1, 0.9, 0.1).astype(np.float32)
+    backwards = (1 - perfect).astype(np.float32)
+    same = compare_on_rows(labels, perfect, backwards, rows)
+    assert same is not None
+    assert (same.candidate, same.rows, same.positives) == (1.0, 12, 6)
+    assert same.promoted < 0.6
+    few = rows.copy()
+    few[: 6 - MIN_ROWS_PER_CLASS + 1] = False  # leaves MIN_ROWS_PER_CLASS - 1 fraud rows
+    assert compare_on_rows(labels, perfect, backwards, few) is None

@@ -261,3 +261,106 @@ def test_the_signing_key_never_reaches_a_settings_dump(monkeypatch: pytest.Monke
     assert settings.model.signing_key.get_secret_value() == "s3cret-signing-key"
     assert "s3cret" not in json.dumps(settings.model_dump(mode="json"))
     assert "s3cret" not in repr(settings)
+
+
+def test_cards_record_the_training_run_and_the_history_each_verdict(
+    planted: tuple[GraphData, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from graphfraud.model.train import Provenance
+
+    data, _ = planted
+    reg = ModelRegistry(tmp_path, signing_key="k")
+    night = {"run_id": "20261201T020000Z-abcd1234", "users_sha256": "ab" * 32}
+    first = train_and_score(
+        data, FAST, registry=reg, model_params=FAST_PARAMS, provenance=Provenance(night)
+    )
+    card = reg.show(first.model_version)
+    assert card.trained_on == night
+    assert json.loads((reg.root / card.version / "model_card.json").read_text())["trained_on"]
+    reg.promote(card.version, reason="nothing promoted yet", run_id=night["run_id"])
+    second = train_and_score(data, FAST, registry=reg, model_params=FAST_PARAMS)
+    assert reg.show(second.model_version).trained_on == {}  # saved outside a run: none
+    reg.keep(second.model_version, reason="AUPRC too low", run_id="night-2")
+    promote, keep = reg.history()[-2:]
+    assert (promote["action"], promote["version"], promote["run_id"]) == (
+        "promote",
+        card.version,
+        night["run_id"],
+    )
+    assert promote["reason"] == "nothing promoted yet"
+    assert (keep["action"], keep["reason"], keep["run_id"]) == (
+        "not_promoted",
+        "AUPRC too low",
+        "night-2",
+    )
+    assert reg.promoted() == card
+    monkeypatch.setenv("COLUMNS", "300")  # rich's tables fold long cells to the terminal
+    runner = CliRunner()
+    shown = runner.invoke(
+        app, ["models", "history", "--registry", str(reg.root)], terminal_width=300
+    )
+    assert shown.exit_code == 0, shown.output
+    for words in ("not_promoted", "AUPRC too low", "night-2", night["run_id"]):
+        assert words in shown.output
+    shown = runner.invoke(
+        app, ["models", "show", card.version, "--registry", str(reg.root)], terminal_width=300
+    )
+    assert night["run_id"] in shown.output
+    assert f"users {'ab' * 6}…" in shown.output
+    # The run is signed with the rest of the card: editing it breaks the signature.
+    path = reg.root / card.version / "model_card.json"
+    raw = json.loads(path.read_text())
+    path.write_text(json.dumps({**raw, "trained_on": {**night, "run_id": "another night"}}))
+    with pytest.raises(ArtifactError, match="signature does not match"):
+        reg.load(card.version)
+
+
+def test_a_card_from_before_runs_were_recorded_still_verifies(tmp_path: Path) -> None:
+    """Cards without `trained_on` keep the exact bytes they were signed over."""
+    from graphfraud.model.registry import ModelCard
+
+    reg = ModelRegistry(tmp_path, signing_key="k")
+    card = ModelCard.from_json(
+        {
+            "version": "gbm-old",
+            "kind": "gbm",
+            "metrics": {"auprc": 0.5},
+            "data_fingerprint": "0" * 64,
+            "feature_names": ["f0"],
+            "relation_names": ["device"],
+            "params": {},
+            "package_version": "0.0",
+            "training_seconds": 1.0,
+            "created_at": "2026-01-01T00:00:00+00:00",
+            "members": 1,
+            "files": {},
+        }
+    )
+    assert "trained_on" not in card.signed_payload().decode()
+    reg.verify(replace(card, signature=reg._sign(card)))
+
+
+def test_promotion_compares_on_the_rows_the_promoted_model_did_not_train_on(
+    planted: tuple[GraphData, np.ndarray], tmp_path: Path
+) -> None:
+    from graphfraud.model.train import Provenance
+
+    data, _ = planted
+    reg = ModelRegistry(tmp_path)
+    reg.promote(train_and_score(data, FAST, registry=reg, model_params=FAST_PARAMS).model_version)
+    labelled = data.labels >= 0
+
+    def night(fresh: np.ndarray | None) -> str:
+        result = train_and_score(
+            data, FAST, registry=reg, model_params=FAST_PARAMS, provenance=Provenance({}, fresh)
+        )
+        assert result.promotion is not None
+        return result.promotion.reason
+
+    assert "the run that trained it is not at hand" in night(None)
+    assert "only 0 validation rows it did not train on: against its card" in night(
+        np.zeros(data.num_nodes, dtype=bool)
+    )
+    fresh = labelled & (np.arange(data.num_nodes) % 2 == 0)
+    reason = night(fresh)
+    assert f"on the same {int(fresh.sum())} validation rows" in reason

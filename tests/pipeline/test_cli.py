@@ -56,6 +56,7 @@ def test_every_verb_has_help() -> None:
         "link",
         "rings",
         "score",
+        "report",
         "evaluate",
         "publish",
         "serve",
@@ -181,3 +182,18 @@ def test_no_accepted_user_stops_in_one_line_with_a_failed_manifest(
         assert reason in manifest["error"]
         quarantined = pl.read_parquet(out / "quarantine" / "users.parquet")
         assert quarantined.height == manifest["counts"]["users"]["input"]
+
+
+def test_an_unknown_retrain_policy_is_one_line_before_any_work(tmp_path: Path) -> None:
+    proc = graphfraud(
+        "run", "--users", "missing.csv", "--out", str(tmp_path / "run"), "--retrain", "sometimes"
+    )
+    _assert_one_line_error(proc, "--retrain 'sometimes' is not a policy", "auto, always or never")
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_help_teaches_the_report_flags() -> None:
+    proc = graphfraud("run", "--help")
+    text = " ".join(proc.stdout.split())
+    for needle in ("--retrain", "--fail-on-drift", "report.html", "exits 3"):
+        assert needle in text, needle
