@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -100,8 +101,9 @@ class OnlineModel:
             if stateless is not None and stateless.any():
                 weights = np.where(stateless[:, None], np.float32(0.0), weights)
         per_member, own = [], []
+        encoded: dict[str, Any] = {}
         for gnn, slots in zip(self.gnns, self.gnn_states.slots(), strict=True):
-            p, mine = gnn.predict_node(row, states[:, slots], weights)
+            p, mine = gnn.predict_node(row, states[:, slots], weights, encoded)
             per_member.append(p)
             own.append(mine)
         gnn_p = np.array(per_member)

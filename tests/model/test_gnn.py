@@ -326,3 +326,26 @@ def test_one_node_from_its_neighbours_states_is_the_full_graph_pass(
         rows[unlabelled[0]], isolated, np.zeros((0, len(data.relation_names)), np.float32)
     )
     assert 0.0 < p < 1.0
+
+
+def test_a_few_rows_encode_as_the_per_column_pass_does() -> None:
+    """The online scorer's one-row quantile map (all columns at once) equals the batch's
+    per-column np.interp, ties, values at the quantiles, out-of-range values and NaN included."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    columns = [
+        rng.normal(size=n),
+        np.round(rng.exponential(size=n)),  # ties everywhere
+        (rng.random(n) < 0.9) * rng.random(n),  # a tie run at the bottom
+        np.zeros(n),
+        rng.integers(0, 3, n).astype(float),
+        np.full(n, np.nan),  # never fitted
+    ]
+    x = np.stack(columns, 1).astype(np.float32)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    ref = quantile_reference(x)
+    extremes = np.array([[0] * 6, [1e9, -1e9, 1, 0, 2, 0], [-1e9, 1e9, -1, 1, -1, 1]], np.float32)
+    probe = np.concatenate([x[:300], extremes, ref[::9].astype(np.float32)])
+    pooled = quantile_normal(probe, ref)
+    one_by_one = np.concatenate([quantile_normal(probe[i : i + 1], ref) for i in range(len(probe))])
+    np.testing.assert_array_equal(one_by_one, pooled)

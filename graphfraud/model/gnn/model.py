@@ -276,7 +276,11 @@ class GNNModel:
         return torch.stack(per_net, dim=1).float().cpu().numpy()
 
     def predict_node(
-        self, row: npt.NDArray[np.float32], states: npt.NDArray[np.float32], weights: F32Array
+        self,
+        row: npt.NDArray[np.float32],
+        states: npt.NDArray[np.float32],
+        weights: F32Array,
+        encoded: dict[str, Tensor] | None = None,
     ) -> tuple[float, npt.NDArray[np.float32]]:
         """P(fraud) of one unlabelled node, and its own [networks, L, hidden] states.
 
@@ -284,7 +288,9 @@ class GNNModel:
         `model.ego.ego_row`); `states` [k, networks, L, hidden] and `weights` [k, R] are its k
         neighbours' states and its summed link weight to each per relation. The node's layer l
         reads its neighbours' h_l through the row-normalised per-relation weights, as the
-        full-graph pass does; its neighbours keep the states the batch gave them.
+        full-graph pass does; its neighbours keep the states the batch gave them. `encoded`
+        keeps the row's propagated columns encoded across the fold members that share an
+        encoding of them (`InputEncoding.prop_key`: they all do, it is fitted label-free).
         """
         if not self._nets or self._encoding is None:
             raise ArtifactError("GNN model used before fit/load")
@@ -292,7 +298,12 @@ class GNNModel:
         if row.shape != (enc.n_inputs,):
             raise ArtifactError(f"GNN expects {enc.n_inputs} inputs, got {row.shape}")
         x = row[None, :].astype(np.float32)
-        x_prop = torch.from_numpy(enc.encode(x[:, enc.prop_cols], enc.prop_cols))
+        key = enc.prop_key()
+        x_prop = None if encoded is None else encoded.get(key)
+        if x_prop is None:
+            x_prop = torch.from_numpy(enc.encode(x[:, enc.prop_cols], enc.prop_cols))
+            if encoded is not None:
+                encoded[key] = x_prop
         if self._label_slots:  # an unlabelled node shows no label
             x_prop = torch.cat([x_prop, torch.zeros(1, self._label_slots)], dim=1)
         x_label = None
