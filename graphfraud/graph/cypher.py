@@ -83,6 +83,13 @@ def _literal(text: str) -> LiteralString:
     return text
 
 
+# Matches are collected before anything is deleted: ArcadeDB evaluates `MATCH … DELETE` row by
+# row, and a later row that walks an edge list a previous row just changed fails with
+# `EntityNotFound` (seen deleting several links of one user in one batch).
+def _collect_then(match: LiteralString, delete: LiteralString) -> LiteralString:
+    return "UNWIND $rows AS r " + match + " WITH collect(x) AS doomed UNWIND doomed AS x " + delete
+
+
 def _identifier_constraint(spec: IdentifierSpec) -> Query:
     label, name = _literal(spec.graph_label), _literal(spec.name)
     return Query(
@@ -108,8 +115,9 @@ def identifier_upsert(spec: IdentifierSpec) -> Query:
 def identifier_delete(spec: IdentifierSpec) -> Query:
     return Query(
         f"delete_{spec.name}_identifiers",
-        "UNWIND $rows AS r MATCH (n:" + _literal(spec.graph_label) + " {value: r.value}) "
-        "DETACH DELETE n",
+        _collect_then(
+            "MATCH (x:" + _literal(spec.graph_label) + " {value: r.value})", "DETACH DELETE x"
+        ),
     )
 
 
@@ -127,8 +135,10 @@ def identifier_unlink(spec: IdentifierSpec) -> Query:
     label, rel = _literal(spec.graph_label), _literal(spec.holds_type)
     return Query(
         f"unlink_{spec.name}_identifiers",
-        "UNWIND $rows AS r MATCH (:User {id: r.user_id})-[h:" + rel + "]->"
-        "(:" + label + " {value: r.value}) DELETE h",
+        _collect_then(
+            "MATCH (:User {id: r.user_id})-[x:" + rel + "]->(:" + label + " {value: r.value})",
+            "DELETE x",
+        ),
     )
 
 
@@ -144,18 +154,22 @@ UPSERT_LINKS = Query(
     "MERGE (a)-[l:LINKED {kind: r.props.kind}]->(b) SET l = r.props",
 )
 
+
 # ---- delta publish: delete what left the run, by key (a missing element matches nothing) -------
-DELETE_USERS = Query("delete_users", "UNWIND $rows AS r MATCH (n:User {id: r.key}) DETACH DELETE n")
-DELETE_RINGS = Query("delete_rings", "UNWIND $rows AS r MATCH (n:Ring {id: r.key}) DETACH DELETE n")
+DELETE_USERS = Query("delete_users", _collect_then("MATCH (x:User {id: r.key})", "DETACH DELETE x"))
+DELETE_RINGS = Query("delete_rings", _collect_then("MATCH (x:Ring {id: r.key})", "DETACH DELETE x"))
 DELETE_MEMBERSHIPS = Query(
     "delete_memberships",
-    "UNWIND $rows AS r MATCH (:User {id: r.user_id})-[m:MEMBER_OF]->(:Ring {id: r.ring_id}) "
-    "DELETE m",
+    _collect_then(
+        "MATCH (:User {id: r.user_id})-[x:MEMBER_OF]->(:Ring {id: r.ring_id})", "DELETE x"
+    ),
 )
 DELETE_LINKS = Query(
     "delete_links",
-    "UNWIND $rows AS r MATCH (:User {id: r.user_a})-[l:LINKED {kind: r.kind}]->"
-    "(:User {id: r.user_b}) DELETE l",
+    _collect_then(
+        "MATCH (:User {id: r.user_a})-[x:LINKED {kind: r.kind}]->(:User {id: r.user_b})",
+        "DELETE x",
+    ),
 )
 
 # ---- publish: sweep what the current run does not hold -------------------------------------------

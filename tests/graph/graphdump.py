@@ -111,9 +111,12 @@ def publish_state(driver: Any, database: str) -> dict[str, Any] | None:
 
 
 def tagged(driver: Any, database: str, run_id: str) -> tuple[int, int]:
-    """(nodes, relationships) tagged with `run_id`: what a publish of that run wrote."""
+    """(nodes, relationships) tagged with `run_id`: what a publish of that run wrote (the
+    publish-state node aside)."""
     n, _, _ = driver.execute_query(
-        "MATCH (n) WHERE n.run_id = $run RETURN count(n) AS n", run=run_id, database_=database
+        "MATCH (n) WHERE n.run_id = $run AND NOT n:GraphFraudMeta RETURN count(n) AS n",
+        run=run_id,
+        database_=database,
     )
     r, _, _ = driver.execute_query(
         "MATCH ()-[r]->() WHERE r.run_id = $run RETURN count(r) AS n",
