@@ -89,6 +89,7 @@ def publish(
         f"{report.deleted_relationships:,} relationships; {report.rows:,} rows in "
         f"{report.seconds:.1f}s",
         highlight=False,
+        soft_wrap=True,  # one line, whatever the terminal width (schedulers grep it)
     )
 
 
