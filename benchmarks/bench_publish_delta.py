@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
 import tempfile
 import time
@@ -186,7 +187,11 @@ def main() -> None:
     parser.add_argument("--deleted", type=float, default=0.001)
     parser.add_argument("--heap", default="2g", help="JVM heap of the local server")
     parser.add_argument("--retrained", action="store_true", help="also the retrained night")
+    parser.add_argument("--phases", action="store_true", help="log each phase's time")
     args = parser.parse_args()
+    if args.phases:
+        logging.basicConfig(format="    %(message)s")
+        logging.getLogger("graphfraud.graph.neo4j").setLevel(logging.INFO)
 
     with tempfile.TemporaryDirectory(prefix="bench-delta-") as tmp:
         root = Path(tmp)

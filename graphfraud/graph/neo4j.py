@@ -228,7 +228,12 @@ class Neo4jGraphStore:
         self.ensure_schema(tables.registry)
         meta = self.published()
         base = choose_base(meta, path, tables.run_id, full)
-        log.info("publish of run %s: %s", tables.run_id, base.reason)
+        log.info(
+            "publish of run %s: %s (tables, hashes and base in %.1fs)",
+            tables.run_id,
+            base.reason,
+            time.perf_counter() - started,
+        )
         mode = "full" if base.run_id is None else "delta"
         # For a full publish, the run the graph held before (if any), for the record.
         base_run_id = base.run_id or (meta.get("run_id") if meta else None)
@@ -348,10 +353,13 @@ class Neo4jGraphStore:
         run_id: str,
         advance: Callable[[int, str], None],
     ) -> None:
+        started = time.perf_counter()
         for offset in range(0, rows.height, self._batch_size):
             batch = rows.slice(offset, self._batch_size).to_dicts()
             self._write(session, query, rows=batch, run_id=run_id)
             advance(len(batch), query.name)
+        if rows.height:
+            log.info("%s: %d rows in %.1fs", query.name, rows.height, time.perf_counter() - started)
 
     def _sweep(
         self, session: Session, run_id: str, registry: IdentifierRegistry
