@@ -38,7 +38,7 @@ import polars as pl
 from graphfraud.config import load_settings
 from graphfraud.graph.base import PublishReport
 from graphfraud.graph.neo4j import Neo4jGraphStore
-from graphfraud.graph.server import create_database, free_port, start_server
+from graphfraud.graph.server import create_database, free_port, start_server, stop_server
 from graphfraud.graph.tables import load_tables
 from graphfraud.schema import (
     LINKS_FILE,
@@ -214,29 +214,33 @@ def main() -> None:
             heap=args.heap,
         )
         print(f"server: ArcadeDB Bolt ({server.uri}, -Xmx{args.heap}), batches of {BATCH}")
-        from neo4j import GraphDatabase
+        try:
+            from neo4j import GraphDatabase
 
-        with GraphDatabase.driver(server.uri, auth=("root", PASSWORD)) as driver:
-            for i, (name, run) in enumerate(nights.items()):
-                db = create_database(server, PASSWORD, f"night{i}")
-                store = Neo4jGraphStore(driver, db, batch_size=BATCH)
-                day1 = store.publish(str(runs["day1"]))  # also warms the JVM's JIT
-                print(_line(f"{name}: day 1, full publish into an empty graph", day1))
-                delta = store.publish(str(run))
-                print(_line(f"{name}: day 2, DELTA publish over day 1", delta))
-                before = _counts(driver, db)
-                full = store.publish(str(run), full=True)
-                print(_line(f"{name}: day 2, FULL publish (--full) over the same graph", full))
-                # The full publish re-MERGEs every element and sweeps whatever day 2 lacks: had
-                # the delta left a stale or missing element, it would delete or create it here.
-                converged = (full.deleted_nodes, full.deleted_relationships) == (0, 0) and (
-                    _counts(driver, db) == before
-                )
-                print(
-                    f"{name}: delta / full = {delta.seconds / full.seconds:.1%} of the time, "
-                    f"{delta.rows / full.rows:.1%} of the rows; the full publish after the delta "
-                    f"found nothing to add or sweep: {converged}"
-                )
+            with GraphDatabase.driver(server.uri, auth=("root", PASSWORD)) as driver:
+                for i, (name, run) in enumerate(nights.items()):
+                    db = create_database(server, PASSWORD, f"night{i}")
+                    store = Neo4jGraphStore(driver, db, batch_size=BATCH)
+                    day1 = store.publish(str(runs["day1"]))  # also warms the JVM's JIT
+                    print(_line(f"{name}: day 1, full publish into an empty graph", day1))
+                    delta = store.publish(str(run))
+                    print(_line(f"{name}: day 2, DELTA publish over day 1", delta))
+                    before = _counts(driver, db)
+                    full = store.publish(str(run), full=True)
+                    print(_line(f"{name}: day 2, FULL publish (--full) over the same graph", full))
+                    # The full publish re-MERGEs every element and sweeps whatever day 2 lacks: had
+                    # the delta left a stale or missing element, it would delete or create it here.
+                    converged = (full.deleted_nodes, full.deleted_relationships) == (0, 0) and (
+                        _counts(driver, db) == before
+                    )
+                    print(
+                        f"{name}: delta / full = {delta.seconds / full.seconds:.1%} of the time, "
+                        f"{delta.rows / full.rows:.1%} of the rows; the full publish after the "
+                        f"delta found nothing to add or sweep: {converged}"
+                    )
+
+        finally:
+            stop_server(root / "arcadedb")
 
 
 if __name__ == "__main__":
