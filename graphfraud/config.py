@@ -216,6 +216,11 @@ class GraphSettings(BaseModel):
     password: SecretStr = SecretStr("")
     database: str | None = None
     batch_size: int = 5000
+    full_publish: bool = Field(
+        False,
+        description="always publish the whole graph (MERGE everything, then sweep) instead of "
+        "only what changed since the run the graph holds",
+    )
     connect_timeout_s: float = Field(5.0, description="seconds to open a Bolt connection")
     retry_time_s: float = Field(
         15.0,

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from graphfraud.graph.base import PublishReport
     from graphfraud.model.base import GraphData
     from graphfraud.model.inputs import GraphInputs
     from graphfraud.model.registry import ModelCard, ModelRegistry
@@ -86,13 +87,17 @@ MAX_ERROR_CHARS = 500
 
 
 @contextmanager
-def _stage(run: RunDir, name: str, say: Say, *, rewrites: bool = True) -> Iterator[dict[str, Any]]:
+def _stage(
+    run: RunDir, name: str, say: Say, *, rewrites: bool = True, fails_run: bool = True
+) -> Iterator[dict[str, Any]]:
     """Time a stage, record its wall time and the process's peak RSS in the manifest; if it
     raises, also mark the run failed (stage and one-line reason) and re-raise.
 
     A stage that `rewrites` artifacts first marks the run `running` in it (`stage`), clearing
     an earlier failure: the later artifacts are stale until the last stage ends, and a process
-    killed meanwhile leaves the stage it died in (`graphfraud status`: interrupted)."""
+    killed meanwhile leaves the stage it died in (`graphfraud status`: interrupted). A stage
+    that does not make the run's artifacts wrong (`fails_run=False`: publish) records its error
+    only, so the complete run can be published again."""
     say(name)
     if rewrites:
         _mark_running(run, name)
@@ -101,7 +106,11 @@ def _stage(run: RunDir, name: str, say: Say, *, rewrites: bool = True) -> Iterat
     try:
         yield record
     except BaseException as exc:
-        _record_stage(run, name, record, t0, failure=exc)
+        if fails_run:
+            _record_stage(run, name, record, t0, failure=exc)
+        else:
+            record["error"] = _one_line_error(exc)
+            _record_stage(run, name, record, t0)
         raise
     _record_stage(run, name, record, t0)
 
@@ -619,25 +628,48 @@ def _registry(settings: Settings) -> ModelRegistry:
 
 
 def stage_publish(
-    run: RunDir, settings: Settings, say: Say = _quiet, *, progress: bool = False
-) -> dict[str, Any]:
-    """Publish a finished run to the graph database named by settings.graph.uri."""
+    run: RunDir,
+    settings: Settings,
+    say: Say = _quiet,
+    *,
+    progress: bool = False,
+    full: bool = False,
+) -> PublishReport:
+    """Publish a finished run to the graph database named by settings.graph.uri (a delta unless
+    `full` or settings.graph.full_publish) and record what it did in the manifest."""
     from graphfraud.graph import open_graph_store
 
     if run.manifest().get("status") != "complete":
         raise ArtifactError(
             f"{run.path} is not a finished run", hint="rerun `graphfraud run` first"
         )
-    with _stage(run, "publish", say, rewrites=False) as record:
+    with _stage(run, "publish", say, rewrites=False, fails_run=False) as record:
         store = open_graph_store(settings.graph, run.path)
         try:
-            report = store.publish(str(run.path), progress=progress)
+            report = store.publish(
+                str(run.path), progress=progress, full=full or settings.graph.full_publish
+            )
         finally:
             store.close()
-        record.update(
-            {"nodes": report.nodes, "relationships": report.relationships, "rows": report.rows}
-        )
-    return record
+        record.update(publish_record(report))
+    return report
+
+
+def publish_record(report: PublishReport) -> dict[str, Any]:
+    """What the manifest says about a publish: full or delta (and why), from which run, and
+    how many nodes and relationships were upserted and deleted."""
+    return {
+        "nodes": report.nodes,
+        "relationships": report.relationships,
+        "rows": report.rows,
+        "mode": report.mode,
+        "reason": report.reason,
+        "base_run_id": report.base_run_id,
+        "upserted_nodes": report.upserted_nodes,
+        "upserted_relationships": report.upserted_relationships,
+        "deleted_nodes": report.deleted_nodes,
+        "deleted_relationships": report.deleted_relationships,
+    }
 
 
 def stage_report(

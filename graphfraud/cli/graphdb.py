@@ -68,27 +68,44 @@ def publish(
         show_default="the server's default database",
         help="database to publish into",
     ),
+    full: bool = typer.Option(
+        False,
+        "--full",
+        envvar="GRAPHFRAUD_GRAPH__FULL_PUBLISH",
+        help="rewrite the whole graph (MERGE everything, then sweep) instead of a delta",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Publish a run's identity graph (users, identifiers, links, rings) to the graph database.
 
-    Idempotent and crash-safe: rerun after any failure. Elements the run no longer holds are
-    removed. The password is read from GRAPHFRAUD_GRAPH__PASSWORD only (never a flag).
-    """
-    from graphfraud.graph import open_graph_store
+    Sends only what changed since the run the graph holds (its meta node names it; its run
+    directory is found through the run's --previous, the path recorded at publish, or beside
+    RUN): new and changed nodes and relationships, and deletes for those that left (erased users
+    vanish). When that run cannot be found or no longer matches what was published, or with
+    --full, it publishes everything and says why. Idempotent and crash-safe: rerun after any
+    failure. The password is read from GRAPHFRAUD_GRAPH__PASSWORD only (never a flag).
 
-    settings = _graph_settings(graph_uri, graph_user, graph_database)
-    store = open_graph_store(settings, run)
-    try:
-        report = store.publish(str(run), progress=not quiet)
-    finally:
-        store.close()
-    where = settings.uri or "embedded store (the run directory itself)"
+    What it did (full or delta, why, counts) is recorded in RUN/manifest.json under
+    stages.publish.
+
+    Example: graphfraud publish --run runs/2026-12-01 --graph-uri bolt://127.0.0.1:7687
+    """
+    from graphfraud.pipeline import stage_publish
+    from graphfraud.rundir import RunDir
+
+    settings = load_settings()
+    settings.graph = _graph_settings(graph_uri, graph_user, graph_database)
+    report = stage_publish(RunDir(run), settings, progress=not quiet, full=full)
+    where = settings.graph.uri or "embedded store (the run directory itself)"
     console.print(
-        f"[green]published[/green] run {report.run_id} to {where}: {report.nodes:,} nodes, "
-        f"{report.relationships:,} relationships in {report.seconds:.1f}s "
-        f"({report.rows / max(report.seconds, 1e-9):,.0f} rows/s)",
+        f"[green]published[/green] run {report.run_id} to {where} ({report.mode}: "
+        f"{report.reason}): {report.nodes:,} nodes, {report.relationships:,} relationships; "
+        f"upserted {report.upserted_nodes:,} nodes, {report.upserted_relationships:,} "
+        f"relationships, deleted {report.deleted_nodes:,} nodes, "
+        f"{report.deleted_relationships:,} relationships; {report.rows:,} rows in "
+        f"{report.seconds:.1f}s",
         highlight=False,
+        soft_wrap=True,  # one line, whatever the terminal width (schedulers grep it)
     )
 
 

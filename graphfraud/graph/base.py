@@ -144,19 +144,33 @@ class LinkExplanation:
 
 @dataclass(frozen=True)
 class PublishReport:
+    """What one publish did. `nodes`/`relationships` are the run's graph; `rows` what was sent.
+
+    `mode` is `full` (everything MERGEd, then a sweep) or `delta` (only what changed since
+    `base_run_id`, the run the graph held); `reason` says why in one line. A full publish counts
+    every element as upserted and the swept ones as deleted."""
+
     nodes: int
     relationships: int
     rows: int
     seconds: float
     run_id: str
+    mode: str = "full"
+    reason: str = ""
+    base_run_id: str | None = None
+    upserted_nodes: int = 0
+    upserted_relationships: int = 0
+    deleted_nodes: int = 0
+    deleted_relationships: int = 0
 
 
 @runtime_checkable
 class GraphStore(Protocol):
     """Coarse, domain-level access to the identity graph."""
 
-    def publish(self, run_dir: str, *, progress: bool = False) -> PublishReport:
-        """Make the store hold exactly the graph of `run_dir` (idempotent, crash-safe)."""
+    def publish(self, run_dir: str, *, progress: bool = False, full: bool = False) -> PublishReport:
+        """Make the store hold exactly the graph of `run_dir` (idempotent, crash-safe), sending
+        only what changed since the run it holds unless `full`."""
         ...
 
     def ring_of(self, user_id: str) -> RingView | None:

@@ -7,10 +7,12 @@ Values travel only as `$parameters`; labels, relationship types and hop bounds a
 chosen from fixed tables below or from the identifier registry (`graphfraud.identifiers`, whose
 labels and types are checked against `^[A-Z][A-Za-z0-9_]*$` when it is built), never from input.
 
-Publish conventions: every node and relationship a publish writes carries `run_id`; nodes are
-`MERGE`d on their key then replaced whole (`SET n = $props`) so a property that disappeared from
-the run disappears from the graph; after all phases, whatever does not carry the current
-`run_id` is deleted in batches (`sweep_queries`). That makes a rerun after a crash converge.
+Publish conventions: every node and relationship a publish writes carries `run_id` (the run that
+last wrote it); nodes are `MERGE`d on their key then replaced whole (`SET n = $props`) so a
+property that disappeared from the run disappears from the graph. A full publish then deletes,
+in batches, whatever does not carry the current `run_id` (`sweep_queries`); a delta publish
+writes only what changed and deletes what left by key (`*_delete` statements: delete-if-exists,
+`DETACH DELETE` for nodes). Either way a rerun after a crash converges.
 """
 
 from __future__ import annotations
@@ -65,18 +67,23 @@ _BASE_SCHEMA: tuple[Query, ...] = (
 )
 
 # ---- publish state ------------------------------------------------------------------------------
+# `run_id`, `digest` and `run_path` name the run the graph holds; they change only in META_FINISH,
+# after every batch has landed, so a crashed publish still names the run it started from.
 META_START = Query(
     "meta_start",
     "MERGE (m:GraphFraudMeta {id: $id}) "
     "SET m.status = 'publishing', m.target_run_id = $run_id, m.started_at = $at, "
-    "m.finished_at = null",
+    "m.finished_at = null, m.mode = $mode, m.base_run_id = $base_run_id",
 )
 META_FINISH = Query(
     "meta_finish",
     "MERGE (m:GraphFraudMeta {id: $id}) "
     "SET m.status = 'complete', m.run_id = $run_id, m.target_run_id = $run_id, "
     "m.model_version = $model_version, m.finished_at = $at, m.nodes = $nodes, "
-    "m.relationships = $relationships",
+    "m.relationships = $relationships, m.digest = $digest, m.run_path = $run_path, "
+    "m.mode = $mode, m.base_run_id = $base_run_id, m.upserted_nodes = $upserted_nodes, "
+    "m.upserted_relationships = $upserted_relationships, m.deleted_nodes = $deleted_nodes, "
+    "m.deleted_relationships = $deleted_relationships",
 )
 META_READ = Query("meta_read", "MATCH (m:GraphFraudMeta {id: $id}) RETURN properties(m) AS meta")
 
@@ -92,6 +99,13 @@ def _literal(text: str) -> LiteralString:
     """A registry label or type as Cypher text: the registry checked its grammar when built
     (mypy reads LiteralString as str; the name marks where a non-literal enters a query)."""
     return text
+
+
+# Matches are collected before anything is deleted: ArcadeDB evaluates `MATCH … DELETE` row by
+# row, and a later row that walks an edge list a previous row just changed fails with
+# `EntityNotFound` (seen deleting several links of one user in one batch).
+def _collect_then(match: LiteralString, delete: LiteralString) -> LiteralString:
+    return "UNWIND $rows AS r " + match + " WITH collect(x) AS doomed UNWIND doomed AS x " + delete
 
 
 def _identifier_constraint(spec: IdentifierSpec) -> Query:
@@ -116,6 +130,15 @@ def identifier_upsert(spec: IdentifierSpec) -> Query:
     )
 
 
+def identifier_delete(spec: IdentifierSpec) -> Query:
+    return Query(
+        f"delete_{spec.name}_identifiers",
+        _collect_then(
+            "MATCH (x:" + _literal(spec.graph_label) + " {value: r.value})", "DETACH DELETE x"
+        ),
+    )
+
+
 def identifier_link(spec: IdentifierSpec) -> Query:
     label, rel = _literal(spec.graph_label), _literal(spec.holds_type)
     return Query(
@@ -123,6 +146,17 @@ def identifier_link(spec: IdentifierSpec) -> Query:
         "UNWIND $rows AS r MATCH (u:User {id: r.user_id}) "
         "MATCH (i:" + label + " {value: r.value}) "
         "MERGE (u)-[h:" + rel + "]->(i) SET h.run_id = $run_id",
+    )
+
+
+def identifier_unlink(spec: IdentifierSpec) -> Query:
+    label, rel = _literal(spec.graph_label), _literal(spec.holds_type)
+    return Query(
+        f"unlink_{spec.name}_identifiers",
+        _collect_then(
+            "MATCH (:User {id: r.user_id})-[x:" + rel + "]->(:" + label + " {value: r.value})",
+            "DELETE x",
+        ),
     )
 
 
@@ -141,6 +175,33 @@ UPSERT_LINKS = Query(
     "upsert_links",
     "UNWIND $rows AS r MATCH (a:User {id: r.user_a}) MATCH (b:User {id: r.user_b}) "
     "MERGE (a)-[l:LINKED {kind: r.props.kind}]->(b) SET l = r.props",
+)
+
+
+# ---- delta publish: delete what left the run, by key (a missing element matches nothing) -------
+DELETE_USERS = Query("delete_users", _collect_then("MATCH (x:User {id: r.key})", "DETACH DELETE x"))
+DELETE_RINGS = Query("delete_rings", _collect_then("MATCH (x:Ring {id: r.key})", "DETACH DELETE x"))
+DELETE_RING_EVENTS = Query(
+    "delete_ring_events", _collect_then("MATCH (x:RingEvent {id: r.key})", "DETACH DELETE x")
+)
+DELETE_RING_EVENT_OF = Query(
+    "delete_ring_event_of",
+    _collect_then(
+        "MATCH (:Ring {id: r.ring_id})-[x:HAD_EVENT]->(:RingEvent {id: r.event_id})", "DELETE x"
+    ),
+)
+DELETE_MEMBERSHIPS = Query(
+    "delete_memberships",
+    _collect_then(
+        "MATCH (:User {id: r.user_id})-[x:MEMBER_OF]->(:Ring {id: r.ring_id})", "DELETE x"
+    ),
+)
+DELETE_LINKS = Query(
+    "delete_links",
+    _collect_then(
+        "MATCH (:User {id: r.user_a})-[x:LINKED {kind: r.kind}]->(:User {id: r.user_b})",
+        "DELETE x",
+    ),
 )
 
 # ---- publish: sweep what the current run does not hold -------------------------------------------
@@ -290,6 +351,14 @@ def all_queries(registry: IdentifierRegistry = BUILTIN) -> tuple[Query, ...]:
         UPSERT_MEMBERSHIPS,
         UPSERT_RING_EVENT_OF,
         UPSERT_LINKS,
+        *(identifier_delete(s) for s in registry.kinds),
+        *(identifier_unlink(s) for s in registry.kinds),
+        DELETE_USERS,
+        DELETE_RINGS,
+        DELETE_RING_EVENTS,
+        DELETE_MEMBERSHIPS,
+        DELETE_RING_EVENT_OF,
+        DELETE_LINKS,
         *sweep_queries(registry),
         PING,
         USER_RING,

@@ -202,8 +202,11 @@ class EmbeddedGraphStore:
                 index = self._index
         return index
 
-    def publish(self, run_dir: str | Path, *, progress: bool = False) -> PublishReport:
-        """Validate `run_dir`, build its indexes and answer from it from now on (no copy)."""
+    def publish(
+        self, run_dir: str | Path, *, progress: bool = False, full: bool = False
+    ) -> PublishReport:
+        """Validate `run_dir`, build its indexes and answer from it from now on (no copy: there
+        is nothing to send, so every publish is `full`)."""
         started = time.perf_counter()
         index = _Index.build(load_tables(run_dir))
         with self._lock:
@@ -215,6 +218,10 @@ class EmbeddedGraphStore:
             rows=tables.node_count + tables.relationship_count,
             seconds=time.perf_counter() - started,
             run_id=tables.run_id,
+            mode="full",
+            reason="the embedded store answers from the run directory itself",
+            upserted_nodes=tables.node_count,
+            upserted_relationships=tables.relationship_count,
         )
 
     def ring_of(self, user_id: str) -> RingView | None:

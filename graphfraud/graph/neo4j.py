@@ -39,7 +39,17 @@ from graphfraud.graph.base import (
     RingView,
 )
 from graphfraud.graph.cypher import Query
-from graphfraud.graph.tables import LINK_FIELDS, GraphTables, load_tables
+from graphfraud.graph.delta import (
+    GraphDelta,
+    Phase,
+    choose_base,
+    diff_phases,
+    graph_digest,
+    graph_phases,
+    row_hashes,
+    with_run_id,
+)
+from graphfraud.graph.tables import GraphTables, load_tables
 from graphfraud.graph.views import (
     cap_per_kind,
     clamp_hops,
@@ -109,50 +119,9 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _node_rows(frame: pl.DataFrame, key: str, run_id: str, rename: dict[str, str]) -> pl.DataFrame:
-    """{key, props} rows: props is the whole property map (`SET n = props` replaces the node)."""
-    props = [pl.col(c).alias(rename.get(c, c)) for c in frame.columns]
-    return frame.select(key=pl.col(key), props=pl.struct([*props, pl.lit(run_id).alias("run_id")]))
-
-
 def publish_phases(tables: GraphTables) -> list[tuple[Query, pl.DataFrame]]:
-    """The ordered (query, rows) phases of one publish: every node first, then relationships."""
-    run_id = tables.run_id
-    rings = tables.rings.with_columns(model_version=pl.lit(tables.model_version, pl.String))
-    users = tables.users.with_columns(
-        pl.when(pl.col("reasons").list.len() > 0).then(pl.col("reasons")).otherwise(None)
-    )
-    phases: list[tuple[Query, pl.DataFrame]] = [
-        (cypher.UPSERT_USERS, _node_rows(users, "user_id", run_id, {"user_id": "id"})),
-        (cypher.UPSERT_RINGS, _node_rows(rings, "ring_id", run_id, {"ring_id": "id"})),
-        (cypher.UPSERT_RING_EVENTS, _node_rows(tables.ring_events, "id", run_id, {})),
-    ]
-    kinds = tables.registry.kinds
-    phases += [(cypher.identifier_upsert(s), tables.identifiers[s.name]) for s in kinds]
-    phases += [(cypher.identifier_link(s), tables.holds[s.name]) for s in kinds]
-    phases.append(
-        (
-            cypher.UPSERT_MEMBERSHIPS,
-            tables.members.select(
-                "user_id",
-                "ring_id",
-                props=pl.struct(pl.col("ring_score"), pl.lit(run_id).alias("run_id")),
-            ),
-        )
-    )
-    phases.append((cypher.UPSERT_RING_EVENT_OF, tables.ring_event_of))
-    link_props = [c for c in LINK_FIELDS if c not in ("user_a", "user_b")] + ["ring_id"]
-    phases.append(
-        (
-            cypher.UPSERT_LINKS,
-            tables.links.select(
-                "user_a",
-                "user_b",
-                props=pl.struct([*link_props, pl.lit(run_id).alias("run_id")]),
-            ),
-        )
-    )
-    return phases
+    """The ordered (upsert, rows as sent) pairs of a full publish: nodes, then relationships."""
+    return [(p.upsert, with_run_id(p.rows, tables.run_id)) for p in graph_phases(tables)]
 
 
 class _Progress:
@@ -249,48 +218,144 @@ class Neo4jGraphStore:
             for query in cypher.schema_queries(registry):
                 self._write(session, query)
 
-    def publish(self, run_dir: str | Path, *, progress: bool = False) -> PublishReport:
-        """Make the database hold exactly the graph of `run_dir`.
+    def publish(
+        self, run_dir: str | Path, *, progress: bool = False, full: bool = False
+    ) -> PublishReport:
+        """Make the database hold exactly the graph of `run_dir`, sending only what changed.
 
-        Idempotent and crash-safe: every element is MERGEd and tagged with the run id, then
-        whatever is not tagged with it is swept; a rerun after a crash converges. The
-        (:GraphFraudMeta {id:'publish'}) node says which run is live (`status: complete`).
+        The meta node (:GraphFraudMeta {id:'publish'}) names the run the graph holds and its
+        digest. When that run's directory is found and still matches the digest, only the
+        difference is sent (upserts, then deletes); otherwise, or with `full`, everything is
+        MERGEd and tagged with the run id and whatever is not tagged with it is swept. Either
+        way every batch is idempotent and the meta node moves to the new run only after the last
+        one, so a rerun after a crash converges.
         """
         started = time.perf_counter()
-        tables = load_tables(run_dir)
+        path = Path(run_dir)
+        tables = load_tables(path)
         self._registry = tables.registry
-        run_id = tables.run_id
-        phases = publish_phases(tables)
-        total = sum(rows.height for _, rows in phases)
+        phases = graph_phases(tables)
+        hashes = {p.name: row_hashes(p.rows) for p in phases}
+        digest = graph_digest(phases, hashes)
         self.ensure_schema(tables.registry)
-        bar = _Progress(progress, total, run_id)
-        try:
-            with self._session() as session:
-                self._write(session, cypher.META_START, id=cypher.META_ID, run_id=run_id, at=_now())
-                for query, rows in phases:
-                    self._load(session, query, rows, run_id, bar.advance)
-                swept = self._sweep(session, run_id, tables.registry)
-                self._write(
-                    session,
-                    cypher.META_FINISH,
-                    id=cypher.META_ID,
-                    run_id=run_id,
-                    model_version=tables.model_version,
-                    at=_now(),
-                    nodes=tables.node_count,
-                    relationships=tables.relationship_count,
-                )
-        finally:
-            bar.close()
+        meta = self.published()
+        base = choose_base(meta, path, tables.run_id, full)
+        log.info(
+            "publish of run %s: %s (tables, hashes and base in %.1fs)",
+            tables.run_id,
+            base.reason,
+            time.perf_counter() - started,
+        )
+        mode = "full" if base.run_id is None else "delta"
+        # For a full publish, the run the graph held before (if any), for the record.
+        base_run_id = base.run_id or (meta.get("run_id") if meta else None)
+        if base.run_id is None:
+            counts = self._publish_full(tables, phases, base_run_id, progress)
+        else:
+            delta = diff_phases(base.phases, phases, base.hashes, hashes)
+            counts = self._publish_delta(tables, delta, base_run_id, progress)
+        rows = counts.pop("rows")
+        with self._session() as session:
+            self._write(
+                session,
+                cypher.META_FINISH,
+                id=cypher.META_ID,
+                run_id=tables.run_id,
+                model_version=tables.model_version,
+                at=_now(),
+                nodes=tables.node_count,
+                relationships=tables.relationship_count,
+                digest=digest,
+                run_path=str(path.resolve()),
+                mode=mode,
+                base_run_id=base_run_id,
+                **counts,
+            )
         seconds = time.perf_counter() - started
-        log.info("published run %s: %d rows, %d stale swept, %.1fs", run_id, total, swept, seconds)
+        log.info("published run %s (%s): %d rows, %.1fs", tables.run_id, mode, rows, seconds)
         return PublishReport(
             nodes=tables.node_count,
             relationships=tables.relationship_count,
-            rows=total,
+            rows=rows,
             seconds=seconds,
-            run_id=run_id,
+            run_id=tables.run_id,
+            mode=mode,
+            reason=base.reason,
+            base_run_id=base_run_id,
+            **counts,
         )
+
+    def _publish_full(
+        self,
+        tables: GraphTables,
+        phases: tuple[Phase, ...],
+        base_run_id: str | None,
+        progress: bool,
+    ) -> dict[str, int]:
+        """MERGE every row tagged with the run id, then sweep what is not tagged with it."""
+        run_id = tables.run_id
+        total = sum(p.rows.height for p in phases)
+        bar = _Progress(progress, total, run_id)
+        try:
+            with self._session() as session:
+                self._write(
+                    session,
+                    cypher.META_START,
+                    id=cypher.META_ID,
+                    run_id=run_id,
+                    at=_now(),
+                    mode="full",
+                    base_run_id=base_run_id,
+                )
+                for phase in phases:
+                    rows = with_run_id(phase.rows, run_id)
+                    self._load(session, phase.upsert, rows, run_id, bar.advance)
+                swept_rels, swept_nodes = self._sweep(session, run_id, tables.registry)
+        finally:
+            bar.close()
+        return {
+            "rows": total,
+            "upserted_nodes": tables.node_count,
+            "upserted_relationships": tables.relationship_count,
+            "deleted_nodes": swept_nodes,
+            "deleted_relationships": swept_rels,
+        }
+
+    def _publish_delta(
+        self, tables: GraphTables, delta: GraphDelta, base_run_id: str | None, progress: bool
+    ) -> dict[str, int]:
+        """Upsert new and changed rows (nodes, then relationships), then delete what left
+        (relationships, then nodes with DETACH DELETE)."""
+        run_id = tables.run_id
+        bar = _Progress(progress, delta.rows, f"{run_id} (delta)")
+        ordered = [d for d in delta.phases if d.phase.node] + [
+            d for d in delta.phases if not d.phase.node
+        ]
+        try:
+            with self._session() as session:
+                self._write(
+                    session,
+                    cypher.META_START,
+                    id=cypher.META_ID,
+                    run_id=run_id,
+                    at=_now(),
+                    mode="delta",
+                    base_run_id=base_run_id,
+                )
+                for d in ordered:
+                    rows = with_run_id(d.upserts, run_id)
+                    self._load(session, d.phase.upsert, rows, run_id, bar.advance)
+                for d in reversed(ordered):
+                    self._load(session, d.phase.delete, d.to_delete, run_id, bar.advance)
+        finally:
+            bar.close()
+        return {
+            "rows": delta.rows,
+            "upserted_nodes": delta.count(node=True, upserted=True),
+            "upserted_relationships": delta.count(node=False, upserted=True),
+            "deleted_nodes": delta.count(node=True, upserted=False),
+            "deleted_relationships": delta.count(node=False, upserted=False),
+        }
 
     def _load(
         self,
@@ -300,22 +365,28 @@ class Neo4jGraphStore:
         run_id: str,
         advance: Callable[[int, str], None],
     ) -> None:
+        started = time.perf_counter()
         for offset in range(0, rows.height, self._batch_size):
             batch = rows.slice(offset, self._batch_size).to_dicts()
             self._write(session, query, rows=batch, run_id=run_id)
             advance(len(batch), query.name)
+        if rows.height:
+            log.info("%s: %d rows in %.1fs", query.name, rows.height, time.perf_counter() - started)
 
-    def _sweep(self, session: Session, run_id: str, registry: IdentifierRegistry) -> int:
-        """Delete, in batches, every relationship then node not tagged with `run_id`."""
-        swept = 0
+    def _sweep(
+        self, session: Session, run_id: str, registry: IdentifierRegistry
+    ) -> tuple[int, int]:
+        """Delete, in batches, every relationship then node not tagged with `run_id`; returns
+        (relationships, nodes) deleted."""
+        swept = {True: 0, False: 0}
         for query in cypher.sweep_queries(registry):
             while True:
                 result = self._write(session, query, run_id=run_id, limit=self._batch_size)
                 deleted = int(result[0]["deleted"]) if result else 0
-                swept += deleted
+                swept[query.name.endswith("_nodes")] += deleted
                 if deleted < self._batch_size:
                     break
-        return swept
+        return swept[False], swept[True]
 
     def published(self) -> dict[str, Any] | None:
         """The publish state: run_id (live run), status, target_run_id, started_at, finished_at."""

@@ -95,8 +95,8 @@ def test_newer_run_equals_clean_publish_of_it(
     old, new = write_run(tmp_path / "r1"), write_run(tmp_path / "r2", run_id="run-2", newer=True)
     over, clean = new_bolt_database("over"), new_bolt_database("clean")
     _store(bolt_driver, over, 4).publish(str(old))
-    _store(bolt_driver, over, 4).publish(str(new))
-    _store(bolt_driver, clean).publish(str(new))
+    assert _store(bolt_driver, over, 4).publish(str(new)).mode == "delta"
+    assert _store(bolt_driver, clean).publish(str(new)).mode == "full"
     assert dump_graph(bolt_driver, over) == dump_graph(bolt_driver, clean)
     records, _, _ = bolt_driver.execute_query(
         "MATCH (u:User {id: $id}) RETURN u.ring_id AS ring, u.score AS score",
@@ -169,7 +169,9 @@ def test_sigkill_mid_publish_then_rerun_converges(
     )
     assert dump_graph(bolt_driver, crashed) != dump_graph(bolt_driver, clean)  # truly half-way
 
-    _store(bolt_driver, crashed, batch_size=97).publish(str(new))
+    # the graph still holds bulk-a, whose directory matches its digest: the rerun is the delta
+    # bulk-a → bulk-b, replayed over whatever the killed full publish had written
+    assert _store(bolt_driver, crashed, batch_size=97).publish(str(new)).mode == "delta"
     _store(bolt_driver, clean).publish(str(new))
     assert dump_graph(bolt_driver, crashed) == dump_graph(bolt_driver, clean)
     state = publish_state(bolt_driver, crashed)
