@@ -686,7 +686,7 @@ def stage_report(
     from graphfraud.report.html import render_html
 
     against = previous if previous is not None else previous_run(run)
-    with _stage(run, "report", say) as record:
+    with _stage(run, "report", say, rewrites=False, fails_run=False) as record:
         current = read_artifacts(
             run, top_hubs=settings.report.top_hubs, features=against is not None
         )

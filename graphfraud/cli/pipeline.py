@@ -465,13 +465,15 @@ def run(
 
 
 def report_verb(
-    run_dir: Path = typer.Option(..., "--run", help="run directory to report on"),
+    run_dir: Path = typer.Option(..., "--run", metavar="DIR", help="run directory to report on"),
     previous: Path | None = typer.Option(
         None,
         "--previous",
-        help="the run to measure drift against [default: the run's own --previous, if any]",
+        metavar="DIR",
+        show_default="the run's own --previous, if any",
+        help="the run to measure drift against",
     ),
-    registry: Path | None = typer.Option(None, "--registry", envvar="GRAPHFRAUD_MODEL__REGISTRY"),
+    registry: Path | None = REGISTRY_OPTION,
     fail_on_drift: bool = typer.Option(False, "--fail-on-drift", help=FAIL_ON_DRIFT_HELP),
 ) -> None:
     """(Re)build RUN/report.html and the manifest's drift warnings, then print the summary.
@@ -483,7 +485,8 @@ def report_verb(
 
     settings = _settings(registry)
     against = open_previous(previous) if previous is not None else None
-    stage_report(RunDir(run_dir), settings, previous=against)
+    with _writing(run_dir, "report"):
+        stage_report(RunDir(run_dir), settings, previous=against)
     print_summary(run_dir)
     if fail_on_drift and drift_warnings(run_dir):
         raise typer.Exit(DRIFT_EXIT_CODE)
