@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import typer
@@ -14,6 +15,9 @@ from rich.table import Table
 
 from graphfraud.config import Settings, load_settings
 from graphfraud.errors import ConfigError
+
+if TYPE_CHECKING:
+    from graphfraud.rundir import RunDir
 
 console = Console()
 
@@ -119,7 +123,8 @@ def print_summary(run_dir: Path, top: int = 5) -> None:
     counts = manifest.get("counts", {})
     links = run.read(LINKS_FILE, columns=["kind"])
     rings = scored_rings(run)
-    scores = run.read(SCORES_FILE, columns=["score"])
+    present = set(pl.read_parquet_schema(run.file(SCORES_FILE)))
+    scores = run.read(SCORES_FILE, columns=[c for c in ("score", "band") if c in present])
     console.print()
     console.rule(f"[bold]graphfraud run {manifest.get('run_id', '')}")
     for role, c in counts.items():
@@ -137,13 +142,36 @@ def print_summary(run_dir: Path, top: int = 5) -> None:
     )
     big = rings.filter(pl.col("size") >= 3)
     largest = int(rings["size"].max() or 0) if rings.height else 0  # type: ignore[arg-type]
-    console.print(f"rings    {rings.height:,} found ({big.height:,} of ≥3), largest {largest}")
-    high = int((scores["score"] >= 0.5).sum())
+    suspected = int(rings["suspected_ring"].fill_null(False).sum())
+    rule = manifest.get("rings_suspected", {})
+    cut = rule.get("cut")
+    console.print(
+        f"rings    {rings.height:,} communities ({big.height:,} of ≥3), largest {largest} · "
+        f"[bold]{suspected:,} suspected rings[/] (ring score ≥ "
+        f"{'∞' if cut is None else f'{cut:.3f}'}, {rule.get('how', '?')} on "
+        f"{rule.get('labelled_communities', 0):,} labelled communities)"
+    )
     version = manifest.get("model_version")
-    console.print(f"scores   {scores.height:,} users, {high:,} with score ≥ 0.5 · model {version}")
+    model = manifest.get("model", {})
+    path = model.get("kind", "?")
+    why = model.get("metrics", {}).get("fallback")
+    console.print(
+        f"model    {version} · scored by {path}" + (f" [yellow]({why})[/]" if why else "")
+    )
+    if "band" in scores.columns:
+        counts = dict(scores["band"].value_counts().iter_rows())
+        decision = manifest.get("decision", {})
+        names = decision.get("bands", sorted(counts))
+        console.print(
+            f"scores   {scores.height:,} users · "
+            + " · ".join(f"{n} {counts.get(n, 0):,}" for n in names)
+            + f" (review ≥ {decision.get('review_threshold')}, "
+            f"decline ≥ {decision.get('decision_threshold')})"
+        )
+    _print_operating_points(run, manifest)
     if big.height:
         table = Table(title=f"Top {top} rings by risk", show_lines=False)
-        for col in ("ring_id", "size", "risk", "why"):
+        for col in ("ring_id", "size", "risk", "suspected", "why"):
             table.add_column(col)
         for r in (
             big.sort("ring_score", descending=True, nulls_last=True).head(top).iter_rows(named=True)
@@ -156,16 +184,58 @@ def print_summary(run_dir: Path, top: int = 5) -> None:
             if r["n_labelled_fraud"]:
                 why.append(f"{r['n_labelled_fraud']} confirmed fraud")
             table.add_row(
-                r["ring_id"], str(r["size"]), f"{r['ring_score'] or 0:.2f}", "; ".join(why)
+                r["ring_id"],
+                str(r["size"]),
+                f"{r['ring_score'] or 0:.2f}",
+                "yes" if r["suspected_ring"] else "no",
+                "; ".join(why),
             )
         console.print(table)
     console.print(
-        f"outputs  {run_dir}/ scores.parquet · rings.parquet · links.parquet · quarantine/ · "
-        "manifest.json"
+        f"outputs  {run_dir}/ scores.parquet · rings.parquet · links.parquet · "
+        "operating_points.parquet + .svg · quarantine/ · manifest.json"
     )
     console.print(
         f"took     {manifest.get('seconds', 0):.1f}s · next: graphfraud serve --run {run_dir}"
     )
+
+
+SUMMARY_THRESHOLDS = (0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
+
+
+def _print_operating_points(run: RunDir, manifest: dict[str, Any]) -> None:
+    """A few rows of operating_points.parquet: what each threshold catches and costs."""
+    from graphfraud.schema import OPERATING_POINTS_FILE
+
+    if not run.exists(OPERATING_POINTS_FILE):
+        return
+    points = run.read(OPERATING_POINTS_FILE)
+    decision = manifest.get("decision", {})
+    marks = {
+        decision.get("review_threshold"): "review",
+        decision.get("decision_threshold"): "decline",
+    }
+    wanted = sorted({*SUMMARY_THRESHOLDS, *(t for t in marks if isinstance(t, float))})
+    prevalence = decision.get("prevalence")
+    table = Table(
+        title=f"Operating points ({decision.get('scores', '?')} scores; est. fraud among "
+        f"unlabelled {'?' if prevalence is None else f'{prevalence:.2%}'})",
+        show_lines=False,
+    )
+    for col in ("score ≥", "fraud caught /10k", "good affected /10k", "flagged /10k",
+                "labelled fraud caught", "labelled good affected", ""):  # fmt: skip
+        table.add_column(col, justify="right")
+    for row in points.filter(pl.col("threshold").round(2).is_in(wanted)).iter_rows(named=True):
+        table.add_row(
+            f"{row['threshold']:.2f}",
+            f"{row['fraud_caught_per_10k']:,.1f}",
+            f"{row['good_affected_per_10k']:,.1f}",
+            f"{row['flagged_per_10k']:,.1f}",
+            f"{row['labelled_fraud_caught']:.1%}",
+            f"{row['labelled_good_affected']:.2%}",
+            marks.get(round(row["threshold"], 2), ""),
+        )
+    console.print(table)
 
 
 def run(
