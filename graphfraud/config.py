@@ -155,6 +155,14 @@ class ModelSettings(BaseModel):
         default_factory=lambda: ["gbm", "gnn", "gnn_stack"],
         description="model kinds the batch trains and selects from",
     )
+    gate_margin: float = Field(
+        0.05,
+        ge=0,
+        lt=0.5,
+        description="a trained model scores the night only when the lower 95 % bound of its "
+        "out-of-fold ROC-AUC beats 0.5 + this (else: the promoted model or the label-free "
+        "prior); see model/gate.py",
+    )
     num_threads: int = Field(
         default_factory=available_cpus,
         ge=1,

@@ -1,11 +1,12 @@
 """The model stage of a night: a score for every user, whatever the labels.
 
 Train the candidates when both classes have `MIN_LABELS_PER_CLASS` labels; when there are fewer,
-or every candidate failed, score with the promoted model; when there is none (or it was trained
-on another feature set), use the label-free prior. A valid night therefore always ends with
-scores, and `ModelScores.metrics` says which path was taken and why (`fallback`, and `failed`:
-kind -> reason for every candidate that did not train). A registry whose files were altered is
-not a valid night: that `ArtifactError` is raised, never papered over with the prior.
+every candidate failed, or the pick's out-of-fold ranking is near chance (`model/gate.py`: metrics
+`gate`; the candidates stay saved, none is promoted), score with the promoted model; when there is
+none (or it was trained on another feature set), use the label-free prior. A valid night therefore
+always ends with scores, and `ModelScores.metrics` says which path was taken and why (`fallback`,
+and `failed`: kind -> reason for every candidate that did not train). A registry whose files were
+altered is not a valid night: that `ArtifactError` is raised, never papered over with the prior.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy.typing as npt
 from graphfraud.config import ModelSettings
 from graphfraud.errors import ModelMismatchError, TrainingFailed
 from graphfraud.model.base import GraphData
+from graphfraud.model.gate import ranking_gate
 from graphfraud.model.promotion import Promotion
 from graphfraud.model.registry import ModelRegistry, score_with_promoted
 from graphfraud.model.train import train_and_score
@@ -63,6 +65,7 @@ def score_users(
     n_fraud = int((data.labels == 1).sum())
     n_legit = int((data.labels == 0).sum())
     failed: dict[str, str] = {}
+    gated: dict[str, Any] = {}  # a trained model's metrics when the ranking gate refused it
     if min(n_fraud, n_legit) >= MIN_LABELS_PER_CLASS:
         try:
             result = train_and_score(
@@ -72,24 +75,35 @@ def score_users(
             why = str(exc)
             failed = exc.failures
         else:
+            labelled = data.labels >= 0
+            gate = ranking_gate(
+                data.labels[labelled], result.scores[labelled], settings.gate_margin
+            )
             metrics: dict[str, Any] = dict(result.metrics)
+            metrics["gate"] = gate.public()
             if result.failures:
                 metrics["failed"] = dict(result.failures)
-            files = registry.show(result.model_version).files
-            return ModelScores(
-                result.scores,
-                result.model_version,
-                result.model_kind,
-                metrics,
-                files,
-                result.promotion,
-            )
+            if gate.passed:
+                files = registry.show(result.model_version).files
+                return ModelScores(
+                    result.scores,
+                    result.model_version,
+                    result.model_kind,
+                    metrics,
+                    files,
+                    result.promotion,
+                )
+            # saved in the registry, never promoted: its ranking is near chance
+            why = f"{result.model_kind} {result.model_version}: {gate.reason}"
+            failed = dict(result.failures)
+            gated = {k: v for k, v in metrics.items() if k != "failed"}
     else:
         why = (
             f"only {n_fraud} fraud / {n_legit} legit labels "
             f"(need {MIN_LABELS_PER_CLASS} of each to train)"
         )
     extra: dict[str, Any] = {"failed": failed} if failed else {}
+    extra |= gated
     card = registry.promoted()
     if card is not None:
         try:
