@@ -155,8 +155,15 @@ def print_summary(run_dir: Path, top: int = 5) -> None:
     model = manifest.get("model", {})
     path = model.get("kind", "?")
     why = model.get("metrics", {}).get("fallback")
+    gate = model.get("metrics", {}).get("gate")
+    gated = (
+        f" · gate: ROC-AUC {gate['roc_auc']:.3f}, lower bound {gate['lower']:.3f} "
+        f"{'>' if gate['passed'] else '≤'} {gate['bar']:.2f}"
+        if isinstance(gate, dict) and gate.get("lower") is not None
+        else ""
+    )
     console.print(
-        f"model    {version} · scored by {path}" + (f" [yellow]({why})[/]" if why else "")
+        f"model    {version} · scored by {path}{gated}" + (f" [yellow]({why})[/]" if why else "")
     )
     if "band" in scores.columns:
         counts = dict(scores["band"].value_counts().iter_rows())

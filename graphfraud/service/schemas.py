@@ -384,6 +384,9 @@ class SnapshotOut(BaseModel):
     rings: int
     neutral_score: float
     online_ready: bool
+    ring_cut: float | None = Field(
+        None, description="the run's suspected-ring cut on the ring score (null: none suspected)"
+    )
 
 
 class ReloadResponse(BaseModel):
