@@ -158,10 +158,11 @@ def calibration_curve(
     )
 
 
-def at_threshold(points: OperatingPoints, threshold: float) -> dict[str, float]:
-    """The table's row nearest `threshold` (for the manifest and the summary)."""
+def at_threshold(points: OperatingPoints, threshold: float) -> dict[str, float | None]:
+    """The table's row nearest `threshold` (for the manifest and the summary; NaN → None)."""
     i = int(np.argmin(np.abs(points.table["threshold"].to_numpy() - threshold)))
-    return {k: float(v) for k, v in points.table.row(i, named=True).items()}
+    row = points.table.row(i, named=True)
+    return {k: None if v is None or v != v else float(v) for k, v in row.items()}
 
 
 # ---- plot -------------------------------------------------------------------------------------
@@ -207,7 +208,7 @@ def operating_svg(points: OperatingPoints, bands: Bands) -> str:
     for threshold, colour in ((bands.review, "#d4a017"), (bands.decline, "#c0392b")):
         row = at_threshold(points, threshold)
         gx, cy = row["good_affected_per_10k"], row["fraud_caught_per_10k"]
-        if np.isfinite(gx) and np.isfinite(cy):
+        if gx is not None and cy is not None:
             xy = _polyline([gx], [cy], x_max, y_max, 0).split(",")
             marks.append(
                 f'<circle cx="{xy[0]}" cy="{xy[1]}" r="4" fill="{colour}"/>'

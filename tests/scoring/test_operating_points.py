@@ -81,3 +81,14 @@ def test_the_plot_is_an_svg_with_both_panels() -> None:
     assert all(len(e.attrib["points"].split()) >= 2 for e in lines)
     assert "Operating points" in svg
     assert "Calibration" in svg
+
+
+def test_a_night_without_labels_still_writes_a_table_and_a_plot() -> None:
+    scores = np.linspace(0, 1, 50)
+    points = operating_points(np.full(50, -1, dtype=np.int8), scores, scores)
+    assert np.isnan(points.prevalence)
+    assert points.table.height == 101
+    assert points.calibration.is_empty()
+    assert at_threshold(points, 0.5)["fraud_caught_per_10k"] is None
+    assert at_threshold(points, 0.5)["flagged_per_10k"] == 5000.0  # still observed
+    ET.fromstring(operating_svg(points, Bands(0.2, 0.5, ("a", "r", "d"))))
