@@ -11,10 +11,10 @@ sharing a tablet is a community of three, a device farm is a suspected ring of t
 2. An isotonic fit of target on score (one point per community) gives monotone blocks; each
    block's fraud rate is Beta-smoothed towards the overall rate (`PSEUDO` pseudo-communities),
    so a lone fraud ring at the top is not a certainty.
-3. The cut is the lowest score from which every block's smoothed rate reaches
-   `rings.suspect_probability`; with fewer than `MIN_EACH` labelled communities of each kind
-   it is `rings.suspect_fallback_score` (`how: fallback`), and when no block reaches the
-   probability no community is suspected (`how: none`).
+3. The cut is the lowest score from which the smoothed rate — linear between the blocks'
+   median scores — stays at or above `rings.suspect_probability`; with fewer than `MIN_EACH`
+   labelled communities of each kind it is `rings.suspect_fallback_score` (`how: fallback`),
+   and when no block reaches the probability no community is suspected (`how: none`).
 
 `is_suspected` applies the cut; the batch (rings and scores), the snapshot and the online
 scorer's emerging rings all call it. Known bias: labels oversample fraud rings (a ring of 8 is
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 from sklearn.isotonic import IsotonicRegression
 
@@ -101,6 +102,23 @@ def labelled_ring_scores(
     return scored.join(fraud, on="ring_id").sort("ring_id")
 
 
+def _crossing(
+    mids: npt.NDArray[np.float64], rates: npt.NDArray[np.float64], probability: float
+) -> float | None:
+    """The lowest score from which the rate, linear between the blocks' median scores and flat
+    beyond the end blocks, stays at or above `probability` (None: it never gets there). A wide
+    block holding a few communities does not pull the cut down to its lowest member."""
+    reach = rates >= probability
+    if not reach[-1]:
+        return None
+    below = np.flatnonzero(~reach)
+    if not below.size:
+        return float(mids[0])
+    i = int(below[-1])  # the last block under the bar; block i + 1 reaches it
+    x0, x1, r0, r1 = mids[i], mids[i + 1], rates[i], rates[i + 1]
+    return float(x0 + (x1 - x0) * (probability - r0) / (r1 - r0))
+
+
 def calibrate_cut(
     labelled: pl.DataFrame,
     probability: float,
@@ -124,6 +142,7 @@ def calibrate_cut(
         .agg(
             pl.col("x").min().alias("lo"),
             pl.col("x").max().alias("hi"),
+            pl.col("x").median().alias("mid"),
             pl.len().alias("n"),
             pl.col("y").sum().alias("k"),
         )
@@ -131,18 +150,16 @@ def calibrate_cut(
         .with_columns(((pl.col("k") + PSEUDO * base) / (pl.col("n") + PSEUDO)).alias("rate"))
     )
     curve = [
-        {"lo": round(r["lo"], 6), "hi": round(r["hi"], 6), "n": r["n"], "rate": round(r["rate"], 4)}
+        {
+            "lo": round(r["lo"], 6),
+            "mid": round(r["mid"], 6),
+            "hi": round(r["hi"], 6),
+            "n": r["n"],
+            "rate": round(r["rate"], 4),
+        }
         for r in blocks.iter_rows(named=True)
     ]
-    rates = blocks["rate"].to_numpy()
-    reach = rates >= probability
-    # the lowest block from which every block up reaches the probability
-    tail = np.flatnonzero(~reach)
-    first = int(tail[-1]) + 1 if tail.size else 0
-    if first >= len(rates):
+    cut = _crossing(blocks["mid"].to_numpy(), blocks["rate"].to_numpy(), probability)
+    if cut is None:
         return RingCut(float("inf"), probability, "none", n, k, out_of_fold, curve)
-    if first == 0:
-        cut = float(blocks["lo"][0])
-    else:  # halfway between the last block below and the first one above
-        cut = 0.5 * (float(blocks["hi"][first - 1]) + float(blocks["lo"][first]))
     return RingCut(cut, probability, "calibrated", n, k, out_of_fold, curve)
