@@ -100,3 +100,14 @@ def test_ring_scores_are_over_labelled_members_only() -> None:
     assert got["ring_id"].to_list() == ["R1"]  # R2 has no labelled member
     assert got["has_fraud"].to_list() == [True]
     assert abs(got["ring_score"][0] - 0.2) < 1e-6  # c's 0.99 left out
+
+
+def test_a_wide_block_does_not_pull_the_cut_down_to_its_lowest_member() -> None:
+    """One fraud community at 0.07 pooled with five at 0.4-0.75: the cut lies inside that
+    block, where the rate crosses the probability, not at 0.07."""
+    clean = [0.001 * i for i in range(1, 24)] + [0.04, 0.05]
+    fraud_ish = [0.055, 0.07, 0.4, 0.5, 0.6, 0.75]
+    frame = _labelled(clean + fraud_ish, [False] * 25 + [False] + [True] * 5)
+    cut = calibrate_cut(frame, 0.5, 0.99)
+    assert cut.how == "calibrated"
+    assert 0.1 < cut.cut < 0.5
