@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 Z95 = 1.959964
 
@@ -68,6 +68,35 @@ class Gate:
             "bar": self.bar,
             "reason": self.reason,
         }
+
+
+def beats(
+    labels: npt.NDArray[np.integer[Any]],
+    scores: npt.NDArray[np.floating[Any]],
+    other: npt.NDArray[np.floating[Any]],
+    *,
+    rounds: int = 200,
+    seed: int = 0,
+) -> tuple[bool, float, float]:
+    """Does `scores` rank the labelled users better than `other` by AUPRC, at the 5th
+    percentile of a paired bootstrap of the difference? (verdict, its AUPRC, the other's).
+
+    A gated candidate still scores the night when it beats the label-free prior this way: with
+    ring-grouped folds the out-of-fold ranking is that of rings nobody labelled, while the model
+    also reads labelled ring-mates, so a candidate near chance out-of-fold can still rank the
+    night far better than the prior (a 0.5 % night: AUPRC 0.18 vs the prior's 0.07)."""
+    y = np.asarray(labels)
+    a = float(average_precision_score(y, scores))
+    b = float(average_precision_score(y, other))
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(rounds):
+        i = rng.integers(0, len(y), len(y))
+        if 0 < int(y[i].sum()) < len(i):
+            diffs.append(
+                average_precision_score(y[i], scores[i]) - average_precision_score(y[i], other[i])
+            )
+    return bool(diffs) and float(np.percentile(diffs, 5)) > 0, a, b
 
 
 def ranking_gate(

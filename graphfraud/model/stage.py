@@ -2,11 +2,13 @@
 
 Train the candidates when both classes have `MIN_LABELS_PER_CLASS` labels; when there are fewer,
 every candidate failed, or the pick's out-of-fold ranking is near chance (`model/gate.py`: metrics
-`gate`; the candidates stay saved, none is promoted), score with the promoted model; when there is
-none (or it was trained on another feature set), use the label-free prior. A valid night therefore
-always ends with scores, and `ModelScores.metrics` says which path was taken and why (`fallback`,
-and `failed`: kind -> reason for every candidate that did not train). A registry whose files were
-altered is not a valid night: that `ArtifactError` is raised, never papered over with the prior.
+`gate`; the candidates stay saved, none is promoted), score with the promoted model (a gated pick
+with no promoted model still scores when it ranks the labels better than the prior, `beats`); when
+there is none (or it was trained on another feature set), use the label-free prior. A valid night
+therefore always ends with scores, and `ModelScores.metrics` says which path was taken and why
+(`fallback`, and `failed`: kind -> reason for every candidate that did not train). A registry whose
+files were altered is not a valid night: that `ArtifactError` is raised, never papered over with the
+prior.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy.typing as npt
 from graphfraud.config import ModelSettings
 from graphfraud.errors import ModelMismatchError, TrainingFailed
 from graphfraud.model.base import GraphData
-from graphfraud.model.gate import ranking_gate
+from graphfraud.model.gate import beats, ranking_gate
 from graphfraud.model.promotion import Promotion
 from graphfraud.model.registry import ModelRegistry, score_with_promoted
 from graphfraud.model.train import train_and_score
@@ -62,6 +64,13 @@ def score_users(
     model_params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ModelScores:
     """Train, or fall back to the promoted model, or to `prior()` (see the module docstring)."""
+    cached: list[npt.NDArray[np.float32]] = []
+
+    def prior_once() -> npt.NDArray[np.float32]:
+        if not cached:
+            cached.append(prior())
+        return cached[0]
+
     n_fraud = int((data.labels == 1).sum())
     n_legit = int((data.labels == 0).sum())
     failed: dict[str, str] = {}
@@ -97,6 +106,19 @@ def score_users(
             why = f"{result.model_kind} {result.model_version}: {gate.reason}"
             failed = dict(result.failures)
             gated = {k: v for k, v in metrics.items() if k != "failed"}
+            if registry.promoted() is None:
+                better, mine, theirs = beats(
+                    data.labels[labelled], result.scores[labelled], prior_once()[labelled]
+                )
+                versus = f"AUPRC {mine:.3f} vs the label-free prior's {theirs:.3f}"
+                if better:
+                    metrics["fallback"] = f"{why}; not promoted, but scores: {versus}"
+                    log.warning("%s", metrics["fallback"])
+                    files = registry.show(result.model_version).files
+                    return ModelScores(
+                        result.scores, result.model_version, result.model_kind, metrics, files
+                    )
+                why = f"{why}; {versus}"
     else:
         why = (
             f"only {n_fraud} fraud / {n_legit} legit labels "
@@ -114,4 +136,4 @@ def score_users(
             log.warning("%s: scoring with the promoted model %s", why, version)
             return ModelScores(scores, version, "promoted", {"fallback": why, **extra}, card.files)
     log.warning("%s: scoring with the label-free prior", why)
-    return ModelScores(prior(), PRIOR_VERSION, "prior", {"fallback": why, **extra})
+    return ModelScores(prior_once(), PRIOR_VERSION, "prior", {"fallback": why, **extra})

@@ -132,3 +132,23 @@ def test_a_gnn_that_cannot_rank_its_validation_stops_early(
         assert model.epochs_run <= HOPELESS_STEPS
     else:
         assert model.epochs_run > HOPELESS_STEPS  # a learning network is not cut short
+
+
+def test_a_gated_pick_that_still_beats_the_prior_scores_unpromoted(
+    planted: tuple[GraphData, np.ndarray], tmp_path: Path
+) -> None:
+    """Near chance out-of-fold (here: a bar no model reaches) is never promoted; with no
+    promoted model it scores the night only when it ranks the labels better than the prior."""
+    data, _ = planted
+    strict = GBM.model_copy(update={"gate_margin": 0.49})
+    flat = score_users(data, strict, ModelRegistry(tmp_path / "a"),
+                       lambda: np.zeros(data.num_nodes, np.float32), model_params=FAST)  # fmt: skip
+    assert flat.kind == "gbm"
+    assert flat.promotion is None
+    assert flat.metrics["gate"]["passed"] is False
+    assert "not promoted, but scores" in flat.metrics["fallback"]
+    oracle = np.clip(data.labels, 0, 1).astype(np.float32)  # a prior that knows every label
+    out = score_users(data, strict, ModelRegistry(tmp_path / "b"), lambda: oracle,
+                      model_params=FAST)  # fmt: skip
+    assert out.kind == "prior"
+    assert "label-free prior's" in out.metrics["fallback"]
