@@ -180,7 +180,9 @@ def main() -> None:
             f"{statistics.mean(b):>12.4f} ± {_sd(b):.4f}"
         )
     for m in SUSPECTED:
-        print(f"{m:22s} {statistics.mean(extra[m]):>10.4f} ± {_sd(extra[m]):.4f}")
+        seen = [v for v in extra[m] if v == v]  # NaN: no suspected ring of ≥ 3 that night
+        mean = statistics.mean(seen) if seen else float("nan")
+        print(f"{m:22s} {mean:>10.4f} ± {_sd(seen):.4f}  ({len(seen)} of {len(extra[m])} seeds)")
 
 
 if __name__ == "__main__":
