@@ -125,8 +125,8 @@ def test_a_gnn_that_cannot_rank_its_validation_stops_early(
 ) -> None:
     data, _ = planted
     train = _shuffled(data, seed=5) if shuffle else data
-    budget = {"max_epochs": 400, "patience": 60} if shuffle else {"max_epochs": 60, "patience": 40}
-    model = GNNModel(device="cpu", hidden=16, lr=0.01, **budget)
+    budget = {"max_epochs": 400, "patience": 60} if shuffle else {"max_epochs": 36, "patience": 36}
+    model = GNNModel(device="cpu", hidden=8, lr=0.01, **budget)
     model.fit(train, train.labelled, seed=2)
     if shuffle:
         assert model.epochs_run <= HOPELESS_STEPS
