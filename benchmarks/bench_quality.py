@@ -6,12 +6,20 @@ Textbook baseline: users joined only by *exactly* shared raw identifiers (email 
 cased; phone as typed; device id; IP), identifiers shared by > 10 accounts ignored, connected
 components as rings, score = share of labelled fraud in the component.
 
+Also printed for graphfraud: communities vs suspected rings (`honest_in_community`,
+`honest_in_suspected`: share of honest users in any community / in a suspected ring;
+`suspected_recall`, `suspected_precision`: ring recall and precision of the suspected rings
+alone) and which path scored (model kind, or the fallback and why).
+
     .venv/bin/python benchmarks/bench_quality.py [--users 100000] [--seeds 1 2 3]
+        [--fraud-share 0.005]  # a quiet night
+        [--models gbm]         # candidates (default: the settings')
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from pathlib import Path
@@ -34,6 +42,13 @@ METRICS = (
     "ring_recall",
     "ring_precision",
     "largest_ring_ratio",
+)
+SUSPECTED = (
+    "honest_in_community",
+    "honest_in_suspected",
+    "suspected_rings",
+    "suspected_recall",
+    "suspected_precision",
 )
 
 
@@ -111,19 +126,24 @@ def main() -> None:
     )
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--fraud-share", type=float, default=0.04)
+    parser.add_argument("--models", nargs="+", default=None, help="model candidates")
     args = parser.parse_args()
     print(
-        f"workload: {args.users:,} synthetic users × seeds {args.seeds}; "
-        "evaluation on unlabelled users"
+        f"workload: {args.users:,} synthetic users × seeds {args.seeds}, fraud share "
+        f"{args.fraud_share}; evaluation on unlabelled users"
     )
+    extra: dict[str, list[float]] = {m: [] for m in SUSPECTED}
     ours: dict[str, list[float]] = {m: [] for m in METRICS}
     base: dict[str, list[float]] = {m: [] for m in METRICS}
     for seed in args.seeds:
-        root = out_dir(f"quality-{args.users}-{seed}")
-        pop = generate_population(args.users, seed)
+        root = out_dir(f"quality-{args.users}-{seed}-{args.fraud_share}")
+        pop = generate_population(args.users, seed, fraud_share=args.fraud_share)
         paths = write_population(pop, root / "data", fmt="parquet")
         settings = load_settings()
         settings.model.registry = root / "models"
+        if args.models:
+            settings.model.candidates = args.models
         t0 = time.perf_counter()
         run_pipeline(paths["users"], paths["devices"], root / "run", settings)
         took = time.perf_counter() - t0
@@ -137,6 +157,21 @@ def main() -> None:
             f"seed {seed}: run {took:.1f}s; ours " + " ".join(f"{m}={ev[m]:.4f}" for m in METRICS)
         )
         print(f"seed {seed}: textbook  " + " ".join(f"{m}={tb[m]:.4f}" for m in METRICS))
+        for m in SUSPECTED:
+            extra[m].append(float(ev.get(m, float("nan"))))
+        manifest = json.loads((root / "run" / "manifest.json").read_text())
+        model = manifest.get("model", {})
+        print(
+            f"seed {seed}: rings    "
+            + " ".join(f"{m}={float(ev[m]):.4f}" for m in SUSPECTED)
+            + f" cut={manifest.get('rings_suspected', {}).get('cut')}"
+        )
+        print(
+            f"seed {seed}: scored by {model.get('kind')} ({model.get('version')}); "
+            f"fallback: {model.get('metrics', {}).get('fallback', '-')}; "
+            f"gate: {model.get('metrics', {}).get('gate', '-')}; "
+            f"model stage {manifest['stages']['model']['seconds']:.1f}s"
+        )
     print(f"\n{'metric':22s} {'graphfraud':>18s} {'textbook baseline':>20s}")
     for m in METRICS:
         o, b = ours[m], base[m]
@@ -144,6 +179,10 @@ def main() -> None:
             f"{m:22s} {statistics.mean(o):>10.4f} ± {_sd(o):.4f} "
             f"{statistics.mean(b):>12.4f} ± {_sd(b):.4f}"
         )
+    for m in SUSPECTED:
+        seen = [v for v in extra[m] if v == v]  # NaN: no suspected ring of ≥ 3 that night
+        mean = statistics.mean(seen) if seen else float("nan")
+        print(f"{m:22s} {mean:>10.4f} ± {_sd(seen):.4f}  ({len(seen)} of {len(extra[m])} seeds)")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from graphfraud.errors import ConfigError
@@ -113,6 +113,21 @@ class RingSettings(BaseModel):
         1 / 3,
         description="a community uses an IP when at least this share of its members (and two) do",
     )
+    suspect_probability: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="a community is a *suspected ring* when its ring score reaches the cut at "
+        "which a community's estimated chance of holding fraud (calibrated on the labelled "
+        "communities, out-of-fold) reaches this",
+    )
+    suspect_fallback_score: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="the ring-score cut used when too few communities are labelled to "
+        "calibrate one (recorded in the manifest as `how: fallback`)",
+    )
     seed: int = 7
     emerging: Path | None = Field(
         None,
@@ -144,6 +159,14 @@ class ModelSettings(BaseModel):
         default_factory=dict,
         description="per candidate kind, constructor overrides of its tuned defaults, e.g. "
         '{"gnn": {"hidden": 32, "max_epochs": 200}} (GRAPHFRAUD_MODEL__PARAMS, JSON)',
+    )
+    gate_margin: float = Field(
+        0.05,
+        ge=0,
+        lt=0.5,
+        description="a trained model scores the night only when the lower 95 % bound of its "
+        "out-of-fold ROC-AUC beats 0.5 + this (else: the promoted model or the label-free "
+        "prior); see model/gate.py",
     )
     num_threads: int = Field(
         default_factory=available_cpus,
@@ -206,6 +229,33 @@ class ReportSettings(BaseModel):
         0.01, ge=0, le=1, description="warn when this share of an input's rows is quarantined"
     )
     top_hubs: int = Field(10, ge=0, description="hub identifiers listed (masked)")
+
+
+class DecisionSettings(BaseModel):
+    """The operating point: which scores are allowed, reviewed or declined.
+
+    Bands are half-open: `score < review_threshold` → the first name, `review_threshold ≤ score
+    < decision_threshold` → the second, `score ≥ decision_threshold` → the third. The run's
+    `operating_points.parquet` says what each threshold catches and costs."""
+
+    decision_threshold: float = Field(
+        0.5, ge=0, le=1, description="scores at or above this are declined (the third band)"
+    )
+    review_threshold: float = Field(
+        0.2, ge=0, le=1, description="scores at or above this (and below the decision) go to review"
+    )
+    bands: tuple[str, str, str] = Field(
+        ("allow", "review", "decline"),
+        description="names of the three bands, lowest risk first (a JSON list of three)",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DecisionSettings:
+        if self.review_threshold > self.decision_threshold:
+            raise ValueError("review_threshold must not exceed decision_threshold")
+        if len(set(self.bands)) != 3 or not all(b.strip() for b in self.bands):
+            raise ValueError("bands must be three distinct, non-empty names")
+        return self
 
 
 class GraphSettings(BaseModel):
@@ -329,6 +379,7 @@ class Settings(BaseSettings):
     link: LinkSettings = LinkSettings()
     rings: RingSettings = RingSettings()
     model: ModelSettings = ModelSettings()
+    decision: DecisionSettings = DecisionSettings()
     graph: GraphSettings = GraphSettings()
     intraday: IntradaySettings = IntradaySettings()
     service: ServiceSettings = ServiceSettings()

@@ -6,6 +6,9 @@ Rings: recall = share of true rings (≥ 3 members) matched by a predicted ring 
 precision = of the K highest-scored predicted rings of ≥ 3 (K = number of true rings of ≥ 3), the
 share whose members are mostly fraud; and the largest predicted ring over the largest true ring
 (hubs gluing rings together push it up).
+Communities vs suspected rings: the share of honest users in any community and in a suspected
+ring (`suspected_ring`), and the ring recall / precision of the suspected rings alone (recall
+as above; precision = share of suspected rings of ≥ 3 whose members are mostly fraud).
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ class Evaluation:
     largest_predicted_ring: int
     largest_true_ring: int
     largest_ring_ratio: float
+    honest_in_community: float = float("nan")
+    honest_in_suspected: float = float("nan")
+    suspected_rings: int = 0
+    suspected_recall: float = float("nan")
+    suspected_precision: float = float("nan")
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -129,6 +137,7 @@ def evaluate_run(run_dir: Path, truth_path: Path) -> Evaluation:
     members = run.read(MEMBERS_FILE)
     rings = run.read(RING_SCORES_FILE)
     n_true, recall, precision, largest_p, largest_t = ring_recovery(members, truth, rings)
+    suspected = suspected_recovery(members, truth, rings)
     return Evaluation(
         eval_users=len(y),
         eval_fraud=k,
@@ -141,6 +150,7 @@ def evaluate_run(run_dir: Path, truth_path: Path) -> Evaluation:
         largest_predicted_ring=largest_p,
         largest_true_ring=largest_t,
         largest_ring_ratio=largest_p / largest_t if largest_t else float("nan"),
+        **suspected,  # type: ignore[arg-type]  # fields of these names and types
     )
 
 
@@ -159,3 +169,36 @@ def precision_recall(truth: pl.Series, scores: pl.Series) -> pl.DataFrame:
 def average_precision(truth: pl.Series, scores: pl.Series) -> float:
     """Average precision (the area under the precision-recall curve) of `scores`."""
     return float(average_precision_score(truth.to_numpy(), scores.to_numpy()))
+
+
+def suspected_recovery(
+    members: pl.DataFrame, truth: pl.DataFrame, rings: pl.DataFrame
+) -> dict[str, float | int]:
+    """Honest users in a community vs in a suspected ring; recall and precision of the
+    suspected rings (empty when the run predates suspected rings)."""
+    if "suspected_ring" not in rings.columns:
+        return {}
+    flagged = rings.filter(pl.col("suspected_ring").fill_null(False)).select("ring_id")
+    honest = truth.filter(pl.col("is_fraud") == 0).select("user_id")
+    in_any = honest.join(members, on="user_id", how="semi").height
+    in_suspected = honest.join(
+        members.join(flagged, on="ring_id", how="semi"), on="user_id", how="semi"
+    ).height
+    kept = members.join(flagged, on="ring_id", how="semi")
+    _, recall, _, _, _ = ring_recovery(kept, truth, rings)
+    fraud = truth.select("user_id", "is_fraud")
+    purity = (
+        kept.join(fraud, on="user_id", how="left")
+        .group_by("ring_id")
+        .agg(pl.len().alias("n"), pl.col("is_fraud").fill_null(0).mean().alias("share"))
+        .filter(pl.col("n") >= MIN_RING)
+    )
+    return {
+        "honest_in_community": in_any / honest.height if honest.height else float("nan"),
+        "honest_in_suspected": in_suspected / honest.height if honest.height else float("nan"),
+        "suspected_rings": flagged.height,
+        "suspected_recall": recall,
+        "suspected_precision": float((purity["share"] > 0.5).mean())  # type: ignore[arg-type]
+        if purity.height
+        else float("nan"),
+    }

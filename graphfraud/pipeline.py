@@ -37,6 +37,7 @@ from graphfraud.errors import ArtifactError, GraphFraudError, InputDataError
 from graphfraud.identifiers import IdentifierRegistry, registry_from_manifest
 from graphfraud.rundir import RunDir
 from graphfraud.schema import (
+    CALIBRATION_FILE,
     DEVICES_FILE,
     FEATURES_FILE,
     IDENTIFIERS_FILE,
@@ -44,6 +45,8 @@ from graphfraud.schema import (
     MANIFEST_FILE,
     MEMBERS_FILE,
     ONLINE_DIR,
+    OPERATING_PLOT_FILE,
+    OPERATING_POINTS_FILE,
     QUARANTINE_DIR,
     REPORT_FILE,
     RING_EVENTS_FILE,
@@ -68,6 +71,7 @@ if TYPE_CHECKING:
     from graphfraud.model.stage import ModelScores
     from graphfraud.model.train import Provenance
     from graphfraud.report.contents import RunReport
+    from graphfraud.scoring.decision import Bands
 
 logger = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -397,7 +401,9 @@ def stage_score(
     from graphfraud.model.features import user_features
     from graphfraud.model.inputs import GraphInputs
     from graphfraud.rings.detect import pair_strengths
+    from graphfraud.scoring.decision import Bands
     from graphfraud.scoring.scores import build_scores
+    from graphfraud.scoring.suspected import calibrate_cut, labelled_ring_scores
 
     registry = run_registry(run)
     users = run.read(USERS_FILE)
@@ -454,13 +460,28 @@ def stage_score(
                 "retrain": decision.as_dict(),
             }
         )
-    with _stage(run, "scores", say):
+    with _stage(run, "scores", say) as record:
         model_scores = pl.DataFrame(
             {"user_id": data.user_ids.astype(str), "model_score": result.scores}
         )
-        scores = build_scores(features, model_scores, members, version, registry)
+        labels = users.select("user_id", "label")
+        labelled_rings = labelled_ring_scores(members, model_scores, labels)
+        # A promoted model may have trained on tonight's labels: its cut is not out-of-fold.
+        cut = calibrate_cut(
+            labelled_rings,
+            settings.rings.suspect_probability,
+            settings.rings.suspect_fallback_score,
+            out_of_fold=result.kind != "promoted",
+        )
+        bands = Bands.of(settings.decision)
+        scores = build_scores(
+            features, model_scores, members, version, registry, ring_cut=cut.cut, bands=bands
+        )
         run.write(RING_SCORES_FILE, scores.rings)
         run.write(SCORES_FILE, scores.users)
+        operating = _operating_points(run, scores.users, model_scores, members, labels,
+                                      labelled_rings, bands, result.kind)  # fmt: skip
+        record["suspected_rings"] = int(scores.rings["suspected_ring"].sum())
         # What a new account's neighbours offer its model inputs (`model/ego.py`) and, when a
         # GNN scored, its layers (`model/gnn/state.py`): the online scorer runs this run's
         # model on the same rows.
@@ -468,6 +489,8 @@ def stage_score(
         save_state(node_state(inputs), run.file(ONLINE_DIR))
         _save_gnn_states(inputs, version, settings, run.file(ONLINE_DIR))
     manifest = run.manifest()
+    manifest["rings_suspected"] = cut.public()
+    manifest["decision"] = operating
     manifest["model_version"] = version
     manifest["model"] = {
         "version": version,
@@ -593,6 +616,41 @@ def _save_gnn_states(
     if gnns:
         digest = ids_digest(inputs.data.user_ids.tolist())
         save_gnn_states(gnns, inputs, version, digest, directory)
+
+
+def _operating_points(
+    run: RunDir,
+    users: pl.DataFrame,
+    model_scores: pl.DataFrame,
+    members: pl.DataFrame,
+    labels: pl.DataFrame,
+    labelled_rings: pl.DataFrame,
+    bands: Bands,
+    kind: str,
+) -> dict[str, Any]:
+    """Write operating_points.parquet, calibration.parquet and the plot; the manifest's
+    `decision` record (bands, estimated prevalence, the rows at both thresholds)."""
+    from graphfraud.scoring.operating_points import (
+        at_threshold,
+        operating_svg,
+        run_operating_points,
+    )
+
+    points = run_operating_points(users, model_scores, members, labels, labelled_rings)
+    run.write(OPERATING_POINTS_FILE, points.table)
+    run.write(CALIBRATION_FILE, points.calibration)
+    run.write_text(OPERATING_PLOT_FILE, operating_svg(points, bands))
+    basis = {"prior": "label-free", "promoted": "promoted model (may have seen the labels)"}
+    return {
+        **bands.public(),
+        "scores": basis.get(kind, "out-of-fold"),
+        "prevalence": None if points.prevalence != points.prevalence else points.prevalence,
+        "labelled_fraud": points.n_fraud,
+        "labelled_good": points.n_good,
+        "at_review": at_threshold(points, bands.review),
+        "at_decision": at_threshold(points, bands.decline),
+        "bands_count": dict(users["band"].value_counts().iter_rows()),
+    }
 
 
 def _model_scores(

@@ -71,6 +71,15 @@ class RunDir:
         os.replace(tmp, target)
         return target
 
+    def write_text(self, name: str, text: str) -> Path:
+        """Write a small text artifact (e.g. a plot) atomically."""
+        target = self.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, target)
+        return target
+
     def read_json(self, name: str) -> dict[str, Any]:
         target = self.path / name
         try:

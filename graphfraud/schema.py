@@ -31,7 +31,7 @@ DEVICES_FILE = "devices.parquet"  # accepted, normalised device sightings
 LINKS_FILE = "links.parquet"
 IDENTIFIERS_FILE = "identifiers.parquet"  # kind, value, support: how many users hold each value
 RINGS_FILE = "rings.parquet"  # ring features, written once by the rings stage
-RING_SCORES_FILE = "ring_scores.parquet"  # ring_id, ring_score: written by the score stage
+RING_SCORES_FILE = "ring_scores.parquet"  # ring_id, ring_score, suspected_ring: score stage
 MEMBERS_FILE = "ring_members.parquet"
 RING_EVENTS_FILE = "ring_events.parquet"  # this run's ring events (`rings.lineage`)
 RING_HISTORY_FILE = "ring_history.parquet"  # every ring event so far, carried run to run
@@ -41,6 +41,9 @@ FEATURES_FILE = "features.parquet"
 SCORES_FILE = "scores.parquet"
 MANIFEST_FILE = "manifest.json"
 QUARANTINE_DIR = "quarantine"
+OPERATING_POINTS_FILE = "operating_points.parquet"  # per threshold: caught vs affected per 10k
+CALIBRATION_FILE = "calibration.parquet"  # out-of-fold score bins vs labelled fraud rate
+OPERATING_PLOT_FILE = "operating_points.svg"  # both, drawn
 ONLINE_DIR = "online"  # the node state the online scorer runs the batch's model on
 # In a runs directory (beside the run directories): the name of the run to serve, moved only
 # after a run passed its checks (`graphfraud.schedule.pointer`); the service follows it.
@@ -127,6 +130,8 @@ RING_SCORES_SCHEMA = pa.schema(
     [
         pa.field("ring_id", pa.string(), nullable=False),
         pa.field("ring_score", pa.float32()),
+        # the community is a suspected ring, not just a community (`scoring.suspected`)
+        pa.field("suspected_ring", pa.bool_()),
     ]
 )
 
@@ -185,6 +190,9 @@ SCORES_SCHEMA = pa.schema(
         pa.field("ring_score", pa.float32()),
         pa.field("reasons", pa.list_(pa.string())),
         pa.field("model_version", pa.string(), nullable=False),
+        # the user's community is a suspected ring (false outside any community)
+        pa.field("suspected_ring", pa.bool_()),
+        pa.field("band", pa.string()),  # allow / review / decline (`scoring.decision`)
     ]
 )
 

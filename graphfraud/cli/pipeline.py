@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import typer
@@ -15,6 +15,9 @@ from rich.table import Table
 
 from graphfraud.config import ModelSettings, Settings, load_settings
 from graphfraud.errors import ConfigError, GraphFraudError
+
+if TYPE_CHECKING:
+    from graphfraud.rundir import RunDir
 
 console = Console()
 
@@ -278,7 +281,8 @@ def print_summary(run_dir: Path, top: int = 5) -> None:
     counts = manifest.get("counts", {})
     links = run.read(LINKS_FILE, columns=["kind"])
     rings = scored_rings(run)
-    scores = run.read(SCORES_FILE, columns=["score"])
+    present = set(pl.read_parquet_schema(run.file(SCORES_FILE)))
+    scores = run.read(SCORES_FILE, columns=[c for c in ("score", "band") if c in present])
     console.print()
     console.rule(f"[bold]graphfraud run {manifest.get('run_id', '')}")
     for role, c in counts.items():
@@ -296,34 +300,71 @@ def print_summary(run_dir: Path, top: int = 5) -> None:
     )
     big = rings.filter(pl.col("size") >= 3)
     largest = int(rings["size"].max() or 0) if rings.height else 0  # type: ignore[arg-type]
-    console.print(f"rings    {rings.height:,} found ({big.height:,} of ≥3), largest {largest}")
+    suspected = int(rings["suspected_ring"].fill_null(False).sum())
+    rule = manifest.get("rings_suspected", {})
+    cut = rule.get("cut")
+    console.print(
+        f"rings    {rings.height:,} communities ({big.height:,} of ≥3), largest {largest} · "
+        f"[bold]{suspected:,} suspected rings[/] (ring score ≥ "
+        f"{'∞' if cut is None else f'{cut:.3f}'}, {rule.get('how', '?')} on "
+        f"{rule.get('labelled_communities', 0):,} labelled communities)"
+    )
     events = manifest.get("stages", {}).get("rings", {}).get("ring_events", {})
     if any(events.values()):
         console.print(
             "ring ids " + " · ".join(f"{n:,} {event}" for event, n in events.items() if n)
         )
-    high = int((scores["score"] >= 0.5).sum())
     version = manifest.get("model_version")
-    console.print(f"scores   {scores.height:,} users, {high:,} with score ≥ 0.5 · model {version}")
+    model = manifest.get("model", {})
+    path = model.get("kind", "?")
+    why = model.get("metrics", {}).get("fallback")
+    gate = model.get("metrics", {}).get("gate")
+    gated = (
+        f" · gate: ROC-AUC {gate['roc_auc']:.3f}, lower bound {gate['lower']:.3f} "
+        f"{'>' if gate['passed'] else '≤'} {gate['bar']:.2f}"
+        if isinstance(gate, dict) and gate.get("lower") is not None
+        else ""
+    )
+    console.print(
+        f"model    {version} · scored by {path}{gated}" + (f" [yellow]({why})[/]" if why else "")
+    )
+    if "band" in scores.columns:
+        counts = dict(scores["band"].value_counts().iter_rows())
+        decision = manifest.get("decision", {})
+        names = decision.get("bands", sorted(counts))
+        console.print(
+            f"scores   {scores.height:,} users · "
+            + " · ".join(f"{n} {counts.get(n, 0):,}" for n in names)
+            + f" (review ≥ {decision.get('review_threshold')}, "
+            f"decline ≥ {decision.get('decision_threshold')})"
+        )
+    else:
+        high = int((scores["score"] >= 0.5).sum())
+        console.print(f"scores   {scores.height:,} users, {high:,} with score ≥ 0.5")
     registry = manifest.get("model", {}).get("registry")
     if registry:
         console.print(f"models   saved in {registry}/ (--registry)", highlight=False)
+    _print_operating_points(run, manifest)
     if big.height:
         table = Table(title=f"Top {top} rings by risk", show_lines=False)
-        for col in ("ring_id", "size", "risk", "why"):
+        for col in ("ring_id", "size", "risk", "suspected", "why"):
             table.add_column(col)
         for r in (
             big.sort("ring_score", descending=True, nulls_last=True).head(top).iter_rows(named=True)
         ):
             why = ring_in_words(r)
             table.add_row(
-                r["ring_id"], str(r["size"]), f"{r['ring_score'] or 0:.2f}", "; ".join(why)
+                r["ring_id"],
+                str(r["size"]),
+                f"{r['ring_score'] or 0:.2f}",
+                "yes" if r["suspected_ring"] else "no",
+                "; ".join(why),
             )
         console.print(table)
     _print_model_and_drift(manifest)
     console.print(
         f"outputs  {run_dir}/ report.html · scores.parquet · rings.parquet · links.parquet · "
-        "quarantine/ · manifest.json"
+        "operating_points.parquet + .svg · quarantine/ · manifest.json"
     )
     console.print(
         f"took     {manifest.get('seconds', 0):.1f}s · next: graphfraud serve --run {run_dir}"
@@ -374,6 +415,44 @@ def drift_warnings(run_dir: Path) -> int:
 
     report = RunDir(run_dir).manifest().get("report", {})
     return len(report.get("warnings", [])) if isinstance(report, dict) else 0
+
+
+SUMMARY_THRESHOLDS = (0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
+
+
+def _print_operating_points(run: RunDir, manifest: dict[str, Any]) -> None:
+    """A few rows of operating_points.parquet: what each threshold catches and costs."""
+    from graphfraud.schema import OPERATING_POINTS_FILE
+
+    if not run.exists(OPERATING_POINTS_FILE):
+        return
+    points = run.read(OPERATING_POINTS_FILE)
+    decision = manifest.get("decision", {})
+    marks = {
+        decision.get("review_threshold"): "review",
+        decision.get("decision_threshold"): "decline",
+    }
+    wanted = sorted({*SUMMARY_THRESHOLDS, *(t for t in marks if isinstance(t, float))})
+    prevalence = decision.get("prevalence")
+    table = Table(
+        title=f"Operating points ({decision.get('scores', '?')} scores; est. fraud among "
+        f"unlabelled {'?' if prevalence is None else f'{prevalence:.2%}'})",
+        show_lines=False,
+    )
+    for col in ("score ≥", "fraud caught /10k", "good affected /10k", "flagged /10k",
+                "labelled fraud caught", "labelled good affected", ""):  # fmt: skip
+        table.add_column(col, justify="right")
+    for row in points.filter(pl.col("threshold").round(2).is_in(wanted)).iter_rows(named=True):
+        table.add_row(
+            f"{row['threshold']:.2f}",
+            f"{row['fraud_caught_per_10k']:,.1f}",
+            f"{row['good_affected_per_10k']:,.1f}",
+            f"{row['flagged_per_10k']:,.1f}",
+            f"{row['labelled_fraud_caught']:.1%}",
+            f"{row['labelled_good_affected']:.2%}",
+            marks.get(round(row["threshold"], 2), ""),
+        )
+    console.print(table)
 
 
 def run(

@@ -3,11 +3,14 @@
 With `train=False` (the retrain policy said so, `model/retrain.py`) score with the promoted
 model; when it cannot (none, or another feature set) train instead. Otherwise train the
 candidates when both classes have `MIN_LABELS_PER_CLASS` labels; when there are fewer,
-or every candidate failed, score with the promoted model; when there is none (or it was trained
-on another feature set), use the label-free prior. A valid night therefore always ends with
-scores, and `ModelScores.metrics` says which path was taken and why (`fallback`, and `failed`:
-kind -> reason for every candidate that did not train). A registry whose files were altered is
-not a valid night: that `ArtifactError` is raised, never papered over with the prior.
+every candidate failed, or the pick's out-of-fold ranking is near chance (`model/gate.py`: metrics
+`gate`; the candidates stay saved, none is promoted), score with the promoted model (a gated pick
+with no promoted model still scores when it ranks the labels better than the prior, `beats`); when
+there is none (or it was trained on another feature set), use the label-free prior. A valid night
+therefore always ends with scores, and `ModelScores.metrics` says which path was taken and why
+(`fallback`, and `failed`: kind -> reason for every candidate that did not train). A registry whose
+files were altered is not a valid night: that `ArtifactError` is raised, never papered over with the
+prior.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy.typing as npt
 from graphfraud.config import ModelSettings
 from graphfraud.errors import ModelMismatchError, TrainingFailed
 from graphfraud.model.base import GraphData
+from graphfraud.model.gate import beats, ranking_gate
 from graphfraud.model.promotion import Promotion
 from graphfraud.model.registry import ModelRegistry, score_with_promoted
 from graphfraud.model.train import Provenance, train_and_score
@@ -75,9 +79,17 @@ def score_users(
                 return ModelScores(scores, version, "promoted", {}, card.files)
         else:
             log.warning("no promoted model to score with: training")
+    cached: list[npt.NDArray[np.float32]] = []
+
+    def prior_once() -> npt.NDArray[np.float32]:
+        if not cached:
+            cached.append(prior())
+        return cached[0]
+
     n_fraud = int((data.labels == 1).sum())
     n_legit = int((data.labels == 0).sum())
     failed: dict[str, str] = {}
+    gated: dict[str, Any] = {}  # a trained model's metrics when the ranking gate refused it
     if min(n_fraud, n_legit) >= MIN_LABELS_PER_CLASS:
         try:
             result = train_and_score(
@@ -92,24 +104,48 @@ def score_users(
             why = str(exc)
             failed = exc.failures
         else:
+            labelled = data.labels >= 0
+            gate = ranking_gate(
+                data.labels[labelled], result.scores[labelled], settings.gate_margin
+            )
             metrics: dict[str, Any] = dict(result.metrics)
+            metrics["gate"] = gate.public()
             if result.failures:
                 metrics["failed"] = dict(result.failures)
-            files = registry.show(result.model_version).files
-            return ModelScores(
-                result.scores,
-                result.model_version,
-                result.model_kind,
-                metrics,
-                files,
-                result.promotion,
-            )
+            if gate.passed:
+                files = registry.show(result.model_version).files
+                return ModelScores(
+                    result.scores,
+                    result.model_version,
+                    result.model_kind,
+                    metrics,
+                    files,
+                    result.promotion,
+                )
+            # saved in the registry, never promoted: its ranking is near chance
+            why = f"{result.model_kind} {result.model_version}: {gate.reason}"
+            failed = dict(result.failures)
+            gated = {k: v for k, v in metrics.items() if k != "failed"}
+            if registry.promoted() is None:
+                better, mine, theirs = beats(
+                    data.labels[labelled], result.scores[labelled], prior_once()[labelled]
+                )
+                versus = f"AUPRC {mine:.3f} vs the label-free prior's {theirs:.3f}"
+                if better:
+                    metrics["fallback"] = f"{why}; not promoted, but scores: {versus}"
+                    log.warning("%s", metrics["fallback"])
+                    files = registry.show(result.model_version).files
+                    return ModelScores(
+                        result.scores, result.model_version, result.model_kind, metrics, files
+                    )
+                why = f"{why}; {versus}"
     else:
         why = (
             f"only {n_fraud} fraud / {n_legit} legit labels "
             f"(need {MIN_LABELS_PER_CLASS} of each to train)"
         )
     extra: dict[str, Any] = {"failed": failed} if failed else {}
+    extra |= gated
     card = registry.promoted()
     if card is not None:
         try:
@@ -120,4 +156,4 @@ def score_users(
             log.warning("%s: scoring with the promoted model %s", why, version)
             return ModelScores(scores, version, "promoted", {"fallback": why, **extra}, card.files)
     log.warning("%s: scoring with the label-free prior", why)
-    return ModelScores(prior(), PRIOR_VERSION, "prior", {"fallback": why, **extra})
+    return ModelScores(prior_once(), PRIOR_VERSION, "prior", {"fallback": why, **extra})

@@ -61,6 +61,7 @@ from graphfraud.scoring.online import (
 from graphfraud.scoring.online_model import OnlineModel
 from graphfraud.scoring.scores import RING_BLEND, one_ring_score, reasons_of
 from graphfraud.scoring.snapshot import SCORE_DECIMALS, ScoreSnapshot
+from graphfraud.scoring.suspected import is_suspected
 from graphfraud.scoring.today import (
     AccountRequest,
     Link,
@@ -92,6 +93,7 @@ class AccountScore:
     snapshot: str
     scored_at: str
     recorded: bool
+    suspected_ring: bool = False  # its ring is a suspected ring (`scoring.suspected`)
     degraded: tuple[str, ...] = field(default_factory=tuple)  # "intraday", "model"
 
 
@@ -366,6 +368,7 @@ class Verdict:
     model_part: str | None
     snapshot: str
     scored_at: str
+    suspected_ring: bool = False
     state: dict[str, Any] = field(default_factory=dict)  # what the record stores for neighbours
     ring_features: dict[str, Any] | None = None  # its emerging ring's, for its members' state
 
@@ -424,6 +427,12 @@ def _by_model(
     score = model_score
     if ring_score is not None:
         score = (1 - RING_BLEND) * model_score + RING_BLEND * ring_score
+    # the batch's rule: a snapshot ring as the batch judged it, an emerging one by the run's cut
+    suspected = (
+        is_suspected(ring_score, snapshot.info.ring_cut)
+        if choice.emerging
+        else snapshot.suspected_of(code)
+    )
     codes = reasons_of(
         {**feats, "lbl_ring_fraud": ring_fraud, "lbl_nb_fraud_n": fraud_near}, registry
     )
@@ -450,6 +459,7 @@ def _by_model(
         model_part=model.part,
         snapshot=info.run_id,
         scored_at=info.scored_at,
+        suspected_ring=bool(ring_id is not None and suspected),
         ring_features=ring if choice.emerging else None,
         state={
             "fs": feature_set(model),
@@ -504,6 +514,10 @@ def _by_link_evidence(
         model_part=None,
         snapshot=base.snapshot,
         scored_at=base.scored_at,
+        # no model, no emerging ring score: only a snapshot ring can be a suspected one
+        suspected_ring=not emerging
+        and base.ring_id is not None
+        and snapshot.suspected_of(snapshot.ring_code_of(base.ring_id)),
     )
 
 

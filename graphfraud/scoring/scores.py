@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from graphfraud.config import DecisionSettings
 from graphfraud.identifiers import BUILTIN, IdentifierRegistry
 from graphfraud.rundir import RunDir
 from graphfraud.schema import (
@@ -23,6 +24,7 @@ from graphfraud.schema import (
     SCORES_SCHEMA,
     conform_frame,
 )
+from graphfraud.scoring.decision import Bands
 from graphfraud.scoring.reasons import reason_table
 
 # Share of a ring member's final score that comes from its ring (0 = model score only).
@@ -122,31 +124,47 @@ def reasons_expr(registry: IdentifierRegistry = BUILTIN) -> pl.Expr:
     return pl.concat_list(codes).list.drop_nulls().list.head(MAX_REASONS)
 
 
+def blended_expr() -> pl.Expr:
+    """The final score: the model's, blended with its ring's when it is in one."""
+    return (
+        pl.when(pl.col("ring_score").is_not_null())
+        .then((1 - RING_BLEND) * pl.col("model_score") + RING_BLEND * pl.col("ring_score"))
+        .otherwise(pl.col("model_score"))
+        .clip(0.0, 1.0)
+        .cast(pl.Float32)
+        .alias("score")
+    )
+
+
 def build_scores(
     features: pl.DataFrame,
     model_scores: pl.DataFrame,
     members: pl.DataFrame,
     model_version: str,
     registry: IdentifierRegistry = BUILTIN,
+    *,
+    ring_cut: float = float("inf"),
+    bands: Bands | None = None,
 ) -> Scores:
-    """User scores (SCORES_SCHEMA) and ring scores (RING_SCORES_SCHEMA)."""
-    rings = ring_scores(members, model_scores)
+    """User scores (SCORES_SCHEMA) and ring scores (RING_SCORES_SCHEMA). `ring_cut`: the
+    suspected-ring cut (`scoring.suspected`; inf: none); `bands`: the operating point (default:
+    the settings' defaults)."""
+    from graphfraud.scoring.suspected import suspected_expr
+
+    rings = ring_scores(members, model_scores).with_columns(suspected_expr(ring_cut))
     scored = (
         features.join(model_scores.select("user_id", "model_score"), on="user_id", how="left")
         .join(members, on="user_id", how="left")
         .join(rings, on="ring_id", how="left")
         .with_columns(
-            pl.when(pl.col("ring_score").is_not_null())
-            .then((1 - RING_BLEND) * pl.col("model_score") + RING_BLEND * pl.col("ring_score"))
-            .otherwise(pl.col("model_score"))
-            .clip(0.0, 1.0)
-            .cast(pl.Float32)
-            .alias("score"),
+            blended_expr(),
             reasons_expr(registry).alias("reasons"),
             pl.lit(model_version).alias("model_version"),
+            pl.col("suspected_ring").fill_null(False),
         )
         .sort("user_id")
     )
+    scored = scored.with_columns((bands or Bands.of(DecisionSettings())).column(scored["score"]))
     return Scores(
         users=conform_frame(scored, SCORES_SCHEMA),
         rings=conform_frame(rings.sort("ring_id"), RING_SCORES_SCHEMA),
@@ -154,11 +172,16 @@ def build_scores(
 
 
 def scored_rings(run: RunDir) -> pl.DataFrame:
-    """rings.parquet with each ring's `ring_score` (null until the score stage has run)."""
+    """rings.parquet with each ring's `ring_score` and `suspected_ring` (null until the score
+    stage has run; a run scored before suspected rings existed says null)."""
     rings = run.read(RINGS_FILE)
     scores = (
         run.read(RING_SCORES_FILE)
         if run.exists(RING_SCORES_FILE)
         else pl.DataFrame(schema={"ring_id": pl.String, "ring_score": pl.Float32})
     )
-    return rings.join(scores.select("ring_id", "ring_score"), on="ring_id", how="left")
+    if "suspected_ring" not in scores.columns:
+        scores = scores.with_columns(pl.lit(None, pl.Boolean).alias("suspected_ring"))
+    return rings.join(
+        scores.select("ring_id", "ring_score", "suspected_ring"), on="ring_id", how="left"
+    )

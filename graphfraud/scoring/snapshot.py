@@ -33,6 +33,7 @@ import orjson
 import polars as pl
 
 from graphfraud import schema
+from graphfraud.config import DecisionSettings
 from graphfraud.errors import ArtifactError
 from graphfraud.identifiers import (
     BUILTIN,
@@ -44,12 +45,15 @@ from graphfraud.identifiers import (
 from graphfraud.linking.keys import handle_stem_expr, local_stem_expr
 from graphfraud.linking.lookalike import MIN_HANDLE_LETTERS, SUFFIX
 from graphfraud.rundir import RunDir
+from graphfraud.scoring.decision import Bands
+from graphfraud.scoring.suspected import RingCut
 
 SCORE_DECIMALS = 6
 _CHUNK = 5_000  # rows per GIL-holding step while building the id dict (~1 ms each)
 RANGE_CACHE = 4_096  # value ranges remembered per index
 
 Rows = npt.NDArray[np.uint32]
+_DEFAULT_BANDS = Bands.of(DecisionSettings())
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ class SnapshotInfo:
     rings: int
     neutral_score: float
     online_ready: bool  # identifier indexes present (users.parquet was in the run)
+    # the run's suspected-ring cut (`scoring.suspected`): emerging rings are judged by it too
+    ring_cut: float = float("inf")
     # Facts for the swap gate (`graphfraud.service.gate`); not shown to clients.
     status: str | None = None  # the manifest's `status` (None: no manifest or no status)
     null_scores: int = 0  # rows whose score was null or NaN (served as 0.0)
@@ -83,6 +89,7 @@ class SnapshotInfo:
             "rings": self.rings,
             "neutral_score": self.neutral_score,
             "online_ready": self.online_ready,
+            "ring_cut": None if self.ring_cut == float("inf") else self.ring_cut,
         }
 
 
@@ -96,6 +103,7 @@ class ScoreRecord:
     ring_score: float | None
     reasons: tuple[str, ...]
     model_version: str
+    suspected_ring: bool = False
 
 
 class SortedStrings:
@@ -416,6 +424,7 @@ class ScoreSnapshot:
         versions: list[str],
         identifiers: IdentifierIndex | None,
         registry: IdentifierRegistry = BUILTIN,
+        ring_suspected: npt.NDArray[np.bool_] | None = None,
     ) -> None:
         self.info = info
         self.registry = registry  # the run's identifier kinds (masking, vocabulary, online)
@@ -431,6 +440,12 @@ class ScoreSnapshot:
         self.versions = versions
         self.identifiers = identifiers
         self._ring_index = {rid: i for i, rid in enumerate(ring_ids)}
+        # per ring code: the community is a suspected ring
+        self.ring_suspected = (
+            ring_suspected
+            if ring_suspected is not None
+            else np.zeros(len(ring_ids), dtype=np.bool_)
+        )
 
     def __len__(self) -> int:
         return len(self.user_ids)
@@ -451,6 +466,10 @@ class ScoreSnapshot:
         code = self._ring_index.get(ring_id)
         return int(self._ring_sizes[code]) if code is not None else 0
 
+    def suspected_of(self, code: int | None) -> bool:
+        """Whether the snapshot ring with this code is a suspected ring."""
+        return code is not None and code >= 0 and bool(self.ring_suspected[code])
+
     def ring_score_of(self, code: int) -> float | None:
         value = float(self.ring_scores[code])
         return None if np.isnan(value) else value
@@ -467,16 +486,19 @@ class ScoreSnapshot:
             if self.reason_code[row] >= 0
             else (),
             model_version=self.versions[vcode] if vcode >= 0 else self.info.model_version,
+            suspected_ring=self.suspected_of(code),
         )
 
     def lookup(self, user_id: str) -> ScoreRecord | None:
         row = self._index.get(user_id)
         return None if row is None else self.record(row)
 
-    def score_json(self, user_id: str) -> tuple[bytes, bool]:
-        """The hot path: the `GET /v1/users/{id}/score` body and whether the user is known."""
+    def score_json(self, user_id: str, bands: Bands | None = None) -> tuple[bytes, bool]:
+        """The hot path: the `GET /v1/users/{id}/score` body and whether the user is known;
+        `band` by `bands` (the service's operating point; default: the settings' defaults)."""
         row = self._index.get(user_id)
         info = self.info
+        bands = bands or _DEFAULT_BANDS
         if row is None:
             return (
                 orjson.dumps(
@@ -484,7 +506,9 @@ class ScoreSnapshot:
                         "user_id": user_id,
                         "known": False,
                         "score": info.neutral_score,
+                        "band": bands.of_score(info.neutral_score),
                         "ring_id": None,
+                        "suspected_ring": False,
                         "ring_score": None,
                         "reasons": ("UNKNOWN_USER",),
                         "model_version": info.model_version,
@@ -498,13 +522,16 @@ class ScoreSnapshot:
         rcode = int(self.reason_code[row])
         vcode = int(self.version_code[row])
         ring_score = float(self.ring_scores[code]) if code >= 0 else None
+        score = float(self.score[row])
         return (
             orjson.dumps(
                 {
                     "user_id": user_id,
                     "known": True,
-                    "score": float(self.score[row]),
+                    "score": score,
+                    "band": bands.of_score(score),
                     "ring_id": self.ring_ids[code] if code >= 0 else None,
+                    "suspected_ring": code >= 0 and bool(self.ring_suspected[code]),
                     "ring_score": None
                     if ring_score is None or ring_score != ring_score
                     else ring_score,
@@ -566,6 +593,7 @@ def load_snapshot(run_dir: Path | str, *, with_identifiers: bool = True) -> Scor
         ("ring_score", pl.Float32),
         ("reasons", pl.List(pl.String)),
         ("model_version", pl.String),
+        ("suspected_ring", pl.Boolean),
     ):
         if optional not in scores.columns:
             scores = scores.with_columns(pl.lit(None, dtype=dtype).alias(optional))
@@ -596,6 +624,11 @@ def load_snapshot(run_dir: Path | str, *, with_identifiers: bool = True) -> Scor
     )
     ring_scores = np.round(
         ring_table.fill_null(float("nan")).to_numpy().astype(np.float64), SCORE_DECIMALS
+    )
+    cut = RingCut.from_manifest(manifest.get("rings_suspected"), float("inf")).cut
+    flagged = scores.filter(pl.col("suspected_ring").fill_null(False)).get_column("ring_id")
+    ring_suspected = (
+        pl.Series(ring_ids, dtype=pl.String).is_in(flagged.drop_nulls().implode()).to_numpy()
     )
     reason_code, reason_lists = _codes(
         scores.get_column("reasons").cast(pl.List(pl.String)).list.join("\x1f")
@@ -645,6 +678,7 @@ def load_snapshot(run_dir: Path | str, *, with_identifiers: bool = True) -> Scor
         status=manifest.get("status") if isinstance(manifest.get("status"), str) else None,
         null_scores=int(null_scores),
         unversioned=int(np.count_nonzero(version_code < 0)),
+        ring_cut=cut,
     )
     return ScoreSnapshot(
         info=info,
@@ -660,4 +694,5 @@ def load_snapshot(run_dir: Path | str, *, with_identifiers: bool = True) -> Scor
         versions=versions,
         identifiers=identifiers,
         registry=registry,
+        ring_suspected=ring_suspected,
     )

@@ -59,7 +59,16 @@ class ScoreResponse(BaseModel):
     user_id: str
     known: bool = Field(description="false: not in the snapshot; the score is the neutral score")
     score: float = Field(ge=0, le=1, description="risk that the user is in a fraud ring")
-    ring_id: str | None
+    band: str = Field(
+        description="the operating point's verdict on the score: allow / review / decline "
+        "(names and thresholds: GRAPHFRAUD_DECISION__*)"
+    )
+    ring_id: str | None = Field(description="the user's community (households included)")
+    suspected_ring: bool = Field(
+        False,
+        description="the community is a suspected ring: its ring score reaches the run's "
+        "calibrated cut (false outside any community)",
+    )
     ring_score: float | None = Field(None, ge=0, le=1)
     reasons: list[str] = Field(description="short reason codes, most important first")
     model_version: str
@@ -73,7 +82,9 @@ class ScoreResponse(BaseModel):
                     "user_id": "u000123",
                     "known": True,
                     "score": 0.93,
+                    "band": "decline",
                     "ring_id": "R-00042",
+                    "suspected_ring": True,
                     "ring_score": 0.88,
                     "reasons": ["SHARED_DEVICE", "LOOKALIKE_EMAIL"],
                     "model_version": "gbm-20260102",
@@ -226,6 +237,7 @@ class OnlineScoreResponse(BaseModel):
     user_id: str | None
     known: bool = Field(False, description="always false: the batch has not seen this account")
     score: float = Field(ge=0, le=1)
+    band: str = Field(description="allow / review / decline, as for the precomputed score")
     model_score: float | None = Field(
         description="the batch's model on the account's features and neighbourhood, before the "
         "ring blend; null when no online model is loaded (see `degraded`)"
@@ -239,6 +251,10 @@ class OnlineScoreResponse(BaseModel):
         "linked by the batch's rules (`GET /v1/emerging-rings/{ring_id}`)"
     )
     ring_size: int = Field(description="members of that ring, this account included")
+    suspected_ring: bool = Field(
+        description="that ring is a suspected ring (a snapshot ring as the batch judged it, an "
+        "emerging one by the run's calibrated ring-score cut), not just a community"
+    )
     ring_score: float | None
     ring_strength: float = Field(description="noisy-or of the link weights to that ring's members")
     reasons: list[str]
@@ -354,6 +370,7 @@ class EmergingRingOut(BaseModel):
     ring_score: float | None = Field(
         description="the batch's ring score over the members' model scores"
     )
+    suspected_ring: bool = Field(description="the ring score reaches the run's suspected cut")
     features: dict[str, Any] = Field(description="the batch's ring features over the members")
     members: list[EmergingMemberOut]
     links: list[EmergingLinkOut]
@@ -398,6 +415,9 @@ class SnapshotOut(BaseModel):
     rings: int
     neutral_score: float
     online_ready: bool
+    ring_cut: float | None = Field(
+        None, description="the run's suspected-ring cut on the ring score (null: none suspected)"
+    )
 
 
 class ReloadResponse(BaseModel):

@@ -85,6 +85,7 @@ def test_ring_of_member_returns_whole_ring_with_evidence(store: GraphStore) -> N
     assert alice.created_at == "2026-01-02T00:00:00.000007+00:00"
     assert view.features["top_link_kinds"] == "email,device"
     assert view.features["n_links"] == 5
+    assert view.features["suspected_ring"] is True  # a (:Ring) property, a boolean
     assert "creation_burst" not in view.features  # null features are absent, not None
     # links inside the ring only (the bridge to dave's ring is not one), strongest first
     assert [x.kind for x in view.links] == ["email", "device", "phone", "phone_similar", "ip"]
@@ -99,6 +100,7 @@ def test_ring_by_ugly_id_equals_ring_of(store: GraphStore) -> None:
     assert store.ring(R1) == store.ring_of(LONG)
     two = store.ring(R2)
     assert {m.user_id for m in two.members} == {D, "d2"}
+    assert two.features["suspected_ring"] is False  # a community, not a suspected ring
     assert [x.kind for x in two.links] == ["device"]
 
 

@@ -191,6 +191,7 @@ def _ring(ring_id: str, size: int, score: float, n_links: int) -> dict[str, Any]
         "n_labelled_fraud": 1,
         "label_share": 1.0,
         "top_link_kinds": "email,device",
+        "suspected_ring": score >= 0.8,  # the score stage's calibrated cut, here 0.8
     }
 
 

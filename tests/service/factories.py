@@ -164,6 +164,7 @@ def write_run(path: Path, *, score_shift: float = 0.0, model_version: str = MODE
                 "score": clip(0.95 - 0.05 * i),
                 "ring_id": "ring-a",
                 "ring_score": clip(0.87),
+                "suspected_ring": True,
                 "reasons": ["RING_LABELLED_FRAUD", "SHARED_DEVICE", "LOOKALIKE_EMAIL"],
             }
         )
@@ -174,6 +175,7 @@ def write_run(path: Path, *, score_shift: float = 0.0, model_version: str = MODE
                 "score": clip(0.62 - 0.02 * i),
                 "ring_id": "ring-b",
                 "ring_score": clip(0.6),
+                "suspected_ring": False,
                 "reasons": ["SHARED_DEVICE", "SHARED_IP"],
             }
         )
@@ -216,7 +218,13 @@ def write_run(path: Path, *, score_shift: float = 0.0, model_version: str = MODE
         schema.LINKS_FILE: (links, schema.LINKS_SCHEMA),
         schema.RINGS_FILE: (rings, schema.RINGS_SCHEMA),
         schema.RING_SCORES_FILE: (
-            pl.DataFrame({"ring_id": ["ring-a", "ring-b"], "ring_score": [clip(0.87), clip(0.6)]}),
+            pl.DataFrame(
+                {
+                    "ring_id": ["ring-a", "ring-b"],
+                    "ring_score": [clip(0.87), clip(0.6)],
+                    "suspected_ring": [True, False],  # the cut below: 0.7
+                }
+            ),
             schema.RING_SCORES_SCHEMA,
         ),
         schema.MEMBERS_FILE: (members, schema.MEMBERS_SCHEMA),
@@ -233,6 +241,7 @@ def write_run(path: Path, *, score_shift: float = 0.0, model_version: str = MODE
         "created_at": "2026-01-02T03:04:05+00:00",
         "model_version": model_version,
         "counts": {"users": len(users), "rings": 2},
+        "rings_suspected": {"cut": 0.7, "probability": 0.5, "how": "calibrated"},
     }
     (path / schema.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     return path

@@ -12,7 +12,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from graphfraud.config import Settings
+from graphfraud.config import DecisionSettings, Settings
+from graphfraud.scoring.decision import Bands
 from graphfraud.service import create_app
 
 from .factories import HONEST, KEYS, RING_A, RING_B, UNICODE_USER, headers
@@ -40,7 +41,9 @@ def test_score_known_unknown_unicode(client: TestClient) -> None:
         "user_id": "a1",
         "known": True,
         "score": 0.95,
+        "band": "decline",
         "ring_id": "ring-a",
+        "suspected_ring": True,
         "ring_score": 0.87,
         "reasons": ["RING_LABELLED_FRAUD", "SHARED_DEVICE", "LOOKALIKE_EMAIL"],
         "model_version": "gbm-test-1",
@@ -51,10 +54,29 @@ def test_score_known_unknown_unicode(client: TestClient) -> None:
     assert r.status_code == 200
     assert r.json()["known"] is False
     assert r.json()["reasons"] == ["UNKNOWN_USER"]
+    assert r.json()["suspected_ring"] is False
+    neutral = r.json()["score"]
+    assert r.json()["band"] == Bands.of(DecisionSettings()).of_score(neutral)
     r = client.get(f"/v1/users/{UNICODE_USER}/score", headers=headers("scorer"))
     assert r.status_code == 200
     assert r.json()["known"] is True
     assert r.json()["user_id"] == UNICODE_USER
+
+
+def test_the_service_serves_its_own_operating_point(settings: Settings, runs_root: Path) -> None:
+    """The band comes from the service's decision settings (one function, `scoring.decision`);
+    a ring is suspected as the batch judged it, a community (h1-h2, ring-b) is not."""
+    decision = DecisionSettings(
+        review_threshold=0.55, decision_threshold=0.9, bands=("pass", "check", "block")
+    )
+    app = create_app(settings.model_copy(update={"decision": decision}), runs_root / "r1")
+    with TestClient(app) as c:
+        assert app.state.holder.wait_ready(20)
+        got = {u: c.get(f"/v1/users/{u}/score", headers=headers("scorer")).json()
+               for u in ("a1", "a4", "b1", "h1")}  # fmt: skip
+    assert [got[u]["band"] for u in ("a1", "a4", "b1", "h1")] == ["block", "check", "check", "pass"]
+    assert [got[u]["suspected_ring"] for u in ("a1", "b1", "h1")] == [True, False, False]
+    assert got["b1"]["ring_id"] == "ring-b"  # still its community
 
 
 @pytest.mark.parametrize(

@@ -239,3 +239,30 @@ def test_the_shared_store_exports_its_emerging_rings_for_the_batch_to_adopt(
     )
     adopted = adopt_emerging(Rings(members, rings), read_emerging(path))
     assert adopted.rings["grew_from"].to_list() == [ring_id]
+
+
+def test_honest_new_accounts_join_communities_not_suspected_rings(
+    client: TestClient, online_run: OnlineRun
+) -> None:
+    """Today's sign-ups with their devices and IPs: honest ones sharing a household tablet or a
+    café get a community (`ring_id`) far more often than a suspected ring; every answer carries
+    the band of its score."""
+    truth = online_run.truth.select(pl.col("user_id").cast(pl.String), "is_fraud")
+    seen = online_run.devices.group_by("user_id").agg(pl.col("device_id"), pl.col("ip"))
+    rows = online_run.withheld.join(truth, on="user_id").join(seen, on="user_id", how="left")
+    in_community = suspected = honest = 0
+    for row in rows.iter_rows(named=True):
+        body = {"user_id": row["user_id"], "created_at": row["_t"].isoformat()}
+        body |= {k: row[k] for k in ("email", "phone", "upi") if row.get(k)}
+        body |= {"device_ids": row["device_id"] or [], "ips": [i for i in row["ip"] or [] if i]}
+        got = _post(client, body)
+        assert got["band"] == ("allow" if got["score"] < 0.2 else
+                               "review" if got["score"] < 0.5 else "decline")  # fmt: skip
+        assert not got["suspected_ring"] or got["ring_id"] is not None
+        if row["is_fraud"] == 0:
+            honest += 1
+            in_community += got["ring_id"] is not None
+            suspected += got["suspected_ring"]
+    assert honest > 100
+    assert in_community >= 0.1 * honest
+    assert suspected <= in_community / 4

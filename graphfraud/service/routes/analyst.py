@@ -16,6 +16,7 @@ from fastapi import APIRouter, Path, Query, Request
 from graphfraud.errors import NotFound
 from graphfraud.graph.base import LinkExplanation, Member, RingHistory, RingView
 from graphfraud.scoring.emerging import EmergingRing, read_emerging_ring
+from graphfraud.scoring.suspected import is_suspected
 from graphfraud.service.auth import Permission
 from graphfraud.service.context import ServiceContext
 from graphfraud.service.masking import Masking
@@ -89,11 +90,15 @@ def ring_history_out(history: RingHistory) -> dict[str, Any]:
     }
 
 
-def emerging_ring_out(ring: EmergingRing, mask: Masking) -> dict[str, Any]:
+def emerging_ring_out(
+    ring: EmergingRing, mask: Masking, cut: float = float("inf")
+) -> dict[str, Any]:
+    """`cut`: the served run's suspected-ring cut (`scoring.suspected`)."""
     return {
         "ring_id": ring.ring_id,
         "size": len(ring.members),
         "ring_score": _num(ring.ring_score),
+        "suspected_ring": is_suspected(ring.ring_score, cut),
         "features": {k: _num(v) for k, v in ring.features.items() if k != "ring_id"},
         "members": [
             {
@@ -242,7 +247,8 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         store = ctx.intraday.store
         if store is None:
             raise NotFound("no intraday store is configured")
-        registry = ctx.holder.serving().snapshot.registry
+        snapshot = ctx.holder.serving().snapshot
+        registry = snapshot.registry
         mask = Masking(not principal.can(Permission.UNMASKED_PII), registry)
 
         def read() -> dict[str, Any]:
@@ -252,7 +258,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
                     f"no emerging ring {ring_id!r}",
                     hint="its accounts left the store (a snapshot has them, or they expired)",
                 )
-            return emerging_ring_out(ring, mask)
+            return emerging_ring_out(ring, mask, snapshot.info.ring_cut)
 
         return ctx.audited(request, principal, "read_emerging_ring", {"ring_id": ring_id}, read)
 

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from graphfraud.scoring.account import AccountScore, Scorer, score_account
+from graphfraud.scoring.decision import Bands
 from graphfraud.scoring.online import canonical_identity
 from graphfraud.scoring.reasons import reason_table
 from graphfraud.scoring.snapshot import ScoreSnapshot
@@ -66,6 +67,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["score"])
     holder = ctx.holder
     unknown = ctx.metrics.unknown_users
+    bands = Bands.of(ctx.settings.decision)  # the operating point this service serves
 
     @router.get(
         "/users/{user_id}/score",
@@ -85,7 +87,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         request: Request,
     ) -> Response:
         ctx.authorize(request, Permission.SCORE)
-        body, known = holder.serving().snapshot.score_json(user_id)
+        body, known = holder.serving().snapshot.score_json(user_id, bands)
         if not known:
             unknown.inc()
         return Response(body, media_type=JSON)
@@ -153,10 +155,12 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             "user_id": body.user_id,
             "known": False,
             "score": result.score,
+            "band": bands.of_score(result.score),
             "model_score": result.model_score,
             "ring_id": result.ring_id,
             "emerging": result.emerging,
             "ring_size": result.ring_size,
+            "suspected_ring": result.suspected_ring,
             "ring_score": result.ring_score,
             "ring_strength": result.ring_strength,
             "reasons": result.reasons,
