@@ -149,6 +149,7 @@ def test_ring_events_are_counted_per_kind_when_the_artifact_exists(
     nights = _nights(drift_nights)
     run = RunDir(tmp_path / "run")
     shutil.copytree(nights.day2, run.path)
+    run.file("ring_events.parquet").unlink()  # the rings stage writes one; without it, none
     assert read_artifacts(run).ring_events is None
     events = ["born"] * 3 + ["grew"] * 2 + ["merged_into"] + ["dissolved"] * 4
     run.write(
