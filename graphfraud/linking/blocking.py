@@ -135,7 +135,7 @@ def _sorted_neighbour_keys(
     ordered = (
         frame.select("uid", pl.col(group).alias("grp"), sort_key.alias("sk"))
         .drop_nulls()
-        .sort("grp", "sk")
+        .sort("grp", "sk", "uid")  # ties (one shared handle) in uid order: the same every night
     )
     uid = ordered["uid"].cast(pl.UInt64).to_numpy()
     grp = ordered["grp"].rle_id().to_numpy()  # sorted, so one run per group
