@@ -29,14 +29,16 @@ import polars as pl
 
 from graphfraud import __version__
 from graphfraud.config import Settings
-from graphfraud.errors import ArtifactError, GraphFraudError, InputDataError
+from graphfraud.errors import ArtifactError, ConfigError, GraphFraudError, InputDataError
 from graphfraud.identifiers import IdentifierRegistry, registry_from_manifest
 from graphfraud.rundir import RunDir
 from graphfraud.schema import (
+    COMMUNITIES_FILE,
     DEVICES_FILE,
     FEATURES_FILE,
     IDENTIFIERS_FILE,
     LINKS_FILE,
+    LOOKALIKES_FILE,
     MANIFEST_FILE,
     MEMBERS_FILE,
     ONLINE_DIR,
@@ -167,6 +169,31 @@ def previous_run(run: RunDir) -> RunDir | None:
     return RunDir(previous["path"]) if isinstance(previous, dict) else None
 
 
+def reusable_previous(
+    run: RunDir, settings: Settings, sections: tuple[str, ...], needs: str
+) -> RunDir | None:
+    """The previous run, when tonight may reuse its work: it ran with the same identifier kinds
+    and the same `sections` of settings, and holds the artifact `needs`. Otherwise None (the
+    stage recomputes everything; the manifest says why)."""
+    before = previous_run(run)
+    if before is None:
+        return None
+    theirs, ours = _manifest(before), _public_settings(settings)
+    same = theirs.get("identifiers") == _identifiers(settings) and all(
+        theirs.get("settings", {}).get(s) == ours.get(s) for s in sections
+    )
+    if not same or not before.exists(needs):
+        logger.warning(
+            "not reusing %s: %s", before.path, "other settings" if not same else f"no {needs}"
+        )
+        return None
+    return before
+
+
+def _identifiers(settings: Settings) -> list[dict[str, Any]]:
+    return [d.model_dump(mode="json", exclude_none=True) for d in settings.identifiers]
+
+
 def stage_ingest(
     run: RunDir,
     users: Path,
@@ -175,13 +202,17 @@ def stage_ingest(
     say: Say = _quiet,
     *,
     previous: RunDir | None = None,
+    delta: bool = False,
 ) -> None:
     """Read, validate, quarantine and normalise the inputs; starts a fresh manifest (which
-    records `previous`, already checked by `open_previous`)."""
+    records `previous`, already checked by `open_previous`). With `delta`, the inputs are a
+    delta (`ingest.delta`) applied to `previous`'s users and devices."""
     from graphfraud.ingest.read import read_table
     from graphfraud.ingest.validate import ingest
 
     registry = settings.identifier_registry()
+    if delta:
+        _check_delta(previous, settings)
     run.ensure()
     inputs = {"users": fingerprint(users)}
     if devices is not None:
@@ -198,7 +229,8 @@ def stage_ingest(
             "python": platform.python_version(),
             "inputs": inputs,
             "settings": _public_settings(settings),
-            "identifiers": [d.model_dump(exclude_none=True) for d in settings.identifiers],
+            "identifiers": _identifiers(settings),
+            "input_kind": "delta" if delta else "snapshot",
             **(
                 {}
                 if previous is None
@@ -212,9 +244,25 @@ def stage_ingest(
         },
     )
     with _stage(run, "ingest", say) as record:
-        users_raw = read_table(users, role="users", optional=user_columns_optional(registry))
+        optional = user_columns_optional(registry)
+        if delta:
+            from graphfraud.ingest.delta import OP_COLUMN, ingest_delta
+
+            optional = (*optional, OP_COLUMN)
+        users_raw = read_table(users, role="users", optional=optional)
         devices_raw = read_table(devices, role="devices") if devices is not None else None
-        ingested = ingest(users_raw, devices_raw, settings.ingest, registry=registry)
+        if delta:
+            assert previous is not None  # _check_delta
+            ingested = ingest_delta(
+                users_raw,
+                devices_raw,
+                settings.ingest,
+                previous_users=previous.read(USERS_FILE),
+                previous_devices=previous.read(DEVICES_FILE),
+                registry=registry,
+            ).ingested
+        else:
+            ingested = ingest(users_raw, devices_raw, settings.ingest, registry=registry)
         run.write(USERS_FILE, ingested.users)  # `ingest` returns USERS/DEVICES_SCHEMA frames
         run.write(DEVICES_FILE, ingested.devices)
         for role, rows in ingested.quarantine.items():
@@ -227,7 +275,25 @@ def stage_ingest(
         manifest = run.manifest()
         manifest["counts"] = counts
         run.write_json(MANIFEST_FILE, manifest)
-        _refuse_no_users(ingested.quarantine["users"], counts["users"], users, run)
+        if delta and ingested.users.is_empty():
+            raise InputDataError(
+                "the delta leaves no user (every one was deleted)", file=str(users)
+            )
+        if not delta:
+            _refuse_no_users(ingested.quarantine["users"], counts["users"], users, run)
+
+
+def _check_delta(previous: RunDir | None, settings: Settings) -> None:
+    """A delta needs last night's artifacts, normalised with tonight's identifier kinds."""
+    if previous is None:
+        raise ConfigError(
+            "a delta input needs the run it applies to", hint="pass --previous RUN_DIR"
+        )
+    if _manifest(previous).get("identifiers") != _identifiers(settings):
+        raise ConfigError(
+            f"{previous.path} was run with other identifier kinds than tonight's",
+            hint="send a full snapshot tonight (drop --delta)",
+        )
 
 
 TOP_REASONS = 3
@@ -257,45 +323,74 @@ def _refuse_no_users(
 
 
 def stage_link(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
-    """Users + devices → links.parquet (+ identifier support)."""
-    from graphfraud.linking.link import build_links
+    """Users + devices → links.parquet (+ identifier support, + the look-alike pairs the next
+    night reuses). On an incremental night, look-alikes are compared only where the changes
+    against the previous run can matter (`linking.incremental`); the links are the same."""
+    from graphfraud.linking.link import PreviousLinks, build_links
 
     registry = run_registry(run)
     with _stage(run, "link", say) as record:
+        before = reusable_previous(run, settings, ("link",), LOOKALIKES_FILE)
         links = build_links(
             run.read(USERS_FILE),
             run.read(DEVICES_FILE),
             settings.link,
             registry=registry,
             progress=say,
+            previous=None
+            if before is None
+            else PreviousLinks(
+                users=before.read(USERS_FILE), lookalikes=before.read(LOOKALIKES_FILE)
+            ),
         )
         run.write(LINKS_FILE, links.links)
         run.write(IDENTIFIERS_FILE, links.support)
+        run.write(LOOKALIKES_FILE, links.lookalikes)
         record.update(links.stats)
+        record["incremental"] = before is not None
 
 
 def stage_rings(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
     """Links → ring membership and ring features (ring scores come from the score stage)."""
     from graphfraud.rings.adopt import adopt_emerging, read_emerging
-    from graphfraud.rings.detect import build_rings
+    from graphfraud.rings.detect import PreviousRings, build_rings
 
     registry = run_registry(run)
     with _stage(run, "rings", say) as record:
-        found = build_rings(run.read(LINKS_FILE), run.read(USERS_FILE), settings.rings, registry)
+        before = reusable_previous(run, settings, ("link", "rings"), COMMUNITIES_FILE)
+        found = build_rings(
+            run.read(LINKS_FILE),
+            run.read(USERS_FILE),
+            settings.rings,
+            registry,
+            previous=None
+            if before is None
+            else PreviousRings(
+                links=before.read(LINKS_FILE), communities=before.read(COMMUNITIES_FILE)
+            ),
+        )
         if settings.rings.emerging is not None:
             found = adopt_emerging(found, read_emerging(settings.rings.emerging))
             record["grew_from_emerging"] = int(found.rings["grew_from"].is_not_null().sum())
         run.write(MEMBERS_FILE, found.members)
         run.write(RINGS_FILE, found.rings)
+        run.write(COMMUNITIES_FILE, found.communities)
+        record["incremental"] = before is not None
         if run.exists(RING_SCORES_FILE):  # scores of an earlier ring partition
             run.file(RING_SCORES_FILE).unlink()
         record.update(found.stats)
 
 
 def stage_score(
-    run: RunDir, settings: Settings, say: Say = _quiet, *, progress: bool = False
+    run: RunDir,
+    settings: Settings,
+    say: Say = _quiet,
+    *,
+    progress: bool = False,
+    retrain: bool | None = None,
 ) -> None:
-    """Features → model (train candidates, pick, register) → user and ring scores."""
+    """Features → model (train candidates, pick, register) → user and ring scores. `retrain`
+    None: train on a full night, score with the promoted model on an incremental one."""
     from graphfraud.model.dataset import build_graph_data
     from graphfraud.model.ego import node_state, save_state
     from graphfraud.model.features import user_features
@@ -331,7 +426,15 @@ def stage_score(
             members,
             relations=registry.link_kinds,
         )
-        result = _model_scores(data, features, settings, progress)
+        # An incremental night scores with the promoted model (no retraining); the retrain
+        # policy decides otherwise once it exists.
+        result = _model_scores(
+            data,
+            features,
+            settings,
+            progress,
+            retrain=previous_run(run) is None if retrain is None else retrain,
+        )
         version = result.version
         record.update({"version": version, "kind": result.kind, "metrics": result.metrics})
     with _stage(run, "scores", say):
@@ -371,13 +474,32 @@ def stage_score(
 
 
 def _model_scores(
-    data: GraphData, features: pl.DataFrame, settings: Settings, progress: bool
+    data: GraphData,
+    features: pl.DataFrame,
+    settings: Settings,
+    progress: bool,
+    *,
+    retrain: bool = True,
 ) -> ModelScores:
     """The model stage (`model/stage.py`): trained, the promoted model's, or the label-free
-    prior's scores; never a crash on valid data."""
-    from graphfraud.model.stage import score_users
+    prior's scores; never a crash on valid data. Without `retrain`, the promoted model scores
+    when there is one that fits tonight's data."""
+    from graphfraud.errors import ModelMismatchError
+    from graphfraud.model.registry import score_with_promoted
+    from graphfraud.model.stage import ModelScores, score_users
     from graphfraud.scoring.scores import prior_scores
 
+    if not retrain:
+        registry = _registry(settings)
+        card = registry.promoted()
+        if card is not None:
+            try:
+                scores, version = score_with_promoted(data, registry, device=settings.model.device)
+            except ModelMismatchError as exc:
+                logger.warning("the promoted model cannot score tonight's data (%s): training", exc)
+            else:
+                why = "incremental night: the promoted model scores, no retraining"
+                return ModelScores(scores, version, "promoted", {"retrain": why}, card.files)
     return score_users(
         data, settings.model, _registry(settings), lambda: prior_scores(features), progress=progress
     )
@@ -420,10 +542,14 @@ def run_pipeline(
     progress: bool = False,
     say: Say | None = None,
     previous: Path | None = None,
+    delta: bool = False,
+    retrain: bool | None = None,
 ) -> RunResult:
     """Run every stage on the input files into the run directory `out` (and publish if
     `settings.graph.uri` is set). `previous` is the last night's complete run to build on; a
-    failed or unfinished one is refused before anything is written."""
+    failed or unfinished one is refused before anything is written. With `delta`, the inputs
+    are a delta against `previous` (`ingest.delta`), else a full snapshot. `retrain`: see
+    `stage_score`."""
     from graphfraud.rundir import open_previous
 
     tell = say or _quiet
@@ -441,10 +567,11 @@ def run_pipeline(
         settings,
         tell,
         previous=before,
+        delta=delta,
     )
     stage_link(run, settings, tell)
     stage_rings(run, settings, tell)
-    stage_score(run, settings, tell, progress=progress)
+    stage_score(run, settings, tell, progress=progress, retrain=retrain)
     if settings.graph.uri:
         # The caller's spinner already names the step; a second live display would fight it.
         stage_publish(run, settings, tell, progress=progress and say is None)

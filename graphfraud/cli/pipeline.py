@@ -201,11 +201,20 @@ def run(
         None,
         "--previous",
         help="last night's complete run directory to build on (a failed one is refused, naming "
-        "the last good run)",
+        "the last good run): only what changed since is compared, clustered and re-scored "
+        "(with the promoted model), to the same links, rings and scores as a full run",
+    ),
+    delta: bool = typer.Option(
+        False,
+        "--delta",
+        help="--users/--devices hold only tonight's changes against --previous: users rows "
+        "with an `op` column (upsert | delete; a delete erases the user everywhere) and new "
+        "device sightings (see README, incremental nights)",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress or summary"),
 ) -> None:
-    """Run the whole batch on one set of input files."""
+    """Run the whole batch on one set of input files (a full snapshot, or with --delta the
+    changes since --previous)."""
     from graphfraud.pipeline import run_pipeline
 
     settings = _settings(registry, graph_uri, seed, device, models, identifier)
@@ -213,7 +222,14 @@ def run(
         settings.rings.emerging = emerging
     with _progress(quiet) as say:
         result = run_pipeline(
-            users, devices, out, settings, progress=not quiet, say=say, previous=previous
+            users,
+            devices,
+            out,
+            settings,
+            progress=not quiet,
+            say=say,
+            previous=previous,
+            delta=delta,
         )
     if not quiet:
         print_summary(result.run_dir)
