@@ -180,7 +180,7 @@ def reusable_previous(
         return None
     theirs, ours = _manifest(before), _public_settings(settings)
     same = theirs.get("identifiers") == _identifiers(settings) and all(
-        theirs.get("settings", {}).get(s) == ours.get(s) for s in sections
+        _section(theirs.get("settings", {}), s) == _section(ours, s) for s in sections
     )
     if not same or not before.exists(needs):
         logger.warning(
@@ -188,6 +188,18 @@ def reusable_previous(
         )
         return None
     return before
+
+
+# Settings that change nightly without changing what a stage computes.
+_NIGHTLY = {"rings": ("emerging",)}
+
+
+def _section(dumped: dict[str, Any], name: str) -> Any:
+    """One section of dumped settings, without its nightly inputs (`_NIGHTLY`)."""
+    section = dumped.get(name)
+    if not isinstance(section, dict):
+        return section
+    return {k: v for k, v in section.items() if k not in _NIGHTLY.get(name, ())}
 
 
 def _identifiers(settings: Settings) -> list[dict[str, Any]]:
@@ -289,9 +301,13 @@ def _check_delta(previous: RunDir | None, settings: Settings) -> None:
         raise ConfigError(
             "a delta input needs the run it applies to", hint="pass --previous RUN_DIR"
         )
-    if _manifest(previous).get("identifiers") != _identifiers(settings):
+    theirs = _manifest(previous)
+    if theirs.get("identifiers") != _identifiers(settings) or _section(
+        theirs.get("settings", {}), "ingest"
+    ) != _section(_public_settings(settings), "ingest"):
         raise ConfigError(
-            f"{previous.path} was run with other identifier kinds than tonight's",
+            f"{previous.path} was run with other identifier kinds or ingest settings than "
+            "tonight's, so its users cannot be merged with tonight's delta",
             hint="send a full snapshot tonight (drop --delta)",
         )
 
@@ -340,7 +356,10 @@ def stage_link(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
             previous=None
             if before is None
             else PreviousLinks(
-                users=before.read(USERS_FILE), lookalikes=before.read(LOOKALIKES_FILE)
+                users=before.read(USERS_FILE),
+                devices=before.read(DEVICES_FILE),
+                links=before.read(LINKS_FILE),
+                lookalikes=before.read(LOOKALIKES_FILE),
             ),
         )
         run.write(LINKS_FILE, links.links)

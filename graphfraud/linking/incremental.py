@@ -26,7 +26,7 @@ import numpy.typing as npt
 import polars as pl
 
 from graphfraud.config import LinkSettings
-from graphfraud.identifiers import IdentifierSpec
+from graphfraud.identifiers import IdentifierSpec, Source
 from graphfraud.linking.blocking import deletion_variants, number_runs
 from graphfraud.linking.keys import MIN_DELETION_LETTERS
 from graphfraud.linking.link import Focus, PreviousLinks, Reuse, handle_frame, user_index
@@ -69,6 +69,40 @@ def lookalike_reuse(
         .select("a", "b", pl.col("similarity").cast(pl.Float32))
     )
     return Reuse(focus=Focus(users=mask, pairs=pairs), similar=similar)
+
+
+def exact_reuse(
+    indexed: pl.DataFrame, source: pl.DataFrame, previous: PreviousLinks, spec: IdentifierSpec
+) -> tuple[npt.NDArray[np.bool_], pl.DataFrame]:
+    """(the focus, last night's links to keep) for one exact kind.
+
+    A value whose holders changed (someone gained, lost or erased it) has a new support and new
+    pairs: all of its holders today are in focus and are linked again against everyone. A pair
+    with neither end in focus shares only values held exactly as last night, so its link (or its
+    absence) is last night's. `indexed`: today's users (`link.user_index`); `source`: them or
+    their sightings, whichever holds the kind."""
+    column = spec.value_column
+    before = previous.users if spec.source == Source.USERS else previous.devices
+    today = source.select("user_id", pl.col(column).alias("value")).drop_nulls().unique()
+    yesterday = before.select("user_id", pl.col(column).alias("value")).drop_nulls().unique()
+    changed = pl.concat(
+        [
+            today.join(yesterday, on=["user_id", "value"], how="anti"),
+            yesterday.join(today, on=["user_id", "value"], how="anti"),
+        ]
+    ).select("value")
+    focus = today.join(changed, on="value", how="semi").select("user_id").unique()
+    mask = np.zeros(indexed.height, dtype=np.bool_)
+    mask[indexed.join(focus, on="user_id")["uid"].to_numpy()] = True
+    present = indexed.select("user_id")
+    kept = (
+        previous.links.filter(pl.col("kind") == spec.name)
+        .join(focus.rename({"user_id": "user_a"}), on="user_a", how="anti")
+        .join(focus.rename({"user_id": "user_b"}), on="user_b", how="anti")
+        .join(present.rename({"user_id": "user_a"}), on="user_a", how="semi")
+        .join(present.rename({"user_id": "user_b"}), on="user_b", how="semi")
+    )
+    return mask, kept
 
 
 def _block_keys() -> dict[str, pl.Expr]:

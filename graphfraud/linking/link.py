@@ -104,6 +104,8 @@ class PreviousLinks:
     """The previous night's artifacts an incremental link stage compares and reuses."""
 
     users: pl.DataFrame  # its users artifact
+    devices: pl.DataFrame  # its devices artifact
+    links: pl.DataFrame  # its LINKS_FILE
     lookalikes: pl.DataFrame  # its LOOKALIKES_FILE
 
 
@@ -113,9 +115,9 @@ def user_index(users: pl.DataFrame) -> pl.DataFrame:
 
 
 def _exact_links(
-    holders: pl.DataFrame, kind: str, max_share: int
+    holders: pl.DataFrame, kind: str, max_share: int, focus: npt.NDArray[np.bool_] | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    pairs, support = shared_value_groups(holders, max_share)
+    pairs, support = shared_value_groups(holders, max_share, focus)
     links = pairs.select(
         "a",
         "b",
@@ -443,8 +445,9 @@ def build_links(
     previous: PreviousLinks | None = None,
 ) -> Links:
     """All links between users, with evidence, for every kind of `registry`. Deterministic for a
-    given input. With `previous`, look-alike handles are compared only where today's changes
-    can make a difference (`linking.incremental`); the links are the same either way."""
+    given input. With `previous`, only the pairs today's changes can make a difference to are
+    linked again and the rest of last night's links are kept (`linking.incremental`); the
+    links are the same either way."""
     say = progress or (lambda _msg: None)
     indexed = user_index(users)
     uid_of = indexed.select("uid", "user_id")
@@ -453,13 +456,22 @@ def build_links(
     parts: list[pl.DataFrame] = []
     supports: list[pl.DataFrame] = []
     similar: list[pl.DataFrame] = []
+    reused: list[pl.DataFrame] = []  # last night's final links no change can touch
     for spec in registry.kinds:
         kind = spec.name
         source = indexed if spec.source == Source.USERS else sightings
         holders = source.select("uid", pl.col(spec.value_column).alias("value"))
         t0 = time.perf_counter()
         say(f"linking shared {kind}s")
-        links, support = _exact_links(holders, kind, settings.max_share)
+        focus = None
+        if previous is not None:
+            from graphfraud.linking.incremental import exact_reuse
+
+            focus, kept = exact_reuse(indexed, source, previous, spec)
+            reused.append(kept)
+            stats[f"{kind}_focus_users"] = int(focus.sum())
+            stats[f"{kind}_reused_links"] = kept.height
+        links, support = _exact_links(holders, kind, settings.max_share, focus)
         parts.append(links)
         supports.append(support)
         stats[f"{kind}_links"] = links.height
@@ -506,6 +518,10 @@ def build_links(
             .sort(["user_a", "user_b", "kind"])
         )
     out = conform_frame(all_links, LINKS_SCHEMA)
+    if reused:
+        out = pl.concat([out, *(conform_frame(r, LINKS_SCHEMA) for r in reused)]).sort(
+            ["user_a", "user_b", "kind"]
+        )
     support_all = pl.concat(supports) if supports else pl.DataFrame()
     stats["links"] = out.height
     return Links(

@@ -163,6 +163,9 @@ def leiden_communities(pairs: pl.DataFrame, settings: RingSettings) -> pl.DataFr
     try:
         for start, size, e0, e1 in zip(starts, sizes, edge_starts, edge_ends, strict=True):
             vertices = order[start : start + size]
+            if size == 2:  # half the components: one pair, together iff it beats the resolution
+                label[vertices] = vertices[0] if weight[e0] > settings.resolution else vertices
+                continue
             rng.seed(settings.seed)
             sub = ig.Graph(n=int(size), edges=np.column_stack([la[e0:e1], lb[e0:e1]]).tolist())
             clusters = sub.community_leiden(

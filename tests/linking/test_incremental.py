@@ -41,7 +41,9 @@ def test_incremental_links_equal_a_full_run_both_ways(seed: int, settings: LinkS
             after.users,
             after.devices,
             settings,
-            previous=PreviousLinks(before.users, full_before.lookalikes),
+            previous=PreviousLinks(
+                before.users, before.devices, full_before.links, full_before.lookalikes
+            ),
         )
         assert full.links.height > 500
         assert incremental.links.equals(full.links)
@@ -51,6 +53,9 @@ def test_incremental_links_equal_a_full_run_both_ways(seed: int, settings: LinkS
         focus = incremental.stats["email_similar_focus_users"]
         assert 0 < focus < after.users.height // 2
         assert incremental.stats["email_similar_reused_pairs"] > 0
+        for kind in ("email", "device", "ip"):
+            assert 0 < incremental.stats[f"{kind}_focus_users"] < after.users.height
+        assert sum(v for k, v in incremental.stats.items() if k.endswith("_reused_links")) > 100
         assert (
             incremental.stats["email_similar_candidates"] < full.stats["email_similar_candidates"]
         )

@@ -59,3 +59,21 @@ def test_incremental_communities_equal_a_full_run() -> None:
     assert kept.sort("user_id").equals(full.sort("user_id"))
     assert 0 < stats["components_recomputed"] < stats["components"]
     assert stats["users_recomputed"] < full.height
+
+
+def test_a_lone_pair_is_what_leiden_makes_of_it() -> None:
+    """Two-user components skip igraph: together exactly when Leiden would put them together."""
+    import igraph as ig
+
+    settings = RingSettings()
+    for strength in (0.1, 0.15, 0.199, 0.201, 0.25, 0.5, 0.9):
+        pair = _pairs([("x", "y", strength)])
+        ours = leiden_communities(pair, settings)
+        graph = ig.Graph(n=2, edges=[(0, 1)])
+        theirs = graph.community_leiden(
+            objective_function="CPM",
+            weights=[float(pair["strength"][0])],
+            resolution=settings.resolution,
+            n_iterations=settings.iterations,
+        ).membership
+        assert (ours["community"].n_unique() == 1) == (theirs[0] == theirs[1]), strength
