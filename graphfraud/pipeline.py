@@ -275,7 +275,10 @@ def stage_ingest(
             ).ingested
         else:
             ingested = ingest(users_raw, devices_raw, settings.ingest, registry=registry)
-        run.write(USERS_FILE, ingested.users)  # `ingest` returns USERS/DEVICES_SCHEMA frames
+        # `ingest` returns USERS/DEVICES_SCHEMA frames. Users in id order whatever the input's
+        # (or a delta's) order: the model's node order, so a GNN's sums add up in the same order
+        # on a full night and an incremental one.
+        run.write(USERS_FILE, ingested.users.sort("user_id"))
         run.write(DEVICES_FILE, ingested.devices)
         for role, rows in ingested.quarantine.items():
             run.write(f"{QUARANTINE_DIR}/{role}.parquet", rows)
