@@ -14,7 +14,7 @@
    handset, all behind the farm's own datacenter IPs), yet an IP used by nobody else is the
    operation's own infrastructure.
 5. Ring ids are stable: a hash of the ring's smallest member id, so re-running on the same input
-   (or a grown one where the ring keeps its anchor) gives the same id (`assign_ring_ids`).
+   (or a grown one where the ring keeps its anchor) gives the same id (`anchor_ring_ids`).
 
 Deterministic for a given input and seed: Leiden runs on each connected component alone, its
 vertices numbered in user_id order and igraph's RNG seeded afresh, so an incremental night
@@ -300,7 +300,7 @@ def incremental_communities(
     return pl.concat([kept.select(fresh.columns), fresh]), stats
 
 
-def assign_ring_ids(membership: pl.DataFrame) -> pl.DataFrame:
+def anchor_ring_ids(membership: pl.DataFrame) -> pl.DataFrame:
     """`user_id, ring_id` from `user_id, community` (one community, one ring): the one place
     ring ids are made."""
     anchors = (
@@ -344,7 +344,7 @@ def find_rings(
     numbered = communities.with_columns(pl.col("community").rank("dense").cast(pl.Int64))
     membership = merge_on_dedicated_ips(numbered, links, settings)
     sized = membership.filter(pl.len().over("community") >= settings.min_size)
-    members = assign_ring_ids(sized)
+    members = anchor_ring_ids(sized)
     return Detected(members=members, communities=communities.sort("user_id"), stats=stats)
 
 
