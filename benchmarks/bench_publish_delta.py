@@ -61,13 +61,14 @@ def make_nights(n_users: int, seed: int, root: Path, shares: tuple[float, float,
     t0 = time.perf_counter()
     split = two_nights(
         generate_population(n_users, seed),
+        seed,
         new_share=shares[0],
         changed_share=shares[1],
         deleted_share=shares[2],
     )
     print(
         f"population: {n_users:,} users (seed {seed}); day 2: {len(split.new):,} new, "
-        f"{len(split.changed):,} with a new phone, {len(split.deleted):,} erased "
+        f"{len(split.changed):,} with a changed identifier, {len(split.deleted):,} erased "
         f"({time.perf_counter() - t0:.1f}s)"
     )
     settings = load_settings()

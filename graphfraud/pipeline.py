@@ -33,15 +33,17 @@ import polars as pl
 
 from graphfraud import __version__
 from graphfraud.config import Settings
-from graphfraud.errors import ArtifactError, GraphFraudError, InputDataError
+from graphfraud.errors import ArtifactError, ConfigError, GraphFraudError, InputDataError
 from graphfraud.identifiers import IdentifierRegistry, registry_from_manifest
 from graphfraud.rundir import RunDir
 from graphfraud.schema import (
     CALIBRATION_FILE,
+    COMMUNITIES_FILE,
     DEVICES_FILE,
     FEATURES_FILE,
     IDENTIFIERS_FILE,
     LINKS_FILE,
+    LOOKALIKES_FILE,
     MANIFEST_FILE,
     MEMBERS_FILE,
     ONLINE_DIR,
@@ -212,6 +214,43 @@ def previous_run(run: RunDir) -> RunDir | None:
     return RunDir(previous["path"]) if isinstance(previous, dict) else None
 
 
+def reusable_previous(
+    run: RunDir, settings: Settings, sections: tuple[str, ...], needs: str
+) -> RunDir | None:
+    """The previous run, when tonight may reuse its work: it ran with the same identifier kinds
+    and the same `sections` of settings, and holds the artifact `needs`. Otherwise None (the
+    stage recomputes everything; the manifest says why)."""
+    before = previous_run(run)
+    if before is None:
+        return None
+    theirs, ours = _manifest(before), _public_settings(settings)
+    same = theirs.get("identifiers") == _identifiers(settings) and all(
+        _section(theirs.get("settings", {}), s) == _section(ours, s) for s in sections
+    )
+    if not same or not before.exists(needs):
+        logger.warning(
+            "not reusing %s: %s", before.path, "other settings" if not same else f"no {needs}"
+        )
+        return None
+    return before
+
+
+# Settings that change nightly without changing what a stage computes.
+_NIGHTLY = {"rings": ("emerging",)}
+
+
+def _section(dumped: dict[str, Any], name: str) -> Any:
+    """One section of dumped settings, without its nightly inputs (`_NIGHTLY`)."""
+    section = dumped.get(name)
+    if not isinstance(section, dict):
+        return section
+    return {k: v for k, v in section.items() if k not in _NIGHTLY.get(name, ())}
+
+
+def _identifiers(settings: Settings) -> list[dict[str, Any]]:
+    return [d.model_dump(mode="json", exclude_none=True) for d in settings.identifiers]
+
+
 def stage_ingest(
     run: RunDir,
     users: Path,
@@ -220,13 +259,17 @@ def stage_ingest(
     say: Say = _quiet,
     *,
     previous: RunDir | None = None,
+    delta: bool = False,
 ) -> None:
     """Read, validate, quarantine and normalise the inputs; starts a fresh manifest (which
-    records `previous`, already checked by `open_previous`)."""
+    records `previous`, already checked by `open_previous`). With `delta`, the inputs are a
+    delta (`ingest.delta`) applied to `previous`'s users and devices."""
     from graphfraud.ingest.read import read_table
     from graphfraud.ingest.validate import ingest
 
     registry = settings.identifier_registry()
+    if delta:
+        _check_delta(previous, settings)
     run.ensure()
     inputs = {"users": fingerprint(users)}
     if devices is not None:
@@ -243,7 +286,8 @@ def stage_ingest(
             "python": platform.python_version(),
             "inputs": inputs,
             "settings": _public_settings(settings),
-            "identifiers": [d.model_dump(exclude_none=True) for d in settings.identifiers],
+            "identifiers": _identifiers(settings),
+            "input_kind": "delta" if delta else "snapshot",
             **(
                 {}
                 if previous is None
@@ -257,14 +301,33 @@ def stage_ingest(
         },
     )
     with _stage(run, "ingest", say) as record:
-        users_raw = read_table(users, role="users", optional=user_columns_optional(registry))
+        optional = user_columns_optional(registry)
+        if delta:
+            from graphfraud.ingest.delta import OP_COLUMN, ingest_delta
+
+            optional = (*optional, OP_COLUMN)
+        users_raw = read_table(users, role="users", optional=optional)
         devices_raw = read_table(devices, role="devices") if devices is not None else None
-        ingested = ingest(users_raw, devices_raw, settings.ingest, registry=registry)
+        if delta:
+            assert previous is not None  # _check_delta
+            ingested = ingest_delta(
+                users_raw,
+                devices_raw,
+                settings.ingest,
+                previous_users=previous.read(USERS_FILE),
+                previous_devices=previous.read(DEVICES_FILE),
+                registry=registry,
+            ).ingested
+        else:
+            ingested = ingest(users_raw, devices_raw, settings.ingest, registry=registry)
         accepted = ingested.users
         verdicts = settings.verdicts.target()
         if verdicts is not None:
             accepted, record["verdicts"] = _with_verdicts(accepted, verdicts, say)
-        run.write(USERS_FILE, accepted)  # `ingest` returns USERS/DEVICES_SCHEMA frames
+        # `ingest` returns USERS/DEVICES_SCHEMA frames. Users in id order whatever the input's
+        # (or a delta's) order: the model's node order, so a GNN's sums add up in the same order
+        # on a full night and an incremental one.
+        run.write(USERS_FILE, accepted.sort("user_id"))
         run.write(DEVICES_FILE, ingested.devices)
         for role, rows in ingested.quarantine.items():
             run.write(f"{QUARANTINE_DIR}/{role}.parquet", rows)
@@ -278,7 +341,29 @@ def stage_ingest(
         if "verdicts" in record:
             manifest["verdicts"] = record["verdicts"]
         run.write_json(MANIFEST_FILE, manifest)
-        _refuse_no_users(ingested.quarantine["users"], counts["users"], users, run)
+        if delta and ingested.users.is_empty():
+            raise InputDataError(
+                "the delta leaves no user (every one was deleted)", file=str(users)
+            )
+        if not delta:
+            _refuse_no_users(ingested.quarantine["users"], counts["users"], users, run)
+
+
+def _check_delta(previous: RunDir | None, settings: Settings) -> None:
+    """A delta needs last night's artifacts, normalised with tonight's identifier kinds."""
+    if previous is None:
+        raise ConfigError(
+            "a delta input needs the run it applies to", hint="pass --previous RUN_DIR"
+        )
+    theirs = _manifest(previous)
+    if theirs.get("identifiers") != _identifiers(settings) or _section(
+        theirs.get("settings", {}), "ingest"
+    ) != _section(_public_settings(settings), "ingest"):
+        raise ConfigError(
+            f"{previous.path} was run with other identifier kinds or ingest settings than "
+            "tonight's, so its users cannot be merged with tonight's delta",
+            hint="send a full snapshot tonight (drop --delta)",
+        )
 
 
 TOP_REASONS = 3
@@ -329,34 +414,60 @@ def _refuse_no_users(
 
 
 def stage_link(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
-    """Users + devices → links.parquet (+ identifier support)."""
-    from graphfraud.linking.link import build_links
+    """Users + devices → links.parquet (+ identifier support, + the look-alike pairs the next
+    night reuses). On an incremental night, look-alikes are compared only where the changes
+    against the previous run can matter (`linking.incremental`); the links are the same."""
+    from graphfraud.linking.link import PreviousLinks, build_links
 
     registry = run_registry(run)
     with _stage(run, "link", say) as record:
+        before = reusable_previous(run, settings, ("link",), LOOKALIKES_FILE)
         links = build_links(
             run.read(USERS_FILE),
             run.read(DEVICES_FILE),
             settings.link,
             registry=registry,
             progress=say,
+            previous=None
+            if before is None
+            else PreviousLinks(
+                users=before.read(USERS_FILE),
+                devices=before.read(DEVICES_FILE),
+                links=before.read(LINKS_FILE),
+                lookalikes=before.read(LOOKALIKES_FILE),
+            ),
         )
         run.write(LINKS_FILE, links.links)
         run.write(IDENTIFIERS_FILE, links.support)
+        run.write(LOOKALIKES_FILE, links.lookalikes)
         record.update(links.stats)
+        record["incremental"] = before is not None
 
 
 def stage_rings(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
     """Links → ring membership and ring features (ring scores come from the score stage), with
     ids kept from the previous run's rings and the night's ring events (`rings.lineage`)."""
     from graphfraud.rings.adopt import adopt_emerging, read_emerging
-    from graphfraud.rings.detect import build_rings
+    from graphfraud.rings.detect import PreviousRings, build_rings
     from graphfraud.rings.lineage import assign_ring_ids, read_ledger
 
     registry = run_registry(run)
-    before = previous_run(run)
+    before = previous_run(run)  # ring ids carry over from it, whatever changed
     with _stage(run, "rings", say) as record:
-        found = build_rings(run.read(LINKS_FILE), run.read(USERS_FILE), settings.rings, registry)
+        # Its communities are reused only where tonight's settings would make the same ones.
+        reusable = reusable_previous(run, settings, ("link", "rings"), COMMUNITIES_FILE)
+        found = build_rings(
+            run.read(LINKS_FILE),
+            run.read(USERS_FILE),
+            settings.rings,
+            registry,
+            previous=None
+            if reusable is None
+            else PreviousRings(
+                links=reusable.read(LINKS_FILE), communities=reusable.read(COMMUNITIES_FILE)
+            ),
+        )
+        run.write(COMMUNITIES_FILE, found.communities)  # before ids: lineage renames rings only
         if settings.rings.emerging is not None:
             found = adopt_emerging(found, read_emerging(settings.rings.emerging))
             record["grew_from_emerging"] = int(found.rings["grew_from"].is_not_null().sum())
@@ -374,6 +485,7 @@ def stage_rings(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
         run.write(RING_HISTORY_FILE, lineage.history)
         run.write(RING_IDS_FILE, lineage.issued)
         record["ring_events"] = lineage.stats
+        record["incremental"] = reusable is not None
         if run.exists(RING_SCORES_FILE):  # scores of an earlier ring partition
             run.file(RING_SCORES_FILE).unlink()
         record.update(found.stats)
@@ -393,9 +505,15 @@ def _run_stamp(run: RunDir) -> tuple[str, datetime]:
 
 
 def stage_score(
-    run: RunDir, settings: Settings, say: Say = _quiet, *, progress: bool = False
+    run: RunDir,
+    settings: Settings,
+    say: Say = _quiet,
+    *,
+    progress: bool = False,
 ) -> None:
-    """Features → model (train candidates, pick, register) → user and ring scores."""
+    """Features → model (train candidates, pick, register) → user and ring scores; whether to
+    train is the retrain policy's (`model.retrain`: an incremental night wants `auto` or
+    `never`)."""
     from graphfraud.model.dataset import build_graph_data
     from graphfraud.model.ego import node_state, save_state
     from graphfraud.model.features import user_features
@@ -776,10 +894,12 @@ def run_pipeline(
     progress: bool = False,
     say: Say | None = None,
     previous: Path | None = None,
+    delta: bool = False,
 ) -> RunResult:
     """Run every stage on the input files into the run directory `out` (and publish if
     `settings.graph.uri` is set). `previous` is the last night's complete run to build on; a
-    failed or unfinished one is refused before anything is written."""
+    failed or unfinished one is refused before anything is written. With `delta`, the inputs
+    are a delta against `previous` (`ingest.delta`), else a full snapshot."""
     from graphfraud.rundir import open_previous
     from graphfraud.schedule.runs import hold_run
 
@@ -799,6 +919,7 @@ def run_pipeline(
             settings,
             tell,
             previous=before,
+            delta=delta,
         )
         stage_link(run, settings, tell)
         stage_rings(run, settings, tell)

@@ -29,6 +29,9 @@ DEVICE_COLUMNS_OPTIONAL = ("ip", "seen_at")
 USERS_FILE = "users.parquet"  # accepted, normalised users
 DEVICES_FILE = "devices.parquet"  # accepted, normalised device sightings
 LINKS_FILE = "links.parquet"
+# user_a, user_b, kind, similarity: every look-alike pair at or above the similarity threshold,
+# before the weight filter — what the next (incremental) night reuses instead of comparing again
+LOOKALIKES_FILE = "lookalikes.parquet"
 IDENTIFIERS_FILE = "identifiers.parquet"  # kind, value, support: how many users hold each value
 RINGS_FILE = "rings.parquet"  # ring features, written once by the rings stage
 RING_SCORES_FILE = "ring_scores.parquet"  # ring_id, ring_score, suspected_ring: score stage
@@ -37,6 +40,9 @@ RING_EVENTS_FILE = "ring_events.parquet"  # this run's ring events (`rings.linea
 RING_HISTORY_FILE = "ring_history.parquet"  # every ring event so far, carried run to run
 RING_IDS_FILE = "ring_ids.parquet"  # every ring id ever issued, carried run to run
 REPORT_FILE = "report.html"  # the run report (`graphfraud.report`)
+# user_id, community: Leiden's communities before the dedicated-IP merge, kept by the next night
+# for the components its changes do not touch
+COMMUNITIES_FILE = "communities.parquet"
 FEATURES_FILE = "features.parquet"
 SCORES_FILE = "scores.parquet"
 MANIFEST_FILE = "manifest.json"

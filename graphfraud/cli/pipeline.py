@@ -496,6 +496,13 @@ def run(
         show_default="none: a full night",
         help=PREVIOUS_HELP,
     ),
+    delta: bool = typer.Option(
+        False,
+        "--delta",
+        help="--users/--devices hold only tonight's changes against --previous: users rows "
+        "with an `op` column (upsert | delete; a delete erases the user everywhere) and new "
+        "device sightings (see docs/incremental.md)",
+    ),
     verdicts: str | None = typer.Option(
         None,
         "--verdicts",
@@ -518,7 +525,8 @@ def run(
     ),
     fail_on_drift: bool = typer.Option(False, "--fail-on-drift", help=FAIL_ON_DRIFT_HELP),
 ) -> None:
-    """Run the whole batch on one set of input files."""
+    """Run the whole batch on one set of input files (a full snapshot, or with --delta the
+    changes since --previous)."""
     from pydantic import SecretStr
 
     from graphfraud.pipeline import run_pipeline
@@ -535,7 +543,14 @@ def run(
     base = resolve_previous(previous)
     with _progress(quiet, out) as say:
         result = run_pipeline(
-            users, devices, out, settings, progress=not quiet, say=say, previous=base
+            users,
+            devices,
+            out,
+            settings,
+            progress=not quiet,
+            say=say,
+            previous=base,
+            delta=delta,
         )
     if not quiet:
         print_summary(result.run_dir)

@@ -366,6 +366,7 @@ def ingest(
     users_file: str | None = None,
     devices_file: str | None = None,
     registry: IdentifierRegistry = BUILTIN,
+    known_users: pl.Series | None = None,
 ) -> Ingested:
     """Validate, quarantine and normalise users (and device sightings, when given).
 
@@ -373,7 +374,8 @@ def ingest(
     `devices_file` name it in errors). Raises `InputDataError` (naming the file and column) when a
     required column is missing; every other problem is a quarantined row, never an exception.
     `registry` names the identifier columns a users file may hold (built-in kinds plus declared
-    ones).
+    ones). `known_users`: ids a device sighting may name besides the accepted users (a delta's
+    sightings of users it does not carry, `ingest.delta`).
     """
     users_in = _as_table(users, users_file or ROLE_USERS)
     _check_columns(users_in.rows, USER_COLUMNS_REQUIRED, users_in.file)
@@ -390,7 +392,9 @@ def ingest(
         _check_columns(devices_in.rows, DEVICE_COLUMNS_REQUIRED, devices_in.file)
         checked_devices = _check_devices(
             _prepare(devices_in, DEVICE_COLUMNS_OPTIONAL),
-            users_out.get_column("user_id"),
+            users_out.get_column("user_id")
+            if known_users is None
+            else pl.concat([users_out.get_column("user_id"), known_users.cast(pl.String)]),
             settings,
         )
         accepted_devices = checked_devices.filter(pl.col(f"{_P}reason").is_null())

@@ -24,6 +24,7 @@ deduplicated):
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from graphfraud.linking.keys import MIN_DELETION_LETTERS
@@ -81,27 +82,37 @@ def pairs_within_blocks(keys: pl.DataFrame, max_block: int, key: str = "key") ->
     return unpack_pair_keys(_block_pair_keys(keyed, max_block, [key]))
 
 
-def shared_value_groups(holders: pl.DataFrame, max_share: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+def shared_value_groups(
+    holders: pl.DataFrame, max_share: int, focus: npt.NDArray[np.bool_] | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Pairs of users holding the same canonical value, and the support of every value.
 
     `holders`: columns `uid`, `value`. Returns (pairs with `a, b, value, support`, `value,
     support` for all values — those above `max_share` are the hubs, never paired). Support
-    counts distinct users, so one user seen twice on a device is one.
+    counts distinct users, so one user seen twice on a device is one. With `focus` (a mask over
+    uids), only the pairs with a focused end (support still counts everyone).
     """
     held = holders.select("uid", "value").drop_nulls().unique()
     support = held.group_by("value").agg(pl.len().cast(pl.Int32).alias("support"))
     shared = support.filter((pl.col("support") >= 2) & (pl.col("support") <= max_share))
     held = held.join(shared, on="value", how="inner")
+    if focus is None:
+        left, keep = held, pl.col("uid") < pl.col("uid_b")
+    else:
+        left = held.filter(pl.Series(focus[held["uid"].to_numpy()]))
+        keep = pl.col("uid") != pl.col("uid_b")
     pairs = (
-        held.join(held.select("uid", "value"), on="value", suffix="_b")
-        .filter(pl.col("uid") < pl.col("uid_b"))
+        left.join(held.select("uid", "value"), on="value", suffix="_b")
+        .filter(keep)
         .select(
-            pl.col("uid").cast(pl.UInt32).alias("a"),
-            pl.col("uid_b").cast(pl.UInt32).alias("b"),
+            pl.min_horizontal("uid", "uid_b").cast(pl.UInt32).alias("a"),
+            pl.max_horizontal("uid", "uid_b").cast(pl.UInt32).alias("b"),
             "value",
             "support",
         )
     )
+    if focus is not None:
+        pairs = pairs.unique(["a", "b", "value"])  # a pair with two focused ends came twice
     return pairs, support
 
 
@@ -135,7 +146,7 @@ def _sorted_neighbour_keys(
     ordered = (
         frame.select("uid", pl.col(group).alias("grp"), sort_key.alias("sk"))
         .drop_nulls()
-        .sort("grp", "sk")
+        .sort("grp", "sk", "uid")  # ties (one shared handle) in uid order: the same every night
     )
     uid = ordered["uid"].cast(pl.UInt64).to_numpy()
     grp = ordered["grp"].rle_id().to_numpy()  # sorted, so one run per group

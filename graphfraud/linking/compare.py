@@ -166,7 +166,14 @@ def could_reach(
 
 
 def block_similar_pairs(
-    frame: pl.DataFrame, *, key: str, text: str, min_size: int, max_size: int, threshold: float
+    frame: pl.DataFrame,
+    *,
+    key: str,
+    text: str,
+    min_size: int,
+    max_size: int,
+    threshold: float,
+    focus: npt.NDArray[np.bool_] | None = None,
 ) -> pl.DataFrame:
     """Similar pairs inside the blocks too big to enumerate as pairs, scored all-against-all.
 
@@ -174,20 +181,35 @@ def block_similar_pairs(
     `cdist` with a score cutoff compares every pair in C at ~100 M pairs/s and only the pairs at or
     above `threshold` come back: cheaper than materialising n²/2 candidate rows. A Python loop
     runs over these blocks, not over pairs (there are few: names are Zipf-distributed).
-    Returns `a, b, similarity` with `a < b`.
+    Returns `a, b, similarity` with `a < b`. With `focus` (a mask over uids), only the focused
+    rows of a block are compared with the whole block (the same scores, focused × all).
     """
     sizes = (
         frame.group_by(key).len().filter((pl.col("len") > min_size) & (pl.col("len") <= max_size))
     )
     rows = frame.select("uid", key, text).join(sizes.select(key), on=key, how="semi")
+    if focus is not None:
+        rows = (
+            rows.with_columns(pl.Series("_focus", focus[rows["uid"].to_numpy()]))
+            .filter(pl.col("_focus").any().over(key))
+            .drop("_focus")
+        )
     parts: list[pl.DataFrame] = []
     for _, block in rows.group_by(key):
         uids = block["uid"].to_numpy()
         texts = block[text].to_list()
-        m = similarity_matrix(texts, texts, score_cutoff=threshold)
-        i, j = np.nonzero(np.triu(m >= threshold, k=1))
-        if i.size:
+        if focus is None:
+            m = similarity_matrix(texts, texts, score_cutoff=threshold)
+            i, j = np.nonzero(np.triu(m >= threshold, k=1))
             ua, ub = uids[i], uids[j]
+        else:
+            mine = np.flatnonzero(focus[uids])
+            m = similarity_matrix([texts[k] for k in mine], texts, score_cutoff=threshold)
+            i, j = np.nonzero(m >= threshold)
+            ua, ub = uids[mine[i]], uids[j]
+            keep = (ua != ub) & ~(focus[ub] & (ub < ua))  # each focused pair once
+            i, j, ua, ub = i[keep], j[keep], ua[keep], ub[keep]
+        if i.size:
             parts.append(
                 pl.DataFrame(
                     {

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from graphfraud.config import LinkSettings
@@ -25,11 +26,13 @@ from graphfraud.linking.blocking import (
     handle_run_pairs,
     number_candidate_pairs,
     shared_value_groups,
+    unpack_pair_keys,
 )
 from graphfraud.linking.compare import (
     block_similar_pairs,
     number_gap_similarity,
     score_candidates,
+    string_similarity,
     window_support,
 )
 from graphfraud.linking.keys import handle_stem_expr, local_stem_expr
@@ -53,11 +56,57 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Links:
-    """The link artifact plus what the feature stage needs to know about identifiers."""
+    """The link artifact plus what the feature stage needs to know about identifiers, and the
+    similar handle pairs an incremental night reuses."""
 
     links: pl.DataFrame  # LINKS_SCHEMA
     support: pl.DataFrame  # kind, value, support — every identifier value, hubs included
     stats: dict[str, int] = field(default_factory=dict)
+    # user_a, user_b, kind, similarity: every look-alike pair at or above the similarity
+    # threshold, before the weight filter (LOOKALIKES_FILE)
+    lookalikes: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+
+@dataclass(frozen=True)
+class Focus:
+    """The pairs an incremental night compares again (`linking.incremental`): every pair with
+    an end in `users`, plus the few listed in `pairs`."""
+
+    users: npt.NDArray[np.bool_]  # a mask over today's uids
+    pairs: npt.NDArray[np.uint64]  # sorted packed keys (`blocking.pair_key_expr`), today's uids
+
+    def touches(self, frame: pl.DataFrame) -> npt.NDArray[np.bool_]:
+        """Per row of `frame` (`a, b`): is the pair in focus?"""
+        a, b = frame["a"].to_numpy(), frame["b"].to_numpy()
+        hit = self.users[a] | self.users[b]
+        if len(self.pairs):
+            keys = np.minimum(a, b).astype(np.uint64) << np.uint64(32) | np.maximum(a, b)
+            at = np.minimum(np.searchsorted(self.pairs, keys), len(self.pairs) - 1)
+            hit |= self.pairs[at] == keys
+        return np.asarray(hit)
+
+    def select(self, frame: pl.DataFrame, *, inside: bool = True) -> pl.DataFrame:
+        """The rows of `frame` in focus (or, with `inside=False`, the others)."""
+        hit = self.touches(frame)
+        return frame.filter(pl.Series(hit if inside else ~hit))
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """What an incremental night reuses for one look-alike kind (`linking.incremental`)."""
+
+    focus: Focus  # the pairs to compare again
+    similar: pl.DataFrame  # a, b (today's uids), similarity: last night's pairs, both ends here
+
+
+@dataclass(frozen=True)
+class PreviousLinks:
+    """The previous night's artifacts an incremental link stage compares and reuses."""
+
+    users: pl.DataFrame  # its users artifact
+    devices: pl.DataFrame  # its devices artifact
+    links: pl.DataFrame  # its LINKS_FILE
+    lookalikes: pl.DataFrame  # its LOOKALIKES_FILE
 
 
 def user_index(users: pl.DataFrame) -> pl.DataFrame:
@@ -66,9 +115,9 @@ def user_index(users: pl.DataFrame) -> pl.DataFrame:
 
 
 def _exact_links(
-    holders: pl.DataFrame, kind: str, max_share: int
+    holders: pl.DataFrame, kind: str, max_share: int, focus: npt.NDArray[np.bool_] | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    pairs, support = shared_value_groups(holders, max_share)
+    pairs, support = shared_value_groups(holders, max_share, focus)
     links = pairs.select(
         "a",
         "b",
@@ -81,17 +130,23 @@ def _exact_links(
     return links, support.select(pl.lit(kind).alias("kind"), "value", "support")
 
 
-def similar_handle_pairs(emails: pl.DataFrame, settings: LinkSettings) -> tuple[pl.DataFrame, int]:
+def similar_handle_pairs(
+    emails: pl.DataFrame, settings: LinkSettings, focus: Focus | None = None
+) -> tuple[pl.DataFrame, int]:
     """`a, b, similarity` for every blocked handle pair at or above the threshold, and how many
     comparisons it took. Small blocks are enumerated as candidate pairs; the namesake crowds
     (more than `max_block` users on one stem) are scored all-against-all with `cdist`.
 
-    `emails`: `uid, local, domain, stem, local_stem, num`.
+    `emails`: `uid, local, domain, stem, local_stem, num`. With `focus`, only the pairs in focus
+    are compared (`linking.incremental`): the blocks are still formed over everyone, so those
+    pairs are exactly the full pass's.
     """
     threshold = settings.email_similarity
     candidates = handle_candidate_pairs(
         emails, window=settings.window, max_block=settings.max_block
     )
+    if focus is not None:
+        candidates = focus.select(candidates)
     scored = score_candidates(
         candidates, emails.select("uid", pl.col("local").alias("text")), threshold
     )
@@ -102,10 +157,15 @@ def similar_handle_pairs(emails: pl.DataFrame, settings: LinkSettings) -> tuple[
         min_size=settings.max_block,
         max_size=settings.max_crowd,
         threshold=threshold,
+        focus=None if focus is None else focus.users,
     )
     stem_sizes = emails.group_by("stem").len()["len"].cast(pl.Int64)
     crowd_cells = int((stem_sizes.filter(stem_sizes > settings.max_block) ** 2).sum())
     runs = handle_run_pairs(emails, max_gap=SUFFIX_RUN_GAP, max_block=settings.max_block)
+    if focus is not None:
+        runs = focus.select(runs)
+        crowds = pl.concat([crowds, _crowd_pairs_in(focus.pairs, emails, settings)])
+        crowd_cells = crowds.height
     in_runs = runs.select(
         "a",
         "b",
@@ -117,19 +177,37 @@ def similar_handle_pairs(emails: pl.DataFrame, settings: LinkSettings) -> tuple[
     return both, candidates.height + crowd_cells
 
 
-def _lookalike_links(
-    users: pl.DataFrame,
-    spec: IdentifierSpec,
-    kind: str,
-    settings: LinkSettings,
-    registry: IdentifierRegistry,
-) -> tuple[pl.DataFrame, int]:
-    """Look-alike handles of one kind (`john.doe1@gmail.com` ~ `john.doe2@gmail.com`,
-    `rahul.sharma1@ybl` ~ `rahul.sharma2@ybl`)."""
+def _crowd_pairs_in(
+    keys: npt.NDArray[np.uint64], emails: pl.DataFrame, settings: LinkSettings
+) -> pl.DataFrame:
+    """`block_similar_pairs` for just the pairs `keys` (packed): those on one crowd stem."""
+    crowd = emails.filter(pl.col("stem").is_not_null()).filter(
+        pl.len().over("stem").is_between(settings.max_block + 1, settings.max_crowd)
+    )
+    side = crowd.select(pl.col("uid").cast(pl.UInt32), "stem", "local")
+    pairs = (
+        unpack_pair_keys(pl.Series(keys))
+        .join(side.rename({"uid": "a"}), on="a")
+        .join(side.rename({"uid": "b"}), on="b", suffix="_b")
+        .filter(pl.col("stem") == pl.col("stem_b"))
+    )
+    threshold = settings.email_similarity
+    similarity = string_similarity(
+        pairs["local"].to_list(), pairs["local_b"].to_list(), score_cutoff=threshold
+    )
+    return pairs.select("a", "b", pl.Series("similarity", similarity)).filter(
+        pl.col("similarity") >= threshold
+    )
+
+
+def handle_frame(users: pl.DataFrame, spec: IdentifierSpec) -> pl.DataFrame:
+    """The comparable handles of one look-alike kind: `uid, email, local, domain, stem,
+    local_stem, num` (`users` indexed by `user_index`, plus `user_id` when present)."""
     assert spec.handle_columns is not None  # the registry checks it for look-alike kinds
     local, domain = spec.handle_columns
+    keep = [c for c in ("uid", "user_id") if c in users.columns]
     emails = users.select(
-        "uid",
+        *keep,
         pl.col(spec.value_column).alias("email"),
         pl.col(local).alias("local"),
         pl.col(domain).alias("domain"),
@@ -138,12 +216,35 @@ def _lookalike_links(
         & pl.col("domain").is_not_null()
         & (pl.col("local").str.count_matches(r"[a-z]") >= MIN_HANDLE_LETTERS)
     )
-    emails = emails.with_columns(
+    return emails.with_columns(
         handle_stem_expr().alias("stem"),
         local_stem_expr().alias("local_stem"),
         pl.col("local").str.extract(SUFFIX, 1).cast(pl.Int64, strict=False).alias("num"),
     )
-    similar, n_candidates = similar_handle_pairs(emails, settings)
+
+
+def _lookalike_links(
+    users: pl.DataFrame,
+    spec: IdentifierSpec,
+    kind: str,
+    settings: LinkSettings,
+    registry: IdentifierRegistry,
+    reuse: Reuse | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """Look-alike handles of one kind (`john.doe1@gmail.com` ~ `john.doe2@gmail.com`,
+    `rahul.sharma1@ybl` ~ `rahul.sharma2@ybl`): the links, and every similar pair before the
+    weight filter (`a, b, similarity`: what an incremental night reuses).
+
+    With `reuse`, only the pairs in `reuse.focus` are compared; the previous night's
+    similar pairs stand for the rest. Support and weight are always recomputed over everyone:
+    they change when a crowd grows or shrinks."""
+    emails = handle_frame(users, spec).drop("user_id", strict=False)
+    if reuse is None:
+        similar, n_candidates = similar_handle_pairs(emails, settings)
+    else:
+        fresh, n_candidates = similar_handle_pairs(emails, settings, reuse.focus)
+        kept = reuse.focus.select(reuse.similar, inside=False)
+        similar = pl.concat([kept, fresh.select(kept.columns)])
     # Everything up to the weight filter works on integer ids (millions of pairs at 1M users);
     # the email strings are joined only onto the links that survive it.
     side = emails.select(
@@ -167,7 +268,7 @@ def _lookalike_links(
         .filter(pl.col("eid_a") != pl.col("eid_b"))  # identical emails are exact links
     )
     if pairs.is_empty():
-        return pairs.select("a", "b"), n_candidates
+        return pairs.select("a", "b"), similar, n_candidates
     # The same handle on two providers is common among honest namesakes (amit.dubey@gmail.com,
     # amit.dubey@yahoo.com): a cross-provider match counts as half as similar.
     pairs = pairs.with_columns(
@@ -207,7 +308,7 @@ def _lookalike_links(
             pl.col("support").cast(pl.Int32),
         )
     )
-    return links, n_candidates
+    return links, similar, n_candidates
 
 
 def _sequential_support(pairs: pl.DataFrame, side: pl.DataFrame) -> pl.DataFrame:
@@ -256,8 +357,11 @@ def _sequence_links(
     kind: str,
     settings: LinkSettings,
     registry: IdentifierRegistry,
-) -> tuple[pl.DataFrame, int]:
-    """Runs of near-consecutive numbers of one kind (SIM cards bought in a batch)."""
+    reuse: Reuse | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """Runs of near-consecutive numbers of one kind (SIM cards bought in a batch). A sort and a
+    scan over the numbers, cheap at any size: an incremental night (`reuse`) reruns it whole."""
+    nothing = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "similarity": pl.Float32})
     phones = users.select(
         "uid",
         pl.col(spec.value_column).alias("phone"),
@@ -271,7 +375,7 @@ def _sequence_links(
     )
     n_candidates = pairs.height
     if pairs.is_empty():
-        return pairs.select("a", "b"), n_candidates
+        return pairs.select("a", "b"), nothing, n_candidates
     # Honest numbers are spread thin, so a run of accounts a few numbers apart is rare — unless
     # the range is densely allocated. Support = 2 + how many accounts the run's span would hold at
     # the density seen within ±_PHONE_DENSITY_SPAN of it. Similarity falls with the run's mean step.
@@ -305,7 +409,7 @@ def _sequence_links(
             pl.col("support").cast(pl.Int32),
         )
     )
-    return links, n_candidates
+    return links, nothing, n_candidates
 
 
 def _evidence_expr(registry: IdentifierRegistry) -> pl.Expr:
@@ -338,9 +442,12 @@ def build_links(
     *,
     registry: IdentifierRegistry = BUILTIN,
     progress: Progress | None = None,
+    previous: PreviousLinks | None = None,
 ) -> Links:
     """All links between users, with evidence, for every kind of `registry`. Deterministic for a
-    given input."""
+    given input. With `previous`, only the pairs today's changes can make a difference to are
+    linked again and the rest of last night's links are kept (`linking.incremental`); the
+    links are the same either way."""
     say = progress or (lambda _msg: None)
     indexed = user_index(users)
     uid_of = indexed.select("uid", "user_id")
@@ -348,13 +455,23 @@ def build_links(
     stats: dict[str, int] = {}
     parts: list[pl.DataFrame] = []
     supports: list[pl.DataFrame] = []
+    similar: list[pl.DataFrame] = []
+    reused: list[pl.DataFrame] = []  # last night's final links no change can touch
     for spec in registry.kinds:
         kind = spec.name
         source = indexed if spec.source == Source.USERS else sightings
         holders = source.select("uid", pl.col(spec.value_column).alias("value"))
         t0 = time.perf_counter()
         say(f"linking shared {kind}s")
-        links, support = _exact_links(holders, kind, settings.max_share)
+        focus = None
+        if previous is not None:
+            from graphfraud.linking.incremental import exact_reuse
+
+            focus, kept = exact_reuse(indexed, source, previous, spec)
+            reused.append(kept)
+            stats[f"{kind}_focus_users"] = int(focus.sum())
+            stats[f"{kind}_reused_links"] = kept.height
+        links, support = _exact_links(holders, kind, settings.max_share, focus)
         parts.append(links)
         supports.append(support)
         stats[f"{kind}_links"] = links.height
@@ -365,8 +482,17 @@ def build_links(
             kind = rule.kind
             t0 = time.perf_counter()
             say(message.format(spec.name))
-            links, n_candidates = find(indexed, spec, kind, settings, registry)
+            reuse = None
+            if previous is not None and match == Linkage.LOOKALIKE:
+                from graphfraud.linking.incremental import lookalike_reuse
+
+                reuse = lookalike_reuse(indexed, previous, spec, kind, settings)
+                stats[f"{kind}_focus_users"] = int(reuse.focus.users.sum())
+                stats[f"{kind}_focus_pairs"] = len(reuse.focus.pairs)
+                stats[f"{kind}_reused_pairs"] = reuse.similar.height
+            links, pairs, n_candidates = find(indexed, spec, kind, settings, registry, reuse)
             parts.append(links)
+            similar.append(pairs.with_columns(pl.lit(kind).alias("kind")))
             stats[f"{kind}_candidates"] = n_candidates
             stats[f"{kind}_links"] = links.height
             stats[f"{kind}_ms"] = int((time.perf_counter() - t0) * 1000)
@@ -392,6 +518,27 @@ def build_links(
             .sort(["user_a", "user_b", "kind"])
         )
     out = conform_frame(all_links, LINKS_SCHEMA)
+    if reused:
+        out = pl.concat([out, *(conform_frame(r, LINKS_SCHEMA) for r in reused)]).sort(
+            ["user_a", "user_b", "kind"]
+        )
     support_all = pl.concat(supports) if supports else pl.DataFrame()
     stats["links"] = out.height
-    return Links(links=out, support=support_all, stats=stats)
+    return Links(
+        links=out, support=support_all, stats=stats, lookalikes=_named_pairs(similar, uid_of)
+    )
+
+
+def _named_pairs(parts: list[pl.DataFrame], uid_of: pl.DataFrame) -> pl.DataFrame:
+    """Similar pairs keyed by user id (`user_a < user_b`), sorted: the LOOKALIKES_FILE."""
+    schema = {"user_a": pl.Utf8, "user_b": pl.Utf8, "kind": pl.Utf8, "similarity": pl.Float32}
+    pairs = [p.select("a", "b", "kind", "similarity") for p in parts if p.height]
+    if not pairs:
+        return pl.DataFrame(schema=schema)
+    return (
+        pl.concat(pairs)
+        .join(uid_of.rename({"uid": "a", "user_id": "user_a"}), on="a")
+        .join(uid_of.rename({"uid": "b", "user_id": "user_b"}), on="b")
+        .select(list(schema))
+        .sort("kind", "user_a", "user_b")
+    )

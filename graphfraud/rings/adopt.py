@@ -55,4 +55,9 @@ def adopt_emerging(found: Rings, emerging: pl.DataFrame) -> Rings:
         .select("ring_id", pl.col("emerging_ring_id").alias("grew_from"))
     )
     rings = found.rings.drop("grew_from", strict=False).join(shared, on="ring_id", how="left")
-    return Rings(members=found.members, rings=rings.select(found.rings.columns))
+    return Rings(
+        members=found.members,
+        rings=rings.select(found.rings.columns),
+        communities=found.communities,
+        detection=found.detection,
+    )

@@ -17,14 +17,16 @@
    rings that persist from the previous run their old id (`rings.lineage`); on a first night the
    provisional ids are the ids.
 
-Deterministic for a given input and seed: vertices are numbered in user_id order and igraph's RNG
-is seeded.
+Deterministic for a given input and seed: Leiden runs on each connected component alone, its
+vertices numbered in user_id order and igraph's RNG seeded afresh, so an incremental night
+(`PreviousRings`) recomputes only the components its changes touched and gets a full run's rings.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+from dataclasses import dataclass, field
 
 import igraph as ig
 import numpy as np
@@ -96,8 +98,8 @@ def ring_id_for(anchor: str, salt: int = 0) -> str:
     return "R" + hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:12]
 
 
-def leiden_communities(pairs: pl.DataFrame, settings: RingSettings) -> pl.DataFrame:
-    """`user_id, community` for every user in `pairs` (`user_a, user_b, strength`)."""
+def _vertices(pairs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(`user_id, v` in user_id order, `va, vb, strength` sorted) for the pairs' graph."""
     nodes = (
         pl.concat(
             [
@@ -112,24 +114,78 @@ def leiden_communities(pairs: pl.DataFrame, settings: RingSettings) -> pl.DataFr
     edges = (
         pairs.join(nodes.rename({"user_id": "user_a", "v": "va"}), on="user_a")
         .join(nodes.rename({"user_id": "user_b", "v": "vb"}), on="user_b")
+        .select("va", "vb", "strength")
         .sort("va", "vb")  # igraph's result depends on edge order
     )
+    return nodes, edges
+
+
+def strong_components(pairs: pl.DataFrame) -> pl.DataFrame:
+    """`user_id, component` (the component's smallest user_id) for every user in `pairs`: the
+    connected components Leiden runs on, one at a time."""
+    nodes, edges = _vertices(pairs)
     graph = ig.Graph(
-        n=nodes.height,
-        edges=np.column_stack([edges["va"].to_numpy(), edges["vb"].to_numpy()]).tolist(),
-        directed=False,
+        n=nodes.height, edges=np.column_stack([edges["va"], edges["vb"]]).tolist(), directed=False
     )
-    ig.set_random_number_generator(random.Random(settings.seed))
+    component = pl.Series("c", graph.connected_components().membership, dtype=pl.Int64)
+    return nodes.with_columns(component).select(
+        "user_id", pl.col("user_id").min().over("c").alias("component")
+    )
+
+
+def leiden_communities(pairs: pl.DataFrame, settings: RingSettings) -> pl.DataFrame:
+    """`user_id, community` (the community's smallest user_id) for every user in `pairs`
+    (`user_a, user_b, strength`).
+
+    Leiden runs on each connected component alone, its vertices in user_id order and igraph's
+    RNG seeded afresh: CPM's objective is a sum over components, and this way a component's
+    communities depend on nothing outside it, so an incremental night can keep the untouched
+    components' communities and recompute the rest to the same result a full run gets.
+    """
+    nodes, edges = _vertices(pairs)
+    graph = ig.Graph(
+        n=nodes.height, edges=np.column_stack([edges["va"], edges["vb"]]).tolist(), directed=False
+    )
+    component = np.asarray(graph.connected_components().membership, dtype=np.int64)
+    # vertices grouped by component, user_id order inside (v is user_id order)
+    order = np.lexsort((np.arange(len(component)), component))
+    local = np.empty(len(component), dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, component[order][1:] != component[order][:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    local[order] = np.arange(len(order)) - np.repeat(starts, sizes)
+    va, vb = edges["va"].to_numpy(), edges["vb"].to_numpy()
+    edge_comp = component[va]
+    edge_order = np.lexsort((local[vb], local[va], edge_comp))
+    la, lb = local[va][edge_order], local[vb][edge_order]
+    weight = edges["strength"].to_numpy()[edge_order].astype(np.float64)
+    edge_starts = np.searchsorted(edge_comp[edge_order], component[order][starts])
+    edge_ends = np.r_[edge_starts[1:], len(edge_order)]
+    label = np.empty(len(component), dtype=np.int64)
+    rng = random.Random(settings.seed)
+    ig.set_random_number_generator(rng)
     try:
-        clusters = graph.community_leiden(
-            objective_function="CPM",
-            weights=edges["strength"].to_list(),
-            resolution=settings.resolution,
-            n_iterations=settings.iterations,
-        )
+        for start, size, e0, e1 in zip(starts, sizes, edge_starts, edge_ends, strict=True):
+            vertices = order[start : start + size]
+            if size == 2:  # half the components: one pair, together iff it beats the resolution
+                label[vertices] = vertices[0] if weight[e0] > settings.resolution else vertices
+                continue
+            rng.seed(settings.seed)
+            sub = ig.Graph(n=int(size), edges=np.column_stack([la[e0:e1], lb[e0:e1]]).tolist())
+            clusters = sub.community_leiden(
+                objective_function="CPM",
+                weights=weight[e0:e1].tolist(),
+                resolution=settings.resolution,
+                n_iterations=settings.iterations,
+            )
+            membership = np.asarray(clusters.membership, dtype=np.int64)
+            # each community by its first vertex (its smallest user_id): a global label
+            first = np.full(membership.max() + 1, len(vertices), dtype=np.int64)
+            np.minimum.at(first, membership, np.arange(len(vertices)))
+            label[vertices] = vertices[first[membership]]
     finally:
         ig.set_random_number_generator(random)
-    return nodes.select("user_id", pl.Series("community", clusters.membership, dtype=pl.Int64))
+    user_ids = nodes["user_id"]
+    return nodes.select("user_id", user_ids.gather(label).alias("community"))
 
 
 def merge_on_dedicated_ips(
@@ -181,32 +237,118 @@ def merge_on_dedicated_ips(
     )
 
 
-def detect_rings(
+@dataclass(frozen=True)
+class PreviousRings:
+    """The previous night's artifacts an incremental rings stage compares and reuses (its
+    settings must be tonight's: the pipeline checks)."""
+
+    links: pl.DataFrame  # its LINKS_FILE
+    communities: pl.DataFrame  # its COMMUNITIES_FILE
+
+
+@dataclass(frozen=True)
+class Detected:
+    members: pl.DataFrame  # user_id, ring_id
+    communities: pl.DataFrame  # user_id, community: Leiden's, before the dedicated-IP merge
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def strong_pairs(
     links: pl.DataFrame, settings: RingSettings, registry: IdentifierRegistry = BUILTIN
 ) -> pl.DataFrame:
-    """Ring membership `user_id, ring_id` for users in a community of at least `min_size`."""
+    """`user_a, user_b, strength` of the pairs strong enough for a ring (look-alikes balanced)."""
     links = links.select("user_a", "user_b", "kind", "value_a", "value_b", "support", "weight")
-    pairs = (
+    return (
         balance_lookalikes(links, registry)
         .group_by("user_a", "user_b")
         .agg(combine_weights_expr("weight").alias("strength"))
         .filter(pl.col("strength") >= settings.min_weight)
     )
-    if pairs.is_empty():
-        return pl.DataFrame(schema={"user_id": pl.Utf8, "ring_id": pl.Utf8})
-    membership = merge_on_dedicated_ips(leiden_communities(pairs, settings), links, settings)
-    sized = membership.with_columns(
-        pl.len().over("community").alias("size"),
-        pl.col("user_id").min().over("community").alias("anchor"),
-    ).filter(pl.col("size") >= settings.min_size)
+
+
+def incremental_communities(
+    pairs: pl.DataFrame, before: pl.DataFrame, communities: pl.DataFrame, settings: RingSettings
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """`leiden_communities(pairs)`, computed only on the components a change touched.
+
+    `before` and `communities` are the previous night's strong pairs and communities. A user is
+    touched when one of its strong pairs appeared, vanished or changed strength; a component
+    without a touched user had the very same pairs last night, so its communities are last
+    night's (`leiden_communities` runs each component alone)."""
+    key = ["user_a", "user_b", "strength"]
+    changed = pl.concat(
+        [
+            pairs.select(key).join(before.select(key), on=key, how="anti"),
+            before.select(key).join(pairs.select(key), on=key, how="anti"),
+        ]
+    )
+    touched = pl.concat([changed["user_a"], changed["user_b"]]).unique().to_frame("user_id")
+    components = strong_components(pairs)
+    dirty = components.join(touched, on="user_id", how="semi").select("component").unique()
+    redo = components.join(dirty, on="component", how="semi").select("user_id")
+    kept = communities.join(
+        components.join(dirty, on="component", how="anti").select("user_id"), on="user_id"
+    )
+    fresh_pairs = pairs.join(redo.rename({"user_id": "user_a"}), on="user_a", how="semi")
+    fresh = (
+        leiden_communities(fresh_pairs, settings)
+        if fresh_pairs.height
+        else pl.DataFrame(schema={"user_id": pl.Utf8, "community": pl.Utf8})
+    )
+    stats = {
+        "components": int(components["component"].n_unique()),
+        "components_recomputed": dirty.height,
+        "users_recomputed": redo.height,
+    }
+    return pl.concat([kept.select(fresh.columns), fresh]), stats
+
+
+def anchor_ring_ids(membership: pl.DataFrame) -> pl.DataFrame:
+    """`user_id, ring_id` from `user_id, community` (one community, one ring): the one place
+    ring ids are made."""
     anchors = (
-        sized.select("anchor")
-        .unique()
+        membership.group_by("community")
+        .agg(pl.col("user_id").min().alias("anchor"))
         .with_columns(
             pl.col("anchor").map_elements(ring_id_for, return_dtype=pl.Utf8).alias("ring_id")
         )
     )
-    return sized.join(anchors, on="anchor").select("user_id", "ring_id").sort("user_id")
+    return membership.join(anchors, on="community").select("user_id", "ring_id").sort("user_id")
+
+
+def detect_rings(
+    links: pl.DataFrame, settings: RingSettings, registry: IdentifierRegistry = BUILTIN
+) -> pl.DataFrame:
+    """Ring membership `user_id, ring_id` for users in a community of at least `min_size`."""
+    return find_rings(links, settings, registry).members
+
+
+def find_rings(
+    links: pl.DataFrame,
+    settings: RingSettings,
+    registry: IdentifierRegistry = BUILTIN,
+    previous: PreviousRings | None = None,
+) -> Detected:
+    """Ring membership `user_id, ring_id` for users in a community of at least `min_size`, and
+    the communities behind it. With `previous`, Leiden reruns only on touched components; the
+    result is the same."""
+    pairs = strong_pairs(links, settings, registry)
+    stats: dict[str, int] = {}
+    if pairs.is_empty():
+        communities = pl.DataFrame(schema={"user_id": pl.Utf8, "community": pl.Utf8})
+    elif previous is None:
+        communities = leiden_communities(pairs, settings)
+    else:
+        before = strong_pairs(previous.links, settings, registry)
+        communities, stats = incremental_communities(pairs, before, previous.communities, settings)
+    if communities.is_empty():
+        members = pl.DataFrame(schema={"user_id": pl.Utf8, "ring_id": pl.Utf8})
+        return Detected(members=members, communities=communities, stats=stats)
+    numbered = communities.with_columns(pl.col("community").rank("dense").cast(pl.Int64))
+    membership = merge_on_dedicated_ips(numbered, links, settings)
+    sized = membership.filter(pl.len().over("community") >= settings.min_size)
+    members = anchor_ring_ids(sized)
+    return Detected(members=members, communities=communities.sort("user_id"), stats=stats)
 
 
 def build_rings(
@@ -214,7 +356,14 @@ def build_rings(
     users: pl.DataFrame,
     settings: RingSettings,
     registry: IdentifierRegistry = BUILTIN,
+    previous: PreviousRings | None = None,
 ) -> Rings:
-    """The rings stage: communities on the links, then each ring's features."""
-    members = detect_rings(links, settings, registry)
-    return Rings(members=members, rings=ring_features(members, users, links, registry))
+    """The rings stage: communities on the links (with `previous`, only where the links
+    changed), then each ring's features."""
+    found = find_rings(links, settings, registry, previous)
+    return Rings(
+        members=found.members,
+        rings=ring_features(found.members, users, links, registry),
+        communities=found.communities,
+        detection=found.stats,
+    )

@@ -8,7 +8,7 @@ how many carry look-alike identifiers, how bursty the sign-ups were, and the lab
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +27,10 @@ class Rings:
 
     members: pl.DataFrame  # MEMBERS_SCHEMA: user_id, ring_id
     rings: pl.DataFrame  # RINGS_SCHEMA, one row per ring
+    # user_id, community: Leiden's communities before the dedicated-IP merge (COMMUNITIES_FILE),
+    # what an incremental night keeps for untouched components
+    communities: pl.DataFrame = field(default_factory=pl.DataFrame)
+    detection: dict[str, int] = field(default_factory=dict)  # incremental: what was recomputed
 
     @property
     def stats(self) -> dict[str, int]:
@@ -35,6 +39,7 @@ class Rings:
             "rings": self.rings.height,
             "members": self.members.height,
             "largest": int(sizes.max() or 0) if sizes.len() else 0,  # type: ignore[arg-type]
+            **self.detection,
         }
 
 

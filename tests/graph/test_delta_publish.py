@@ -46,7 +46,7 @@ class TwoNights:
 @pytest.fixture(scope="module")
 def nights(tmp_path_factory: pytest.TempPathFactory) -> TwoNights:
     """Day 1 and day 2 of the batch on an 800-user population (day 2: 3 % new users, 2 % with
-    a new phone, 1 % erased), the same settings and registry both nights."""
+    a changed identifier, 1 % erased), the same settings and registry both nights."""
     from graphfraud.config import load_settings
     from graphfraud.pipeline import run_pipeline
     from graphfraud.synthetic import LabelPolicy, generate_population
@@ -55,7 +55,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> TwoNights:
     root = tmp_path_factory.mktemp("nights")
     labels = LabelPolicy(labelled_rings=1.0, member_rate=0.5, honest_rate=0.2)
     population = generate_population(800, 11, fraud_share=0.1, labels=labels)
-    split = two_nights(population, new_share=0.03, changed_share=0.02, deleted_share=0.01)
+    split = two_nights(population, 1, new_share=0.03, changed_share=0.02, deleted_share=0.01)
     settings = load_settings()
     settings.model.registry = root / "models"
     settings.model.candidates = ["gbm"]
@@ -74,7 +74,9 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> TwoNights:
             settings,
             previous=runs.get("day1"),
         ).run_dir
-    return TwoNights(runs["day1"], runs["day2"], split.new, split.changed, split.deleted)
+    return TwoNights(
+        runs["day1"], runs["day2"], tuple(split.new), tuple(split.changed), tuple(split.deleted)
+    )
 
 
 def _store(driver: Any, database: str) -> Neo4jGraphStore:

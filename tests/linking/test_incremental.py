@@ -1,0 +1,75 @@
+"""An incremental night's links are a full night's, to the bit: day 1 → day 2 and back (where
+every addition becomes a deletion), with blocks small enough that changes push them across
+`max_block`, `max_crowd` and `max_share`."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from graphfraud.config import LinkSettings, load_settings
+from graphfraud.ingest.validate import Ingested, ingest
+from graphfraud.linking.link import PreviousLinks, build_links
+from graphfraud.synthetic import generate_population
+from graphfraud.synthetic.nights import two_nights
+
+
+def _nights(seed: int, **shares: float) -> tuple[Ingested, Ingested]:
+    settings = load_settings()
+    registry = settings.identifier_registry()
+    nights = two_nights(generate_population(2_000, 20 + seed), seed, **shares)
+    return (
+        ingest(nights.day1_users, nights.day1_devices, settings.ingest, registry=registry),
+        ingest(nights.day2_users, nights.day2_devices, settings.ingest, registry=registry),
+    )
+
+
+SMALL = LinkSettings(max_block=5, max_crowd=30, window=3, max_share=6)
+
+
+@pytest.mark.parametrize(
+    ("seed", "settings"),
+    [(0, LinkSettings()), (1, SMALL), (2, SMALL)],
+    ids=["default", "small-blocks", "small-blocks-2"],
+)
+def test_incremental_links_equal_a_full_run_both_ways(seed: int, settings: LinkSettings) -> None:
+    day1, day2 = _nights(seed, new_share=0.08, changed_share=0.04, deleted_share=0.03)
+    for before, after in ((day1, day2), (day2, day1)):
+        full_before = build_links(before.users, before.devices, settings)
+        full = build_links(after.users, after.devices, settings)
+        incremental = build_links(
+            after.users,
+            after.devices,
+            settings,
+            previous=PreviousLinks(
+                before.users, before.devices, full_before.links, full_before.lookalikes
+            ),
+        )
+        assert full.links.height > 500
+        assert incremental.links.equals(full.links)
+        assert incremental.lookalikes.equals(full.lookalikes)
+        assert incremental.support.sort("kind", "value").equals(full.support.sort("kind", "value"))
+        # it did compare less than everyone (else this test proves nothing about reuse)
+        focus = incremental.stats["email_similar_focus_users"]
+        assert 0 < focus < after.users.height // 2
+        assert incremental.stats["email_similar_reused_pairs"] > 0
+        for kind in ("email", "device", "ip"):
+            assert 0 < incremental.stats[f"{kind}_focus_users"] < after.users.height
+        assert sum(v for k, v in incremental.stats.items() if k.endswith("_reused_links")) > 100
+        assert (
+            incremental.stats["email_similar_candidates"] < full.stats["email_similar_candidates"]
+        )
+
+
+def test_lookalike_pairs_hold_every_similar_pair_before_the_weight_filter() -> None:
+    day1, _ = _nights(3)
+    found = build_links(day1.users, day1.devices, LinkSettings())
+    similar = found.lookalikes
+    assert similar["similarity"].min() >= LinkSettings().email_similarity * 0.5
+    assert (similar["user_a"] < similar["user_b"]).all()
+    linked = found.links.filter(pl.col("kind").str.ends_with("_similar")).filter(
+        pl.col("kind") != "phone_similar"
+    )
+    # every look-alike link is among the similar pairs; some pairs weigh too little to link
+    assert linked.join(similar, on=["user_a", "user_b", "kind"], how="anti").is_empty()
+    assert similar.height > linked.height
