@@ -471,6 +471,7 @@ def stage_rings(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
         if settings.rings.emerging is not None:
             found = adopt_emerging(found, read_emerging(settings.rings.emerging))
             record["grew_from_emerging"] = int(found.rings["grew_from"].is_not_null().sum())
+        record.update(found.stats)  # the detection's (lineage's rings carry its own below)
         run_id, started = _run_stamp(run)
         lineage = assign_ring_ids(
             found,
@@ -911,6 +912,8 @@ def run_pipeline(
             f"--previous and --out are the same directory ({out})",
             hint="write each night into its own run directory",
         )
+    if delta:  # before the run directory (and its lock) exists: a refused night writes nothing
+        _check_delta(before, settings)
     with hold_run(run.path, f"graphfraud run {run.path.name}"):
         stage_ingest(
             run,
