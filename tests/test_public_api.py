@@ -156,3 +156,19 @@ def test_an_unfinished_run_is_refused(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text(json.dumps({"status": "running"}))
     with pytest.raises(ArtifactError, match="not finished"):
         graphfraud.open_run(tmp_path)
+
+
+def test_a_gbm_night_does_not_load_torch() -> None:
+    """The score stage's modules (GNN states included) load torch only when a GNN runs: a GBM
+    night, the service's GBM path and an incremental night with a GBM model skip its seconds of
+    import."""
+    code = (
+        "import sys; import graphfraud.pipeline, graphfraud.model.stage, graphfraud.model.kinds, "
+        "graphfraud.model.gnn.state, graphfraud.model.gnn, graphfraud.scoring.scores; "
+        "print('torch' in sys.modules); graphfraud.model.gnn.GNNModel; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert out[:2] == ["False", "True"]

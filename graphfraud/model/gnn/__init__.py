@@ -7,6 +7,20 @@ separation per relation), `plans` (receptive fields: which rows each layer compu
 `model/stack.py`.
 """
 
-from graphfraud.model.gnn.model import GNNModel
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from graphfraud.model.gnn.model import GNNModel
 
 __all__ = ["GNNModel"]
+
+
+def __getattr__(name: str) -> Any:
+    """`GNNModel` on first use: importing a submodule (`state`, `encoding`) must not load torch."""
+    if name == "GNNModel":
+        from graphfraud.model.gnn.model import GNNModel
+
+        return GNNModel
+    raise AttributeError(name)

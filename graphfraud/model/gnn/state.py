@@ -16,15 +16,17 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 from numpy.lib.format import open_memmap
 
 from graphfraud.errors import ArtifactError
-from graphfraud.model.gnn.model import GNNModel
 from graphfraud.model.inputs import GraphInputs
+
+if TYPE_CHECKING:  # torch loads only where a GNN runs: a GBM night never imports it
+    from graphfraud.model.gnn.model import GNNModel
 
 STATES_FILE = "gnn_states.npy"
 STATES_META_FILE = "gnn_states.json"
@@ -52,6 +54,8 @@ class GnnStates:
 
 def gnn_members(members: Sequence[object]) -> tuple[GNNModel, ...]:
     """The GNN of each fold member (a `gnn` member, or a `gnn_stack`'s GNN half)."""
+    from graphfraud.model.gnn.model import GNNModel
+
     found = []
     for member in members:
         gnn = member if isinstance(member, GNNModel) else getattr(member, "gnn", None)
