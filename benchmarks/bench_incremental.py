@@ -24,6 +24,7 @@ import argparse
 import json
 import multiprocessing
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,13 @@ def _night(kwargs: dict[str, Any], models: list[str], registry: str, queue: Any)
     queue.put({"wall": time.perf_counter() - t0, "manifest": result.manifest})
 
 
-def night(models: list[str], registry: Path, **kwargs: Any) -> dict[str, Any]:
+def night(models: list[str], registry: Path, reuse: bool = False, **kwargs: Any) -> dict[str, Any]:
+    """One night in a fresh process; with `reuse`, a night this benchmark already ran into the
+    same directory (its `bench_night.json`) is read back instead of run again."""
+    record = Path(kwargs["out"]) / "bench_night.json"
+    if reuse and record.exists():
+        kept: dict[str, Any] = json.loads(record.read_text())
+        return kept
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_night, args=(kwargs, models, str(registry), queue))
@@ -58,6 +65,7 @@ def night(models: list[str], registry: Path, **kwargs: Any) -> dict[str, Any]:
     proc.join()
     if proc.exitcode:
         raise SystemExit(f"night {kwargs['out']} failed (exit {proc.exitcode})")
+    record.write_text(json.dumps(got, default=str))
     return got
 
 
@@ -88,6 +96,12 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000, help="day 1's users")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--models", default="gbm,gnn,gnn_stack", help="model candidates")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the day-1 and full day-2 nights of an earlier run of this benchmark (same "
+        "--users, --seed, --models, output folder) and rerun only the incremental nights",
+    )
     args = parser.parse_args()
     from graphfraud.synthetic import generate_population
     from graphfraud.synthetic.nights import two_nights
@@ -96,6 +110,7 @@ def main() -> None:
     data = root / "data"
     data.mkdir(exist_ok=True)
     t0 = time.perf_counter()
+    kept = partial(night, reuse=args.reuse)
     nights = two_nights(generate_population(round(args.users / 0.98), args.seed), args.seed)
     for name in ("day1_users", "day1_devices", "day2_users", "day2_devices"):
         getattr(nights, name).write_parquet(data / f"{name}.parquet")
@@ -120,9 +135,9 @@ def main() -> None:
 
     day1 = root / "day1"
     runs = {
-        "day 1 full": night(models, registry, **files("day1"), out=day1),
-        "day 2 full, retrain": night(models, registry, **files("day2"), out=root / "full"),
-        "day 2 full, promoted": night(
+        "day 1 full": kept(models, registry, **files("day1"), out=day1),
+        "day 2 full, retrain": kept(models, registry, **files("day2"), out=root / "full"),
+        "day 2 full, promoted": kept(
             models, registry, **files("day2"), out=root / "reference", retrain="never"
         ),
         "day 2 incremental, snapshot": night(
