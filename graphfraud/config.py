@@ -391,7 +391,8 @@ class Settings(BaseSettings):
     engine: Literal["local", "dask"] = Field(
         "local",
         description="where the partitioned stages run (pair scoring, exact links, per-component "
-        "Leiden): local = this process; dask = a dask.distributed cluster",
+        "Leiden, ring and user features): local = this process; dask = a dask.distributed "
+        "cluster",
     )
     dask_scheduler: str | None = Field(
         None,

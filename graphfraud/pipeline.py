@@ -535,13 +535,14 @@ def stage_score(
     say: Say = _quiet,
     *,
     progress: bool = False,
+    engine: Engine | None = None,
 ) -> None:
-    """Features → model (train candidates, pick, register) → user and ring scores; whether to
-    train is the retrain policy's (`model.retrain`: an incremental night wants `auto` or
-    `never`)."""
+    """Features (in parts of users on the engine, `settings.engine`) → model (train
+    candidates, pick, register) → user and ring scores; whether to train is the retrain
+    policy's (`model.retrain`: an incremental night wants `auto` or `never`)."""
     from graphfraud.model.dataset import build_graph_data
     from graphfraud.model.ego import node_state, save_state
-    from graphfraud.model.features import user_features
+    from graphfraud.model.feature_parts import user_features_on
     from graphfraud.model.inputs import GraphInputs
     from graphfraud.rings.detect import pair_strengths
     from graphfraud.scoring.decision import Bands
@@ -553,8 +554,10 @@ def stage_score(
     links = run.read(LINKS_FILE)
     members = run.read(MEMBERS_FILE)
     rings = run.read(RINGS_FILE)
-    with _stage(run, "features", say) as record:
-        features = user_features(
+    with _stage(run, "features", say) as record, _engine(settings, engine) as on:
+        record["engine"] = on.name
+        features = user_features_on(
+            on,
             users,
             run.read(DEVICES_FILE),
             links,
@@ -564,7 +567,7 @@ def stage_score(
             rings,
             max_share=settings.link.max_share,
             strong=settings.rings.min_weight,
-            registry=registry,
+            identifiers=_manifest(run).get("identifiers", []),
         )
         run.write(FEATURES_FILE, features)
         record["features"] = features.width - 1
@@ -951,7 +954,7 @@ def run_pipeline(
         )
         stage_link(run, settings, tell, engine=engine)
         stage_rings(run, settings, tell, engine=engine)
-        stage_score(run, settings, tell, progress=progress)
+        stage_score(run, settings, tell, progress=progress, engine=engine)
         if settings.graph.uri:
             # The caller's spinner already names the step; a second live display would fight it.
             stage_publish(run, settings, tell, progress=progress and say is None)

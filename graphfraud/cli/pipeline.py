@@ -208,9 +208,9 @@ ENGINE_OPTION = typer.Option(
     envvar="GRAPHFRAUD_ENGINE",
     metavar="ENGINE",
     show_default="local",
-    help="where pair scoring, exact links, per-component Leiden and ring features run: local "
-    "(this machine) or dask (a dask.distributed cluster, see --dask-scheduler); the artifacts "
-    "are the same",
+    help="where pair scoring, exact links, per-component Leiden, ring and user features run: "
+    "local (this machine) or dask (a dask.distributed cluster, see --dask-scheduler); the "
+    "artifacts are the same",
 )
 DASK_SCHEDULER_OPTION = typer.Option(
     None,
@@ -713,13 +713,21 @@ def score_verb(
         show_default="always (model.retrain)",
         help=RETRAIN_HELP,
     ),
+    engine: str | None = ENGINE_OPTION,
+    dask_scheduler: str | None = DASK_SCHEDULER_OPTION,
+    engine_workers: int | None = ENGINE_WORKERS_OPTION,
 ) -> None:
     """Stage 4: features, model training/selection (by the retrain policy), user and ring
     scores."""
     from graphfraud.pipeline import stage_score
     from graphfraud.rundir import RunDir
 
-    settings = _settings(registry, device=device, models=models, retrain=retrain)
+    settings = _with_engine(
+        _settings(registry, device=device, models=models, retrain=retrain),
+        engine,
+        dask_scheduler,
+        engine_workers,
+    )
     with _writing(run_dir, "score"), _progress(False, run_dir) as say:
         stage_score(RunDir(run_dir), settings, say, progress=True)
     print_summary(run_dir)

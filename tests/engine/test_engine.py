@@ -77,3 +77,30 @@ def test_the_local_engine_is_the_default_and_closes_its_pool() -> None:
 def test_zero_workers_is_refused() -> None:
     with pytest.raises(ConfigError, match="at least 1"):
         LocalEngine(0)
+
+
+def test_user_features_in_parts_are_the_whole_table() -> None:
+    from graphfraud.ingest.validate import ingest
+    from graphfraud.linking.link import build_links
+    from graphfraud.model.feature_parts import user_features_on
+    from graphfraud.model.features import user_features
+    from graphfraud.rings.detect import build_rings, pair_strengths
+    from graphfraud.synthetic import generate_population
+
+    settings = load_settings()
+    population = generate_population(3_000, 4)
+    ingested = ingest(population.users, population.devices, settings.ingest)
+    users = ingested.users.sort("user_id")
+    found = build_links(users, ingested.devices, settings.link)
+    rings = build_rings(found.links, users, settings.rings)
+    inputs = (users, ingested.devices, found.links, found.support,
+              pair_strengths(found.links), rings.members, rings.rings)  # fmt: skip
+    options = {"max_share": settings.link.max_share, "strong": settings.rings.min_weight}
+    whole = user_features(*inputs, **options)  # type: ignore[arg-type]
+    assert whole["lbl_ring_fraud"].sum() > 0  # ring-mates' labels are in play
+    engine = LocalEngine(3)
+    try:
+        parts = user_features_on(engine, *inputs, **options)  # type: ignore[arg-type]
+    finally:
+        engine.close()
+    assert parts.equals(whole)
