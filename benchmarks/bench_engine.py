@@ -1,12 +1,14 @@
-"""Engine benchmark: the partitioned stages (link, rings) on the local engine and on Dask.
+"""Engine benchmark: the partitioned stages (link, rings, features) on the local engine and
+on Dask.
 
-Workload: `--users` synthetic users, ingested once; then `build_links` and `build_rings` (pair
-scoring, exact links, per-component Leiden, ring features) on the local engine (this process)
-and on a Dask cluster: a `LocalCluster` of `--workers` single-threaded worker processes, or the
-scheduler at `--scheduler`. Prints wall time per stage and engine, the cluster's start-up, and
-whether every artifact (links, identifier support, look-alike pairs, communities, ring members,
-ring features) is identical. Features, model and scores run the same code on either engine, so
-identical link and ring artifacts give identical scores (`tests/engine/test_dask.py` checks it).
+Workload: `--users` synthetic users, ingested once; then `build_links`, `build_rings` and
+`user_features_on` (pair scoring, exact links, per-component Leiden, ring features, user
+features) on the local engine (this process) and on a Dask cluster: a `LocalCluster` of
+`--workers` single-threaded worker processes, or the scheduler at `--scheduler`. Prints wall
+time per stage and engine, the cluster's start-up, and whether every artifact (links,
+identifier support, look-alike pairs, communities, ring members, ring features, user features)
+is identical. The model and scores run the same code on either engine, so identical features
+give identical scores (`tests/engine/test_dask.py` checks it).
 
     .venv/bin/python benchmarks/bench_engine.py --users 100000
 """
@@ -25,7 +27,8 @@ from graphfraud.engine import SERIAL, Engine
 from graphfraud.engine.dask import DaskEngine
 from graphfraud.ingest.validate import ingest
 from graphfraud.linking.link import build_links
-from graphfraud.rings.detect import build_rings
+from graphfraud.model.feature_parts import user_features_on
+from graphfraud.rings.detect import build_rings, pair_strengths
 from graphfraud.synthetic import generate_population
 
 
@@ -38,6 +41,12 @@ def _stages(
     t1 = time.perf_counter()
     rings = build_rings(links.links, users, settings.rings, engine=engine)
     t2 = time.perf_counter()
+    features = user_features_on(
+        engine, users, devices, links.links, links.support, pair_strengths(links.links),
+        rings.members, rings.rings,
+        max_share=settings.link.max_share, strong=settings.rings.min_weight,
+    )  # fmt: skip
+    t3 = time.perf_counter()
     artifacts = {
         "links": links.links,
         "identifiers": links.support.sort("kind", "value"),  # grouped: no fixed order
@@ -45,8 +54,9 @@ def _stages(
         "communities": rings.communities,
         "ring_members": rings.members,
         "rings": rings.rings,
+        "features": features,
     }
-    return {"link": t1 - t0, "rings": t2 - t1}, artifacts
+    return {"link": t1 - t0, "rings": t2 - t1, "features": t3 - t2}, artifacts
 
 
 def main() -> None:
@@ -79,7 +89,7 @@ def main() -> None:
         dask.close()
     print(f"links: {local['links'].height:,}; ring members: {local['ring_members'].height:,}")
     rows: list[tuple[str, Any, Any]] = [
-        (stage, local_times[stage], dask_times[stage]) for stage in ("link", "rings")
+        (stage, local_times[stage], dask_times[stage]) for stage in local_times
     ]
     rows.append(("total", sum(local_times.values()), sum(dask_times.values())))
     print(f"{'stage':<8}{'local s':>10}{'dask s':>10}")

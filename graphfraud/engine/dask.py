@@ -66,9 +66,11 @@ class DaskEngine:
     def map(self, fn: Callable[..., R], items: Sequence[Any], *shared: Any) -> list[R]:
         if not items:
             return []
-        # Sent once to every worker, not once per task (the handle texts of every user, …).
+        # Shared arguments go to every worker once, not once per task (the handle texts of
+        # every user, …); the parts go straight to workers, not inside the task graph.
         sent = [self._client.scatter([s], broadcast=True)[0] for s in shared]
-        futures = self._client.map(fn, list(items), *([f] * len(items) for f in sent), pure=False)
+        parts = self._client.scatter(list(items))
+        futures = self._client.map(fn, parts, *([f] * len(items) for f in sent), pure=False)
         results: list[R] = self._client.gather(futures)
         return results
 
