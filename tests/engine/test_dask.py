@@ -18,7 +18,7 @@ from graphfraud.errors import ConfigError
 from graphfraud.pipeline import run_pipeline
 from graphfraud.synthetic import generate_population, write_population
 
-# The 20k users pass too (two minutes on a loaded two-core host): 5k keeps CI quick.
+# The 20k users pass too (five minutes on a loaded two-core host): 5k keeps CI quick.
 USERS = 5_000
 
 # Identifier support is grouped per value: its row order was never fixed, even locally.
