@@ -388,6 +388,23 @@ class Settings(BaseSettings):
     identifiers: list[DeclaredIdentifier] = Field(
         default_factory=list, description="user-declared exact-match identifier kinds"
     )
+    engine: Literal["local", "dask"] = Field(
+        "local",
+        description="where the partitioned stages run (pair scoring, exact links, per-component "
+        "Leiden, ring and user features): local = this process; dask = a dask.distributed "
+        "cluster",
+    )
+    dask_scheduler: str | None = Field(
+        None,
+        description="scheduler address for engine=dask (tcp://host:8786); none = start a "
+        "LocalCluster of worker processes for the run",
+    )
+    engine_workers: int | None = Field(
+        None,
+        ge=1,
+        description="local: processes for the partitioned stages (default 1, this process); "
+        "dask without a scheduler: LocalCluster worker processes (default: one per CPU)",
+    )
     log_level: str = "info"
 
     def identifier_registry(self) -> IdentifierRegistry:

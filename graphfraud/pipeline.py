@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from graphfraud.engine import Engine
     from graphfraud.graph.base import PublishReport
     from graphfraud.model.base import GraphData
     from graphfraud.model.inputs import GraphInputs
@@ -413,14 +414,31 @@ def _refuse_no_users(
     )
 
 
-def stage_link(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
+@contextmanager
+def _engine(settings: Settings, engine: Engine | None) -> Iterator[Engine]:
+    """`engine` when the caller holds one (a whole run opens it once), else the one
+    `settings.engine` names, for this stage alone."""
+    if engine is not None:
+        yield engine
+        return
+    from graphfraud.engine import open_engine
+
+    with open_engine(settings) as opened:
+        yield opened
+
+
+def stage_link(
+    run: RunDir, settings: Settings, say: Say = _quiet, *, engine: Engine | None = None
+) -> None:
     """Users + devices → links.parquet (+ identifier support, + the look-alike pairs the next
     night reuses). On an incremental night, look-alikes are compared only where the changes
-    against the previous run can matter (`linking.incremental`); the links are the same."""
+    against the previous run can matter (`linking.incremental`); the links are the same, and
+    on any engine (`settings.engine`)."""
     from graphfraud.linking.link import PreviousLinks, build_links
 
     registry = run_registry(run)
-    with _stage(run, "link", say) as record:
+    with _stage(run, "link", say) as record, _engine(settings, engine) as on:
+        record["engine"] = on.name
         before = reusable_previous(run, settings, ("link",), LOOKALIKES_FILE)
         links = build_links(
             run.read(USERS_FILE),
@@ -436,6 +454,7 @@ def stage_link(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
                 links=before.read(LINKS_FILE),
                 lookalikes=before.read(LOOKALIKES_FILE),
             ),
+            engine=on,
         )
         run.write(LINKS_FILE, links.links)
         run.write(IDENTIFIERS_FILE, links.support)
@@ -444,16 +463,20 @@ def stage_link(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
         record["incremental"] = before is not None
 
 
-def stage_rings(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
+def stage_rings(
+    run: RunDir, settings: Settings, say: Say = _quiet, *, engine: Engine | None = None
+) -> None:
     """Links → ring membership and ring features (ring scores come from the score stage), with
-    ids kept from the previous run's rings and the night's ring events (`rings.lineage`)."""
+    ids kept from the previous run's rings and the night's ring events (`rings.lineage`).
+    Leiden runs per connected component on the engine (`settings.engine`)."""
     from graphfraud.rings.adopt import adopt_emerging, read_emerging
     from graphfraud.rings.detect import PreviousRings, build_rings
     from graphfraud.rings.lineage import assign_ring_ids, read_ledger
 
     registry = run_registry(run)
     before = previous_run(run)  # ring ids carry over from it, whatever changed
-    with _stage(run, "rings", say) as record:
+    with _stage(run, "rings", say) as record, _engine(settings, engine) as on:
+        record["engine"] = on.name
         # Its communities are reused only where tonight's settings would make the same ones.
         reusable = reusable_previous(run, settings, ("link", "rings"), COMMUNITIES_FILE)
         found = build_rings(
@@ -466,6 +489,7 @@ def stage_rings(run: RunDir, settings: Settings, say: Say = _quiet) -> None:
             else PreviousRings(
                 links=reusable.read(LINKS_FILE), communities=reusable.read(COMMUNITIES_FILE)
             ),
+            engine=on,
         )
         run.write(COMMUNITIES_FILE, found.communities)  # before ids: lineage renames rings only
         if settings.rings.emerging is not None:
@@ -511,13 +535,14 @@ def stage_score(
     say: Say = _quiet,
     *,
     progress: bool = False,
+    engine: Engine | None = None,
 ) -> None:
-    """Features → model (train candidates, pick, register) → user and ring scores; whether to
-    train is the retrain policy's (`model.retrain`: an incremental night wants `auto` or
-    `never`)."""
+    """Features (in parts of users on the engine, `settings.engine`) → model (train
+    candidates, pick, register) → user and ring scores; whether to train is the retrain
+    policy's (`model.retrain`: an incremental night wants `auto` or `never`)."""
     from graphfraud.model.dataset import build_graph_data
     from graphfraud.model.ego import node_state, save_state
-    from graphfraud.model.features import user_features
+    from graphfraud.model.feature_parts import user_features_on
     from graphfraud.model.inputs import GraphInputs
     from graphfraud.rings.detect import pair_strengths
     from graphfraud.scoring.decision import Bands
@@ -529,8 +554,10 @@ def stage_score(
     links = run.read(LINKS_FILE)
     members = run.read(MEMBERS_FILE)
     rings = run.read(RINGS_FILE)
-    with _stage(run, "features", say) as record:
-        features = user_features(
+    with _stage(run, "features", say) as record, _engine(settings, engine) as on:
+        record["engine"] = on.name
+        features = user_features_on(
+            on,
             users,
             run.read(DEVICES_FILE),
             links,
@@ -540,7 +567,7 @@ def stage_score(
             rings,
             max_share=settings.link.max_share,
             strong=settings.rings.min_weight,
-            registry=registry,
+            identifiers=_manifest(run).get("identifiers", []),
         )
         run.write(FEATURES_FILE, features)
         record["features"] = features.width - 1
@@ -901,6 +928,7 @@ def run_pipeline(
     `settings.graph.uri` is set). `previous` is the last night's complete run to build on; a
     failed or unfinished one is refused before anything is written. With `delta`, the inputs
     are a delta against `previous` (`ingest.delta`), else a full snapshot."""
+    from graphfraud.engine import open_engine
     from graphfraud.rundir import open_previous
     from graphfraud.schedule.runs import hold_run
 
@@ -914,7 +942,7 @@ def run_pipeline(
         )
     if delta:  # before the run directory (and its lock) exists: a refused night writes nothing
         _check_delta(before, settings)
-    with hold_run(run.path, f"graphfraud run {run.path.name}"):
+    with hold_run(run.path, f"graphfraud run {run.path.name}"), open_engine(settings) as engine:
         stage_ingest(
             run,
             Path(users),
@@ -924,9 +952,9 @@ def run_pipeline(
             previous=before,
             delta=delta,
         )
-        stage_link(run, settings, tell)
-        stage_rings(run, settings, tell)
-        stage_score(run, settings, tell, progress=progress)
+        stage_link(run, settings, tell, engine=engine)
+        stage_rings(run, settings, tell, engine=engine)
+        stage_score(run, settings, tell, progress=progress, engine=engine)
         if settings.graph.uri:
             # The caller's spinner already names the step; a second live display would fight it.
             stage_publish(run, settings, tell, progress=progress and say is None)

@@ -202,11 +202,55 @@ MODELS_OPTION = typer.Option(
 IDENTIFIER_OPTION = typer.Option(
     None, "--identifier", metavar="KIND", show_default="none", help=IDENTIFIER_HELP
 )
+ENGINE_OPTION = typer.Option(
+    None,
+    "--engine",
+    envvar="GRAPHFRAUD_ENGINE",
+    metavar="ENGINE",
+    show_default="local",
+    help="where pair scoring, exact links, per-component Leiden, ring and user features run: "
+    "local (this machine) or dask (a dask.distributed cluster, see --dask-scheduler); the "
+    "artifacts are the same",
+)
+DASK_SCHEDULER_OPTION = typer.Option(
+    None,
+    "--dask-scheduler",
+    envvar="GRAPHFRAUD_DASK_SCHEDULER",
+    metavar="ADDRESS",
+    show_default="none: a LocalCluster for the run",
+    help="the Dask scheduler for --engine dask (tcp://scheduler:8786)",
+)
+ENGINE_WORKERS_OPTION = typer.Option(
+    None,
+    "--engine-workers",
+    envvar="GRAPHFRAUD_ENGINE_WORKERS",
+    metavar="N",
+    show_default="1 local, one per CPU for a LocalCluster",
+    help="local: processes for the partitioned stages; dask without --dask-scheduler: "
+    "LocalCluster worker processes",
+)
 PREVIOUS_HELP = (
     "last night's complete run directory to build on: its rings' ids are kept where most members "
     "stay (a failed run is refused, naming the last good run), or a runs directory's CURRENT "
     "file for the run it names (none yet: a full night)"
 )
+
+
+def _with_engine(
+    settings: Settings, engine: str | None, scheduler: str | None, workers: int | None
+) -> Settings:
+    """`settings` with the engine flags applied (`--engine`, `--dask-scheduler`, …)."""
+    if engine is not None:
+        if engine not in ("local", "dask"):
+            raise ConfigError(f"--engine {engine!r} is not an engine", hint="local or dask")
+        settings.engine = engine  # type: ignore[assignment]
+    if scheduler is not None:
+        settings.dask_scheduler = scheduler or None
+    if workers is not None:
+        if workers < 1:
+            raise ConfigError(f"--engine-workers {workers} is not a count", hint="1 or more")
+        settings.engine_workers = workers
+    return settings
 
 
 def _settings(
@@ -524,6 +568,9 @@ def run(
         help=RETRAIN_HELP,
     ),
     fail_on_drift: bool = typer.Option(False, "--fail-on-drift", help=FAIL_ON_DRIFT_HELP),
+    engine: str | None = ENGINE_OPTION,
+    dask_scheduler: str | None = DASK_SCHEDULER_OPTION,
+    engine_workers: int | None = ENGINE_WORKERS_OPTION,
 ) -> None:
     """Run the whole batch on one set of input files (a full snapshot, or with --delta the
     changes since --previous)."""
@@ -532,7 +579,12 @@ def run(
     from graphfraud.pipeline import run_pipeline
     from graphfraud.schedule.pointer import resolve_previous
 
-    settings = _settings(registry, graph_uri, seed, device, models, identifier, retrain)
+    settings = _with_engine(
+        _settings(registry, graph_uri, seed, device, models, identifier, retrain),
+        engine,
+        dask_scheduler,
+        engine_workers,
+    )
     if emerging is not None:
         settings.rings.emerging = emerging
     if verdicts is not None:
@@ -617,26 +669,34 @@ def ingest_verb(
 
 def link_verb(
     run_dir: Path = typer.Option(..., "--run", metavar="DIR", help="run directory after `ingest`"),
+    engine: str | None = ENGINE_OPTION,
+    dask_scheduler: str | None = DASK_SCHEDULER_OPTION,
+    engine_workers: int | None = ENGINE_WORKERS_OPTION,
 ) -> None:
     """Stage 2: block, compare and link users (writes links.parquet)."""
     from graphfraud.pipeline import stage_link
     from graphfraud.rundir import RunDir
 
+    settings = _with_engine(_settings(), engine, dask_scheduler, engine_workers)
     with _writing(run_dir, "link"), _progress(False, run_dir) as say:
-        stage_link(RunDir(run_dir), _settings(), say)
+        stage_link(RunDir(run_dir), settings, say)
     console.print(f"next: graphfraud rings --run {run_dir}", highlight=False, soft_wrap=True)
 
 
 def rings_verb(
     run_dir: Path = typer.Option(..., "--run", metavar="DIR", help="run directory after `link`"),
+    engine: str | None = ENGINE_OPTION,
+    dask_scheduler: str | None = DASK_SCHEDULER_OPTION,
+    engine_workers: int | None = ENGINE_WORKERS_OPTION,
 ) -> None:
     """Stage 3: find rings on the weighted user graph, keeping the previous run's ring ids
     (writes ring_members/rings.parquet and the ring events)."""
     from graphfraud.pipeline import stage_rings
     from graphfraud.rundir import RunDir
 
+    settings = _with_engine(_settings(), engine, dask_scheduler, engine_workers)
     with _writing(run_dir, "rings"), _progress(False, run_dir) as say:
-        stage_rings(RunDir(run_dir), _settings(), say)
+        stage_rings(RunDir(run_dir), settings, say)
     console.print(f"next: graphfraud score --run {run_dir}", highlight=False, soft_wrap=True)
 
 
@@ -653,13 +713,21 @@ def score_verb(
         show_default="always (model.retrain)",
         help=RETRAIN_HELP,
     ),
+    engine: str | None = ENGINE_OPTION,
+    dask_scheduler: str | None = DASK_SCHEDULER_OPTION,
+    engine_workers: int | None = ENGINE_WORKERS_OPTION,
 ) -> None:
     """Stage 4: features, model training/selection (by the retrain policy), user and ring
     scores."""
     from graphfraud.pipeline import stage_score
     from graphfraud.rundir import RunDir
 
-    settings = _settings(registry, device=device, models=models, retrain=retrain)
+    settings = _with_engine(
+        _settings(registry, device=device, models=models, retrain=retrain),
+        engine,
+        dask_scheduler,
+        engine_workers,
+    )
     with _writing(run_dir, "score"), _progress(False, run_dir) as say:
         stage_score(RunDir(run_dir), settings, say, progress=True)
     print_summary(run_dir)

@@ -14,12 +14,14 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
 from graphfraud.config import LinkSettings
+from graphfraud.engine import SERIAL, Engine, hash_partitions, map_frames, slices
 from graphfraud.identifiers import BUILTIN, IdentifierRegistry, IdentifierSpec, Linkage, Source
 from graphfraud.linking.blocking import (
     handle_candidate_pairs,
@@ -130,8 +132,27 @@ def _exact_links(
     return links, support.select(pl.lit(kind).alias("kind"), "value", "support")
 
 
+def _exact_links_on(
+    engine: Engine,
+    holders: pl.DataFrame,
+    kind: str,
+    max_share: int,
+    focus: npt.NDArray[np.bool_] | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`_exact_links` with the values spread over `engine` (every holder of a value in one
+    part: its pairs and support are those of the whole)."""
+    parts = hash_partitions(holders.drop_nulls("value"), "value", engine.partitions)
+    if len(parts) == 1:
+        return _exact_links(holders, kind, max_share, focus)
+    done = engine.map(_exact_links, parts, kind, max_share, focus)
+    return pl.concat([links for links, _ in done]), pl.concat([support for _, support in done])
+
+
 def similar_handle_pairs(
-    emails: pl.DataFrame, settings: LinkSettings, focus: Focus | None = None
+    emails: pl.DataFrame,
+    settings: LinkSettings,
+    focus: Focus | None = None,
+    engine: Engine = SERIAL,
 ) -> tuple[pl.DataFrame, int]:
     """`a, b, similarity` for every blocked handle pair at or above the threshold, and how many
     comparisons it took. Small blocks are enumerated as candidate pairs; the namesake crowds
@@ -139,7 +160,8 @@ def similar_handle_pairs(
 
     `emails`: `uid, local, domain, stem, local_stem, num`. With `focus`, only the pairs in focus
     are compared (`linking.incremental`): the blocks are still formed over everyone, so those
-    pairs are exactly the full pass's.
+    pairs are exactly the full pass's. `engine` scores slices of the candidates and the crowds
+    (by stem) in parallel; the pairs are the same.
     """
     threshold = settings.email_similarity
     candidates = handle_candidate_pairs(
@@ -147,11 +169,12 @@ def similar_handle_pairs(
     )
     if focus is not None:
         candidates = focus.select(candidates)
-    scored = score_candidates(
-        candidates, emails.select("uid", pl.col("local").alias("text")), threshold
+    texts = emails.select("uid", pl.col("local").alias("text"))
+    scored = map_frames(
+        engine, score_candidates, slices(candidates, engine.partitions), texts, threshold
     )
-    crowds = block_similar_pairs(
-        emails.filter(pl.col("stem").is_not_null()),
+    in_crowds = partial(
+        block_similar_pairs,
         key="stem",
         text="local",
         min_size=settings.max_block,
@@ -159,6 +182,8 @@ def similar_handle_pairs(
         threshold=threshold,
         focus=None if focus is None else focus.users,
     )
+    stemmed = emails.filter(pl.col("stem").is_not_null()).select("uid", "stem", "local")
+    crowds = map_frames(engine, in_crowds, hash_partitions(stemmed, "stem", engine.partitions))
     stem_sizes = emails.group_by("stem").len()["len"].cast(pl.Int64)
     crowd_cells = int((stem_sizes.filter(stem_sizes > settings.max_block) ** 2).sum())
     runs = handle_run_pairs(emails, max_gap=SUFFIX_RUN_GAP, max_block=settings.max_block)
@@ -230,6 +255,7 @@ def _lookalike_links(
     settings: LinkSettings,
     registry: IdentifierRegistry,
     reuse: Reuse | None = None,
+    engine: Engine = SERIAL,
 ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """Look-alike handles of one kind (`john.doe1@gmail.com` ~ `john.doe2@gmail.com`,
     `rahul.sharma1@ybl` ~ `rahul.sharma2@ybl`): the links, and every similar pair before the
@@ -240,9 +266,9 @@ def _lookalike_links(
     they change when a crowd grows or shrinks."""
     emails = handle_frame(users, spec).drop("user_id", strict=False)
     if reuse is None:
-        similar, n_candidates = similar_handle_pairs(emails, settings)
+        similar, n_candidates = similar_handle_pairs(emails, settings, engine=engine)
     else:
-        fresh, n_candidates = similar_handle_pairs(emails, settings, reuse.focus)
+        fresh, n_candidates = similar_handle_pairs(emails, settings, reuse.focus, engine)
         kept = reuse.focus.select(reuse.similar, inside=False)
         similar = pl.concat([kept, fresh.select(kept.columns)])
     # Everything up to the weight filter works on integer ids (millions of pairs at 1M users);
@@ -358,9 +384,11 @@ def _sequence_links(
     settings: LinkSettings,
     registry: IdentifierRegistry,
     reuse: Reuse | None = None,
+    engine: Engine = SERIAL,
 ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """Runs of near-consecutive numbers of one kind (SIM cards bought in a batch). A sort and a
-    scan over the numbers, cheap at any size: an incremental night (`reuse`) reruns it whole."""
+    scan over the numbers, cheap at any size (on any engine, here): an incremental night
+    (`reuse`) reruns it whole."""
     nothing = pl.DataFrame(schema={"a": pl.UInt32, "b": pl.UInt32, "similarity": pl.Float32})
     phones = users.select(
         "uid",
@@ -443,11 +471,12 @@ def build_links(
     registry: IdentifierRegistry = BUILTIN,
     progress: Progress | None = None,
     previous: PreviousLinks | None = None,
+    engine: Engine = SERIAL,
 ) -> Links:
     """All links between users, with evidence, for every kind of `registry`. Deterministic for a
     given input. With `previous`, only the pairs today's changes can make a difference to are
     linked again and the rest of last night's links are kept (`linking.incremental`); the
-    links are the same either way."""
+    links are the same either way, and on any `engine`."""
     say = progress or (lambda _msg: None)
     indexed = user_index(users)
     uid_of = indexed.select("uid", "user_id")
@@ -471,7 +500,7 @@ def build_links(
             reused.append(kept)
             stats[f"{kind}_focus_users"] = int(focus.sum())
             stats[f"{kind}_reused_links"] = kept.height
-        links, support = _exact_links(holders, kind, settings.max_share, focus)
+        links, support = _exact_links_on(engine, holders, kind, settings.max_share, focus)
         parts.append(links)
         supports.append(support)
         stats[f"{kind}_links"] = links.height
@@ -490,7 +519,9 @@ def build_links(
                 stats[f"{kind}_focus_users"] = int(reuse.focus.users.sum())
                 stats[f"{kind}_focus_pairs"] = len(reuse.focus.pairs)
                 stats[f"{kind}_reused_pairs"] = reuse.similar.height
-            links, pairs, n_candidates = find(indexed, spec, kind, settings, registry, reuse)
+            links, pairs, n_candidates = find(
+                indexed, spec, kind, settings, registry, reuse, engine
+            )
             parts.append(links)
             similar.append(pairs.with_columns(pl.lit(kind).alias("kind")))
             stats[f"{kind}_candidates"] = n_candidates

@@ -55,6 +55,18 @@ class Population:
     latest: datetime | None
 
 
+def population_of(users: pl.DataFrame) -> Population:
+    """The batch's own `Population`: its users' stems, domains and newest sign-up."""
+    shapes = users.select(
+        handle_stem_expr("email_local", "email_domain").alias("stem"), pl.col("email_domain")
+    )
+    return Population(
+        stems=shapes.group_by("stem").agg(pl.len().alias("stem_n")).drop_nulls(),
+        domains=shapes.group_by("email_domain").agg(pl.len().alias("domain_n")).drop_nulls(),
+        latest=users["created_at"].max(),  # type: ignore[arg-type]
+    )
+
+
 def own_features(
     users: pl.DataFrame,
     devices: pl.DataFrame,
@@ -71,7 +83,9 @@ def own_features(
     """
     user_kinds = registry.of_source(Source.USERS)
     sighting_kinds = registry.of_source(Source.SIGHTINGS)
-    latest = users["created_at"].max() if population is None else population.latest
+    if population is None:
+        population = population_of(users)
+    latest = population.latest
     age = (
         ((pl.lit(latest) - pl.col("created_at")).dt.total_hours() / 24)
         if latest is not None  # no parseable sign-up time in the whole file
@@ -120,11 +134,7 @@ def own_features(
         handle_stem_expr("email_local", "email_domain").alias("stem"),
         pl.col("email_domain"),
     )
-    if population is None:
-        stem_n = f.group_by("stem").agg(pl.len().alias("stem_n")).drop_nulls()
-        domain_n = f.group_by("email_domain").agg(pl.len().alias("domain_n")).drop_nulls()
-    else:
-        stem_n, domain_n = population.stems, population.domains
+    stem_n, domain_n = population.stems, population.domains
     f = f.join(stem_n, on="stem", how="left").join(domain_n, on="email_domain", how="left")
     for spec in user_kinds:
         f = f.join(

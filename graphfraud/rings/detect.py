@@ -26,16 +26,19 @@ from __future__ import annotations
 
 import hashlib
 import random
+import threading
 from dataclasses import dataclass, field
 
 import igraph as ig
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from graphfraud.config import RingSettings
+from graphfraud.engine import SERIAL, Engine, hash_partitions, map_frames
 from graphfraud.identifiers import BUILTIN, IP_KIND, IdentifierRegistry, Linkage
 from graphfraud.linking.weights import combine_weights_expr
-from graphfraud.rings.features import Rings, ring_features
+from graphfraud.rings.features import Rings, identity_kinds, ring_feature_rows
 
 
 def pair_strengths(links: pl.DataFrame) -> pl.DataFrame:
@@ -133,14 +136,72 @@ def strong_components(pairs: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def leiden_communities(pairs: pl.DataFrame, settings: RingSettings) -> pl.DataFrame:
+# A component with at least this many strong pairs is one Leiden task alone; smaller ones are
+# batched into tasks of about this many pairs (most components are a handful of users).
+LEIDEN_BATCH_EDGES = 20_000
+
+# igraph draws from one process-wide RNG: one Leiden batch at a time per process.
+_IGRAPH_RNG = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ComponentBatch:
+    """Connected components for one Leiden task, concatenated: per component its vertex and
+    pair counts; pairs as component-local vertex numbers (user_id order), sorted."""
+
+    sizes: npt.NDArray[np.int64]
+    edge_counts: npt.NDArray[np.int64]
+    a: npt.NDArray[np.int64]
+    b: npt.NDArray[np.int64]
+    weight: npt.NDArray[np.float64]
+
+
+def leiden_batch(batch: ComponentBatch, settings: RingSettings) -> npt.NDArray[np.int64]:
+    """Per vertex of the batch (components in order), the batch position of its community's
+    first vertex. Each component is its own igraph graph with the RNG seeded afresh, so its
+    communities depend on nothing else in the batch, nor on which process runs it."""
+    out = np.empty(int(batch.sizes.sum()), dtype=np.int64)
+    with _IGRAPH_RNG:
+        rng = random.Random(settings.seed)
+        ig.set_random_number_generator(rng)
+        try:
+            v0 = e0 = 0
+            for size, m in zip(batch.sizes.tolist(), batch.edge_counts.tolist(), strict=True):
+                rng.seed(settings.seed)
+                edges = np.column_stack([batch.a[e0 : e0 + m], batch.b[e0 : e0 + m]])
+                clusters = ig.Graph(n=size, edges=edges.tolist()).community_leiden(
+                    objective_function="CPM",
+                    weights=batch.weight[e0 : e0 + m].tolist(),
+                    resolution=settings.resolution,
+                    n_iterations=settings.iterations,
+                )
+                membership = np.asarray(clusters.membership, dtype=np.int64)
+                # each community by its first vertex (its smallest user_id)
+                first = np.full(membership.max() + 1, size, dtype=np.int64)
+                np.minimum.at(first, membership, np.arange(size))
+                out[v0 : v0 + size] = v0 + first[membership]
+                v0, e0 = v0 + size, e0 + m
+        finally:
+            ig.set_random_number_generator(random)
+    return out
+
+
+def leiden_communities(
+    pairs: pl.DataFrame,
+    settings: RingSettings,
+    engine: Engine = SERIAL,
+    *,
+    batch_edges: int = LEIDEN_BATCH_EDGES,
+) -> pl.DataFrame:
     """`user_id, community` (the community's smallest user_id) for every user in `pairs`
     (`user_a, user_b, strength`).
 
     Leiden runs on each connected component alone, its vertices in user_id order and igraph's
     RNG seeded afresh: CPM's objective is a sum over components, and this way a component's
     communities depend on nothing outside it, so an incremental night can keep the untouched
-    components' communities and recompute the rest to the same result a full run gets.
+    components' communities and recompute the rest to the same result a full run gets, and
+    `engine` can run the components in parallel (small ones batched up to `batch_edges` pairs,
+    large ones alone, largest first) with the same result whatever the batches and workers.
     """
     nodes, edges = _vertices(pairs)
     graph = ig.Graph(
@@ -161,31 +222,52 @@ def leiden_communities(pairs: pl.DataFrame, settings: RingSettings) -> pl.DataFr
     edge_starts = np.searchsorted(edge_comp[edge_order], component[order][starts])
     edge_ends = np.r_[edge_starts[1:], len(edge_order)]
     label = np.empty(len(component), dtype=np.int64)
-    rng = random.Random(settings.seed)
-    ig.set_random_number_generator(rng)
-    try:
-        for start, size, e0, e1 in zip(starts, sizes, edge_starts, edge_ends, strict=True):
+    batches: list[list[int]] = []  # component numbers (positions in `starts`) per task
+    current: list[int] = []
+    current_edges = 0
+    for c, (start, size, e0, e1) in enumerate(
+        zip(starts.tolist(), sizes.tolist(), edge_starts.tolist(), edge_ends.tolist(), strict=True)
+    ):
+        if size == 2:  # half the components: one pair, together iff it beats the resolution
             vertices = order[start : start + size]
-            if size == 2:  # half the components: one pair, together iff it beats the resolution
-                label[vertices] = vertices[0] if weight[e0] > settings.resolution else vertices
-                continue
-            rng.seed(settings.seed)
-            sub = ig.Graph(n=int(size), edges=np.column_stack([la[e0:e1], lb[e0:e1]]).tolist())
-            clusters = sub.community_leiden(
-                objective_function="CPM",
-                weights=weight[e0:e1].tolist(),
-                resolution=settings.resolution,
-                n_iterations=settings.iterations,
-            )
-            membership = np.asarray(clusters.membership, dtype=np.int64)
-            # each community by its first vertex (its smallest user_id): a global label
-            first = np.full(membership.max() + 1, len(vertices), dtype=np.int64)
-            np.minimum.at(first, membership, np.arange(len(vertices)))
-            label[vertices] = vertices[first[membership]]
-    finally:
-        ig.set_random_number_generator(random)
+            label[vertices] = vertices[0] if weight[e0] > settings.resolution else vertices
+        elif e1 - e0 >= batch_edges:
+            batches.append([c])
+        else:
+            current.append(c)
+            current_edges += e1 - e0
+            if current_edges >= batch_edges:
+                batches.append(current)
+                current, current_edges = [], 0
+    if current:
+        batches.append(current)
+    batches.sort(key=lambda cs: -int((edge_ends[cs] - edge_starts[cs]).sum()))
+    work = [_component_batch(cs, edge_starts, edge_ends, sizes, la, lb, weight) for cs in batches]
+    for cs, first in zip(batches, engine.map(leiden_batch, work, settings), strict=True):
+        vertices = np.concatenate([order[starts[c] : starts[c] + sizes[c]] for c in cs])
+        label[vertices] = vertices[first]
     user_ids = nodes["user_id"]
     return nodes.select("user_id", user_ids.gather(label).alias("community"))
+
+
+def _component_batch(
+    components: list[int],
+    edge_starts: npt.NDArray[np.int64],
+    edge_ends: npt.NDArray[np.int64],
+    sizes: npt.NDArray[np.int64],
+    la: npt.NDArray[np.int64],
+    lb: npt.NDArray[np.int64],
+    weight: npt.NDArray[np.float64],
+) -> ComponentBatch:
+    """The `ComponentBatch` of `components` (positions in the component arrays)."""
+    spans = [slice(int(edge_starts[c]), int(edge_ends[c])) for c in components]
+    return ComponentBatch(
+        sizes=sizes[components].astype(np.int64),
+        edge_counts=(edge_ends[components] - edge_starts[components]).astype(np.int64),
+        a=np.concatenate([la[s] for s in spans]),
+        b=np.concatenate([lb[s] for s in spans]),
+        weight=np.concatenate([weight[s] for s in spans]),
+    )
 
 
 def merge_on_dedicated_ips(
@@ -267,7 +349,11 @@ def strong_pairs(
 
 
 def incremental_communities(
-    pairs: pl.DataFrame, before: pl.DataFrame, communities: pl.DataFrame, settings: RingSettings
+    pairs: pl.DataFrame,
+    before: pl.DataFrame,
+    communities: pl.DataFrame,
+    settings: RingSettings,
+    engine: Engine = SERIAL,
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     """`leiden_communities(pairs)`, computed only on the components a change touched.
 
@@ -291,7 +377,7 @@ def incremental_communities(
     )
     fresh_pairs = pairs.join(redo.rename({"user_id": "user_a"}), on="user_a", how="semi")
     fresh = (
-        leiden_communities(fresh_pairs, settings)
+        leiden_communities(fresh_pairs, settings, engine)
         if fresh_pairs.height
         else pl.DataFrame(schema={"user_id": pl.Utf8, "community": pl.Utf8})
     )
@@ -328,19 +414,22 @@ def find_rings(
     settings: RingSettings,
     registry: IdentifierRegistry = BUILTIN,
     previous: PreviousRings | None = None,
+    engine: Engine = SERIAL,
 ) -> Detected:
     """Ring membership `user_id, ring_id` for users in a community of at least `min_size`, and
-    the communities behind it. With `previous`, Leiden reruns only on touched components; the
-    result is the same."""
+    the communities behind it. With `previous`, Leiden reruns only on touched components; with
+    `engine`, the components run on it. The result is the same."""
     pairs = strong_pairs(links, settings, registry)
     stats: dict[str, int] = {}
     if pairs.is_empty():
         communities = pl.DataFrame(schema={"user_id": pl.Utf8, "community": pl.Utf8})
     elif previous is None:
-        communities = leiden_communities(pairs, settings)
+        communities = leiden_communities(pairs, settings, engine)
     else:
         before = strong_pairs(previous.links, settings, registry)
-        communities, stats = incremental_communities(pairs, before, previous.communities, settings)
+        communities, stats = incremental_communities(
+            pairs, before, previous.communities, settings, engine
+        )
     if communities.is_empty():
         members = pl.DataFrame(schema={"user_id": pl.Utf8, "ring_id": pl.Utf8})
         return Detected(members=members, communities=communities, stats=stats)
@@ -357,13 +446,18 @@ def build_rings(
     settings: RingSettings,
     registry: IdentifierRegistry = BUILTIN,
     previous: PreviousRings | None = None,
+    engine: Engine = SERIAL,
 ) -> Rings:
     """The rings stage: communities on the links (with `previous`, only where the links
-    changed), then each ring's features."""
-    found = find_rings(links, settings, registry, previous)
+    changed; with `engine`, per component on it), then each ring's features."""
+    found = find_rings(links, settings, registry, previous, engine)
+    # Each ring's features read only its own members and the links between them.
+    parts = hash_partitions(found.members, "ring_id", engine.partitions)
     return Rings(
         members=found.members,
-        rings=ring_features(found.members, users, links, registry),
+        rings=map_frames(
+            engine, ring_feature_rows, parts, users, links, identity_kinds(registry)
+        ).sort("ring_id"),
         communities=found.communities,
         detection=found.stats,
     )

@@ -43,7 +43,7 @@ class Rings:
         }
 
 
-def _identity_kinds(registry: IdentifierRegistry) -> list[str]:
+def identity_kinds(registry: IdentifierRegistry) -> list[str]:
     """Link kinds of what a user states about itself (email, phone, UPI, declared ids), as
     opposed to where it signs in from (devices, IPs)."""
     return [r.kind for s in registry.of_source(Source.USERS) for r in s.links]
@@ -78,6 +78,14 @@ def ring_features(
     registry: IdentifierRegistry = BUILTIN,
 ) -> pl.DataFrame:
     """One row per ring (RINGS_SCHEMA; ring scores come later, from the score stage)."""
+    return ring_feature_rows(members, users, links, identity_kinds(registry))
+
+
+def ring_feature_rows(
+    members: pl.DataFrame, users: pl.DataFrame, links: pl.DataFrame, identity: list[str]
+) -> pl.DataFrame:
+    """`ring_features` with the registry's identity link kinds spelled out: what an engine's
+    worker gets (a part of the rings; a registry holds functions that do not travel)."""
     if members.is_empty():
         return conform_frame(pl.DataFrame(), RINGS_SCHEMA)
     people = members.join(users.select("user_id", "created_at", "label"), on="user_id", how="left")
@@ -109,7 +117,7 @@ def ring_features(
         .agg(pl.col("kind").head(3).str.join(",").alias("top_link_kinds"))
     )
     device = _members_touched(intra, [DEVICE_KIND]).rename({"n_touched": "n_device"})
-    ident = _members_touched(intra, _identity_kinds(registry)).rename({"n_touched": "n_ident"})
+    ident = _members_touched(intra, identity).rename({"n_touched": "n_ident"})
     rings = (
         base.join(link_stats, on="ring_id", how="left")
         .join(kinds, on="ring_id", how="left")
@@ -167,7 +175,7 @@ def one_ring_features(
     for _, _, kind, _ in intra:
         kinds[kind] = kinds.get(kind, 0) + 1
     top = sorted(kinds, key=lambda k: (-kinds[k], k))[:3]
-    identity = set(_identity_kinds(registry))
+    identity = set(identity_kinds(registry))
 
     def touched(wanted: set[str]) -> int:
         return len({u for a, b, k, _ in intra if k in wanted for u in (a, b)})

@@ -192,6 +192,14 @@ def test_an_unknown_retrain_policy_is_one_line_before_any_work(tmp_path: Path) -
     assert not (tmp_path / "run").exists()
 
 
+def test_an_unknown_engine_is_one_line_before_any_work(tmp_path: Path) -> None:
+    proc = graphfraud(
+        "run", "--users", "missing.csv", "--out", str(tmp_path / "run"), "--engine", "spark"
+    )
+    _assert_one_line_error(proc, "--engine 'spark' is not an engine", "local or dask")
+    assert not (tmp_path / "run").exists()
+
+
 def test_run_help_teaches_the_report_flags() -> None:
     proc = graphfraud("run", "--help")
     text = " ".join(proc.stdout.split())
