@@ -97,6 +97,7 @@ def generate_population(
         venues,
         start,
         days,
+        _first_devices(honest_devices, n_honest),
     )
     people = pl.concat(
         [
@@ -187,6 +188,15 @@ def generate_population(
         }
     )
     return Population(users=users, devices=devices, truth=truth, seed=seed)
+
+
+def _first_devices(devices: pl.DataFrame, n_honest: int) -> list[str]:
+    """Each honest user's first-seen device (camouflaged rings sign in on some)."""
+    first = devices.sort("seen", "uidx").unique("uidx", keep="first")
+    first = first.filter(pl.col("uidx").is_between(0, n_honest - 1))
+    out = np.full(n_honest, "", dtype=object)
+    out[first["uidx"].to_numpy()] = first["device_id"].to_numpy()
+    return [str(d) for d in out.tolist()]
 
 
 def _upis(
