@@ -15,6 +15,8 @@ scored (model kind, or the fallback and why).
     .venv/bin/python benchmarks/bench_quality.py [--users 100000] [--seeds 1 2 3]
         [--fraud-share 0.005]  # a quiet night
         [--models gbm]         # candidates (default: the settings')
+        [--recipes hard]       # ring recipes (default hard: with sparse rings and drawn
+                               # camouflage, #14; `base` gives the populations of before)
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from graphfraud.config import load_settings
 from graphfraud.evaluate import evaluate_run, load_truth, ring_recovery
 from graphfraud.pipeline import run_pipeline
-from graphfraud.synthetic import generate_population, write_population
+from graphfraud.synthetic import RECIPES, generate_population, write_population
 
 METRICS = (
     "roc_auc",
@@ -129,18 +131,21 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--fraud-share", type=float, default=0.04)
     parser.add_argument("--models", nargs="+", default=None, help="model candidates")
+    parser.add_argument("--recipes", choices=sorted(RECIPES), default="hard", help="ring recipes")
     args = parser.parse_args()
     print(
         f"workload: {args.users:,} synthetic users × seeds {args.seeds}, fraud share "
-        f"{args.fraud_share}; evaluation on unlabelled users"
+        f"{args.fraud_share}, {args.recipes} ring recipes; evaluation on unlabelled users"
     )
     extra: dict[str, list[float]] = {m: [] for m in SUSPECTED}
     ours: dict[str, list[float]] = {m: [] for m in METRICS}
     base: dict[str, list[float]] = {m: [] for m in METRICS}
     by_kind: dict[str, list[float]] = {}
     for seed in args.seeds:
-        root = out_dir(f"quality-{args.users}-{seed}-{args.fraud_share}")
-        pop = generate_population(args.users, seed, fraud_share=args.fraud_share)
+        root = out_dir(f"quality-{args.users}-{seed}-{args.fraud_share}-{args.recipes}")
+        pop = generate_population(
+            args.users, seed, fraud_share=args.fraud_share, recipes=RECIPES[args.recipes]
+        )
         paths = write_population(pop, root / "data", fmt="parquet")
         settings = load_settings()
         settings.model.registry = root / "models"

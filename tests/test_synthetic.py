@@ -13,7 +13,13 @@ from typer.testing import CliRunner
 
 from graphfraud.errors import ConfigError
 from graphfraud.schema import TRUTH_SCHEMA, USER_COLUMNS_OPTIONAL, USER_ID
-from graphfraud.synthetic import RING_KINDS, Population, generate_population, write_population
+from graphfraud.synthetic import (
+    HARD_RECIPES,
+    RING_KINDS,
+    Population,
+    generate_population,
+    write_population,
+)
 
 N = 20_000
 
@@ -26,6 +32,12 @@ def pop() -> Population:
 @pytest.fixture(scope="module")
 def joined(pop: Population) -> pl.DataFrame:
     return pop.users.join(pop.truth, on="user_id", validate="1:1")
+
+
+@pytest.fixture(scope="module")
+def hard() -> Population:
+    """The #14 recipes: sparse rings, camouflage drawn per ring."""
+    return generate_population(N, 3, recipes=HARD_RECIPES)
 
 
 def _gmail_mailbox(email: pl.Expr) -> pl.Expr:
@@ -186,12 +198,13 @@ def test_rings_carry_their_signals_but_not_as_cliques(
     assert top_stem["s"].null_count() == 0
 
 
-def test_sparse_rings_hang_on_single_ties_no_identifier_spans(
-    joined: pl.DataFrame, pop: Population
-) -> None:
+def test_sparse_rings_hang_on_single_ties_no_identifier_spans(hard: Population) -> None:
     """A sparse ring's members are tied pairwise (a handset, a home IP or a handle of permuted
     name parts); no value of theirs is held by more than two members, except a carrier's NAT
     exit or a café, which honest people share as well."""
+    pop = hard
+    joined = pop.users.join(pop.truth, on="user_id")
+    assert set(pop.truth["ring_kind"].drop_nulls()) == set(HARD_RECIPES.kinds)
     members = joined.filter(pl.col("ring_kind") == "sparse").select("user_id", "ring_id", "email")
     assert members["ring_id"].n_unique() >= 1
     sightings = pop.devices.join(members, on="user_id")
@@ -219,7 +232,8 @@ def test_sparse_rings_hang_on_single_ties_no_identifier_spans(
     assert untied["email"].str.contains(r"^[a-z]+[._]?[a-z]+\d*@").all()
 
 
-def test_camouflage_never_erases_a_members_only_ring_trace() -> None:
+@pytest.mark.parametrize("drawn", [False, True])
+def test_camouflage_never_erases_a_members_only_ring_trace(drawn: bool) -> None:
     """A camouflaged ring on one SIM batch reaching every member borrows no honest number: it
     would overwrite that member's only trace of the ring."""
     from datetime import UTC, datetime
@@ -227,7 +241,7 @@ def test_camouflage_never_erases_a_members_only_ring_trace() -> None:
     import numpy as np
 
     from graphfraud.synthetic.honest import Venues
-    from graphfraud.synthetic.rings import FraudBlock, RingPlan, build_rings
+    from graphfraud.synthetic.rings import BASE_RECIPES, FraudBlock, RingPlan, build_rings
 
     for seed in range(20):
         size = 6
@@ -241,6 +255,7 @@ def test_camouflage_never_erases_a_members_only_ring_trace() -> None:
         build_rings(
             np.random.default_rng(seed), [plan], block, honest, venues,
             datetime(2026, 1, 1, tzinfo=UTC), 30, ["d"] * len(honest),
+            HARD_RECIPES if drawn else BASE_RECIPES,
         )  # fmt: skip
         assert not set(block.phone) & set(honest.tolist())
         assert len(set(block.phone)) == size
@@ -399,3 +414,15 @@ def test_cli_synth_writes_files_and_summary(tmp_path: Path) -> None:
         "truth.parquet",
     }
     assert pl.read_parquet(tmp_path / "users.parquet").equals(generate_population(800, 4).users)
+
+
+def test_cli_synth_recipes(tmp_path: Path) -> None:
+    from graphfraud.cli import app
+
+    args = ["synth", "--users", "3000", "--out", str(tmp_path), "-q"]
+    hard = CliRunner().invoke(app, [*args, "--recipes", "hard"])
+    assert hard.exit_code == 0, hard.output
+    assert "sparse" in hard.output
+    bad = CliRunner().invoke(app, [*args, "--recipes", "harder"])
+    assert isinstance(bad.exception, ConfigError)  # the entry point prints it as one red line
+    assert "unknown ring recipes 'harder'" in str(bad.exception)

@@ -27,7 +27,7 @@ handset (20 %). Timing: a burst minutes apart (80 % of non-slow rings) or spread
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -59,9 +59,27 @@ RING_KINDS: dict[str, float] = {
     "slow": 0.11,
     "mixed": 0.10,
     "upi_mule": 0.08,
-    "sparse": 0.08,
 }
 EMAIL_SIGNALS = ("sequential_email", "gmail_variant", "typo_domain")
+
+
+@dataclass(frozen=True)
+class RingRecipes:
+    """Which recipes a population's rings follow.
+
+    `BASE_RECIPES`: the kinds of `RING_KINDS` with fixed camouflage, what every seeded test
+    population draws. `HARD_RECIPES` (#14): also `sparse` rings, and camouflage drawn per ring
+    (shares of café use, café computers and a shared tablet, honest people's own phones signed
+    in on, 0-3 borrowed honest numbers, look-alike emails spread over several providers).
+    """
+
+    kinds: Mapping[str, float]
+    drawn_camouflage: bool
+
+
+BASE_RECIPES = RingRecipes(RING_KINDS, drawn_camouflage=False)
+HARD_RECIPES = RingRecipes({**RING_KINDS, "sparse": 0.08}, drawn_camouflage=True)
+RECIPES = {"base": BASE_RECIPES, "hard": HARD_RECIPES}
 OTHER_SIGNALS = ("sequential_phone", "device_farm", "shared_device", "shared_upi", "sequential_upi")
 COVERAGE = (0.7, 0.9)  # share of members a signal reaches, drawn per ring and signal
 CAMOUFLAGED_COVERAGE = (0.55, 0.8)
@@ -85,7 +103,9 @@ class RingPlan:
     timing: str  # burst | spread | slow
 
 
-def plan_rings(rng: np.random.Generator, n_fraud: int) -> list[RingPlan]:
+def plan_rings(
+    rng: np.random.Generator, n_fraud: int, kinds_mix: Mapping[str, float] = RING_KINDS
+) -> list[RingPlan]:
     """Ring sizes summing to n_fraud (mostly 3-30, a few up to 60) and a kind for each."""
     sizes: list[int] = []
     total = 0
@@ -102,8 +122,8 @@ def plan_rings(rng: np.random.Generator, n_fraud: int) -> list[RingPlan]:
             break
         sizes.append(s)
         total += s
-    kinds = list(RING_KINDS)
-    weights = np.array([RING_KINDS[k] for k in kinds])
+    kinds = list(kinds_mix)
+    weights = np.array([kinds_mix[k] for k in kinds])
     first = list(rng.permutation(kinds))  # every kind once, then by weight
     chosen = first[: len(sizes)] + list(
         rng.choice(kinds, size=max(0, len(sizes) - len(kinds)), p=weights / weights.sum())
@@ -233,10 +253,12 @@ def build_rings(
     start: datetime,
     days: int,
     honest_devices: list[str] | None = None,
+    recipes: RingRecipes = BASE_RECIPES,
 ) -> None:
     """Write every planned ring into `block` (fields, device sightings, truth columns).
     Camouflage sightings of honest users are appended to the block's device rows too.
-    `honest_devices[i]`: honest user i's own (first) device, which camouflaged rings sign in on."""
+    `honest_devices[i]`: honest user i's own (first) device, which camouflaged rings sign in on
+    when `recipes.drawn_camouflage`."""
     pools = _Pools(rng, len(block.email), venues)
     if not block.upi:
         block.upi = [None] * len(block.email)
@@ -247,6 +269,7 @@ def build_rings(
         block.ring_kind.extend([plan.kind] * plan.size)
         _times(rng, plan, block, members, int(t0), int(start.timestamp()) + days * DAY_S)
         ctx = _RingContext(rng, plan, block, members, honest_phones, venues, pools)
+        ctx.drawn = recipes.drawn_camouflage
         ctx.identity_defaults()
         has_devices: set[int] = set()
         lo, hi = CAMOUFLAGED_COVERAGE if plan.kind == "camouflaged" else COVERAGE
@@ -278,7 +301,7 @@ def build_rings(
             elif signal == "sparse_ties":
                 ctx.sparse_ties(covered)
             elif signal == "camouflage":
-                ctx.camouflage(honest_devices)
+                ctx.camouflage(honest_devices if ctx.drawn else None)
         ctx.own_devices(skip=has_devices)
 
 
@@ -355,6 +378,7 @@ class _RingContext:
         self.dc_ips = [pools.datacenter() for _ in range(int(rng.integers(1, 4)))]
         self.fmt = int(rng.integers(0, len(PHONE_FORMATS)))
         self.phone_traced: set[int] = set()  # members whose planted phone is a ring trace
+        self.drawn = False  # camouflage drawn per ring (`RingRecipes.drawn_camouflage`)
 
     # ---- helpers ---------------------------------------------------------------------------
     def cover(self, p: float) -> list[int]:
@@ -427,7 +451,8 @@ class _RingContext:
         p = np.array([w for _, w in RING_DOMAINS])
         main = domains[int(rng.choice(len(domains), p=p / p.sum()))]
         # camouflaged crews spread their look-alikes over several providers
-        stay = 0.9 if self.plan.kind != "camouflaged" else float(rng.uniform(0.3, 0.9))
+        spread = self.drawn and self.plan.kind == "camouflaged"
+        stay = float(rng.uniform(0.3, 0.9)) if spread else 0.9
         for u in covered:
             dom = main if rng.random() < stay else domains[int(rng.integers(0, len(domains)))]
             b.email[u] = f"{base}{sep}{n:0{pad}d}@{dom}" if pad else f"{base}{sep}{n}@{dom}"
@@ -599,13 +624,18 @@ class _RingContext:
                 )
 
     def camouflage(self, honest_devices: list[str] | None = None) -> None:
-        """Hide among honest users, each tactic at a share drawn per ring: sign up from a café's
-        IP (sometimes its computers), share a 'family' tablet with a few honest people, sign in
-        on honest people's own phones, and borrow honest people's phone numbers (never over a
-        member's only ring trace: a member with none would be truth no detector could see)."""
+        """Hide among honest users: sign up from a café's IP (sometimes its computers), share a
+        'family' tablet with a few honest people, borrow honest people's phone numbers (never
+        over a member's only ring trace: a member with none would be truth no detector could
+        see) and, with `honest_devices`, sign in on honest people's own phones. Drawn
+        camouflage (`self.drawn`) draws each tactic's share per ring; otherwise they are fixed
+        (and the random draws are those of the recipe before #14)."""
         rng, b, v = self.rng, self.b, self.venues
-        at_cafe, on_pc = float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.0, 0.5))
-        on_tablet = float(rng.uniform(0.2, 0.6))
+        if self.drawn:
+            at_cafe, on_pc = float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.0, 0.5))
+            on_tablet, tablet_users, borrowed = float(rng.uniform(0.2, 0.6)), (1, 5), (0, 4)
+        else:
+            at_cafe, on_pc, on_tablet, tablet_users, borrowed = 0.6, 0.3, 0.4, (1, 4), (1, 3)
         if v.cafe_ips:
             c = int(rng.integers(0, len(v.cafe_ips)))
             for u in self.members:
@@ -622,39 +652,45 @@ class _RingContext:
                         v.cafe_ips[c],
                         b.created[u] + int(rng.integers(0, 3 * DAY_S)),
                     )
-        if self.n_honest > 0:
-            tablet = self.pools.device()
-            for u in self.members:
-                if rng.random() < on_tablet:
-                    self.sight(
-                        self.n_honest + u,
-                        tablet,
-                        self.pools.nat(),
-                        b.created[u] + int(rng.integers(0, 10 * DAY_S)),
-                    )
-            for h in rng.integers(0, self.n_honest, size=int(rng.integers(1, 5))):
+        if self.n_honest == 0:
+            return
+        tablet = self.pools.device()
+        for u in self.members:
+            if rng.random() < on_tablet:
                 self.sight(
-                    int(h),
+                    self.n_honest + u,
                     tablet,
-                    self.pools.home(),
-                    b.created[self.members[0]] + int(rng.integers(-30 * DAY_S, 30 * DAY_S)),
+                    self.pools.nat(),
+                    b.created[u] + int(rng.integers(0, 10 * DAY_S)),
                 )
-            if honest_devices:
-                for h in rng.integers(0, self.n_honest, size=int(rng.integers(0, 3))):
-                    u = self.members[int(rng.integers(0, len(self.members)))]
-                    if not honest_devices[int(h)]:
-                        continue
+        for h in rng.integers(0, self.n_honest, size=int(rng.integers(*tablet_users))):
+            self.sight(
+                int(h),
+                tablet,
+                self.pools.home(),
+                b.created[self.members[0]] + int(rng.integers(-30 * DAY_S, 30 * DAY_S)),
+            )
+        if honest_devices:
+            for h in rng.integers(0, self.n_honest, size=int(rng.integers(0, 3))):
+                u = self.members[int(rng.integers(0, len(self.members)))]
+                if honest_devices[int(h)]:
                     self.sight(
                         self.n_honest + u,
                         honest_devices[int(h)],
                         self.pools.nat(),
                         b.created[u] + int(rng.integers(0, 5 * DAY_S)),
                     )
-            free = [u for u in self.members if u not in self.phone_traced]
-            for h in rng.integers(0, self.n_honest, size=int(rng.integers(0, 4))):
-                if self.honest_phones[int(h)] and free:
-                    u = free[int(rng.integers(0, len(free)))]
-                    b.phone[u] = int(self.honest_phones[int(h)])
+        free = [u for u in self.members if u not in self.phone_traced]
+        for h in rng.integers(0, self.n_honest, size=int(rng.integers(*borrowed))):
+            if not self.honest_phones[int(h)]:
+                continue
+            if self.drawn:
+                if free:
+                    b.phone[free[int(rng.integers(0, len(free)))]] = int(self.honest_phones[int(h)])
+                continue
+            u = self.members[int(rng.integers(0, len(self.members)))]
+            if u not in self.phone_traced:
+                b.phone[u] = int(self.honest_phones[int(h)])
 
     def sparse_ties(self, covered: list[int]) -> None:
         """A ring no identifier spans: each member (in random order) hangs on the previous one,
