@@ -9,11 +9,14 @@ components as rings, score = share of labelled fraud in the component.
 Also printed for graphfraud: communities vs suspected rings (`honest_in_community`,
 `honest_in_suspected`: share of honest users in any community / in a suspected ring;
 `suspected_recall`, `suspected_precision`: ring recall and precision of the suspected rings
-alone) and which path scored (model kind, or the fallback and why).
+alone), ring recall per planted ring kind (`ring_recall[kind]`, mean over seeds) and which path
+scored (model kind, or the fallback and why).
 
     .venv/bin/python benchmarks/bench_quality.py [--users 100000] [--seeds 1 2 3]
         [--fraud-share 0.005]  # a quiet night
         [--models gbm]         # candidates (default: the settings')
+        [--recipes hard]       # ring recipes (default hard: with sparse rings and drawn
+                               # camouflage, #14; `base` gives the populations of before)
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from graphfraud.config import load_settings
 from graphfraud.evaluate import evaluate_run, load_truth, ring_recovery
 from graphfraud.pipeline import run_pipeline
-from graphfraud.synthetic import generate_population, write_population
+from graphfraud.synthetic import RECIPES, generate_population, write_population
 
 METRICS = (
     "roc_auc",
@@ -128,17 +131,21 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--fraud-share", type=float, default=0.04)
     parser.add_argument("--models", nargs="+", default=None, help="model candidates")
+    parser.add_argument("--recipes", choices=sorted(RECIPES), default="hard", help="ring recipes")
     args = parser.parse_args()
     print(
         f"workload: {args.users:,} synthetic users × seeds {args.seeds}, fraud share "
-        f"{args.fraud_share}; evaluation on unlabelled users"
+        f"{args.fraud_share}, {args.recipes} ring recipes; evaluation on unlabelled users"
     )
     extra: dict[str, list[float]] = {m: [] for m in SUSPECTED}
     ours: dict[str, list[float]] = {m: [] for m in METRICS}
     base: dict[str, list[float]] = {m: [] for m in METRICS}
+    by_kind: dict[str, list[float]] = {}
     for seed in args.seeds:
-        root = out_dir(f"quality-{args.users}-{seed}-{args.fraud_share}")
-        pop = generate_population(args.users, seed, fraud_share=args.fraud_share)
+        root = out_dir(f"quality-{args.users}-{seed}-{args.fraud_share}-{args.recipes}")
+        pop = generate_population(
+            args.users, seed, fraud_share=args.fraud_share, recipes=RECIPES[args.recipes]
+        )
         paths = write_population(pop, root / "data", fmt="parquet")
         settings = load_settings()
         settings.model.registry = root / "models"
@@ -147,7 +154,10 @@ def main() -> None:
         t0 = time.perf_counter()
         run_pipeline(paths["users"], paths["devices"], root / "run", settings)
         took = time.perf_counter() - t0
-        ev = evaluate_run(root / "run", paths["truth"]).as_dict()
+        result = evaluate_run(root / "run", paths["truth"])
+        ev = result.as_dict()
+        for kind, recall in result.recall_by_kind.items():
+            by_kind.setdefault(kind, []).append(recall)
         truth = load_truth(Path(paths["truth"]))
         tb = textbook_baseline(pop.users, pop.devices, truth)
         for m in METRICS:
@@ -167,6 +177,10 @@ def main() -> None:
             + f" cut={manifest.get('rings_suspected', {}).get('cut')}"
         )
         print(
+            f"seed {seed}: recall by kind "
+            + " ".join(f"{k}={v:.3f}" for k, v in sorted(result.recall_by_kind.items()))
+        )
+        print(
             f"seed {seed}: scored by {model.get('kind')} ({model.get('version')}); "
             f"fallback: {model.get('metrics', {}).get('fallback', '-')}; "
             f"gate: {model.get('metrics', {}).get('gate', '-')}; "
@@ -183,6 +197,9 @@ def main() -> None:
         seen = [v for v in extra[m] if v == v]  # NaN: no suspected ring of ≥ 3 that night
         mean = statistics.mean(seen) if seen else float("nan")
         print(f"{m:22s} {mean:>10.4f} ± {_sd(seen):.4f}  ({len(seen)} of {len(extra[m])} seeds)")
+    for kind, values in sorted(by_kind.items()):
+        name = f"ring_recall[{kind}]"
+        print(f"{name:34s} {statistics.mean(values):>6.4f} ± {_sd(values):.4f}")
 
 
 if __name__ == "__main__":

@@ -9,11 +9,14 @@ share whose members are mostly fraud; and the largest predicted ring over the la
 Communities vs suspected rings: the share of honest users in any community and in a suspected
 ring (`suspected_ring`), and the ring recall / precision of the suspected rings alone (recall
 as above; precision = share of suspected rings of ≥ 3 whose members are mostly fraud).
+Ring recall per kind of planted ring (`recall_by_kind`), when the truth names kinds (`ring_kind`,
+as the synthetic generator writes it): the misses hide in one kind (camouflaged, sparse rings)
+while the overall recall looks fine.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,13 +50,22 @@ class Evaluation:
     suspected_rings: int = 0
     suspected_recall: float = float("nan")
     suspected_precision: float = float("nan")
+    recall_by_kind: dict[str, float] = field(default_factory=dict)  # ring_kind → ring recall
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, float | int | dict[str, float]]:
         return asdict(self)
+
+    def flat(self) -> dict[str, float | int]:
+        """`as_dict` with the per-kind recalls as `ring_recall[<kind>]` entries (tables)."""
+        out: dict[str, float | int] = {
+            k: v for k, v in self.as_dict().items() if not isinstance(v, dict)
+        }
+        out.update({f"ring_recall[{k}]": v for k, v in sorted(self.recall_by_kind.items())})
+        return out
 
 
 def load_truth(path: Path) -> pl.DataFrame:
-    """The truth file (CSV or Parquet): `user_id, is_fraud[, ring_id]`."""
+    """The truth file (CSV or Parquet): `user_id, is_fraud[, ring_id[, ring_kind]]`."""
     table = read_table(path, role="truth")
     if table.malformed.height:  # a truth row dropped would bias every metric, so none is
         first = table.malformed.row(0, named=True)
@@ -66,6 +78,7 @@ def load_truth(path: Path) -> pl.DataFrame:
     if "is_fraud" not in raw.columns:
         raise InputDataError("missing required column", file=str(path), column="is_fraud")
     ring = pl.col("ring_id") if "ring_id" in raw.columns else pl.lit(None, dtype=pl.Utf8)
+    kind = pl.col("ring_kind") if "ring_kind" in raw.columns else pl.lit(None, dtype=pl.Utf8)
     return raw.select(
         pl.col("user_id").cast(pl.Utf8),
         pl.col("is_fraud")
@@ -75,18 +88,17 @@ def load_truth(path: Path) -> pl.DataFrame:
         .fill_null(0)
         .cast(pl.Int8),
         ring.cast(pl.Utf8).replace("", None).alias("ring_id"),
+        kind.cast(pl.Utf8).replace("", None).alias("ring_kind"),
     )
 
 
-def ring_recovery(
-    predicted: pl.DataFrame, truth: pl.DataFrame, ring_scores: pl.DataFrame
-) -> tuple[int, float, float, int, int]:
-    """(true rings ≥ 3, recall, precision, largest predicted, largest true)."""
+def _best_match(predicted: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
+    """`t, nt, j` per true ring: its size and the best Jaccard of any predicted ring with it
+    (null when no predicted ring holds a member)."""
     true_m = truth.filter(pl.col("ring_id").is_not_null()).select(
         "user_id", pl.col("ring_id").alias("t")
     )
     t_size = true_m.group_by("t").agg(pl.len().alias("nt"))
-    big_true = t_size.filter(pl.col("nt") >= MIN_RING)
     pred_m = predicted.select("user_id", pl.col("ring_id").alias("p"))
     p_size = pred_m.group_by("p").agg(pl.len().alias("np"))
     inter = pred_m.join(true_m, on="user_id").group_by("p", "t").agg(pl.len().alias("i"))
@@ -96,7 +108,41 @@ def ring_recovery(
         .with_columns((pl.col("i") / (pl.col("np") + pl.col("nt") - pl.col("i"))).alias("j"))
     )
     best = jac.group_by("t").agg(pl.col("j").max())
-    matched = big_true.join(best, on="t", how="left").filter(pl.col("j") >= MATCH_JACCARD).height
+    return t_size.join(best, on="t", how="left")
+
+
+def recall_by_kind(predicted: pl.DataFrame, truth: pl.DataFrame) -> dict[str, float]:
+    """Ring recall (true rings ≥ 3 matched with Jaccard ≥ 0.5) per `ring_kind` of the truth;
+    empty when the truth names no kinds."""
+    if "ring_kind" not in truth.columns:
+        return {}
+    kinds = (
+        truth.filter(pl.col("ring_id").is_not_null() & pl.col("ring_kind").is_not_null())
+        .group_by("ring_id")
+        .agg(pl.col("ring_kind").first())
+        .rename({"ring_id": "t"})
+    )
+    per = (
+        _best_match(predicted, truth)
+        .filter(pl.col("nt") >= MIN_RING)
+        .join(kinds, on="t")
+        .group_by("ring_kind")
+        .agg((pl.col("j").fill_null(0) >= MATCH_JACCARD).mean().alias("recall"))
+        .sort("ring_kind")
+    )
+    return dict(zip(per["ring_kind"].to_list(), per["recall"].to_list(), strict=True))
+
+
+def ring_recovery(
+    predicted: pl.DataFrame, truth: pl.DataFrame, ring_scores: pl.DataFrame
+) -> tuple[int, float, float, int, int]:
+    """(true rings ≥ 3, recall, precision, largest predicted, largest true)."""
+    best = _best_match(predicted, truth)
+    t_size = best.select("t", "nt")
+    big_true = best.filter(pl.col("nt") >= MIN_RING)
+    pred_m = predicted.select("user_id", pl.col("ring_id").alias("p"))
+    p_size = pred_m.group_by("p").agg(pl.len().alias("np"))
+    matched = big_true.filter(pl.col("j") >= MATCH_JACCARD).height
     recall = matched / big_true.height if big_true.height else float("nan")
     k = big_true.height
     fraud = truth.select("user_id", "is_fraud")
@@ -151,6 +197,7 @@ def evaluate_run(run_dir: Path, truth_path: Path) -> Evaluation:
         largest_true_ring=largest_t,
         largest_ring_ratio=largest_p / largest_t if largest_t else float("nan"),
         **suspected,  # type: ignore[arg-type]  # fields of these names and types
+        recall_by_kind=recall_by_kind(members, truth),
     )
 
 

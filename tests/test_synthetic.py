@@ -13,7 +13,13 @@ from typer.testing import CliRunner
 
 from graphfraud.errors import ConfigError
 from graphfraud.schema import TRUTH_SCHEMA, USER_COLUMNS_OPTIONAL, USER_ID
-from graphfraud.synthetic import RING_KINDS, Population, generate_population, write_population
+from graphfraud.synthetic import (
+    HARD_RECIPES,
+    RING_KINDS,
+    Population,
+    generate_population,
+    write_population,
+)
 
 N = 20_000
 
@@ -26,6 +32,12 @@ def pop() -> Population:
 @pytest.fixture(scope="module")
 def joined(pop: Population) -> pl.DataFrame:
     return pop.users.join(pop.truth, on="user_id", validate="1:1")
+
+
+@pytest.fixture(scope="module")
+def hard() -> Population:
+    """The #14 recipes: sparse rings, camouflage drawn per ring."""
+    return generate_population(N, 3, recipes=HARD_RECIPES)
 
 
 def _gmail_mailbox(email: pl.Expr) -> pl.Expr:
@@ -186,6 +198,69 @@ def test_rings_carry_their_signals_but_not_as_cliques(
     assert top_stem["s"].null_count() == 0
 
 
+def test_sparse_rings_hang_on_single_ties_no_identifier_spans(hard: Population) -> None:
+    """A sparse ring's members are tied pairwise (a handset, a home IP or a handle of permuted
+    name parts); no value of theirs is held by more than two members, except a carrier's NAT
+    exit or a café, which honest people share as well."""
+    pop = hard
+    joined = pop.users.join(pop.truth, on="user_id")
+    assert set(pop.truth["ring_kind"].drop_nulls()) == set(HARD_RECIPES.kinds)
+    members = joined.filter(pl.col("ring_kind") == "sparse").select("user_id", "ring_id", "email")
+    assert members["ring_id"].n_unique() >= 1
+    sightings = pop.devices.join(members, on="user_id")
+    for column in ("device_id", "ip"):
+        per = sightings.group_by("ring_id", column).agg(pl.col("user_id").n_unique().alias("n"))
+        crowded = per.filter(pl.col("n") > 2)
+        honest = pop.devices.join(pop.truth.filter(pl.col("is_fraud") == 0), on="user_id")
+        assert crowded.join(honest.select(column).unique(), on=column, how="anti").is_empty()
+    # every member shares a device or an IP with another member, or carries a handle
+    paired = (
+        sightings.group_by("ring_id", "ip")
+        .agg(pl.col("user_id").unique())
+        .filter(pl.col("user_id").list.len() == 2)
+        .explode("user_id")
+    )
+    handsets = (
+        sightings.group_by("ring_id", "device_id")
+        .agg(pl.col("user_id").unique())
+        .filter(pl.col("user_id").list.len() == 2)
+        .explode("user_id")
+    )
+    tied = set(paired["user_id"]) | set(handsets["user_id"])
+    untied = members.filter(~pl.col("user_id").is_in(list(tied)))
+    # the rest carry a handle of name parts (letters before any digits: two parts reordered)
+    assert untied["email"].str.contains(r"^[a-z]+[._]?[a-z]+\d*@").all()
+
+
+@pytest.mark.parametrize("drawn", [False, True])
+def test_camouflage_never_erases_a_members_only_ring_trace(drawn: bool) -> None:
+    """A camouflaged ring on one SIM batch reaching every member borrows no honest number: it
+    would overwrite that member's only trace of the ring."""
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from graphfraud.synthetic.honest import Venues
+    from graphfraud.synthetic.rings import BASE_RECIPES, FraudBlock, RingPlan, build_rings
+
+    for seed in range(20):
+        size = 6
+        block = FraudBlock(
+            first=["a"] * size, last=["b"] * size, email=[None] * size, phone=[0] * size,
+            phone_fmt=[0] * size, name=[None] * size, created=[0] * size,
+        )  # fmt: skip
+        plan = RingPlan("R1", "camouflaged", 0, size, ("sequential_phone", "camouflage"), "burst")
+        honest = np.arange(9_100_000_000, 9_100_000_000 + 50, dtype=np.int64)
+        venues = Venues(cafe_ips=["1.2.3.4"], cafe_devices=[["pc1"]], cgnat_pool=["5.6.7.8"])
+        build_rings(
+            np.random.default_rng(seed), [plan], block, honest, venues,
+            datetime(2026, 1, 1, tzinfo=UTC), 30, ["d"] * len(honest),
+            HARD_RECIPES if drawn else BASE_RECIPES,
+        )  # fmt: skip
+        assert not set(block.phone) & set(honest.tolist())
+        assert len(set(block.phone)) == size
+
+
 def test_rings_only_meet_through_honest_places(pop: Population) -> None:
     """A device seen in two rings is a café computer or a hub honest people use too, never an
     accidental reuse of one ring's own device by another."""
@@ -295,6 +370,15 @@ def test_honest_look_alikes_of_every_ring_signal(joined: pl.DataFrame, pop: Popu
     assert ((gaps > 0) & (gaps <= 5)).sum() >= 50
     # typo'd provider domains typed by mistake
     assert honest["email"].str.contains(r"@(gmial|gmai|gamil|gmail\.co$|yaho)").sum() >= 5
+    # one person's name parts in both orders (priya.verma, verma.priya): namesakes, not rings
+    parts = honest.select(
+        pl.col("email").str.to_lowercase().str.extract_groups(r"^([a-z]+)\.([a-z]+)\d*@")
+    ).unnest("email")
+    pairs = parts.drop_nulls().rename({"1": "x", "2": "y"}).unique()
+    swapped = pairs.join(pairs.rename({"x": "y", "y": "x"}), on=["x", "y"]).filter(
+        pl.col("x") != pl.col("y")
+    )
+    assert swapped.height >= 5
     # cloud / VPN exits seen by honest users (the same ranges device farms use)
     hd = pop.devices.join(honest.select("user_id"), on="user_id")
     assert hd["ip"].str.contains(r"^(13\.23[2-5]|139\.59|104\.28|185\.220|165\.22)\.").sum() >= 50
@@ -330,3 +414,15 @@ def test_cli_synth_writes_files_and_summary(tmp_path: Path) -> None:
         "truth.parquet",
     }
     assert pl.read_parquet(tmp_path / "users.parquet").equals(generate_population(800, 4).users)
+
+
+def test_cli_synth_recipes(tmp_path: Path) -> None:
+    from graphfraud.cli import app
+
+    args = ["synth", "--users", "3000", "--out", str(tmp_path), "-q"]
+    hard = CliRunner().invoke(app, [*args, "--recipes", "hard"])
+    assert hard.exit_code == 0, hard.output
+    assert "sparse" in hard.output
+    bad = CliRunner().invoke(app, [*args, "--recipes", "harder"])
+    assert isinstance(bad.exception, ConfigError)  # the entry point prints it as one red line
+    assert "unknown ring recipes 'harder'" in str(bad.exception)

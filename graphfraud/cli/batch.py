@@ -35,14 +35,28 @@ def synth(
     ),
     fmt: str = typer.Option("csv", "--format", "-f", metavar="FORMAT", help="csv or parquet"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress, summary only"),
+    recipes: str = typer.Option(
+        "base",
+        "--recipes",
+        metavar="NAME",
+        help="ring recipes: base, or hard (also sparse rings, and camouflage drawn per ring)",
+    ),
 ) -> None:
-    from graphfraud.synthetic import generate_population, summarize, write_population
+    from graphfraud.errors import ConfigError
+    from graphfraud.synthetic import RECIPES, generate_population, summarize, write_population
+
+    if recipes not in RECIPES:
+        raise ConfigError(f"unknown ring recipes {recipes!r}", hint=" or ".join(RECIPES))
 
     console = Console(stderr=True, quiet=quiet)
     t0 = time.perf_counter()
     with console.status("generating", spinner="dots") as status:
         pop = generate_population(
-            users, seed, fraud_share=fraud_share, progress=lambda s: status.update(s)
+            users,
+            seed,
+            fraud_share=fraud_share,
+            progress=lambda s: status.update(s),
+            recipes=RECIPES[recipes],
         )
         status.update(f"writing {fmt}")
         paths = write_population(pop, out, fmt=fmt.lower())

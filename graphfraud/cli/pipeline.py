@@ -736,14 +736,15 @@ def score_verb(
 def evaluate(
     run_dir: Path = typer.Option(..., "--run", metavar="DIR", help="finished run directory"),
     truth: Path = typer.Option(
-        ..., "--truth", metavar="FILE", help="truth file: user_id, is_fraud[, ring_id]"
+        ..., "--truth", metavar="FILE", help="truth file: user_id, is_fraud[, ring_id[, ring_kind]]"
     ),
     json_out: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ) -> None:
     """Score a run against known truth, on users whose label the run did NOT see.
 
-    Reports ROC-AUC, average precision, precision@K, ring recall (Jaccard ≥ 0.5), ring precision
-    and the largest predicted ring over the largest true ring.
+    Reports ROC-AUC, average precision, precision@K, ring recall (Jaccard ≥ 0.5; per ring kind
+    when the truth has `ring_kind`), ring precision and the largest predicted ring over the
+    largest true ring.
     """
     import json
 
@@ -756,7 +757,7 @@ def evaluate(
     table = Table(title=f"Evaluation of {run_dir} on {result.eval_users:,} unlabelled users")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key, value in result.as_dict().items():
+    for key, value in result.flat().items():
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else f"{value:,}")
     console.print(table)
 

@@ -16,12 +16,22 @@ from graphfraud.synthetic.population import (
     summarize,
     write_population,
 )
-from graphfraud.synthetic.rings import RING_KINDS
+from graphfraud.synthetic.rings import (
+    BASE_RECIPES,
+    HARD_RECIPES,
+    RECIPES,
+    RING_KINDS,
+    RingRecipes,
+)
 
 __all__ = [
+    "BASE_RECIPES",
+    "HARD_RECIPES",
+    "RECIPES",
     "RING_KINDS",
     "LabelPolicy",
     "Population",
+    "RingRecipes",
     "generate_population",
     "summarize",
     "write_population",

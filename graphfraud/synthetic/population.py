@@ -19,7 +19,13 @@ from graphfraud.schema import TRUTH_SCHEMA
 from graphfraud.synthetic.honest import honest_structure
 from graphfraud.synthetic.people import draw_people, make_emails_unique, twin_mailboxes
 from graphfraud.synthetic.render import DEFAULT_START, format_phones, iso_utc
-from graphfraud.synthetic.rings import FraudBlock, build_rings, plan_rings
+from graphfraud.synthetic.rings import (
+    BASE_RECIPES,
+    FraudBlock,
+    RingRecipes,
+    build_rings,
+    plan_rings,
+)
 from graphfraud.synthetic.upi import honest_upis, typed
 
 FORMATS = ("csv", "parquet")
@@ -57,10 +63,12 @@ def generate_population(
     days: int = 365,
     labels: LabelPolicy | None = None,
     progress: Callable[[str], None] | None = None,
+    recipes: RingRecipes = BASE_RECIPES,
 ) -> Population:
     """Generate `n_users` users (about `fraud_share` of them in planted rings) with their device
     sightings and the truth. Same arguments, same frames, byte for byte. `progress`, if given, is
-    called with the name of each step as it starts."""
+    called with the name of each step as it starts. `recipes`: which ring recipes to plant
+    (`synthetic.rings.RECIPES`: `base`, or `hard` with sparse rings and drawn camouflage)."""
     _check(n_users, seed, fraud_share, days)
     say = progress or (lambda _step: None)
     policy = labels or LabelPolicy()
@@ -77,7 +85,7 @@ def generate_population(
     people, honest_devices, venues = world.people, world.devices, world.venues
     say("planting rings")
 
-    plans = plan_rings(rng, n_fraud)
+    plans = plan_rings(rng, n_fraud, recipes.kinds)
     fraud = people.slice(n_honest)
     block = FraudBlock(
         first=fraud["first"].to_list(),
@@ -97,6 +105,8 @@ def generate_population(
         venues,
         start,
         days,
+        _first_devices(honest_devices, n_honest) if recipes.drawn_camouflage else None,
+        recipes,
     )
     people = pl.concat(
         [
@@ -187,6 +197,15 @@ def generate_population(
         }
     )
     return Population(users=users, devices=devices, truth=truth, seed=seed)
+
+
+def _first_devices(devices: pl.DataFrame, n_honest: int) -> list[str]:
+    """Each honest user's first-seen device (camouflaged rings sign in on some)."""
+    first = devices.sort("seen", "uidx").unique("uidx", keep="first")
+    first = first.filter(pl.col("uidx").is_between(0, n_honest - 1))
+    out = np.full(n_honest, "", dtype=object)
+    out[first["uidx"].to_numpy()] = first["device_id"].to_numpy()
+    return [str(d) for d in out.tolist()]
 
 
 def _upis(

@@ -12,7 +12,8 @@ ring member (a few percent of users), never per user.
 | gmail_variant | one mailbox, many spellings: dots anywhere, +tags, googlemail.com, a capital |
 | device_farm | 1-4 emulator-like or plain Android ids shared by the covered members, 80 % from 1-3 cloud IPs |
 | typo_domain | one local part on gmial.com / gmail.co / gmaill.com … (and the real gmail.com half the time) |
-| camouflaged | one of shared handset / sequential phones / sequential emails at 55-80 %, plus: café IP (and its computers), a tablet also used by 1-3 honest users, 1-2 honest users' phone numbers |
+| camouflaged | one of shared handset / sequential phones / sequential emails at 55-80 %, plus, at shares drawn per ring: café IP (and its computers), a tablet also used by 1-4 honest users, honest users' own phones signed in on, 0-3 honest users' phone numbers (never a member's only trace); its look-alike emails spread over several providers |
+| sparse | no identifier spans the ring: members hang in a chain or a tree (branching drawn per ring), each tied to one earlier member by a single tie of its own, a handset or a home connection the two share, or one person's name parts in another order as their handles (`priya.verma` ~ `verma_priya`), the mix drawn per ring |
 | slow | one of the email/phone/handset signals, sign-ups spread over 3-11 weeks |
 | mixed | an email signal + a phone/device/UPI signal, or sequential phones + a device farm |
 | upi_mule | counter handles on one PSP (`rahul.sharma1@ybl`, `…2@icici`), or one or two collector VPAs every covered account pays out to, plus a phone/device/email signal |
@@ -26,7 +27,7 @@ handset (20 %). Timing: a burst minutes apart (80 % of non-slow rings) or spread
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -60,6 +61,25 @@ RING_KINDS: dict[str, float] = {
     "upi_mule": 0.08,
 }
 EMAIL_SIGNALS = ("sequential_email", "gmail_variant", "typo_domain")
+
+
+@dataclass(frozen=True)
+class RingRecipes:
+    """Which recipes a population's rings follow.
+
+    `BASE_RECIPES`: the kinds of `RING_KINDS` with fixed camouflage, what every seeded test
+    population draws. `HARD_RECIPES` (#14): also `sparse` rings, and camouflage drawn per ring
+    (shares of café use, café computers and a shared tablet, honest people's own phones signed
+    in on, 0-3 borrowed honest numbers, look-alike emails spread over several providers).
+    """
+
+    kinds: Mapping[str, float]
+    drawn_camouflage: bool
+
+
+BASE_RECIPES = RingRecipes(RING_KINDS, drawn_camouflage=False)
+HARD_RECIPES = RingRecipes({**RING_KINDS, "sparse": 0.08}, drawn_camouflage=True)
+RECIPES = {"base": BASE_RECIPES, "hard": HARD_RECIPES}
 OTHER_SIGNALS = ("sequential_phone", "device_farm", "shared_device", "shared_upi", "sequential_upi")
 COVERAGE = (0.7, 0.9)  # share of members a signal reaches, drawn per ring and signal
 CAMOUFLAGED_COVERAGE = (0.55, 0.8)
@@ -83,7 +103,9 @@ class RingPlan:
     timing: str  # burst | spread | slow
 
 
-def plan_rings(rng: np.random.Generator, n_fraud: int) -> list[RingPlan]:
+def plan_rings(
+    rng: np.random.Generator, n_fraud: int, kinds_mix: Mapping[str, float] = RING_KINDS
+) -> list[RingPlan]:
     """Ring sizes summing to n_fraud (mostly 3-30, a few up to 60) and a kind for each."""
     sizes: list[int] = []
     total = 0
@@ -100,8 +122,8 @@ def plan_rings(rng: np.random.Generator, n_fraud: int) -> list[RingPlan]:
             break
         sizes.append(s)
         total += s
-    kinds = list(RING_KINDS)
-    weights = np.array([RING_KINDS[k] for k in kinds])
+    kinds = list(kinds_mix)
+    weights = np.array([kinds_mix[k] for k in kinds])
     first = list(rng.permutation(kinds))  # every kind once, then by weight
     chosen = first[: len(sizes)] + list(
         rng.choice(kinds, size=max(0, len(sizes) - len(kinds)), p=weights / weights.sum())
@@ -144,6 +166,8 @@ def _signals_for(rng: np.random.Generator, kind: str) -> tuple[str, ...]:
             str(rng.choice(["shared_device", "sequential_phone", "sequential_email"])),
             "camouflage",
         )
+    if kind == "sparse":
+        return ("sparse_ties",)
     if kind == "slow":
         return (
             str(
@@ -228,9 +252,13 @@ def build_rings(
     venues: Venues,
     start: datetime,
     days: int,
+    honest_devices: list[str] | None = None,
+    recipes: RingRecipes = BASE_RECIPES,
 ) -> None:
     """Write every planned ring into `block` (fields, device sightings, truth columns).
-    Camouflage sightings of honest users are appended to the block's device rows too."""
+    Camouflage sightings of honest users are appended to the block's device rows too.
+    `honest_devices[i]`: honest user i's own (first) device, which camouflaged rings sign in on
+    when `recipes.drawn_camouflage`."""
     pools = _Pools(rng, len(block.email), venues)
     if not block.upi:
         block.upi = [None] * len(block.email)
@@ -241,9 +269,12 @@ def build_rings(
         block.ring_kind.extend([plan.kind] * plan.size)
         _times(rng, plan, block, members, int(t0), int(start.timestamp()) + days * DAY_S)
         ctx = _RingContext(rng, plan, block, members, honest_phones, venues, pools)
+        ctx.drawn = recipes.drawn_camouflage
         ctx.identity_defaults()
         has_devices: set[int] = set()
         lo, hi = CAMOUFLAGED_COVERAGE if plan.kind == "camouflaged" else COVERAGE
+        if plan.kind == "sparse":  # the ties reach everyone: each member hangs on one
+            lo = hi = 1.0
         covers = _covers_everyone(
             rng,
             members,
@@ -267,8 +298,10 @@ def build_rings(
                 ctx.shared_upi(covered)
             elif signal == "sequential_upi":
                 ctx.sequential_upi(covered)
+            elif signal == "sparse_ties":
+                ctx.sparse_ties(covered)
             elif signal == "camouflage":
-                ctx.camouflage()
+                ctx.camouflage(honest_devices if ctx.drawn else None)
         ctx.own_devices(skip=has_devices)
 
 
@@ -340,8 +373,12 @@ class _RingContext:
         self.n_honest = len(honest_phones)
         r = rng.random()  # where the ring's traffic comes from
         self.ip_mode = "datacenter" if r < 0.25 else ("nat" if r < 0.65 else "residential")
+        if plan.kind == "sparse" and self.ip_mode == "datacenter":  # its own IPs would span it
+            self.ip_mode = "residential"
         self.dc_ips = [pools.datacenter() for _ in range(int(rng.integers(1, 4)))]
         self.fmt = int(rng.integers(0, len(PHONE_FORMATS)))
+        self.phone_traced: set[int] = set()  # members whose planted phone is a ring trace
+        self.drawn = False  # camouflage drawn per ring (`RingRecipes.drawn_camouflage`)
 
     # ---- helpers ---------------------------------------------------------------------------
     def cover(self, p: float) -> list[int]:
@@ -413,8 +450,11 @@ class _RingContext:
         domains = [d for d, _ in RING_DOMAINS]
         p = np.array([w for _, w in RING_DOMAINS])
         main = domains[int(rng.choice(len(domains), p=p / p.sum()))]
+        # camouflaged crews spread their look-alikes over several providers
+        spread = self.drawn and self.plan.kind == "camouflaged"
+        stay = float(rng.uniform(0.3, 0.9)) if spread else 0.9
         for u in covered:
-            dom = main if rng.random() < 0.9 else domains[int(rng.integers(0, len(domains)))]
+            dom = main if rng.random() < stay else domains[int(rng.integers(0, len(domains)))]
             b.email[u] = f"{base}{sep}{n:0{pad}d}@{dom}" if pad else f"{base}{sep}{n}@{dom}"
             n += int(rng.integers(1, 4)) if gaps else 1
 
@@ -461,6 +501,7 @@ class _RingContext:
             nums = rng.permutation(nums)
         for u, num in zip(covered, nums, strict=True):
             b.phone[u] = int(num)
+        self.phone_traced.update(covered)
 
     def gmail_variant(self, covered: list[int]) -> None:
         """One Gmail mailbox, many spellings: dots anywhere, +tags, googlemail.com, capitals."""
@@ -560,6 +601,8 @@ class _RingContext:
         spare handset that part of the crew also touches."""
         rng, b = self.rng, self.b
         spare = self.pools.device() if rng.random() < 0.2 else None
+        if self.plan.kind == "sparse":  # a handset the crew shares would span the ring
+            spare = None
         for u in self.members:
             if u not in skip:
                 self.sight(
@@ -580,18 +623,27 @@ class _RingContext:
                     self.n_honest + u, spare, self.ip(), b.created[u] + int(rng.integers(0, DAY_S))
                 )
 
-    def camouflage(self) -> None:
+    def camouflage(self, honest_devices: list[str] | None = None) -> None:
         """Hide among honest users: sign up from a café's IP (sometimes its computers), share a
-        'family' tablet with a few honest people, and borrow an honest person's phone number."""
+        'family' tablet with a few honest people, borrow honest people's phone numbers (never
+        over a member's only ring trace: a member with none would be truth no detector could
+        see) and, with `honest_devices`, sign in on honest people's own phones. Drawn
+        camouflage (`self.drawn`) draws each tactic's share per ring; otherwise they are fixed
+        (and the random draws are those of the recipe before #14)."""
         rng, b, v = self.rng, self.b, self.venues
+        if self.drawn:
+            at_cafe, on_pc = float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.0, 0.5))
+            on_tablet, tablet_users, borrowed = float(rng.uniform(0.2, 0.6)), (1, 5), (0, 4)
+        else:
+            at_cafe, on_pc, on_tablet, tablet_users, borrowed = 0.6, 0.3, 0.4, (1, 4), (1, 3)
         if v.cafe_ips:
             c = int(rng.integers(0, len(v.cafe_ips)))
             for u in self.members:
-                if rng.random() < 0.6:
+                if rng.random() < at_cafe:
                     pcs = v.cafe_devices[c]
                     dev = (
                         pcs[int(rng.integers(0, len(pcs)))]
-                        if pcs and rng.random() < 0.3
+                        if pcs and rng.random() < on_pc
                         else self.pools.device()
                     )
                     self.sight(
@@ -600,24 +652,81 @@ class _RingContext:
                         v.cafe_ips[c],
                         b.created[u] + int(rng.integers(0, 3 * DAY_S)),
                     )
-        if self.n_honest > 0:
-            tablet = self.pools.device()
-            for u in self.members:
-                if rng.random() < 0.4:
+        if self.n_honest == 0:
+            return
+        tablet = self.pools.device()
+        for u in self.members:
+            if rng.random() < on_tablet:
+                self.sight(
+                    self.n_honest + u,
+                    tablet,
+                    self.pools.nat(),
+                    b.created[u] + int(rng.integers(0, 10 * DAY_S)),
+                )
+        for h in rng.integers(0, self.n_honest, size=int(rng.integers(*tablet_users))):
+            self.sight(
+                int(h),
+                tablet,
+                self.pools.home(),
+                b.created[self.members[0]] + int(rng.integers(-30 * DAY_S, 30 * DAY_S)),
+            )
+        if honest_devices:
+            for h in rng.integers(0, self.n_honest, size=int(rng.integers(0, 3))):
+                u = self.members[int(rng.integers(0, len(self.members)))]
+                if honest_devices[int(h)]:
                     self.sight(
                         self.n_honest + u,
-                        tablet,
+                        honest_devices[int(h)],
                         self.pools.nat(),
-                        b.created[u] + int(rng.integers(0, 10 * DAY_S)),
+                        b.created[u] + int(rng.integers(0, 5 * DAY_S)),
                     )
-            for h in rng.integers(0, self.n_honest, size=int(rng.integers(1, 4))):
+        free = [u for u in self.members if u not in self.phone_traced]
+        for h in rng.integers(0, self.n_honest, size=int(rng.integers(*borrowed))):
+            if not self.honest_phones[int(h)]:
+                continue
+            if self.drawn:
+                if free:
+                    b.phone[free[int(rng.integers(0, len(free)))]] = int(self.honest_phones[int(h)])
+                continue
+            u = self.members[int(rng.integers(0, len(self.members)))]
+            if u not in self.phone_traced:
+                b.phone[u] = int(self.honest_phones[int(h)])
+
+    def sparse_ties(self, covered: list[int]) -> None:
+        """A ring no identifier spans: each member (in random order) hangs on the previous one,
+        or, at a share drawn per ring, on any earlier one (a tree), by one tie of its own: a
+        handset the two pass between them, a home connection they share, or one person's name
+        parts in another order as their two handles."""
+        rng, b = self.rng, self.b
+        order = [covered[int(i)] for i in rng.permutation(len(covered))]
+        branch = float(rng.uniform(0.0, 0.6))
+        mix = rng.dirichlet(np.ones(3))
+        domains = [d for d, _ in RING_DOMAINS]
+        handled: set[int] = set()  # one handle per member: a second would erase its first tie
+        for i in range(1, len(order)):
+            u = order[i]
+            w = order[i - 1] if rng.random() >= branch else order[int(rng.integers(0, i))]
+            tie = int(rng.choice(3, p=mix))
+            if tie == 2 and (u in handled or w in handled):
+                tie = 0
+            seen = b.created[u] + int(rng.integers(0, DAY_S))
+            if tie == 0:
+                handset = self.pools.device()
+                self.sight(self.n_honest + u, handset, self.ip(), seen)
                 self.sight(
-                    int(h),
-                    tablet,
-                    self.pools.home(),
-                    b.created[self.members[0]] + int(rng.integers(-30 * DAY_S, 30 * DAY_S)),
+                    self.n_honest + w, handset, self.ip(), seen + int(rng.integers(60, DAY_S))
                 )
-            for h in rng.integers(0, self.n_honest, size=int(rng.integers(1, 3))):
-                if self.honest_phones[int(h)]:
-                    u = self.members[int(rng.integers(0, len(self.members)))]
-                    b.phone[u] = int(self.honest_phones[int(h)])
+            elif tie == 1:
+                home = self.pools.home()
+                self.sight(self.n_honest + u, self.pools.device(), home, seen)
+                self.sight(self.n_honest + w, self.pools.device(), home, seen + 600)
+            else:
+                f, la = self.name_base()
+                seps = [".", "_", ""]
+                first = f"{f}{seps[int(rng.integers(0, 3))]}{la}"
+                second = f"{la}{seps[int(rng.integers(0, 3))]}{f}"
+                if rng.random() < 0.5:
+                    second += str(int(rng.integers(1, 100)))
+                for x, local in ((w, first), (u, second)):
+                    b.email[x] = f"{local}@{domains[int(rng.integers(0, len(domains)))]}"
+                handled.update((u, w))

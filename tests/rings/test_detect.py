@@ -1,5 +1,7 @@
 """Ring detection: weak bridges are cut, components are an oracle, ids are stable, a look-alike
-of a shared mailbox counts once, and groups behind one dedicated IP are one ring."""
+of a shared mailbox counts once, groups behind one dedicated IP are one ring, and a tie closing
+no triangle (camouflage) does not pull a member out of its ring, and a ring and an office's
+consecutive SIMs are not glued."""
 
 from __future__ import annotations
 
@@ -163,3 +165,45 @@ def test_dedicated_ip_merge_keeps_users_and_ignores_singletons() -> None:
     assert merged["user_id"].to_list() == membership["user_id"].to_list()
     parts = merged.group_by("community").agg("user_id")["user_id"].to_list()
     assert {frozenset(p) for p in parts} == {frozenset("abcd"), frozenset("e")}
+
+
+def _camouflaged(weak: float) -> pl.DataFrame:
+    """A ring of 5 on near-sequential SIMs, r0 tied to two of them only (weakly), and r0 holding
+    the phone number of h0, who lives in a household of 4 sharing a tablet."""
+    rows = [
+        _row(f"r{i}", f"r{j}", "phone_similar", 0.9) for i in range(1, 5) for j in range(i + 1, 5)
+    ]
+    rows += [_row("r0", "r1", "phone_similar", weak), _row("r0", "r2", "phone_similar", weak)]
+    rows += _shared("device", "tablet", ["h0", "h1", "h2", "h3"])
+    rows += [_row("r0", "h0", "phone", 1.0, "+919800000001")]
+    return pl.DataFrame(rows)
+
+
+def test_a_camouflaged_ring_comes_out_whole() -> None:
+    """r0's two ring ties outweigh the borrowed phone into the household; an honest tablet shared
+    with ring members and a café computer used by 45 strangers join nothing either. (A computer
+    shared by fewer than ~40 makes its users a community of their own: a device weighs
+    0.9·sqrt(2/s) > resolution there, as a device farm's emulator must.)"""
+    ring, household = frozenset(f"r{i}" for i in range(5)), frozenset(f"h{i}" for i in range(4))
+    links = _camouflaged(0.5)
+    rows = [*links.to_dicts(), *_shared("device", "family-tablet", ["r3", "r4", "h2"])]
+    rows += _shared("device", "cafe-pc", ["r1", *(f"s{i}" for i in range(45))])
+    assert _groups(detect_rings(pl.DataFrame(rows), RingSettings())) == {ring, household}
+
+
+def test_an_office_crowd_is_not_glued_to_a_ring() -> None:
+    """An office's consecutive SIMs (a crowd of 12 on one run) and a device-sharing ring, with a
+    staffer's number one digit from a ring member's and a namesake email between two others."""
+    office = [f"o{i:02d}" for i in range(12)]
+    ring = [f"r{i}" for i in range(6)]
+    rows = [
+        _row(a, b, "phone_similar", link_weight("phone_similar", 0.8, 3))
+        for a, b in itertools.combinations(office, 2)
+    ]
+    rows += _shared("device", "handset", ring)
+    rows += [_row("o00", "r0", "phone_similar", link_weight("phone_similar", 1.0, 2))]
+    rows += [_row("o01", "r1", "email_similar", 0.5, "amit.shah1@x.in", "amit.shah2@x.in")]
+    assert _groups(detect_rings(pl.DataFrame(rows), RingSettings())) == {
+        frozenset(office),
+        frozenset(ring),
+    }
