@@ -104,6 +104,9 @@ def publish(
     so the next publish over Bolt sends only what changed.
 
     Example: graphfraud publish --run runs/2026-12-01 --graph-uri bolt://127.0.0.1:7687
+
+    Example: graphfraud publish --run runs/2026-12-01 --bulk-csv import/2026-12-01
+    --graph-database graphfraud
     """
     from graphfraud.pipeline import stage_publish
     from graphfraud.rundir import RunDir
@@ -135,8 +138,9 @@ def _write_bulk_csv(run: Path, out: Path, database: str | None) -> None:
     console.print(
         f"[green]wrote[/green] run {export.run_id} as import files in {out}: "
         f"{export.nodes:,} nodes, {export.relationships:,} relationships, "
-        f"{len(export.files)} files. Import them into a new database with "
-        "(Neo4j stopped, or the database absent; then CREATE DATABASE / start it):",
+        f"{len(export.files)} header/data file pairs. On the Neo4j server, import them into "
+        "a database that does not exist yet (then CREATE DATABASE it, or start Neo4j for the "
+        "default one):",
         highlight=False,
         soft_wrap=True,
     )
