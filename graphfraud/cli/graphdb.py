@@ -3,6 +3,7 @@ local ArcadeDB Bolt server (for people without a Neo4j)."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
@@ -75,6 +76,16 @@ def publish(
         help="rewrite the whole graph (MERGE everything, then sweep) instead of a delta",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    bulk_csv: Path | None = typer.Option(
+        None,
+        "--bulk-csv",
+        metavar="DIR",
+        show_default="none: publish over Bolt",
+        help="instead, write the whole graph into DIR (new or empty) as `neo4j-admin database "
+        "import full` CSVs, for a first publish of a large graph, and print the command that "
+        "imports them into --graph-database; connects to nothing (--graph-uri and --full are "
+        "not used). Later nights publish their delta over Bolt as usual",
+    ),
 ) -> None:
     """Publish a run's identity graph (users, identifiers, links, rings) to the graph database.
 
@@ -88,13 +99,23 @@ def publish(
     What it did (full or delta, why, counts) is recorded in RUN/manifest.json under
     stages.publish.
 
+    With --bulk-csv DIR it writes import files instead (docs/graph.md, "A first publish by
+    bulk import") and prints the neo4j-admin command; the imported graph's meta node names RUN,
+    so the next publish over Bolt sends only what changed.
+
     Example: graphfraud publish --run runs/2026-12-01 --graph-uri bolt://127.0.0.1:7687
+
+    Example: graphfraud publish --run runs/2026-12-01 --bulk-csv import/2026-12-01
+    --graph-database graphfraud
     """
     from graphfraud.pipeline import stage_publish
     from graphfraud.rundir import RunDir
 
     settings = load_settings()
     settings.graph = _graph_settings(graph_uri, graph_user, graph_database)
+    if bulk_csv is not None:
+        _write_bulk_csv(run, bulk_csv, settings.graph.database)
+        return
     report = stage_publish(RunDir(run), settings, progress=not quiet, full=full)
     where = settings.graph.uri or "embedded store (the run directory itself)"
     console.print(
@@ -106,6 +127,30 @@ def publish(
         f"{report.seconds:.1f}s",
         highlight=False,
         soft_wrap=True,  # one line, whatever the terminal width (schedulers grep it)
+    )
+
+
+def _write_bulk_csv(run: Path, out: Path, database: str | None) -> None:
+    from graphfraud.graph.bulk import write_import_csvs
+
+    export = write_import_csvs(run, out)
+    name = database or "neo4j"
+    console.print(
+        f"[green]wrote[/green] run {export.run_id} as import files in {out}: "
+        f"{export.nodes:,} nodes, {export.relationships:,} relationships, "
+        f"{len(export.files)} header/data file pairs. On the Neo4j server, import them into "
+        "a database that does not exist yet (then CREATE DATABASE it, or start Neo4j for the "
+        "default one):",
+        highlight=False,
+        soft_wrap=True,
+    )
+    typer.echo(export.command(name))
+    schema = shlex.quote(str(out / "schema.cypher"))
+    console.print(
+        f"then create the constraints: cypher-shell -d {name} -f {schema} "
+        "(or let the next `graphfraud publish` create them)",
+        highlight=False,
+        soft_wrap=True,
     )
 
 

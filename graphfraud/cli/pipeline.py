@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import polars as pl
 import typer
@@ -234,6 +234,38 @@ PREVIOUS_HELP = (
     "stay (a failed run is refused, naming the last good run), or a runs directory's CURRENT "
     "file for the run it names (none yet: a full night)"
 )
+
+# Options that several verbs take, declared once (`run` and the stage verbs here, `nightly` in
+# cli/schedule.py): a verb writes `previous: PreviousOption = None`.
+PreviousOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--previous", metavar="DIR", show_default="none: a full night", help=PREVIOUS_HELP
+    ),
+]
+RetrainOption = Annotated[
+    str | None,
+    typer.Option(
+        "--retrain",
+        envvar="GRAPHFRAUD_MODEL__RETRAIN",
+        metavar="POLICY",
+        show_default="always (model.retrain)",
+        help=RETRAIN_HELP,
+    ),
+]
+GraphUriOption = Annotated[
+    str | None,
+    typer.Option(
+        "--graph-uri",
+        envvar="GRAPHFRAUD_GRAPH__URI",
+        metavar="URI",
+        show_default="none: no publish",
+        help="bolt://host:7687 to also publish to Neo4j (password: GRAPHFRAUD_GRAPH__PASSWORD)",
+    ),
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="no progress or summary (errors still print)")
+]
 
 
 def _with_engine(
@@ -505,14 +537,7 @@ def run(
     out: Path = typer.Option(
         ..., "--out", metavar="DIR", help="run directory to write (created; rerun to repair)"
     ),
-    graph_uri: str | None = typer.Option(
-        None,
-        "--graph-uri",
-        envvar="GRAPHFRAUD_GRAPH__URI",
-        metavar="URI",
-        show_default="none: no publish",
-        help="bolt://host:7687 to also publish to Neo4j (password: GRAPHFRAUD_GRAPH__PASSWORD)",
-    ),
+    graph_uri: GraphUriOption = None,
     registry: Path | None = REGISTRY_OPTION,
     seed: int | None = typer.Option(
         None,
@@ -533,13 +558,7 @@ def run(
         help="the day's emerging rings (`graphfraud intraday export`): rings record which one "
         "they grew from",
     ),
-    previous: Path | None = typer.Option(
-        None,
-        "--previous",
-        metavar="DIR",
-        show_default="none: a full night",
-        help=PREVIOUS_HELP,
-    ),
+    previous: PreviousOption = None,
     delta: bool = typer.Option(
         False,
         "--delta",
@@ -556,17 +575,8 @@ def run(
         "audit log) or a postgresql:// DSN (put one with a password in GRAPHFRAUD_VERDICTS__DSN "
         "instead). Newest verdict wins; legit clears a fraud label",
     ),
-    quiet: bool = typer.Option(
-        False, "--quiet", "-q", help="no progress or summary (errors still print)"
-    ),
-    retrain: str | None = typer.Option(
-        None,
-        "--retrain",
-        envvar="GRAPHFRAUD_MODEL__RETRAIN",
-        metavar="POLICY",
-        show_default="always (model.retrain)",
-        help=RETRAIN_HELP,
-    ),
+    quiet: QuietOption = False,
+    retrain: RetrainOption = None,
     fail_on_drift: bool = typer.Option(False, "--fail-on-drift", help=FAIL_ON_DRIFT_HELP),
     engine: str | None = ENGINE_OPTION,
     dask_scheduler: str | None = DASK_SCHEDULER_OPTION,
@@ -643,13 +653,7 @@ def ingest_verb(
     devices: Path | None = DEVICES_OPTION,
     out: Path = typer.Option(..., "--out", metavar="DIR", help="run directory to write"),
     identifier: list[str] | None = IDENTIFIER_OPTION,
-    previous: Path | None = typer.Option(
-        None,
-        "--previous",
-        metavar="DIR",
-        show_default="none: a full night",
-        help=PREVIOUS_HELP,
-    ),
+    previous: PreviousOption = None,
 ) -> None:
     """Stage 1: read, validate, quarantine and normalise the inputs into OUT (a fresh manifest:
     rerunning it starts the run over)."""
@@ -705,14 +709,7 @@ def score_verb(
     registry: Path | None = REGISTRY_OPTION,
     device: str | None = DEVICE_OPTION,
     models: str | None = MODELS_OPTION,
-    retrain: str | None = typer.Option(
-        None,
-        "--retrain",
-        envvar="GRAPHFRAUD_MODEL__RETRAIN",
-        metavar="POLICY",
-        show_default="always (model.retrain)",
-        help=RETRAIN_HELP,
-    ),
+    retrain: RetrainOption = None,
     engine: str | None = ENGINE_OPTION,
     dask_scheduler: str | None = DASK_SCHEDULER_OPTION,
     engine_workers: int | None = ENGINE_WORKERS_OPTION,

@@ -16,6 +16,8 @@ from graphfraud.cli.pipeline import (
     IDENTIFIER_OPTION,
     MODELS_OPTION,
     REGISTRY_OPTION,
+    GraphUriOption,
+    QuietOption,
     _progress,
     _settings,
 )
@@ -54,21 +56,12 @@ def nightly(
         show_default="today's UTC date, YYYY-MM-DD",
         help="run directory name",
     ),
-    graph_uri: str | None = typer.Option(
-        None,
-        "--graph-uri",
-        envvar="GRAPHFRAUD_GRAPH__URI",
-        metavar="URI",
-        show_default="none: the embedded store only",
-        help="bolt://host:7687 to publish",
-    ),
+    graph_uri: GraphUriOption = None,
     registry: Path | None = REGISTRY_OPTION,
     models: str | None = MODELS_OPTION,
     device: str | None = DEVICE_OPTION,
     identifier: list[str] | None = IDENTIFIER_OPTION,
-    quiet: bool = typer.Option(
-        False, "--quiet", "-q", help="no progress or summary (errors still print)"
-    ),
+    quiet: QuietOption = False,
 ) -> None:
     from graphfraud.cli.pipeline import print_summary
     from graphfraud.schedule.nightly import run_nightly

@@ -42,12 +42,15 @@ MAX_SIBLINGS = 400
 class Phase:
     """One kind of graph element as a publish writes it.
 
-    `rows` are what the upsert sends (without `run_id`, added at send time); `keys` are the
-    columns the delete sends (a key missing from `rows` is read from its `props` struct);
-    `ends` maps a relationship's endpoint columns to the node phase that holds them."""
+    `label` is the node label (also its ID space in an import, `graph.bulk`) or the
+    relationship type; `rows` are what the upsert sends (without `run_id`, added at send time);
+    `keys` are the columns the delete sends (a key missing from `rows` is read from its `props`
+    struct); `ends` maps a relationship's endpoint columns (start, then end) to the node phase
+    that holds them."""
 
     name: str
     node: bool
+    label: str
     upsert: Query
     delete: Query
     rows: pl.DataFrame
@@ -80,6 +83,7 @@ def graph_phases(tables: GraphTables) -> tuple[Phase, ...]:
         Phase(
             "users",
             True,
+            "User",
             cypher.UPSERT_USERS,
             cypher.DELETE_USERS,
             _node_rows(users, "user_id", {"user_id": "id"}),
@@ -88,6 +92,7 @@ def graph_phases(tables: GraphTables) -> tuple[Phase, ...]:
         Phase(
             "rings",
             True,
+            "Ring",
             cypher.UPSERT_RINGS,
             cypher.DELETE_RINGS,
             _node_rows(rings, "ring_id", {"ring_id": "id"}),
@@ -96,6 +101,7 @@ def graph_phases(tables: GraphTables) -> tuple[Phase, ...]:
         Phase(
             "ring_events",
             True,
+            "RingEvent",
             cypher.UPSERT_RING_EVENTS,
             cypher.DELETE_RING_EVENTS,
             _node_rows(tables.ring_events, "id", {}),
@@ -107,6 +113,7 @@ def graph_phases(tables: GraphTables) -> tuple[Phase, ...]:
         Phase(
             f"{s.name}_identifiers",
             True,
+            s.graph_label,
             cypher.identifier_upsert(s),
             cypher.identifier_delete(s),
             tables.identifiers[s.name],
@@ -118,6 +125,7 @@ def graph_phases(tables: GraphTables) -> tuple[Phase, ...]:
         Phase(
             f"{s.name}_holds",
             False,
+            s.holds_type,
             cypher.identifier_link(s),
             cypher.identifier_unlink(s),
             tables.holds[s.name],
@@ -131,6 +139,7 @@ def graph_phases(tables: GraphTables) -> tuple[Phase, ...]:
         Phase(
             "memberships",
             False,
+            "MEMBER_OF",
             cypher.UPSERT_MEMBERSHIPS,
             cypher.DELETE_MEMBERSHIPS,
             tables.members.select("user_id", "ring_id", props=pl.struct(pl.col("ring_score"))),
@@ -140,6 +149,7 @@ def graph_phases(tables: GraphTables) -> tuple[Phase, ...]:
         Phase(
             "ring_event_of",
             False,
+            "HAD_EVENT",
             cypher.UPSERT_RING_EVENT_OF,
             cypher.DELETE_RING_EVENT_OF,
             tables.ring_event_of,
@@ -149,6 +159,7 @@ def graph_phases(tables: GraphTables) -> tuple[Phase, ...]:
         Phase(
             "links",
             False,
+            "LINKED",
             cypher.UPSERT_LINKS,
             cypher.DELETE_LINKS,
             tables.links.select("user_a", "user_b", props=pl.struct(link_props)),

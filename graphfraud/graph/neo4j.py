@@ -298,15 +298,7 @@ class Neo4jGraphStore:
         bar = _Progress(progress, total, run_id)
         try:
             with self._session() as session:
-                self._write(
-                    session,
-                    cypher.META_START,
-                    id=cypher.META_ID,
-                    run_id=run_id,
-                    at=_now(),
-                    mode="full",
-                    base_run_id=base_run_id,
-                )
+                self._start(session, run_id, "full", base_run_id)
                 for phase in phases:
                     rows = with_run_id(phase.rows, run_id)
                     self._load(session, phase.upsert, rows, run_id, bar.advance)
@@ -333,15 +325,7 @@ class Neo4jGraphStore:
         ]
         try:
             with self._session() as session:
-                self._write(
-                    session,
-                    cypher.META_START,
-                    id=cypher.META_ID,
-                    run_id=run_id,
-                    at=_now(),
-                    mode="delta",
-                    base_run_id=base_run_id,
-                )
+                self._start(session, run_id, "delta", base_run_id)
                 for d in ordered:
                     rows = with_run_id(d.upserts, run_id)
                     self._load(session, d.phase.upsert, rows, run_id, bar.advance)
@@ -356,6 +340,19 @@ class Neo4jGraphStore:
             "deleted_nodes": delta.count(node=True, upserted=False),
             "deleted_relationships": delta.count(node=False, upserted=False),
         }
+
+    def _start(self, session: Session, run_id: str, mode: str, base_run_id: str | None) -> None:
+        """Mark the meta node `publishing` towards `run_id`; the run it holds stays named until
+        META_FINISH, so a crash leaves the old run's name (and a rerun converges)."""
+        self._write(
+            session,
+            cypher.META_START,
+            id=cypher.META_ID,
+            run_id=run_id,
+            at=_now(),
+            mode=mode,
+            base_run_id=base_run_id,
+        )
 
     def _load(
         self,

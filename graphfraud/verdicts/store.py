@@ -79,14 +79,44 @@ class VerdictStore(Protocol):
     def close(self) -> None: ...
 
 
-# Written with SQLite's `?` placeholders; PostgreSQL's are `%s` (`_pg`). Values are parameters.
+_OUTCOMES = ", ".join(f"'{o.value}'" for o in Outcome)
+_SUBJECTS = ", ".join(f"'{s.value}'" for s in Subject)
+
+# The table's columns after `id` (whose type is the backend's: AUTOINCREMENT / BIGSERIAL), in
+# the order `_params` gives them and `_verdict` reads them back; both backends' schema and
+# statements are built from this one list.
+_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("subject", f"TEXT NOT NULL CHECK (subject IN ({_SUBJECTS}))"),
+    ("subject_id", "TEXT NOT NULL"),
+    ("outcome", f"TEXT NOT NULL CHECK (outcome IN ({_OUTCOMES}))"),
+    ("note", "TEXT NOT NULL"),
+    ("members", "TEXT NOT NULL"),
+    ("key_id", "TEXT NOT NULL"),
+    ("role", "TEXT NOT NULL"),
+    ("run_id", "TEXT"),
+    ("recorded_at", "TEXT NOT NULL"),
+)
+_NAMES = tuple(name for name, _ in _COLUMNS)
+
+
+def _create_table(id_column: str) -> str:
+    """The verdicts table and its lookup index, with the backend's `id` column."""
+    columns = ",\n".join(f"    {name} {kind}" for name, kind in (("id", id_column), *_COLUMNS))
+    return (
+        f"CREATE TABLE IF NOT EXISTS verdicts (\n{columns}\n);\n"
+        "CREATE INDEX IF NOT EXISTS verdicts_subject ON verdicts (subject, subject_id, id);\n"
+    )
+
+
+# Written with SQLite's `?` placeholders; PostgreSQL's are `%s` (`_pg`). Values are parameters;
+# only the constant column names above are spliced in (hence the S608 waivers).
 _INSERT = (
-    "INSERT INTO verdicts (subject, subject_id, outcome, note, members, key_id, role, run_id, "
-    "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO verdicts ({', '.join(_NAMES)}) "  # noqa: S608 (constant column names)
+    f"VALUES ({', '.join('?' for _ in _NAMES)})"
 )
 _SELECT_OF = (
-    "SELECT id, subject, subject_id, outcome, note, members, key_id, role, run_id, recorded_at "
-    "FROM verdicts WHERE subject = ? AND subject_id = ? ORDER BY id DESC LIMIT ?"
+    f"SELECT id, {', '.join(_NAMES)} FROM verdicts "  # noqa: S608 (constant column names)
+    "WHERE subject = ? AND subject_id = ? ORDER BY id DESC LIMIT ?"
 )
 
 
@@ -94,7 +124,7 @@ def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-_SELECT_ALL = "SELECT id, subject, subject_id, outcome, members FROM verdicts ORDER BY id"
+_SELECT_ALL = f"SELECT {', '.join(VERDICT_COLUMNS)} FROM verdicts ORDER BY id"  # noqa: S608
 
 
 def _check(verdict: NewVerdict) -> None:
@@ -157,28 +187,15 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-_OUTCOMES = ", ".join(f"'{o.value}'" for o in Outcome)
-_SUBJECTS = ", ".join(f"'{s.value}'" for s in Subject)
-
-_SQLITE_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS verdicts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    subject TEXT NOT NULL CHECK (subject IN ({_SUBJECTS})),
-    subject_id TEXT NOT NULL,
-    outcome TEXT NOT NULL CHECK (outcome IN ({_OUTCOMES})),
-    note TEXT NOT NULL,
-    members TEXT NOT NULL,
-    key_id TEXT NOT NULL,
-    role TEXT NOT NULL,
-    run_id TEXT,
-    recorded_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS verdicts_subject ON verdicts (subject, subject_id, id);
+_SQLITE_SCHEMA = (
+    _create_table("INTEGER PRIMARY KEY AUTOINCREMENT")
+    + """
 CREATE TRIGGER IF NOT EXISTS verdicts_no_update BEFORE UPDATE ON verdicts
 BEGIN SELECT RAISE(ABORT, 'verdicts are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS verdicts_no_delete BEFORE DELETE ON verdicts
 BEGIN SELECT RAISE(ABORT, 'verdicts are append-only'); END;
 """
+)
 
 
 class SqliteVerdictStore:
@@ -239,26 +256,16 @@ class SqliteVerdictStore:
         """Nothing held between calls."""
 
 
-_PG_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS verdicts (
-    id BIGSERIAL PRIMARY KEY,
-    subject TEXT NOT NULL CHECK (subject IN ({_SUBJECTS})),
-    subject_id TEXT NOT NULL,
-    outcome TEXT NOT NULL CHECK (outcome IN ({_OUTCOMES})),
-    note TEXT NOT NULL,
-    members TEXT NOT NULL,
-    key_id TEXT NOT NULL,
-    role TEXT NOT NULL,
-    run_id TEXT,
-    recorded_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS verdicts_subject ON verdicts (subject, subject_id, id);
+_PG_SCHEMA = (
+    _create_table("BIGSERIAL PRIMARY KEY")
+    + """
 CREATE OR REPLACE FUNCTION verdicts_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'verdicts are append-only'; END $$;
 DROP TRIGGER IF EXISTS verdicts_append_only ON verdicts;
 CREATE TRIGGER verdicts_append_only BEFORE UPDATE OR DELETE ON verdicts
 FOR EACH ROW EXECUTE FUNCTION verdicts_append_only();
 """
+)
 _PG_LOCK = 7_316_004  # advisory lock id: replicas starting together create the schema once
 
 

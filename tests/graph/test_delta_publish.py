@@ -19,6 +19,7 @@ import pytest
 
 from graphfraud.errors import GraphStoreUnavailable, NotFound
 from graphfraud.graph.base import PublishReport
+from graphfraud.graph.bulk import write_import_csvs
 from graphfraud.graph.cypher import Query
 from graphfraud.graph.delta import diff_phases, graph_phases, row_hashes
 from graphfraud.graph.embedded import EmbeddedGraphStore
@@ -28,6 +29,7 @@ from graphfraud.graph.tables import load_tables
 from graphfraud.schema import RINGS_FILE
 from tests.conftest import BOLT_TEST_PASSWORD
 from tests.graph.graphdump import dump_graph, publish_state, tables_dump, tagged
+from tests.graph.importcsv import load_into, read_export
 
 pytestmark = [pytest.mark.slow, pytest.mark.bolt]
 
@@ -155,6 +157,32 @@ def test_day2_delta_equals_day2_full(
         database_=db,
     )
     assert records[0]["n"] == 0
+
+
+def test_a_bulk_import_of_day1_then_day2_as_a_delta_over_bolt(
+    nights: TwoNights,
+    bolt_driver: Any,
+    new_bolt_database: Callable[[str], str],
+    full_day2: tuple[list[str], list[str]],
+    tmp_path: Path,
+) -> None:
+    """Day 1 arrives by `neo4j-admin` import files (created here over Bolt, as the importer
+    would), then day 2 is published as a delta from it: the graph equals a full day 2."""
+    export = write_import_csvs(nights.day1, tmp_path / "import")
+    db = new_bolt_database("bulk")
+    load_into(bolt_driver, db, read_export(tmp_path / "import"))
+    assert dump_graph(bolt_driver, db) == tables_dump(load_tables(nights.day1))
+    state = publish_state(bolt_driver, db)
+    assert state is not None
+    assert (state["status"], state["run_id"], state["mode"]) == (
+        "complete",
+        export.run_id,
+        "import",
+    )
+    report = _store(bolt_driver, db).publish(str(nights.day2))
+    assert (report.mode, report.base_run_id) == ("delta", export.run_id)
+    assert report.reason == f"delta from run {export.run_id}"
+    assert dump_graph(bolt_driver, db) == full_day2
 
 
 def test_delta_answers_like_the_embedded_store(nights: TwoNights, delta_day2: Published) -> None:
