@@ -191,8 +191,8 @@ def test_erased_users_vanish_from_every_artifact(runs: Runs, night: str) -> None
     users = _read(run, "users.parquet")
     assert load_state(run / "online").matrix.shape[0] == users.height
     snapshot = load_snapshot(run)
-    assert all(snapshot.lookup(u) is None for u in erased)
-    assert snapshot.lookup(users["user_id"][0]) is not None
+    assert all(snapshot.user(u) is None for u in erased)
+    assert snapshot.user(users["user_id"][0]) is not None
 
 
 def test_a_delta_needs_a_previous_run(runs: Runs, tmp_path: Path) -> None:
