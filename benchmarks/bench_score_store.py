@@ -7,10 +7,11 @@ Workload (printed again at the end):
    1M users; then the score stage's `write_score_store` on each (timed);
 2. open time of each backend on the 1M run, in a fresh process each (median of 3; the
    page cache is warm after the write, as on a replica that has served the run before);
-3. per backend (`mapped`, `memory`): `graphfraud serve --workers 1` on the 20k and on the 1M run,
-   a warm-up, then each worker's private and shared memory from /proc/PID/smaps_rollup
-   (Private_Clean + Private_Dirty vs Shared_Clean + Shared_Dirty); private bytes per user =
-   (private at 1M − private at 20k) / (1M − 20k users);
+3. per backend (`mapped`, `memory`): `graphfraud serve --workers 2` on the 20k and on the 1M run,
+   a warm-up (500 req/s for 4 s, random ids), then each worker's memory from
+   /proc/PID/smaps_rollup: private (Private_Clean + Private_Dirty), anonymous (heap) and shared
+   (Shared_Clean + Shared_Dirty); bytes per user = (mean per worker at 1M − at 20k) /
+   (1M − 20k users);
 4. on the 1M run with the mapped store and `--workers 2`: open-loop GET /v1/users/{id}/score at
    1,000 req/s (10 % unknown ids; latency from each request's scheduled send time), then the
    per-worker memory again;
@@ -59,6 +60,10 @@ def smaps(pid: int) -> dict[str, int]:
     return {
         "private": fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0),
         "shared": fields.get("Shared_Clean", 0) + fields.get("Shared_Dirty", 0),
+        # heap and other anonymous memory: what a worker cannot share or give back; a mapped
+        # file's page touched by this worker alone counts as Private_Clean although it is the
+        # page cache's (reclaimable, and shared as soon as another worker reads it)
+        "anonymous": fields.get("Anonymous", 0),
         "rss": fields.get("Rss", 0),
     }
 
@@ -193,22 +198,35 @@ def main() -> None:
     backends = args.backends.split(",")
     results["open_s_1M"] = {b: open_seconds(big, b) for b in backends}
     per_user: dict[str, Any] = {}
+    added = args.users - args.small
     for backend in backends:
-        private = {}
+        mems: dict[int, list[dict[str, int]]] = {}
         for n, run in runs.items():
-            server = Server(run, backend, 1, work)
+            server = Server(run, backend, 2, work)
             try:
                 server.ready()
-                warm(server.port, n, 3)
-                (mem,) = server.memory()
-                private[n] = mem
+                warm(server.port, n, 4)
+                mems[n] = server.memory()
             finally:
                 server.stop()
-        grown = private[args.users]["private"] - private[args.small]["private"]
+
+        def mean(n: int, field: str, of: dict[int, list[dict[str, int]]] = mems) -> float:
+            return sum(m[field] for m in of[n]) / len(of[n])
+
         per_user[backend] = {
-            "private_bytes_per_user": round(grown / (args.users - args.small), 1),
-            "worker_private_mb": {n: round(m["private"] / 2**20, 1) for n, m in private.items()},
-            "worker_shared_mb": {n: round(m["shared"] / 2**20, 1) for n, m in private.items()},
+            "workers": 2,
+            "private_bytes_per_user": round(
+                (mean(args.users, "private") - mean(args.small, "private")) / added, 1
+            ),
+            "anonymous_bytes_per_user": round(
+                (mean(args.users, "anonymous") - mean(args.small, "anonymous")) / added, 1
+            ),
+            **{
+                f"worker_{field}_mb": {
+                    n: [round(m[field] / 2**20, 1) for m in ms] for n, ms in mems.items()
+                }
+                for field in ("private", "anonymous", "shared")
+            },
         }
     results["per_user"] = per_user
     secs = max(5, int(args.seconds / 2))

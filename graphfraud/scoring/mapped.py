@@ -146,12 +146,6 @@ def write_score_store(run_dir: Path | str) -> Path:
     return target
 
 
-def remove_score_store(run_dir: Path) -> None:
-    """A rerun's score stage drops the old store before it rewrites the scores: a store that
-    outlived its scores would be refused as stale anyway, this makes the refusal say so."""
-    shutil.rmtree(store_path(run_dir), ignore_errors=True)
-
-
 class MappedScoreStore(ScoreColumns):
     """The memory-mapped backend (open with `open_mapped_store`): a user id's position by a C
     bisection over the sorted ids' 16-byte prefixes, then (ids sharing that prefix) over the
