@@ -137,7 +137,8 @@ def warm(port: int, users: int, seconds: float) -> None:
 def open_seconds(run: Path, backend: str) -> float:
     """Median open time of a backend, each in a fresh interpreter (imports not counted)."""
     code = (
-        "import sys, time; from graphfraud.scoring.store import open_score_store; "
+        "import sys, time; import graphfraud.scoring.mapped; "
+        "from graphfraud.scoring.store import open_score_store; "
         "t = time.perf_counter(); open_score_store(sys.argv[1], sys.argv[2]); "
         "print(time.perf_counter() - t)"
     )
