@@ -145,8 +145,7 @@ def _one_account(
             stem_n += held_today.count
     domain = values.get("email_domain")
     if domain:
-        ((lo, hi),) = model.domains.bounds([domain])
-        domain_n = hi - lo + own
+        domain_n = model.domains.get(domain, 0) + own
     return OneAccount(
         values=values,
         sightings=max((len(v) for v in sighting.values()), default=0),
@@ -164,7 +163,7 @@ def _one_account(
 class Neighbours:
     """The account's neighbours as its model reads them."""
 
-    nb: Neighbourhood  # their batch state (snapshot rows) or recorded state (today's accounts)
+    nb: Neighbourhood  # their batch state (node positions) or recorded state (today's accounts)
     hidden: npt.NDArray[np.float32] | None  # their GNN states, row for row (None: no GNN)
     stateless: npt.NDArray[np.bool_] | None  # today's accounts recorded without GNN states
     fraud_near: float  # how many are labelled fraud

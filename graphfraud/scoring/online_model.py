@@ -42,7 +42,6 @@ from graphfraud.model.gnn.state import GnnStates, gnn_members, load_gnn_states
 from graphfraud.model.registry import ModelRegistry
 from graphfraud.model.stack import StackModel, logit_blend
 from graphfraud.rundir import RunDir
-from graphfraud.scoring.snapshot import SortedValues
 from graphfraud.scoring.store import ScoreStore
 
 log = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ class OnlineModel:
     ring_fraud: dict[str, float]  # per snapshot ring: members labelled fraud
     rings: pl.DataFrame  # ring_id + RING_COLUMNS of the run's rings
     ring_row: dict[str, int]
-    domains: SortedValues  # email domain → rows (how many hold it)
+    domains: dict[str, int]  # email domain → how many users hold it (a few thousand domains)
     latest: datetime | None  # the run's newest sign-up
 
     def predict(
@@ -187,8 +186,14 @@ def load_online_model(
         else pl.DataFrame(schema={"ring_id": pl.String, **dict.fromkeys(RING_COLUMNS, pl.Float32)})
     )
     users = run.read(schema.USERS_FILE, columns=["user_id", "email_domain", "created_at"])
-    domains = SortedValues.build(
-        users.with_row_index("row").select("row", "email_domain"), "email_domain"
+    # counts, not the users' rows: a worker holds a few thousand domains, not a row per user
+    domains = dict(
+        users.select("email_domain")
+        .with_row_index("row")
+        .filter(pl.col("email_domain").is_not_null() & (pl.col("email_domain") != ""))
+        .group_by("email_domain")
+        .agg(pl.col("row").n_unique())
+        .iter_rows()
     )
     latest = users.get_column("created_at").max()
     return OnlineModel(

@@ -189,7 +189,7 @@ def arrow_strings(column: pl.Series) -> tuple[npt.NDArray[np.int64], npt.NDArray
 
 
 class RowStrings:
-    """One optional string per snapshot row (a fuzzy kind's value, handle, provider), read by
+    """One optional string per store position (a fuzzy kind's value, handle, provider), read by
     row without a DataFrame operation: Arrow's offsets and bytes, and its validity."""
 
     def __init__(self, strings: Strings, valid: npt.NDArray[np.bool_]) -> None:
@@ -212,7 +212,7 @@ class RowStrings:
 
 
 class SortedValues:
-    """value → snapshot rows holding it, as a sorted string column plus aligned rows."""
+    """value → store positions holding it, as a sorted string column plus aligned positions."""
 
     def __init__(self, keys: SortedStrings, rows: Rows) -> None:
         self.keys = keys
