@@ -426,7 +426,7 @@ def server_side_latency(port: int, route: str) -> dict[str, object]:
 
 
 def in_process_lookup_us(run: Path, n_users: int) -> float:
-    """Mean cost of `ScoreSnapshot.score_json` (dict probe + orjson) in-process, in µs."""
+    """Mean cost of the in-memory store's `score_json` (dict probe + orjson) in-process, in µs."""
     from graphfraud.scoring.snapshot import load_snapshot
 
     snap = load_snapshot(run, with_identifiers=False)

@@ -366,6 +366,17 @@ class ServiceSettings(BaseModel):
         60.0, gt=0, description="seconds of that window (and of the lock-out that ends it)"
     )
     access_log: bool = Field(True, description="one JSON line per request (route template, no ids)")
+    score_store: Literal["mapped", "memory"] = Field(
+        "mapped",
+        description="where scores are served from: `mapped`, the run's memory-mapped score store "
+        "(online/store/, written by the score stage; shared by every worker through the page "
+        "cache), or `memory`, built from the run's Parquet in each worker",
+    )
+    score_store_verify: bool = Field(
+        False,
+        description="check every score-store file's sha256 when a run is opened (sizes, "
+        "shapes and the scores' checksum are always checked)",
+    )
 
 
 class Settings(BaseSettings):

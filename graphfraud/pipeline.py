@@ -546,6 +546,7 @@ def stage_score(
     from graphfraud.model.inputs import GraphInputs
     from graphfraud.rings.detect import pair_strengths
     from graphfraud.scoring.decision import Bands
+    from graphfraud.scoring.mapped import write_score_store
     from graphfraud.scoring.scores import build_scores
     from graphfraud.scoring.suspected import calibrate_cut, labelled_ring_scores
 
@@ -634,6 +635,8 @@ def stage_score(
         inputs = GraphInputs.of(data)
         save_state(node_state(inputs), run.file(ONLINE_DIR))
         _save_gnn_states(inputs, version, settings, run.file(ONLINE_DIR))
+        # The score store the service maps (`scoring.mapped`), from the scores just written.
+        write_score_store(run.path)
     manifest = run.manifest()
     manifest["rings_suspected"] = cut.public()
     manifest["decision"] = operating

@@ -10,6 +10,10 @@ import typer
 from graphfraud.config import ServiceSettings
 
 RUN_ENV = "GRAPHFRAUD_SERVE_RUN"  # hands --run to worker processes when --workers > 1
+# uvicorn kills a worker that has not answered its supervisor's ping within this many seconds
+# (its default, 5 s, is shorter than a spawned worker's imports on a busy host: every worker
+# was killed and respawned before it could answer, forever)
+WORKER_HEALTHCHECK_S = 60
 _SERVICE = ServiceSettings()  # the defaults the help shows (one definition: graphfraud/config.py)
 # Served from a runs directory's CURRENT (no --run), the service follows the pointer the nightly
 # moves: it checks it this often unless told otherwise.
@@ -144,7 +148,13 @@ def serve(
     os.environ.update(env)
     if run is not None:
         os.environ[RUN_ENV] = str(run.resolve())
-    uvicorn.run("graphfraud.cli.serve:app_from_env", factory=True, workers=svc.workers, **common)  # type: ignore[arg-type]
+    uvicorn.run(
+        "graphfraud.cli.serve:app_from_env",
+        factory=True,
+        workers=svc.workers,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+        **common,  # type: ignore[arg-type]
+    )
 
 
 def app_from_env() -> object:

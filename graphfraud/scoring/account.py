@@ -60,7 +60,8 @@ from graphfraud.scoring.online import (
 )
 from graphfraud.scoring.online_model import OnlineModel
 from graphfraud.scoring.scores import RING_BLEND, one_ring_score, reasons_of
-from graphfraud.scoring.snapshot import SCORE_DECIMALS, ScoreSnapshot
+from graphfraud.scoring.snapshot import SCORE_DECIMALS
+from graphfraud.scoring.store import ScoreStore
 from graphfraud.scoring.suspected import is_suspected
 from graphfraud.scoring.today import (
     AccountRequest,
@@ -99,7 +100,7 @@ class AccountScore:
 
 def _one_account(
     request: AccountRequest,
-    snapshot: ScoreSnapshot,
+    snapshot: ScoreStore,
     model: OnlineModel,
     found: IntradayMatches | None,
     today: Mapping[str, Mapping[str, int]],
@@ -120,7 +121,7 @@ def _one_account(
     index = snapshot.identifiers
     # The account itself counts once: already among the snapshot's holders when it is a known
     # user (the batch-vs-online check re-scores those), else on top of them.
-    own = 0 if snapshot.row_of(request.user_id) is not None else 1
+    own = 0 if snapshot.knows(request.user_id) else 1
     support: dict[str, dict[str, int]] = {}
     for kind, mine in identity.values.items():
         table = index.exact.get(kind) if index is not None else None
@@ -144,8 +145,7 @@ def _one_account(
             stem_n += held_today.count
     domain = values.get("email_domain")
     if domain:
-        ((lo, hi),) = model.domains.bounds([domain])
-        domain_n = hi - lo + own
+        domain_n = model.domains.get(domain, 0) + own
     return OneAccount(
         values=values,
         sightings=max((len(v) for v in sighting.values()), default=0),
@@ -163,25 +163,30 @@ def _one_account(
 class Neighbours:
     """The account's neighbours as its model reads them."""
 
-    nb: Neighbourhood  # their batch state (snapshot rows) or recorded state (today's accounts)
+    nb: Neighbourhood  # their batch state (node positions) or recorded state (today's accounts)
     hidden: npt.NDArray[np.float32] | None  # their GNN states, row for row (None: no GNN)
     stateless: npt.NDArray[np.bool_] | None  # today's accounts recorded without GNN states
     fraud_near: float  # how many are labelled fraud
 
 
 def _neighbourhood(
-    model: OnlineModel, links: Sequence[Link], accounts: Mapping[str, IntradayAccount]
+    model: OnlineModel,
+    snapshot: ScoreStore,
+    links: Sequence[Link],
+    accounts: Mapping[str, IntradayAccount],
 ) -> Neighbours:
-    """The account's neighbours' state (snapshot rows from the batch, today's accounts from
-    their record) with per-relation weights."""
+    """The account's neighbours' state (snapshot users' from the batch, at their node positions
+    in the run's model arrays; today's accounts from their record) with per-relation weights."""
     relations = model.state.meta.relation_names
     width = model.state.width
-    rows: dict[int, dict[int, float]] = {}
+    batch: dict[str, dict[int, float]] = {}
     today: dict[str, dict[int, float]] = {}
     for lk in links:
         r = relations.index(lk.kind)
-        into = rows.setdefault(lk.row, {}) if lk.row >= 0 else today.setdefault(lk.user_id, {})
+        into = today.setdefault(lk.user_id, {}) if lk.intraday else batch.setdefault(lk.user_id, {})
         into[r] = max(into.get(r, 0.0), lk.weight)
+    at = snapshot.positions(list(batch))
+    rows = {int(p): batch[uid] for uid, p in zip(batch, at.tolist(), strict=True) if p >= 0}
     parts: list[Neighbourhood] = []
     hidden: list[npt.NDArray[np.float32]] = []
     stateless: list[bool] = []
@@ -287,7 +292,7 @@ def _round(values: Any) -> list[float]:
 class Scorer:
     """What one request needs, fixed per served snapshot (and the shared store)."""
 
-    snapshot: ScoreSnapshot
+    snapshot: ScoreStore
     model: OnlineModel | None
     store: IntradayStore | None
     link: LinkSettings
@@ -387,7 +392,7 @@ def _by_model(
     accounts = found.accounts if found is not None else {}
     ring_id = choice.ring_id
     ring_known = ring_fraud = 0.0
-    code = snapshot.ring_code_of(ring_id) if ring_id and not choice.emerging else None
+    known_ring = snapshot.ring(ring_id) if ring_id and not choice.emerging else None
     ring: dict[str, Any] | None = None
     if ring_id is not None and choice.emerging:
         ring = emerging_ring_row(request, choice, links, registry)
@@ -395,8 +400,8 @@ def _by_model(
         ring = (
             model.ring_features(ring_id).row(0, named=True) if ring_id in model.ring_row else None
         )
-        if code is not None:
-            ring_known, ring_fraud = float(model.ring_known[code]), float(model.ring_fraud[code])
+        if known_ring is not None:
+            ring_known, ring_fraud = model.ring_labels(ring_id)
     latest = model.latest
     if latest is None or latest < request.created_at:
         latest = request.created_at
@@ -409,7 +414,7 @@ def _by_model(
     )
     meta = model.state.meta
     x_row = np.array([feats.get(c, np.nan) for c in meta.feature_names], dtype=np.float32)
-    near = _neighbourhood(model, links, accounts)
+    near = _neighbourhood(model, snapshot, links, accounts)
     nb, fraud_near = near.nb, near.fraud_near
     ego = Ego(x_row, ring_known=ring_known, ring_fraud=ring_fraud)
     model_score, own_states = model.predict(ego, nb, near.hidden, near.stateless)
@@ -421,8 +426,8 @@ def _by_model(
         ]
         ring_score = one_ring_score([model_score, *others])
         ring_size = 1 + len(others)
-    elif code is not None:
-        ring_score = snapshot.ring_score_of(code)
+    elif known_ring is not None:
+        ring_score = known_ring.score
         ring_size = int(ring["size"]) if ring else 0
     score = model_score
     if ring_score is not None:
@@ -431,7 +436,7 @@ def _by_model(
     suspected = (
         is_suspected(ring_score, snapshot.info.ring_cut)
         if choice.emerging
-        else snapshot.suspected_of(code)
+        else known_ring is not None and known_ring.suspected
     )
     codes = reasons_of(
         {**feats, "lbl_ring_fraud": ring_fraud, "lbl_nb_fraud_n": fraud_near}, registry
@@ -489,8 +494,8 @@ def _by_link_evidence(
     del request
     snapshot = scorer.snapshot
     matches = [
-        Match(lk.kind, lk.row, lk.user_id, lk.value, lk.matched_value, lk.similarity,
-              lk.support, lk.weight)
+        Match(lk.kind, lk.user_id, lk.value, lk.matched_value, lk.similarity, lk.support,
+              lk.weight)
         for lk in links
         if not lk.intraday
     ]  # fmt: skip
@@ -517,7 +522,8 @@ def _by_link_evidence(
         # no model, no emerging ring score: only a snapshot ring can be a suspected one
         suspected_ring=not emerging
         and base.ring_id is not None
-        and snapshot.suspected_of(snapshot.ring_code_of(base.ring_id)),
+        and (ring := snapshot.ring(base.ring_id)) is not None
+        and ring.suspected,
     )
 
 

@@ -32,7 +32,7 @@ from graphfraud.scoring.intraday.base import (
     IntradayStore,
 )
 from graphfraud.scoring.scores import one_ring_score
-from graphfraud.scoring.snapshot import ScoreSnapshot
+from graphfraud.scoring.store import ScoreStore
 from graphfraud.scoring.today import AccountRequest, Link, strengths
 
 EMERGING_KIND = "_emerging"  # store index: emerging ring id → its members (no registry kind)
@@ -60,7 +60,7 @@ def emerging_ring_id(first_member: str) -> str:
 
 def choose_ring(
     store: IntradayStore | None,
-    snapshot: ScoreSnapshot,
+    snapshot: ScoreStore,
     links: Sequence[Link],
     found: IntradayMatches | None,
     rings: RingSettings,
@@ -81,11 +81,10 @@ def choose_ring(
     miss: dict[tuple[bool, str], float] = {}
     loose: list[IntradayAccount] = []  # today's strong neighbours in no ring
     for uid, strength in strong.items():
-        row = snapshot.row_of(uid)
+        record = snapshot.user(uid)
         key: tuple[bool, str] | None = None
-        if row is not None:
-            code = int(snapshot.ring_code[row])
-            key = (False, snapshot.ring_ids[code]) if code >= 0 else None
+        if record is not None:
+            key = (False, record.ring_id) if record.ring_id is not None else None
         elif uid in accounts:
             # Today's accounts group among themselves: one that joined a snapshot ring is still
             # free to start or join an emerging ring (the night's Leiden decides between them).
@@ -101,7 +100,7 @@ def choose_ring(
     gains: dict[tuple[bool, str], float] = {}
     for key, total in tie.items():
         emerging, ring_id = key
-        size = today.get(ring_id, (1, ()))[0] if emerging else snapshot.ring_size(ring_id)
+        size = today.get(ring_id, (1, ()))[0] if emerging else _ring_size(snapshot, ring_id)
         gains[key] = total - gamma * size
     fresh = [a for a in loose if strong[a.user_id] > gamma]
     fresh_gain = sum(strong[a.user_id] - gamma for a in fresh)
@@ -246,3 +245,8 @@ def emerging_memberships(store: IntradayStore, chunk: int = 1_000) -> pl.DataFra
         {"user_id": ids, "emerging_ring_id": rings},
         schema={"user_id": pl.String, "emerging_ring_id": pl.String},
     ).sort("emerging_ring_id", "user_id")
+
+
+def _ring_size(snapshot: ScoreStore, ring_id: str) -> int:
+    ring = snapshot.ring(ring_id)
+    return ring.size if ring is not None else 0

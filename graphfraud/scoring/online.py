@@ -56,7 +56,8 @@ from graphfraud.linking.lookalike import (
 )
 from graphfraud.linking.weights import WEIGHT_CLIP
 from graphfraud.linking.weights import link_weight as _link_weight
-from graphfraud.scoring.snapshot import SCORE_DECIMALS, IdentifierIndex, ScoreSnapshot
+from graphfraud.scoring.snapshot import SCORE_DECIMALS, IdentifierIndex
+from graphfraud.scoring.store import RingRecord, ScoreStore
 
 MAX_VALUES_PER_KIND = 20  # identifiers of one kind in one request (more is abuse, not an account)
 MAX_FUZZY_CANDIDATES = 200  # best-scoring look-alike handles kept per request
@@ -87,13 +88,13 @@ class Match:
     """One link between the new account and a snapshot user (the evidence returned)."""
 
     kind: str
-    row: int
     user_id: str
     value: str  # the new account's canonical value
     matched_value: str  # the snapshot user's value (== value for exact kinds)
     similarity: float
     support: int
     weight: float
+    intraday: bool = False  # a look-alike of one of today's accounts (`Elsewhere`)
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,6 @@ def _unique(values: Iterable[str | None]) -> tuple[str, ...]:
 
 def _exact(
     index: IdentifierIndex,
-    snapshot: ScoreSnapshot,
     kind: str,
     values: Sequence[str],
     link: LinkSettings,
@@ -178,25 +178,9 @@ def _exact(
             hubs.append(Hub(kind, value, total))
             continue
         weight = link_weight(kind, 1.0, total + 1, index.registry)
-        for row in table.rows[lo:hi].tolist():
-            out.append(
-                Match(kind, row, snapshot.user_ids[row], value, value, 1.0, total + 1, weight)
-            )
+        for user_id in index.holders_of(table.rows[lo:hi]):
+            out.append(Match(kind, user_id, value, value, 1.0, total + 1, weight))
     return out
-
-
-def _fuzzy_match(
-    index: IdentifierIndex,
-    snapshot: ScoreSnapshot,
-    kind: str,
-    row: int,
-    value: str,
-    matched: str,
-    similarity: float,
-    support: int,
-) -> Match:
-    weight = link_weight(kind, similarity, support, index.registry)
-    return Match(kind, row, snapshot.user_ids[row], value, matched, similarity, support, weight)
 
 
 @dataclass(frozen=True)
@@ -217,12 +201,12 @@ class Handle:
     """A look-alike kind's value as the rules compare it: the handle, its provider, and how many
     accounts share its local stem (the crowd behind its support)."""
 
-    user_id: str
-    row: int  # snapshot row, -1 for an account scored today
+    user_id: str  # "" for the account being scored
     value: str
     local: str
     domain: str
     stem_count: int
+    intraday: bool = False  # one of today's accounts, not a snapshot user
 
 
 def similar_handles(
@@ -305,7 +289,7 @@ def snapshot_handles(
     numbers_index = index.stem_numbers.get(spec.name)
     my_stem = local_stem(local)
     count = 1 + (numbers_index.counts([my_stem])[0] if numbers_index and my_stem else 0)
-    mine = Handle("", -1, value, local, domain, count)
+    mine = Handle("", value, local, domain, count)
     # The batch's candidate passes (`blocking.handle_candidate_pairs`) for one handle: its stem
     # and the stems one deletion away (crowds up to max_crowd), its name on any provider, its
     # sorted neighbours on its provider, and the numbered handles on its name around its number.
@@ -346,14 +330,16 @@ def snapshot_handles(
 
 
 def handles_of_rows(index: IdentifierIndex, kind: str, rows: npt.NDArray[Any]) -> list[Handle]:
-    """Snapshot rows as `Handle`s (rows without a value of the kind left out). Their stem
-    counts are left at -1: `similar_handles` looks them up for the few that match."""
+    """The snapshot users at these index positions as `Handle`s (those without a value of the
+    kind left out). Their stem counts are left at -1: `similar_handles` looks them up for the
+    few that match."""
     values = index.value_of_row[kind].take(rows)
     locals_ = index.handle_of_row[kind].take(rows)
     domains = index.domain_of_row[kind].take(rows)
+    ids = index.holders_of(rows)
     return [
-        Handle("", int(row), value, local, domain, -1)
-        for row, value, local, domain in zip(rows.tolist(), values, locals_, domains, strict=True)
+        Handle(uid, value, local, domain, -1)
+        for uid, value, local, domain in zip(ids, values, locals_, domains, strict=True)
         if value and local and domain
     ]
 
@@ -368,31 +354,36 @@ def stem_counter(index: IdentifierIndex, kind: str) -> Callable[[str], int]:
 
 def _lookalikes(
     index: IdentifierIndex,
-    snapshot: ScoreSnapshot,
     spec: IdentifierSpec,
     kind: str,
     identity: NewIdentity,
     link: LinkSettings,
     elsewhere: Elsewhere,
 ) -> list[Match]:
-    """Look-alike links to snapshot users and to `elsewhere`'s handles (row -1), counted over
-    both populations."""
+    """Look-alike links to snapshot users and to `elsewhere`'s handles, counted over both
+    populations."""
     mine, candidates, numbers = snapshot_handles(index, spec, identity, link)
     if mine is None:
         return []
-    named = [Handle(snapshot.user_ids[c.row], c.row, c.value, c.local, c.domain, c.stem_count)
-             for c in candidates]  # fmt: skip
+    named = list(candidates)
     named += elsewhere.handles.get(spec.name, ())
     if not named:
         return []
     stem_count = mine.stem_count + elsewhere.stem_counts.get(spec.name, 0)
-    mine = Handle(mine.user_id, mine.row, mine.value, mine.local, mine.domain, stem_count)
+    mine = Handle(mine.user_id, mine.value, mine.local, mine.domain, stem_count)
     numbers = np.concatenate([numbers, elsewhere.stem_numbers.get(spec.name, numbers[:0])])
     if (n := suffix_number(mine.local)) is not None:
         numbers = np.append(numbers, n)
     return [
         Match(
-            kind, c.row, c.user_id, mine.value, c.value, sim, support, round(weight, SCORE_DECIMALS)
+            kind,
+            c.user_id,
+            mine.value,
+            c.value,
+            sim,
+            support,
+            round(weight, SCORE_DECIMALS),
+            c.intraday,
         )
         for c, sim, support, weight in similar_handles(
             kind, mine, named, numbers, link, index.registry, stem_counter(index, spec.name)
@@ -402,7 +393,6 @@ def _lookalikes(
 
 def _sequence(
     index: IdentifierIndex,
-    snapshot: ScoreSnapshot,
     spec: IdentifierSpec,
     kind: str,
     identity: NewIdentity,
@@ -419,22 +409,23 @@ def _sequence(
         return []
     support = window + 1
     others = index.value_of_row[spec.name].take(rows[near])
+    ids = index.holders_of(rows[near])
     out = []
-    for row, num, other in zip(rows[near].tolist(), numbers[near].tolist(), others, strict=True):
+    for uid, num, other in zip(ids, numbers[near].tolist(), others, strict=True):
         sim = round(gap_similarity(float(abs(int(num) - number)), link.phone_max_gap), 4)
-        matched = str(other or f"+{num}")
-        out.append(_fuzzy_match(index, snapshot, kind, row, value, matched, sim, support))
+        weight = link_weight(kind, sim, support, index.registry)
+        out.append(Match(kind, uid, value, str(other or f"+{num}"), sim, support, weight))
     return out
 
 
 def find_matches(
-    snapshot: ScoreSnapshot,
+    snapshot: ScoreStore,
     identity: NewIdentity,
     link: LinkSettings,
     elsewhere: Elsewhere | None = None,
 ) -> tuple[list[Match], list[Hub]]:
     """Every link the new account would get against the snapshot's users, kind by kind, and
-    its look-alike links to `elsewhere`'s handles (today's accounts, `row` -1). Today's holders
+    its look-alike links to `elsewhere`'s handles (today's accounts). Today's holders
     count towards each value's support and hub bar, as the batch will count them tonight."""
     out = elsewhere or Elsewhere()
     index = snapshot.identifiers
@@ -447,17 +438,17 @@ def find_matches(
         if not values:
             continue
         others = out.holders.get(spec.name, {})
-        matches += _exact(index, snapshot, spec.name, values, link, hubs, others)
+        matches += _exact(index, spec.name, values, link, hubs, others)
         for rule in spec.links:
             if rule.match == Linkage.LOOKALIKE:
-                matches += _lookalikes(index, snapshot, spec, rule.kind, identity, link, out)
+                matches += _lookalikes(index, spec, rule.kind, identity, link, out)
             elif rule.match == Linkage.SEQUENCE:
-                matches += _sequence(index, snapshot, spec, rule.kind, identity, link)
+                matches += _sequence(index, spec, rule.kind, identity, link)
     return matches, hubs
 
 
 def combine(
-    snapshot: ScoreSnapshot,
+    snapshot: ScoreStore,
     matches: Sequence[Match],
     hubs: Sequence[Hub] = (),
     *,
@@ -465,23 +456,31 @@ def combine(
 ) -> OnlineScore:
     """Turn matches into a score with the noisy-or in the module docstring."""
     info = snapshot.info
-    miss_by_row: dict[int, float] = {}
+    miss_by_user: dict[str, float] = {}
     for m in matches:
-        miss_by_row[m.row] = miss_by_row.get(m.row, 1.0) * (1.0 - min(m.weight, _CLIP))
+        if m.intraday:
+            continue  # today's accounts have no batch score
+        miss_by_user[m.user_id] = miss_by_user.get(m.user_id, 1.0) * (1.0 - min(m.weight, _CLIP))
     user_miss = 1.0
-    ring_miss: dict[int, float] = {}
-    for row, miss in miss_by_row.items():
+    ring_miss: dict[str, float] = {}
+    for user_id, miss in miss_by_user.items():
+        record = snapshot.user(user_id)
+        if record is None:
+            continue
         tie = 1.0 - miss
-        user_miss *= 1.0 - tie * float(snapshot.score[row])
-        code = int(snapshot.ring_code[row])
-        if code >= 0:
-            ring_miss[code] = ring_miss.get(code, 1.0) * miss
-    best_code, best_value, best_strength = -1, 0.0, 0.0
-    for code, miss in ring_miss.items():
+        user_miss *= 1.0 - tie * record.score
+        if record.ring_id is not None:
+            ring_miss[record.ring_id] = ring_miss.get(record.ring_id, 1.0) * miss
+    best: RingRecord | None = None
+    best_value, best_strength = 0.0, 0.0
+    for rid, miss in ring_miss.items():
+        ring = snapshot.ring(rid)
+        if ring is None:
+            continue
         strength = 1.0 - miss
-        value = strength * (snapshot.ring_score_of(code) or 0.0)
-        if value > best_value or (best_code < 0 and strength > best_strength):
-            best_code, best_value, best_strength = code, value, strength
+        value = strength * (ring.score or 0.0)
+        if value > best_value or (best is None and strength > best_strength):
+            best, best_value, best_strength = ring, value, strength
     score = 1.0 - (1.0 - info.neutral_score) * user_miss * (1.0 - best_value)
     reasons = ["NEW_USER"]
     registry = snapshot.registry
@@ -490,9 +489,8 @@ def combine(
     )
     ring_id: str | None = None
     ring_score: float | None = None
-    if best_code >= 0 and best_strength >= ring_min_weight:
-        ring_id = snapshot.ring_ids[best_code]
-        ring_score = snapshot.ring_score_of(best_code)
+    if best is not None and best_strength >= ring_min_weight:
+        ring_id, ring_score = best.ring_id, best.score
         reasons.insert(1, "NEAR_RING")
     if hubs:
         reasons.append("HUB_IDENTIFIER")
@@ -515,7 +513,7 @@ def _strongest_first(matches: Sequence[Match]) -> list[Match]:
 
 
 def score_new_user(
-    snapshot: ScoreSnapshot,
+    snapshot: ScoreStore,
     identity: NewIdentity,
     link: LinkSettings,
     *,

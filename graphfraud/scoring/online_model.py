@@ -33,7 +33,6 @@ from graphfraud.model.ego import (
     NodeState,
     check_names,
     ego_row,
-    ids_digest,
     load_state,
 )
 from graphfraud.model.features import RING_COLUMNS
@@ -43,7 +42,7 @@ from graphfraud.model.gnn.state import GnnStates, gnn_members, load_gnn_states
 from graphfraud.model.registry import ModelRegistry
 from graphfraud.model.stack import StackModel, logit_blend
 from graphfraud.rundir import RunDir
-from graphfraud.scoring.snapshot import ScoreSnapshot, SortedValues
+from graphfraud.scoring.store import ScoreStore
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +64,11 @@ class OnlineModel:
     names: tuple[str, ...]  # the GBM's input columns
     label_features: bool
     per_relation: bool
-    ring_known: npt.NDArray[np.float64]  # per snapshot ring code: labelled members
-    ring_fraud: npt.NDArray[np.float64]  # per snapshot ring code: members labelled fraud
+    ring_known: dict[str, float]  # per snapshot ring: labelled members
+    ring_fraud: dict[str, float]  # per snapshot ring: members labelled fraud
     rings: pl.DataFrame  # ring_id + RING_COLUMNS of the run's rings
     ring_row: dict[str, int]
-    domains: SortedValues  # email domain → rows (how many hold it)
+    domains: dict[str, int]  # email domain → how many users hold it (a few thousand domains)
     latest: datetime | None  # the run's newest sign-up
 
     def predict(
@@ -120,6 +119,10 @@ class OnlineModel:
         x = row[None, :]
         return np.array([m.predict_rows(x)[0] for m in self.gbms], dtype=np.float64)
 
+    def ring_labels(self, ring_id: str) -> tuple[float, float]:
+        """(labelled members, members labelled fraud) of a snapshot ring (0, 0 when unknown)."""
+        return self.ring_known.get(ring_id, 0.0), self.ring_fraud.get(ring_id, 0.0)
+
     def ring_features(self, ring_id: str) -> pl.DataFrame:
         """The run's ring's feature row (ring_id + RING_COLUMNS)."""
         return self.rings.slice(self.ring_row[ring_id], 1)
@@ -141,7 +144,7 @@ def _parts(
 
 
 def load_online_model(
-    run_dir: Path, snapshot: ScoreSnapshot, registry: ModelRegistry, *, device: str = "auto"
+    run_dir: Path, snapshot: ScoreStore, registry: ModelRegistry, *, device: str = "auto"
 ) -> OnlineModel:
     """The online model of a served run; ArtifactError saying why when the run has none.
     `device` is the GNN's torch device (settings' `model.device`)."""
@@ -164,27 +167,33 @@ def load_online_model(
             f"the node state of {run_dir.name} and model {version} disagree on the features",
             hint="rerun the score stage",
         )
-    if meta.users != len(snapshot) or meta.ids_digest != ids_digest(snapshot.user_ids):
+    if meta.users != len(snapshot) or meta.ids_digest != snapshot.ids_digest():
         raise ArtifactError(
             f"the node state of {run_dir.name} is not in the order of its scores",
             hint="rerun the score stage",
         )
     label_features, per_relation = gbms[0].input_options if gbms else (True, False)
     names = _model_names(state, label_features, per_relation)
-    rows = np.flatnonzero(snapshot.ring_code >= 0)
-    codes = snapshot.ring_code[rows].astype(np.int64)
-    n_rings = len(snapshot.ring_ids)
+    ring_code, ring_ids = snapshot.node_rings()
+    rows = np.flatnonzero(np.asarray(ring_code) >= 0)
+    codes = np.asarray(ring_code)[rows].astype(np.int64)
     known, fraud = state.scalar("known", rows), state.scalar("fraud", rows)
-    ring_known = np.bincount(codes, weights=known, minlength=n_rings).astype(np.float64)
-    ring_fraud = np.bincount(codes, weights=fraud, minlength=n_rings).astype(np.float64)
+    ring_known = np.bincount(codes, weights=known, minlength=len(ring_ids)).tolist()
+    ring_fraud = np.bincount(codes, weights=fraud, minlength=len(ring_ids)).tolist()
     rings = (
         run.read(schema.RINGS_FILE, columns=["ring_id", *RING_COLUMNS])
         if run.exists(schema.RINGS_FILE)
         else pl.DataFrame(schema={"ring_id": pl.String, **dict.fromkeys(RING_COLUMNS, pl.Float32)})
     )
     users = run.read(schema.USERS_FILE, columns=["user_id", "email_domain", "created_at"])
-    domains = SortedValues.build(
-        users.with_row_index("row").select("row", "email_domain"), "email_domain"
+    # counts, not the users' rows: a worker holds a few thousand domains, not a row per user
+    domains = dict(
+        users.select("email_domain")
+        .with_row_index("row")
+        .filter(pl.col("email_domain").is_not_null() & (pl.col("email_domain") != ""))
+        .group_by("email_domain")
+        .agg(pl.col("row").n_unique())
+        .iter_rows()
     )
     latest = users.get_column("created_at").max()
     return OnlineModel(
@@ -199,8 +208,8 @@ def load_online_model(
         names=names,
         label_features=label_features,
         per_relation=per_relation,
-        ring_known=ring_known,
-        ring_fraud=ring_fraud,
+        ring_known=dict(zip(ring_ids, map(float, ring_known), strict=True)),
+        ring_fraud=dict(zip(ring_ids, map(float, ring_fraud), strict=True)),
         rings=rings,
         ring_row={rid: i for i, rid in enumerate(rings.get_column("ring_id").to_list())},
         domains=domains,
@@ -209,7 +218,7 @@ def load_online_model(
 
 
 def _gnn_states(
-    run: RunDir, version: str, gnns: tuple[GNNModel, ...], snapshot: ScoreSnapshot
+    run: RunDir, version: str, gnns: tuple[GNNModel, ...], snapshot: ScoreStore
 ) -> GnnStates:
     """The run's GNN states, checked against the model and the snapshot's node order."""
     states = load_gnn_states(run.file(schema.ONLINE_DIR))
@@ -221,7 +230,7 @@ def _gnn_states(
             f"({states.version}, {shape})",
             hint="rerun the score stage",
         )
-    if states.ids_digest != ids_digest(snapshot.user_ids):
+    if states.ids_digest != snapshot.ids_digest():
         raise ArtifactError(
             f"the GNN states of {run.path.name} are not in the order of its scores",
             hint="rerun the score stage",
@@ -241,7 +250,7 @@ def _model_names(state: NodeState, label_features: bool, per_relation: bool) -> 
 
 
 def try_load_online_model(
-    run_dir: Path, snapshot: ScoreSnapshot, registry: ModelRegistry | None, *, device: str = "auto"
+    run_dir: Path, snapshot: ScoreStore, registry: ModelRegistry | None, *, device: str = "auto"
 ) -> tuple[OnlineModel | None, str | None]:
     """(model, None), or (None, why not): a run without an online model still serves."""
     if registry is None:

@@ -1,12 +1,13 @@
-"""The score snapshot the service answers from: one run's scores and identifier indexes, in memory.
+"""The score columns both `ScoreStore` backends answer from, and the in-memory backend.
 
 Layout (chosen for a 1M-user run in well under 1.5 GB and a lookup in about a microsecond):
-- `user_id → row` is a plain dict (the hot path is one dict probe); everything else per row is a
-  compact numpy column (scores as float64 rounded to 6 decimals so JSON shows `0.87`, not
-  `0.8700000047683716`) or a small code into a table of distinct values (ring ids, reason lists,
-  model versions).
-- identifier indexes for the online scorer (`IdentifierIndex`) are sorted Arrow string columns with
-  an aligned numpy row array, searched by bisection in Rust: no Python object per identifier.
+- `ScoreColumns` holds, per store position, compact numpy columns (scores as float64 rounded to
+  6 decimals so JSON shows `0.87`, not `0.8700000047683716`) and small codes into tables of
+  distinct values (ring ids, reason lists, model versions), plus the user ids as Arrow strings;
+- identifier indexes for the online scorer (`IdentifierIndex`) are sorted Arrow string columns
+  with an aligned numpy position array, searched by bisection: no Python object per identifier;
+- every array can come from the run's Parquet (`InMemoryScoreStore`, whose `user_id → position`
+  is a plain dict) or from the memory-mapped files of `scoring.mapped`.
 
 A snapshot is immutable once built; the service swaps whole snapshots (see
 `graphfraud.service.state`). Building one holds the GIL only in short chunks so a server keeps
@@ -18,19 +19,20 @@ scored users, i.e. the expected risk of an account we know nothing about.
 
 from __future__ import annotations
 
-import array
 import bisect
 import functools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 import polars as pl
+import pyarrow as pa
 
 from graphfraud import schema
 from graphfraud.config import DecisionSettings
@@ -44,8 +46,10 @@ from graphfraud.identifiers import (
 )
 from graphfraud.linking.keys import handle_stem_expr, local_stem_expr
 from graphfraud.linking.lookalike import MIN_HANDLE_LETTERS, SUFFIX
+from graphfraud.model.ego import ids_digest
 from graphfraud.rundir import RunDir
 from graphfraud.scoring.decision import Bands
+from graphfraud.scoring.store import RingRecord, ScoreRecord
 from graphfraud.scoring.suspected import RingCut
 
 SCORE_DECIMALS = 6
@@ -93,33 +97,60 @@ class SnapshotInfo:
         }
 
 
-@dataclass(frozen=True)
-class ScoreRecord:
-    """One user's precomputed score (for Python callers; the hot path builds JSON directly)."""
-
-    user_id: str
-    score: float
-    ring_id: str | None
-    ring_score: float | None
-    reasons: tuple[str, ...]
-    model_version: str
-    suspected_ring: bool = False
+Arrays = dict[str, npt.NDArray[Any]]  # a component's arrays by name (what a store file holds)
 
 
-class SortedStrings:
-    """A sorted string column searched by bisection over its Arrow buffers (UTF-8 bytes compare
-    in code point order, as polars sorts): ~10 µs a probe at 75M keys, no Python object per
-    key, where a polars `search_sorted` call costs ~0.2 ms of query planning."""
+def int64_view(offsets: npt.NDArray[Any]) -> memoryview:
+    """A memoryview of int64 offsets: indexing it returns a Python int in ~30 ns, a fraction of
+    numpy's scalar indexing (a probe makes ~2·log2(n)); zero-copy over a memory-mapped file."""
+    return np.ascontiguousarray(offsets, dtype=np.int64).data.cast("B").cast("q")
 
-    def __init__(self, keys: pl.Series) -> None:
-        self._offsets, self._data = arrow_strings(keys)
-        self._n = len(keys)
+
+class Strings:
+    """A string column as Arrow lays it out: int64 offsets and UTF-8 bytes, read by position
+    without a Python object per string. Built from a polars column (`of`) or from the arrays of
+    a memory-mapped store (`from_arrays`), where every process reading it shares its pages."""
+
+    def __init__(self, offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8]) -> None:
+        self.offsets, self.data = offsets, data
+        self._off = int64_view(offsets)
+        self._data = np.ascontiguousarray(data, dtype=np.uint8).data  # zero-copy when mapped
+        self._n = len(offsets) - 1
+
+    @classmethod
+    def of(cls, column: pl.Series) -> Self:
+        return cls(*arrow_strings(column))
+
+    @classmethod
+    def from_arrays(cls, arrays: Arrays, prefix: str) -> Self:
+        return cls(arrays[f"{prefix}.offsets"], arrays[f"{prefix}.data"])
+
+    def arrays(self, prefix: str) -> Arrays:
+        return {f"{prefix}.offsets": self.offsets, f"{prefix}.data": self.data}
 
     def __len__(self) -> int:
         return self._n
 
+    def to_series(self) -> pl.Series:
+        """The column as a polars Series (for batch-side work: sorting, digests)."""
+        array = pa.LargeStringArray.from_buffers(
+            self._n, pa.py_buffer(np.ascontiguousarray(self.offsets)), pa.py_buffer(self.data)
+        )
+        series = pl.from_arrow(array)
+        assert isinstance(series, pl.Series)
+        return series.cast(pl.String)
+
     def __getitem__(self, i: int) -> bytes:
-        return self._data[self._offsets[i] : self._offsets[i + 1]]
+        return bytes(self._data[self._off[i] : self._off[i + 1]])
+
+    def text(self, i: int) -> str:
+        return self[i].decode("utf-8")
+
+
+class SortedStrings(Strings):
+    """A sorted string column searched by bisection over its Arrow buffers (UTF-8 bytes compare
+    in code point order, as polars sorts): ~10 µs a probe at 75M keys, no Python object per
+    key, where a polars `search_sorted` call costs ~0.2 ms of query planning."""
 
     def range_of(self, value: str) -> tuple[int, int]:
         """[lo, hi) of `value` (lo == hi when absent: one bisection, not two — most probes, the
@@ -135,39 +166,56 @@ class SortedStrings:
         return np.array([self[i].startswith(head) for i in range(lo, hi)], dtype=np.bool_)
 
 
-def arrow_strings(column: pl.Series) -> tuple[array.array[int], bytes]:
-    """(offsets, UTF-8 bytes) of a string column, as plain Python containers of machine values:
-    indexing them costs a fraction of numpy's scalar indexing (a probe makes ~2·log2(n))."""
+def arrow_strings(column: pl.Series) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+    """(int64 offsets from 0, UTF-8 bytes) of a string column (nulls read as "")."""
     arrow = column.cast(pl.String).rechunk().to_arrow()
     arrow = arrow.combine_chunks() if hasattr(arrow, "combine_chunks") else arrow
     buffers = arrow.buffers()
     wide = str(arrow.type) in ("large_string", "large_utf8")
-    offsets = np.frombuffer(buffers[1], dtype=np.int64 if wide else np.int32)
-    offsets = offsets[arrow.offset : arrow.offset + len(arrow) + 1].astype(np.int64)
-    data = bytes(buffers[2]) if buffers[2] is not None else b""
-    return array.array("q", offsets.tobytes()), data
+    raw_offsets = np.frombuffer(buffers[1], dtype=np.int64 if wide else np.int32)
+    offsets: npt.NDArray[np.int64] = raw_offsets[
+        arrow.offset : arrow.offset + len(arrow) + 1
+    ].astype(np.int64)
+    if not len(offsets):
+        return np.zeros(1, np.int64), np.zeros(0, np.uint8)
+    start, end = int(offsets[0]), int(offsets[-1])
+    raw = buffers[2]
+    data = (
+        np.frombuffer(raw, dtype=np.uint8)[start:end].copy()
+        if raw is not None
+        else np.zeros(0, np.uint8)
+    )
+    return offsets - start, data
 
 
 class RowStrings:
-    """One optional string per snapshot row (a fuzzy kind's value, handle, provider), read by
+    """One optional string per store position (a fuzzy kind's value, handle, provider), read by
     row without a DataFrame operation: Arrow's offsets and bytes, and its validity."""
 
-    def __init__(self, column: pl.Series) -> None:
-        self._offsets, self._data = arrow_strings(column)
-        self._valid = column.is_not_null().to_numpy()
+    def __init__(self, strings: Strings, valid: npt.NDArray[np.bool_]) -> None:
+        self.strings, self.valid = strings, valid
+
+    @classmethod
+    def of(cls, column: pl.Series) -> RowStrings:
+        return cls(Strings.of(column), column.is_not_null().to_numpy())
+
+    @classmethod
+    def from_arrays(cls, arrays: Arrays, prefix: str) -> RowStrings:
+        return cls(Strings.from_arrays(arrays, prefix), arrays[f"{prefix}.valid"])
+
+    def arrays(self, prefix: str) -> Arrays:
+        return {**self.strings.arrays(prefix), f"{prefix}.valid": self.valid}
 
     def take(self, rows: npt.NDArray[Any]) -> list[str | None]:
-        off, data, valid = self._offsets, self._data, self._valid
-        return [
-            data[off[r] : off[r + 1]].decode("utf-8") if valid[r] else None for r in rows.tolist()
-        ]
+        text, valid = self.strings.text, self.valid
+        return [text(r) if valid[r] else None for r in rows.tolist()]
 
 
 class SortedValues:
-    """value → snapshot rows holding it, as a sorted string column plus aligned rows."""
+    """value → store positions holding it, as a sorted string column plus aligned positions."""
 
-    def __init__(self, keys: pl.Series, rows: Rows) -> None:
-        self.keys = SortedStrings(keys)
+    def __init__(self, keys: SortedStrings, rows: Rows) -> None:
+        self.keys = keys
         self.rows = rows
         # One request probes a value up to three times (links, hub bar, feature support), and
         # ring-mates signing up together probe the same ones: remember the latest ranges.
@@ -183,7 +231,17 @@ class SortedValues:
             .unique()
             .sort("v", "row")
         )
-        return cls(pairs.get_column("v"), pairs.get_column("row").cast(pl.UInt32).to_numpy())
+        return cls(
+            SortedStrings.of(pairs.get_column("v")),
+            pairs.get_column("row").cast(pl.UInt32).to_numpy(),
+        )
+
+    @classmethod
+    def from_arrays(cls, arrays: Arrays, prefix: str) -> SortedValues:
+        return cls(SortedStrings.from_arrays(arrays, prefix), arrays[f"{prefix}.rows"])
+
+    def arrays(self, prefix: str) -> Arrays:
+        return {**self.keys.arrays(prefix), f"{prefix}.rows": self.rows}
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -221,6 +279,13 @@ class NumberIndex:
             nums.get_column("row").cast(pl.UInt32).to_numpy(),
         )
 
+    @classmethod
+    def from_arrays(cls, arrays: Arrays, prefix: str) -> NumberIndex:
+        return cls(arrays[f"{prefix}.numbers"], arrays[f"{prefix}.rows"])
+
+    def arrays(self, prefix: str) -> Arrays:
+        return {f"{prefix}.numbers": self.numbers, f"{prefix}.rows": self.rows}
+
     def window(self, number: int, gap: int) -> tuple[npt.NDArray[np.int64], Rows]:
         """Numbers within ±gap of `number` and their rows."""
         lo = int(np.searchsorted(self.numbers, number - gap, side="left"))
@@ -251,6 +316,16 @@ class HandleOrder:
             SortedValues.build(keyed(pl.col(local).str.reverse()), "k"),
         )
 
+    @classmethod
+    def from_arrays(cls, arrays: Arrays, prefix: str) -> HandleOrder:
+        return cls(
+            SortedValues.from_arrays(arrays, f"{prefix}.fwd"),
+            SortedValues.from_arrays(arrays, f"{prefix}.bwd"),
+        )
+
+    def arrays(self, prefix: str) -> Arrays:
+        return {**self.forward.arrays(f"{prefix}.fwd"), **self.backward.arrays(f"{prefix}.bwd")}
+
     def neighbours(self, local: str, domain: str, window: int) -> Rows:
         """Rows within `window - 1` places of the handle in either order, on its provider."""
         parts = []
@@ -270,8 +345,8 @@ class StemNumbers:
     the look-alike rules' support and numbered runs (`linking.lookalike`): rows sorted by
     (local stem, number), -1 for a handle without a number."""
 
-    def __init__(self, stems: pl.Series, numbers: npt.NDArray[np.int64], rows: Rows) -> None:
-        self.stems = SortedStrings(stems)
+    def __init__(self, stems: SortedStrings, numbers: npt.NDArray[np.int64], rows: Rows) -> None:
+        self.stems = stems
         self.numbers = numbers
         self.rows = rows
 
@@ -289,10 +364,25 @@ class StemNumbers:
             .sort("s", "n", "row")
         )  # fmt: skip
         return cls(
-            keyed.get_column("s"),
+            SortedStrings.of(keyed.get_column("s")),
             keyed.get_column("n").to_numpy().astype(np.int64),
             keyed.get_column("row").cast(pl.UInt32).to_numpy(),
         )
+
+    @classmethod
+    def from_arrays(cls, arrays: Arrays, prefix: str) -> StemNumbers:
+        return cls(
+            SortedStrings.from_arrays(arrays, prefix),
+            arrays[f"{prefix}.numbers"],
+            arrays[f"{prefix}.rows"],
+        )
+
+    def arrays(self, prefix: str) -> Arrays:
+        return {
+            **self.stems.arrays(prefix),
+            f"{prefix}.numbers": self.numbers,
+            f"{prefix}.rows": self.rows,
+        }
 
     def _slice(self, stems: list[str]) -> list[tuple[int, int]]:
         if not stems or len(self.stems) == 0:
@@ -322,9 +412,15 @@ class IdentifierIndex:
     """Canonical identifiers of the snapshot's users, per kind of the run's registry, for the
     online scorer (`scoring.online`): exact values for every kind, handle stems for look-alike
     kinds, sorted numbers for sequence kinds, and the value (and handle) of each row for the
-    fuzzy kinds (one value per user)."""
+    fuzzy kinds (one value per user).
+
+    Its arrays hold store positions; `holders_of` turns them into user ids, so no position
+    leaves the matching (`scoring.online`). Both store backends hold the same arrays: built
+    here from the run's Parquet, or memory-mapped from the run's score store
+    (`scoring.mapped`)."""
 
     registry: IdentifierRegistry
+    user_ids: Strings  # user id by store position
     exact: dict[str, SortedValues]
     stems: dict[str, SortedValues]
     numbers: dict[str, NumberIndex]
@@ -339,11 +435,12 @@ class IdentifierIndex:
         cls,
         users: pl.DataFrame,
         devices: pl.DataFrame | None,
-        n_rows: int,
+        user_ids: Strings,
         registry: IdentifierRegistry = BUILTIN,
     ) -> IdentifierIndex:
-        """`users` and `devices` carry a `row` column (the snapshot row of their user_id) and
+        """`users` and `devices` carry a `row` column (the store position of their user_id) and
         the canonical columns of the registry's kinds (absent columns index nothing)."""
+        n_rows = len(user_ids)
         exact: dict[str, SortedValues] = {}
         stems: dict[str, SortedValues] = {}
         numbers: dict[str, NumberIndex] = {}
@@ -363,22 +460,73 @@ class IdentifierIndex:
             per_row = rows.join(
                 frame.select("row", *columns).unique("row"), on="row", how="left"
             ).sort("row")
-            value_of_row[spec.name] = RowStrings(per_row.get_column(spec.value_column))
+            value_of_row[spec.name] = RowStrings.of(per_row.get_column(spec.value_column))
             if spec.rule(Linkage.LOOKALIKE) is not None and spec.handle_columns is not None:
                 local, domain = spec.handle_columns
                 stems[spec.name] = SortedValues.build(
                     frame.with_columns(handle_stem_expr(local, domain).alias("_stem")), "_stem"
                 )
-                handle_of_row[spec.name] = RowStrings(per_row.get_column(local))
-                domain_of_row[spec.name] = RowStrings(per_row.get_column(domain))
+                handle_of_row[spec.name] = RowStrings.of(per_row.get_column(local))
+                domain_of_row[spec.name] = RowStrings.of(per_row.get_column(domain))
                 stem_numbers[spec.name] = StemNumbers.build(frame, local)
                 handle_order[spec.name] = HandleOrder.build(frame, local, domain)
             if spec.rule(Linkage.SEQUENCE) is not None:
                 numbers[spec.name] = NumberIndex.build(frame, spec.value_column)
         return cls(
-            registry, exact, stems, numbers, value_of_row, handle_of_row, domain_of_row,
-            stem_numbers, handle_order,
+            registry, user_ids, exact, stems, numbers, value_of_row, handle_of_row,
+            domain_of_row, stem_numbers, handle_order,
         )  # fmt: skip
+
+    def holders_of(self, rows: npt.NDArray[Any]) -> list[str]:
+        """The user ids at these store positions."""
+        text = self.user_ids.text
+        return [text(r) for r in rows.tolist()]
+
+    def arrays(self) -> Arrays:
+        """Every array of the index, named by part and kind (what `from_arrays` reads back)."""
+        out: Arrays = {}
+        parts: list[tuple[str, dict[str, Any]]] = [
+            ("exact", self.exact), ("stems", self.stems), ("numbers", self.numbers),
+            ("value", self.value_of_row), ("handle", self.handle_of_row),
+            ("domain", self.domain_of_row), ("stem_numbers", self.stem_numbers),
+            ("order", self.handle_order),
+        ]  # fmt: skip
+        for part, tables in parts:
+            for kind, table in tables.items():
+                out.update(table.arrays(f"ix.{part}.{kind}"))
+        return out
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: Arrays, user_ids: Strings, registry: IdentifierRegistry
+    ) -> IdentifierIndex:
+        """The index over `arrays` (memory-mapped), for the kinds of `registry` they hold."""
+
+        def kinds(part: str, suffix: str) -> list[str]:
+            head = f"ix.{part}."
+            return [
+                name[len(head) : -len(suffix)]
+                for name in arrays
+                if name.startswith(head)
+                and name.endswith(suffix)
+                and "." not in name[len(head) : -len(suffix)]
+            ]
+
+        def each(part: str, suffix: str, read: Any) -> dict[str, Any]:
+            return {k: read(arrays, f"ix.{part}.{k}") for k in kinds(part, suffix)}
+
+        return cls(
+            registry=registry,
+            user_ids=user_ids,
+            exact=each("exact", ".rows", SortedValues.from_arrays),
+            stems=each("stems", ".rows", SortedValues.from_arrays),
+            numbers=each("numbers", ".rows", NumberIndex.from_arrays),
+            value_of_row=each("value", ".valid", RowStrings.from_arrays),
+            handle_of_row=each("handle", ".valid", RowStrings.from_arrays),
+            domain_of_row=each("domain", ".valid", RowStrings.from_arrays),
+            stem_numbers=each("stem_numbers", ".rows", StemNumbers.from_arrays),
+            handle_order=each("order", ".fwd.rows", HandleOrder.from_arrays),
+        )
 
 
 def _with_columns(frame: pl.DataFrame | None, columns: list[str]) -> pl.DataFrame:
@@ -406,14 +554,18 @@ def _scored_at(manifest: dict[str, Any], scores_file: Path) -> str:
     return datetime.fromtimestamp(scores_file.stat().st_mtime, UTC).isoformat()
 
 
-class ScoreSnapshot:
-    """An immutable, in-memory view of one run's scores (build with `load_snapshot`)."""
+class ScoreColumns:
+    """One run's scores as columns by store position, and every lookup of the `ScoreStore`
+    seam over them; a backend supplies how a user id finds its position (`position`).
+
+    Per position: the score (float64 rounded to 6 decimals so JSON shows `0.87`, not
+    `0.8700000047683716`) and small codes into tables of distinct values (ring ids, reason
+    lists, model versions)."""
 
     def __init__(
         self,
         info: SnapshotInfo,
-        index: dict[str, int],
-        user_ids: list[str],
+        user_ids: Strings,
         score: npt.NDArray[np.float64],
         ring_code: npt.NDArray[np.int32],
         ring_ids: list[str],
@@ -423,12 +575,12 @@ class ScoreSnapshot:
         version_code: npt.NDArray[np.int32],
         versions: list[str],
         identifiers: IdentifierIndex | None,
-        registry: IdentifierRegistry = BUILTIN,
-        ring_suspected: npt.NDArray[np.bool_] | None = None,
+        registry: IdentifierRegistry,
+        ring_suspected: npt.NDArray[np.bool_],
+        digest: str | None = None,
     ) -> None:
         self.info = info
         self.registry = registry  # the run's identifier kinds (masking, vocabulary, online)
-        self._index = index
         self.user_ids = user_ids
         self.score = score
         self.ring_code = ring_code
@@ -439,122 +591,131 @@ class ScoreSnapshot:
         self.version_code = version_code
         self.versions = versions
         self.identifiers = identifiers
+        self.ring_suspected = ring_suspected  # per ring code: the community is a suspected ring
         self._ring_index = {rid: i for i, rid in enumerate(ring_ids)}
-        # per ring code: the community is a suspected ring
-        self.ring_suspected = (
-            ring_suspected
-            if ring_suspected is not None
-            else np.zeros(len(ring_ids), dtype=np.bool_)
-        )
+        self._digest = digest
 
     def __len__(self) -> int:
         return len(self.user_ids)
 
-    def row_of(self, user_id: str) -> int | None:
-        return self._index.get(user_id)
+    def position(self, user_id: str) -> int | None:
+        raise NotImplementedError
 
-    def ring_code_of(self, ring_id: str) -> int | None:
-        return self._ring_index.get(ring_id)
+    def knows(self, user_id: str) -> bool:
+        return self.position(user_id) is not None
+
+    def ids_digest(self) -> str:
+        if self._digest is None:
+            self._digest = ids_digest(self.user_ids.to_series().to_list())
+        return self._digest
+
+    def positions(self, user_ids: Sequence[str]) -> npt.NDArray[np.int64]:
+        found = [self.position(u) for u in user_ids]
+        return np.array([-1 if p is None else p for p in found], dtype=np.int64)
+
+    def node_rings(self) -> tuple[npt.NDArray[np.int32], Sequence[str]]:
+        return self.ring_code, self.ring_ids
 
     @functools.cached_property
     def _ring_sizes(self) -> npt.NDArray[np.int64]:
         codes = self.ring_code[self.ring_code >= 0]
         return np.bincount(codes, minlength=len(self.ring_ids)).astype(np.int64)
 
-    def ring_size(self, ring_id: str) -> int:
-        """Members of a snapshot ring (0 for an id it does not have)."""
-        code = self._ring_index.get(ring_id)
-        return int(self._ring_sizes[code]) if code is not None else 0
-
-    def suspected_of(self, code: int | None) -> bool:
-        """Whether the snapshot ring with this code is a suspected ring."""
-        return code is not None and code >= 0 and bool(self.ring_suspected[code])
-
-    def ring_score_of(self, code: int) -> float | None:
+    def _ring_score(self, code: int) -> float | None:
         value = float(self.ring_scores[code])
         return None if np.isnan(value) else value
 
-    def record(self, row: int) -> ScoreRecord:
-        code = int(self.ring_code[row])
-        vcode = int(self.version_code[row])
-        return ScoreRecord(
-            user_id=self.user_ids[row],
-            score=float(self.score[row]),
-            ring_id=self.ring_ids[code] if code >= 0 else None,
-            ring_score=self.ring_score_of(code) if code >= 0 else None,
-            reasons=self.reason_sets[int(self.reason_code[row])]
-            if self.reason_code[row] >= 0
-            else (),
-            model_version=self.versions[vcode] if vcode >= 0 else self.info.model_version,
-            suspected_ring=self.suspected_of(code),
+    def ring(self, ring_id: str) -> RingRecord | None:
+        code = self._ring_index.get(ring_id)
+        if code is None:
+            return None
+        return RingRecord(
+            ring_id=ring_id,
+            score=self._ring_score(code),
+            suspected=bool(self.ring_suspected[code]),
+            size=int(self._ring_sizes[code]),
         )
 
-    def lookup(self, user_id: str) -> ScoreRecord | None:
-        row = self._index.get(user_id)
-        return None if row is None else self.record(row)
+    def ring_members(self, ring_id: str) -> tuple[str, ...]:
+        code = self._ring_index.get(ring_id)
+        if code is None:
+            return ()
+        rows = np.flatnonzero(np.asarray(self.ring_code) == code)
+        return tuple(sorted(self.user_ids.text(int(i)) for i in rows))
+
+    def holders(self, kind: str, value: str) -> tuple[str, ...]:
+        index = self.identifiers
+        table = index.exact.get(kind) if index is not None else None
+        if index is None or table is None:
+            return ()
+        return tuple(sorted(index.holders_of(table.lookup(value))))
+
+    def user(self, user_id: str) -> ScoreRecord | None:
+        row = self.position(user_id)
+        if row is None:
+            return None
+        code = int(self.ring_code[row])
+        vcode = int(self.version_code[row])
+        rcode = int(self.reason_code[row])
+        return ScoreRecord(
+            user_id=user_id,
+            score=float(self.score[row]),
+            ring_id=self.ring_ids[code] if code >= 0 else None,
+            ring_score=self._ring_score(code) if code >= 0 else None,
+            reasons=self.reason_sets[rcode] if rcode >= 0 else (),
+            model_version=self.versions[vcode] if vcode >= 0 else self.info.model_version,
+            suspected_ring=code >= 0 and bool(self.ring_suspected[code]),
+        )
 
     def score_json(self, user_id: str, bands: Bands | None = None) -> tuple[bytes, bool]:
         """The hot path: the `GET /v1/users/{id}/score` body and whether the user is known;
         `band` by `bands` (the service's operating point; default: the settings' defaults)."""
-        row = self._index.get(user_id)
+        record = self.user(user_id)
         info = self.info
         bands = bands or _DEFAULT_BANDS
-        if row is None:
-            return (
-                orjson.dumps(
-                    {
-                        "user_id": user_id,
-                        "known": False,
-                        "score": info.neutral_score,
-                        "band": bands.of_score(info.neutral_score),
-                        "ring_id": None,
-                        "suspected_ring": False,
-                        "ring_score": None,
-                        "reasons": ("UNKNOWN_USER",),
-                        "model_version": info.model_version,
-                        "scored_at": info.scored_at,
-                        "snapshot": info.run_id,
-                    }
-                ),
-                False,
-            )
-        code = int(self.ring_code[row])
-        rcode = int(self.reason_code[row])
-        vcode = int(self.version_code[row])
-        ring_score = float(self.ring_scores[code]) if code >= 0 else None
-        score = float(self.score[row])
-        return (
-            orjson.dumps(
-                {
-                    "user_id": user_id,
-                    "known": True,
-                    "score": score,
-                    "band": bands.of_score(score),
-                    "ring_id": self.ring_ids[code] if code >= 0 else None,
-                    "suspected_ring": code >= 0 and bool(self.ring_suspected[code]),
-                    "ring_score": None
-                    if ring_score is None or ring_score != ring_score
-                    else ring_score,
-                    "reasons": self.reason_sets[rcode] if rcode >= 0 else (),
-                    "model_version": self.versions[vcode] if vcode >= 0 else info.model_version,
-                    "scored_at": info.scored_at,
-                    "snapshot": info.run_id,
-                }
-            ),
-            True,
-        )
+        if record is None:
+            score, ring_id, suspected, ring_score = info.neutral_score, None, False, None
+            reasons: tuple[str, ...] = ("UNKNOWN_USER",)
+            version = info.model_version
+        else:
+            score, ring_id, suspected = record.score, record.ring_id, record.suspected_ring
+            ring_score, reasons, version = record.ring_score, record.reasons, record.model_version
+        body = {
+            "user_id": user_id,
+            "known": record is not None,
+            "score": score,
+            "band": bands.of_score(score),
+            "ring_id": ring_id,
+            "suspected_ring": suspected,
+            "ring_score": ring_score,
+            "reasons": reasons,
+            "model_version": version,
+            "scored_at": info.scored_at,
+            "snapshot": info.run_id,
+        }
+        return orjson.dumps(body), record is not None
 
 
-def _build_index(ids: pl.Series) -> tuple[dict[str, int], list[str]]:
+class InMemoryScoreStore(ScoreColumns):
+    """The in-memory backend (build with `load_snapshot`): user id → position is a plain dict
+    (one probe, ~900 bytes per user, private to the process)."""
+
+    def __init__(self, index: dict[str, int], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._index = index
+
+    def position(self, user_id: str) -> int | None:
+        return self._index.get(user_id)
+
+
+def _build_index(ids: pl.Series) -> dict[str, int]:
     """user_id → row, in short GIL-holding chunks (a reload must not stall the serving thread)."""
     index: dict[str, int] = {}
-    user_ids: list[str] = []
     for start in range(0, len(ids), _CHUNK):
         chunk = ids.slice(start, _CHUNK).to_list()
         index.update(zip(chunk, range(start, start + len(chunk)), strict=True))
-        user_ids.extend(chunk)
         time.sleep(0)  # let the event loop thread take the GIL between chunks
-    return index, user_ids
+    return index
 
 
 def _read_kinds(
@@ -566,24 +727,66 @@ def _read_kinds(
     return run.read(name, columns=["user_id", *[c for c in dict.fromkeys(wanted) if c in present]])
 
 
-def load_snapshot(run_dir: Path | str, *, with_identifiers: bool = True) -> ScoreSnapshot:
-    """Load a run's scores (and, when present, users/devices for the online scorer).
-
-    Raises ArtifactError when scores.parquet is missing, lacks a contract column, or has
-    duplicate or null user ids.
-    """
-    started = time.perf_counter()
+def open_run(run_dir: Path | str, *, finished: bool = True) -> tuple[RunDir, dict[str, Any]]:
+    """The run and its manifest ({} when absent or unreadable); ArtifactError for a missing
+    directory or, with `finished`, a run its manifest says is not complete."""
     run = RunDir(run_dir)
-    path = run.path
-    if not path.is_dir():
+    if not run.path.is_dir():
         raise ArtifactError(
-            f"run directory {path.name!r} does not exist", hint="check --run / the reload path"
+            f"run directory {run.path.name!r} does not exist",
+            hint="check --run / the reload path",
         )
     try:
         manifest = run.manifest() if run.exists(schema.MANIFEST_FILE) else {}
     except ArtifactError:
         manifest = {}
-    run.check_finished(manifest)
+    if finished:
+        run.check_finished(manifest)
+    return run, manifest
+
+
+def snapshot_info(
+    run: RunDir, manifest: dict[str, Any], facts: dict[str, Any], started: float
+) -> SnapshotInfo:
+    """What is served: the manifest's (run id, time, status, ring cut) and the scores' `facts`
+    (model_version, users, rings, neutral_score, online_ready, null_scores, unversioned)."""
+    status = manifest.get("status")
+    return SnapshotInfo(
+        run_id=str(manifest.get("run_id") or run.path.name),
+        run_dir=run.path,
+        scored_at=_scored_at(manifest, run.file(schema.SCORES_FILE)),
+        loaded_at=time.time(),
+        load_seconds=time.perf_counter() - started,
+        status=status if isinstance(status, str) else None,
+        ring_cut=RingCut.from_manifest(manifest.get("rings_suspected"), float("inf")).cut,
+        model_version=str(facts["model_version"]),
+        users=int(facts["users"]),
+        rings=int(facts["rings"]),
+        neutral_score=float(facts["neutral_score"]),
+        online_ready=bool(facts["online_ready"]),
+        null_scores=int(facts["null_scores"]),
+        unversioned=int(facts["unversioned"]),
+    )
+
+
+def load_snapshot(run_dir: Path | str, *, with_identifiers: bool = True) -> InMemoryScoreStore:
+    """Load a finished run's scores into memory (and, when present, users/devices for the
+    online scorer).
+
+    Raises ArtifactError when scores.parquet is missing, lacks a contract column, or has
+    duplicate or null user ids.
+    """
+    started = time.perf_counter()
+    run, manifest = open_run(run_dir)
+    return build_in_memory(run, manifest, with_identifiers=with_identifiers, started=started)
+
+
+def build_in_memory(
+    run: RunDir, manifest: dict[str, Any], *, with_identifiers: bool, started: float
+) -> InMemoryScoreStore:
+    """The in-memory store of `run`'s Parquet (the score stage builds one to write the mapped
+    store before the run is marked complete)."""
+    path = run.path
     scores = run.read(schema.SCORES_FILE)
     missing = [c for c in ("user_id", "score") if c not in scores.columns]
     if missing:
@@ -625,7 +828,6 @@ def load_snapshot(run_dir: Path | str, *, with_identifiers: bool = True) -> Scor
     ring_scores = np.round(
         ring_table.fill_null(float("nan")).to_numpy().astype(np.float64), SCORE_DECIMALS
     )
-    cut = RingCut.from_manifest(manifest.get("rings_suspected"), float("inf")).cut
     flagged = scores.filter(pl.col("suspected_ring").fill_null(False)).get_column("ring_id")
     ring_suspected = (
         pl.Series(ring_ids, dtype=pl.String).is_in(flagged.drop_nulls().implode()).to_numpy()
@@ -645,7 +847,8 @@ def load_snapshot(run_dir: Path | str, *, with_identifiers: bool = True) -> Scor
         if versions and counts is not None
         else str(manifest.get("model_version") or "unknown")
     )
-    index, user_ids = _build_index(ids)
+    index = _build_index(ids)
+    user_ids = Strings.of(ids)
 
     registry = registry_from_manifest(manifest)
     identifiers: IdentifierIndex | None = None
@@ -660,29 +863,22 @@ def load_snapshot(run_dir: Path | str, *, with_identifiers: bool = True) -> Scor
         identifiers = IdentifierIndex.build(
             users.join(rows, on="user_id", how="inner"),
             None if devices is None else devices.join(rows, on="user_id", how="inner"),
-            len(ids),
+            user_ids,
             registry,
         )
 
-    info = SnapshotInfo(
-        run_id=str(manifest.get("run_id") or path.name),
-        run_dir=path,
-        model_version=model_version,
-        scored_at=_scored_at(manifest, run.file(schema.SCORES_FILE)),
-        loaded_at=time.time(),
-        load_seconds=time.perf_counter() - started,
-        users=len(ids),
-        rings=len(ring_ids),
-        neutral_score=round(float(score.mean()) if len(score) else 0.0, SCORE_DECIMALS),
-        online_ready=identifiers is not None,
-        status=manifest.get("status") if isinstance(manifest.get("status"), str) else None,
-        null_scores=int(null_scores),
-        unversioned=int(np.count_nonzero(version_code < 0)),
-        ring_cut=cut,
-    )
-    return ScoreSnapshot(
-        info=info,
-        index=index,
+    facts = {
+        "model_version": model_version,
+        "users": len(ids),
+        "rings": len(ring_ids),
+        "neutral_score": round(float(score.mean()) if len(score) else 0.0, SCORE_DECIMALS),
+        "online_ready": identifiers is not None,
+        "null_scores": null_scores,
+        "unversioned": int(np.count_nonzero(version_code < 0)),
+    }
+    return InMemoryScoreStore(
+        index,
+        info=snapshot_info(run, manifest, facts, started),
         user_ids=user_ids,
         score=score,
         ring_code=ring_code,

@@ -41,26 +41,22 @@ from graphfraud.scoring.online import (
     NewIdentity,
     link_weight,
 )
-from graphfraud.scoring.snapshot import ScoreSnapshot
+from graphfraud.scoring.store import ScoreStore
 
 
 @dataclass(frozen=True)
 class Link:
-    """One link of the scored account to a snapshot user (`row` ≥ 0) or to one of today's
-    accounts (`row` = -1)."""
+    """One link of the scored account to a snapshot user or (`intraday`) to one of today's
+    accounts."""
 
     kind: str
     user_id: str
-    row: int
+    intraday: bool
     value: str
     matched_value: str
     similarity: float
     support: int
     weight: float
-
-    @property
-    def intraday(self) -> bool:
-        return self.row < 0
 
 
 @dataclass(frozen=True)
@@ -146,7 +142,7 @@ def intraday_query(
 def intraday_links(
     found: IntradayMatches,
     request: AccountRequest,
-    snapshot: ScoreSnapshot,
+    snapshot: ScoreStore,
     link: LinkSettings,
 ) -> tuple[list[Link], list[Hub], Elsewhere]:
     """Exact and sequence links to today's accounts, their hubs, and what today's accounts add
@@ -180,7 +176,7 @@ def intraday_links(
                 continue
             weight = link_weight(spec.name, 1.0, total + 1, registry)
             links += [
-                Link(spec.name, uid, -1, value, value, 1.0, total + 1, weight)
+                Link(spec.name, uid, True, value, value, 1.0, total + 1, weight)
                 for uid in held.user_ids
             ]
         for rule in spec.links:
@@ -225,14 +221,14 @@ def _today_handles(
         if held and value:
             other_stem = local_stem(held[0])
             count = stem_counts[spec.name] + 1 if other_stem == name else 1
-            out.append(Handle(uid, -1, value, held[0], held[1], count))
+            out.append(Handle(uid, value, held[0], held[1], count, intraday=True))
     handles[spec.name] = out
 
 
 def _sequence_today(
     found: IntradayMatches,
     request: AccountRequest,
-    snapshot: ScoreSnapshot,
+    snapshot: ScoreStore,
     spec: IdentifierSpec,
     kind: str,
     link: LinkSettings,
@@ -254,16 +250,17 @@ def _sequence_today(
     for num, uid in window:
         sim = round(gap_similarity(float(abs(num - number)), link.phone_max_gap), 4)
         weight = link_weight(kind, sim, size + 1, snapshot.registry)
-        out.append(Link(kind, uid, -1, value, f"+{num}", sim, size + 1, weight))
+        out.append(Link(kind, uid, True, value, f"+{num}", sim, size + 1, weight))
     return out
 
 
 def snapshot_links(matches: Sequence[Match]) -> list[Link]:
-    """`online.Match`es as links (row -1: a look-alike of one of today's accounts)."""
+    """`online.Match`es as links (`intraday`: a look-alike of one of today's accounts)."""
     return [
-        Link(m.kind, m.user_id, m.row, m.value, m.matched_value, m.similarity, m.support, m.weight)
+        Link(m.kind, m.user_id, m.intraday, m.value, m.matched_value, m.similarity, m.support,
+             m.weight)
         for m in matches
-    ]
+    ]  # fmt: skip
 
 
 def strengths(links: Sequence[Link]) -> dict[str, float]:

@@ -7,6 +7,7 @@ opens the audit log. Nothing is global: two apps in one process share no state.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from graphfraud.errors import GraphFraudError
 from graphfraud.graph.base import GraphStore
 from graphfraud.model.registry import ModelRegistry
 from graphfraud.scoring.intraday import open_intraday_store
+from graphfraud.scoring.store import open_score_store
 from graphfraud.service.audit import AuditLog
 from graphfraud.service.auth import API_KEY_HEADER, KeyRing
 from graphfraud.service.context import ServiceContext
@@ -105,6 +107,9 @@ def create_app(
         ),
         model_device=settings.model.device,
         on_swap=intraday.forget_known,
+        open_scores=functools.partial(
+            open_score_store, backend=svc.score_store, verify=svc.score_store_verify
+        ),
     )
     keys = KeyRing.parse(svc.api_keys)
     audit = AuditLog(svc.audit_log)

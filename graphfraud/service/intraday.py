@@ -58,7 +58,7 @@ class IntradayService:
         gone = 0
         try:
             for chunk in _chunks(self.store.user_ids(), FORGET_CHUNK):
-                known = [uid for uid in chunk if snapshot.row_of(uid) is not None]
+                known = [uid for uid in chunk if snapshot.knows(uid)]
                 if known:
                     gone += self.store.forget(known)
         except IntradayUnavailable as exc:

@@ -33,7 +33,8 @@ from graphfraud.errors import ArtifactError, GraphFraudError
 from graphfraud.graph.base import GraphStore
 from graphfraud.model.registry import ModelRegistry
 from graphfraud.scoring.online_model import OnlineModel, try_load_online_model
-from graphfraud.scoring.snapshot import ScoreSnapshot, SnapshotInfo, load_snapshot
+from graphfraud.scoring.snapshot import SnapshotInfo, load_snapshot
+from graphfraud.scoring.store import ScoreStore
 from graphfraud.service.errors import BadRequest, Conflict, NotReady, SnapshotRejected
 from graphfraud.service.gate import Rejection, rejection, swap_problems
 from graphfraud.service.metrics import ServiceMetrics
@@ -45,12 +46,13 @@ STORE_CLOSE_GRACE_S = 30.0
 MAX_NAME_CHARS = 255
 
 GraphFactory = Callable[[Path], GraphStore | None]
+ScoreOpener = Callable[[Path], ScoreStore]  # `scoring.store.open_score_store` with a backend
 SwapHook = Callable[["Serving"], None]
 
 
 @dataclass(frozen=True)
 class Serving:
-    snapshot: ScoreSnapshot
+    snapshot: ScoreStore
     graph: GraphStore | None
     owns_graph: bool = False
     # The run's model for accounts it has not seen (`scoring.online_model`), or why there is none.
@@ -89,6 +91,7 @@ class SnapshotHolder:
         model_registry: ModelRegistry | None = None,
         model_device: str = "auto",
         on_swap: SwapHook | None = None,
+        open_scores: ScoreOpener = load_snapshot,
     ) -> None:
         self.current: Serving | None = None
         self.runs_root = runs_root.resolve() if runs_root is not None else None
@@ -99,6 +102,7 @@ class SnapshotHolder:
         self._model_registry = model_registry
         self._model_device = model_device
         self._on_swap = on_swap
+        self._open_scores = open_scores
         self._reload_lock = threading.Lock()
         self._loading: str | None = None
         self._last_error: str | None = None
@@ -222,7 +226,7 @@ class SnapshotHolder:
         stamp = run_stamp(run_dir)
         old = self.current
         try:
-            snapshot = load_snapshot(run_dir)
+            snapshot = self._open_scores(run_dir)
         except GraphFraudError as exc:
             self._failed(stamp, str(exc))
             raise

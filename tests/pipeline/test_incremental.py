@@ -17,7 +17,8 @@ from graphfraud.errors import ConfigError
 from graphfraud.model.ego import load_state
 from graphfraud.pipeline import run_pipeline
 from graphfraud.rundir import RunDir
-from graphfraud.scoring.snapshot import load_snapshot
+from graphfraud.scoring.mapped import store_path
+from graphfraud.scoring.snapshot import Strings, load_snapshot
 from graphfraud.synthetic import generate_population
 from graphfraud.synthetic.nights import Nights, two_nights
 
@@ -188,11 +189,18 @@ def test_erased_users_vanish_from_every_artifact(runs: Runs, night: str) -> None
         elif path.suffix == ".json":
             text = path.read_text()
             assert not any(u in text for u in erased), path
+    store = store_path(run)  # the score store: every string column, whole values
+    for offsets in sorted(store.glob("*.offsets.npy")):
+        prefix = offsets.name[: -len(".offsets.npy")]
+        column = Strings(np.load(offsets), np.load(store / f"{prefix}.data.npy"))
+        held = set(column.to_series().to_list())
+        assert not held & erased, prefix
+        assert not held & pii, prefix
     users = _read(run, "users.parquet")
     assert load_state(run / "online").matrix.shape[0] == users.height
     snapshot = load_snapshot(run)
-    assert all(snapshot.lookup(u) is None for u in erased)
-    assert snapshot.lookup(users["user_id"][0]) is not None
+    assert all(snapshot.user(u) is None for u in erased)
+    assert snapshot.user(users["user_id"][0]) is not None
 
 
 def test_a_delta_needs_a_previous_run(runs: Runs, tmp_path: Path) -> None:

@@ -19,13 +19,14 @@ from graphfraud.scoring.account import Scorer, feature_set, pack, unpack, verdic
 from graphfraud.scoring.emerging import RingChoice
 from graphfraud.scoring.online import NewIdentity
 from graphfraud.scoring.online_model import OnlineModel, load_online_model
-from graphfraud.scoring.snapshot import ScoreSnapshot, load_snapshot
+from graphfraud.scoring.snapshot import load_snapshot
+from graphfraud.scoring.store import ScoreStore
 from graphfraud.scoring.today import AccountRequest, Link
 from tests.online_run import OnlineRun
 
 
 @pytest.fixture(scope="module")
-def served(online_run: OnlineRun) -> tuple[ScoreSnapshot, OnlineModel]:
+def served(online_run: OnlineRun) -> tuple[ScoreStore, OnlineModel]:
     snapshot = load_snapshot(online_run.run_dir)
     registry = ModelRegistry(online_run.settings.model.registry)
     return snapshot, load_online_model(online_run.run_dir, snapshot, registry)
@@ -58,7 +59,7 @@ def _links_of(links: pl.DataFrame, user_id: str) -> pl.DataFrame:
 
 
 def _one_account(
-    batch: dict[str, pl.DataFrame], snapshot: ScoreSnapshot, user_id: str
+    batch: dict[str, pl.DataFrame], snapshot: ScoreStore, user_id: str
 ) -> tuple[OneAccount, dict[str, Any]]:
     registry = snapshot.registry
     users = batch[schema.USERS_FILE]
@@ -120,7 +121,7 @@ def _sample(batch: dict[str, pl.DataFrame], n: int, *, unlabelled: bool = False)
 
 
 def test_account_features_are_the_batch_feature_rows(
-    online_run: OnlineRun, served: tuple[ScoreSnapshot, OnlineModel], batch: dict[str, pl.DataFrame]
+    online_run: OnlineRun, served: tuple[ScoreStore, OnlineModel], batch: dict[str, pl.DataFrame]
 ) -> None:
     snapshot, _ = served
     features = batch[schema.FEATURES_FILE]
@@ -144,7 +145,7 @@ def test_account_features_are_the_batch_feature_rows(
             assert got[c] == pytest.approx(expected, rel=1e-5, abs=1e-6, nan_ok=True), (user_id, c)
 
 
-def _request(snapshot: ScoreSnapshot, row: dict[str, Any], account: OneAccount) -> AccountRequest:
+def _request(snapshot: ScoreStore, row: dict[str, Any], account: OneAccount) -> AccountRequest:
     registry = snapshot.registry
     values: dict[str, tuple[str, ...]] = {}
     parts: dict[str, dict[str, str]] = {}
@@ -172,7 +173,7 @@ SCORE_TOLERANCE = 1e-4
 
 
 def test_online_scores_a_batch_user_as_the_batch_did_given_its_neighbourhood(
-    online_run: OnlineRun, served: tuple[ScoreSnapshot, OnlineModel], batch: dict[str, pl.DataFrame]
+    online_run: OnlineRun, served: tuple[ScoreStore, OnlineModel], batch: dict[str, pl.DataFrame]
 ) -> None:
     """For users the batch scored (unlabelled: their batch score is the fold ensemble's, as
     online; a labelled user's is out-of-fold), the online path given the batch's links and ring
@@ -197,11 +198,11 @@ def check_batch_users(
     for user_id in _sample(batch, n, unlabelled=True):
         account, row = _one_account(batch, snapshot, user_id)
         links = [
-            Link(kind, other, row_of, va or "", vb or "", float(sim), int(sup), float(w))
+            Link(kind, other, False, va or "", vb or "", float(sim), int(sup), float(w))
             for other, kind, w, va, vb, sim, sup in _links_of(
                 batch[schema.LINKS_FILE], user_id
             ).iter_rows()
-            if (row_of := snapshot.row_of(other)) is not None
+            if snapshot.knows(other)
         ]
         ring = members.get(user_id)
         choice = RingChoice(ring, 1.0, emerging=False) if ring else RingChoice(None, 0.0, False)
@@ -215,7 +216,7 @@ def check_batch_users(
 
 
 def test_a_stored_account_gains_a_neighbour_as_the_batch_would_count_it(
-    served: tuple[ScoreSnapshot, OnlineModel],
+    served: tuple[ScoreStore, OnlineModel],
 ) -> None:
     """`with_neighbour` updates a stored account's 1-hop state in place; it equals the state
     computed afresh over the grown neighbourhood."""

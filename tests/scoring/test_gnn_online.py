@@ -27,7 +27,8 @@ from graphfraud.scoring.account import (
 from graphfraud.scoring.intraday.memory import MemoryIntradayStore
 from graphfraud.scoring.online import NewIdentity
 from graphfraud.scoring.online_model import OnlineModel, load_online_model
-from graphfraud.scoring.snapshot import ScoreSnapshot, load_snapshot
+from graphfraud.scoring.snapshot import load_snapshot
+from graphfraud.scoring.store import ScoreStore
 from graphfraud.scoring.today import AccountRequest, Link, intraday_query
 from tests.online_run import OnlineRun
 from tests.scoring.test_account import check_batch_users
@@ -63,7 +64,7 @@ def gnn_run(online_run: OnlineRun, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="module")
-def served(gnn_run: Path) -> tuple[ScoreSnapshot, OnlineModel]:
+def served(gnn_run: Path) -> tuple[ScoreStore, OnlineModel]:
     snapshot = load_snapshot(gnn_run)
     return snapshot, load_online_model(gnn_run, snapshot, ModelRegistry(gnn_run.parent / "models"))
 
@@ -78,7 +79,7 @@ def batch(gnn_run: Path) -> dict[str, pl.DataFrame]:
 
 
 def test_the_run_leaves_every_node_s_gnn_states_in_snapshot_order(
-    gnn_run: Path, served: tuple[ScoreSnapshot, OnlineModel]
+    gnn_run: Path, served: tuple[ScoreStore, OnlineModel]
 ) -> None:
     snapshot, model = served
     states = load_gnn_states(gnn_run / schema.ONLINE_DIR)
@@ -91,7 +92,7 @@ def test_the_run_leaves_every_node_s_gnn_states_in_snapshot_order(
 
 
 def test_online_gnn_scores_a_batch_user_as_the_batch_did(
-    online_run: OnlineRun, served: tuple[ScoreSnapshot, OnlineModel], batch: dict[str, pl.DataFrame]
+    online_run: OnlineRun, served: tuple[ScoreStore, OnlineModel], batch: dict[str, pl.DataFrame]
 ) -> None:
     snapshot, model = served
     scorer = Scorer(snapshot, model, None, online_run.settings.link, online_run.settings.rings)
@@ -108,7 +109,7 @@ def _account(user_id: str, device: str, at: datetime) -> AccountRequest:
 
 
 def test_today_s_accounts_offer_their_gnn_states_to_later_ones(
-    online_run: OnlineRun, served: tuple[ScoreSnapshot, OnlineModel]
+    online_run: OnlineRun, served: tuple[ScoreStore, OnlineModel]
 ) -> None:
     """A recorded account stores its own states under the model's version; a later account
     linked to it reads them, and one recorded under another model is read by the GBM row only."""
@@ -128,12 +129,14 @@ def test_today_s_accounts_offer_their_gnn_states_to_later_ones(
 
     second = score_account(scorer, _account("new-2", "dev-shared-today", now + timedelta(1)))
     assert [lk.user_id for lk in second.links] == ["new-1"]
-    link = Link("device", "new-1", -1, "dev-shared-today", "dev-shared-today", 1.0, 2, 0.9)
-    near = _neighbourhood(model, [link], {"new-1": stored})
+    link = Link("device", "new-1", True, "dev-shared-today", "dev-shared-today", 1.0, 2, 0.9)
+    near = _neighbourhood(model, scorer.snapshot, [link], {"new-1": stored})
     assert near.hidden is not None
     assert near.stateless is not None
     np.testing.assert_allclose(near.hidden[0], own, rtol=1e-3)
     assert not near.stateless[0]
-    elsewhere = _neighbourhood(replace(model, version="another"), [link], {"new-1": stored})
+    elsewhere = _neighbourhood(
+        replace(model, version="another"), scorer.snapshot, [link], {"new-1": stored}
+    )
     assert elsewhere.stateless is not None
     assert elsewhere.stateless[0]

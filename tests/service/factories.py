@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from graphfraud import schema
 from graphfraud.config import ServiceSettings, Settings
+from graphfraud.scoring.mapped import write_score_store
 
 MODEL_VERSION = "gbm-test-1"
 UNICODE_USER = "ü-ユーザー-1"
@@ -244,6 +245,7 @@ def write_run(path: Path, *, score_shift: float = 0.0, model_version: str = MODE
         "rings_suspected": {"cut": 0.7, "probability": 0.5, "how": "calibrated"},
     }
     (path / schema.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+    write_score_store(path)  # as the score stage does
     return path
 
 

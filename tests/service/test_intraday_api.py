@@ -147,7 +147,7 @@ def test_scores_fall_below_the_neutral_score_as_well_as_above(
 def test_accounts_in_a_newly_swapped_snapshot_leave_the_store(
     client: TestClient, app: FastAPI, online_run: OnlineRun
 ) -> None:
-    known = app.state.holder.serving().snapshot.user_ids[0]
+    known = app.state.holder.serving().snapshot.user_ids.text(0)
     _post(client, {"user_id": known, "email": "someone.else@example.org"})
     _post(client, _ring_account(1))
     assert _metric(client, "graphfraud_intraday_accounts") == 2

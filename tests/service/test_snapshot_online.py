@@ -40,7 +40,7 @@ def test_snapshot_lookup_known_unknown_and_unicode(runs_root: Path) -> None:
     # neutral score = mean score of the snapshot (documented base rate)
     mean = pl.read_parquet(runs_root / "r1" / "scores.parquet")["score"].mean()
     assert snap.info.neutral_score == pytest.approx(mean, abs=1e-6)
-    assert snap.lookup(UNICODE_USER) is not None
+    assert snap.user(UNICODE_USER) is not None
 
 
 def test_snapshot_rejects_duplicate_ids_and_missing_files(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from graphfraud import schema
 from graphfraud.config import Settings
+from graphfraud.scoring.mapped import write_score_store
 from graphfraud.service import create_app
 
 from .factories import RING_A, headers, make_settings, write_run
@@ -25,6 +26,7 @@ GOOD_USERS = 16  # users in a factory run
 def _rewrite_scores(run: Path, change: Callable[[pl.DataFrame], pl.DataFrame]) -> None:
     # straight to Parquet (no cast to the contract schema: a broken batch wrote these files)
     change(pl.read_parquet(run / schema.SCORES_FILE)).write_parquet(run / schema.SCORES_FILE)
+    write_score_store(run)
 
 
 def _rewrite_manifest(run: Path, change: Callable[[dict[str, object]], None]) -> None:

@@ -21,7 +21,7 @@ from graphfraud.scoring.account import AccountScore, Scorer, score_account
 from graphfraud.scoring.decision import Bands
 from graphfraud.scoring.online import canonical_identity
 from graphfraud.scoring.reasons import reason_table
-from graphfraud.scoring.snapshot import ScoreSnapshot
+from graphfraud.scoring.store import ScoreStore
 from graphfraud.scoring.today import AccountRequest
 from graphfraud.service.auth import Permission
 from graphfraud.service.context import ServiceContext
@@ -41,10 +41,12 @@ MAX_MATCHES_SHOWN = 100
 JSON = "application/json"
 
 
-def evidence(result: AccountScore, snapshot: ScoreSnapshot, mask: Masking) -> dict[str, Any]:
+def evidence(result: AccountScore, snapshot: ScoreStore, mask: Masking) -> dict[str, Any]:
     """The matched accounts and hub identifiers behind a verdict (READ_GRAPH roles only)."""
-    return {
-        "matches": [
+    matches = []
+    for lk in result.links[:MAX_MATCHES_SHOWN]:
+        record = None if lk.intraday else snapshot.user(lk.user_id)
+        matches.append(
             {
                 "kind": lk.kind,
                 "user_id": lk.user_id,
@@ -54,13 +56,12 @@ def evidence(result: AccountScore, snapshot: ScoreSnapshot, mask: Masking) -> di
                 "similarity": lk.similarity,
                 "support": lk.support,
                 "weight": lk.weight,
-                "user_score": None if lk.intraday else float(snapshot.score[lk.row]),
-                "ring_id": None if lk.intraday else snapshot.record(lk.row).ring_id,
+                "user_score": None if record is None else record.score,
+                "ring_id": None if record is None else record.ring_id,
             }
-            for lk in result.links[:MAX_MATCHES_SHOWN]
-        ],
-        "hubs": [{"kind": h.kind, "value": h.value, "support": h.support} for h in result.hubs],
-    }
+        )
+    hubs = [{"kind": h.kind, "value": h.value, "support": h.support} for h in result.hubs]
+    return {"matches": matches, "hubs": hubs}
 
 
 def build_router(ctx: ServiceContext) -> APIRouter:
@@ -74,9 +75,9 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         response_model=ScoreResponse,
         responses=error_responses(401, 403, 422, 429, 503),
         openapi_extra=SECURED,
-        summary="Precomputed score of a user (in-memory lookup)",
+        summary="Precomputed score of a user (score-store lookup)",
         description=(
-            "Answered from the in-memory snapshot only: no database, no model. An unknown "
+            "Answered from the served run's score store only: no database, no model. An unknown "
             'user gets 200 with `known: false`, `reasons: ["UNKNOWN_USER"]` and the '
             "snapshot's neutral score (its base rate: the mean score of all scored users). "
             "Roles: any."

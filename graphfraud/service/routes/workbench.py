@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import JSONResponse
 
@@ -178,18 +177,16 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         def write() -> dict[str, Any]:
             snapshot = ctx.holder.serving().snapshot
             if body.subject == Subject.USER.value:
-                if snapshot.row_of(body.subject_id) is None:
+                if not snapshot.knows(body.subject_id):
                     raise NotFound(
                         f"no user {body.subject_id!r} in the served snapshot",
                         hint="verdicts are on users and rings the page shows",
                     )
                 members: tuple[str, ...] = (body.subject_id,)
             else:
-                code = snapshot.ring_code_of(body.subject_id)
-                if code is None:
+                if snapshot.ring(body.subject_id) is None:
                     raise NotFound(f"no ring {body.subject_id!r} in the served snapshot")
-                rows = np.flatnonzero(snapshot.ring_code == code)
-                members = tuple(sorted(snapshot.user_ids[int(i)] for i in rows))
+                members = snapshot.ring_members(body.subject_id)
             verdict = ctx.verdicts.store().record(
                 NewVerdict(
                     subject=Subject(body.subject),
