@@ -112,6 +112,8 @@ def score_users(
             metrics["gate"] = gate.public()
             if result.failures:
                 metrics["failed"] = dict(result.failures)
+            if result.skipped:
+                metrics["skipped"] = dict(result.skipped)
             if gate.passed:
                 files = registry.show(result.model_version).files
                 return ModelScores(
