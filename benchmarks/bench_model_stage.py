@@ -27,6 +27,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from graphfraud.config import load_settings
 from graphfraud.evaluate import load_truth
 from graphfraud.model.dataset import build_graph_data
+from graphfraud.model.features import prior_of
+from graphfraud.model.prior import PRIOR_FEATURE
 from graphfraud.model.registry import ModelRegistry
 from graphfraud.model.stage import score_users
 from graphfraud.pipeline import run_registry
@@ -54,6 +56,8 @@ def main() -> None:
     for root in args.roots:
         run = RunDir(root / "run")
         features = run.read(FEATURES_FILE)
+        if PRIOR_FEATURE not in features.columns:  # a run from before the feature existed
+            features = features.with_columns(pl.Series(PRIOR_FEATURE, prior_of(features)))
         users = run.read(USERS_FILE, columns=["user_id", "label"])
         members = run.read(MEMBERS_FILE)
         data = build_graph_data(
@@ -83,14 +87,14 @@ def main() -> None:
         aps.append(ap)
         took.append(seconds)
         m = result.metrics
-        kinds = [k.removesuffix(".auprc") for k in m if k.endswith(".auprc") and "." in k]
+        kinds = [k.removesuffix(".auprc") for k in m if k.endswith(".auprc")]
         print(
             f"{root.name}: {data.num_nodes:,} users, {int((data.labels == 1).sum())} fraud / "
             f"{int((data.labels == 0).sum())} legit labels; model stage {seconds:.1f}s; scored by "
             f"{result.kind}; unlabelled AP {ap:.4f} ROC-AUC {auc:.4f}"
         )
         for kind in kinds:
-            if kind == "selected":
+            if kind + ".roc_auc" not in m or kind == "selected":
                 continue
             print(
                 f"    {kind:12s} OOF AUPRC {m[kind + '.auprc']:.4f} ROC-AUC "
