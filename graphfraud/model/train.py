@@ -27,6 +27,7 @@ from graphfraud.config import ModelSettings
 from graphfraud.errors import ConfigError, InputDataError, TrainingFailed
 from graphfraud.model.base import GraphData
 from graphfraud.model.ensemble import FoldEnsemble
+from graphfraud.model.gate import auc_lower_bound
 from graphfraud.model.inputs import GraphInputs
 from graphfraud.model.kinds import make_model, model_kinds, trained_kinds
 from graphfraud.model.promotion import (
@@ -360,7 +361,9 @@ SKIP_MIN_PER_CLASS = 10
 def _must_add_to(
     gbm: CandidateRun | None, fold_ids: npt.NDArray[np.int64], labels: npt.NDArray[np.int8]
 ) -> Callable[[int, npt.NDArray[np.float32]], None] | None:
-    """After the GNN's first fold: go on only if it adds to the GBM's fold model there.
+    """After the GNN's first fold: go on only if it ranks better than chance there (the lower
+    95 % bound of its held-out ROC-AUC above 0.5, as the gate asks of a pick) and adds to the
+    GBM's fold model.
 
     The GNN is picked alone or in `gnn_stack`, whose blend weight is chosen on out-of-fold
     AUPRC. When no GNN share of the blend (0.1 … 1) ranks fold 0's held-out rows better than
@@ -377,7 +380,17 @@ def _must_add_to(
             return
         held = fold_ids == fold
         y = labels[held]
-        if min(int((y == 1).sum()), int((y == 0).sum())) < SKIP_MIN_PER_CLASS:
+        n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
+        if min(n_pos, n_neg) < 1:
+            return
+        auc = float(roc_auc_score(y, scores[held]))
+        lower = auc_lower_bound(auc, n_pos, n_neg)
+        if lower <= 0.5:  # the gate's test (`model/gate.py`) on one fold: a ranking at chance
+            raise _Skipped(
+                f"fold 1: held-out ROC-AUC {auc:.3f} (95 % lower bound {lower:.3f}, "
+                f"{n_pos} fraud / {n_neg} legit) is at chance"
+            )
+        if min(n_pos, n_neg) < SKIP_MIN_PER_CLASS:
             return
         alone = float(average_precision_score(y, gbm.per_fold[fold, held]))
         best = max(

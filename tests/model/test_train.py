@@ -105,10 +105,12 @@ def test_a_gnn_that_adds_to_the_gbm_trains_every_fold() -> None:
     rng = np.random.default_rng(0)
     labels = (rng.random(300) < 0.2).astype(np.int8)
     fold_ids = np.arange(300) % 3
-    noise = rng.random((3, 300)).astype(np.float32)
-    gbm = CandidateRun("gbm", noise[0], None, 0.0, 0.0, 0.0, noise)  # type: ignore[arg-type]
+    noisy = (0.5 * labels + rng.random((3, 300))).astype(np.float32)  # a fair GBM
+    gbm = CandidateRun("gbm", noisy[0], None, 0.0, 0.0, 0.0, noisy)  # type: ignore[arg-type]
     check = _must_add_to(gbm, fold_ids, labels)
     assert check is not None
     check(0, labels.astype(np.float32) * 0.8 + 0.1)  # the GNN ranks fold 1 perfectly: go on
-    with pytest.raises(_Skipped):
+    with pytest.raises(_Skipped, match="no GNN share"):
         check(0, gbm.per_fold[0])  # the GBM's own scores add nothing
+    with pytest.raises(_Skipped, match="at chance"):
+        check(0, 1.0 - labels.astype(np.float32))  # ranks fold 1 upside down
