@@ -34,7 +34,7 @@ from graphfraud.model.train import Provenance, train_and_score
 log = logging.getLogger(__name__)
 
 MIN_LABELS_PER_CLASS = 5
-PRIOR_VERSION = "prior-v1"
+PRIOR_VERSION = "prior-v2"  # v2: the structural ring prior (model/prior.py)
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,8 @@ def score_users(
             metrics["gate"] = gate.public()
             if result.failures:
                 metrics["failed"] = dict(result.failures)
+            if result.skipped:
+                metrics["skipped"] = dict(result.skipped)
             if gate.passed:
                 files = registry.show(result.model_version).files
                 return ModelScores(

@@ -27,6 +27,7 @@ from graphfraud.config import ModelSettings
 from graphfraud.errors import ConfigError, InputDataError, TrainingFailed
 from graphfraud.model.base import GraphData
 from graphfraud.model.ensemble import FoldEnsemble
+from graphfraud.model.gate import auc_lower_bound
 from graphfraud.model.inputs import GraphInputs
 from graphfraud.model.kinds import make_model, model_kinds, trained_kinds
 from graphfraud.model.promotion import (
@@ -60,6 +61,7 @@ class TrainResult:
     seconds: float
     failures: dict[str, str] = field(default_factory=dict)
     promotion: Promotion | None = None  # with a registry: should `model_version` be promoted
+    skipped: dict[str, str] = field(default_factory=dict)  # kind -> why it stopped early
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Candidates:
     fold_ids: npt.NDArray[np.int64]
     failures: dict[str, str]
     grouped: bool
+    skipped: dict[str, str] = field(default_factory=dict)  # kind -> why it stopped early
 
 
 @dataclass(frozen=True)
@@ -163,9 +166,13 @@ def out_of_fold(
     fold_ids: npt.NDArray[np.int64],
     seed: int,
     on_fold: Callable[[], None] | None = None,
+    after_fold: Callable[[int, npt.NDArray[np.float32]], None] | None = None,
 ) -> tuple[npt.NDArray[np.float32], FoldEnsemble, npt.NDArray[np.float32]]:
     """Out-of-fold scores for labelled nodes, fold-mean scores for the rest, the fold models, and
     each fold model's scores `[k, n]` (held-out rows for labelled nodes, every unlabelled node).
+
+    `after_fold(f, scores)` sees fold f's model's scores of its held-out rows (`[n]`, 0
+    elsewhere) before the next fold trains; it may raise to stop the candidate there.
 
     Every fold reads label copies of one `GraphInputs`, so the label-free inputs are derived
     once for all folds (and for all candidates, when the caller passes the same inputs).
@@ -186,6 +193,8 @@ def out_of_fold(
         model.fit(fold_data, visible, seed + f)
         held = fold_ids == f
         oof[held] = per_fold[f, held] = model.predict(fold_data, held)[held]
+        if after_fold is not None and f + 1 < k:
+            after_fold(f, np.where(held, per_fold[f], np.float32(0.0)))
         if not labelled.all():
             # Unlabelled users have no label to leak: score them with every label visible,
             # as `score_with_promoted` will later.
@@ -289,12 +298,14 @@ def train_candidates(
     y = data.labels[labelled]
     runs: list[CandidateRun] = []
     failures: dict[str, str] = {}
+    skipped: dict[str, str] = {}
     kinds = trained_kinds(settings.candidates)
     with _Progress(progress, total=k * len(kinds), folds=k) as tick:
         for kind in kinds:
             if tick is not None:
                 tick.start(kind)
             start = time.perf_counter()
+            gbm = next((run for run in runs if run.kind == "gbm"), None)
             try:
                 scores, ensemble, per_fold = out_of_fold(
                     inputs,
@@ -302,9 +313,14 @@ def train_candidates(
                     fold_ids,
                     settings.seed,
                     tick,
+                    _must_add_to(gbm, fold_ids, data.labels) if kind == "gnn" else None,
                 )
             except ConfigError:
                 raise
+            except _Skipped as exc:
+                skipped[kind] = str(exc)
+                log.info("candidate %s skipped: %s", kind, exc)
+                continue
             except Exception as exc:  # a failed candidate must not end the night
                 failures[kind] = _reason(exc)
                 log.warning("candidate %s failed: %s", kind, failures[kind])
@@ -317,7 +333,9 @@ def train_candidates(
     if "gnn_stack" in settings.candidates:
         by_kind = {run.kind: run for run in runs}
         missing = [kind for kind in ("gbm", "gnn") if kind not in by_kind]
-        if missing:
+        if missing and all(kind in skipped for kind in missing):
+            skipped["gnn_stack"] = f"joins gbm and gnn, and {' and '.join(missing)} was skipped"
+        elif missing:
             failures["gnn_stack"] = f"joins gbm and gnn, and {' and '.join(missing)} failed"
         else:
             stacked = stack_run(by_kind["gbm"], by_kind["gnn"], fold_ids, data.labels)
@@ -329,7 +347,67 @@ def train_candidates(
             + "; ".join(f"{kind}: {why}" for kind, why in failures.items()),
             failures=failures,
         )
-    return Candidates(runs, fold_ids, failures, grouped)
+    return Candidates(runs, fold_ids, failures, grouped, skipped)
+
+
+class _Skipped(Exception):
+    """A candidate stopped after a fold because it cannot help (`_must_add_to`)."""
+
+
+# A fold's held-out rows must hold this many of each class for its verdict to mean anything.
+SKIP_MIN_PER_CLASS = 10
+
+
+def _must_add_to(
+    gbm: CandidateRun | None, fold_ids: npt.NDArray[np.int64], labels: npt.NDArray[np.int8]
+) -> Callable[[int, npt.NDArray[np.float32]], None] | None:
+    """After the GNN's first fold: go on only if it ranks better than chance there (the lower
+    95 % bound of its held-out ROC-AUC above 0.5, as the gate asks of a pick) and adds to the
+    GBM's fold model.
+
+    The GNN is picked alone or in `gnn_stack`, whose blend weight is chosen on out-of-fold
+    AUPRC. When no GNN share of the blend (0.1 … 1) ranks fold 0's held-out rows better than
+    the GBM alone, the blend would pick weight 0 there — the GNN cannot win — and its other
+    folds (minutes at 1M users) are skipped. Conservative: the best of ten weights on one fold
+    is biased *for* the GNN, so it is only skipped when it does not help even then.
+    """
+    if gbm is None:
+        return None
+    from graphfraud.model.stack import logit_blend
+
+    def check(fold: int, scores: npt.NDArray[np.float32]) -> None:
+        if fold != 0:
+            return
+        held = fold_ids == fold
+        y = labels[held]
+        n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
+        if min(n_pos, n_neg) < 1:
+            return
+        auc = float(roc_auc_score(y, scores[held]))
+        lower = auc_lower_bound(auc, n_pos, n_neg)
+        if lower <= 0.5:  # the gate's test (`model/gate.py`) on one fold: a ranking at chance
+            raise _Skipped(
+                f"fold 1: held-out ROC-AUC {auc:.3f} (95 % lower bound {lower:.3f}, "
+                f"{n_pos} fraud / {n_neg} legit) is at chance"
+            )
+        if min(n_pos, n_neg) < SKIP_MIN_PER_CLASS:
+            return
+        alone = float(average_precision_score(y, gbm.per_fold[fold, held]))
+        best = max(
+            float(
+                average_precision_score(
+                    y, logit_blend(scores[held], gbm.per_fold[fold, held], w / 10)
+                )
+            )
+            for w in range(1, 11)
+        )
+        if best <= alone:
+            raise _Skipped(
+                f"fold 1: no GNN share of the blend beats the gbm's held-out AUPRC "
+                f"({best:.4f} at best vs {alone:.4f})"
+            )
+
+    return check
 
 
 def _fold_ids(
@@ -415,6 +493,7 @@ def train_and_score(
         seconds=time.perf_counter() - start,
         failures=trained.failures,
         promotion=promotion,
+        skipped=trained.skipped,
     )
 
 

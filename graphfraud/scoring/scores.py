@@ -93,11 +93,14 @@ def reasons_of(features: Mapping[str, float], registry: IdentifierRegistry = BUI
 
 
 def prior_scores(features: pl.DataFrame) -> npt.NDArray[np.float32]:
-    """A label-free score for runs with too few labels and no promoted model: the strongest tie
-    to another account, raised by a dense ring around it. Ranks "linked to someone by a strong,
-    rare identifier" above "alone"; it is a stopgap until labels or a promoted model exist."""
-    expr = 0.6 * pl.col("max_strength") + 0.4 * pl.col("ring_density") * pl.col("in_ring")
-    return features.select(expr.clip(0.0, 1.0).cast(pl.Float32)).to_series().to_numpy()
+    """The label-free score for runs with too few labels, or whose trained model ranks the
+    labels near chance, and no promoted model: the structural ring prior
+    (`model.prior.ring_prior`: sign-up bursts, identifiers shared past a household, blocks of
+    look-alike identifiers or devices), recomputed from the columns it reads so that a run
+    written before the feature table carried `prior_ring` gets the same score."""
+    from graphfraud.model.features import prior_of
+
+    return prior_of(features).astype(np.float32)
 
 
 def ring_scores(members: pl.DataFrame, user_scores: pl.DataFrame) -> pl.DataFrame:

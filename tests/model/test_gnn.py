@@ -14,7 +14,13 @@ from graphfraud.model.aggregate import with_visible_labels
 from graphfraud.model.base import GraphData
 from graphfraud.model.gbm import GBMModel
 from graphfraud.model.gnn import GNNModel
-from graphfraud.model.gnn.encoding import quantile_normal, quantile_reference
+from graphfraud.model.gnn.encoding import (
+    InputEncoding,
+    fit_columns,
+    quantile_normal,
+    quantile_reference,
+    split_columns,
+)
 from graphfraud.model.gnn.plans import field_batches, full_plan, receptive_plan, receptive_sets
 from graphfraud.model.inputs import GraphInputs
 from graphfraud.model.registry import ModelRegistry
@@ -254,6 +260,52 @@ def test_quantile_reference_on_a_sample_matches_the_full_one() -> None:
     sampled = quantile_normal(x, quantile_reference(x, sample=5_000))
     assert np.abs(full - sampled).max() < 0.15
     assert np.corrcoef(full[:, 0], sampled[:, 0])[0, 1] > 0.999
+
+
+def test_quantile_reference_is_numpys_nanquantile() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.lognormal(size=(3_000, 4)).astype(np.float32)
+    x[:, 1] = np.round(x[:, 1])  # ties
+    x[rng.random(3_000) < 0.3, 2] = np.nan
+    x[:, 3] = np.nan  # all missing: stays NaN
+    expected = np.nanquantile(x.astype(np.float64), np.linspace(0.0, 1.0, 64), axis=0)
+    np.testing.assert_allclose(quantile_reference(x, q=64), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["quantile", "asinh"])
+def test_an_encoding_fitted_with_a_shared_prop_fit_is_the_same(
+    planted: tuple[GraphData, np.ndarray], kind: str
+) -> None:
+    data, _ = planted
+    blocks, names = GraphInputs(data).blocks(label_features=True)
+    whole = InputEncoding.fit(kind, blocks, names)
+    shared = fit_columns(kind, blocks, split_columns(names)[0])
+    parts = InputEncoding.fit(kind, blocks, names, prop_fit=shared)
+    assert parts.prop_key() == whole.prop_key()
+    for part in ("qref", "center", "scale"):
+        a, b = getattr(whole, part), getattr(parts, part)
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_gnn_fold_models_fit_the_label_free_encoding_once(
+    planted: tuple[GraphData, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from graphfraud.model.gnn import encoding, model
+
+    data, _ = planted
+    calls: list[int] = []
+    real = encoding.fit_columns
+
+    def counted(kind: str, blocks: list[np.ndarray], cols: np.ndarray) -> encoding.ColumnFit:
+        calls.append(len(cols))
+        return real(kind, blocks, cols)
+
+    monkeypatch.setattr(model, "fit_columns", counted)
+    folds = stratified_folds(data.labels, 3, seed=0)
+    out_of_fold(data, lambda: GNNModel(device="cpu", **{**SMALL, "max_epochs": 4}), folds, seed=0)
+    assert len(calls) == 1  # the propagated columns: once for three folds
 
 
 def test_field_batches_bound_the_receptive_field(planted: tuple[GraphData, np.ndarray]) -> None:

@@ -76,3 +76,41 @@ def test_grouped_folds_keep_a_ring_in_one_fold(planted: tuple[GraphData, np.ndar
     assert not all(
         len(set(ungrouped[ringed & (groups == g)])) == 1 for g in np.unique(groups[ringed])
     )  # without groups rings do get split, so the check above can fail
+
+
+def test_a_gnn_that_cannot_add_to_the_gbm_stops_after_its_first_fold(
+    planted: tuple[GraphData, np.ndarray],
+) -> None:
+    """An ego feature that *is* the truth: the GBM ranks every fold perfectly, no GNN share of
+    the blend can beat it, so the GNN (and the stack built from it) is skipped after fold 1."""
+    data, truth = planted
+    told = replace(
+        data,
+        x=np.column_stack([data.x, truth.astype(np.float32)]),
+        feature_names=(*data.feature_names, "truth"),
+    )
+    settings = ModelSettings(folds=3, seed=3, candidates=["gbm", "gnn", "gnn_stack"], device="cpu")
+    params = {"gbm": FAST_GBM, "gnn": {"hidden": 8, "max_epochs": 20, "patience": 5}}
+    result = train_and_score(told, settings, model_params=params)
+    assert result.model_kind == "gbm"
+    assert set(result.skipped) == {"gnn", "gnn_stack"}
+    assert "no GNN share of the blend beats the gbm" in result.skipped["gnn"]
+    assert "gnn.auprc" not in result.metrics
+    assert not result.failures
+
+
+def test_a_gnn_that_adds_to_the_gbm_trains_every_fold() -> None:
+    from graphfraud.model.train import CandidateRun, _must_add_to, _Skipped
+
+    rng = np.random.default_rng(0)
+    labels = (rng.random(300) < 0.2).astype(np.int8)
+    fold_ids = np.arange(300) % 3
+    noisy = (0.5 * labels + rng.random((3, 300))).astype(np.float32)  # a fair GBM
+    gbm = CandidateRun("gbm", noisy[0], None, 0.0, 0.0, 0.0, noisy)  # type: ignore[arg-type]
+    check = _must_add_to(gbm, fold_ids, labels)
+    assert check is not None
+    check(0, labels.astype(np.float32) * 0.8 + 0.1)  # the GNN ranks fold 1 perfectly: go on
+    with pytest.raises(_Skipped, match="no GNN share"):
+        check(0, gbm.per_fold[0])  # the GBM's own scores add nothing
+    with pytest.raises(_Skipped, match="at chance"):
+        check(0, 1.0 - labels.astype(np.float32))  # ranks fold 1 upside down

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ from scipy.special import ndtri
 from torch import Tensor
 
 from graphfraud.errors import ArtifactError
+from graphfraud.model.aggregate import stacked_columns
 from graphfraud.model.base import LABEL_DERIVED_PREFIX
 
 ENCODINGS = ("quantile", "asinh")
@@ -51,17 +51,34 @@ class InputEncoding:
     scale: F32 | None = None  # [d] ("asinh")
 
     @classmethod
-    def fit(cls, kind: str, blocks: list[F32], names: tuple[str, ...]) -> InputEncoding:
-        """Fit on every node's values of `blocks` (the column stack named by `names`)."""
-        label = np.array([i for i, n in enumerate(names) if is_label_input(n)], dtype=np.int64)
-        prop = np.array([i for i, n in enumerate(names) if not is_label_input(n)], dtype=np.int64)
-        rows = reference_rows(blocks[0].shape[0])
-        x = np.hstack([b[rows] for b in blocks]).astype(np.float32, copy=False)
-        if kind == "quantile":
-            return cls(prop, label, len(names), qref=quantile_reference(x))
-        squashed = np.nan_to_num(np.arcsinh(x), nan=0.0)
-        scale = np.maximum(squashed.std(0), np.float32(1e-6))
-        return cls(prop, label, len(names), center=squashed.mean(0), scale=scale)
+    def fit(
+        cls,
+        kind: str,
+        blocks: list[F32],
+        names: tuple[str, ...],
+        *,
+        prop_fit: ColumnFit | None = None,
+    ) -> InputEncoding:
+        """Fit on every node's values of `blocks` (the column stack named by `names`).
+
+        `prop_fit`: the propagated columns' fit (`fit_columns`), when the caller already has it.
+        Those columns are label-free, so every fold model of one graph fits them alike and
+        `GNNModel` fits them once per graph; each column's fit is independent of the others, so
+        the result is the same as fitting all columns together.
+        """
+        prop, label = split_columns(names)
+        if prop_fit is None:
+            prop_fit = fit_columns(kind, blocks, prop)
+        label_fit = fit_columns(kind, blocks, label)
+        parts: dict[str, npt.NDArray[np.float64] | F32] = {}
+        for part in ("qref", "center", "scale"):
+            p, lab = getattr(prop_fit, part), getattr(label_fit, part)
+            if p is None or lab is None:
+                continue
+            whole = np.empty((*p.shape[:-1], len(names)), dtype=p.dtype)
+            whole[..., prop], whole[..., label] = p, lab
+            parts[part] = whole
+        return cls(prop, label, len(names), **parts)  # type: ignore[arg-type]
 
     @property
     def kind(self) -> str:
@@ -122,6 +139,32 @@ class InputEncoding:
             raise ArtifactError(f"GNN weights hold a malformed input encoding: {exc!r}") from exc
 
 
+def split_columns(names: tuple[str, ...]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(propagated, label) column indices of an input stack named by `names`."""
+    label = np.array([i for i, n in enumerate(names) if is_label_input(n)], dtype=np.int64)
+    prop = np.array([i for i, n in enumerate(names) if not is_label_input(n)], dtype=np.int64)
+    return prop, label
+
+
+@dataclass(frozen=True)
+class ColumnFit:
+    """An encoding's fit of some input columns (their last axis, in the order asked for)."""
+
+    qref: npt.NDArray[np.float64] | None = None
+    center: F32 | None = None
+    scale: F32 | None = None
+
+
+def fit_columns(kind: str, blocks: list[F32], cols: npt.NDArray[np.int64]) -> ColumnFit:
+    """`kind`'s fit of columns `cols` of the stacked `blocks`, on the reference rows."""
+    x = stacked_columns([b[reference_rows(b.shape[0])] for b in blocks], cols)
+    if kind == "quantile":
+        return ColumnFit(qref=quantile_reference(x))
+    squashed = np.nan_to_num(np.arcsinh(x), nan=0.0)
+    scale = np.maximum(squashed.std(0), np.float32(1e-6))
+    return ColumnFit(center=squashed.mean(0), scale=scale)
+
+
 def reference_rows(n: int, sample: int = QUANTILE_SAMPLE) -> npt.NDArray[np.int64] | slice:
     """The rows an encoding is fitted on: all of them, or a fixed sorted sample past `sample`."""
     if n <= sample:
@@ -138,11 +181,25 @@ def quantile_reference(
     need no more, and sorting every column of 1M rows cost seconds per fold.
     """
     x = x[reference_rows(x.shape[0], sample)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-        ref: npt.NDArray[np.float64] = np.nanquantile(
-            x.astype(np.float64), np.linspace(0.0, 1.0, q), axis=0
-        )
+    n, d = x.shape
+    ordered = np.empty((n, d), dtype=np.float32)
+
+    def sort(c: int) -> None:  # NaN sorts last; np.sort releases the GIL
+        ordered[:, c] = np.sort(x[:, c])
+
+    with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:
+        list(pool.map(sort, range(d)))
+    # np.nanquantile's "linear" rule on each column's non-NaN values, for all columns at once
+    # (nanquantile itself goes column by column in Python: 3x slower at 100k rows).
+    valid = n - np.isnan(ordered).sum(axis=0)
+    pos = np.linspace(0.0, 1.0, q)[:, None] * np.maximum(valid - 1, 0)[None, :]
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, np.maximum(valid - 1, 0)[None, :])
+    frac = pos - lo
+    cols = np.arange(d)[None, :]
+    below, above = ordered[lo, cols].astype(np.float64), ordered[hi, cols].astype(np.float64)
+    ref: npt.NDArray[np.float64] = below + (above - below) * frac
+    ref[:, valid == 0] = np.nan
     return ref
 
 

@@ -21,7 +21,7 @@ from torch import Tensor
 from graphfraud.errors import ArtifactError, ConfigError, InputDataError
 from graphfraud.model.aggregate import Adjacency, stacked_columns
 from graphfraud.model.device import resolve_device
-from graphfraud.model.gnn.encoding import ENCODINGS, InputEncoding
+from graphfraud.model.gnn.encoding import ENCODINGS, InputEncoding, fit_columns, split_columns
 from graphfraud.model.gnn.network import RelationalSepNet
 from graphfraud.model.gnn.plans import field_batches, full_plan, receptive_plan
 from graphfraud.model.gnn.training import Schedule, label_slots, train_network, with_label_inputs
@@ -115,7 +115,15 @@ class GNNModel:
     def _inputs(self, inputs: GraphInputs) -> tuple[Tensor, Tensor | None, Adjacency]:
         blocks, names = inputs.blocks(label_features=True)
         if self._encoding is None:
-            self._encoding = InputEncoding.fit(self._params["encoding"], blocks, names)
+            kind = self._params["encoding"]
+            # The propagated columns are label-free: every fold and candidate of this graph
+            # fits them alike, so once per graph (150 columns of 100k rows: seconds a fold).
+            prop_fit = inputs.label_free(
+                "gnn.prop_fit",
+                (kind, names),
+                lambda: fit_columns(kind, blocks, split_columns(names)[0]),
+            )
+            self._encoding = InputEncoding.fit(kind, blocks, names, prop_fit=prop_fit)
         enc = self._encoding
         if len(names) != enc.n_inputs:
             raise ArtifactError(f"GNN expects {enc.n_inputs} inputs, got {len(names)}")
