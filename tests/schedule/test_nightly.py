@@ -5,6 +5,8 @@ first, a run killed earlier is marked failed, and a failed night leaves CURRENT 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,10 +54,16 @@ def test_the_cron_night_builds_on_current_moves_it_and_never_overlaps(
     )
     try:
         _wait_for_stage(runs / night, "model")
-        second = graphfraud(
-            "nightly", "--runs-dir", str(runs), "--users", str(SAMPLE / "users.csv"),
-            "--name", "another", "-q", env=env,
-        )  # fmt: skip
+        # Hold the first night where it is (alive, its lock held) while the second starts: a
+        # small night can otherwise finish in the seconds the second takes to start.
+        os.kill(cron.pid, signal.SIGSTOP)
+        try:
+            second = graphfraud(
+                "nightly", "--runs-dir", str(runs), "--users", str(SAMPLE / "users.csv"),
+                "--name", "another", "-q", env=env,
+            )  # fmt: skip
+        finally:
+            os.kill(cron.pid, signal.SIGCONT)
         assert second.returncode == 1
         said = " ".join(second.stderr.split())
         assert f"graphfraud nightly {night} (pid {cron.pid}" in said  # the script execs it
