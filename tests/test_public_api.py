@@ -66,9 +66,7 @@ def test_import_is_cheap() -> None:
         "if m in sys.modules]; print(heavy); graphfraud.open_run; "
         "print('polars' in sys.modules)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split("\n")
+    out = _fresh_python(code)
     assert out[0] == "[]"
     assert out[1] == "True"
 
@@ -168,7 +166,10 @@ def test_a_gbm_night_does_not_load_torch() -> None:
         "print('torch' in sys.modules); graphfraud.model.gnn.GNNModel; "
         "print('torch' in sys.modules)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split("\n")
-    assert out[:2] == ["False", "True"]
+    assert _fresh_python(code)[:2] == ["False", "True"]
+
+
+def _fresh_python(code: str) -> list[str]:
+    """The lines `code` prints in a new interpreter (nothing imported yet)."""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return run.stdout.split("\n")
