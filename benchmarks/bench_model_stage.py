@@ -43,6 +43,12 @@ def main() -> None:
     )
     parser.add_argument("roots", nargs="+", type=Path, help="bench_quality output directories")
     parser.add_argument("--models", nargs="+", default=None, help="model candidates")
+    parser.add_argument(
+        "--prior-feature",
+        action="store_true",
+        help=f"add the structural prior as a model feature ({PRIOR_FEATURE}; not on main: it "
+        "moves the suspected-ring cut, docs/models.md)",
+    )
     args = parser.parse_args()
     settings = load_settings()
     if args.models:
@@ -56,7 +62,7 @@ def main() -> None:
     for root in args.roots:
         run = RunDir(root / "run")
         features = run.read(FEATURES_FILE)
-        if PRIOR_FEATURE not in features.columns:  # a run from before the feature existed
+        if args.prior_feature and PRIOR_FEATURE not in features.columns:
             features = features.with_columns(pl.Series(PRIOR_FEATURE, prior_of(features)))
         users = run.read(USERS_FILE, columns=["user_id", "label"])
         members = run.read(MEMBERS_FILE)

@@ -22,7 +22,7 @@ import polars as pl
 from graphfraud.identifiers import BUILTIN, IdentifierRegistry, Source
 from graphfraud.linking.keys import handle_stem_expr
 from graphfraud.model.base import LABEL_DERIVED_PREFIX
-from graphfraud.model.prior import PRIOR_FEATURE, prior_inputs, ring_prior
+from graphfraud.model.prior import prior_inputs, ring_prior
 
 LABEL_PREFIX = LABEL_DERIVED_PREFIX
 # The ring features every member of a ring carries (`ring_<name>` in the feature table).
@@ -329,13 +329,12 @@ def user_features(
     graph = graph_features(users, links, pairs, strong, registry)
     ring = ring_user_features(users, members, rings)
     labels = label_features(users, members, pairs)
-    table = (
+    return (
         own.join(graph, on="user_id", how="left")
         .join(ring, on="user_id", how="left")
         .join(labels, on="user_id", how="left")
         .sort("user_id")
     )
-    return table.with_columns(pl.Series(PRIOR_FEATURE, prior_of(table), dtype=pl.Float32))
 
 
 def prior_of(table: pl.DataFrame) -> npt.NDArray[np.float32]:
@@ -430,9 +429,6 @@ def account_features(
         out[f"n_hub_{spec.name}s"] = float(sum(h > max_share for h in sighting_support[spec.name]))
     out |= _graph_row(account.links, strong, registry)
     out |= _ring_row(account.ring)
-    names = tuple(prior_inputs(list(out)))
-    row = np.array([[out[n] for n in names]], dtype=np.float32)
-    out[PRIOR_FEATURE] = float(ring_prior(row, names)[0])
     return out
 
 

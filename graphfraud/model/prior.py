@@ -15,10 +15,10 @@ evidence, each in [0, 1], combined by noisy-OR (any one strong signal is enough)
   devices too.
 
 On 20k-user quiet nights (0.5 % fraud, seeds 1 and 2) the prior alone ranks unlabelled fraud at
-AP 0.69 and 0.90, where the old `0.6·max_strength + 0.4·ring_density` stopgap scored 0.02. It is
-also a column of the feature table (`prior_ring`, `model.features`), so the models read it (and
-its neighbour means): with a few dozen fraud labels a tree needs one split to use it instead of
-learning the combination from scratch.
+AP 0.69 and 0.90, where the old `0.6·max_strength + 0.4·ring_density` stopgap scored 0.02. As a
+model feature (`PRIOR_FEATURE`, `benchmarks/bench_model_stage.py --prior-feature`) it raised
+quiet-night AP but moved the calibrated suspected-ring cut (docs/models.md), so the models do not
+read it yet.
 """
 
 from __future__ import annotations
