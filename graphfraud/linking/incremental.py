@@ -72,25 +72,45 @@ def lookalike_reuse(
 
 
 def exact_reuse(
-    indexed: pl.DataFrame, source: pl.DataFrame, previous: PreviousLinks, spec: IdentifierSpec
+    indexed: pl.DataFrame,
+    source: pl.DataFrame,
+    previous: PreviousLinks,
+    spec: IdentifierSpec,
+    max_share: int,
 ) -> tuple[npt.NDArray[np.bool_], pl.DataFrame]:
     """(the focus, last night's links to keep) for one exact kind.
 
     A value whose holders changed (someone gained, lost or erased it) has a new support and new
     pairs: all of its holders today are in focus and are linked again against everyone. A pair
-    with neither end in focus shares only values held exactly as last night, so its link (or its
-    absence) is last night's. `indexed`: today's users (`link.user_index`); `source`: them or
-    their sightings, whichever holds the kind."""
+    with neither end in focus shares only values held exactly as last night, or hubs (more than
+    `max_share` holders both nights: never paired, a café IP's newcomer refocuses nobody), so
+    its link (or its absence) is last night's. `indexed`: today's users (`link.user_index`);
+    `source`: them or their sightings, whichever holds the kind."""
     column = spec.value_column
     before = previous.users if spec.source == Source.USERS else previous.devices
     today = source.select("user_id", pl.col(column).alias("value")).drop_nulls().unique()
     yesterday = before.select("user_id", pl.col(column).alias("value")).drop_nulls().unique()
-    changed = pl.concat(
-        [
-            today.join(yesterday, on=["user_id", "value"], how="anti"),
-            yesterday.join(today, on=["user_id", "value"], how="anti"),
-        ]
-    ).select("value")
+    hubs = (
+        today.group_by("value")
+        .len()
+        .filter(pl.col("len") > max_share)
+        .join(
+            yesterday.group_by("value").len().filter(pl.col("len") > max_share),
+            on="value",
+            how="semi",
+        )
+        .select("value")
+    )
+    changed = (
+        pl.concat(
+            [
+                today.join(yesterday, on=["user_id", "value"], how="anti"),
+                yesterday.join(today, on=["user_id", "value"], how="anti"),
+            ]
+        )
+        .select("value")
+        .join(hubs, on="value", how="anti")
+    )
     focus = today.join(changed, on="value", how="semi").select("user_id").unique()
     mask = np.zeros(indexed.height, dtype=np.bool_)
     mask[indexed.join(focus, on="user_id")["uid"].to_numpy()] = True

@@ -496,7 +496,7 @@ def build_links(
         if previous is not None:
             from graphfraud.linking.incremental import exact_reuse
 
-            focus, kept = exact_reuse(indexed, source, previous, spec)
+            focus, kept = exact_reuse(indexed, source, previous, spec, settings.max_share)
             reused.append(kept)
             stats[f"{kind}_focus_users"] = int(focus.sum())
             stats[f"{kind}_reused_links"] = kept.height

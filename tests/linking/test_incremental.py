@@ -73,3 +73,29 @@ def test_lookalike_pairs_hold_every_similar_pair_before_the_weight_filter() -> N
     # every look-alike link is among the similar pairs; some pairs weigh too little to link
     assert linked.join(similar, on=["user_a", "user_b", "kind"], how="anti").is_empty()
     assert similar.height > linked.height
+
+
+def test_a_hub_that_gains_a_holder_refocuses_only_whoever_crosses_the_bar() -> None:
+    """A café IP with more than `max_share` holders on both nights is never paired, so its
+    newcomer sends none of its old holders back to linking; a value that crosses the bar does."""
+    from graphfraud.identifiers import BUILTIN
+    from graphfraud.linking.incremental import exact_reuse
+    from graphfraud.linking.link import user_index
+
+    ip = next(s for s in BUILTIN.kinds if s.name == "ip")
+    ids = [f"u{i:02d}" for i in range(12)]
+
+    def sightings(cafe: list[str], shared: list[str]) -> pl.DataFrame:
+        rows = [(u, "10.0.0.1") for u in cafe] + [(u, "10.0.0.2") for u in shared]
+        return pl.DataFrame(rows, schema=["user_id", ip.value_column], orient="row")
+
+    users = user_index(pl.DataFrame({"user_id": ids}))
+    before = sightings(ids[:8], ids[8:10])  # the café: 8 holders; 10.0.0.2: a pair
+    after = sightings(ids[:9], ids[8:11])  # u08 joins the café, u10 joins the pair
+    links = pl.DataFrame({"user_a": ["u08"], "user_b": ["u09"], "kind": ["ip"]})
+    previous = PreviousLinks(users, before, links, pl.DataFrame())
+    focus, _ = exact_reuse(users, after, previous, ip, max_share=6)
+    assert sorted(users.filter(pl.Series(focus))["user_id"]) == ["u08", "u09", "u10"]
+    # the same night with a higher bar: the café was paired and now holds a newcomer
+    focus, _ = exact_reuse(users, after, previous, ip, max_share=10)
+    assert int(focus.sum()) == 11
