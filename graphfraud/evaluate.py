@@ -133,6 +133,18 @@ def recall_by_kind(predicted: pl.DataFrame, truth: pl.DataFrame) -> dict[str, fl
     return dict(zip(per["ring_kind"].to_list(), per["recall"].to_list(), strict=True))
 
 
+def _fraud_shares(members: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
+    """`ring_id, fraud_share` of each predicted ring of at least MIN_RING members (a member
+    missing from the truth counts as honest): a ring is precise when most of it is fraud."""
+    return (
+        members.join(truth.select("user_id", "is_fraud"), on="user_id", how="left")
+        .group_by("ring_id")
+        .agg(pl.len().alias("n"), pl.col("is_fraud").fill_null(0).mean().alias("fraud_share"))
+        .filter(pl.col("n") >= MIN_RING)
+        .select("ring_id", "fraud_share")
+    )
+
+
 def ring_recovery(
     predicted: pl.DataFrame, truth: pl.DataFrame, ring_scores: pl.DataFrame
 ) -> tuple[int, float, float, int, int]:
@@ -145,14 +157,10 @@ def ring_recovery(
     matched = big_true.filter(pl.col("j") >= MATCH_JACCARD).height
     recall = matched / big_true.height if big_true.height else float("nan")
     k = big_true.height
-    fraud = truth.select("user_id", "is_fraud")
     purity = (
-        pred_m.join(fraud, on="user_id", how="left")
-        .group_by("p")
-        .agg(pl.len().alias("np"), pl.col("is_fraud").fill_null(0).mean().alias("fraud_share"))
-        .filter(pl.col("np") >= MIN_RING)
-        .join(ring_scores.select(pl.col("ring_id").alias("p"), "ring_score"), on="p", how="left")
-        .sort(["ring_score", "p"], descending=[True, False], nulls_last=True)
+        _fraud_shares(predicted, truth)
+        .join(ring_scores.select("ring_id", "ring_score"), on="ring_id", how="left")
+        .sort(["ring_score", "ring_id"], descending=[True, False], nulls_last=True)
         .head(k)
     )
     precision = float((purity["fraud_share"] > 0.5).mean()) if purity.height else float("nan")  # type: ignore[arg-type]
@@ -233,19 +241,13 @@ def suspected_recovery(
     ).height
     kept = members.join(flagged, on="ring_id", how="semi")
     _, recall, _, _, _ = ring_recovery(kept, truth, rings)
-    fraud = truth.select("user_id", "is_fraud")
-    purity = (
-        kept.join(fraud, on="user_id", how="left")
-        .group_by("ring_id")
-        .agg(pl.len().alias("n"), pl.col("is_fraud").fill_null(0).mean().alias("share"))
-        .filter(pl.col("n") >= MIN_RING)
-    )
+    purity = _fraud_shares(kept, truth)
     return {
         "honest_in_community": in_any / honest.height if honest.height else float("nan"),
         "honest_in_suspected": in_suspected / honest.height if honest.height else float("nan"),
         "suspected_rings": flagged.height,
         "suspected_recall": recall,
-        "suspected_precision": float((purity["share"] > 0.5).mean())  # type: ignore[arg-type]
+        "suspected_precision": float((purity["fraud_share"] > 0.5).mean())  # type: ignore[arg-type]
         if purity.height
         else float("nan"),
     }
