@@ -470,7 +470,7 @@ def stage_rings(
     ids kept from the previous run's rings and the night's ring events (`rings.lineage`).
     Leiden runs per connected component on the engine (`settings.engine`)."""
     from graphfraud.rings.adopt import adopt_emerging, read_emerging
-    from graphfraud.rings.detect import PreviousRings, build_rings
+    from graphfraud.rings.detect import RING_LINK_COLUMNS, PreviousRings, build_rings
     from graphfraud.rings.lineage import assign_ring_ids, read_ledger
 
     registry = run_registry(run)
@@ -480,14 +480,15 @@ def stage_rings(
         # Its communities are reused only where tonight's settings would make the same ones.
         reusable = reusable_previous(run, settings, ("link", "rings"), COMMUNITIES_FILE)
         found = build_rings(
-            run.read(LINKS_FILE),
+            run.read(LINKS_FILE, columns=RING_LINK_COLUMNS),
             run.read(USERS_FILE),
             settings.rings,
             registry,
             previous=None
             if reusable is None
             else PreviousRings(
-                links=reusable.read(LINKS_FILE), communities=reusable.read(COMMUNITIES_FILE)
+                links=reusable.read(LINKS_FILE, columns=RING_LINK_COLUMNS),
+                communities=reusable.read(COMMUNITIES_FILE),
             ),
             engine=on,
         )
@@ -552,7 +553,8 @@ def stage_score(
 
     registry = run_registry(run)
     users = run.read(USERS_FILE)
-    links = run.read(LINKS_FILE)
+    # What features and the model read of a link (not its values or evidence text).
+    links = run.read(LINKS_FILE, columns=["user_a", "user_b", "kind", "weight"])
     members = run.read(MEMBERS_FILE)
     rings = run.read(RINGS_FILE)
     with _stage(run, "features", say) as record, _engine(settings, engine) as on:

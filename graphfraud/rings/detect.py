@@ -42,13 +42,11 @@ from graphfraud.rings.features import Rings, identity_kinds, ring_feature_rows
 
 
 def pair_strengths(links: pl.DataFrame) -> pl.DataFrame:
-    """One row per linked pair: `user_a, user_b, strength, kinds` (noisy-or of its links)."""
+    """One row per linked pair: `user_a, user_b, strength` (noisy-or of its links), sorted so
+    that sums over a user's pairs add up in the same order every run."""
     return (
         links.group_by("user_a", "user_b")
-        .agg(
-            combine_weights_expr("weight").alias("strength"),
-            pl.col("kind").sort().str.join(",").alias("kinds"),
-        )
+        .agg(combine_weights_expr("weight").alias("strength"))
         .sort("user_a", "user_b")
     )
 
@@ -317,6 +315,11 @@ def merge_on_dedicated_ips(
     return membership.with_columns(
         pl.Series("community", merged[membership["community"].to_numpy()], dtype=pl.Int64)
     )
+
+
+# The link columns the rings stage reads (pair strengths, look-alike balance, dedicated IPs,
+# ring features): never the evidence text, which at 1M users is most of the file's memory.
+RING_LINK_COLUMNS = ["user_a", "user_b", "kind", "value_a", "value_b", "support", "weight"]
 
 
 @dataclass(frozen=True)
