@@ -28,11 +28,14 @@ import hashlib
 import random
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import igraph as ig
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from graphfraud.config import RingSettings
 from graphfraud.engine import SERIAL, Engine, hash_partitions, map_frames
@@ -121,15 +124,21 @@ def _vertices(pairs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return nodes, edges
 
 
+def _component_of(n: int, va: npt.NDArray[Any], vb: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+    """Per vertex, its connected component, numbered in order of each one's smallest vertex
+    (igraph's numbering), straight from the edge arrays: no Python list of millions of
+    edges, no igraph graph just to find the components."""
+    adjacency = coo_matrix((np.ones(len(va), dtype=np.int8), (va, vb)), shape=(n, n))
+    _, labels = connected_components(adjacency, directed=False)
+    return np.asarray(labels, dtype=np.int64)
+
+
 def strong_components(pairs: pl.DataFrame) -> pl.DataFrame:
     """`user_id, component` (the component's smallest user_id) for every user in `pairs`: the
     connected components Leiden runs on, one at a time."""
     nodes, edges = _vertices(pairs)
-    graph = ig.Graph(
-        n=nodes.height, edges=np.column_stack([edges["va"], edges["vb"]]).tolist(), directed=False
-    )
-    component = pl.Series("c", graph.connected_components().membership, dtype=pl.Int64)
-    return nodes.with_columns(component).select(
+    labels = _component_of(nodes.height, edges["va"].to_numpy(), edges["vb"].to_numpy())
+    return nodes.with_columns(pl.Series("c", labels)).select(
         "user_id", pl.col("user_id").min().over("c").alias("component")
     )
 
@@ -166,8 +175,11 @@ def leiden_batch(batch: ComponentBatch, settings: RingSettings) -> npt.NDArray[n
             v0 = e0 = 0
             for size, m in zip(batch.sizes.tolist(), batch.edge_counts.tolist(), strict=True):
                 rng.seed(settings.seed)
-                edges = np.column_stack([batch.a[e0 : e0 + m], batch.b[e0 : e0 + m]])
-                clusters = ig.Graph(n=size, edges=edges.tolist()).community_leiden(
+                graph = ig.Graph(n=size)
+                # from the arrays in C: a list of a giant component's millions of edge tuples
+                # costs seconds (same edges, same order, same communities)
+                graph.add_edges(np.column_stack([batch.a[e0 : e0 + m], batch.b[e0 : e0 + m]]))
+                clusters = graph.community_leiden(
                     objective_function="CPM",
                     weights=batch.weight[e0 : e0 + m].tolist(),
                     resolution=settings.resolution,
@@ -202,10 +214,7 @@ def leiden_communities(
     large ones alone, largest first) with the same result whatever the batches and workers.
     """
     nodes, edges = _vertices(pairs)
-    graph = ig.Graph(
-        n=nodes.height, edges=np.column_stack([edges["va"], edges["vb"]]).tolist(), directed=False
-    )
-    component = np.asarray(graph.connected_components().membership, dtype=np.int64)
+    component = _component_of(nodes.height, edges["va"].to_numpy(), edges["vb"].to_numpy())
     # vertices grouped by component, user_id order inside (v is user_id order)
     order = np.lexsort((np.arange(len(component)), component))
     local = np.empty(len(component), dtype=np.int64)
