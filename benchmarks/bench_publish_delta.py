@@ -102,8 +102,13 @@ def _changed_scores(day1: Path, day2: Path) -> None:
     a = pl.read_parquet(day1 / SCORES_FILE, columns=["user_id", "score"])
     b = pl.read_parquet(day2 / SCORES_FILE, columns=["user_id", "score"])
     both = a.join(b, on="user_id", suffix="_2")
-    moved = both.filter(pl.col("score") != pl.col("score_2")).height
-    print(f"incremental night: {moved:,} of {both.height:,} users' scores moved since day 1")
+    delta = (pl.col("score") - pl.col("score_2")).abs()
+    moved = both.select((delta > bar).sum().alias(str(bar)) for bar in (0.0, 1e-3, 1e-2)).row(0)
+    print(
+        f"incremental night: {moved[0]:,} of {both.height:,} users' scores moved since day 1 "
+        f"({moved[1]:,} by more than 0.001, {moved[2]:,} by more than 0.01): a user's model "
+        "inputs hold its neighbours' features two hops out, so drift anywhere near it moves it"
+    )
 
 
 def _line(label: str, report: PublishReport) -> str:
