@@ -13,7 +13,11 @@ compared again, against everyone, by the full pass's own blocking:
   is a candidate on one night and not on the other;
 - (pairs, not users) unchanged handles fewer than `window` apart in either sort order with a
   changed handle between them;
-- the members of every suffix-number run holding a changed handle, on either night.
+- the members of every suffix-number run holding a changed handle, on either night, but for
+  those in a run of more than `max_block` accounts that night and in no run, or in another such
+  run, the other night: a run that big is never paired (`blocking.handle_run_pairs`), so they
+  have no run pairs either night (at 1M users, birth-year runs of common names hold hundreds of
+  accounts: this halves the focus).
 Support and weight are recomputed for every pair over everyone (a crowd grows or shrinks with
 each change), so the links are exactly the full pass's — `tests/linking/test_incremental.py`
 holds them equal.
@@ -54,8 +58,8 @@ def lookalike_reuse(
             added["user_id"],
             _flipped_block_members(now, before, added, removed, settings),
             _flipped_stem_neighbours(now, before, added, removed, settings.max_block),
-            _run_members(now, added["user_id"]),
-            _run_members(before, removed["user_id"]),
+            _run_members(now, before, added["user_id"], settings.max_block),
+            _run_members(before, now, removed["user_id"], settings.max_block),
         ]
     ).unique()
     uid_of = indexed.select("uid", "user_id")
@@ -287,15 +291,31 @@ def _window_pairs(
     return np.unique(np.concatenate(found))
 
 
-def _run_members(frame: pl.DataFrame, changed: pl.Series) -> pl.Series:
-    """Users in a suffix-number run (`blocking.handle_run_pairs`) that holds a changed handle."""
-    if changed.is_empty():
-        return pl.Series("user_id", [], dtype=pl.Utf8)
+def _runs(frame: pl.DataFrame) -> pl.DataFrame:
+    """`user_id, run, accounts`: each user's suffix-number run (`blocking.handle_run_pairs`) and
+    how many accounts it holds."""
     runs = number_runs(
         frame.select("uid", "local_stem", "num"),
         group="local_stem",
         number="num",
         max_gap=SUFFIX_RUN_GAP,
     ).join(frame.select("uid", "user_id"), on="uid")
+    return runs.select("user_id", "run", pl.col("uid").n_unique().over("run").alias("accounts"))
+
+
+def _run_members(
+    frame: pl.DataFrame, other: pl.DataFrame, changed: pl.Series, max_block: int
+) -> pl.Series:
+    """Users in a suffix-number run of `frame`'s night that holds a changed handle, unless
+    neither night pairs them by run: their run here, and theirs on `other`'s night (if any),
+    hold more than `max_block` accounts."""
+    if changed.is_empty():
+        return pl.Series("user_id", [], dtype=pl.Utf8)
+    runs = _runs(frame)
     hit = runs.filter(pl.col("user_id").is_in(changed.implode())).select("run").unique()
-    return runs.join(hit, on="run", how="semi")["user_id"]
+    members = runs.join(hit, on="run", how="semi")
+    paired_there = _runs(other).filter(pl.col("accounts") <= max_block).select("user_id")
+    never_paired = members.filter(pl.col("accounts") > max_block).join(
+        paired_there, on="user_id", how="anti"
+    )
+    return members.join(never_paired.select("user_id"), on="user_id", how="anti")["user_id"]

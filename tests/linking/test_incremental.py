@@ -99,3 +99,36 @@ def test_a_hub_that_gains_a_holder_refocuses_only_whoever_crosses_the_bar() -> N
     # the same night with a higher bar: the café was paired and now holds a newcomer
     focus, _ = exact_reuse(users, after, previous, ip, max_share=10)
     assert int(focus.sum()) == 11
+
+
+def test_a_run_too_big_to_pair_on_both_nights_refocuses_only_its_newcomer() -> None:
+    """A suffix-number run of more than `max_block` accounts is never paired: a newcomer to it
+    refocuses none of its old members, while a run that crosses the bar, or a small run that
+    changes, refocuses all of its members; the links are a full night's either way."""
+    from graphfraud.identifiers import BUILTIN
+    from graphfraud.linking.incremental import lookalike_reuse
+    from graphfraud.linking.link import user_index
+    from tests.linking.test_link import _devices, _email, _users
+
+    def people(handles: list[str]) -> pl.DataFrame:
+        return _users([{"user_id": h, **_email(h)} for h in handles])
+
+    big = [f"amitpatel{1970 + i}" for i in range(8)]  # 8 > max_block: never paired
+    small = ["nehasingh11", "nehasingh12", "nehasingh13"]
+    crossing = [f"ravikumar{21 + i}" for i in range(5)]  # 5: paired, until a sixth joins
+    newcomers = ["amitpatel1978", "nehasingh14", "ravikumar26"]
+    before_users = people(big + small + crossing)
+    after_users = people(big + small + crossing + newcomers)
+    no_devices = _devices([])
+    full_before = build_links(before_users, no_devices, SMALL)
+    previous = PreviousLinks(before_users, no_devices, full_before.links, full_before.lookalikes)
+    email = next(s for s in BUILTIN.kinds if s.name == "email")
+    indexed = user_index(after_users)
+    reuse = lookalike_reuse(indexed, previous, email, "email_similar", SMALL)
+    focused = set(indexed.filter(pl.Series(reuse.focus.users))["user_id"])
+    assert focused == {"amitpatel1978", *small, "nehasingh14", *crossing, "ravikumar26"}
+    full = build_links(after_users, no_devices, SMALL)
+    incremental = build_links(after_users, no_devices, SMALL, previous=previous)
+    assert incremental.links.equals(full.links)
+    assert incremental.lookalikes.equals(full.lookalikes)
+    assert full.lookalikes.height > 0
