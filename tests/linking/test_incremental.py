@@ -8,16 +8,23 @@ import polars as pl
 import pytest
 
 from graphfraud.config import LinkSettings, load_settings
+from graphfraud.identifiers import BUILTIN
 from graphfraud.ingest.validate import Ingested, ingest
-from graphfraud.linking.link import PreviousLinks, build_links
+from graphfraud.linking.blocking import handle_reordered_pairs
+from graphfraud.linking.link import PreviousLinks, build_links, handle_frame, user_index
 from graphfraud.synthetic import generate_population
 from graphfraud.synthetic.nights import two_nights
+from graphfraud.synthetic.rings import BASE_RECIPES, HARD_RECIPES, RingRecipes
+from tests.linking.test_link import _devices, _email, _users
 
 
-def _nights(seed: int, **shares: float) -> tuple[Ingested, Ingested]:
+def _nights(
+    seed: int, recipes: RingRecipes = BASE_RECIPES, **shares: float
+) -> tuple[Ingested, Ingested]:
     settings = load_settings()
     registry = settings.identifier_registry()
-    nights = two_nights(generate_population(2_000, 20 + seed), seed, **shares)
+    population = generate_population(2_000, 20 + seed, recipes=recipes)
+    nights = two_nights(population, seed, **shares)
     return (
         ingest(nights.day1_users, nights.day1_devices, settings.ingest, registry=registry),
         ingest(nights.day2_users, nights.day2_devices, settings.ingest, registry=registry),
@@ -59,6 +66,52 @@ def test_incremental_links_equal_a_full_run_both_ways(seed: int, settings: LinkS
         assert (
             incremental.stats["email_similar_candidates"] < full.stats["email_similar_candidates"]
         )
+
+
+@pytest.mark.parametrize("max_block", [3, 100])
+def test_incremental_reordered_names_equal_a_full_run(max_block: int) -> None:
+    """Sparse rings tie members by one name in two orders (`priya.verma` ~ `verma_priya`) and
+    honest namesakes write theirs both ways: with name-key blocks small enough that the changes
+    push some across `max_block`, an incremental night still gives exactly the full run's."""
+    settings = LinkSettings(max_block=max_block, max_crowd=30, window=3, max_share=6)
+    day1, day2 = _nights(3, HARD_RECIPES, new_share=0.1, changed_share=0.05, deleted_share=0.03)
+    emails = handle_frame(user_index(day2.users), BUILTIN.spec("email"))
+    assert handle_reordered_pairs(emails, max_block=max_block).height >= 5
+    for before, after in ((day1, day2), (day2, day1)):
+        full_before = build_links(before.users, before.devices, settings)
+        full = build_links(after.users, after.devices, settings)
+        previous = PreviousLinks(
+            before.users, before.devices, full_before.links, full_before.lookalikes
+        )
+        incremental = build_links(after.users, after.devices, settings, previous=previous)
+        assert incremental.links.equals(full.links)
+        assert incremental.lookalikes.equals(full.lookalikes)
+        assert 0 < incremental.stats["email_similar_focus_users"] < after.users.height // 2
+
+
+def test_a_name_key_block_crossing_max_block_refocuses_its_unchanged_pairs() -> None:
+    """`priya.verma` ~ `verma_priya` (neither changes) are paired while their name key holds at
+    most max_block accounts; a newcomer `priya.verma9` pushes it past and the pair must go."""
+    settings = LinkSettings(max_block=3, window=2)  # no sorted neighbourhood spans u1, u2
+    day1 = _users(
+        [
+            {"user_id": "u1", **_email("priya.verma")},
+            {"user_id": "u2", **_email("verma_priya", "yahoo.com")},
+            {"user_id": "u3", **_email("priyaverma2")},
+            {"user_id": "u5", **_email("zoya.khan")},
+        ]
+    )
+    day2 = pl.concat([day1, _users([{"user_id": "u4", **_email("priya.verma9")}])])
+    devices = _devices([])
+    for before, after in ((day1, day2), (day2, day1)):
+        full_before = build_links(before, devices, settings)
+        full = build_links(after, devices, settings)
+        previous = PreviousLinks(before, devices, full_before.links, full_before.lookalikes)
+        incremental = build_links(after, devices, settings, previous=previous)
+        assert incremental.links.equals(full.links)
+        assert incremental.lookalikes.equals(full.lookalikes)
+        reordered = full.lookalikes.filter((pl.col("user_a") == "u1") & (pl.col("user_b") == "u2"))
+        assert reordered.height == (1 if after is day1 else 0)
 
 
 def test_lookalike_pairs_hold_every_similar_pair_before_the_weight_filter() -> None:
