@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from graphfraud.linking.keys import MIN_DELETION_LETTERS, MIN_NAME_PART
+from graphfraud.linking.keys import MIN_DELETION_LETTERS, MIN_NAME_PART, handle_digits_expr
 
 _SHIFT = 1 << 32
 
@@ -289,20 +289,28 @@ def handle_run_pairs(emails: pl.DataFrame, *, max_gap: int, max_block: int) -> p
 
 
 def handle_reordered_pairs(emails: pl.DataFrame, *, max_block: int) -> pl.DataFrame:
-    """Pairs of accounts whose local stems are one name in another order (`lookalike.reordered`),
-    on any providers: `a, b` (a < b).
+    """Pairs of accounts whose handles are one name in another order with the same digits
+    (`lookalike.reordered`), on any providers: `a, b` (a < b).
 
-    `emails`: `uid`, `local_stem`, `name` (`keys.with_name_key`). Blocks on the name key, which
-    both orders share, and skips a key held by more than `max_block` accounts (a common name
-    written both ways by its crowd: `rahul.sharma` ~ `sharma.rahul` would be thousands of pairs
-    of next to no weight), like every other block.
+    `emails`: `uid`, `local`, `local_stem`, `name` (`keys.with_name_key`). Blocks on the name
+    key, which both orders share, and skips a key held by more than `max_block` accounts (a
+    common name written both ways by its crowd: `rahul.sharma` ~ `sharma.rahul` would be
+    thousands of pairs of next to no weight), like every other block.
     """
     keyed = _shared_keys(
-        emails.select(pl.col("uid").cast(pl.UInt32), "name", "local_stem"), ["name"]
+        emails.select(
+            pl.col("uid").cast(pl.UInt32),
+            "name",
+            "local_stem",
+            handle_digits_expr().alias("digits"),
+        ),
+        ["name"],
     )
     keyed = keyed.filter(pl.len().over("name").is_between(2, max_block))
     pairs = keyed.join(keyed, on="name", suffix="_b").filter(
-        (pl.col("uid") < pl.col("uid_b")) & (pl.col("local_stem") != pl.col("local_stem_b"))
+        (pl.col("uid") < pl.col("uid_b"))
+        & (pl.col("local_stem") != pl.col("local_stem_b"))
+        & (pl.col("digits") == pl.col("digits_b"))
     )
     return pairs.filter(
         reordered_expr("local_stem", "local_stem_b") & reordered_expr("local_stem_b", "local_stem")
@@ -310,7 +318,7 @@ def handle_reordered_pairs(emails: pl.DataFrame, *, max_block: int) -> pl.DataFr
 
 
 def reordered_expr(a: str, b: str) -> pl.Expr:
-    """`lookalike._rotated_by_a_name` over columns: `b` is `a` rotated by at least
+    """`lookalike._rotated_by_a_name` over stem columns: `b` is `a` rotated by at least
     `MIN_NAME_PART` letters, at the smallest rotation that matches."""
     n = pl.col(a).str.len_chars()
     k = pl.concat_str([pl.col(a), pl.col(a)]).str.find(pl.col(b), literal=True).cast(pl.Int64)

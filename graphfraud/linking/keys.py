@@ -68,6 +68,19 @@ def name_key(local: str | None) -> str | None:
     return min(stem[i:] + stem[:i] for i in range(len(stem)))
 
 
+_NOT_DIGIT = re.compile(r"[^0-9]")
+_NOT_DIGIT_PATTERN = r"[^0-9]"
+
+
+def handle_digits(local: str) -> str:
+    """The digits of a handle, in order (`verma_priya07` → `07`): what a reordering must keep."""
+    return _NOT_DIGIT.sub("", local)
+
+
+def handle_digits_expr(local: str = "local") -> pl.Expr:
+    return pl.col(local).str.replace_all(_NOT_DIGIT_PATTERN, "")
+
+
 def with_name_key(frame: pl.DataFrame, local: str = "local", out: str = "name") -> pl.DataFrame:
     """`frame` with `out`, `name_key` of column `local`, as a column. Each distinct stem's
     rotations are generated once (one row per letter) and the smallest kept: vectorised, and

@@ -6,11 +6,14 @@ Two handles of a look-alike kind (email, UPI) are similar when
 - they carry suffix numbers in one *run* on the same local stem (`amitp001 … amitp035`: sorted
   distinct numbers cut where two neighbours are more than `SUFFIX_RUN_GAP` apart), similarity
   `gap_similarity(run span / (run size − 1))` — edit similarity alone cuts such runs into decades;
-- their local stems are the same name parts in the other order (`priya.verma` ~ `verma_priya07`
-  ~ `vermapriya`: `reordered`), similarity `LinkSettings.email_similarity`, the least any
-  accepted look-alike scores: the letters are all there, but a reordering is no closer than an
-  edit the rule accepts — when the two hold one `name_key` in a block of at most `max_block`
-  accounts;
+- they are the same name parts in the other order with the same digits, whatever separates
+  them (`priya.verma` ~ `verma_priya` ~ `vermapriya`, `priya.verma07` ~ `verma07priya`:
+  `reordered`), similarity `LinkSettings.email_similarity`, the least any accepted look-alike
+  scores: every character is there, but a reordering is no closer than an edit the rule
+  accepts — when the two hold one `name_key` in a block of at most `max_block` accounts. A
+  reordering *and* another number (`priya.verma` ~ `verma.priya07`) is two changes, like the
+  one-edit rule's two edits: every honest `verma.priya<birth year>` would otherwise pair with
+  every `priya.verma` of the name;
 and the best of these counts half on different providers. Support is how crowded the name is
 across providers (accounts per local stem, at least 2), shrunk inside a numbered sequence by the
 surplus of accounts in the pair's numeric window over what the stem's local density predicts
@@ -29,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from graphfraud.linking.compare import gap_similarity
-from graphfraud.linking.keys import MIN_NAME_PART
+from graphfraud.linking.keys import MIN_NAME_PART, handle_digits, local_stem
 
 # Numbers at the end of a handle (john.doe07 → 7), at most 9 digits.
 SUFFIX = r"(\d{1,9})$"
@@ -114,6 +117,18 @@ def stem_support(counts: Sequence[int]) -> int:
 
 
 def reordered(a: str, b: str) -> bool:
+    """Are handles (local parts) `a` and `b` one name in another order: the same digits, and
+    stems `reordered_names`? (`priya.verma` ~ `verma_priya`, not ~ `verma_priya07`.)"""
+    sa, sb = local_stem(a), local_stem(b)
+    return (
+        sa is not None
+        and sb is not None
+        and handle_digits(a) == handle_digits(b)
+        and reordered_names(sa, sb)
+    )
+
+
+def reordered_names(a: str, b: str) -> bool:
     """Are local stems `a` and `b` one name in another order: different, and each the other
     rotated by at least `MIN_NAME_PART` letters either way (`priyaverma` ~ `vermapriya`, rotated
     by 5)? Both directions are tested at the smallest rotation that matches, so the rule is

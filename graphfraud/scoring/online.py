@@ -267,13 +267,7 @@ def similar_handles(
         num = suffix_number(c.local)
         same_stem = my_stem is not None and their_stem == my_stem
         in_run = same_stem and num is not None and num in partners
-        swapped = (
-            same_name
-            and name_block
-            and my_stem is not None
-            and their_stem is not None
-            and reordered(my_stem, their_stem)
-        )
+        swapped = same_name and name_block and reordered(mine.local, c.local)
         sim = max(
             text_sim if text_sim >= link.email_similarity else 0.0,
             run_sim if in_run else 0.0,

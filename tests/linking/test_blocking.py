@@ -21,7 +21,7 @@ from graphfraud.linking.blocking import (
     sorted_neighbourhood,
     unpack_pair_keys,
 )
-from graphfraud.linking.keys import handle_stem_expr, name_key, with_name_key
+from graphfraud.linking.keys import handle_stem_expr, local_stem_expr, name_key, with_name_key
 from graphfraud.linking.lookalike import reordered
 
 
@@ -214,39 +214,48 @@ def test_name_key_is_shared_by_a_name_in_either_order_whatever_the_separator() -
     assert name_key("li.wu") is None  # too short to hold two name parts
 
 
-@given(
-    st.lists(st.sampled_from(["priyaverma", "vermapriya", "yavermapri", "apriyaverm"]), max_size=12)
-)
-@settings(max_examples=60, deadline=None)
-def test_reordered_pairs_match_brute_force(stems: list[str]) -> None:
-    frame = with_name_key(
-        pl.DataFrame({"uid": _uids(len(stems)), "local_stem": pl.Series(stems, dtype=pl.Utf8)}),
-        "local_stem",
-    )
-    got = {tuple(r) for r in handle_reordered_pairs(frame, max_block=8).iter_rows()}
+def _handles(locals_: list[str]) -> pl.DataFrame:
+    frame = pl.DataFrame({"uid": _uids(len(locals_)), "local": pl.Series(locals_, dtype=pl.Utf8)})
+    return with_name_key(frame.with_columns(local_stem_expr().alias("local_stem")))
+
+
+_reorderings = [
+    "priya.verma",
+    "vermapriya",
+    "verma_priya07",
+    "priyaverma07",
+    "yavermapri",
+    "apriyaverm",
+]
+
+
+@given(st.lists(st.sampled_from(_reorderings), max_size=12), st.integers(2, 8))
+@settings(max_examples=80, deadline=None)
+def test_reordered_pairs_match_brute_force(locals_: list[str], max_block: int) -> None:
+    got = {
+        tuple(r) for r in handle_reordered_pairs(_handles(locals_), max_block=max_block).iter_rows()
+    }
     want = {
         (i, j)
-        for i, j in itertools.combinations(range(len(stems)), 2)
-        if reordered(stems[i], stems[j]) and len(stems) <= 8
+        for i, j in itertools.combinations(range(len(locals_)), 2)
+        if reordered(locals_[i], locals_[j]) and len(locals_) <= max_block
     }
     assert got == want
 
 
-def test_reordered_pairs_are_name_swaps_not_small_rotations() -> None:
-    # annabel ~ nnabela is a rotation by one letter; priyaverma ~ apriyaverm by one too
-    assert reordered("priyaverma", "vermapriya")
-    assert reordered("vermapriya", "priyaverma")
+def test_reordered_pairs_are_name_swaps_with_the_same_digits() -> None:
+    assert reordered("priya.verma", "vermapriya")
+    assert reordered("vermapriya", "priya_verma")
+    assert reordered("priya.verma07", "verma07priya")  # the digits kept, wherever they sit
+    assert not reordered("priya.verma", "verma.priya07")  # a reordering and a number: two changes
+    # a rotation by one letter (annabel ~ nnabela, priyaverma ~ apriyaverm) is no name swap
     assert not reordered("annabel", "nnabela")
     assert not reordered("priyaverma", "apriyaverm")
-    assert not reordered("priyaverma", "priyaverma")  # the same stem is the stem pass's
+    assert not reordered("priya.verma", "priyaverma")  # the same stem is the stem pass's
 
 
 def test_a_crowd_on_one_name_key_is_never_paired() -> None:
     # 3 x verma.priya among 120 priya.verma: the key's block is past max_block
-    stems = ["priyaverma"] * 120 + ["vermapriya"] * 3 + ["sharmaamit", "amitsharma"]
-    frame = with_name_key(
-        pl.DataFrame({"uid": _uids(len(stems)), "local_stem": pl.Series(stems, dtype=pl.Utf8)}),
-        "local_stem",
-    )
-    got = {tuple(r) for r in handle_reordered_pairs(frame, max_block=100).iter_rows()}
+    locals_ = ["priya.verma"] * 120 + ["verma.priya"] * 3 + ["sharma.amit", "amit_sharma"]
+    got = {tuple(r) for r in handle_reordered_pairs(_handles(locals_), max_block=100).iter_rows()}
     assert got == {(123, 124)}

@@ -114,7 +114,7 @@ def test_analysts_see_todays_accounts_in_the_evidence_and_scorers_do_not(
 
 
 def test_todays_accounts_link_on_one_name_in_another_order(client: TestClient) -> None:
-    """`zorvex.quintal` then `quintal_zorvex7` (no edit distance makes them alike): the second
+    """`zorvex.quintal` then `quintal_zorvex` (no edit distance makes them alike): the second
     links to the first, today's account, as the batch's reordered-name rule will tonight, with
     the name key's crowd (two) as support."""
     created = T0.isoformat()
@@ -124,7 +124,7 @@ def test_todays_accounts_link_on_one_name_in_another_order(client: TestClient) -
     )
     second = _post(
         client,
-        {"user_id": "new-name-2", "email": "quintal_zorvex7@gmail.com", "created_at": created},
+        {"user_id": "new-name-2", "email": "quintal_zorvex@gmail.com", "created_at": created},
         role="analyst",
     )
     assert second["match_counts"].get("email_similar") == 1
