@@ -74,7 +74,7 @@ class LinkSettings(BaseModel):
     email_similarity: float = Field(
         0.8,
         description="min normalised Levenshtein of look-alike handles (email local parts, UPI "
-        "handles before the @)",
+        "handles before the @); also what one name with its parts reordered scores",
     )
     phone_max_gap: int = Field(20, description="max numeric gap for sequential phones")
     min_fuzzy_weight: float = Field(

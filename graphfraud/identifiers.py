@@ -45,7 +45,9 @@ class Linkage(StrEnum):
     """How two users' values of one kind become a link."""
 
     EXACT = "exact"  # the same canonical value
-    LOOKALIKE = "lookalike"  # near-identical handles before the `@` (john.doe1 ~ john.doe2)
+    # look-alike handles before the `@`: near-identical (john.doe1 ~ john.doe2) or one name's
+    # parts reordered (priya.verma ~ verma_priya), `linking.lookalike`
+    LOOKALIKE = "lookalike"
     SEQUENCE = "sequence"  # numbers a few apart (SIM cards bought in a batch)
 
 
@@ -383,8 +385,9 @@ EMAIL = IdentifierSpec(
         ),
         LinkRule(
             "email_similar", Linkage.LOOKALIKE, 0.85, 0.5, "LOOKALIKE_EMAIL",
-            "has an email that looks like other accounts' (a counter or one edit apart)", 0.1, 50,
-            "near-identical email local parts ({similarity}% similar, {support} look-alike "
+            "has an email that looks like other accounts' (a counter, one edit apart or its name "
+            "parts reordered)", 0.1, 50,
+            "look-alike email local parts ({similarity}% similar, {support} look-alike "
             "accounts)", "#9775fa",
         ),
     ),
@@ -464,8 +467,9 @@ UPI = IdentifierSpec(
         ),
         LinkRule(
             "upi_similar", Linkage.LOOKALIKE, 0.85, 0.5, "LOOKALIKE_UPI",
-            "has a UPI handle that looks like other accounts' (a counter or one edit apart)", 0.1,
-            64, "near-identical UPI handles ({similarity}% similar, {support} look-alike "
+            "has a UPI handle that looks like other accounts' (a counter, one edit apart or its "
+            "name parts reordered)", 0.1,
+            64, "look-alike UPI handles ({similarity}% similar, {support} look-alike "
             "accounts)", "#8ce99a",
         ),
     ),

@@ -19,6 +19,9 @@ deduplicated):
 - numbered stem: the same stem with suffix numbers in the same bucket of ten (two overlapping
   bucketings), so a run `priya.verma01 … 12` is still compared when `priyaverma` has thousands
   of namesakes and its whole block is too large to compare.
+
+Reordered names (`priya.verma` ~ `verma_priya` ~ `vermapriya`) are a pass of their own,
+`handle_reordered_pairs`: they are not near each other as strings, so no pass above finds them.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from graphfraud.linking.keys import MIN_DELETION_LETTERS
+from graphfraud.linking.keys import MIN_DELETION_LETTERS, MIN_NAME_PART, handle_digits_expr
 
 _SHIFT = 1 << 32
 
@@ -283,6 +286,44 @@ def handle_run_pairs(emails: pl.DataFrame, *, max_gap: int, max_block: int) -> p
         .filter(pl.col("na") != pl.col("nb"))
         .select("a", "b", "na", "nb", "run_size", "run_span")
     )
+
+
+def handle_reordered_pairs(emails: pl.DataFrame, *, max_block: int) -> pl.DataFrame:
+    """Pairs of accounts whose handles are one name in another order with the same digits
+    (`lookalike.reordered`), on any providers: `a, b` (a < b).
+
+    `emails`: `uid`, `local`, `local_stem`, `name` (`keys.with_name_key`). Blocks on the name
+    key, which both orders share, and skips a key held by more than `max_block` accounts (a
+    common name written both ways by its crowd: `rahul.sharma` ~ `sharma.rahul` would be
+    thousands of pairs of next to no weight), like every other block.
+    """
+    keyed = _shared_keys(
+        emails.select(
+            pl.col("uid").cast(pl.UInt32),
+            "name",
+            "local_stem",
+            handle_digits_expr().alias("digits"),
+        ),
+        ["name"],
+    )
+    keyed = keyed.filter(pl.len().over("name").is_between(2, max_block))
+    pairs = keyed.join(keyed, on="name", suffix="_b").filter(
+        (pl.col("uid") < pl.col("uid_b"))
+        & (pl.col("local_stem") != pl.col("local_stem_b"))
+        & (pl.col("digits") == pl.col("digits_b"))
+    )
+    return pairs.filter(
+        reordered_expr("local_stem", "local_stem_b") & reordered_expr("local_stem_b", "local_stem")
+    ).select(pl.col("uid").alias("a"), pl.col("uid_b").alias("b"))
+
+
+def reordered_expr(a: str, b: str) -> pl.Expr:
+    """`lookalike._rotated_by_a_name` over stem columns: `b` is `a` rotated by at least
+    `MIN_NAME_PART` letters, at the smallest rotation that matches."""
+    n = pl.col(a).str.len_chars()
+    k = pl.concat_str([pl.col(a), pl.col(a)]).str.find(pl.col(b), literal=True).cast(pl.Int64)
+    same_length = n == pl.col(b).str.len_chars()
+    return same_length & k.is_between(MIN_NAME_PART, n - MIN_NAME_PART)
 
 
 def number_candidate_pairs(phones: pl.DataFrame, *, max_gap: int, max_block: int) -> pl.DataFrame:

@@ -6,9 +6,9 @@ pairs are last night's (`LOOKALIKES_FILE`), except the pairs with an end in the 
 compared again, against everyone, by the full pass's own blocking:
 - users whose handle is new or changed (deleted users, and changed users' old handles, count
   through what they leave behind below);
-- the members of every block (stem, local stem, numbered buckets) holding a changed handle
-  whose size crossed `max_block` or `max_crowd` between the nights (it is compared differently,
-  or not at all);
+- the members of every block (stem, local stem, numbered buckets, name key) holding a changed
+  handle whose size crossed `max_block` or `max_crowd` between the nights (it is compared
+  differently, or not at all); a reordered pair is otherwise a function of its two stems;
 - the users of stems that share a deletion variant with a changed stem, where that pair of stems
   is a candidate on one night and not on the other;
 - (pairs, not users) unchanged handles fewer than `window` apart in either sort order with a
@@ -130,13 +130,15 @@ def exact_reuse(
 
 
 def _block_keys() -> dict[str, pl.Expr]:
-    """The block keys of `blocking.handle_candidate_pairs` (and the crowds' `stem`)."""
+    """The block keys of `blocking.handle_candidate_pairs` (and the crowds' `stem`), and of
+    `blocking.handle_reordered_pairs` (`name`)."""
     name, num = pl.col("local_stem"), pl.col("num")
     return {
         "stem": pl.col("stem"),
         "local_stem": name,
         "decade": pl.format("{}#{}", name, num // 10),
         "shifted": pl.format("{}~{}", name, (num + 5) // 10),
+        "name": pl.col("name"),
     }
 
 

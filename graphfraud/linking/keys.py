@@ -7,6 +7,9 @@ for the batch); tests assert they agree.
   its provider: `john.doe12@gmail.com` and `johndoe7@gmail.com` share `johndoe@gmail.com`;
 - stem deletion keys: a stem of at least `MIN_DELETION_LETTERS` letters and each of its
   one-letter deletions (`priyaverma` ~ `priyavarma` share `priyavrma`);
+- name key: the local stem's smallest rotation, so one person's name parts in either order
+  share it, whatever separates them: `priya.verma`, `verma_priya07` and `vermapriya` all give
+  `apriyaverm` (see `name_key`);
 - phone block: the E.164 number without its last two digits, so sequential numbers
   (+919876543210, +919876543211) share a block.
 """
@@ -42,6 +45,65 @@ def stem_deletion_keys(stem: str) -> list[str]:
     if len(letters) >= MIN_DELETION_LETTERS:
         keys += [f"{letters[:i]}{letters[i + 1 :]}@{domain}" for i in range(len(letters))]
     return list(dict.fromkeys(keys))
+
+
+MIN_NAME_PART = _MIN_STEM
+"""A reordered handle's two parts are each at least this long: a name part, not a letter or two
+(`priya|verma` ~ `verma|priya`, never `p|riyaverma` ~ `riyaverma|p`); the stem's own minimum."""
+
+
+def name_key(local: str | None) -> str | None:
+    """The name key of a canonical handle: the smallest rotation of its local stem (digits and
+    separators dropped), None when the stem is too short to hold two name parts.
+
+    Two handles whose stems differ only in the order of two name parts are rotations of one
+    another, so they share the key: `priya.verma` and `verma_priya07` (stems `priyaverma`,
+    `vermapriya`) both give `apriyaverm`. Splitting at separators would miss handles written
+    without one (`vermapriya`); a rotation needs no guess at where one name ends. Which rotations
+    count as a reordering is `lookalike.reordered`'s rule.
+    """
+    stem = local_stem(local)
+    if stem is None or len(stem) < 2 * MIN_NAME_PART:
+        return None
+    return min(stem[i:] + stem[:i] for i in range(len(stem)))
+
+
+_NOT_DIGIT = re.compile(r"[^0-9]")
+_NOT_DIGIT_PATTERN = r"[^0-9]"
+
+
+def handle_digits(local: str) -> str:
+    """The digits of a handle, in order (`verma_priya07` → `07`): what a reordering must keep."""
+    return _NOT_DIGIT.sub("", local)
+
+
+def handle_digits_expr(local: str = "local") -> pl.Expr:
+    return pl.col(local).str.replace_all(_NOT_DIGIT_PATTERN, "")
+
+
+def with_name_key(frame: pl.DataFrame, local: str = "local", out: str = "name") -> pl.DataFrame:
+    """`frame` with `out`, `name_key` of column `local`, as a column. Each distinct stem's
+    rotations are generated once (one row per letter) and the smallest kept: vectorised, and
+    bounded by the distinct stems' total length."""
+    stems = (
+        frame.select(local_stem_expr(local).alias("_s"))
+        .drop_nulls()
+        .unique()
+        .filter(pl.col("_s").str.len_chars() >= 2 * MIN_NAME_PART)
+    )
+    s, i = pl.col("_s"), pl.col("_i")
+    keys = (
+        stems.with_columns(pl.int_ranges(0, s.str.len_chars()).alias("_i"))
+        .explode("_i")
+        .select("_s", pl.concat_str([s.str.slice(i), s.str.head(i)]).alias(out))
+        .group_by("_s")
+        .agg(pl.col(out).min())
+    )
+    return (
+        frame.with_columns(local_stem_expr(local).alias("_s"))
+        .join(keys, on="_s", how="left", maintain_order="left")
+        .drop("_s")
+    )
 
 
 def handle_stem_expr(local: str = "local", domain: str = "domain") -> pl.Expr:

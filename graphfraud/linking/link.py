@@ -25,6 +25,7 @@ from graphfraud.engine import SERIAL, Engine, hash_partitions, map_frames, slice
 from graphfraud.identifiers import BUILTIN, IdentifierRegistry, IdentifierSpec, Linkage, Source
 from graphfraud.linking.blocking import (
     handle_candidate_pairs,
+    handle_reordered_pairs,
     handle_run_pairs,
     number_candidate_pairs,
     shared_value_groups,
@@ -37,7 +38,7 @@ from graphfraud.linking.compare import (
     string_similarity,
     window_support,
 )
-from graphfraud.linking.keys import handle_stem_expr, local_stem_expr
+from graphfraud.linking.keys import handle_stem_expr, local_stem_expr, with_name_key
 from graphfraud.linking.lookalike import (
     CROSS_DOMAIN_DISCOUNT,
     MIN_HANDLE_LETTERS,
@@ -156,11 +157,12 @@ def similar_handle_pairs(
 ) -> tuple[pl.DataFrame, int]:
     """`a, b, similarity` for every blocked handle pair at or above the threshold, and how many
     comparisons it took. Small blocks are enumerated as candidate pairs; the namesake crowds
-    (more than `max_block` users on one stem) are scored all-against-all with `cdist`.
+    (more than `max_block` users on one stem) are scored all-against-all with `cdist`. Reordered
+    names (`blocking.handle_reordered_pairs`) score the threshold (`linking.lookalike`).
 
-    `emails`: `uid, local, domain, stem, local_stem, num`. With `focus`, only the pairs in focus
-    are compared (`linking.incremental`): the blocks are still formed over everyone, so those
-    pairs are exactly the full pass's. `engine` scores slices of the candidates and the crowds
+    `emails`: `uid, local, domain, stem, local_stem, num, name`. With `focus`, only the pairs in
+    focus are compared (`linking.incremental`): the blocks are still formed over everyone, so
+    those pairs are exactly the full pass's. `engine` scores slices of the candidates and the crowds
     (by stem) in parallel; the pairs are the same.
     """
     threshold = settings.email_similarity
@@ -187,8 +189,10 @@ def similar_handle_pairs(
     stem_sizes = emails.group_by("stem").len()["len"].cast(pl.Int64)
     crowd_cells = int((stem_sizes.filter(stem_sizes > settings.max_block) ** 2).sum())
     runs = handle_run_pairs(emails, max_gap=SUFFIX_RUN_GAP, max_block=settings.max_block)
+    reordered = handle_reordered_pairs(emails, max_block=settings.max_block)
     if focus is not None:
         runs = focus.select(runs)
+        reordered = focus.select(reordered)
         crowds = pl.concat([crowds, _crowd_pairs_in(focus.pairs, emails, settings)])
         crowd_cells = crowds.height
     in_runs = runs.select(
@@ -198,8 +202,13 @@ def similar_handle_pairs(
             "similarity"
         ),
     )
-    both = pl.concat([scored, crowds, in_runs]).group_by("a", "b").agg(pl.col("similarity").max())
-    return both, candidates.height + crowd_cells
+    names = reordered.select("a", "b", pl.lit(threshold, dtype=pl.Float32).alias("similarity"))
+    both = (
+        pl.concat([scored, crowds, in_runs, names])
+        .group_by("a", "b")
+        .agg(pl.col("similarity").max())
+    )
+    return both, candidates.height + crowd_cells + reordered.height
 
 
 def _crowd_pairs_in(
@@ -227,7 +236,7 @@ def _crowd_pairs_in(
 
 def handle_frame(users: pl.DataFrame, spec: IdentifierSpec) -> pl.DataFrame:
     """The comparable handles of one look-alike kind: `uid, email, local, domain, stem,
-    local_stem, num` (`users` indexed by `user_index`, plus `user_id` when present)."""
+    local_stem, num, name` (`users` indexed by `user_index`, plus `user_id` when present)."""
     assert spec.handle_columns is not None  # the registry checks it for look-alike kinds
     local, domain = spec.handle_columns
     keep = [c for c in ("uid", "user_id") if c in users.columns]
@@ -241,10 +250,12 @@ def handle_frame(users: pl.DataFrame, spec: IdentifierSpec) -> pl.DataFrame:
         & pl.col("domain").is_not_null()
         & (pl.col("local").str.count_matches(r"[a-z]") >= MIN_HANDLE_LETTERS)
     )
-    return emails.with_columns(
-        handle_stem_expr().alias("stem"),
-        local_stem_expr().alias("local_stem"),
-        pl.col("local").str.extract(SUFFIX, 1).cast(pl.Int64, strict=False).alias("num"),
+    return with_name_key(
+        emails.with_columns(
+            handle_stem_expr().alias("stem"),
+            local_stem_expr().alias("local_stem"),
+            pl.col("local").str.extract(SUFFIX, 1).cast(pl.Int64, strict=False).alias("num"),
+        )
     )
 
 
@@ -278,6 +289,7 @@ def _lookalike_links(
         pl.col("email").rank("dense").alias("eid"),
         pl.col("domain").rank("dense").alias("did"),
         pl.col("local_stem").rank("dense").alias("sid"),
+        pl.col("name").rank("dense").alias("nid"),
         "num",
     )
     pairs = (
@@ -314,6 +326,19 @@ def _lookalike_links(
             )
         )
         .drop("n_a", "n_b", "eid_a", "eid_b", "did_a", "did_b")
+    )
+    # Two different stems of one name key (priya.verma ~ verma_priya): the crowd on the key, both
+    # orders of the name on every provider (`lookalike.reordered_support`).
+    name_size = side.group_by("nid").agg(pl.len().cast(pl.Int32).alias("n_name")).drop_nulls()
+    pairs = (
+        pairs.join(name_size.rename({"nid": "nid_a"}), on="nid_a", how="left")
+        .with_columns(
+            pl.when((pl.col("nid_a") == pl.col("nid_b")) & (pl.col("sid_a") != pl.col("sid_b")))
+            .then(pl.max_horizontal("support", "n_name"))
+            .otherwise(pl.col("support"))
+            .alias("support")
+        )
+        .drop("n_name", "nid_a", "nid_b")
     )
     pairs = _sequential_support(pairs, side)
     pairs = pairs.with_columns(pl.lit(kind).alias("kind"))

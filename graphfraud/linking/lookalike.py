@@ -6,10 +6,20 @@ Two handles of a look-alike kind (email, UPI) are similar when
 - they carry suffix numbers in one *run* on the same local stem (`amitp001 … amitp035`: sorted
   distinct numbers cut where two neighbours are more than `SUFFIX_RUN_GAP` apart), similarity
   `gap_similarity(run span / (run size − 1))` — edit similarity alone cuts such runs into decades;
-and the best of the two counts half on different providers. Support is how crowded the name is
+- they are the same name parts in the other order with the same digits, whatever separates
+  them (`priya.verma` ~ `verma_priya` ~ `vermapriya`, `priya.verma07` ~ `verma07priya`:
+  `reordered`), similarity `LinkSettings.email_similarity`, the least any accepted look-alike
+  scores: every character is there, but a reordering is no closer than an edit the rule
+  accepts — when the two hold one `name_key` in a block of at most `max_block` accounts. A
+  reordering *and* another number (`priya.verma` ~ `verma.priya07`) is two changes, like the
+  one-edit rule's two edits: every honest `verma.priya<birth year>` would otherwise pair with
+  every `priya.verma` of the name;
+and the best of these counts half on different providers. Support is how crowded the name is
 across providers (accounts per local stem, at least 2), shrunk inside a numbered sequence by the
 surplus of accounts in the pair's numeric window over what the stem's local density predicts
-(`sequential_support`). `tests/linking/test_lookalike.py` holds these equal to the batch's links.
+(`sequential_support`); for two different stems with one name key, the accounts on that key
+(`reordered_support`): `rahul.sharma` ~ `sharma.rahul` among thousands of Rahul Sharmas weighs
+next to nothing. `tests/scoring/test_lookalike_online.py` holds these equal to the batch's links.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from graphfraud.linking.compare import gap_similarity
+from graphfraud.linking.keys import MIN_NAME_PART, handle_digits, local_stem
 
 # Numbers at the end of a handle (john.doe07 → 7), at most 9 digits.
 SUFFIX = r"(\d{1,9})$"
@@ -103,3 +114,35 @@ def sequential_support(support: int, a: int, b: int, numbers: npt.NDArray[np.int
 def stem_support(counts: Sequence[int]) -> int:
     """Support of a look-alike pair: the more crowded of its two local stems, at least 2."""
     return max([2, *counts])
+
+
+def reordered(a: str, b: str) -> bool:
+    """Are handles (local parts) `a` and `b` one name in another order: the same digits, and
+    stems `reordered_names`? (`priya.verma` ~ `verma_priya`, not ~ `verma_priya07`.)"""
+    sa, sb = local_stem(a), local_stem(b)
+    return (
+        sa is not None
+        and sb is not None
+        and handle_digits(a) == handle_digits(b)
+        and reordered_names(sa, sb)
+    )
+
+
+def reordered_names(a: str, b: str) -> bool:
+    """Are local stems `a` and `b` one name in another order: different, and each the other
+    rotated by at least `MIN_NAME_PART` letters either way (`priyaverma` ~ `vermapriya`, rotated
+    by 5)? Both directions are tested at the smallest rotation that matches, so the rule is
+    symmetric. Two stems with one `keys.name_key` are rotations of each other; a rotation by one
+    or two letters (`annabel` ~ `nnabela`) is not two names swapped."""
+    return a != b and _rotated_by_a_name(a, b) and _rotated_by_a_name(b, a)
+
+
+def _rotated_by_a_name(a: str, b: str) -> bool:
+    k = (a + a).find(b) if len(a) == len(b) else -1
+    return MIN_NAME_PART <= k <= len(a) - MIN_NAME_PART
+
+
+def reordered_support(support: int, name_count: int) -> int:
+    """Support of a reordered pair: its stems' crowd, or the accounts on its name key if more
+    (both orders of one common name, every provider)."""
+    return max(support, name_count)

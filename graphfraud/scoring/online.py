@@ -7,9 +7,10 @@ kind of the snapshot's identifier registry (`graphfraud.identifiers`):
   every declared kind);
 - look-alike (email, UPI): the batch's candidate passes for one handle (its stem and the stems
   one deletion away, its name on any provider, its sorted neighbours on its provider, the
-  numbered handles on its name) scored by the batch's rules (`similar_handles`,
-  `linking.lookalike`: Levenshtein with the batch's cutoff, numbered runs, the cross-provider
-  discount, support = the crowd on the name, shrunk inside a sequence);
+  numbered handles on its name, the handles on its name key) scored by the batch's rules
+  (`similar_handles`, `linking.lookalike`: Levenshtein with the batch's cutoff, numbered runs,
+  reordered names, the cross-provider discount, support = the crowd on the name, shrunk inside a
+  sequence, or on the name key for a reordering);
 - sequence (phone): numbers within `LinkSettings.phone_max_gap` found by bisection on the sorted
   numbers (the exact form of the batch's number runs, with no block boundary to miss), scored
   with the batch's `gap_similarity`.
@@ -44,11 +45,19 @@ import numpy.typing as npt
 from graphfraud.config import LinkSettings
 from graphfraud.identifiers import BUILTIN, IdentifierRegistry, IdentifierSpec, Linkage, Source
 from graphfraud.linking.compare import gap_similarity, similarity_matrix
-from graphfraud.linking.keys import handle_stem, local_stem, phone_number, stem_deletion_keys
+from graphfraud.linking.keys import (
+    handle_stem,
+    local_stem,
+    name_key,
+    phone_number,
+    stem_deletion_keys,
+)
 from graphfraud.linking.lookalike import (
     CROSS_DOMAIN_DISCOUNT,
     SUFFIX_READ_SPAN,
     comparable,
+    reordered,
+    reordered_support,
     run_partners,
     sequential_support,
     stem_support,
@@ -188,18 +197,20 @@ class Elsewhere:
     """What the accounts outside the snapshot (today's, from the intraday store) add to the
     matching: holders per exact value (support and hub bars count them), and per look-alike
     kind their candidate handles, the suffix numbers on the account's local stem and how many
-    of them share that stem."""
+    of them share that stem, and its name key."""
 
     holders: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     handles: Mapping[str, Sequence[Handle]] = field(default_factory=dict)
     stem_numbers: Mapping[str, npt.NDArray[np.int64]] = field(default_factory=dict)
     stem_counts: Mapping[str, int] = field(default_factory=dict)
+    name_counts: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Handle:
     """A look-alike kind's value as the rules compare it: the handle, its provider, and how many
-    accounts share its local stem (the crowd behind its support)."""
+    accounts share its local stem (the crowd behind its support) and, for the account being
+    scored, its name key (`keys.name_key`: the crowd behind a reordering's support and block)."""
 
     user_id: str  # "" for the account being scored
     value: str
@@ -207,6 +218,7 @@ class Handle:
     domain: str
     stem_count: int
     intraday: bool = False  # one of today's accounts, not a snapshot user
+    name_count: int = 0
 
 
 def similar_handles(
@@ -236,6 +248,9 @@ def similar_handles(
     )[0]
     my_num = suffix_number(mine.local)
     my_stem = local_stem(mine.local)
+    my_name = name_key(mine.local)
+    # the batch's reordered pass pairs a name key's accounts only up to max_block of them
+    name_block = 2 <= mine.name_count <= link.max_block
     stem_numbers = np.sort(stem_numbers)
     partners, run_sim = (
         run_partners(stem_numbers, my_num, link.max_block)
@@ -244,13 +259,19 @@ def similar_handles(
     )
     out = []
     for c, text_sim in zip(pool, lev.tolist(), strict=True):
-        if text_sim < threshold and not partners:
-            continue  # neither rule can link it
+        their_stem = local_stem(c.local)
+        # two stems of one name key: a reordering's support (and, in its block, its similarity)
+        same_name = my_name is not None and their_stem != my_stem and name_key(c.local) == my_name
+        if text_sim < threshold and not partners and not same_name:
+            continue  # no rule can link it
         num = suffix_number(c.local)
-        same_stem = my_stem is not None and local_stem(c.local) == my_stem
+        same_stem = my_stem is not None and their_stem == my_stem
         in_run = same_stem and num is not None and num in partners
+        swapped = same_name and name_block and reordered(mine.local, c.local)
         sim = max(
-            text_sim if text_sim >= link.email_similarity else 0.0, run_sim if in_run else 0.0
+            text_sim if text_sim >= link.email_similarity else 0.0,
+            run_sim if in_run else 0.0,
+            threshold if swapped else 0.0,
         )
         if sim <= 0.0:
             continue
@@ -262,6 +283,8 @@ def similar_handles(
             other = local_stem(c.local)
             theirs = count_of(other) if count_of is not None and other else 0
         support = stem_support([mine.stem_count, theirs])
+        if same_name:
+            support = reordered_support(support, mine.name_count)
         if same_stem and my_num is not None and num is not None:
             support = sequential_support(support, my_num, num, stem_numbers)
         weight = link_weight(kind, sim, support, registry)
@@ -289,7 +312,10 @@ def snapshot_handles(
     numbers_index = index.stem_numbers.get(spec.name)
     my_stem = local_stem(local)
     count = 1 + (numbers_index.counts([my_stem])[0] if numbers_index and my_stem else 0)
-    mine = Handle("", value, local, domain, count)
+    my_name = name_key(local) if comparable(local) else None
+    names = index.names.get(spec.name)
+    name_rows = names.lookup(my_name) if names is not None and my_name else np.zeros(0, np.uint32)
+    mine = Handle("", value, local, domain, count, name_count=1 + len(name_rows))
     # The batch's candidate passes (`blocking.handle_candidate_pairs`) for one handle: its stem
     # and the stems one deletion away (crowds up to max_crowd), its name on any provider, its
     # sorted neighbours on its provider, and the numbered handles on its name around its number.
@@ -303,6 +329,9 @@ def snapshot_handles(
         rows_parts.append(numbers_index.rows_of(my_stem))
     if spec.name in index.handle_order and comparable(local):
         rows_parts.append(index.handle_order[spec.name].neighbours(local, domain, link.window))
+    if len(name_rows) + 1 > link.max_block:
+        name_rows = name_rows[:0]  # a crowd on the name key: its count only
+    rows_parts.append(name_rows)
     numbers = empty
     numbered: npt.NDArray[Any] = np.zeros(0, dtype=np.uint32)
     my_num = suffix_number(local)
@@ -325,7 +354,9 @@ def snapshot_handles(
         sims = similarity_matrix(
             [local], [t or "" for t in texts], score_cutoff=link.email_similarity, workers=1
         )[0]
-        rows = rows[(sims >= link.email_similarity) | np.isin(rows, numbered)]
+        rows = rows[
+            (sims >= link.email_similarity) | np.isin(rows, numbered) | np.isin(rows, name_rows)
+        ]
     return mine, handles_of_rows(index, spec.name, rows), numbers
 
 
@@ -370,7 +401,10 @@ def _lookalikes(
     if not named:
         return []
     stem_count = mine.stem_count + elsewhere.stem_counts.get(spec.name, 0)
-    mine = Handle(mine.user_id, mine.value, mine.local, mine.domain, stem_count)
+    name_count = mine.name_count + elsewhere.name_counts.get(spec.name, 0)
+    mine = Handle(
+        mine.user_id, mine.value, mine.local, mine.domain, stem_count, name_count=name_count
+    )
     numbers = np.concatenate([numbers, elsewhere.stem_numbers.get(spec.name, numbers[:0])])
     if (n := suffix_number(mine.local)) is not None:
         numbers = np.append(numbers, n)

@@ -44,7 +44,7 @@ from graphfraud.identifiers import (
     Source,
     registry_from_manifest,
 )
-from graphfraud.linking.keys import handle_stem_expr, local_stem_expr
+from graphfraud.linking.keys import handle_stem_expr, local_stem_expr, with_name_key
 from graphfraud.linking.lookalike import MIN_HANDLE_LETTERS, SUFFIX
 from graphfraud.model.ego import ids_digest
 from graphfraud.rundir import RunDir
@@ -429,6 +429,8 @@ class IdentifierIndex:
     domain_of_row: dict[str, RowStrings] = field(default_factory=dict)
     stem_numbers: dict[str, StemNumbers] = field(default_factory=dict)
     handle_order: dict[str, HandleOrder] = field(default_factory=dict)
+    # look-alike kinds: name key (`keys.name_key`) → rows of the comparable handles holding it
+    names: dict[str, SortedValues] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -449,6 +451,7 @@ class IdentifierIndex:
         domain_of_row: dict[str, RowStrings] = {}
         stem_numbers: dict[str, StemNumbers] = {}
         handle_order: dict[str, HandleOrder] = {}
+        names: dict[str, SortedValues] = {}
         rows = pl.DataFrame({"row": pl.arange(0, n_rows, dtype=pl.UInt32, eager=True)})
         for spec in registry.kinds:
             frame = users if spec.source == Source.USERS else devices
@@ -470,11 +473,12 @@ class IdentifierIndex:
                 domain_of_row[spec.name] = RowStrings.of(per_row.get_column(domain))
                 stem_numbers[spec.name] = StemNumbers.build(frame, local)
                 handle_order[spec.name] = HandleOrder.build(frame, local, domain)
+                names[spec.name] = _name_keys(frame, local, domain)
             if spec.rule(Linkage.SEQUENCE) is not None:
                 numbers[spec.name] = NumberIndex.build(frame, spec.value_column)
         return cls(
             registry, user_ids, exact, stems, numbers, value_of_row, handle_of_row,
-            domain_of_row, stem_numbers, handle_order,
+            domain_of_row, stem_numbers, handle_order, names,
         )  # fmt: skip
 
     def holders_of(self, rows: npt.NDArray[Any]) -> list[str]:
@@ -489,7 +493,7 @@ class IdentifierIndex:
             ("exact", self.exact), ("stems", self.stems), ("numbers", self.numbers),
             ("value", self.value_of_row), ("handle", self.handle_of_row),
             ("domain", self.domain_of_row), ("stem_numbers", self.stem_numbers),
-            ("order", self.handle_order),
+            ("order", self.handle_order), ("names", self.names),
         ]  # fmt: skip
         for part, tables in parts:
             for kind, table in tables.items():
@@ -526,7 +530,19 @@ class IdentifierIndex:
             domain_of_row=each("domain", ".valid", RowStrings.from_arrays),
             stem_numbers=each("stem_numbers", ".rows", StemNumbers.from_arrays),
             handle_order=each("order", ".fwd.rows", HandleOrder.from_arrays),
+            names=each("names", ".rows", SortedValues.from_arrays),
         )
+
+
+def _name_keys(frame: pl.DataFrame, local: str, domain: str) -> SortedValues:
+    """Name key → rows, over the handles the batch compares (`link.handle_frame`), so a key's
+    rows are the crowd the batch counts on it."""
+    usable = frame.filter(
+        pl.col(local).is_not_null()
+        & pl.col(domain).is_not_null()
+        & (pl.col(local).str.count_matches(r"[a-z]") >= MIN_HANDLE_LETTERS)
+    )
+    return SortedValues.build(with_name_key(usable, local, "_name"), "_name")
 
 
 def _with_columns(frame: pl.DataFrame | None, columns: list[str]) -> pl.DataFrame:

@@ -26,8 +26,14 @@ from graphfraud.identifiers import (
     Linkage,
 )
 from graphfraud.linking.compare import gap_similarity
-from graphfraud.linking.keys import handle_stem, local_stem, phone_number, stem_deletion_keys
-from graphfraud.linking.lookalike import SUFFIX_READ_SPAN, suffix_number
+from graphfraud.linking.keys import (
+    handle_stem,
+    local_stem,
+    name_key,
+    phone_number,
+    stem_deletion_keys,
+)
+from graphfraud.linking.lookalike import SUFFIX_READ_SPAN, comparable, suffix_number
 from graphfraud.linking.weights import combine_weights
 from graphfraud.scoring.intraday.base import (
     IntradayMatches,
@@ -84,6 +90,12 @@ def stem_space(kind: str) -> str:
     return f"{kind}.ls"
 
 
+def name_space(kind: str) -> str:
+    """Store block space: a look-alike kind's name keys (`keys.name_key`, both orders of a name)
+    of its comparable handles."""
+    return f"{kind}.nk"
+
+
 def suffix_space(kind: str, stem: str) -> str:
     """Store number space: one local stem's handle suffix numbers (names hold no ':' and at most
     64 characters, so the stem is digested)."""
@@ -94,8 +106,8 @@ def index_of(
     identity: NewIdentity, registry: IdentifierRegistry
 ) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]], dict[str, tuple[int, ...]]]:
     """(exact values, blocks, numbers) the account is found by: its values; per look-alike kind
-    its stem blocks and local stem; per sequence kind its number, per look-alike kind its
-    handle's suffix number on its local stem."""
+    its stem blocks, local stem and name key; per sequence kind its number, per look-alike kind
+    its handle's suffix number on its local stem."""
     values: dict[str, tuple[str, ...]] = {}
     blocks: dict[str, tuple[str, ...]] = {}
     numbers: dict[str, tuple[int, ...]] = {}
@@ -113,6 +125,9 @@ def index_of(
                 blocks[stem_space(spec.name)] = (name,)
                 if (n := suffix_number(local)) is not None:
                     numbers[suffix_space(spec.name, name)] = (n,)
+            key = name_key(local) if comparable(local) else None
+            if key:
+                blocks[name_space(spec.name)] = (key,)
         if spec.rule(Linkage.SEQUENCE) is not None:
             number = phone_number(given[0])
             if number is not None:
@@ -156,6 +171,7 @@ def intraday_links(
     handles: dict[str, list[Handle]] = {}
     stem_numbers: dict[str, np.ndarray] = {}
     stem_counts: dict[str, int] = {}
+    name_counts: dict[str, int] = {}
     for spec in registry.kinds:
         mine = identity.values.get(spec.name)
         if not mine:
@@ -181,10 +197,12 @@ def intraday_links(
             ]
         for rule in spec.links:
             if rule.match == Linkage.LOOKALIKE:
-                _today_handles(found, request, spec, handles, stem_numbers, stem_counts)
+                _today_handles(
+                    found, request, spec, handles, stem_numbers, stem_counts, name_counts
+                )
             elif rule.match == Linkage.SEQUENCE:
                 links += _sequence_today(found, request, snapshot, spec, rule.kind, link)
-    elsewhere = Elsewhere(holders, handles, stem_numbers, stem_counts)
+    elsewhere = Elsewhere(holders, handles, stem_numbers, stem_counts, name_counts)
     return links, hubs, elsewhere
 
 
@@ -195,9 +213,10 @@ def _today_handles(
     handles: dict[str, list[Handle]],
     stem_numbers: dict[str, np.ndarray],
     stem_counts: dict[str, int],
+    name_counts: dict[str, int],
 ) -> None:
-    """Today's look-alike candidates of one kind: accounts in the stem blocks or numbered on the
-    local stem, with that stem's numbers and crowd."""
+    """Today's look-alike candidates of one kind: accounts in the stem blocks, numbered on the
+    local stem or on the name key, with that stem's numbers and crowd and the name key's crowd."""
     mine = handle_of(spec, request.identity)
     if mine is None:
         return
@@ -211,8 +230,12 @@ def _today_handles(
     )
     window = found.windows.get(suffix_space(spec.name, name), ()) if name else ()
     ids |= dict.fromkeys(u for _, u in window)
+    named = found.blocks.get(name_space(spec.name), {}).get(name_key(mine[0]) or "")
+    if named is not None:
+        ids |= dict.fromkeys(named.user_ids)  # none when a hub: its count only
     stem_numbers[spec.name] = np.array([n for n, _ in window], dtype=np.int64)
     stem_counts[spec.name] = crowd.count if crowd is not None else 0
+    name_counts[spec.name] = named.count if named is not None else 0
     out = []
     for uid in ids:
         account = found.accounts.get(uid)

@@ -13,6 +13,7 @@ from rapidfuzz.distance import Levenshtein
 from graphfraud.linking.blocking import (
     deletion_variants,
     handle_candidate_pairs,
+    handle_reordered_pairs,
     number_candidate_pairs,
     pair_key_expr,
     pairs_within_blocks,
@@ -20,7 +21,8 @@ from graphfraud.linking.blocking import (
     sorted_neighbourhood,
     unpack_pair_keys,
 )
-from graphfraud.linking.keys import handle_stem_expr
+from graphfraud.linking.keys import handle_stem_expr, local_stem_expr, name_key, with_name_key
+from graphfraud.linking.lookalike import reordered
 
 
 def _uids(n: int) -> pl.Series:
@@ -193,3 +195,67 @@ def test_email_blocking_recall_against_exhaustive_comparison() -> None:
     assert truth, "the sample must contain similar pairs"
     assert len(truth & cands) / len(truth) >= 0.99
     assert len(cands) < len(locals_) ** 2 / 2 / 5  # and it did not compare (nearly) all pairs
+
+
+_names = st.text(alphabet="abcdr._7", max_size=14)
+
+
+@given(st.lists(_names, max_size=30))
+@settings(max_examples=80, deadline=None)
+def test_name_key_column_is_the_scalar_key(locals_: list[str]) -> None:
+    frame = pl.DataFrame({"local": locals_}, schema={"local": pl.Utf8})
+    assert with_name_key(frame)["name"].to_list() == [name_key(v) for v in locals_]
+
+
+def test_name_key_is_shared_by_a_name_in_either_order_whatever_the_separator() -> None:
+    keys = {name_key(v) for v in ("priya.verma", "verma_priya", "verma.priya07", "vermapriya")}
+    assert keys == {"apriyaverm"}
+    assert name_key("priya.sharma") != name_key("priya.verma")
+    assert name_key("li.wu") is None  # too short to hold two name parts
+
+
+def _handles(locals_: list[str]) -> pl.DataFrame:
+    frame = pl.DataFrame({"uid": _uids(len(locals_)), "local": pl.Series(locals_, dtype=pl.Utf8)})
+    return with_name_key(frame.with_columns(local_stem_expr().alias("local_stem")))
+
+
+_reorderings = [
+    "priya.verma",
+    "vermapriya",
+    "verma_priya07",
+    "priyaverma07",
+    "yavermapri",
+    "apriyaverm",
+]
+
+
+@given(st.lists(st.sampled_from(_reorderings), max_size=12), st.integers(2, 8))
+@settings(max_examples=80, deadline=None)
+def test_reordered_pairs_match_brute_force(locals_: list[str], max_block: int) -> None:
+    got = {
+        tuple(r) for r in handle_reordered_pairs(_handles(locals_), max_block=max_block).iter_rows()
+    }
+    want = {
+        (i, j)
+        for i, j in itertools.combinations(range(len(locals_)), 2)
+        if reordered(locals_[i], locals_[j]) and len(locals_) <= max_block
+    }
+    assert got == want
+
+
+def test_reordered_pairs_are_name_swaps_with_the_same_digits() -> None:
+    assert reordered("priya.verma", "vermapriya")
+    assert reordered("vermapriya", "priya_verma")
+    assert reordered("priya.verma07", "verma07priya")  # the digits kept, wherever they sit
+    assert not reordered("priya.verma", "verma.priya07")  # a reordering and a number: two changes
+    # a rotation by one letter (annabel ~ nnabela, priyaverma ~ apriyaverm) is no name swap
+    assert not reordered("annabel", "nnabela")
+    assert not reordered("priyaverma", "apriyaverm")
+    assert not reordered("priya.verma", "priyaverma")  # the same stem is the stem pass's
+
+
+def test_a_crowd_on_one_name_key_is_never_paired() -> None:
+    # 3 x verma.priya among 120 priya.verma: the key's block is past max_block
+    locals_ = ["priya.verma"] * 120 + ["verma.priya"] * 3 + ["sharma.amit", "amit_sharma"]
+    got = {tuple(r) for r in handle_reordered_pairs(_handles(locals_), max_block=100).iter_rows()}
+    assert got == {(123, 124)}

@@ -8,16 +8,23 @@ import polars as pl
 import pytest
 
 from graphfraud.config import LinkSettings, load_settings
+from graphfraud.identifiers import BUILTIN
 from graphfraud.ingest.validate import Ingested, ingest
-from graphfraud.linking.link import PreviousLinks, build_links
+from graphfraud.linking.blocking import handle_reordered_pairs
+from graphfraud.linking.link import PreviousLinks, build_links, handle_frame, user_index
 from graphfraud.synthetic import generate_population
 from graphfraud.synthetic.nights import two_nights
+from graphfraud.synthetic.rings import BASE_RECIPES, RingRecipes
+from tests.linking.test_link import _devices, _email, _users
 
 
-def _nights(seed: int, **shares: float) -> tuple[Ingested, Ingested]:
+def _nights(
+    seed: int, recipes: RingRecipes = BASE_RECIPES, **shares: float
+) -> tuple[Ingested, Ingested]:
     settings = load_settings()
     registry = settings.identifier_registry()
-    nights = two_nights(generate_population(2_000, 20 + seed), seed, **shares)
+    population = generate_population(2_000, 20 + seed, recipes=recipes)
+    nights = two_nights(population, seed, **shares)
     return (
         ingest(nights.day1_users, nights.day1_devices, settings.ingest, registry=registry),
         ingest(nights.day2_users, nights.day2_devices, settings.ingest, registry=registry),
@@ -59,6 +66,72 @@ def test_incremental_links_equal_a_full_run_both_ways(seed: int, settings: LinkS
         assert (
             incremental.stats["email_similar_candidates"] < full.stats["email_similar_candidates"]
         )
+
+
+def _name_families(night: int) -> pl.DataFrame:
+    """Accounts on eight names, each written in both orders (separators vary, digits kept): the
+    i-th name has i + 1 accounts on night 1; on night 2 the even names gain one, the odd ones
+    lose their last and one account moves to the next name, so blocks cross max_block = 4 both
+    ways and most pairs stay as they were."""
+    names = [
+        ("priya", "verma"), ("amit", "kumar"), ("zara", "khan"), ("ravi", "teja"),
+        ("neha", "joshi"), ("arjun", "rao"), ("meera", "iyer"), ("kabir", "bose"),
+    ]  # fmt: skip
+    forms = ["{a}.{b}", "{b}_{a}", "{b}{a}", "{a}{b}", "{b}.{a}", "{a}_{b}", "{b}-{a}", "{a}.{b}"]
+    domains = ["gmail.com", "yahoo.com"]
+    rows = []
+    for i, (a, b) in enumerate(names):
+        n = i + 1 + (0 if night == 1 else (1 if i % 2 == 0 else -1))
+        for j in range(n):
+            local = forms[(i + j) % len(forms)].format(a=a, b=b) + ("7" if j % 3 == 2 else "")
+            moved = night == 2 and i == 2 and j == 0
+            if moved:  # the first zara khan now writes as a ravi teja
+                local = "teja.ravi"
+            rows.append({"user_id": f"n{i}-{j}", **_email(local, domains[(i * j) % 2])})
+    return _users(rows)
+
+
+def test_incremental_reordered_names_equal_a_full_run() -> None:
+    settings = LinkSettings(max_block=4)
+    day1, day2 = _name_families(1), _name_families(2)
+    devices = _devices([])
+    for night in (day1, day2):  # the nights do hold reordered pairs
+        emails = handle_frame(user_index(night), BUILTIN.spec("email"))
+        assert handle_reordered_pairs(emails, max_block=4).height >= 3
+    for before, after in ((day1, day2), (day2, day1)):
+        full_before = build_links(before, devices, settings)
+        full = build_links(after, devices, settings)
+        previous = PreviousLinks(before, devices, full_before.links, full_before.lookalikes)
+        incremental = build_links(after, devices, settings, previous=previous)
+        assert incremental.links.equals(full.links)
+        assert incremental.lookalikes.equals(full.lookalikes)
+        assert incremental.stats["email_similar_reused_pairs"] > 0
+        assert 0 < incremental.stats["email_similar_focus_users"] < after.height
+
+
+def test_a_name_key_block_crossing_max_block_refocuses_its_unchanged_pairs() -> None:
+    """`priya.verma` ~ `verma_priya` (neither changes) are paired while their name key holds at
+    most max_block accounts; a newcomer `priya.verma9` pushes it past and the pair must go."""
+    settings = LinkSettings(max_block=3, window=2)  # no sorted neighbourhood spans u1, u2
+    day1 = _users(
+        [
+            {"user_id": "u1", **_email("priya.verma")},
+            {"user_id": "u2", **_email("verma_priya", "yahoo.com")},
+            {"user_id": "u3", **_email("priyaverma2")},
+            {"user_id": "u5", **_email("zoya.khan")},
+        ]
+    )
+    day2 = pl.concat([day1, _users([{"user_id": "u4", **_email("priya.verma9")}])])
+    devices = _devices([])
+    for before, after in ((day1, day2), (day2, day1)):
+        full_before = build_links(before, devices, settings)
+        full = build_links(after, devices, settings)
+        previous = PreviousLinks(before, devices, full_before.links, full_before.lookalikes)
+        incremental = build_links(after, devices, settings, previous=previous)
+        assert incremental.links.equals(full.links)
+        assert incremental.lookalikes.equals(full.lookalikes)
+        reordered = full.lookalikes.filter((pl.col("user_a") == "u1") & (pl.col("user_b") == "u2"))
+        assert reordered.height == (1 if after is day1 else 0)
 
 
 def test_lookalike_pairs_hold_every_similar_pair_before_the_weight_filter() -> None:

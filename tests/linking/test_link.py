@@ -120,6 +120,46 @@ def test_a_run_of_suffixes_is_one_strong_sequence() -> None:
     assert apart["weight"].max() < in_run["weight"].min()  # type: ignore[operator]
 
 
+def test_one_name_in_another_order_is_a_lookalike_weighed_by_its_crowd() -> None:
+    """`priya.verma` ~ `verma_priya` ~ `vermapriya` (no edit distance makes them alike) link at
+    the similarity threshold, halved across providers, with support = the accounts on the name
+    key; a reordering with another number is two changes; a common name written both ways by its
+    crowd links no one; a rotation by one letter is no reordering."""
+    settings = LinkSettings()
+    ring = [
+        {"user_id": "p1", **_email("priya.verma")},
+        {"user_id": "p2", **_email("verma_priya", "yahoo.com")},
+        {"user_id": "p3", **_email("vermapriya")},
+        {"user_id": "p4", **_email("verma.priya07")},
+        {"user_id": "x1", **_email("annabel")},
+        {"user_id": "x2", **_email("nnabela")},
+    ]
+    crowd = [{"user_id": f"c{i:03d}", **_email(f"rahul.sharma{i}")} for i in range(150)]
+    crowd += [{"user_id": f"d{i}", **_email(f"sharma_rahul{i}", "yahoo.com")} for i in range(3)]
+    crowd += [{"user_id": f"m{i:02d}", **_email(f"amit.kumar{i}")} for i in range(30)]
+    crowd += [{"user_id": "n0", **_email("kumaramit0")}]
+    links = build_links(_users(ring + crowd), _devices([]), settings).links
+    similar = links.filter(pl.col("kind") == "email_similar")
+    got = {
+        (r["user_a"], r["user_b"]): (r["similarity"], r["support"], r["evidence"])
+        for r in similar.iter_rows(named=True)
+    }
+    weight = {(r["user_a"], r["user_b"]): r["weight"] for r in similar.iter_rows(named=True)}
+    threshold = settings.email_similarity
+    assert got[("p1", "p3")][:2] == (pytest.approx(threshold), 4)
+    assert got[("p1", "p2")][:2] == (pytest.approx(threshold / 2), 4)  # another provider
+    assert "look-alike email local parts" in got[("p1", "p3")][2]
+    assert ("p1", "p4") not in got  # reordered, and a number added
+    assert ("p3", "p4") not in got  # one stem: 77 % similar as text, under the threshold
+    assert ("x1", "x2") not in got
+    # rahul.sharma ~ sharma_rahul: 153 accounts on the key, past max_block: never paired
+    assert not [pair for pair in got if {pair[0][0], pair[1][0]} == {"c", "d"}]
+    # amit.kumar ~ kumaramit among 31 on the key: paired, but as weak as namesakes in a crowd
+    assert got[("m00", "n0")][:2] == (pytest.approx(threshold), 31)
+    assert weight[("m00", "n0")] < weight[("p1", "p3")] / 2
+    assert weight[("m00", "n0")] <= weight[("m01", "m02")]  # amit.kumar1 ~ amit.kumar2
+
+
 def _upi(handle: str, psp: str = "ybl") -> dict[str, object]:
     return {"upi": f"{handle}@{psp}", "upi_handle": handle, "upi_psp": psp}
 
@@ -147,7 +187,7 @@ def test_upi_ids_link_exactly_and_as_lookalike_handles() -> None:
     assert exact["evidence"] == "same UPI id, held by 2 users"
     assert exact["weight"] == pytest.approx(1.0)
     similar = links.filter(pl.col("kind") == "upi_similar").row(0, named=True)
-    assert "near-identical UPI handles" in similar["evidence"]
+    assert "look-alike UPI handles" in similar["evidence"]
     assert 0 < similar["weight"] < 1
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import polars as pl
 import pytest
 
 from graphfraud import schema
 from graphfraud.linking.link import build_links
+from graphfraud.linking.lookalike import reordered
 from graphfraud.scoring.online import canonical_identity, find_matches
 from graphfraud.scoring.snapshot import load_snapshot
 from tests.online_run import OnlineRun
@@ -64,12 +67,15 @@ def _batch_links_of(
     }
 
 
-def test_online_lookalike_links_are_the_batch_links_of_the_account(online_run: OnlineRun) -> None:
+def _online_equals_batch(online_run: OnlineRun, probes: list[str]) -> dict[str, set[str]]:
+    """Each probe's online look-alike links are its batch links, to the similarity, support and
+    weight; returns the linked users' emails per probe."""
     snapshot = load_snapshot(online_run.run_dir)
     users = pl.read_parquet(online_run.run_dir / schema.USERS_FILE)
     devices = pl.read_parquet(online_run.run_dir / schema.DEVICES_FILE)
-    compared = linked = 0
-    for email in _probes(users, 24):
+    email_of = dict(users.select("user_id", "email").iter_rows())
+    linked: dict[str, set[str]] = {}
+    for email in probes:
         want = _batch_links_of(online_run, users, devices, email)
         identity, _ = canonical_identity({"email": email}, registry=snapshot.registry)
         matches, _ = find_matches(snapshot, identity, online_run.settings.link)
@@ -83,7 +89,49 @@ def test_online_lookalike_links_are_the_batch_links_of_the_account(online_run: O
             assert got[user_id][0] == pytest.approx(sim, abs=1e-4), (email, user_id)
             assert got[user_id][1] == support, (email, user_id)
             assert got[user_id][2] == pytest.approx(weight, abs=1e-5), (email, user_id)
-        compared += 1
-        linked += len(want)
-    assert compared == 24
-    assert linked >= 24  # the probes do land next to existing handles
+        linked[email] = {email_of[u] for u in want}
+    return linked
+
+
+def test_online_lookalike_links_are_the_batch_links_of_the_account(online_run: OnlineRun) -> None:
+    users = pl.read_parquet(online_run.run_dir / schema.USERS_FILE)
+    linked = _online_equals_batch(online_run, _probes(users, 24))
+    assert len(linked) == 24
+    assert sum(map(len, linked.values())) >= 24  # the probes do land next to existing handles
+
+
+def _reordered_probes(users: pl.DataFrame, n: int) -> list[str]:
+    """Existing two-part handles (`first.last`, `first_last07`) with their parts swapped, joined
+    by another separator or none, their number kept or dropped, on the same or another
+    provider."""
+    rng = np.random.default_rng(9)
+    two_parts = (
+        users.select("email_local", "email_domain")
+        .drop_nulls()
+        .filter(pl.col("email_local").str.contains(r"^[a-z]{3,}[._][a-z]{3,}[0-9]*$"))
+        .unique()
+        .sort("email_local", "email_domain")
+    )
+    out: list[str] = []
+    for local, domain in two_parts.sample(n, seed=3).iter_rows():
+        name = local.rstrip("0123456789")
+        first, last = re.split(r"[._]", name)
+        sep = ["", ".", "_"][int(rng.integers(3))]
+        number = local[len(name) :] if rng.random() < 0.75 else ""
+        if rng.random() < 0.5:
+            domain = "yahoo.com" if domain != "yahoo.com" else "gmail.com"
+        out.append(f"{last}{sep}{first}{number}@{domain}")
+    return out
+
+
+def test_online_reordered_names_are_the_batch_links_of_the_account(online_run: OnlineRun) -> None:
+    users = pl.read_parquet(online_run.run_dir / schema.USERS_FILE)
+    linked = _online_equals_batch(online_run, _reordered_probes(users, 16))
+    assert len(linked) == 16
+    # most probes link to the handle they reorder: the rule fires online as in the batch
+    swapped = [
+        probe
+        for probe, emails in linked.items()
+        if any(reordered(probe.split("@")[0], e.split("@")[0]) for e in emails)
+    ]
+    assert len(swapped) >= 8

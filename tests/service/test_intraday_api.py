@@ -113,6 +113,27 @@ def test_analysts_see_todays_accounts_in_the_evidence_and_scorers_do_not(
     assert all("zorvexquint" not in m["matched_value"] for m in today)  # masked for an analyst
 
 
+def test_todays_accounts_link_on_one_name_in_another_order(client: TestClient) -> None:
+    """`zorvex.quintal` then `quintal_zorvex` (no edit distance makes them alike): the second
+    links to the first, today's account, as the batch's reordered-name rule will tonight, with
+    the name key's crowd (two) as support."""
+    created = T0.isoformat()
+    _post(
+        client,
+        {"user_id": "new-name-1", "email": "zorvex.quintal@gmail.com", "created_at": created},
+    )
+    second = _post(
+        client,
+        {"user_id": "new-name-2", "email": "quintal_zorvex@gmail.com", "created_at": created},
+        role="analyst",
+    )
+    assert second["match_counts"].get("email_similar") == 1
+    (match,) = [m for m in second["matches"] if m["kind"] == "email_similar"]
+    assert match["user_id"] == "new-name-1"
+    assert match["today"] is True
+    assert match["support"] == 2
+
+
 def test_a_what_if_is_not_recorded(client: TestClient) -> None:
     what_if = _post(client, _ring_account(1, record=False))
     assert what_if["recorded"] is False
