@@ -11,7 +11,7 @@ from graphfraud.config import LinkSettings, load_settings
 from graphfraud.identifiers import BUILTIN
 from graphfraud.ingest.validate import Ingested, ingest
 from graphfraud.linking.blocking import handle_reordered_pairs
-from graphfraud.linking.link import PreviousLinks, build_links, handle_frame, user_index
+from graphfraud.linking.link import Links, PreviousLinks, build_links, handle_frame, user_index
 from graphfraud.synthetic import generate_population
 from graphfraud.synthetic.nights import two_nights
 from graphfraud.synthetic.rings import BASE_RECIPES, RingRecipes
@@ -32,6 +32,19 @@ def _nights(
 
 
 SMALL = LinkSettings(max_block=5, max_crowd=30, window=3, max_share=6)
+
+
+def _incremental_is_full(
+    before: pl.DataFrame, after: pl.DataFrame, devices: pl.DataFrame, settings: LinkSettings
+) -> tuple[Links, Links]:
+    """(full, incremental) links of the night `after` on `before`, asserted equal."""
+    full_before = build_links(before, devices, settings)
+    full = build_links(after, devices, settings)
+    previous = PreviousLinks(before, devices, full_before.links, full_before.lookalikes)
+    incremental = build_links(after, devices, settings, previous=previous)
+    assert incremental.links.equals(full.links)
+    assert incremental.lookalikes.equals(full.lookalikes)
+    return full, incremental
 
 
 @pytest.mark.parametrize(
@@ -99,12 +112,7 @@ def test_incremental_reordered_names_equal_a_full_run() -> None:
         emails = handle_frame(user_index(night), BUILTIN.spec("email"))
         assert handle_reordered_pairs(emails, max_block=4).height >= 3
     for before, after in ((day1, day2), (day2, day1)):
-        full_before = build_links(before, devices, settings)
-        full = build_links(after, devices, settings)
-        previous = PreviousLinks(before, devices, full_before.links, full_before.lookalikes)
-        incremental = build_links(after, devices, settings, previous=previous)
-        assert incremental.links.equals(full.links)
-        assert incremental.lookalikes.equals(full.lookalikes)
+        _, incremental = _incremental_is_full(before, after, devices, settings)
         assert incremental.stats["email_similar_reused_pairs"] > 0
         assert 0 < incremental.stats["email_similar_focus_users"] < after.height
 
@@ -124,12 +132,7 @@ def test_a_name_key_block_crossing_max_block_refocuses_its_unchanged_pairs() -> 
     day2 = pl.concat([day1, _users([{"user_id": "u4", **_email("priya.verma9")}])])
     devices = _devices([])
     for before, after in ((day1, day2), (day2, day1)):
-        full_before = build_links(before, devices, settings)
-        full = build_links(after, devices, settings)
-        previous = PreviousLinks(before, devices, full_before.links, full_before.lookalikes)
-        incremental = build_links(after, devices, settings, previous=previous)
-        assert incremental.links.equals(full.links)
-        assert incremental.lookalikes.equals(full.lookalikes)
+        full, _ = _incremental_is_full(before, after, devices, settings)
         reordered = full.lookalikes.filter((pl.col("user_a") == "u1") & (pl.col("user_b") == "u2"))
         assert reordered.height == (1 if after is day1 else 0)
 
@@ -178,10 +181,7 @@ def test_a_run_too_big_to_pair_on_both_nights_refocuses_only_its_newcomer() -> N
     """A suffix-number run of more than `max_block` accounts is never paired: a newcomer to it
     refocuses none of its old members, while a run that crosses the bar, or a small run that
     changes, refocuses all of its members; the links are a full night's either way."""
-    from graphfraud.identifiers import BUILTIN
     from graphfraud.linking.incremental import lookalike_reuse
-    from graphfraud.linking.link import user_index
-    from tests.linking.test_link import _devices, _email, _users
 
     def people(handles: list[str]) -> pl.DataFrame:
         return _users([{"user_id": h, **_email(h)} for h in handles])
@@ -195,13 +195,9 @@ def test_a_run_too_big_to_pair_on_both_nights_refocuses_only_its_newcomer() -> N
     no_devices = _devices([])
     full_before = build_links(before_users, no_devices, SMALL)
     previous = PreviousLinks(before_users, no_devices, full_before.links, full_before.lookalikes)
-    email = next(s for s in BUILTIN.kinds if s.name == "email")
     indexed = user_index(after_users)
-    reuse = lookalike_reuse(indexed, previous, email, "email_similar", SMALL)
+    reuse = lookalike_reuse(indexed, previous, BUILTIN.spec("email"), "email_similar", SMALL)
     focused = set(indexed.filter(pl.Series(reuse.focus.users))["user_id"])
     assert focused == {"amitpatel1978", *small, "nehasingh14", *crossing, "ravikumar26"}
-    full = build_links(after_users, no_devices, SMALL)
-    incremental = build_links(after_users, no_devices, SMALL, previous=previous)
-    assert incremental.links.equals(full.links)
-    assert incremental.lookalikes.equals(full.lookalikes)
+    full, _ = _incremental_is_full(before_users, after_users, no_devices, SMALL)
     assert full.lookalikes.height > 0
