@@ -53,13 +53,14 @@ def lookalike_reuse(
     before = handle_frame(user_index(previous.users), spec)
     added = now.join(before.select(_HANDLE), on=_HANDLE, how="anti", nulls_equal=True)
     removed = before.join(now.select(_HANDLE), on=_HANDLE, how="anti", nulls_equal=True)
+    runs_now, runs_before = _runs(now), _runs(before)
     focus = pl.concat(
         [
             added["user_id"],
             _flipped_block_members(now, before, added, removed, settings),
             _flipped_stem_neighbours(now, before, added, removed, settings.max_block),
-            _run_members(now, before, added["user_id"], settings.max_block),
-            _run_members(before, now, removed["user_id"], settings.max_block),
+            _run_members(runs_now, runs_before, added["user_id"], settings.max_block),
+            _run_members(runs_before, runs_now, removed["user_id"], settings.max_block),
         ]
     ).unique()
     uid_of = indexed.select("uid", "user_id")
@@ -306,17 +307,16 @@ def _runs(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _run_members(
-    frame: pl.DataFrame, other: pl.DataFrame, changed: pl.Series, max_block: int
+    runs: pl.DataFrame, other: pl.DataFrame, changed: pl.Series, max_block: int
 ) -> pl.Series:
-    """Users in a suffix-number run of `frame`'s night that holds a changed handle, unless
-    neither night pairs them by run: their run here, and theirs on `other`'s night (if any),
-    hold more than `max_block` accounts."""
+    """Users in a suffix-number run of one night (`runs`, `_runs`) that holds a changed handle,
+    unless neither night pairs them by run: their run there, and theirs the other night
+    (`other`, if any), hold more than `max_block` accounts."""
     if changed.is_empty():
         return pl.Series("user_id", [], dtype=pl.Utf8)
-    runs = _runs(frame)
     hit = runs.filter(pl.col("user_id").is_in(changed.implode())).select("run").unique()
     members = runs.join(hit, on="run", how="semi")
-    paired_there = _runs(other).filter(pl.col("accounts") <= max_block).select("user_id")
+    paired_there = other.filter(pl.col("accounts") <= max_block).select("user_id")
     never_paired = members.filter(pl.col("accounts") > max_block).join(
         paired_there, on="user_id", how="anti"
     )
