@@ -30,6 +30,7 @@ def _stage(name: str, path: str, queue: Any) -> None:
 
     from graphfraud.config import load_settings
     from graphfraud.linking.link import build_links
+    from graphfraud.model.dataset import GRAPH_LINK_COLUMNS
     from graphfraud.model.feature_parts import user_features_on
     from graphfraud.pipeline import run_registry
     from graphfraud.rings.detect import RING_LINK_COLUMNS, leiden_communities, strong_pairs
@@ -67,7 +68,7 @@ def _stage(name: str, path: str, queue: Any) -> None:
         from graphfraud.engine import SERIAL
         from graphfraud.rings.detect import pair_strengths
 
-        links = run.read(LINKS_FILE, columns=["user_a", "user_b", "kind", "weight"])
+        links = run.read(LINKS_FILE, columns=list(GRAPH_LINK_COLUMNS))
         features = user_features_on(
             SERIAL,
             run.read(USERS_FILE),

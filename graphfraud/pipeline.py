@@ -541,7 +541,7 @@ def stage_score(
     """Features (in parts of users on the engine, `settings.engine`) → model (train
     candidates, pick, register) → user and ring scores; whether to train is the retrain
     policy's (`model.retrain`: an incremental night wants `auto` or `never`)."""
-    from graphfraud.model.dataset import build_graph_data
+    from graphfraud.model.dataset import GRAPH_LINK_COLUMNS, build_graph_data
     from graphfraud.model.ego import node_state, save_state
     from graphfraud.model.feature_parts import user_features_on
     from graphfraud.model.inputs import GraphInputs
@@ -553,8 +553,7 @@ def stage_score(
 
     registry = run_registry(run)
     users = run.read(USERS_FILE)
-    # What features and the model read of a link (not its values or evidence text).
-    links = run.read(LINKS_FILE, columns=["user_a", "user_b", "kind", "weight"])
+    links = run.read(LINKS_FILE, columns=list(GRAPH_LINK_COLUMNS))
     members = run.read(MEMBERS_FILE)
     rings = run.read(RINGS_FILE)
     with _stage(run, "features", say) as record, _engine(settings, engine) as on:

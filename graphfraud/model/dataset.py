@@ -20,6 +20,8 @@ from graphfraud.model.base import LABEL_DERIVED_PREFIX, UNKNOWN_LABEL, GraphData
 from graphfraud.schema import USER_ID
 
 RELATIONS: tuple[str, ...] = BUILTIN.link_kinds
+# What the model and the user features read of a link: never its values or evidence text.
+GRAPH_LINK_COLUMNS = ("user_a", "user_b", "kind", "weight")
 
 
 def build_graph_data(
@@ -39,7 +41,7 @@ def build_graph_data(
     (`IdentifierRegistry.link_kinds`); a link of another kind is an error.
     """
     _require(features, (USER_ID,), "features")
-    _require(links, ("user_a", "user_b", "kind", "weight"), "links")
+    _require(links, GRAPH_LINK_COLUMNS, "links")
     _require(labels, (USER_ID, "label"), "labels")
     if features[USER_ID].null_count():
         raise ArtifactError("features: user_id has nulls")
