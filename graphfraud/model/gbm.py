@@ -192,22 +192,33 @@ class GBMModel:
     def predict(
         self, data: ModelInput, rows: npt.NDArray[np.bool_] | None = None
     ) -> npt.NDArray[np.float32]:
-        """P(fraud) per node; with `rows`, only those nodes are scored (the rest are 0)."""
+        """P(fraud) per node; with `rows`, only those nodes are scored (the rest are 0). The
+        inputs are stacked a chunk of rows at a time (`GraphInputs.matrix_chunks`): trees
+        score each row alone, so the scores are those of one stacked matrix."""
         if self._booster is None:
             raise ArtifactError("GBM model used before fit/load")
         inputs = GraphInputs.of(data)
-        x = self._inputs(inputs, rows)
-        if x.shape[1] != self._n_inputs:
-            raise ArtifactError(
-                f"GBM expects {self._n_inputs} inputs, got {x.shape[1]}",
-                hint="score with the run's ring members (build_graph_data(..., members)) and "
-                "the feature set the model was trained on",
-            )
+        n = inputs.data.num_nodes
+        total = n if rows is None else int(rows.sum())
+        threads = self.threads(total)
+        raw: list[npt.NDArray[np.float64]] = []
+        for x in inputs.matrix_chunks(
+            label_features=bool(self._params["label_features"]),
+            per_relation=bool(self._params.get("per_relation", False)),
+            rows=rows,
+        ):
+            if x.shape[1] != self._n_inputs:
+                raise ArtifactError(
+                    f"GBM expects {self._n_inputs} inputs, got {x.shape[1]}",
+                    hint="score with the run's ring members (build_graph_data(..., members)) "
+                    "and the feature set the model was trained on",
+                )
+            raw.append(self._raw(x, threads))
+        p = self._calibrated(np.concatenate(raw) if raw else np.zeros(0))
         if rows is None:
-            return self._calibrated(self._raw(x))
-        out = np.zeros(inputs.data.num_nodes, dtype=np.float32)
-        if rows.any():
-            out[rows] = self._calibrated(self._raw(x))
+            return p
+        out = np.zeros(n, dtype=np.float32)
+        out[rows] = p
         return out
 
     @property
@@ -221,14 +232,14 @@ class GBMModel:
             raise ArtifactError("GBM model used before fit/load")
         if x.ndim != 2 or x.shape[1] != self._n_inputs:
             raise ArtifactError(f"GBM expects {self._n_inputs} inputs, got shape {x.shape}")
-        return self._calibrated(self._raw(x))
+        return self._calibrated(self._raw(x, self.threads(len(x))))
 
-    def _raw(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    def _raw(self, x: npt.NDArray[np.float32], threads: int) -> npt.NDArray[np.float64]:
         assert self._booster is not None
         # Explicit every time: a loaded booster would otherwise use the thread count saved in
         # its text by the host that trained it.
         p: npt.NDArray[np.float64] = np.asarray(
-            self._booster.predict(x, num_threads=self.threads(len(x))), dtype=np.float64
+            self._booster.predict(x, num_threads=threads), dtype=np.float64
         )
         return p
 

@@ -7,8 +7,10 @@ import polars as pl
 import pytest
 
 from graphfraud.errors import ArtifactError
+from graphfraud.model import aggregate
 from graphfraud.model.aggregate import (
     build_adjacency,
+    feature_aggregates,
     label_aggregates,
     stacked_columns,
     with_visible_labels,
@@ -138,6 +140,42 @@ def test_row_and_column_slices_of_the_inputs_match_the_full_stack(
     assert block_names == names
     cols = np.array([len(names) - 1, 0, 5, len(names) // 2], dtype=np.int64)  # any order
     np.testing.assert_array_equal(stacked_columns(blocks, cols), full[:, cols])
+
+
+def test_inputs_in_row_chunks_stack_to_the_full_matrix(
+    planted: tuple[GraphData, np.ndarray],
+) -> None:
+    data, _ = planted
+    inputs = GraphInputs(data)
+    full, _ = inputs.matrix()
+    chunks = list(inputs.matrix_chunks(chunk=7))
+    assert len(chunks) == -(-data.num_nodes // 7)
+    np.testing.assert_array_equal(np.vstack(chunks), full)
+    rows = data.labelled
+    np.testing.assert_array_equal(
+        np.vstack(list(inputs.matrix_chunks(rows=rows, chunk=7))), full[rows]
+    )
+    assert list(inputs.matrix_chunks(rows=np.zeros(data.num_nodes, dtype=bool))) == []
+
+
+@pytest.mark.parametrize("per_relation", [False, True])
+def test_feature_aggregates_a_few_columns_at_a_time_equal_one_product(
+    planted: tuple[GraphData, np.ndarray], monkeypatch: pytest.MonkeyPatch, per_relation: bool
+) -> None:
+    data, _ = planted
+    x = data.x.copy()
+    x[::3, 1] = np.nan  # filled per column: a chunk must fill with its own columns' means
+    data = replace(data, x=x)
+    adj = build_adjacency(data)
+    monkeypatch.setattr(aggregate, "AGGREGATE_COLUMNS", 10_000)
+    whole, names = feature_aggregates(data, adj, per_relation=per_relation)
+    monkeypatch.setattr(aggregate, "AGGREGATE_COLUMNS", 3)
+    chunked, chunked_names = feature_aggregates(data, adj, per_relation=per_relation)
+    assert chunked_names == names
+    assert len(names) == whole.shape[1]
+    np.testing.assert_array_equal(chunked, whole)
+    means = 3 * len(aggregate.aggregable_columns(data.feature_names))
+    assert not np.isnan(whole[:, :means]).any()
 
 
 def test_label_copies_share_the_label_free_inputs_and_keep_their_own_labels(

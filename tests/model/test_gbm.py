@@ -13,6 +13,7 @@ import pytest
 
 from graphfraud.config import ModelSettings
 from graphfraud.errors import ArtifactError, ConfigError
+from graphfraud.model import inputs as inputs_module
 from graphfraud.model.base import GraphData
 from graphfraud.model.dataset import build_graph_data
 from graphfraud.model.gbm import (
@@ -24,6 +25,7 @@ from graphfraud.model.gbm import (
     GBMModel,
     early_stopping_split,
 )
+from graphfraud.model.inputs import GraphInputs
 from tests.model.conftest import planted_frames
 
 
@@ -192,6 +194,19 @@ def test_one_row_scores_exactly_as_it_does_in_a_batch(
         scored = model.predict(data, one)
         assert scored[node] == batch[node]
         assert not scored[~one].any()
+
+
+def test_scores_in_row_chunks_are_the_scores_of_one_stacked_matrix(
+    planted: tuple[GraphData, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, _ = planted
+    model = GBMModel(max_iter=30, num_threads=2)
+    model.fit(data, data.labelled, seed=4)
+    stacked = model.predict_rows(GraphInputs(data).matrix()[0])
+    monkeypatch.setattr(inputs_module, "SCORE_CHUNK_ROWS", 13)
+    np.testing.assert_array_equal(model.predict(data), stacked)
+    rows = ~data.labelled
+    np.testing.assert_array_equal(model.predict(data, rows)[rows], stacked[rows])
 
 
 def test_a_thread_count_below_one_is_refused() -> None:
