@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from graphfraud.errors import ArtifactError
 from graphfraud.model.aggregate import (
+    AGGREGATE_COLUMNS,
     F32,
     LABEL_COLUMNS,
     RING_LABEL_COLUMNS,
@@ -109,13 +110,20 @@ class NodeState:
 
 
 def node_state(inputs: GraphInputs) -> NodeState:
-    """The state every node of `inputs` offers its neighbours (the batch side)."""
+    """The state every node of `inputs` offers its neighbours (the batch side), written into
+    one float32 matrix a few columns at a time, as `aggregate.feature_aggregates` is."""
     data, adj = inputs.data, inputs.adjacency
     cols = aggregable_columns(data.feature_names)
-    raw = data.x[:, cols].astype(np.float64)
-    col_mean = _column_means(raw)
-    x = np.where(np.isnan(raw), col_mean[None, :], raw)
-    m1 = adj.mean @ x
+    c = len(cols)
+    matrix = np.empty((data.num_nodes, 2 * c + len(SCALARS)), dtype=np.float32)
+    col_mean = np.empty(c, dtype=np.float64)
+    for lo in range(0, c, AGGREGATE_COLUMNS):
+        hi = min(lo + AGGREGATE_COLUMNS, c)
+        raw = data.x[:, cols[lo:hi]].astype(np.float64)
+        col_mean[lo:hi] = _column_means(raw)
+        x = np.where(np.isnan(raw), col_mean[None, lo:hi], raw)
+        matrix[:, lo:hi] = x
+        matrix[:, c + lo : c + hi] = adj.mean @ x
     known = (data.labels != UNKNOWN_LABEL).astype(np.float64)
     fraud = (data.labels == 1).astype(np.float64)
     ring = (
@@ -123,19 +131,17 @@ def node_state(inputs: GraphInputs) -> NodeState:
         if data.ring_index is not None
         else np.full(data.num_nodes, -1.0)
     )
-    scalars = np.stack(
-        [
-            np.log1p(adj.count.astype(np.float64)),
-            np.asarray(adj.weighted.sum(axis=1)).ravel(),
-            known,
-            fraud,
-            adj.mean @ known,
-            adj.mean @ fraud,
-            ring,
-        ],
-        axis=1,
+    scalars = (
+        np.log1p(adj.count.astype(np.float64)),
+        np.asarray(adj.weighted.sum(axis=1)).ravel(),
+        known,
+        fraud,
+        adj.mean @ known,
+        adj.mean @ fraud,
+        ring,
     )
-    matrix = np.hstack([x, m1, scalars]).astype(np.float32)
+    for j, column in enumerate(scalars):
+        matrix[:, 2 * c + j] = column
     meta = StateMeta(
         feature_names=data.feature_names,
         aggregated=tuple(data.feature_names[i] for i in cols),
