@@ -22,12 +22,20 @@ import polars as pl
 
 from graphfraud.config import LinkSettings
 from graphfraud.engine import SERIAL, Engine, hash_partitions, map_frames, slices
-from graphfraud.identifiers import BUILTIN, IdentifierRegistry, IdentifierSpec, Linkage, Source
+from graphfraud.identifiers import (
+    BUILTIN,
+    IdentifierRegistry,
+    IdentifierSpec,
+    Linkage,
+    LinkRule,
+    Source,
+)
 from graphfraud.linking.blocking import (
     handle_candidate_pairs,
     handle_reordered_pairs,
     handle_run_pairs,
     number_candidate_pairs,
+    pair_key_expr,
     shared_value_groups,
     unpack_pair_keys,
 )
@@ -203,11 +211,14 @@ def similar_handle_pairs(
         ),
     )
     names = reordered.select("a", "b", pl.lit(threshold, dtype=pl.Float32).alias("similarity"))
-    both = (
+    # the best similarity per pair (a < b), grouped on one packed u64: a two-column key is
+    # row-encoded first, and at 1M users these are ~15M rows
+    best = (
         pl.concat([scored, crowds, in_runs, names])
-        .group_by("a", "b")
+        .group_by(pair_key_expr())
         .agg(pl.col("similarity").max())
     )
+    both = pl.concat([unpack_pair_keys(best["ab"]), best.select("similarity")], how="horizontal")
     return both, candidates.height + crowd_cells + reordered.height
 
 
@@ -371,15 +382,17 @@ def _sequential_support(pairs: pl.DataFrame, side: pl.DataFrame) -> pl.DataFrame
     (±SUFFIX_DENSITY_SPAN around the pair) would put there; only the surplus shrinks the crowd.
     A global range would let one `anjali7` make `anjali1970 … anjali2007` look like a run.
     """
-    seq = pairs.filter(
+    in_sequence = (
         (pl.col("sid_a") == pl.col("sid_b"))
         & pl.col("num_a").is_not_null()
         & pl.col("num_b").is_not_null()
         # only near numbers can be a sequence: amitp003 ~ amitp803 is a one-digit typo, not a run
         & ((pl.col("num_a") - pl.col("num_b")).abs() <= SEQUENCE_MAX_GAP)
     )
-    if seq.is_empty():
+    mask = pairs.select(in_sequence.fill_null(False)).to_series().to_numpy()
+    if not mask.any():
         return pairs
+    seq = pairs.select("sid_a", "num_a", "num_b", "support").filter(pl.Series(mask))
     pts = side.filter(pl.col("num").is_not_null() & pl.col("sid").is_not_null())
     group = pts["sid"].cast(pl.Int64).to_numpy()
     numbers = pts["num"].to_numpy()
@@ -392,14 +405,10 @@ def _sequential_support(pairs: pl.DataFrame, side: pl.DataFrame) -> pl.DataFrame
     around = window_support(group, numbers, mid - span, mid + span, query_group)
     expected = around * (hi - lo + 1) / (2 * span + 1)
     surplus = np.maximum(in_window - expected, 1.0)
-    seq_support = seq.select(
-        "a", "b", (pl.col("support") / pl.Series(surplus)).ceil().alias("seq_support")
-    )
-    return pairs.join(seq_support, on=["a", "b"], how="left").with_columns(
-        pl.min_horizontal("support", pl.col("seq_support").fill_null(pl.col("support"))).alias(
-            "support"
-        )
-    )
+    # written in place of the pairs in a sequence (no join of millions of wide rows on a, b)
+    support = pairs["support"].cast(pl.Float64).to_numpy().copy()
+    support[mask] = np.minimum(support[mask], np.ceil(seq["support"].to_numpy() / surplus))
+    return pairs.with_columns(pl.Series("support", support))
 
 
 def _sequence_links(
@@ -465,21 +474,15 @@ def _sequence_links(
     return links, nothing, n_candidates
 
 
-def _evidence_expr(registry: IdentifierRegistry) -> pl.Expr:
-    """One sentence per link from its kind's template, without the identifier values (they may
-    be PII and are masked separately from value_a/value_b)."""
+def _evidence_expr(rule: LinkRule) -> pl.Expr:
+    """One sentence per link of `rule`'s kind from its template, without the identifier values
+    (they may be PII and are masked separately from value_a/value_b)."""
     fill = {
         "support": pl.col("support").cast(pl.Utf8),
         "similarity": (pl.col("similarity") * 100).round(0).cast(pl.Int32).cast(pl.Utf8),
     }
-    sentence: pl.Expr = pl.lit(None, dtype=pl.Utf8)
-    for rule in reversed(registry.rules):
-        pieces = re.split(r"{(\w+)}", rule.evidence)  # text, field, text, field, …
-        parts = [fill[p] if i % 2 else pl.lit(p) for i, p in enumerate(pieces) if p]
-        sentence = (
-            pl.when(pl.col("kind") == rule.kind).then(pl.concat_str(parts)).otherwise(sentence)
-        )
-    return sentence
+    pieces = re.split(r"{(\w+)}", rule.evidence)  # text, field, text, field, …
+    return pl.concat_str([fill[p] if i % 2 else pl.lit(p) for i, p in enumerate(pieces) if p])
 
 
 _FUZZY_PASSES = {
@@ -509,7 +512,7 @@ def build_links(
     stats: dict[str, int] = {}
     parts: list[pl.DataFrame] = []
     supports: list[pl.DataFrame] = []
-    similar: list[pl.DataFrame] = []
+    similar: dict[str, pl.DataFrame] = {}  # link kind -> a, b, similarity
     reused: list[pl.DataFrame] = []  # last night's final links no change can touch
     for spec in registry.kinds:
         kind = spec.name
@@ -548,28 +551,11 @@ def build_links(
                 indexed, spec, kind, settings, registry, reuse, engine
             )
             parts.append(links)
-            similar.append(pairs.with_columns(pl.lit(kind).alias("kind")))
+            similar[kind] = pairs.select("a", "b", "similarity")
             stats[f"{kind}_candidates"] = n_candidates
             stats[f"{kind}_links"] = links.height
             stats[f"{kind}_ms"] = int((time.perf_counter() - t0) * 1000)
-    columns = ["a", "b", "kind", "value_a", "value_b", "similarity", "support"]
-    # Exact pairs from one kind can repeat through several shared values (two shared devices):
-    # keep the strongest value per (pair, kind) so a pair has at most one link per kind.
-    all_links = (
-        pl.concat([p.select(columns) for p in parts if p.height], how="vertical_relaxed")
-        if any(p.height for p in parts)
-        else pl.DataFrame(schema={c: pl.Utf8 for c in columns})
-    )
-    if all_links.height:
-        all_links = _with_user_ids(
-            all_links.with_columns(link_weight_expr(registry).alias("weight"))
-            .sort(
-                ["a", "b", "kind", "weight", "value_a"],
-                descending=[False, False, False, True, False],
-            )
-            .unique(["a", "b", "kind"], keep="first", maintain_order=True),
-            uid_of,
-        ).with_columns(_evidence_expr(registry).alias("evidence"))
+    all_links = _assemble_links(parts, registry, uid_of)
     out = conform_frame(all_links, LINKS_SCHEMA)
     if reused:
         out = pl.concat([out, *(conform_frame(r, LINKS_SCHEMA) for r in reused)]).sort(
@@ -580,6 +566,65 @@ def build_links(
     return Links(
         links=out, support=support_all, stats=stats, lookalikes=_named_pairs(similar, uid_of)
     )
+
+
+def _assemble_links(
+    parts: list[pl.DataFrame], registry: IdentifierRegistry, uid_of: pl.DataFrame
+) -> pl.DataFrame:
+    """The links of every kind's parts as written (`user_a, user_b, kind, value_a, value_b,
+    similarity, support, weight, evidence`), sorted by user pair and kind.
+
+    One kind at a time: its sort, its dedup and its evidence sentence never hold every kind's
+    millions of rows at once (at 1M users, sorting them all on strings and building every
+    kind's sentence for every row cost 1.5 GB more than the links themselves). `parts` is
+    emptied."""
+    columns = ["a", "b", "kind", "value_a", "value_b", "similarity", "support"]
+    by_kind: dict[str, list[pl.DataFrame]] = {}
+    for part in parts:
+        if part.height:
+            by_kind.setdefault(str(part["kind"][0]), []).append(part.select(columns))
+    parts.clear()  # each kind's raw links go as soon as its final ones exist
+    if not by_kind:
+        return pl.DataFrame(schema={c: pl.Utf8 for c in columns})
+    done = [
+        _kind_links(pl.concat(by_kind.pop(kind), how="vertical_relaxed"), registry, uid_of)
+        for kind in sorted(by_kind)
+    ]
+    return _in_pair_order(done).drop("a", "b")
+
+
+def _in_pair_order(kinds: list[pl.DataFrame]) -> pl.DataFrame:
+    """`kinds` (one frame per link kind, kinds in order, one row per pair in each) as one
+    frame sorted by `a, b, kind`. A stable sort on the packed pair keeps the kinds in order;
+    the rows are gathered a column at a time, each unsorted column dropped once its sorted copy
+    exists, so the links (a GB at 1M users) are never held twice. `kinds` is emptied."""
+    keys = np.concatenate(
+        [(k["a"].to_numpy().astype(np.uint64) << np.uint64(32)) | k["b"].to_numpy() for k in kinds]
+    )
+    order = pl.Series(np.argsort(keys, kind="stable"))
+    del keys
+    frame = pl.concat(kinds, how="vertical_relaxed", rechunk=False)
+    kinds.clear()
+    columns: dict[str, pl.Series] = {}
+    for name in frame.columns:
+        columns[name] = frame[name].gather(order)
+        frame = frame.drop(name)
+    return pl.DataFrame(columns)
+
+
+def _kind_links(
+    links: pl.DataFrame, registry: IdentifierRegistry, uid_of: pl.DataFrame
+) -> pl.DataFrame:
+    """One kind's links, weighed, with their evidence, one per pair: exact pairs can repeat
+    through several shared values (two shared devices), and the strongest value is kept (the
+    smallest of equally strong ones), so a pair has at most one link per kind."""
+    best = (
+        links.with_columns(link_weight_expr(registry).alias("weight"))
+        .sort(["a", "b", "weight", "value_a"], descending=[False, False, True, False])
+        .unique(["a", "b"], keep="first", maintain_order=True)
+    )
+    rule = registry.link_rule(str(links["kind"][0]))
+    return _with_user_ids(best, uid_of).with_columns(_evidence_expr(rule).alias("evidence"))
 
 
 def _with_user_ids(frame: pl.DataFrame, uid_of: pl.DataFrame) -> pl.DataFrame:
@@ -593,10 +638,18 @@ def _with_user_ids(frame: pl.DataFrame, uid_of: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _named_pairs(parts: list[pl.DataFrame], uid_of: pl.DataFrame) -> pl.DataFrame:
-    """Similar pairs keyed by user id (`user_a < user_b`), sorted: the LOOKALIKES_FILE."""
-    schema = {"user_a": pl.Utf8, "user_b": pl.Utf8, "kind": pl.Utf8, "similarity": pl.Float32}
-    pairs = [p.select("a", "b", "kind", "similarity") for p in parts if p.height]
-    if not pairs:
-        return pl.DataFrame(schema=schema)
-    return _with_user_ids(pl.concat(pairs).sort("kind", "a", "b"), uid_of).select(list(schema))
+def _named_pairs(parts: dict[str, pl.DataFrame], uid_of: pl.DataFrame) -> pl.DataFrame:
+    """Similar pairs keyed by user id (`user_a < user_b`), sorted by kind and pair: the
+    LOOKALIKES_FILE, one kind at a time (no sort of every kind's millions of pairs on text)."""
+    named = [
+        _with_user_ids(pairs.sort("a", "b"), uid_of).select(
+            "user_a", "user_b", pl.lit(kind).alias("kind"), "similarity"
+        )
+        for kind, pairs in sorted(parts.items())
+        if pairs.height
+    ]
+    if not named:
+        return pl.DataFrame(
+            schema={"user_a": pl.Utf8, "user_b": pl.Utf8, "kind": pl.Utf8, "similarity": pl.Float32}
+        )
+    return pl.concat(named)
