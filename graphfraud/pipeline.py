@@ -637,6 +637,9 @@ def stage_score(
         save_state(node_state(inputs), run.file(ONLINE_DIR))
         _save_gnn_states(inputs, version, settings, run.file(ONLINE_DIR))
         # The score store the service maps (`scoring.mapped`), from the scores just written.
+        # The graph's model inputs and the frames behind them go first: at 1M users they are
+        # 2 GB, and the store's build would otherwise add its own peak on top.
+        del inputs, data, features, links, users, model_scores, scores
         write_score_store(run.path)
     manifest = run.manifest()
     manifest["rings_suspected"] = cut.public()
