@@ -30,6 +30,14 @@ from _common import machine, out_dir
 
 from graphfraud.synthetic import generate_population, write_population
 
+# The batch's stages in the order they run (the manifest keeps them by name).
+STAGE_ORDER = ("ingest", "link", "rings", "features", "model", "scores", "report")
+
+
+def in_order(stages: dict[str, Any]) -> list[str]:
+    known = [s for s in STAGE_ORDER if s in stages]
+    return known + sorted(set(stages) - set(known))
+
 
 def run_size(users: int, seed: int, models: list[str] | None, keep: bool) -> dict[str, Any]:
     """One size: generate, run the batch in a fresh process, return its manifest and wall."""
@@ -74,7 +82,8 @@ def run_size(users: int, seed: int, models: list[str] | None, keep: bool) -> dic
 
 def print_size(manifest: dict[str, Any], wall: float) -> None:
     print(f"{'stage':10s} {'seconds':>9s} {'peak RSS MB':>12s}")
-    for name, stage in manifest["stages"].items():
+    for name in in_order(manifest["stages"]):
+        stage = manifest["stages"][name]
         print(f"{name:10s} {stage['seconds']:>9.1f} {stage['peak_rss_mb']:>12.0f}")
     peak = max(s["peak_rss_mb"] for s in manifest["stages"].values())
     print(f"{'total':10s} {wall:>9.1f} {peak:>12.0f}   (wall incl. interpreter start and imports)")
@@ -101,7 +110,7 @@ def project(users: list[int], values: list[float], target: int) -> float:
 
 def print_curve(results: list[dict[str, Any]], target: int) -> None:
     users = [r["users"] for r in results]
-    stages = list(results[-1]["stages"])
+    stages = in_order(results[-1]["stages"])
     print(f"\ngrowth curve ({len(users)} sizes: {', '.join(f'{u:,}' for u in users)})")
     header = "".join(f"{u // 1000:>9,}k" for u in users)
     print(f"{'seconds':10s}{header} {'k':>6s} {f'@{target / 1e6:g}M':>10s}")
