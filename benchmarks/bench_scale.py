@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import shutil
 import subprocess
 import sys
@@ -39,14 +40,18 @@ def in_order(stages: dict[str, Any]) -> list[str]:
     return known + sorted(set(stages) - set(known))
 
 
+def generate(users: int, seed: int, data: Path) -> tuple[dict[str, Path], int]:
+    pop = generate_population(users, seed)
+    return write_population(pop, data, fmt="parquet"), pop.devices.height
+
+
 def run_size(users: int, seed: int, models: list[str] | None, keep: bool) -> dict[str, Any]:
     """One size: generate, run the batch in a fresh process, return its manifest and wall."""
     root = out_dir(f"scale-{users}")
     t0 = time.perf_counter()
-    pop = generate_population(users, seed)
-    paths = write_population(pop, root / "data", fmt="parquet")
-    n_dev = pop.devices.height
-    del pop
+    # generated in a child process: at 4M users the generator's memory would stay with this one
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        paths, n_dev = pool.apply(generate, (users, seed, root / "data"))
     print(
         f"\nworkload: {users:,} users, {n_dev:,} device sightings (seed {seed}); "
         f"generated in {time.perf_counter() - t0:.1f}s; machine: {machine()}",
@@ -105,7 +110,7 @@ def exponent(users: list[int], values: list[float]) -> float:
 def project(users: list[int], values: list[float], target: int) -> float:
     """The fitted power law at `target` users, anchored at the largest measured size (the
     small sizes carry fixed costs that the fit's constant would otherwise drag along)."""
-    return values[-1] * (target / users[-1]) ** exponent(users, values)
+    return float(values[-1] * (target / users[-1]) ** exponent(users, values))
 
 
 def print_curve(results: list[dict[str, Any]], target: int) -> None:
