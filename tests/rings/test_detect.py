@@ -207,3 +207,27 @@ def test_an_office_crowd_is_not_glued_to_a_ring() -> None:
         frozenset(office),
         frozenset(ring),
     }
+
+
+def test_pair_strengths_group_each_pairs_links_in_any_row_order() -> None:
+    rows = [
+        _row("a", "b", "device", 0.5, "d1"),
+        _row("c", "d", "device", 0.9, "d2"),
+        _row("a", "b", "ip", 0.2, "i1"),
+        _row("a", "c", "ip", 0.3, "i2"),
+        _row("a", "b", "phone", 0.4, "p1"),
+    ]
+    shuffled = pl.DataFrame([rows[i] for i in (4, 1, 0, 3, 2)])
+    for links in (pl.DataFrame(rows), shuffled):
+        got = pair_strengths(links)
+        assert got.select("user_a", "user_b").rows() == [("a", "b"), ("a", "c"), ("c", "d")]
+        assert got["strength"].to_list() == pytest.approx([1 - 0.5 * 0.8 * 0.6, 0.3, 0.9], abs=1e-6)
+    ring = [_row("a", "b", "device", 0.9, "x"), _row("b", "c", "device", 0.9, "y")]
+    noise = [_row("a", "c", "ip", 0.05, "z"), _row("d", "e", "ip", 0.05, "w")]
+    in_order = pl.DataFrame(sorted(ring + noise, key=lambda r: (r["user_a"], r["user_b"])))
+    settings = RingSettings()
+    assert (
+        _groups(detect_rings(pl.DataFrame(noise + ring), settings))
+        == _groups(detect_rings(in_order, settings))
+        == {frozenset("abc")}
+    )
