@@ -20,6 +20,7 @@ reloading the previous run's name (or writing it to `<runs_root>/CURRENT` when p
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -66,6 +67,20 @@ class ReloadStatus:
     last_error: str | None
     last_loaded: SnapshotInfo | None
     last_rejected: Rejection | None = None
+
+
+def freeze_heap() -> None:
+    """Collect once, then move every object alive into the collector's permanent generation.
+
+    A serving worker holds ~450k long-lived objects (the app, its modules, the snapshot's
+    tables of ids and reasons). Every full collection walks them all: a 100-400 ms pause on
+    whichever request triggers it, the hot path's p999. Frozen, they are never walked again;
+    reference counting still frees a swapped-out snapshot when its last request ends. Each
+    swap unfreezes first, so the cycles the previous snapshot left are collected here, once,
+    rather than frozen for ever."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def run_stamp(run_dir: Path) -> tuple[Path, tuple[int, ...]]:
@@ -267,6 +282,8 @@ class SnapshotHolder:
             timer = threading.Timer(STORE_CLOSE_GRACE_S, old.graph.close)
             timer.daemon = True
             timer.start()
+        del old
+        freeze_heap()
         return snapshot.info
 
     def _failed(self, stamp: tuple[Path, tuple[int, ...]], error: str) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,19 @@ def test_swap_under_concurrent_requests_never_fails_or_mixes(client: TestClient)
     assert {snap for _, snap, _ in seen} == {"r1", "r2"}
     assert all(EXPECTED[snap] == score for _, snap, score in seen)  # never a half-swapped view
     assert client.get("/v1/users/a1/score", headers=headers("scorer")).json()["snapshot"] == "r2"
+
+
+def test_a_swap_freezes_the_long_lived_heap_and_frees_the_snapshot_it_replaced(
+    client: TestClient,
+) -> None:
+    holder = client.app.state.holder  # type: ignore[attr-defined]
+    replaced = weakref.ref(holder.current)
+    r = client.post("/v1/admin/reload", json={"run": "r2", "wait": True}, headers=headers("admin"))
+    assert r.status_code == 200
+    assert replaced() is None  # unfrozen and collected at the swap, not kept for ever
+    # a full collection now walks what came after the swap, not the app and its snapshot
+    assert gc.get_freeze_count() > 10 * len(gc.get_objects())
+    assert client.get("/v1/users/a1/score", headers=headers("scorer")).json()["score"] == 0.96
 
 
 def test_background_reload_returns_202_then_swaps(client: TestClient) -> None:
