@@ -4,8 +4,10 @@ Out-of-fold training scores the same graph K times per candidate with different 
 Everything that does not depend on labels (the adjacency, the neighbour aggregates of `x`, the
 GNN's encoded columns, a fitted GNN's h_L) is the same for all of them, and at 1M users each
 costs seconds. A `GraphInputs` owns those derivations for its graph: computed on first use,
-shared by every label copy made with `with_visible_labels`, dropped with the object. Nothing is
-keyed by `id()` and nothing lives at module level, so two graphs can never share an entry.
+shared by every label copy made with `with_visible_labels`, dropped with the object. Each copy
+computes its own label aggregates once (a fold model scores its held-out rows and then the
+unlabelled ones with the same labels). Nothing is keyed by `id()` and nothing lives at module
+level, so two graphs can never share an entry.
 """
 
 from __future__ import annotations
