@@ -120,6 +120,14 @@ class RingSettings(BaseModel):
         "members has a crowd tie are joined through exclusive ties (a chain of handsets or home "
         "connections passed from one account to the next; > 1 turns the merge off)",
     )
+    exclusive_min_size: int = Field(
+        5,
+        ge=2,
+        description="communities joined through exclusive ties stay apart when together they "
+        "would hold fewer users than this: two households tied by one private link are two "
+        "communities, while a crew hung on a chain of private ties is many accounts (a short "
+        "chain of strong ties is one community already, CPM keeps it whole)",
+    )
     exclusive_max_size: int = Field(
         40,
         ge=2,

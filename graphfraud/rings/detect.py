@@ -19,7 +19,8 @@
    of its own leaves a chain that step 3 cuts into pairs (a chain of k is one CPM community only
    when each tie beats resolution·k/2); communities a crowd shares a value in (a household's
    tablet, an office's SIM run) take no part, a member of a namesake crowd joins alone, and
-   a join past `exclusive_max_size` users is not made.
+   a join under `exclusive_min_size` users (two households tied by one private link) or past
+   `exclusive_max_size` is not made.
 6. Each ring gets a provisional id, a hash of its smallest member id. The rings stage then gives
    rings that persist from the previous run their old id (`rings.lineage`); on a first night the
    provisional ids are the ids.
@@ -353,7 +354,10 @@ def merge_on_exclusive_ties(
     an office), or one with more strong pairs than members (dense: not a piece of a chain),
     takes no part; and where only look-alikes crowd a community (a popular name's
     namesakes) each member with an exclusive tie leaves it alone, the namesakes staying behind.
-    Units joined into more than `exclusive_max_size` users stay as they were.
+    Units joined into fewer than `exclusive_min_size` users stay as they were: one private
+    link between two small honest groups (a couple on a friend's home connection, two namesakes'
+    look-alike handles) is no chain, and a short chain of strong ties CPM keeps whole already.
+    So do units joined into more than `exclusive_max_size` users.
     """
     if settings.exclusive_tie_weight > 1 or membership.is_empty():
         return membership
@@ -435,7 +439,11 @@ def merge_on_exclusive_ties(
     size = np.bincount(unit[unit >= 0], minlength=m)  # users per unit
     users = np.bincount(group, weights=size)
     units_in = np.bincount(group)
-    merged = (units_in[group] > 1) & (users[group] <= settings.exclusive_max_size)
+    merged = (
+        (units_in[group] > 1)
+        & (users[group] >= settings.exclusive_min_size)
+        & (users[group] <= settings.exclusive_max_size)
+    )
     label = np.where(merged, first[group], np.arange(m))
     new = np.where(unit >= 0, label[np.maximum(unit, 0)], community)
     # a member that left a look-alike crowd without joining anything keeps its community

@@ -1,6 +1,7 @@
 """Communities joined through exclusive ties: a crew's chain of handsets, home connections and
 reordered handles comes out as one ring, while a household, a namesake crowd and an office's SIM
-run tied to it by one exclusive tie stay apart; the reach is capped; incremental equals full."""
+run tied to it by one exclusive tie stay apart, and so do two small honest groups tied by one
+private link; the reach is capped; incremental equals full."""
 
 from __future__ import annotations
 
@@ -102,6 +103,27 @@ def test_an_office_sim_run_next_to_the_chain_is_not_glued() -> None:
     groups = _groups(find_rings(pl.DataFrame(rows), RingSettings()).members)
     assert frozenset(chain) in groups or frozenset(chain) - {"c03"} in groups
     assert not any(set(office) & g and set(chain) & g for g in groups)
+
+
+def test_two_honest_pairs_tied_by_one_private_link_stay_two_communities() -> None:
+    """Two couples, each on a handset and a home connection of its own, tied by one home
+    connection the two alone used (a visit): a join of four users, under the minimum a chain of
+    private ties must reach, so they stay two; a lone account on a third couple's connection
+    likewise stays out of that couple's community."""
+    rows: list[dict[str, object]] = []
+    for couple in (["p0", "p1"], ["q0", "q1"], ["r0", "r1"]):
+        rows += _shared("device", f"{couple[0]}-handset", couple)
+        rows += _shared("ip", f"{couple[0]}-home", couple)
+    rows += _shared("ip", "p-visit", ["p1", "q0"])
+    rows += _shared("ip", "r-visit", ["r1", "s0"])
+    links = pl.DataFrame(rows)
+    couples = {frozenset({"p0", "p1"}), frozenset({"q0", "q1"}), frozenset({"r0", "r1"})}
+    assert _groups(find_rings(links, RingSettings()).members) == couples
+    # without the minimum, one private link is taken for a piece of a chain and joins them
+    assert _groups(find_rings(links, RingSettings(exclusive_min_size=2)).members) == {
+        frozenset({"p0", "p1", "q0", "q1"}),
+        frozenset({"r0", "r1", "s0"}),
+    }
 
 
 def test_a_chain_longer_than_the_cap_is_left_to_leiden() -> None:
