@@ -113,6 +113,27 @@ class RingSettings(BaseModel):
         1 / 3,
         description="a community uses an IP when at least this share of its members (and two) do",
     )
+    exclusive_tie_weight: float = Field(
+        0.3,
+        description="a link at least this heavy is a *tie*: *exclusive* when its value is held by "
+        "the two accounts alone (support 2), a *crowd* tie otherwise; communities none of whose "
+        "members has a crowd tie are joined through exclusive ties (a chain of handsets or home "
+        "connections passed from one account to the next; > 1 turns the merge off)",
+    )
+    exclusive_min_size: int = Field(
+        5,
+        ge=2,
+        description="communities joined through exclusive ties stay apart when together they "
+        "would hold fewer users than this: two households tied by one private link are two "
+        "communities, while a crew hung on a chain of private ties is many accounts (a short "
+        "chain of strong ties is one community already, CPM keeps it whole)",
+    )
+    exclusive_max_size: int = Field(
+        40,
+        ge=2,
+        description="communities joined through exclusive ties stay apart when together they "
+        "would hold more users than this (bounds how far a chain of exclusive ties may reach)",
+    )
     suspect_probability: float = Field(
         0.5,
         gt=0,

@@ -80,7 +80,8 @@ def own_features(
     """Features from the user's own row, its device sightings and how common its identifiers are.
 
     Per user-held kind K: `has_K`, `log_K_support` (and `K_invalid` when typed but unparseable);
-    per sighting kind K: `n_Ks`, `log_max_K_support`, `n_hub_Ks`; plus the email's shape.
+    per sighting kind K: `n_Ks`, `log_max_K_support`, `n_hub_Ks` (distinct values of each); plus
+    the email's shape.
     `population`: counts from elsewhere (default: `users` itself).
     """
     user_kinds = registry.of_source(Source.USERS)
@@ -163,8 +164,12 @@ def own_features(
                 .cast(pl.Float32)
                 .alias(f"n_{spec.name}s"),
                 pl.col(f"_{spec.name}_sup").max().alias(f"max_{spec.name}_support"),
-                (pl.col(f"_{spec.name}_sup") > max_share)
-                .sum()
+                # distinct hub values, like `n_Ks` (and the online scorer): a user seen twice
+                # on one café IP is on one hub, not two
+                pl.col(spec.value_column)
+                .filter(pl.col(f"_{spec.name}_sup") > max_share)
+                .drop_nulls()
+                .n_unique()
                 .cast(pl.Float32)
                 .alias(f"n_hub_{spec.name}s"),
             )

@@ -13,7 +13,15 @@
    weight is too weak for step 3 ever to join groups on it (a device farm's phones, one group per
    handset, all behind the farm's own datacenter IPs), yet an IP used by nobody else is the
    operation's own infrastructure.
-5. Each ring gets a provisional id, a hash of its smallest member id. The rings stage then gives
+5. Communities are joined through exclusive ties (`merge_on_exclusive_ties`): a link of at least
+   `exclusive_tie_weight` whose value the two accounts alone hold (a handset, a home connection,
+   a handle no third account resembles). A crew hanging each account on an earlier one by a tie
+   of its own leaves a chain that step 3 cuts into pairs (a chain of k is one CPM community only
+   when each tie beats resolution·k/2); communities a crowd shares a value in (a household's
+   tablet, an office's SIM run) take no part, a member of a namesake crowd joins alone, and
+   a join under `exclusive_min_size` users (two households tied by one private link) or past
+   `exclusive_max_size` is not made.
+6. Each ring gets a provisional id, a hash of its smallest member id. The rings stage then gives
    rings that persist from the previous run their old id (`rings.lineage`); on a first night the
    provisional ids are the ids.
 
@@ -331,6 +339,123 @@ def merge_on_dedicated_ips(
     )
 
 
+def merge_on_exclusive_ties(
+    membership: pl.DataFrame,
+    links: pl.DataFrame,
+    settings: RingSettings,
+    registry: IdentifierRegistry = BUILTIN,
+) -> pl.DataFrame:
+    """`membership` (`user_id, community`) with communities joined through exclusive ties.
+
+    A link is *exclusive* when its value is held by the two accounts alone (`support` 2: a
+    handset, a home connection, a handle no third account resembles) and a *crowd* link
+    otherwise. A crew that hangs each account on an earlier one by a tie of its own leaves a
+    chain or tree of exclusive ties, which CPM cuts into pairs and triples (a chain of k is one
+    community only when each tie weighs more than resolution·k/2). Honest sharing is crowded: a
+    household's tablet and home connection, an office's run of SIMs are held by three and more.
+
+    So exclusive ties of at least `exclusive_tie_weight` join *units*: a community held without
+    crowd links is one unit; a community a crowd shares a value or a number run in (a household,
+    an office), or one with more strong pairs than members (dense: not a piece of a chain),
+    takes no part; and where only look-alikes crowd a community (a popular name's
+    namesakes) each member with an exclusive tie leaves it alone, the namesakes staying behind.
+    Units joined into fewer than `exclusive_min_size` users stay as they were: one private
+    link between two small honest groups (a couple on a friend's home connection, two namesakes'
+    look-alike handles) is no chain, and a short chain of strong ties CPM keeps whole already.
+    So do units joined into more than `exclusive_max_size` users.
+    """
+    if settings.exclusive_tie_weight > 1 or membership.is_empty():
+        return membership
+    balanced = balance_lookalikes(links.select(RING_LINK_COLUMNS), registry)
+    resemblance = [r.kind for r in registry.rules if r.match == Linkage.LOOKALIKE]
+    crowd = balanced.filter((pl.col("support") > 2) & (pl.col("weight") >= settings.min_weight))
+    inside = (
+        crowd.join(membership.rename({"user_id": "user_a", "community": "ca"}), on="user_a")
+        .join(membership.rename({"user_id": "user_b", "community": "cb"}), on="user_b")
+        .filter(pl.col("ca") == pl.col("cb"))
+        .select(
+            pl.col("ca").alias("community"), (~pl.col("kind").is_in(resemblance)).alias("shared")
+        )
+    )
+    # a member tied strongly into a crowd by a shared value (a household's tablet, an office's
+    # SIM run) holds its whole community back, wherever Leiden put it
+    held = crowd.filter(
+        ~pl.col("kind").is_in(resemblance) & (pl.col("weight") >= settings.exclusive_tie_weight)
+    )
+    anchored = membership.join(
+        pl.concat([held["user_a"], held["user_b"]]).to_frame("user_id"), on="user_id", how="semi"
+    ).select("community", pl.lit(True).alias("shared"))
+    # a community with more strong pairs than members is held by its own density, not a chain:
+    # CPM cut what joined it to the rest, and one tie must not undo that
+    dense = (
+        pair_strengths(balanced)
+        .filter(pl.col("strength") >= settings.min_weight)
+        .join(membership.rename({"user_id": "user_a", "community": "ca"}), on="user_a")
+        .join(membership.rename({"user_id": "user_b", "community": "cb"}), on="user_b")
+        .filter(pl.col("ca") == pl.col("cb"))
+        .group_by(pl.col("ca").alias("community"))
+        .agg(pl.len().alias("pairs"))
+        .join(membership.group_by("community").agg(pl.len().alias("size")), on="community")
+        .filter(pl.col("pairs") > pl.col("size"))
+        .select("community", pl.lit(True).alias("dense"))
+    )
+    crowds = pl.concat([inside, anchored]).group_by("community").agg(pl.col("shared").any())
+    community = membership["community"].to_numpy()
+    n = int(community.max()) + 1
+    # unit per user: its community (< n), itself (n + row) or none (-1)
+    units = (
+        membership.with_row_index("row")
+        .join(crowds, on="community", how="left")
+        .join(dense, on="community", how="left")
+        .sort("row")
+        .select(
+            "user_id",
+            pl.when(pl.col("shared").is_null() & pl.col("dense").is_null())
+            .then(pl.col("community"))
+            .when(~pl.col("shared"))
+            .then(n + pl.col("row").cast(pl.Int64))
+            .otherwise(-1)
+            .alias("unit"),
+        )
+    )
+    free = units.filter(pl.col("unit") >= 0)
+    edges = (
+        balanced.filter(
+            (pl.col("support") <= 2) & (pl.col("weight") >= settings.exclusive_tie_weight)
+        )
+        .join(free.rename({"user_id": "user_a", "unit": "ua"}), on="user_a")
+        .join(free.rename({"user_id": "user_b", "unit": "ub"}), on="user_b")
+        .filter(pl.col("ua") != pl.col("ub"))
+    )
+    if edges.is_empty():
+        return membership
+    unit = units["unit"].to_numpy()
+    m = n + len(unit)
+    group = np.asarray(
+        ig.Graph(
+            n=m, edges=np.column_stack([edges["ua"].to_numpy(), edges["ub"].to_numpy()]).tolist()
+        )
+        .connected_components()
+        .membership,
+        dtype=np.int64,
+    )
+    first = np.full(int(group.max()) + 1, m, dtype=np.int64)
+    np.minimum.at(first, group, np.arange(m))  # a group is named by its smallest unit
+    size = np.bincount(unit[unit >= 0], minlength=m)  # users per unit
+    users = np.bincount(group, weights=size)
+    units_in = np.bincount(group)
+    merged = (
+        (units_in[group] > 1)
+        & (users[group] >= settings.exclusive_min_size)
+        & (users[group] <= settings.exclusive_max_size)
+    )
+    label = np.where(merged, first[group], np.arange(m))
+    new = np.where(unit >= 0, label[np.maximum(unit, 0)], community)
+    # a member that left a look-alike crowd without joining anything keeps its community
+    new = np.where((unit >= n) & ~merged[np.maximum(unit, 0)], community, new)
+    return membership.with_columns(pl.Series("community", new, dtype=pl.Int64))
+
+
 # The link columns the rings stage reads (pair strengths, look-alike balance, dedicated IPs,
 # ring features): never the evidence text, which at 1M users is most of the file's memory.
 RING_LINK_COLUMNS = ["user_a", "user_b", "kind", "value_a", "value_b", "support", "weight"]
@@ -348,7 +473,7 @@ class PreviousRings:
 @dataclass(frozen=True)
 class Detected:
     members: pl.DataFrame  # user_id, ring_id
-    communities: pl.DataFrame  # user_id, community: Leiden's, before the dedicated-IP merge
+    communities: pl.DataFrame  # user_id, community: Leiden's, before the merges (steps 4-5)
     stats: dict[str, int] = field(default_factory=dict)
 
 
@@ -470,7 +595,9 @@ def find_rings(
         members = pl.DataFrame(schema={"user_id": pl.Utf8, "ring_id": pl.Utf8})
         return Detected(members=members, communities=communities, stats=stats)
     numbered = communities.with_columns(pl.col("community").rank("dense").cast(pl.Int64))
-    membership = merge_on_dedicated_ips(numbered, links, settings)
+    membership = merge_on_exclusive_ties(
+        merge_on_dedicated_ips(numbered, links, settings), links, settings, registry
+    )
     sized = membership.filter(pl.len().over("community") >= settings.min_size)
     members = anchor_ring_ids(sized)
     return Detected(members=members, communities=communities.sort("user_id"), stats=stats)
