@@ -156,6 +156,12 @@ class RingSettings(BaseModel):
         "`graphfraud intraday export`): each ring records the one it grew from",
     )
 
+    @model_validator(mode="after")
+    def _exclusive_sizes(self) -> RingSettings:
+        if self.exclusive_min_size > self.exclusive_max_size:  # the merge would never happen
+            raise ValueError("exclusive_min_size must not exceed exclusive_max_size")
+        return self
+
 
 def available_cpus() -> int:
     """CPUs this process may run on: its affinity mask (a container's cpuset, `taskset`), not

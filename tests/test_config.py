@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from graphfraud.config import load_settings
+from graphfraud.config import RingSettings, load_settings
 from graphfraud.errors import ConfigError
 
 SECRET = "sk-live-9f8e7d6c5b4a"  # stands for a real key pasted into the wrong shape
@@ -116,3 +117,9 @@ def test_model_threads_default_to_the_cpus_this_process_may_use(
     monkeypatch.setenv("GRAPHFRAUD_MODEL__NUM_THREADS", "0")  # LightGBM's 'all cores': refused
     with pytest.raises(ConfigError, match="GRAPHFRAUD_MODEL__NUM_THREADS"):
         load_settings()
+
+
+def test_an_exclusive_tie_merge_that_could_never_happen_is_refused() -> None:
+    with pytest.raises(ValidationError, match="exclusive_min_size"):
+        RingSettings(exclusive_min_size=50, exclusive_max_size=40)
+    assert RingSettings(exclusive_min_size=40, exclusive_max_size=40).exclusive_min_size == 40
