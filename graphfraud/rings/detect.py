@@ -341,11 +341,14 @@ def merge_on_dedicated_ips(
 
 def merge_on_exclusive_ties(
     membership: pl.DataFrame,
-    links: pl.DataFrame,
+    balanced: pl.DataFrame,
+    pairs: pl.DataFrame,
     settings: RingSettings,
     registry: IdentifierRegistry = BUILTIN,
 ) -> pl.DataFrame:
-    """`membership` (`user_id, community`) with communities joined through exclusive ties.
+    """`membership` (`user_id, community`) with communities joined through exclusive ties;
+    `balanced`: the links with look-alikes balanced (`balanced_links`: `user_a, user_b, kind,
+    support, weight`), `pairs`: the strong pairs Leiden ran on (`strong_pairs`).
 
     A link is *exclusive* when its value is held by the two accounts alone (`support` 2: a
     handset, a home connection, a handle no third account resembles) and a *crowd* link
@@ -366,7 +369,6 @@ def merge_on_exclusive_ties(
     """
     if settings.exclusive_tie_weight > 1 or membership.is_empty():
         return membership
-    balanced = balance_lookalikes(links.select(RING_LINK_COLUMNS), registry)
     resemblance = [r.kind for r in registry.rules if r.match == Linkage.LOOKALIKE]
     crowd = balanced.filter((pl.col("support") > 2) & (pl.col("weight") >= settings.min_weight))
     inside = (
@@ -388,9 +390,7 @@ def merge_on_exclusive_ties(
     # a community with more strong pairs than members is held by its own density, not a chain:
     # CPM cut what joined it to the rest, and one tie must not undo that
     dense = (
-        pair_strengths(balanced)
-        .filter(pl.col("strength") >= settings.min_weight)
-        .join(membership.rename({"user_id": "user_a", "community": "ca"}), on="user_a")
+        pairs.join(membership.rename({"user_id": "user_a", "community": "ca"}), on="user_a")
         .join(membership.rename({"user_id": "user_b", "community": "cb"}), on="user_b")
         .filter(pl.col("ca") == pl.col("cb"))
         .group_by(pl.col("ca").alias("community"))
@@ -481,10 +481,19 @@ def strong_pairs(
     links: pl.DataFrame, settings: RingSettings, registry: IdentifierRegistry = BUILTIN
 ) -> pl.DataFrame:
     """`user_a, user_b, strength` of the pairs strong enough for a ring (look-alikes balanced)."""
-    links = with_pair_ids(links.select(RING_LINK_COLUMNS))
+    return strong_pairs_of(balanced_links(links, registry), settings)
+
+
+def balanced_links(links: pl.DataFrame, registry: IdentifierRegistry = BUILTIN) -> pl.DataFrame:
+    """The ring stage's view of the links: `RING_LINK_COLUMNS` with look-alikes balanced
+    (`balance_lookalikes`) and a pair id (`with_pair_ids`)."""
+    return balance_lookalikes(with_pair_ids(links.select(RING_LINK_COLUMNS)), registry)
+
+
+def strong_pairs_of(balanced: pl.DataFrame, settings: RingSettings) -> pl.DataFrame:
+    """`strong_pairs` from `balanced_links`."""
     return (
-        balance_lookalikes(links, registry)
-        .group_by("pid")
+        balanced.group_by("pid")
         .agg(
             pl.col("user_a").first(),
             pl.col("user_b").first(),
@@ -580,7 +589,11 @@ def find_rings(
     """Ring membership `user_id, ring_id` for users in a community of at least `min_size`, and
     the communities behind it. With `previous`, Leiden reruns only on touched components; with
     `engine`, the components run on it. The result is the same."""
-    pairs = strong_pairs(links, settings, registry)
+    balanced = balanced_links(links, registry)
+    pairs = strong_pairs_of(balanced, settings)
+    # what the exclusive-tie merge reads after Leiden, without the identifier values
+    ties = balanced.select("user_a", "user_b", "kind", "support", "weight")
+    del balanced
     stats: dict[str, int] = {}
     if pairs.is_empty():
         communities = pl.DataFrame(schema={"user_id": pl.Utf8, "community": pl.Utf8})
@@ -596,7 +609,7 @@ def find_rings(
         return Detected(members=members, communities=communities, stats=stats)
     numbered = communities.with_columns(pl.col("community").rank("dense").cast(pl.Int64))
     membership = merge_on_exclusive_ties(
-        merge_on_dedicated_ips(numbered, links, settings), links, settings, registry
+        merge_on_dedicated_ips(numbered, links, settings), ties, pairs, settings, registry
     )
     sized = membership.filter(pl.len().over("community") >= settings.min_size)
     members = anchor_ring_ids(sized)
