@@ -20,32 +20,18 @@ from graphfraud.rings.detect import (
     pair_strengths,
     ring_id_for,
 )
-
-
-def _row(a: str, b: str, kind: str, w: float, va: str = "", vb: str = "", support: int = 2) -> dict:
-    """One link row (user_a < user_b, values swapped with them); `vb` defaults to `va`."""
-    first, second = (a, va or None), (b, vb or va or None)
-    (ua, xa), (ub, xb) = sorted([first, second], key=lambda t: t[0])
-    return {
-        "user_a": ua,
-        "user_b": ub,
-        "kind": kind,
-        "value_a": xa,
-        "value_b": xb,
-        "support": support,
-        "weight": w,
-    }
+from tests.rings.rows import link_row
 
 
 def _links(edges: list[tuple[str, str, float]]) -> pl.DataFrame:
-    return pl.DataFrame([_row(a, b, "device", w) for a, b, w in edges])
+    return pl.DataFrame([link_row(a, b, "device", w) for a, b, w in edges])
 
 
 def _shared(kind: str, value: str, holders: list[str], support: int | None = None) -> list[dict]:
     """Exact links between every two holders of one value, weighted as the link stage does."""
     n = support or len(holders)
     w = link_weight(kind, 1.0, n)
-    return [_row(a, b, kind, w, value, value, n) for a, b in itertools.combinations(holders, 2)]
+    return [link_row(a, b, kind, w, value, value, n) for a, b in itertools.combinations(holders, 2)]
 
 
 def _groups(members: pl.DataFrame) -> set[frozenset[str]]:
@@ -98,10 +84,10 @@ def test_lookalike_weight_is_scaled_by_the_holders_of_both_values() -> None:
     rows = [
         *_shared("email", "x@m", ["x1", "x2", "x3", "x4"]),
         *_shared("email", "y@m", ["y1", "y2"]),
-        _row("n1", "x1", "email_similar", 0.8, "n@m", "x@m"),  # 1 vs 4 holders
-        _row("x1", "y1", "email_similar", 0.8, "x@m", "y@m"),  # 4 vs 2
-        _row("n1", "n2", "email_similar", 0.8, "n@m", "o@m"),  # 1 vs 1
-        _row("n1", "x1", "device", 0.8, "d", "d"),  # not a look-alike
+        link_row("n1", "x1", "email_similar", 0.8, "n@m", "x@m"),  # 1 vs 4 holders
+        link_row("x1", "y1", "email_similar", 0.8, "x@m", "y@m"),  # 4 vs 2
+        link_row("n1", "n2", "email_similar", 0.8, "n@m", "o@m"),  # 1 vs 1
+        link_row("n1", "x1", "device", 0.8, "d", "d"),  # not a look-alike
     ]
     out = balance_lookalikes(pl.DataFrame(rows))
     got = {(r["user_a"], r["user_b"], r["kind"]): r["weight"] for r in out.iter_rows(named=True)}
@@ -114,14 +100,14 @@ def test_lookalike_weight_is_scaled_by_the_holders_of_both_values() -> None:
 
 def test_a_lone_namesake_of_a_shared_mailbox_stays_out_of_its_ring() -> None:
     holders = [f"x{i}" for i in range(6)]
-    namesake = [_row("n0", h, "email_similar", 0.6, "rohit95@m", "rohit80@m") for h in holders]
+    namesake = [link_row("n0", h, "email_similar", 0.6, "rohit95@m", "rohit80@m") for h in holders]
     links = pl.DataFrame(_shared("email", "rohit80@m", holders) + namesake)
     assert _groups(detect_rings(links, RingSettings())) == {frozenset(holders)}
 
 
 def test_two_mailboxes_shared_alike_that_look_alike_are_one_ring() -> None:
     a, b = [f"a{i}" for i in range(4)], [f"b{i}" for i in range(4)]
-    cross = [_row(x, y, "email_similar", 0.45, "akshay1@m", "akshay2@m") for x in a for y in b]
+    cross = [link_row(x, y, "email_similar", 0.45, "akshay1@m", "akshay2@m") for x in a for y in b]
     links = pl.DataFrame(
         _shared("email", "akshay1@m", a) + _shared("email", "akshay2@m", b) + cross
     )
@@ -171,11 +157,16 @@ def _camouflaged(weak: float) -> pl.DataFrame:
     """A ring of 5 on near-sequential SIMs, r0 tied to two of them only (weakly), and r0 holding
     the phone number of h0, who lives in a household of 4 sharing a tablet."""
     rows = [
-        _row(f"r{i}", f"r{j}", "phone_similar", 0.9) for i in range(1, 5) for j in range(i + 1, 5)
+        link_row(f"r{i}", f"r{j}", "phone_similar", 0.9)
+        for i in range(1, 5)
+        for j in range(i + 1, 5)
     ]
-    rows += [_row("r0", "r1", "phone_similar", weak), _row("r0", "r2", "phone_similar", weak)]
+    rows += [
+        link_row("r0", "r1", "phone_similar", weak),
+        link_row("r0", "r2", "phone_similar", weak),
+    ]
     rows += _shared("device", "tablet", ["h0", "h1", "h2", "h3"])
-    rows += [_row("r0", "h0", "phone", 1.0, "+919800000001")]
+    rows += [link_row("r0", "h0", "phone", 1.0, "+919800000001")]
     return pl.DataFrame(rows)
 
 
@@ -197,12 +188,12 @@ def test_an_office_crowd_is_not_glued_to_a_ring() -> None:
     office = [f"o{i:02d}" for i in range(12)]
     ring = [f"r{i}" for i in range(6)]
     rows = [
-        _row(a, b, "phone_similar", link_weight("phone_similar", 0.8, 3))
+        link_row(a, b, "phone_similar", link_weight("phone_similar", 0.8, 3))
         for a, b in itertools.combinations(office, 2)
     ]
     rows += _shared("device", "handset", ring)
-    rows += [_row("o00", "r0", "phone_similar", link_weight("phone_similar", 1.0, 2))]
-    rows += [_row("o01", "r1", "email_similar", 0.5, "amit.shah1@x.in", "amit.shah2@x.in")]
+    rows += [link_row("o00", "r0", "phone_similar", link_weight("phone_similar", 1.0, 2))]
+    rows += [link_row("o01", "r1", "email_similar", 0.5, "amit.shah1@x.in", "amit.shah2@x.in")]
     assert _groups(detect_rings(pl.DataFrame(rows), RingSettings())) == {
         frozenset(office),
         frozenset(ring),
@@ -211,19 +202,19 @@ def test_an_office_crowd_is_not_glued_to_a_ring() -> None:
 
 def test_pair_strengths_group_each_pairs_links_in_any_row_order() -> None:
     rows = [
-        _row("a", "b", "device", 0.5, "d1"),
-        _row("c", "d", "device", 0.9, "d2"),
-        _row("a", "b", "ip", 0.2, "i1"),
-        _row("a", "c", "ip", 0.3, "i2"),
-        _row("a", "b", "phone", 0.4, "p1"),
+        link_row("a", "b", "device", 0.5, "d1"),
+        link_row("c", "d", "device", 0.9, "d2"),
+        link_row("a", "b", "ip", 0.2, "i1"),
+        link_row("a", "c", "ip", 0.3, "i2"),
+        link_row("a", "b", "phone", 0.4, "p1"),
     ]
     shuffled = pl.DataFrame([rows[i] for i in (4, 1, 0, 3, 2)])
     for links in (pl.DataFrame(rows), shuffled):
         got = pair_strengths(links)
         assert got.select("user_a", "user_b").rows() == [("a", "b"), ("a", "c"), ("c", "d")]
         assert got["strength"].to_list() == pytest.approx([1 - 0.5 * 0.8 * 0.6, 0.3, 0.9], abs=1e-6)
-    ring = [_row("a", "b", "device", 0.9, "x"), _row("b", "c", "device", 0.9, "y")]
-    noise = [_row("a", "c", "ip", 0.05, "z"), _row("d", "e", "ip", 0.05, "w")]
+    ring = [link_row("a", "b", "device", 0.9, "x"), link_row("b", "c", "device", 0.9, "y")]
+    noise = [link_row("a", "c", "ip", 0.05, "z"), link_row("d", "e", "ip", 0.05, "w")]
     in_order = pl.DataFrame(sorted(ring + noise, key=lambda r: (r["user_a"], r["user_b"])))
     settings = RingSettings()
     assert (

@@ -12,28 +12,16 @@ import polars as pl
 from graphfraud.config import RingSettings
 from graphfraud.linking.weights import link_weight
 from graphfraud.rings.detect import PreviousRings, find_rings
+from tests.rings.rows import link_row
 
 OFF = RingSettings(exclusive_tie_weight=1.1)
-
-
-def _row(a: str, b: str, kind: str, w: float, va: str, vb: str, support: int) -> dict[str, object]:
-    (ua, xa), (ub, xb) = sorted([(a, va), (b, vb)])
-    return {
-        "user_a": ua,
-        "user_b": ub,
-        "kind": kind,
-        "value_a": xa,
-        "value_b": xb,
-        "support": support,
-        "weight": w,
-    }
 
 
 def _shared(kind: str, value: str, holders: list[str], w: float | None = None) -> list[dict]:
     n = len(holders)
     weight = link_weight(kind, 1.0, n) if w is None else w
     return [
-        _row(a, b, kind, weight, value, value, n) for a, b in itertools.combinations(holders, 2)
+        link_row(a, b, kind, weight, value, value, n) for a, b in itertools.combinations(holders, 2)
     ]
 
 
@@ -50,7 +38,7 @@ def _chain(prefix: str, n: int) -> tuple[list[str], list[dict[str, object]]]:
             rows += _shared("ip", f"{prefix}-home{i}", [a, b])
         else:
             handles = f"{prefix}.verma{i}@x", f"verma.{prefix}{i}@y"
-            rows.append(_row(a, b, "email_similar", 0.34, *handles, 2))
+            rows.append(link_row(a, b, "email_similar", 0.34, *handles, 2))
     return members, rows
 
 
@@ -84,7 +72,7 @@ def test_a_namesake_crowd_stays_behind_when_its_member_joins_the_chain() -> None
     chain, rows = _chain("c", 10)
     crowd = ["n0", "n1", "n2", "n3", "n4", "c04"]
     rows += [
-        _row(a, b, "email_similar", link_weight("email_similar", 0.8, 6), f"{a}@m", f"{b}@m", 6)
+        link_row(a, b, "email_similar", link_weight("email_similar", 0.8, 6), f"{a}@m", f"{b}@m", 6)
         for a, b in itertools.combinations(crowd, 2)
     ]
     groups = _groups(find_rings(pl.DataFrame(rows), RingSettings()).members)
@@ -96,7 +84,7 @@ def test_an_office_sim_run_next_to_the_chain_is_not_glued() -> None:
     chain, rows = _chain("c", 9)
     office = [f"o{i:02d}" for i in range(10)]
     rows += [
-        _row(a, b, "phone_similar", link_weight("phone_similar", 0.9, 10), a, b, 10)
+        link_row(a, b, "phone_similar", link_weight("phone_similar", 0.9, 10), a, b, 10)
         for a, b in itertools.combinations(office, 2)
     ]
     rows += _shared("device", "o00-phone", ["o00", "c03"])
