@@ -265,6 +265,12 @@ class SnapshotHolder:
         self.current = Serving(snapshot, graph, owns, online, online_error)
         if self._on_swap is not None:
             self._on_swap(self.current)
+        if old is not None and old.owns_graph and old.graph is not None and old.graph is not graph:
+            timer = threading.Timer(STORE_CLOSE_GRACE_S, old.graph.close)
+            timer.daemon = True
+            timer.start()
+        del old
+        freeze_heap()  # before the swap is announced: a waiter finds the load finished
         self._last_error = None
         self._refused = None
         self._ready.set()
@@ -278,12 +284,6 @@ class SnapshotHolder:
                 "seconds": round(time.perf_counter() - started, 3),
             },
         )
-        if old is not None and old.owns_graph and old.graph is not None and old.graph is not graph:
-            timer = threading.Timer(STORE_CLOSE_GRACE_S, old.graph.close)
-            timer.daemon = True
-            timer.start()
-        del old
-        freeze_heap()
         return snapshot.info
 
     def _failed(self, stamp: tuple[Path, tuple[int, ...]], error: str) -> None:
