@@ -95,8 +95,11 @@ def shared_value_groups(
     counts distinct users, so one user seen twice on a device is one. With `focus` (a mask over
     uids), only the pairs with a focused end (support still counts everyone).
     """
-    held = holders.select("uid", "value").drop_nulls().unique()
-    support = held.group_by("value").agg(pl.len().cast(pl.Int32).alias("support"))
+    # in input order: the identifier support written with the links is the same file every run
+    held = holders.select("uid", "value").drop_nulls().unique(maintain_order=True)
+    support = held.group_by("value", maintain_order=True).agg(
+        pl.len().cast(pl.Int32).alias("support")
+    )
     shared = support.filter((pl.col("support") >= 2) & (pl.col("support") <= max_share))
     held = held.join(shared, on="value", how="inner")
     if focus is None:
