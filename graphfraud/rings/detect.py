@@ -329,11 +329,7 @@ def merge_on_dedicated_ips(
         using.group_by("ip").agg(pl.col("community").min().alias("first")), on="ip"
     ).filter(pl.col("community") != pl.col("first"))
     n = int(membership["community"].max()) + 1  # type: ignore[arg-type]
-    joined = ig.Graph(
-        n=n,
-        edges=np.column_stack([edges["community"].to_numpy(), edges["first"].to_numpy()]).tolist(),
-    ).connected_components()
-    merged = np.asarray(joined.membership, dtype=np.int64)
+    merged = _component_of(n, edges["community"].to_numpy(), edges["first"].to_numpy())
     return membership.with_columns(
         pl.Series("community", merged[membership["community"].to_numpy()], dtype=pl.Int64)
     )
@@ -371,13 +367,8 @@ def merge_on_exclusive_ties(
         return membership
     resemblance = [r.kind for r in registry.rules if r.match == Linkage.LOOKALIKE]
     crowd = balanced.filter((pl.col("support") > 2) & (pl.col("weight") >= settings.min_weight))
-    inside = (
-        crowd.join(membership.rename({"user_id": "user_a", "community": "ca"}), on="user_a")
-        .join(membership.rename({"user_id": "user_b", "community": "cb"}), on="user_b")
-        .filter(pl.col("ca") == pl.col("cb"))
-        .select(
-            pl.col("ca").alias("community"), (~pl.col("kind").is_in(resemblance)).alias("shared")
-        )
+    inside = _within_communities(crowd, membership).select(
+        "community", (~pl.col("kind").is_in(resemblance)).alias("shared")
     )
     # a member tied strongly into a crowd by a shared value (a household's tablet, an office's
     # SIM run) holds its whole community back, wherever Leiden put it
@@ -390,10 +381,8 @@ def merge_on_exclusive_ties(
     # a community with more strong pairs than members is held by its own density, not a chain:
     # CPM cut what joined it to the rest, and one tie must not undo that
     dense = (
-        pairs.join(membership.rename({"user_id": "user_a", "community": "ca"}), on="user_a")
-        .join(membership.rename({"user_id": "user_b", "community": "cb"}), on="user_b")
-        .filter(pl.col("ca") == pl.col("cb"))
-        .group_by(pl.col("ca").alias("community"))
+        _within_communities(pairs, membership)
+        .group_by("community")
         .agg(pl.len().alias("pairs"))
         .join(membership.group_by("community").agg(pl.len().alias("size")), on="community")
         .filter(pl.col("pairs") > pl.col("size"))
@@ -431,14 +420,7 @@ def merge_on_exclusive_ties(
         return membership
     unit = units["unit"].to_numpy()
     m = n + len(unit)
-    group = np.asarray(
-        ig.Graph(
-            n=m, edges=np.column_stack([edges["ua"].to_numpy(), edges["ub"].to_numpy()]).tolist()
-        )
-        .connected_components()
-        .membership,
-        dtype=np.int64,
-    )
+    group = _component_of(m, edges["ua"].to_numpy(), edges["ub"].to_numpy())
     first = np.full(int(group.max()) + 1, m, dtype=np.int64)
     np.minimum.at(first, group, np.arange(m))  # a group is named by its smallest unit
     size = np.bincount(unit[unit >= 0], minlength=m)  # users per unit
@@ -454,6 +436,17 @@ def merge_on_exclusive_ties(
     # a member that left a look-alike crowd without joining anything keeps its community
     new = np.where((unit >= n) & ~merged[np.maximum(unit, 0)], community, new)
     return membership.with_columns(pl.Series("community", new, dtype=pl.Int64))
+
+
+def _within_communities(pairs: pl.DataFrame, membership: pl.DataFrame) -> pl.DataFrame:
+    """The rows of `pairs` (`user_a, user_b`, …) whose two users are in one community of
+    `membership`, with that `community`."""
+    return (
+        pairs.join(membership.rename({"user_id": "user_a"}), on="user_a")
+        .join(membership.rename({"user_id": "user_b", "community": "other"}), on="user_b")
+        .filter(pl.col("community") == pl.col("other"))
+        .drop("other")
+    )
 
 
 # The link columns the rings stage reads (pair strengths, look-alike balance, dedicated IPs,
