@@ -598,9 +598,7 @@ def _in_pair_order(kinds: list[pl.DataFrame]) -> pl.DataFrame:
     frame sorted by `a, b, kind`. A stable sort on the packed pair keeps the kinds in order;
     the rows are gathered a column at a time, each unsorted column dropped once its sorted copy
     exists, so the links (a GB at 1M users) are never held twice. `kinds` is emptied."""
-    keys = np.concatenate(
-        [(k["a"].to_numpy().astype(np.uint64) << np.uint64(32)) | k["b"].to_numpy() for k in kinds]
-    )
+    keys = np.concatenate([k.select(pair_key_expr())["ab"].to_numpy() for k in kinds])
     order = pl.Series(np.argsort(keys, kind="stable"))
     del keys
     frame = pl.concat(kinds, how="vertical_relaxed", rechunk=False)
