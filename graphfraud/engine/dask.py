@@ -67,9 +67,12 @@ class DaskEngine:
         if not items:
             return []
         # Shared arguments go to every worker once, not once per task (the handle texts of
-        # every user, …); the parts go straight to workers, not inside the task graph.
-        sent = [self._client.scatter([s], broadcast=True)[0] for s in shared]
-        parts = self._client.scatter(list(items))
+        # every user, …); the parts go straight to workers, not inside the task graph. Under
+        # keys of their own (hash=False): a content-hashed key (`int-…` for max_share) is the
+        # same on the next call, and the previous call's futures, released late, would delete
+        # the data the new tasks depend on ("lost dependencies").
+        sent = [self._client.scatter([s], broadcast=True, hash=False)[0] for s in shared]
+        parts = self._client.scatter(list(items), hash=False)
         futures = self._client.map(fn, parts, *([f] * len(items) for f in sent), pure=False)
         results: list[R] = self._client.gather(futures)
         return results
