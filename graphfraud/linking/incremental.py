@@ -45,10 +45,12 @@ def lookalike_reuse(
     spec: IdentifierSpec,
     kind: str,
     settings: LinkSettings,
+    max_support: int | None = None,
 ) -> Reuse:
     """Tonight's focus for one look-alike kind and last night's similar pairs of the others.
 
-    `indexed`: today's users (`link.user_index`)."""
+    `indexed`: today's users (`link.user_index`); `max_support`: the kind's
+    `namesakes.namesake_bound`."""
     now = handle_frame(indexed, spec)
     before = handle_frame(user_index(previous.users), spec)
     added = now.join(before.select(_HANDLE), on=_HANDLE, how="anti", nulls_equal=True)
@@ -73,7 +75,8 @@ def lookalike_reuse(
         .join(uid_of.rename({"uid": "b", "user_id": "user_b"}), on="user_b")
         .select("a", "b", pl.col("similarity").cast(pl.Float32))
     )
-    return Reuse(focus=Focus(users=mask, pairs=pairs), similar=similar)
+    stems = _crowded_stems(now, before, added, removed, max_support, len(mask))
+    return Reuse(focus=Focus(users=mask, pairs=pairs, stems=stems), similar=similar)
 
 
 def exact_reuse(
@@ -128,6 +131,35 @@ def exact_reuse(
         .join(present.rename({"user_id": "user_b"}), on="user_b", how="semi")
     )
     return mask, kept
+
+
+def _crowded_stems(
+    now: pl.DataFrame,
+    before: pl.DataFrame,
+    added: pl.DataFrame,
+    removed: pl.DataFrame,
+    max_support: int | None,
+    size: int,
+) -> npt.NDArray[np.int64] | None:
+    """`Focus.stems`: the local stems with a changed handle crowded past `max_support` on
+    either night, by today's uid (`size` of them). Which of their pairs can link
+    (`linking.namesakes`) depends on every account on the stem, so all of them are compared
+    again."""
+    if max_support is None:
+        return None
+    changed = pl.concat([added["local_stem"], removed["local_stem"]]).drop_nulls().unique()
+    crowded = [
+        frame.filter(pl.col("local_stem").is_in(changed.implode()))
+        .group_by("local_stem")
+        .len()
+        .filter(pl.col("len") > max_support)["local_stem"]
+        for frame in (now, before)
+    ]
+    focused = pl.concat(crowded).unique().to_frame()
+    stems = np.full(size, -1, np.int64)
+    on = now.join(focused.with_row_index("id"), on="local_stem")
+    stems[on["uid"].to_numpy()] = on["id"].cast(pl.Int64).to_numpy()
+    return stems
 
 
 def _block_keys() -> dict[str, pl.Expr]:

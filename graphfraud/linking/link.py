@@ -52,10 +52,10 @@ from graphfraud.linking.lookalike import (
     MIN_HANDLE_LETTERS,
     SEQUENCE_MAX_GAP,
     SUFFIX,
-    SUFFIX_DENSITY_SPAN,
     SUFFIX_RUN_GAP,
-    SUFFIX_WINDOW,
+    sequential_supports,
 )
+from graphfraud.linking.namesakes import Namesakes, namesake_bound
 from graphfraud.linking.weights import link_weight_expr
 from graphfraud.schema import LINKS_SCHEMA, conform_frame
 
@@ -74,22 +74,26 @@ class Links:
     support: pl.DataFrame  # kind, value, support — every identifier value, hubs included
     stats: dict[str, int] = field(default_factory=dict)
     # user_a, user_b, kind, similarity: every look-alike pair at or above the similarity
-    # threshold, before the weight filter (LOOKALIKES_FILE)
+    # threshold that could link (`linking.namesakes`), before the weight filter (LOOKALIKES_FILE)
     lookalikes: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 @dataclass(frozen=True)
 class Focus:
     """The pairs an incremental night compares again (`linking.incremental`): every pair with
-    an end in `users`, plus the few listed in `pairs`."""
+    an end in `users`, every pair on one of the `stems`, plus the few listed in `pairs`."""
 
     users: npt.NDArray[np.bool_]  # a mask over today's uids
     pairs: npt.NDArray[np.uint64]  # sorted packed keys (`blocking.pair_key_expr`), today's uids
+    # by today's uid: an id of its local stem if every pair on that stem is in focus, else -1
+    stems: npt.NDArray[np.int64] | None = None
 
     def touches(self, frame: pl.DataFrame) -> npt.NDArray[np.bool_]:
         """Per row of `frame` (`a, b`): is the pair in focus?"""
         a, b = frame["a"].to_numpy(), frame["b"].to_numpy()
         hit = self.users[a] | self.users[b]
+        if self.stems is not None:
+            hit |= (self.stems[a] >= 0) & (self.stems[a] == self.stems[b])
         if len(self.pairs):
             keys = np.minimum(a, b).astype(np.uint64) << np.uint64(32) | np.maximum(a, b)
             at = np.minimum(np.searchsorted(self.pairs, keys), len(self.pairs) - 1)
@@ -100,6 +104,15 @@ class Focus:
         """The rows of `frame` in focus (or, with `inside=False`, the others)."""
         hit = self.touches(frame)
         return frame.filter(pl.Series(hit if inside else ~hit))
+
+    def stem_count(self) -> int:
+        """How many local stems are in focus."""
+        return 0 if self.stems is None else int(np.unique(self.stems[self.stems >= 0]).size)
+
+    def rows(self) -> npt.NDArray[np.bool_]:
+        """A mask over uids: those with a pair in focus whatever the other end (`users`, and
+        everyone on a focused stem), which a crowd compares against its whole block."""
+        return self.users if self.stems is None else self.users | (self.stems >= 0)
 
 
 @dataclass(frozen=True)
@@ -162,11 +175,14 @@ def similar_handle_pairs(
     settings: LinkSettings,
     focus: Focus | None = None,
     engine: Engine = SERIAL,
+    max_support: int | None = None,
 ) -> tuple[pl.DataFrame, int]:
-    """`a, b, similarity` for every blocked handle pair at or above the threshold, and how many
-    comparisons it took. Small blocks are enumerated as candidate pairs; the namesake crowds
-    (more than `max_block` users on one stem) are scored all-against-all with `cdist`. Reordered
-    names (`blocking.handle_reordered_pairs`) score the threshold (`linking.lookalike`).
+    """`a, b, similarity` for every blocked handle pair at or above the threshold that could
+    link, and how many comparisons it took. Small blocks are enumerated as candidate pairs; the
+    namesake crowds (more than `max_block` users on one stem) are scored all-against-all with
+    `cdist`, but for those on a local stem held by more than `max_support` accounts, where only
+    the pairs of a numbered sequence can link (`linking.namesakes`). Reordered names
+    (`blocking.handle_reordered_pairs`) score the threshold (`linking.lookalike`).
 
     `emails`: `uid, local, domain, stem, local_stem, num, name`. With `focus`, only the pairs in
     focus are compared (`linking.incremental`): the blocks are still formed over everyone, so
@@ -174,6 +190,7 @@ def similar_handle_pairs(
     (by stem) in parallel; the pairs are the same.
     """
     threshold = settings.email_similarity
+    namesakes = None if max_support is None else Namesakes.of(emails, max_support)
     candidates = handle_candidate_pairs(
         emails, window=settings.window, max_block=settings.max_block
     )
@@ -183,6 +200,15 @@ def similar_handle_pairs(
     scored = map_frames(
         engine, score_candidates, slices(candidates, engine.partitions), texts, threshold
     )
+    stemmed = emails.filter(pl.col("stem").is_not_null()).select("uid", "stem", "local")
+    stemmed = stemmed.filter(
+        pl.len().over("stem").is_between(settings.max_block + 1, settings.max_crowd)
+    )
+    crowded = pl.Series(
+        np.zeros(stemmed.height, np.bool_)
+        if namesakes is None
+        else namesakes.crowded(stemmed["uid"].cast(pl.Int64).to_numpy())
+    )
     in_crowds = partial(
         block_similar_pairs,
         key="stem",
@@ -190,12 +216,17 @@ def similar_handle_pairs(
         min_size=settings.max_block,
         max_size=settings.max_crowd,
         threshold=threshold,
-        focus=None if focus is None else focus.users,
+        focus=None if focus is None else focus.rows(),
     )
-    stemmed = emails.filter(pl.col("stem").is_not_null()).select("uid", "stem", "local")
-    crowds = map_frames(engine, in_crowds, hash_partitions(stemmed, "stem", engine.partitions))
-    stem_sizes = emails.group_by("stem").len()["len"].cast(pl.Int64)
-    crowd_cells = int((stem_sizes.filter(stem_sizes > settings.max_block) ** 2).sum())
+    whole = stemmed.filter(~crowded)
+    crowds = map_frames(engine, in_crowds, hash_partitions(whole, "stem", engine.partitions))
+    crowd_cells = int((whole.group_by("stem").len()["len"].cast(pl.Int64) ** 2).sum())
+    if namesakes is not None:
+        sequences = namesakes.sequence_pairs(stemmed.filter(crowded), "stem")
+        if focus is not None:
+            sequences = focus.select(sequences)
+        crowds = pl.concat([crowds, score_candidates(sequences, texts, threshold)])
+        crowd_cells += sequences.height
     runs = handle_run_pairs(emails, max_gap=SUFFIX_RUN_GAP, max_block=settings.max_block)
     reordered = handle_reordered_pairs(emails, max_block=settings.max_block)
     if focus is not None:
@@ -219,6 +250,9 @@ def similar_handle_pairs(
         .agg(pl.col("similarity").max())
     )
     both = pl.concat([unpack_pair_keys(best["ab"]), best.select("similarity")], how="horizontal")
+    if namesakes is not None:
+        a, b = (both[c].cast(pl.Int64).to_numpy() for c in ("a", "b"))
+        both = both.filter(pl.Series(namesakes.linkable(a, b)))
     return both, candidates.height + crowd_cells + reordered.height
 
 
@@ -287,10 +321,13 @@ def _lookalike_links(
     similar pairs stand for the rest. Support and weight are always recomputed over everyone:
     they change when a crowd grows or shrinks."""
     emails = handle_frame(users, spec).drop("user_id", strict=False)
+    bound = namesake_bound(registry.link_rule(kind), settings)
     if reuse is None:
-        similar, n_candidates = similar_handle_pairs(emails, settings, engine=engine)
+        similar, n_candidates = similar_handle_pairs(
+            emails, settings, engine=engine, max_support=bound
+        )
     else:
-        fresh, n_candidates = similar_handle_pairs(emails, settings, reuse.focus, engine)
+        fresh, n_candidates = similar_handle_pairs(emails, settings, reuse.focus, engine, bound)
         kept = reuse.focus.select(reuse.similar, inside=False)
         similar = pl.concat([kept, fresh.select(kept.columns)])
     # Everything up to the weight filter works on integer ids (millions of pairs at 1M users);
@@ -394,20 +431,16 @@ def _sequential_support(pairs: pl.DataFrame, side: pl.DataFrame) -> pl.DataFrame
         return pairs
     seq = pairs.select("sid_a", "num_a", "num_b", "support").filter(pl.Series(mask))
     pts = side.filter(pl.col("num").is_not_null() & pl.col("sid").is_not_null())
-    group = pts["sid"].cast(pl.Int64).to_numpy()
-    numbers = pts["num"].to_numpy()
-    query_group = seq["sid_a"].cast(pl.Int64).to_numpy()
-    lo = np.minimum(seq["num_a"].to_numpy(), seq["num_b"].to_numpy()) - SUFFIX_WINDOW
-    hi = np.maximum(seq["num_a"].to_numpy(), seq["num_b"].to_numpy()) + SUFFIX_WINDOW
-    in_window = window_support(group, numbers, lo, hi, query_group)
-    mid = (lo + hi) // 2
-    span = SUFFIX_DENSITY_SPAN
-    around = window_support(group, numbers, mid - span, mid + span, query_group)
-    expected = around * (hi - lo + 1) / (2 * span + 1)
-    surplus = np.maximum(in_window - expected, 1.0)
     # written in place of the pairs in a sequence (no join of millions of wide rows on a, b)
     support = pairs["support"].cast(pl.Float64).to_numpy().copy()
-    support[mask] = np.minimum(support[mask], np.ceil(seq["support"].to_numpy() / surplus))
+    support[mask] = sequential_supports(
+        seq["support"].cast(pl.Float64).to_numpy(),
+        pts["sid"].cast(pl.Int64).to_numpy(),
+        pts["num"].to_numpy(),
+        seq["sid_a"].cast(pl.Int64).to_numpy(),
+        seq["num_a"].to_numpy(),
+        seq["num_b"].to_numpy(),
+    )
     return pairs.with_columns(pl.Series("support", support))
 
 
@@ -543,9 +576,11 @@ def build_links(
             if previous is not None and match == Linkage.LOOKALIKE:
                 from graphfraud.linking.incremental import lookalike_reuse
 
-                reuse = lookalike_reuse(indexed, previous, spec, kind, settings)
+                bound = namesake_bound(rule, settings)
+                reuse = lookalike_reuse(indexed, previous, spec, kind, settings, bound)
                 stats[f"{kind}_focus_users"] = int(reuse.focus.users.sum())
                 stats[f"{kind}_focus_pairs"] = len(reuse.focus.pairs)
+                stats[f"{kind}_focus_stems"] = reuse.focus.stem_count()
                 stats[f"{kind}_reused_pairs"] = reuse.similar.height
             links, pairs, n_candidates = find(
                 indexed, spec, kind, settings, registry, reuse, engine

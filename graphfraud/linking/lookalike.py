@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from graphfraud.linking.compare import gap_similarity
+from graphfraud.linking.compare import gap_similarity, window_support
 from graphfraud.linking.keys import MIN_NAME_PART, handle_digits, local_stem
 
 # Numbers at the end of a handle (john.doe07 → 7), at most 9 digits.
@@ -109,6 +109,33 @@ def sequential_support(support: int, a: int, b: int, numbers: npt.NDArray[np.int
     expected = around * (hi - lo + 1) / (2 * SUFFIX_DENSITY_SPAN + 1)
     surplus = max(in_window - expected, 1.0)
     return min(support, math.ceil(support / surplus))
+
+
+def sequential_supports(
+    support: npt.NDArray[np.float64],
+    stems: npt.NDArray[np.int64],
+    numbers: npt.NDArray[np.int64],
+    stem: npt.NDArray[np.int64],
+    a: npt.NDArray[np.int64],
+    b: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float64]:
+    """`sequential_support` for many pairs, each on one stem (`stem`) with numbers `a`, `b` at
+    most `SEQUENCE_MAX_GAP` apart: `stems, numbers` are every numbered account's stem id and
+    number (`link._sequential_support`, `linking.namesakes`). The windows are counted once per
+    distinct (stem, numbers): a namesake crowd's millions of pairs hold few."""
+    low, gap = np.minimum(a, b), np.abs(a - b)
+    # stem (29 bits), the lower number (< 10⁹, SUFFIX: 30 bits), the gap (≤ 20: 5 bits)
+    distinct, back = np.unique((stem << 35) | (low << 5) | gap, return_inverse=True)
+    group = distinct >> 35
+    lo = ((distinct >> 5) & ((1 << 30) - 1)) - SUFFIX_WINDOW
+    hi = lo + (distinct & 31) + 2 * SUFFIX_WINDOW
+    in_window = window_support(stems, numbers, lo, hi, group)
+    mid = (lo + hi) // 2
+    span = SUFFIX_DENSITY_SPAN
+    around = window_support(stems, numbers, mid - span, mid + span, group)
+    expected = around * (hi - lo + 1) / (2 * span + 1)
+    surplus = np.maximum(in_window - expected, 1.0)[back]
+    return np.asarray(np.minimum(support, np.ceil(support / surplus)), dtype=np.float64)
 
 
 def stem_support(counts: Sequence[int]) -> int:

@@ -51,6 +51,18 @@ def link_weight_expr(
     return (prior * pl.col(similarity) * rare).cast(pl.Float32)
 
 
+def max_linkable_support(prior: float, decay: float, min_weight: float) -> int | None:
+    """The largest support at which a link of this prior can still weigh `min_weight` (at
+    similarity 1), one more for float rounding; None when weight does not fade with support.
+
+    Pairs crowded past it cannot link, whatever their similarity: the look-alike pass skips
+    comparing them (`linking.link.Namesakes`). Email look-alikes (0.85, 0.5, 0.1): 145."""
+    if decay <= 0:
+        return None
+    bound: float = 2.0 * (prior / min_weight) ** (1.0 / decay)
+    return math.floor(bound) + 1
+
+
 WEIGHT_CLIP = 0.999  # one link never makes a pair certain
 
 

@@ -47,10 +47,15 @@ def _incremental_is_full(
     return full, incremental
 
 
+# A weight floor of 0.3 puts the namesake bound at 17 accounts (`linking.namesakes`): crowds
+# of common first names (`priya`, `rahul`) pass it and cross it between the nights.
+PRUNED = SMALL.model_copy(update={"min_fuzzy_weight": 0.3})
+
+
 @pytest.mark.parametrize(
     ("seed", "settings"),
-    [(0, LinkSettings()), (1, SMALL), (2, SMALL)],
-    ids=["default", "small-blocks", "small-blocks-2"],
+    [(0, LinkSettings()), (1, SMALL), (2, SMALL), (4, PRUNED)],
+    ids=["default", "small-blocks", "small-blocks-2", "pruned-crowds"],
 )
 def test_incremental_links_equal_a_full_run_both_ways(seed: int, settings: LinkSettings) -> None:
     day1, day2 = _nights(seed, new_share=0.08, changed_share=0.04, deleted_share=0.03)
@@ -73,6 +78,8 @@ def test_incremental_links_equal_a_full_run_both_ways(seed: int, settings: LinkS
         focus = incremental.stats["email_similar_focus_users"]
         assert 0 < focus < after.users.height // 2
         assert incremental.stats["email_similar_reused_pairs"] > 0
+        if settings is PRUNED:  # crowded stems that changed are compared again, whole
+            assert incremental.stats["email_similar_focus_stems"] > 0
         for kind in ("email", "device", "ip"):
             assert 0 < incremental.stats[f"{kind}_focus_users"] < after.users.height
         assert sum(v for k, v in incremental.stats.items() if k.endswith("_reused_links")) > 100

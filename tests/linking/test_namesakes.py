@@ -1,0 +1,91 @@
+"""Namesake crowds are compared only where a pair can still link, and the links are those of
+comparing everything."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from graphfraud.config import LinkSettings, load_settings
+from graphfraud.identifiers import BUILTIN
+from graphfraud.ingest.validate import ingest
+from graphfraud.linking import link
+from graphfraud.linking.link import Links, build_links
+from graphfraud.linking.weights import link_weight, max_linkable_support
+from graphfraud.synthetic import generate_population
+from tests.linking.test_link import _devices, _email, _users
+
+
+@pytest.mark.parametrize(("prior", "decay", "floor"), [(0.85, 0.5, 0.1), (0.6, 1.0, 0.05)])
+def test_no_support_past_the_bound_reaches_the_weight_floor(
+    prior: float, decay: float, floor: float
+) -> None:
+    bound = max_linkable_support(prior, decay, floor)
+    assert bound is not None
+    weights = [prior * (2 / s) ** decay for s in range(bound - 1, bound + 200)]
+    assert weights[0] >= floor  # one below the bound still links at similarity 1
+    assert max(weights[2:]) < floor  # nothing past it does
+    assert max_linkable_support(1.0, 0.0, 0.1) is None  # a kind whose weight never fades
+
+
+def _unpruned(
+    monkeypatch: pytest.MonkeyPatch, users: pl.DataFrame, devices: pl.DataFrame, s: LinkSettings
+) -> Links:
+    """The links of comparing every crowd all against all (no bound), for reference."""
+    with monkeypatch.context() as patch:
+        patch.setattr(link, "namesake_bound", lambda rule, settings: None)
+        return build_links(users, devices, s)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_pruned_crowds_give_the_links_of_comparing_everything(
+    monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """A weight floor of 0.3 puts the bound at 17 accounts: the population's common first
+    names (`priya`, `rahul`: 40-80 accounts) are crowds past it."""
+    settings = load_settings()
+    population = generate_population(5_000, seed)
+    day = ingest(population.users, population.devices, settings.ingest)
+    strict = LinkSettings(max_block=10, min_fuzzy_weight=0.3)
+    pruned = build_links(day.users, day.devices, strict)
+    everything = _unpruned(monkeypatch, day.users, day.devices, strict)
+    assert pruned.links.equals(everything.links)
+    assert pruned.links.filter(pl.col("kind") == "email_similar").height > 100
+    # fewer comparisons, and the similar pairs kept are those of the full pass that can link
+    assert pruned.stats["email_similar_candidates"] < everything.stats["email_similar_candidates"]
+    key = ["user_a", "user_b", "kind"]
+    assert pruned.lookalikes.join(everything.lookalikes, on=key, how="anti").is_empty()
+    dropped = everything.lookalikes.join(pruned.lookalikes, on=key, how="anti")
+    assert dropped.height > 100
+    assert dropped.join(everything.links, on=key, how="semi").is_empty()
+
+
+def test_a_numbered_ring_inside_a_namesake_crowd_is_still_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """600 honest `rahul.sharma<n>` with numbers spread over 1-9999 and a ring
+    `rahul.sharma501 … 512` on one stem: past the bound, only the pairs whose numbers could be
+    a sequence are compared, and only the ring's link."""
+    rng = np.random.default_rng(5)
+    spread = [n for n in rng.permutation(np.arange(1, 10_000)) if not 470 <= n <= 545][:600]
+    seps = (".", "_", "")
+    honest = [f"rahul{seps[i % 3]}sharma{n}" for i, n in enumerate(spread)]
+    ring = [f"rahul.sharma{501 + i}" for i in range(12)]
+    handles = honest + ring
+    users = _users([{"user_id": f"u{i:03d}", **_email(h)} for i, h in enumerate(handles)])
+    settings = LinkSettings(max_block=20)
+    bound = max_linkable_support(0.85, 0.5, settings.min_fuzzy_weight)
+    assert bound is not None
+    assert len(handles) > bound
+    found = build_links(users, _devices([]), settings)
+    assert found.links.equals(_unpruned(monkeypatch, users, _devices([]), settings).links)
+    similar = found.links.filter(pl.col("kind") == "email_similar")
+    members = {f"u{len(honest) + i:03d}" for i in range(12)}
+    linked = set(similar["user_a"]) | set(similar["user_b"])
+    assert linked == members  # all of the ring, none of the namesakes
+    assert similar.height == 12 * 11 // 2
+    assert found.stats["email_similar_candidates"] < len(handles) ** 2 // 4
+    crowd = len(handles)
+    assert similar["support"].max() < crowd  # the sequence shrank the crowd's support
+    assert link_weight("email_similar", 1.0, crowd, BUILTIN) < settings.min_fuzzy_weight
