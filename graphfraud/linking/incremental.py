@@ -75,7 +75,7 @@ def lookalike_reuse(
         .join(uid_of.rename({"uid": "b", "user_id": "user_b"}), on="user_b")
         .select("a", "b", pl.col("similarity").cast(pl.Float32))
     )
-    stems = _crowded_stems(now, before, added, removed, max_support, len(mask))
+    stems = _crowded_stems(now, before, max_support, len(mask))
     return Reuse(focus=Focus(users=mask, pairs=pairs, stems=stems), similar=similar)
 
 
@@ -134,28 +134,20 @@ def exact_reuse(
 
 
 def _crowded_stems(
-    now: pl.DataFrame,
-    before: pl.DataFrame,
-    added: pl.DataFrame,
-    removed: pl.DataFrame,
-    max_support: int | None,
-    size: int,
+    now: pl.DataFrame, before: pl.DataFrame, max_support: int | None, size: int
 ) -> npt.NDArray[np.int64] | None:
-    """`Focus.stems`: the local stems with a changed handle crowded past `max_support` on
-    either night, by today's uid (`size` of them). Which of their pairs can link
-    (`linking.namesakes`) depends on every account on the stem, so all of them are compared
-    again."""
+    """`Focus.stems`: the local stems crowded past `max_support` on either night, by today's
+    uid (`size` of them). Which of their pairs can link (`linking.namesakes`) depends on every
+    account on the stem and on every name's numbers (`lookalike.NumberBackground`), which any
+    night moves, so all of their pairs are compared again: the pairs a numbered sequence can
+    lift are few by construction."""
     if max_support is None:
         return None
-    changed = pl.concat([added["local_stem"], removed["local_stem"]]).drop_nulls().unique()
     crowded = [
-        frame.filter(pl.col("local_stem").is_in(changed.implode()))
-        .group_by("local_stem")
-        .len()
-        .filter(pl.col("len") > max_support)["local_stem"]
+        frame.group_by("local_stem").len().filter(pl.col("len") > max_support)["local_stem"]
         for frame in (now, before)
     ]
-    focused = pl.concat(crowded).unique().to_frame()
+    focused = pl.concat(crowded).drop_nulls().unique().to_frame()
     stems = np.full(size, -1, np.int64)
     on = now.join(focused.with_row_index("id"), on="local_stem")
     stems[on["uid"].to_numpy()] = on["id"].cast(pl.Int64).to_numpy()

@@ -415,9 +415,12 @@ def _sequential_support(pairs: pl.DataFrame, side: pl.DataFrame) -> pl.DataFrame
 
     A run (priya.verma01 … priya.verma12) is the signal, not one close pair: honest namesakes
     land near each other by chance, and birth years crowd every common name into 1975-2005. So
-    the accounts in the pair's numeric window are compared with how many the stem's local density
-    (±SUFFIX_DENSITY_SPAN around the pair) would put there; only the surplus shrinks the crowd.
-    A global range would let one `anjali7` make `anjali1970 … anjali2007` look like a run.
+    the accounts in the pair's numeric window are compared with how many chance would put there:
+    the more of the stem's local density (±SUFFIX_DENSITY_SPAN around the pair; a global range
+    would let one `anjali7` make `anjali1970 … anjali2007` look like a run) and the stem's crowd
+    at the share of every name's handles numbered in that window
+    (`lookalike.NumberBackground`: a birth-year hump is narrower than the local range). Only a
+    surplus beyond chance's spread (`lookalike.SEQUENCE_Z`) shrinks the crowd.
     """
     in_sequence = (
         (pl.col("sid_a") == pl.col("sid_b"))
@@ -440,6 +443,7 @@ def _sequential_support(pairs: pl.DataFrame, side: pl.DataFrame) -> pl.DataFrame
         seq["sid_a"].cast(pl.Int64).to_numpy(),
         seq["num_a"].to_numpy(),
         seq["num_b"].to_numpy(),
+        side["sid"].count(),
     )
     return pairs.with_columns(pl.Series("support", support))
 

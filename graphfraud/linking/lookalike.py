@@ -24,9 +24,10 @@ next to nothing. `tests/scoring/test_lookalike_online.py` holds these equal to t
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -97,18 +98,88 @@ def _between(numbers: npt.NDArray[np.int64], lo: int, hi: int) -> int:
     return int(np.searchsorted(numbers, hi, side="right") - np.searchsorted(numbers, lo))
 
 
-def sequential_support(support: int, a: int, b: int, numbers: npt.NDArray[np.int64]) -> int:
+# A run must stand out of what chance puts in its window by this many standard deviations (of
+# a Poisson count): a common name's thousands of accounts fluctuate by dozens around any number.
+SEQUENCE_Z = 2.0
+
+
+@dataclass(frozen=True)
+class NumberBackground:
+    """How the suffix numbers of a kind's handles fall, over every name: birth years (`1987`,
+    `87`) and small numbers are common under any name, so a common name's accounts crowd there
+    without any sequence. Sorted distinct numbers, how many handles hold a number up to each, and
+    how many handles (with a local stem, numbered or not) there are."""
+
+    numbers: npt.NDArray[np.int64]
+    cumulative: npt.NDArray[np.int64]
+    handles: int
+
+    @classmethod
+    def of(cls, numbers: npt.NDArray[np.int64], handles: int) -> NumberBackground:
+        """From every numbered handle's number (any order) and the count of all handles."""
+        distinct, counts = np.unique(numbers, return_counts=True)
+        return cls(distinct.astype(np.int64), np.cumsum(counts, dtype=np.int64), handles)
+
+    def within(self, lo: npt.NDArray[np.int64], hi: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Handles numbered within [lo, hi], per window."""
+        total = np.concatenate([[0], self.cumulative])
+        right = np.searchsorted(self.numbers, hi, side="right")
+        left = np.searchsorted(self.numbers, np.maximum(lo, 0), side="left")
+        return np.asarray(total[right] - total[left], dtype=np.int64)
+
+
+NO_BACKGROUND = NumberBackground(np.zeros(0, np.int64), np.zeros(0, np.int64), 0)
+
+
+def _expected(
+    support: float | npt.NDArray[np.float64],
+    around: npt.NDArray[np.integer[Any]],
+    lo: npt.NDArray[np.int64],
+    hi: npt.NDArray[np.int64],
+    background: npt.NDArray[np.int64],
+    handles: int,
+) -> npt.NDArray[np.float64]:
+    """Accounts chance puts in a stem's window [lo, hi]: the more of the stem's own density
+    around it (`around` within ±SUFFIX_DENSITY_SPAN) and of the stem's crowd (`support`) at
+    the share of all handles numbered there (`background` of `handles`)."""
+    local = around * (hi - lo + 1) / (2 * SUFFIX_DENSITY_SPAN + 1)
+    common = support * background / max(handles, 1)
+    return np.asarray(np.maximum(local, common), dtype=np.float64)
+
+
+def _shrunk(
+    support: float | npt.NDArray[np.float64],
+    in_window: npt.NDArray[np.integer[Any]],
+    expected: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """The crowd divided by the window's surplus over chance (at least 1)."""
+    surplus = np.maximum(in_window - expected - SEQUENCE_Z * np.sqrt(expected), 1.0)
+    return np.asarray(np.minimum(support, np.ceil(support / surplus)), dtype=np.float64)
+
+
+def sequential_support(
+    support: int,
+    a: int,
+    b: int,
+    numbers: npt.NDArray[np.int64],
+    background: NumberBackground,
+    newcomer: int | None = None,
+) -> int:
     """`link._sequential_support` for one pair on one stem: `numbers` are the stem's accounts'
-    suffix numbers, sorted (one per account, repeats kept), both ends of the pair included."""
+    suffix numbers, sorted (one per account, repeats kept), both ends of the pair included;
+    `newcomer`, a numbered handle counted on top of `background` (the account scored online,
+    which the snapshot's background does not hold)."""
     if abs(a - b) > SEQUENCE_MAX_GAP:
         return support
     lo, hi = min(a, b) - SUFFIX_WINDOW, max(a, b) + SUFFIX_WINDOW
     in_window = _between(numbers, max(lo, 0), hi)
     mid = (lo + hi) // 2
     around = _between(numbers, max(mid - SUFFIX_DENSITY_SPAN, 0), mid + SUFFIX_DENSITY_SPAN)
-    expected = around * (hi - lo + 1) / (2 * SUFFIX_DENSITY_SPAN + 1)
-    surplus = max(in_window - expected, 1.0)
-    return min(support, math.ceil(support / surplus))
+    window = np.array([lo]), np.array([hi])
+    common = background.within(*window) + int(newcomer is not None and lo <= newcomer <= hi)
+    handles = background.handles + int(newcomer is not None)
+    expected = _expected(float(support), np.array([around]), *window, common, handles)
+    return int(_shrunk(float(support), np.array([in_window]), expected)[0])
 
 
 def sequential_supports(
@@ -118,11 +189,13 @@ def sequential_supports(
     stem: npt.NDArray[np.int64],
     a: npt.NDArray[np.int64],
     b: npt.NDArray[np.int64],
+    handles: int,
 ) -> npt.NDArray[np.float64]:
     """`sequential_support` for many pairs, each on one stem (`stem`) with numbers `a`, `b` at
     most `SEQUENCE_MAX_GAP` apart: `stems, numbers` are every numbered account's stem id and
-    number (`link._sequential_support`, `linking.namesakes`). The windows are counted once per
-    distinct (stem, numbers): a namesake crowd's millions of pairs hold few."""
+    number, `handles` how many handles have a local stem (`link._sequential_support`,
+    `linking.namesakes`). The windows are counted once per distinct (stem, numbers): a namesake
+    crowd's millions of pairs hold few."""
     low, gap = np.minimum(a, b), np.abs(a - b)
     # stem (29 bits), the lower number (< 10⁹, SUFFIX: 30 bits), the gap (≤ 20: 5 bits)
     distinct, back = np.unique((stem << 35) | (low << 5) | gap, return_inverse=True)
@@ -133,9 +206,10 @@ def sequential_supports(
     mid = (lo + hi) // 2
     span = SUFFIX_DENSITY_SPAN
     around = window_support(stems, numbers, mid - span, mid + span, group)
-    expected = around * (hi - lo + 1) / (2 * span + 1)
-    surplus = np.maximum(in_window - expected, 1.0)[back]
-    return np.asarray(np.minimum(support, np.ceil(support / surplus)), dtype=np.float64)
+    common = NumberBackground.of(numbers, handles).within(lo, hi)
+    back = back.ravel()
+    expected = _expected(support, around[back], lo[back], hi[back], common[back], handles)
+    return _shrunk(support, in_window[back], expected)
 
 
 def stem_support(counts: Sequence[int]) -> int:

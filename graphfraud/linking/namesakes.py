@@ -126,6 +126,7 @@ class Namesakes:
                 stem[at],
                 x[at],
                 y[at],
+                int((self.stem >= 0).sum()),
             )
             ok[at] = support <= self.max_support
         return ok

@@ -46,7 +46,7 @@ from graphfraud.scoring.snapshot import (
 
 STORE_DIR = "store"  # under the run's online/ folder
 META_FILE = "store.json"
-STORE_FORMAT = 1
+STORE_FORMAT = 2  # 2: each look-alike kind's NumberBackground
 _HASH_CHUNK = 1 << 22
 PREFIX_BYTES = 16  # of each sorted user id, searched first (most ids are shorter)
 

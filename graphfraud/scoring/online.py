@@ -54,7 +54,9 @@ from graphfraud.linking.keys import (
 )
 from graphfraud.linking.lookalike import (
     CROSS_DOMAIN_DISCOUNT,
+    NO_BACKGROUND,
     SUFFIX_READ_SPAN,
+    NumberBackground,
     comparable,
     reordered,
     reordered_support,
@@ -229,11 +231,14 @@ def similar_handles(
     link: LinkSettings,
     registry: IdentifierRegistry,
     count_of: Callable[[str], int] | None = None,
+    background: NumberBackground = NO_BACKGROUND,
 ) -> list[tuple[Handle, float, int, float]]:
     """(candidate, similarity, support, weight) for the candidates the batch's look-alike rules
     link to `mine` (see `linking.lookalike`), strongest first. `stem_numbers`: suffix numbers of
     the accounts on `mine`'s local stem around its own (repeats kept, `mine`'s included);
-    `count_of(stem)`: accounts on a stem, for candidates whose `stem_count` is -1."""
+    `count_of(stem)`: accounts on a stem, for candidates whose `stem_count` is -1;
+    `background`: the snapshot's numbers over every name (`mine` not among them; today's
+    accounts neither, a day's sign-ups move its shares by a few percent at most)."""
     if not comparable(mine.local):
         return []
     pool = [c for c in dict((c.user_id, c) for c in candidates).values()
@@ -286,7 +291,7 @@ def similar_handles(
         if same_name:
             support = reordered_support(support, mine.name_count)
         if same_stem and my_num is not None and num is not None:
-            support = sequential_support(support, my_num, num, stem_numbers)
+            support = sequential_support(support, my_num, num, stem_numbers, background, my_num)
         weight = link_weight(kind, sim, support, registry)
         if weight >= link.min_fuzzy_weight:
             out.append((c, round(sim, 4), support, weight))
@@ -383,6 +388,13 @@ def stem_counter(index: IdentifierIndex, kind: str) -> Callable[[str], int]:
     return lambda stem: table.counts([stem])[0]
 
 
+def background_of(index: IdentifierIndex, kind: str) -> NumberBackground:
+    """The snapshot's suffix numbers over every name of a look-alike kind (none without the
+    index)."""
+    table = index.stem_numbers.get(kind)
+    return NO_BACKGROUND if table is None else table.background
+
+
 def _lookalikes(
     index: IdentifierIndex,
     spec: IdentifierSpec,
@@ -420,7 +432,14 @@ def _lookalikes(
             c.intraday,
         )
         for c, sim, support, weight in similar_handles(
-            kind, mine, named, numbers, link, index.registry, stem_counter(index, spec.name)
+            kind,
+            mine,
+            named,
+            numbers,
+            link,
+            index.registry,
+            stem_counter(index, spec.name),
+            background_of(index, spec.name),
         )
     ]
 

@@ -45,7 +45,7 @@ from graphfraud.identifiers import (
     registry_from_manifest,
 )
 from graphfraud.linking.keys import handle_stem_expr, local_stem_expr, with_name_key
-from graphfraud.linking.lookalike import MIN_HANDLE_LETTERS, SUFFIX
+from graphfraud.linking.lookalike import MIN_HANDLE_LETTERS, SUFFIX, NumberBackground
 from graphfraud.model.ego import ids_digest
 from graphfraud.rundir import RunDir
 from graphfraud.scoring.decision import Bands
@@ -345,10 +345,17 @@ class StemNumbers:
     the look-alike rules' support and numbered runs (`linking.lookalike`): rows sorted by
     (local stem, number), -1 for a handle without a number."""
 
-    def __init__(self, stems: SortedStrings, numbers: npt.NDArray[np.int64], rows: Rows) -> None:
+    def __init__(
+        self,
+        stems: SortedStrings,
+        numbers: npt.NDArray[np.int64],
+        rows: Rows,
+        background: NumberBackground,
+    ) -> None:
         self.stems = stems
         self.numbers = numbers
         self.rows = rows
+        self.background = background  # every name's numbers, for the sequential support
 
     @classmethod
     def build(cls, frame: pl.DataFrame, local: str) -> StemNumbers:
@@ -363,10 +370,12 @@ class StemNumbers:
             .unique("row")
             .sort("s", "n", "row")
         )  # fmt: skip
+        numbers = keyed.get_column("n").to_numpy().astype(np.int64)
         return cls(
             SortedStrings.of(keyed.get_column("s")),
-            keyed.get_column("n").to_numpy().astype(np.int64),
+            numbers,
             keyed.get_column("row").cast(pl.UInt32).to_numpy(),
+            NumberBackground.of(numbers[numbers >= 0], keyed.height),
         )
 
     @classmethod
@@ -375,6 +384,11 @@ class StemNumbers:
             SortedStrings.from_arrays(arrays, prefix),
             arrays[f"{prefix}.numbers"],
             arrays[f"{prefix}.rows"],
+            NumberBackground(
+                arrays[f"{prefix}.background"],
+                arrays[f"{prefix}.background_cumulative"],
+                int(arrays[f"{prefix}.background_handles"][0]),
+            ),
         )
 
     def arrays(self, prefix: str) -> Arrays:
@@ -382,6 +396,9 @@ class StemNumbers:
             **self.stems.arrays(prefix),
             f"{prefix}.numbers": self.numbers,
             f"{prefix}.rows": self.rows,
+            f"{prefix}.background": self.background.numbers,
+            f"{prefix}.background_cumulative": self.background.cumulative,
+            f"{prefix}.background_handles": np.array([self.background.handles], np.int64),
         }
 
     def _slice(self, stems: list[str]) -> list[tuple[int, int]]:

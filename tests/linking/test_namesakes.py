@@ -61,31 +61,54 @@ def test_pruned_crowds_give_the_links_of_comparing_everything(
     assert dropped.join(everything.links, on=key, how="semi").is_empty()
 
 
+def _numbers(rng: np.random.Generator, n: int) -> list[int]:
+    """Suffix numbers as honest people pick them: birth years, two-digit years, or any number
+    up to 9999 (none in the ring's 470-545)."""
+    kind = rng.integers(3, size=n)
+    years = rng.integers(1960, 2006, size=n)
+    spread = rng.integers(1, 9_000, size=n)
+    spread = np.where(spread >= 470, spread + 76, spread)
+    return np.where(kind == 0, years, np.where(kind == 1, years % 100, spread)).tolist()
+
+
 def test_a_numbered_ring_inside_a_namesake_crowd_is_still_found(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """600 honest `rahul.sharma<n>` with numbers spread over 1-9999 and a ring
-    `rahul.sharma501 … 512` on one stem: past the bound, only the pairs whose numbers could be
-    a sequence are compared, and only the ring's link."""
+    """190 honest `rahul.sharma<n>` (birth years, two-digit years, any number) and a ring
+    `rahul.sharma501 … 512` on one stem, among 2,000 accounts of 40 other names numbered the
+    same way: past the bound, only the pairs whose numbers could be a sequence are compared, and
+    only the ring's link. Birth years crowd every name, so the namesakes born in one decade are
+    no sequence (`lookalike.NumberBackground`)."""
     rng = np.random.default_rng(5)
-    spread = [n for n in rng.permutation(np.arange(1, 10_000)) if not 470 <= n <= 545][:600]
     seps = (".", "_", "")
-    honest = [f"rahul{seps[i % 3]}sharma{n}" for i, n in enumerate(spread)]
+    honest = list(
+        dict.fromkeys(f"rahul{seps[i % 3]}sharma{n}" for i, n in enumerate(_numbers(rng, 230)))
+    )[:190]
     ring = [f"rahul.sharma{501 + i}" for i in range(12)]
-    handles = honest + ring
-    users = _users([{"user_id": f"u{i:03d}", **_email(h)} for i, h in enumerate(handles)])
+    others = [
+        f"{first}.{last}{n}"
+        for first in ("kiran", "vijay", "sunil", "mohan", "gita", "lata", "ravi", "usha")
+        for last in ("rao", "iyer", "nair", "das", "jain")
+        for n in dict.fromkeys(_numbers(rng, 60))
+    ]
+    handles = honest + ring + others
+    users = _users([{"user_id": f"u{i:04d}", **_email(h)} for i, h in enumerate(handles)])
     settings = LinkSettings(max_block=20)
     bound = max_linkable_support(0.85, 0.5, settings.min_fuzzy_weight)
     assert bound is not None
-    assert len(handles) > bound
+    crowd = len(honest) + len(ring)
+    assert crowd > bound
     found = build_links(users, _devices([]), settings)
-    assert found.links.equals(_unpruned(monkeypatch, users, _devices([]), settings).links)
-    similar = found.links.filter(pl.col("kind") == "email_similar")
-    members = {f"u{len(honest) + i:03d}" for i in range(12)}
-    linked = set(similar["user_a"]) | set(similar["user_b"])
+    everything = _unpruned(monkeypatch, users, _devices([]), settings)
+    assert found.links.equals(everything.links)
+    on_stem = found.links.filter(
+        (pl.col("kind") == "email_similar") & pl.col("value_a").str.starts_with("rahul")
+    )
+    members = {f"u{len(honest) + i:04d}" for i in range(12)}
+    linked = set(on_stem["user_a"]) | set(on_stem["user_b"])
     assert linked == members  # all of the ring, none of the namesakes
-    assert similar.height == 12 * 11 // 2
-    assert found.stats["email_similar_candidates"] < len(handles) ** 2 // 4
-    crowd = len(handles)
-    assert similar["support"].max() < crowd  # the sequence shrank the crowd's support
+    assert on_stem.height == 12 * 11 // 2
+    compared = [links.stats["email_similar_candidates"] for links in (found, everything)]
+    assert compared[1] - compared[0] > crowd**2 // 2  # the crowd was not compared whole
+    assert on_stem["support"].max() < crowd  # the sequence shrank the crowd's support
     assert link_weight("email_similar", 1.0, crowd, BUILTIN) < settings.min_fuzzy_weight
