@@ -17,7 +17,10 @@ compared again, against everyone, by the full pass's own blocking:
   those in a run of more than `max_block` accounts that night and in no run, or in another such
   run, the other night: a run that big is never paired (`blocking.handle_run_pairs`), so they
   have no run pairs either night (at 1M users, birth-year runs of common names hold hundreds of
-  accounts: this halves the focus).
+  accounts: this halves the focus);
+- (pairs on one stem, not users) every pair on a local stem crowded past the namesake bound on
+  either night (`linking.namesakes`): which of them can link depends on every account on the
+  stem and on every name's numbers, which any night moves.
 Support and weight are recomputed for every pair over everyone (a crowd grows or shrinks with
 each change), so the links are exactly the full pass's — `tests/linking/test_incremental.py`
 holds them equal.

@@ -16,8 +16,10 @@ Two handles of a look-alike kind (email, UPI) are similar when
   every `priya.verma` of the name;
 and the best of these counts half on different providers. Support is how crowded the name is
 across providers (accounts per local stem, at least 2), shrunk inside a numbered sequence by the
-surplus of accounts in the pair's numeric window over what the stem's local density predicts
-(`sequential_support`); for two different stems with one name key, the accounts on that key
+surplus of accounts in the pair's numeric window over what chance puts there — the stem's local
+density, or its crowd at every name's share of that window (`NumberBackground`: birth years
+crowd every name), whichever is more — beyond chance's spread (`sequential_support`); for two
+different stems with one name key, the accounts on that key
 (`reordered_support`): `rahul.sharma` ~ `sharma.rahul` among thousands of Rahul Sharmas weighs
 next to nothing. `tests/scoring/test_lookalike_online.py` holds these equal to the batch's links.
 """
