@@ -142,7 +142,9 @@ def graph_phases(tables: GraphTables) -> tuple[Phase, ...]:
             "MEMBER_OF",
             cypher.UPSERT_MEMBERSHIPS,
             cypher.DELETE_MEMBERSHIPS,
-            tables.members.select("user_id", "ring_id", props=pl.struct(pl.col("ring_score"))),
+            # no ring_score: it is the ring's (on the Ring node), and a ring whose score moved
+            # would rewrite every member's edge
+            tables.members.select("user_id", "ring_id"),
             ("user_id", "ring_id"),
             (("user_id", "users"), ("ring_id", "rings")),
         ),

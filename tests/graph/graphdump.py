@@ -88,7 +88,7 @@ def tables_dump(tables: GraphTables) -> tuple[list[str], list[str]]:
                             row["user_id"],
                             ["Ring"],
                             row["ring_id"],
-                            _props(row["props"]),
+                            {},
                         ]
                     )
                 )
