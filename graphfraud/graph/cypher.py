@@ -164,7 +164,7 @@ def identifier_unlink(spec: IdentifierSpec) -> Query:
 UPSERT_MEMBERSHIPS = Query(
     "upsert_memberships",
     "UNWIND $rows AS r MATCH (u:User {id: r.user_id}) MATCH (g:Ring {id: r.ring_id}) "
-    "MERGE (u)-[m:MEMBER_OF]->(g) SET m.run_id = $run_id",
+    "MERGE (u)-[m:MEMBER_OF]->(g) SET m = {run_id: $run_id}",
 )
 UPSERT_RING_EVENT_OF = Query(
     "upsert_ring_event_of",

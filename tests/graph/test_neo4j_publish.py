@@ -63,6 +63,29 @@ def test_publish_twice_is_identical(
     assert store.published() == state
 
 
+def test_a_graph_of_the_older_form_converges_on_the_next_publish(
+    bolt_driver: Any, new_bolt_database: Callable[[str], str], tmp_path: Path
+) -> None:
+    """A graph published before crowd statistics moved to (:LinkSupport) nodes held them on
+    every LINKED and a ring_score on every MEMBER_OF; the next publish (full: the digest no
+    longer matches) replaces each element whole, so nothing of the old form stays."""
+    run = write_run(tmp_path / "r1")
+    db, clean = new_bolt_database("older_form"), new_bolt_database("older_clean")
+    _store(bolt_driver, clean).publish(str(run))
+    _store(bolt_driver, db).publish(str(run))
+    bolt_driver.execute_query(
+        "MATCH ()-[l:LINKED]->() SET l.support = 99, l.weight = 0.5, l.evidence = 'old' "
+        "WITH count(*) AS n MATCH ()-[m:MEMBER_OF]->() SET m.ring_score = 0.5",
+        database_=db,
+    )
+    bolt_driver.execute_query(
+        "MATCH (m:GraphFraudMeta {id: 'publish'}) SET m.digest = 'an older digest'", database_=db
+    )
+    report = _store(bolt_driver, db).publish(str(run))
+    assert report.mode == "full"
+    assert dump_graph(bolt_driver, db) == dump_graph(bolt_driver, clean)
+
+
 def test_ring_events_converge_and_only_live_rings_point_at_theirs(
     bolt_driver: Any, new_bolt_database: Callable[[str], str], tmp_path: Path
 ) -> None:
