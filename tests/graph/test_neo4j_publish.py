@@ -66,9 +66,9 @@ def test_publish_twice_is_identical(
 def test_a_graph_of_the_older_form_converges_on_the_next_publish(
     bolt_driver: Any, new_bolt_database: Callable[[str], str], tmp_path: Path
 ) -> None:
-    """A graph published before crowd statistics moved to (:LinkSupport) nodes held them on
-    every LINKED and a ring_score on every MEMBER_OF; the next publish (full: the digest no
-    longer matches) replaces each element whole, so nothing of the old form stays."""
+    """A graph published by an older version held a ring_score on every MEMBER_OF (and, here,
+    stale LINKED properties); the next publish (full: the digest no longer matches) replaces
+    each element whole, so nothing of the old form stays."""
     run = write_run(tmp_path / "r1")
     db, clean = new_bolt_database("older_form"), new_bolt_database("older_clean")
     _store(bolt_driver, clean).publish(str(run))
