@@ -40,6 +40,9 @@ def raw_queries() -> dict[str, str]:
     queries = {
         "upsert_users": "UNWIND $rows AS r MERGE (n:User {id: r.key}) SET n += r.props",
         "upsert_rings": "UNWIND $rows AS r MERGE (n:Ring {id: r.key}) SET n += r.props",
+        "upsert_ring_events": "UNWIND $rows AS r MERGE (n:RingEvent {id: r.key}) SET n += r.props",
+        "upsert_ring_event_of": "UNWIND $rows AS r MATCH (g:Ring {id: r.ring_id}) "
+        "MATCH (e:RingEvent {id: r.event_id}) MERGE (g)-[:HAD_EVENT]->(e)",
         "upsert_memberships": "UNWIND $rows AS r MATCH (u:User {id: r.user_id}) "
         "MATCH (g:Ring {id: r.ring_id}) MERGE (u)-[:MEMBER_OF]->(g)",
         "upsert_links": "UNWIND $rows AS r MATCH (a:User {id: r.user_a}) "
