@@ -37,8 +37,8 @@ def settings_for(root: Path) -> Settings:
     )
 
 
-def build_online_run(root: Path) -> OnlineRun:
-    write_population(generate_population(USERS, seed=11, fraud_share=0.05), root / "all")
+def build_online_run(root: Path, users: int = USERS) -> OnlineRun:
+    write_population(generate_population(users, seed=11, fraud_share=0.05), root / "all")
     users = pl.read_csv(root / "all/users.csv", infer_schema_length=0).with_columns(
         pl.col("created_at").str.to_datetime(time_zone="UTC", strict=False).alias("_t")
     )

@@ -418,7 +418,7 @@ def _sequential_support(pairs: pl.DataFrame, side: pl.DataFrame) -> pl.DataFrame
     the accounts in the pair's numeric window are compared with how many chance would put there:
     the more of the stem's local density (±SUFFIX_DENSITY_SPAN around the pair; a global range
     would let one `anjali7` make `anjali1970 … anjali2007` look like a run) and the stem's crowd
-    at the share of every name's handles numbered in that window
+    at the share of the other names' handles numbered in that window
     (`lookalike.NumberBackground`: a birth-year hump is narrower than the local range). Only a
     surplus beyond chance's spread (`lookalike.SEQUENCE_Z`) shrinks the crowd.
     """

@@ -17,8 +17,8 @@ Two handles of a look-alike kind (email, UPI) are similar when
 and the best of these counts half on different providers. Support is how crowded the name is
 across providers (accounts per local stem, at least 2), shrunk inside a numbered sequence by the
 surplus of accounts in the pair's numeric window over what chance puts there — the stem's local
-density, or its crowd at every name's share of that window (`NumberBackground`: birth years
-crowd every name), whichever is more — beyond chance's spread (`sequential_support`); for two
+density, or its crowd at the other names' share of that window (`NumberBackground`: birth
+years crowd every name), whichever is more — beyond chance's spread (`sequential_support`); for two
 different stems with one name key, the accounts on that key
 (`reordered_support`): `rahul.sharma` ~ `sharma.rahul` among thousands of Rahul Sharmas weighs
 next to nothing. `tests/scoring/test_lookalike_online.py` holds these equal to the batch's links.
@@ -136,6 +136,7 @@ NO_BACKGROUND = NumberBackground(np.zeros(0, np.int64), np.zeros(0, np.int64), 0
 def _expected(
     support: float | npt.NDArray[np.float64],
     around: npt.NDArray[np.integer[Any]],
+    in_window: npt.NDArray[np.integer[Any]],
     lo: npt.NDArray[np.int64],
     hi: npt.NDArray[np.int64],
     background: npt.NDArray[np.int64],
@@ -143,10 +144,12 @@ def _expected(
 ) -> npt.NDArray[np.float64]:
     """Accounts chance puts in a stem's window [lo, hi]: the more of the stem's own density
     around it (`around` within ±SUFFIX_DENSITY_SPAN) and of the stem's crowd (`support`) at
-    the share of all handles numbered there (`background` of `handles`)."""
+    the share of the *other* names' handles numbered there (`background` of `handles`, all
+    names, less the stem's own `in_window` of `support`: a small population's ring must not
+    make its own numbers look common)."""
     local = around * (hi - lo + 1) / (2 * SUFFIX_DENSITY_SPAN + 1)
-    common = support * background / max(handles, 1)
-    return np.asarray(np.maximum(local, common), dtype=np.float64)
+    others = np.maximum(background - in_window, 0) / np.maximum(handles - support, 1)
+    return np.asarray(np.maximum(local, support * others), dtype=np.float64)
 
 
 def _shrunk(
@@ -180,8 +183,9 @@ def sequential_support(
     window = np.array([lo]), np.array([hi])
     common = background.within(*window) + int(newcomer is not None and lo <= newcomer <= hi)
     handles = background.handles + int(newcomer is not None)
-    expected = _expected(float(support), np.array([around]), *window, common, handles)
-    return int(_shrunk(float(support), np.array([in_window]), expected)[0])
+    counted = np.array([in_window])
+    expected = _expected(float(support), np.array([around]), counted, *window, common, handles)
+    return int(_shrunk(float(support), counted, expected)[0])
 
 
 def sequential_supports(
@@ -210,8 +214,9 @@ def sequential_supports(
     around = window_support(stems, numbers, mid - span, mid + span, group)
     common = NumberBackground.of(numbers, handles).within(lo, hi)
     back = back.ravel()
-    expected = _expected(support, around[back], lo[back], hi[back], common[back], handles)
-    return _shrunk(support, in_window[back], expected)
+    counted = in_window[back]
+    expected = _expected(support, around[back], counted, lo[back], hi[back], common[back], handles)
+    return _shrunk(support, counted, expected)
 
 
 def stem_support(counts: Sequence[int]) -> int:

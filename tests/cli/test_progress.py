@@ -35,7 +35,7 @@ def test_stage_verbs_print_their_counts(tmp_path: Path) -> None:
     assert f"next: graphfraud link --run {out}" in ingest.stdout
     link = graphfraud("link", "--run", str(out), cwd=cwd)
     assert link.returncode == 0, link.stderr
-    assert "✓ link: 1,047 links (email_similar 536, email 275" in link.stdout
+    assert "✓ link: 1,022 links (email_similar 511, email 275" in link.stdout
     assert "✓ comparing look-alike emails" in link.stdout
     rings = graphfraud("rings", "--run", str(out), cwd=cwd)
     assert rings.returncode == 0, rings.stderr
