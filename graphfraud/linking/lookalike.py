@@ -109,28 +109,28 @@ SEQUENCE_Z = 2.0
 class NumberBackground:
     """How the suffix numbers of a kind's handles fall, over every name: birth years (`1987`,
     `87`) and small numbers are common under any name, so a common name's accounts crowd there
-    without any sequence. Sorted distinct numbers, how many handles hold a number up to each, and
-    how many handles (with a local stem, numbered or not) there are."""
+    without any sequence. Sorted distinct numbers, how many handles hold a number below each
+    (and, last, in all), and how many handles (with a local stem, numbered or not) there are."""
 
     numbers: npt.NDArray[np.int64]
-    cumulative: npt.NDArray[np.int64]
+    cumulative: npt.NDArray[np.int64]  # one longer than `numbers`, from 0
     handles: int
 
     @classmethod
     def of(cls, numbers: npt.NDArray[np.int64], handles: int) -> NumberBackground:
         """From every numbered handle's number (any order) and the count of all handles."""
         distinct, counts = np.unique(numbers, return_counts=True)
-        return cls(distinct.astype(np.int64), np.cumsum(counts, dtype=np.int64), handles)
+        cumulative = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return cls(distinct.astype(np.int64), cumulative, handles)
 
     def within(self, lo: npt.NDArray[np.int64], hi: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """Handles numbered within [lo, hi], per window."""
-        total = np.concatenate([[0], self.cumulative])
         right = np.searchsorted(self.numbers, hi, side="right")
         left = np.searchsorted(self.numbers, np.maximum(lo, 0), side="left")
-        return np.asarray(total[right] - total[left], dtype=np.int64)
+        return np.asarray(self.cumulative[right] - self.cumulative[left], dtype=np.int64)
 
 
-NO_BACKGROUND = NumberBackground(np.zeros(0, np.int64), np.zeros(0, np.int64), 0)
+NO_BACKGROUND = NumberBackground(np.zeros(0, np.int64), np.zeros(1, np.int64), 0)
 
 
 def _expected(

@@ -12,6 +12,7 @@ from graphfraud.identifiers import BUILTIN
 from graphfraud.ingest.validate import ingest
 from graphfraud.linking import link
 from graphfraud.linking.link import Links, build_links
+from graphfraud.linking.lookalike import NO_BACKGROUND, NumberBackground
 from graphfraud.linking.weights import link_weight, max_linkable_support
 from graphfraud.synthetic import generate_population
 from tests.linking.test_link import _devices, _email, _users
@@ -112,3 +113,10 @@ def test_a_numbered_ring_inside_a_namesake_crowd_is_still_found(
     assert compared[1] - compared[0] > crowd**2 // 2  # the crowd was not compared whole
     assert on_stem["support"].max() < crowd  # the sequence shrank the crowd's support
     assert link_weight("email_similar", 1.0, crowd, BUILTIN) < settings.min_fuzzy_weight
+
+
+def test_the_number_background_counts_every_handle_numbered_in_a_window() -> None:
+    background = NumberBackground.of(np.array([1987, 1990, 1990, 7, 1987, 2001]), handles=10)
+    lo, hi = np.array([1985, 0, -5, 2002]), np.array([1990, 10, 1987, 2100])
+    assert background.within(lo, hi).tolist() == [4, 1, 3, 0]
+    assert NO_BACKGROUND.within(lo, hi).tolist() == [0, 0, 0, 0]
