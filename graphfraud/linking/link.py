@@ -200,16 +200,18 @@ def similar_handle_pairs(
     scored = map_frames(
         engine, score_candidates, slices(candidates, engine.partitions), texts, threshold
     )
-    stemmed = emails.filter(pl.col("stem").is_not_null()).select("uid", "stem", "local")
-    stemmed = stemmed.filter(
-        pl.len().over("stem").is_between(settings.max_block + 1, settings.max_crowd)
+    # the handles of the namesake crowds: stems of more than max_block, up to max_crowd
+    in_crowds = (
+        emails.filter(pl.col("stem").is_not_null())
+        .select("uid", "stem", "local")
+        .filter(pl.len().over("stem").is_between(settings.max_block + 1, settings.max_crowd))
     )
     crowded = pl.Series(
-        np.zeros(stemmed.height, np.bool_)
+        np.zeros(in_crowds.height, np.bool_)
         if namesakes is None
-        else namesakes.crowded(stemmed["uid"].cast(pl.Int64).to_numpy())
+        else namesakes.crowded(in_crowds["uid"].cast(pl.Int64).to_numpy())
     )
-    in_crowds = partial(
+    compare_crowd = partial(
         block_similar_pairs,
         key="stem",
         text="local",
@@ -218,11 +220,11 @@ def similar_handle_pairs(
         threshold=threshold,
         focus=None if focus is None else focus.rows(),
     )
-    whole = stemmed.filter(~crowded)
-    crowds = map_frames(engine, in_crowds, hash_partitions(whole, "stem", engine.partitions))
+    whole = in_crowds.filter(~crowded)
+    crowds = map_frames(engine, compare_crowd, hash_partitions(whole, "stem", engine.partitions))
     crowd_cells = int((whole.group_by("stem").len()["len"].cast(pl.Int64) ** 2).sum())
     if namesakes is not None:
-        sequences = namesakes.sequence_pairs(stemmed.filter(crowded), "stem")
+        sequences = namesakes.sequence_pairs(in_crowds.filter(crowded), "stem")
         if focus is not None:
             sequences = focus.select(sequences)
         crowds = pl.concat([crowds, score_candidates(sequences, texts, threshold)])
@@ -232,7 +234,7 @@ def similar_handle_pairs(
     if focus is not None:
         runs = focus.select(runs)
         reordered = focus.select(reordered)
-        crowds = pl.concat([crowds, _crowd_pairs_in(focus.pairs, emails, settings)])
+        crowds = pl.concat([crowds, _crowd_pairs_in(focus.pairs, in_crowds, threshold)])
         crowd_cells = crowds.height
     in_runs = runs.select(
         "a",
@@ -257,20 +259,17 @@ def similar_handle_pairs(
 
 
 def _crowd_pairs_in(
-    keys: npt.NDArray[np.uint64], emails: pl.DataFrame, settings: LinkSettings
+    keys: npt.NDArray[np.uint64], in_crowds: pl.DataFrame, threshold: float
 ) -> pl.DataFrame:
-    """`block_similar_pairs` for just the pairs `keys` (packed): those on one crowd stem."""
-    crowd = emails.filter(pl.col("stem").is_not_null()).filter(
-        pl.len().over("stem").is_between(settings.max_block + 1, settings.max_crowd)
-    )
-    side = crowd.select(pl.col("uid").cast(pl.UInt32), "stem", "local")
+    """`block_similar_pairs` for just the pairs `keys` (packed): those on one crowd stem
+    (`in_crowds`: `uid, stem, local` of the crowds' handles)."""
+    side = in_crowds.select(pl.col("uid").cast(pl.UInt32), "stem", "local")
     pairs = (
         unpack_pair_keys(pl.Series(keys))
         .join(side.rename({"uid": "a"}), on="a")
         .join(side.rename({"uid": "b"}), on="b", suffix="_b")
         .filter(pl.col("stem") == pl.col("stem_b"))
     )
-    threshold = settings.email_similarity
     similarity = string_similarity(
         pairs["local"].to_list(), pairs["local_b"].to_list(), score_cutoff=threshold
     )
