@@ -55,9 +55,14 @@ from graphfraud.rings.features import Rings, identity_kinds, ring_feature_rows
 def pair_strengths(links: pl.DataFrame) -> pl.DataFrame:
     """One row per linked pair: `user_a, user_b, strength` (noisy-or of its links), sorted so
     that sums over a user's pairs add up in the same order every run."""
+    return _strengths(with_pair_ids(links.select("user_a", "user_b", "weight")))
+
+
+def _strengths(links: pl.DataFrame) -> pl.DataFrame:
+    """`user_a, user_b, strength` per pair of links carrying a `pid` (`with_pair_ids`), in pair
+    order (pid order is pair order)."""
     return (
-        with_pair_ids(links.select("user_a", "user_b", "weight"))
-        .group_by("pid", maintain_order=True)  # pid order is pair order
+        links.group_by("pid", maintain_order=True)
         .agg(
             pl.col("user_a").first(),
             pl.col("user_b").first(),
@@ -485,16 +490,7 @@ def balanced_links(links: pl.DataFrame, registry: IdentifierRegistry = BUILTIN) 
 
 def strong_pairs_of(balanced: pl.DataFrame, settings: RingSettings) -> pl.DataFrame:
     """`strong_pairs` from `balanced_links`."""
-    return (
-        balanced.group_by("pid")
-        .agg(
-            pl.col("user_a").first(),
-            pl.col("user_b").first(),
-            combine_weights_expr("weight").alias("strength"),
-        )
-        .drop("pid")
-        .filter(pl.col("strength") >= settings.min_weight)
-    )
+    return _strengths(balanced).filter(pl.col("strength") >= settings.min_weight)
 
 
 def with_pair_ids(links: pl.DataFrame) -> pl.DataFrame:
