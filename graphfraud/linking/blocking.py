@@ -168,8 +168,10 @@ def handle_candidate_pairs(emails: pl.DataFrame, *, window: int, max_block: int)
     """Candidate pairs for fuzzy handle comparison (`local@domain`: emails, UPI ids).
 
     `emails`: `uid`, `local`, `domain`, `stem` (see keys.handle_stem_expr) and
-    optionally `local_stem` (keys.local_stem_expr, for the cross-domain and numbered passes) and
-    `num` (the local part's numeric suffix).
+    optionally `local_stem` (keys.local_stem_expr, for the cross-domain and numbered passes),
+    `num` (the local part's numeric suffix) and `crowded` (on a local stem crowded past the
+    namesake bound, `linking.namesakes`: the one-deletion pass pairs such a stem with no other,
+    since a pair of two stems with a crowded end cannot link).
     """
     emails = emails.with_columns(pl.col("uid").cast(pl.UInt32))
     with_domain = emails.filter(pl.col("domain").is_not_null())
@@ -211,11 +213,14 @@ def _stem_neighbour_keys(emails: pl.DataFrame, max_block: int) -> pl.Series:
     that would make more than max_block²/2 pairs, the size of one full block). Identical stems
     are the stem pass's job. Variants are of the letters alone, keyed with a domain number: short
     strings that polars keeps inline, where `priyaverma@gmail.com` would need a heap buffer.
+    A `crowded` stem (see `handle_candidate_pairs`) still counts in the variants' blocks, so
+    the blocks are the same, but its pairs are not expanded.
     """
+    crowded = pl.col("crowded").first() if "crowded" in emails.columns else pl.lit(False)
     stems = (
         emails.filter(pl.col("stem").is_not_null())
         .group_by("stem")
-        .agg(pl.col("uid"), pl.col("domain").first())
+        .agg(pl.col("uid"), pl.col("domain").first(), crowded.alias("crowded"))
         .with_row_index("sid")
     )
     letters = pl.col("stem").str.len_chars() - pl.col("domain").str.len_chars() - 1
@@ -226,7 +231,7 @@ def _stem_neighbour_keys(emails: pl.DataFrame, max_block: int) -> pl.Series:
     ).filter(pl.col("s").str.len_chars() >= MIN_DELETION_LETTERS)
     shared = _shared_keys(deletion_variants(local, "s"), ["did", "key"])
     stem_pairs = unpack_pair_keys(_block_pair_keys(shared, max_block, ["did", "key"]))
-    sizes = stems.select("sid", pl.col("uid").list.len().alias("n"))
+    sizes = stems.filter(~pl.col("crowded")).select("sid", pl.col("uid").list.len().alias("n"))
     members = stems.select("sid", "uid").explode("uid")
     user_pairs = (
         stem_pairs.join(sizes.rename({"sid": "a", "n": "na"}), on="a")

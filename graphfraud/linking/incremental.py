@@ -20,7 +20,9 @@ compared again, against everyone, by the full pass's own blocking:
   accounts: this halves the focus);
 - (pairs on one stem, not users) every pair on a local stem crowded past the namesake bound on
   either night (`linking.namesakes`): which of them can link depends on every account on the
-  stem and on every name's numbers, which any night moves.
+  stem and on every name's numbers, which any night moves;
+- the users of local stems crowded past that bound on one night only: their pairs with other
+  stems can link on the other night alone.
 Support and weight are recomputed for every pair over everyone (a crowd grows or shrinks with
 each change), so the links are exactly the full pass's — `tests/linking/test_incremental.py`
 holds them equal.
@@ -66,6 +68,7 @@ def lookalike_reuse(
             _flipped_stem_neighbours(now, before, added, removed, settings.max_block),
             _run_members(runs_now, runs_before, added["user_id"], settings.max_block),
             _run_members(runs_before, runs_now, removed["user_id"], settings.max_block),
+            _flipped_crowd_members(now, before, max_support),
         ]
     ).unique()
     uid_of = indexed.select("uid", "user_id")
@@ -136,6 +139,35 @@ def exact_reuse(
     return mask, kept
 
 
+def _crowded(frame: pl.DataFrame, max_support: int) -> pl.DataFrame:
+    """`local_stem` of the stems crowded past `max_support` in `frame`."""
+    return (
+        frame.group_by("local_stem")
+        .len()
+        .filter(pl.col("len") > max_support)
+        .drop_nulls("local_stem")
+        .select("local_stem")
+    )
+
+
+def _flipped_crowd_members(
+    now: pl.DataFrame, before: pl.DataFrame, max_support: int | None
+) -> pl.Series:
+    """Today's users of local stems crowded past `max_support` on one night only: a pair of
+    two stems with a crowded end cannot link (`Namesakes.may_link`), so such a stem's pairs
+    with every other stem could link on one night and not on the other."""
+    if max_support is None:
+        return pl.Series("user_id", [], dtype=pl.Utf8)
+    today, yesterday = _crowded(now, max_support), _crowded(before, max_support)
+    flipped = pl.concat(
+        [
+            today.join(yesterday, on="local_stem", how="anti"),
+            yesterday.join(today, on="local_stem", how="anti"),
+        ]
+    )
+    return now.join(flipped, on="local_stem", how="semi")["user_id"]
+
+
 def _crowded_stems(
     now: pl.DataFrame, before: pl.DataFrame, max_support: int | None, size: int
 ) -> npt.NDArray[np.int64] | None:
@@ -146,11 +178,7 @@ def _crowded_stems(
     lift are few by construction."""
     if max_support is None:
         return None
-    crowded = [
-        frame.group_by("local_stem").len().filter(pl.col("len") > max_support)["local_stem"]
-        for frame in (now, before)
-    ]
-    focused = pl.concat(crowded).drop_nulls().unique().to_frame()
+    focused = pl.concat([_crowded(now, max_support), _crowded(before, max_support)]).unique()
     stems = np.full(size, -1, np.int64)
     on = now.join(focused.with_row_index("id"), on="local_stem")
     stems[on["uid"].to_numpy()] = on["id"].cast(pl.Int64).to_numpy()

@@ -178,11 +178,12 @@ def similar_handle_pairs(
     max_support: int | None = None,
 ) -> tuple[pl.DataFrame, int]:
     """`a, b, similarity` for every blocked handle pair at or above the threshold that could
-    link, and how many comparisons it took. Small blocks are enumerated as candidate pairs; the
-    namesake crowds (more than `max_block` users on one stem) are scored all-against-all with
-    `cdist`, but for those on a local stem held by more than `max_support` accounts, where only
-    the pairs of a numbered sequence can link (`linking.namesakes`). Reordered names
-    (`blocking.handle_reordered_pairs`) score the threshold (`linking.lookalike`).
+    link, and how many comparisons it took. Small blocks are enumerated as candidate pairs,
+    compared only if they `Namesakes.may_link`; the namesake crowds (more than `max_block` users
+    on one stem) are scored all-against-all with `cdist`, but for those on a local stem held by
+    more than `max_support` accounts, where only the pairs of a numbered sequence can link
+    (`linking.namesakes`). Reordered names (`blocking.handle_reordered_pairs`) score the
+    threshold (`linking.lookalike`).
 
     `emails`: `uid, local, domain, stem, local_stem, num, name`. With `focus`, only the pairs in
     focus are compared (`linking.incremental`): the blocks are still formed over everyone, so
@@ -191,26 +192,28 @@ def similar_handle_pairs(
     """
     threshold = settings.email_similarity
     namesakes = None if max_support is None else Namesakes.of(emails, max_support)
+    uid = emails["uid"].cast(pl.Int64).to_numpy()
+    on_crowd = np.zeros(len(uid), np.bool_) if namesakes is None else namesakes.crowded(uid)
+    blocked = emails.with_columns(pl.Series("crowded", on_crowd))
     candidates = handle_candidate_pairs(
-        emails, window=settings.window, max_block=settings.max_block
+        blocked, window=settings.window, max_block=settings.max_block
     )
     if focus is not None:
         candidates = focus.select(candidates)
+    if namesakes is not None:  # what cannot link is not compared
+        candidates = candidates.filter(pl.Series(_may_link(namesakes, candidates)))
     texts = emails.select("uid", pl.col("local").alias("text"))
     scored = map_frames(
         engine, score_candidates, slices(candidates, engine.partitions), texts, threshold
     )
     # the handles of the namesake crowds: stems of more than max_block, up to max_crowd
     in_crowds = (
-        emails.filter(pl.col("stem").is_not_null())
-        .select("uid", "stem", "local")
+        blocked.filter(pl.col("stem").is_not_null())
+        .select("uid", "stem", "local", "crowded")
         .filter(pl.len().over("stem").is_between(settings.max_block + 1, settings.max_crowd))
     )
-    crowded = pl.Series(
-        np.zeros(in_crowds.height, np.bool_)
-        if namesakes is None
-        else namesakes.crowded(in_crowds["uid"].cast(pl.Int64).to_numpy())
-    )
+    crowded = in_crowds["crowded"]
+    in_crowds = in_crowds.drop("crowded")
     compare_crowd = partial(
         block_similar_pairs,
         key="stem",
@@ -256,6 +259,19 @@ def similar_handle_pairs(
         a, b = (both[c].cast(pl.Int64).to_numpy() for c in ("a", "b"))
         both = both.filter(pl.Series(namesakes.linkable(a, b)))
     return both, candidates.height + crowd_cells + reordered.height
+
+
+def _may_link(
+    namesakes: Namesakes, pairs: pl.DataFrame, chunk: int = 1 << 23
+) -> npt.NDArray[np.bool_]:
+    """`Namesakes.may_link` of `pairs` (`a, b`), a chunk at a time: at 4M users they are 150M
+    candidates, whose uids would take 2.4 GB as int64 at once."""
+    parts = [np.empty(0, np.bool_)]
+    for start in range(0, pairs.height, chunk):
+        part = pairs.slice(start, chunk)
+        a, b = (part[c].cast(pl.Int64).to_numpy() for c in ("a", "b"))
+        parts.append(namesakes.may_link(a, b))
+    return np.concatenate(parts)
 
 
 def _crowd_pairs_in(

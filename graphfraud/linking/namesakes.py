@@ -10,6 +10,10 @@ crowded past the bound
 - a namesake crowd is not compared all against all, only its pairs whose numbers can do that
   (`sequence_pairs`): the rest cost comparisons that grow with the crowd's square (475M at 2M
   users) and could never link;
+- two handles on *different* local stems have the larger crowd as their support and no sequence
+  lowers it, so a pair with an end on a crowded stem links only as a sequence on that one stem
+  (`may_link`): at 1M users that rules out over half of the other passes' candidates (most of
+  the one-deletion pass's: `rahulsharma` ~ `rahulsarma`) before they are compared;
 - a pair from any other pass is a similar pair only if it `linkable` too, so the similar pairs
   an incremental night reuses (`LOOKALIKES_FILE`) are the same whichever pass found them.
 The links are exactly those of comparing everything (`tests/linking/test_namesakes.py`).
@@ -18,6 +22,7 @@ The links are exactly those of comparing everything (`tests/linking/test_namesak
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -60,17 +65,34 @@ class Namesakes:
         crowd = np.bincount(sid[sid >= 0], minlength=max(int(sid.max(initial=-1)) + 1, 1))
         return cls(stem, number, crowd.astype(np.float64), max_support)
 
+    @cached_property
+    def _crowded(self) -> npt.NDArray[np.bool_]:
+        """By uid: one byte each, so that a test over 100M candidate pairs gathers from 4 MB
+        rather than from the stems and crowds."""
+        crowd = self.crowd[np.maximum(self.stem, 0)]
+        return np.asarray((self.stem >= 0) & (crowd > self.max_support))
+
     def crowded(self, uid: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
         """Per uid: is its local stem crowded past `max_support`?"""
-        stem = self.stem[uid]
-        return np.asarray((stem >= 0) & (self.crowd[np.maximum(stem, 0)] > self.max_support))
+        return self._crowded[uid]
+
+    def may_link(self, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Per pair, by the cheap tests alone: could it link? False when an end is on a crowded
+        stem, unless both are on that stem with numbers at most `SEQUENCE_MAX_GAP` apart (a
+        sequence's window, which `linkable` weighs)."""
+        out: npt.NDArray[np.bool_] = ~(self._crowded[a] | self._crowded[b])
+        at = np.flatnonzero(~out)
+        a, b = a[at], b[at]
+        x, y = self.number[a], self.number[b]
+        out[at] = (self.stem[a] == self.stem[b]) & (x >= 0) & (y >= 0)
+        out[at] &= np.abs(x - y) <= SEQUENCE_MAX_GAP
+        return out
 
     def linkable(self, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-        """Per pair: could it link? False only for two handles on one crowded stem whose
-        numbers (if any) cannot shrink their support to `max_support`."""
-        same = (self.stem[a] == self.stem[b]) & (self.stem[a] >= 0) & self.crowded(a)
-        out: npt.NDArray[np.bool_] = ~same
-        at = np.flatnonzero(same)
+        """Per pair: could it link? False for a pair with an end on a crowded stem, but for a
+        sequence on that stem whose window's surplus shrinks its support to `max_support`."""
+        out = self.may_link(a, b)
+        at = np.flatnonzero(out & self.crowded(a))  # near numbers on one crowded stem
         out[at] = self._in_reach(self.stem[a[at]], self.number[a[at]], self.number[b[at]])
         return out
 

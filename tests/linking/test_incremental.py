@@ -12,6 +12,7 @@ from graphfraud.identifiers import BUILTIN
 from graphfraud.ingest.validate import Ingested, ingest
 from graphfraud.linking.blocking import handle_reordered_pairs
 from graphfraud.linking.link import Links, PreviousLinks, build_links, handle_frame, user_index
+from graphfraud.linking.weights import max_linkable_support
 from graphfraud.synthetic import generate_population
 from graphfraud.synthetic.nights import two_nights
 from graphfraud.synthetic.rings import BASE_RECIPES, RingRecipes
@@ -142,6 +143,32 @@ def test_a_name_key_block_crossing_max_block_refocuses_its_unchanged_pairs() -> 
         full, _ = _incremental_is_full(before, after, devices, settings)
         reordered = full.lookalikes.filter((pl.col("user_a") == "u1") & (pl.col("user_b") == "u2"))
         assert reordered.height == (1 if after is day1 else 0)
+
+
+def test_a_crowd_crossing_the_namesake_bound_refocuses_its_pairs_with_other_stems() -> None:
+    """`priyavrma` ~ `priya.verma` (neither changes) join two stems, so their support is the
+    larger crowd: 18 accounts on `priyaverma` put it past the bound (17 at a weight floor of
+    0.3) and the pair is never compared; when 8 of them leave, 10 do not, and it links."""
+    settings = LinkSettings(min_fuzzy_weight=0.3)
+    domains = ["yahoo.com", "outlook.com", "rediffmail.com", "hotmail.com", "proton.me"]
+    forms = ["priyaverma", "priya.verma", "priya_verma", "priya-verma"]
+    crowd = [{"user_id": f"c{i:02d}", **_email(forms[i % 4], domains[i // 4])} for i in range(17)]
+    rows = [
+        {"user_id": "a", **_email("priya.verma")},
+        {"user_id": "b", **_email("priyavrma")},
+        {"user_id": "z", **_email("zoya.khan")},
+        *crowd,
+    ]
+    day1 = _users(rows)
+    day2 = day1.filter(~pl.col("user_id").is_in([f"c{i:02d}" for i in range(9, 17)]))
+    assert max_linkable_support(0.85, 0.5, settings.min_fuzzy_weight) == 17
+    on_stem = [f.filter(pl.col("email_local").str.contains("verma")).height for f in (day1, day2)]
+    assert on_stem == [18, 10]
+    devices = _devices([])
+    for before, after in ((day1, day2), (day2, day1)):
+        full, _ = _incremental_is_full(before, after, devices, settings)
+        pair = full.links.filter((pl.col("user_a") == "a") & (pl.col("user_b") == "b"))
+        assert pair["kind"].to_list() == (["email_similar"] if after is day2 else [])
 
 
 def test_lookalike_pairs_hold_every_similar_pair_before_the_weight_filter() -> None:

@@ -120,3 +120,23 @@ def test_the_number_background_counts_every_handle_numbered_in_a_window() -> Non
     lo, hi = np.array([1985, 0, -5, 2002]), np.array([1990, 10, 1987, 2100])
     assert background.within(lo, hi).tolist() == [4, 1, 3, 0]
     assert NO_BACKGROUND.within(lo, hi).tolist() == [0, 0, 0, 0]
+
+
+def test_a_pair_with_an_end_on_a_crowded_stem_links_only_as_a_sequence_on_it() -> None:
+    """Stem 0 is crowded (3 accounts past a bound of 2), stem 1 is not: of the pairs with an
+    end on stem 0, only the two near numbers on it may link; `linkable` then weighs their
+    window (against a crowd of 3 and no background, the three numbers 5, 6, 7 are a run)."""
+    from graphfraud.linking.namesakes import Namesakes
+
+    names = Namesakes(
+        stem=np.array([0, 0, 0, 1, 1, -1]),
+        number=np.array([5, 6, 900, 7, -1, -1]),
+        crowd=np.array([3.0, 2.0]),
+        max_support=2,
+    )
+    a = np.array([0, 0, 0, 3, 3, 5])
+    b = np.array([1, 2, 3, 4, 5, 4])
+    # near numbers on the crowded stem; far; across stems; then pairs with no crowded end
+    assert names.may_link(a, b).tolist() == [True, False, False, True, True, True]
+    assert not names.linkable(a, b)[1:3].any()
+    assert names.linkable(a, b)[3:].all()
