@@ -200,11 +200,13 @@ def sequential_supports(
     """`sequential_support` for many pairs, each on one stem (`stem`) with numbers `a`, `b` at
     most `SEQUENCE_MAX_GAP` apart: `stems, numbers` are every numbered account's stem id and
     number, `handles` how many handles have a local stem (`link._sequential_support`,
-    `linking.namesakes`). The windows are counted once per distinct (stem, numbers): a namesake
-    crowd's millions of pairs hold few."""
+    `linking.namesakes`). Each distinct (stem, numbers) is weighed once: a namesake crowd's
+    millions of pairs hold few, and its callers' `support` is the stem's crowd (checked: a pair
+    whose support differs from its stem's makes every pair weigh on its own)."""
     low, gap = np.minimum(a, b), np.abs(a - b)
     # stem (29 bits), the lower number (< 10⁹, SUFFIX: 30 bits), the gap (≤ 20: 5 bits)
     distinct, back = np.unique((stem << 35) | (low << 5) | gap, return_inverse=True)
+    back = back.ravel()
     group = distinct >> 35
     lo = ((distinct >> 5) & ((1 << 30) - 1)) - SUFFIX_WINDOW
     hi = lo + (distinct & 31) + 2 * SUFFIX_WINDOW
@@ -213,7 +215,11 @@ def sequential_supports(
     span = SUFFIX_DENSITY_SPAN
     around = window_support(stems, numbers, mid - span, mid + span, group)
     common = NumberBackground.of(numbers, handles).within(lo, hi)
-    back = back.ravel()
+    crowd = np.empty(len(distinct), np.float64)
+    crowd[back] = support
+    if np.array_equal(crowd[back], support):
+        expected = _expected(crowd, around, in_window, lo, hi, common, handles)
+        return _shrunk(crowd, in_window, expected)[back]
     counted = in_window[back]
     expected = _expected(support, around[back], counted, lo[back], hi[back], common[back], handles)
     return _shrunk(support, counted, expected)

@@ -140,3 +140,31 @@ def test_a_pair_with_an_end_on_a_crowded_stem_links_only_as_a_sequence_on_it() -
     assert names.may_link(a, b).tolist() == [True, False, False, True, True, True]
     assert not names.linkable(a, b)[1:3].any()
     assert names.linkable(a, b)[3:].all()
+
+
+@pytest.mark.parametrize("crowded", [True, False], ids=["support-by-stem", "support-by-pair"])
+def test_the_batch_weighs_every_sequence_as_the_online_scorer_does(crowded: bool) -> None:
+    """`sequential_supports` (the batch: each distinct stem and numbers weighed once) gives
+    every pair the support `sequential_support` (the online scorer: one pair) gives it, when
+    the support is the stem's crowd and when it is not."""
+    from graphfraud.linking.lookalike import sequential_support, sequential_supports
+
+    rng = np.random.default_rng(8)
+    stems = rng.integers(0, 6, size=600)
+    numbers = np.where(
+        rng.random(600) < 0.5, rng.integers(1970, 2005, 600), rng.integers(0, 400, 600)
+    )
+    crowd = np.bincount(stems).astype(np.float64)
+    pick = rng.integers(0, 600, size=400)
+    stem = stems[pick]
+    a = numbers[pick]
+    b = a + rng.integers(-4, 5, size=400)
+    support = crowd[stem] if crowded else crowd[stem] + rng.integers(0, 3, size=400)
+    batch = sequential_supports(support, stems, numbers, stem, a, b, handles=900)
+    background = NumberBackground.of(numbers, handles=900)
+    online = [
+        sequential_support(int(s), int(x), int(y), np.sort(numbers[stems == g]), background)
+        for s, g, x, y in zip(support, stem, a, b, strict=True)
+    ]
+    assert batch.tolist() == online
+    assert (batch < support).any()  # some windows are dense enough to shrink the crowd
