@@ -84,8 +84,8 @@ class Namesakes:
         at = np.flatnonzero(~out)
         a, b = a[at], b[at]
         x, y = self.number[a], self.number[b]
-        out[at] = (self.stem[a] == self.stem[b]) & (x >= 0) & (y >= 0)
-        out[at] &= np.abs(x - y) <= SEQUENCE_MAX_GAP
+        near = (x >= 0) & (y >= 0) & (np.abs(x - y) <= SEQUENCE_MAX_GAP)
+        out[at] = near & (self.stem[a] == self.stem[b])
         return out
 
     def linkable(self, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
