@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from graphfraud.errors import InputDataError
 from graphfraud.ingest.read import read_table
+from graphfraud.metrics import average_precision as _average_precision
+from graphfraud.metrics import roc_auc
 from graphfraud.rundir import RunDir
 from graphfraud.schema import MEMBERS_FILE, RING_SCORES_FILE, SCORES_FILE, USERS_FILE
 
@@ -183,8 +184,8 @@ def evaluate_run(run_dir: Path, truth_path: Path) -> Evaluation:
     y = unseen["is_fraud"].to_numpy()
     s = unseen["score"].to_numpy()
     both = len(np.unique(y)) == 2
-    auc = float(roc_auc_score(y, s)) if both else float("nan")
-    ap = float(average_precision_score(y, s)) if both else float("nan")
+    auc = float(roc_auc(y, s)) if both else float("nan")
+    ap = float(_average_precision(y, s)) if both else float("nan")
     k = int(y.sum())
     top = np.argsort(-s, kind="stable")[:k]
     p_at_k = float(y[top].mean()) if k else float("nan")
@@ -223,7 +224,7 @@ def precision_recall(truth: pl.Series, scores: pl.Series) -> pl.DataFrame:
 
 def average_precision(truth: pl.Series, scores: pl.Series) -> float:
     """Average precision (the area under the precision-recall curve) of `scores`."""
-    return float(average_precision_score(truth.to_numpy(), scores.to_numpy()))
+    return float(_average_precision(truth.to_numpy(), scores.to_numpy()))
 
 
 def suspected_recovery(

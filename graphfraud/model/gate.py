@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.metrics import average_precision_score, roc_auc_score
+
+from graphfraud.metrics import average_precision, roc_auc
 
 Z95 = 1.959964
 
@@ -86,16 +87,14 @@ def beats(
     also reads labelled ring-mates, so a candidate near chance out-of-fold can still rank the
     night far better than the prior (a 0.5 % night: AUPRC 0.18 vs the prior's 0.07)."""
     y = np.asarray(labels)
-    a = float(average_precision_score(y, scores))
-    b = float(average_precision_score(y, other))
+    a = float(average_precision(y, scores))
+    b = float(average_precision(y, other))
     rng = np.random.default_rng(seed)
     diffs = []
     for _ in range(rounds):
         i = rng.integers(0, len(y), len(y))
         if 0 < int(y[i].sum()) < len(i):
-            diffs.append(
-                average_precision_score(y[i], scores[i]) - average_precision_score(y[i], other[i])
-            )
+            diffs.append(average_precision(y[i], scores[i]) - average_precision(y[i], other[i]))
     return bool(diffs) and float(np.percentile(diffs, 5)) > 0, a, b
 
 
@@ -106,7 +105,7 @@ def ranking_gate(
     `margin` at its lower 95 % bound?"""
     y = np.asarray(labels)
     n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
-    auc = float(roc_auc_score(y, scores)) if n_pos and n_neg else float("nan")
+    auc = float(roc_auc(y, scores)) if n_pos and n_neg else float("nan")
     lower = auc_lower_bound(auc, n_pos, n_neg)
     bar = 0.5 + margin
     return Gate(lower > bar, auc, lower, bar, n_pos, n_neg)

@@ -35,8 +35,8 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.metrics import average_precision_score
 
+from graphfraud.metrics import average_precision
 from graphfraud.model.base import GraphData
 from graphfraud.model.ensemble import FoldEnsemble
 from graphfraud.model.inputs import GraphInputs
@@ -128,8 +128,8 @@ def compare_on_rows(
     if min(positives, int((y == 0).sum())) < MIN_ROWS_PER_CLASS:
         return None
     return SameRows(
-        float(average_precision_score(y, candidate[rows])),
-        float(average_precision_score(y, promoted[rows])),
+        float(average_precision(y, candidate[rows])),
+        float(average_precision(y, promoted[rows])),
         int(rows.sum()),
         positives,
     )

@@ -12,6 +12,7 @@ visible to the label aggregates, exactly as the saved ensemble scores them.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,11 +21,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.metrics import average_precision_score, roc_auc_score
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import StratifiedKFold
 
 from graphfraud.config import ModelSettings
 from graphfraud.errors import ConfigError, InputDataError, TrainingFailed
+from graphfraud.metrics import average_precision, roc_auc
 from graphfraud.model.base import GraphData
 from graphfraud.model.ensemble import FoldEnsemble
 from graphfraud.model.gate import auc_lower_bound
@@ -138,13 +139,11 @@ def stratified_folds(
     for k in range(min(folds, units_pos, units_neg), 1, -1):
         if g is None:
             splits = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(idx, y)
+            fold_of = np.full(len(idx), -1, dtype=np.int64)
+            for f, (_, test) in enumerate(splits):
+                fold_of[test] = f
         else:
-            splits = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(
-                idx, y, g
-            )
-        fold_of = np.full(len(idx), -1, dtype=np.int64)
-        for f, (_, test) in enumerate(splits):
-            fold_of[test] = f
+            fold_of = stratified_group_folds(y, g, k, seed)
         if all(
             min(int((y[fold_of != f] == 1).sum()), int((y[fold_of != f] == 0).sum())) >= 2
             for f in range(k)
@@ -158,6 +157,58 @@ def stratified_folds(
         f"on (have {n_pos} fraud{where}, {n_neg} legit)",
         column="label",
     )
+
+
+def stratified_group_folds(
+    y: npt.NDArray[np.integer[Any]], groups: npt.NDArray[np.int64], k: int, seed: int
+) -> npt.NDArray[np.int64]:
+    """The fold of each row as scikit-learn's `StratifiedGroupKFold(k, shuffle=True,
+    random_state=seed)` assigns it, in a fraction of its time.
+
+    Its greedy pass — groups by falling spread of their class counts, each to the fold that
+    keeps the folds' class shares most even (ties: the smaller fold) — is sequential, and a
+    handful of numpy calls per group and fold made 5,000 labelled users cost it 2.4 s of a
+    small night's model stage. The same float operations on Python floats take a few ms.
+    """
+    classes, y_inv = np.unique(y, return_inverse=True)
+    y_cnt = np.bincount(y_inv).astype(np.float64)
+    _, groups_inv = np.unique(groups, return_inverse=True)
+    n_groups = int(groups_inv.max()) + 1
+    per_group = np.zeros((n_groups, len(classes)))
+    np.add.at(per_group, (groups_inv, y_inv), 1)
+    perm = np.arange(n_groups)
+    np.random.RandomState(seed).shuffle(perm)
+    per_group = per_group[perm]
+    inv_perm = np.empty_like(perm)
+    inv_perm[perm] = np.arange(n_groups)
+    groups_inv = inv_perm[groups_inv]
+    totals = [float(c) for c in y_cnt]
+    per_fold = [[0.0] * len(classes) for _ in range(k)]
+    fold_of_group = np.empty(n_groups, dtype=np.int64)
+    rows = per_group.tolist()
+    for group in np.argsort(-np.std(per_group, axis=1), kind="stable").tolist():
+        counts = rows[group]
+        best, best_eval, best_size = 0, math.inf, math.inf
+        for i in range(k):  # the same float operations, in the same order, as theirs
+            spread = 0.0
+            for c, total in enumerate(totals):
+                shares = [
+                    (fold[c] + counts[c]) / total if j == i else fold[c] / total
+                    for j, fold in enumerate(per_fold)
+                ]
+                mean = sum(shares) / k
+                spread += math.sqrt(sum((v - mean) * (v - mean) for v in shares) / k)
+            value = spread / len(totals)
+            size = sum(per_fold[i])
+            close = math.isfinite(best_eval) and abs(value - best_eval) <= 1e-8 + 1e-5 * abs(
+                best_eval
+            )
+            if value < best_eval or (close and size < best_size):
+                best, best_eval, best_size = i, value, size
+        per_fold[best] = [a + b for a, b in zip(per_fold[best], counts, strict=True)]
+        fold_of_group[group] = best
+    out: npt.NDArray[np.int64] = fold_of_group[groups_inv]
+    return out
 
 
 def out_of_fold(
@@ -262,7 +313,7 @@ def ranking_metrics(
     """(AUPRC, ROC-AUC); NaN when only one class is present."""
     if len(np.unique(y)) < 2:
         return float("nan"), float("nan")
-    return float(average_precision_score(y, scores)), float(roc_auc_score(y, scores))
+    return float(average_precision(y, scores)), float(roc_auc(y, scores))
 
 
 def train_candidates(
@@ -383,7 +434,7 @@ def _must_add_to(
         n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
         if min(n_pos, n_neg) < 1:
             return
-        auc = float(roc_auc_score(y, scores[held]))
+        auc = float(roc_auc(y, scores[held]))
         lower = auc_lower_bound(auc, n_pos, n_neg)
         if lower <= 0.5:  # the gate's test (`model/gate.py`) on one fold: a ranking at chance
             raise _Skipped(
@@ -392,13 +443,9 @@ def _must_add_to(
             )
         if min(n_pos, n_neg) < SKIP_MIN_PER_CLASS:
             return
-        alone = float(average_precision_score(y, gbm.per_fold[fold, held]))
+        alone = float(average_precision(y, gbm.per_fold[fold, held]))
         best = max(
-            float(
-                average_precision_score(
-                    y, logit_blend(scores[held], gbm.per_fold[fold, held], w / 10)
-                )
-            )
+            float(average_precision(y, logit_blend(scores[held], gbm.per_fold[fold, held], w / 10)))
             for w in range(1, 11)
         )
         if best <= alone:

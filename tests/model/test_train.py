@@ -5,12 +5,18 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold
 
 from graphfraud.config import ModelSettings
 from graphfraud.errors import InputDataError
 from graphfraud.model.base import GraphData
 from graphfraud.model.gbm import GBMModel
-from graphfraud.model.train import out_of_fold, stratified_folds, train_and_score
+from graphfraud.model.train import (
+    out_of_fold,
+    stratified_folds,
+    stratified_group_folds,
+    train_and_score,
+)
 
 FAST_GBM = {"max_iter": 60}
 
@@ -114,3 +120,19 @@ def test_a_gnn_that_adds_to_the_gbm_trains_every_fold() -> None:
         check(0, gbm.per_fold[0])  # the GBM's own scores add nothing
     with pytest.raises(_Skipped, match="at chance"):
         check(0, 1.0 - labels.astype(np.float32))  # ranks fold 1 upside down
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_grouped_folds_are_scikit_learns_stratified_group_kfold(seed: int) -> None:
+    """The fast greedy pass assigns every row to the fold scikit-learn's does, ties included."""
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(50, 1500)), int(rng.integers(2, 6))
+    y = (rng.random(n) < rng.uniform(0.05, 0.5)).astype(np.int8)
+    y[:k], y[k : 2 * k] = 1, 0  # at least k of each class
+    groups = rng.integers(0, int(rng.integers(k, n)), n)  # rings of several users, and singletons
+    groups[: 2 * k] = np.arange(2 * k)
+    expected = np.full(n, -1)
+    splits = StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(np.zeros(n), y, groups)
+    for fold, (_, test) in enumerate(splits):
+        expected[test] = fold
+    np.testing.assert_array_equal(stratified_group_folds(y, groups, k, seed), expected)
