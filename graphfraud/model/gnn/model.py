@@ -333,11 +333,9 @@ class GNNModel:
                 h = net.encode(x_prop)
                 mine = [h]
                 for layer in range(self.layers):
-                    means = [
-                        (r, (a.to(self.device) @ neighbours[:, j, layer, :])[None, :])
-                        for r, a in share.items()
-                    ]
-                    h = net.layer(layer, h, means)
+                    means = [a.to(self.device) @ neighbours[:, j, layer, :] for a in share.values()]
+                    side = torch.cat(means)[None, :] if means else None
+                    h = net.layer(layer, h, side, list(share))
                     mine.append(h)
                 logits.append(net.readout(h, x_label, None))
                 own.append(torch.cat(mine[:-1], dim=0))

@@ -9,11 +9,42 @@ node's own label.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from graphfraud.model.gnn.ops import RelationMeanConv
 from graphfraud.model.gnn.plans import Plan
+
+
+class Dropout(nn.Module):
+    """`nn.Dropout` whose CPU masks come from numpy's PCG64, seeded from torch's generator.
+
+    torch's CPU `bernoulli_` draws ~40M numbers a second: a seventh of a training step at 100k
+    users went to dropout masks. numpy's generator gives the same keep rate (to 2⁻¹⁶, scaled to
+    stay unbiased) about ten times faster, and is as deterministic for a fixed seed.
+    """
+
+    LEVELS = 1 << 16
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+        self._cut = round(p * self.LEVELS)  # drop a unit when its 16-bit draw is below this
+        self._rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self._cut == 0:
+            return x
+        if x.device.type != "cpu":
+            return nn.functional.dropout(x, self.p, training=True)
+        draws = np.frombuffer(self._rng.bytes(2 * x.numel()), dtype=np.uint16)
+        keep = torch.from_numpy((draws >= self._cut).reshape(x.shape))
+        scale = self.LEVELS / (self.LEVELS - self._cut)
+        return x * keep.to(x.dtype).mul_(scale)
 
 
 class RelationalSepNet(nn.Module):
@@ -36,7 +67,7 @@ class RelationalSepNet(nn.Module):
     ) -> None:
         super().__init__()
         n_basis = min(relations, bases)
-        self.encode = nn.Sequential(nn.Linear(in_prop, hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.encode = nn.Sequential(nn.Linear(in_prop, hidden), nn.ReLU(), Dropout(dropout))
         self.conv = RelationMeanConv()
         self.self_lin = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(layers))
         self.rel_lin = nn.ModuleList(
@@ -49,7 +80,7 @@ class RelationalSepNet(nn.Module):
             coef = torch.randn(layers, relations, n_basis) / n_basis**0.5
         self.rel_coef = nn.Parameter(coef)
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.label_enc = nn.Linear(in_label, hidden) if in_label else None
         self.head = nn.Sequential(
             nn.Linear(hidden * (2 if in_label else 1), hidden), nn.ReLU(), nn.Linear(hidden, 1)
@@ -70,27 +101,28 @@ class RelationalSepNet(nn.Module):
             x_prop = x_prop[plan.inputs]
         h: Tensor = self.encode(x_prop)
         states = [h]
-        for i, (keep, adjs) in enumerate(plan.layers):
-            h_self = h if keep is None else h[keep]
-            h = self.layer(i, h_self, [(r, self.conv(h, adj)) for r, adj in adjs])
+        for i, step in enumerate(plan.layers):
+            h_self = h if step.keep is None else h[step.keep]
+            means = self.conv(h, step.adj).view(h_self.shape[0], -1) if step.relations else None
+            h = self.layer(i, h_self, means, step.relations)
             states.append(h)
         return states
 
-    def layer(self, i: int, h_self: Tensor, means: list[tuple[int, Tensor]]) -> Tensor:
-        """Layer `i` of some nodes from their own h and their neighbours' mean h per relation
-        (`(r, P_r h)`, relations without neighbours left out): one definition for the
-        full-graph pass and for one new node."""
+    def layer(
+        self, i: int, h_self: Tensor, means: Tensor | None, relations: Sequence[int]
+    ) -> Tensor:
+        """Layer `i` of some nodes from their own h and their neighbours' mean h per relation:
+        `means` is `[n, R·hidden]`, the means over `relations` side by side (relations without
+        neighbours left out). One definition for the full-graph pass and for one new node."""
         z = self.self_lin[i](h_self)
-        if means:
-            coef = self.rel_coef[i]
-            mixed: Tensor | None = None
-            for r, mean in means:
-                term = mean.unsqueeze(-1) * coef[r]
-                mixed = term if mixed is None else mixed + term
-            assert mixed is not None
-            basis: nn.ModuleList = self.rel_lin[i]  # type: ignore[assignment]
-            for b, lin in enumerate(basis):
-                z = z + lin(mixed[..., b])
+        if means is not None and len(relations):
+            # W_r = Σ_b a_rb V_b first (R·B tiny matrices), then one dense product over the
+            # means side by side: mixing the [n, h] means per basis instead costs memory passes
+            # over [n, h, R] that took a third of a training step.
+            basis = cast(nn.ModuleList, self.rel_lin[i])
+            bases = torch.stack([cast(nn.Linear, lin).weight for lin in basis])  # [B, out, in]
+            per_rel = torch.einsum("rb,boi->rio", self.rel_coef[i][list(relations)], bases)
+            z = z + means @ per_rel.flatten(0, 1)
         out: Tensor = h_self + self.dropout(torch.relu(self.norms[i](z)))
         return out
 

@@ -10,11 +10,27 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 import torch
 from torch import Tensor
 
 from graphfraud.model.aggregate import Adjacency
 from graphfraud.model.gnn.ops import Adj, adj_tensors
+
+
+@dataclass(frozen=True)
+class Step:
+    """One layer of a plan: rows S_l from rows S_{l-1}, every relation in one sparse product.
+
+    `adj` interleaves the relations' row-normalised adjacencies: its row `i·R + k` is row i's
+    mean over `relations[k]`, so `adj @ h` viewed as `[|S_l|, R·hidden]` is every relation's
+    neighbour mean side by side, with no copy — one product and one transposed product per
+    layer instead of R of each (each R-th output then summed into h's gradient).
+    """
+
+    keep: Tensor | None  # S_l's positions in S_{l-1} (None: all nodes)
+    adj: Adj
+    relations: list[int]
 
 
 @dataclass(frozen=True)
@@ -27,14 +43,15 @@ class Plan:
     """
 
     inputs: Tensor | None  # node ids of S_0 (None: all nodes)
-    layers: list[tuple[Tensor | None, list[tuple[int, Adj]]]]  # (S_l's positions in S_{l-1}, P_r)
+    layers: list[Step]
     targets: Tensor | None  # node ids of S_L, sorted (None: all nodes)
 
 
 def full_plan(adj: Adjacency, layers: int, device: torch.device, *, grad: bool = False) -> Plan:
     """Every layer over every node (scoring)."""
-    adjs = [(r, adj_tensors(a, device, grad)) for r, a in enumerate(adj.per_relation) if a.nnz]
-    return Plan(None, [(None, adjs)] * layers, None)
+    relations = _relations(adj)
+    step = Step(None, adj_tensors(_interleaved(adj, relations), device, grad), relations)
+    return Plan(None, [step] * layers, None)
 
 
 def receptive_plan(
@@ -47,15 +64,38 @@ def receptive_plan(
 ) -> Plan:
     """The exact computation for `targets` only (training batches with `grad`, validation)."""
     sets = receptive_sets(adj, targets, layers)
-    specs: list[tuple[Tensor | None, list[tuple[int, Adj]]]] = []
+    relations = _relations(adj)
+    steps = []
     for rows, cols in zip(sets[1:], sets[:-1], strict=True):
         keep = torch.from_numpy(np.searchsorted(cols, rows)).to(device)
-        rel = []
-        for r, a in enumerate(adj.per_relation):
-            if a.nnz:
-                rel.append((r, adj_tensors(a[rows][:, cols], device, grad)))
-        specs.append((keep, rel))
-    return Plan(torch.from_numpy(sets[0]).to(device), specs, torch.from_numpy(sets[-1]).to(device))
+        sliced = _interleaved(adj, relations, rows, cols)
+        steps.append(Step(keep, adj_tensors(sliced, device, grad), relations))
+    return Plan(torch.from_numpy(sets[0]).to(device), steps, torch.from_numpy(sets[-1]).to(device))
+
+
+def _relations(adj: Adjacency) -> list[int]:
+    """The relations with at least one link (the others' means are all zero)."""
+    return [r for r, a in enumerate(adj.per_relation) if a.nnz]
+
+
+def _interleaved(
+    adj: Adjacency,
+    relations: list[int],
+    rows: npt.NDArray[np.int64] | None = None,
+    cols: npt.NDArray[np.int64] | None = None,
+) -> sp.csr_matrix:
+    """`relations`' adjacencies (sliced to `rows` × `cols`) as one matrix, row `i·R + k` being
+    row i of relation `relations[k]` (`Step`)."""
+    parts = []
+    for r in relations:
+        a = adj.per_relation[r]
+        parts.append(a if rows is None or cols is None else a[rows][:, cols])
+    if not parts:
+        return sp.csr_matrix((0, adj.weighted.shape[1] if cols is None else len(cols)))
+    n = parts[0].shape[0]
+    stacked = sp.vstack(parts, format="csr")
+    order = (np.arange(len(parts))[None, :] * n + np.arange(n)[:, None]).ravel()
+    return stacked[order]
 
 
 def receptive_sets(
