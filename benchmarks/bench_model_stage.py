@@ -10,6 +10,8 @@ Reruns the stage without redoing ingest, linking and rings, so a model change is
 minutes, not tens of minutes.
 
     .venv/bin/python benchmarks/bench_model_stage.py RUN_ROOT [RUN_ROOT ...] [--models gbm gnn]
+
+Candidates' parameters come from the settings (`GRAPHFRAUD_MODEL__PARAMS='{"gnn": {...}}'`).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def main() -> None:
         settings.model.candidates = args.models
     print(
         f"workload: the model stage of {len(args.roots)} run(s), "
-        f"candidates {settings.model.candidates}"
+        f"candidates {settings.model.candidates}, params {settings.model.params or 'tuned'}"
     )
     aps: list[float] = []
     took: list[float] = []
@@ -76,7 +78,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as models:
             registry = ModelRegistry(Path(models))
             t0 = time.perf_counter()
-            result = score_users(data, settings.model, registry, partial(prior_scores, features))
+            result = score_users(
+                data,
+                settings.model,
+                registry,
+                partial(prior_scores, features),
+                model_params=settings.model.params,
+            )
             seconds = time.perf_counter() - t0
         model_scores = pl.DataFrame(
             {"user_id": data.user_ids.astype(str), "model_score": result.scores}

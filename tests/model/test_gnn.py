@@ -83,7 +83,9 @@ def test_candidates_compete_and_registry_keeps_both(
     planted: tuple[GraphData, np.ndarray], tmp_path: Path
 ) -> None:
     data, _ = planted
-    settings = ModelSettings(folds=2, seed=2, candidates=["gbm", "gnn"], device="cpu")
+    # The GNN first: with no GBM trained yet it is never skipped for failing to add to one
+    # (`train._must_add_to`, tested on its own), so both candidates always compete here.
+    settings = ModelSettings(folds=2, seed=2, candidates=["gnn", "gbm"], device="cpu")
     reg = ModelRegistry(tmp_path)
     params = {"gnn": SMALL, "gbm": {"max_iter": 60}}
     result = train_and_score(data, settings, registry=reg, model_params=params)

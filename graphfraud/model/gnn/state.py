@@ -4,7 +4,7 @@ A new account's GNN score needs its neighbours' states at each layer (`GNNModel.
 they depend on the neighbours' whole 2-hop neighbourhoods, so the batch computes them once, with
 the pass that scores everyone, and the service memory-maps them (it reads only the rows a request
 touches). One row per node holds every fold member's networks and layers, contiguous:
-[n, networks, L, hidden] float16 (~0.8 KB a user with 3 folds, 2 layers, 64 units); half
+[n, networks, L, hidden] float16 (~0.4 KB a user with 3 folds, 2 layers, 32 units); half
 precision moves a score by ~1e-4 (`tests/scoring/test_gnn_online.py` bounds it).
 """
 
