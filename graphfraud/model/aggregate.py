@@ -14,6 +14,7 @@ seconds. Two families:
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass, replace
 
@@ -43,6 +44,25 @@ class Adjacency:
     count: npt.NDArray[np.float32]  # unweighted neighbour count (distinct neighbours)
     per_relation: tuple[sp.csr_matrix, ...]  # row-normalised weighted adjacency per relation
     per_relation_degree: npt.NDArray[np.float32]  # [n, R] weighted degree per relation
+
+    @functools.cached_property
+    def linked_relations(self) -> list[int]:
+        """The relations with at least one link (the others' means are all zero)."""
+        return [r for r, a in enumerate(self.per_relation) if a.nnz]
+
+    @functools.cached_property
+    def interleaved(self) -> sp.csr_matrix:
+        """The linked relations' `per_relation` matrices as one, row `i·R + k` being row i of
+        `linked_relations[k]`: every relation's neighbour mean from one sparse product (the
+        GNN's layers, `model/gnn/plans.py`). Built once per graph; plans slice it."""
+        parts = [self.per_relation[r] for r in self.linked_relations]
+        n = self.weighted.shape[0]
+        if not parts:
+            return sp.csr_matrix((0, n))
+        stacked = sp.vstack(parts, format="csr")
+        order = (np.arange(len(parts))[None, :] * n + np.arange(n)[:, None]).ravel()
+        out: sp.csr_matrix = stacked[order]
+        return out
 
 
 def build_adjacency(data: GraphData) -> Adjacency:
