@@ -184,8 +184,8 @@ def evaluate_run(run_dir: Path, truth_path: Path) -> Evaluation:
     y = unseen["is_fraud"].to_numpy()
     s = unseen["score"].to_numpy()
     both = len(np.unique(y)) == 2
-    auc = float(roc_auc(y, s)) if both else float("nan")
-    ap = float(_average_precision(y, s)) if both else float("nan")
+    auc = roc_auc(y, s) if both else float("nan")
+    ap = _average_precision(y, s) if both else float("nan")
     k = int(y.sum())
     top = np.argsort(-s, kind="stable")[:k]
     p_at_k = float(y[top].mean()) if k else float("nan")
@@ -224,7 +224,7 @@ def precision_recall(truth: pl.Series, scores: pl.Series) -> pl.DataFrame:
 
 def average_precision(truth: pl.Series, scores: pl.Series) -> float:
     """Average precision (the area under the precision-recall curve) of `scores`."""
-    return float(_average_precision(truth.to_numpy(), scores.to_numpy()))
+    return _average_precision(truth.to_numpy(), scores.to_numpy())
 
 
 def suspected_recovery(

@@ -87,8 +87,8 @@ def beats(
     also reads labelled ring-mates, so a candidate near chance out-of-fold can still rank the
     night far better than the prior (a 0.5 % night: AUPRC 0.18 vs the prior's 0.07)."""
     y = np.asarray(labels)
-    a = float(average_precision(y, scores))
-    b = float(average_precision(y, other))
+    a = average_precision(y, scores)
+    b = average_precision(y, other)
     rng = np.random.default_rng(seed)
     diffs = []
     for _ in range(rounds):
@@ -105,7 +105,7 @@ def ranking_gate(
     `margin` at its lower 95 % bound?"""
     y = np.asarray(labels)
     n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
-    auc = float(roc_auc(y, scores)) if n_pos and n_neg else float("nan")
+    auc = roc_auc(y, scores) if n_pos and n_neg else float("nan")
     lower = auc_lower_bound(auc, n_pos, n_neg)
     bar = 0.5 + margin
     return Gate(lower > bar, auc, lower, bar, n_pos, n_neg)

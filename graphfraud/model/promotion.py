@@ -128,8 +128,8 @@ def compare_on_rows(
     if min(positives, int((y == 0).sum())) < MIN_ROWS_PER_CLASS:
         return None
     return SameRows(
-        float(average_precision(y, candidate[rows])),
-        float(average_precision(y, promoted[rows])),
+        average_precision(y, candidate[rows]),
+        average_precision(y, promoted[rows]),
         int(rows.sum()),
         positives,
     )

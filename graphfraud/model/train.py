@@ -313,7 +313,7 @@ def ranking_metrics(
     """(AUPRC, ROC-AUC); NaN when only one class is present."""
     if len(np.unique(y)) < 2:
         return float("nan"), float("nan")
-    return float(average_precision(y, scores)), float(roc_auc(y, scores))
+    return average_precision(y, scores), roc_auc(y, scores)
 
 
 def train_candidates(
@@ -434,7 +434,7 @@ def _must_add_to(
         n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
         if min(n_pos, n_neg) < 1:
             return
-        auc = float(roc_auc(y, scores[held]))
+        auc = roc_auc(y, scores[held])
         lower = auc_lower_bound(auc, n_pos, n_neg)
         if lower <= 0.5:  # the gate's test (`model/gate.py`) on one fold: a ranking at chance
             raise _Skipped(
@@ -443,9 +443,9 @@ def _must_add_to(
             )
         if min(n_pos, n_neg) < SKIP_MIN_PER_CLASS:
             return
-        alone = float(average_precision(y, gbm.per_fold[fold, held]))
+        alone = average_precision(y, gbm.per_fold[fold, held])
         best = max(
-            float(average_precision(y, logit_blend(scores[held], gbm.per_fold[fold, held], w / 10)))
+            average_precision(y, logit_blend(scores[held], gbm.per_fold[fold, held], w / 10))
             for w in range(1, 11)
         )
         if best <= alone:
