@@ -168,13 +168,13 @@ def stratified_group_folds(
     Its greedy pass — groups by falling spread of their class counts, each to the fold that
     keeps the folds' class shares most even (ties: the smaller fold) — is sequential, and a
     handful of numpy calls per group and fold made 5,000 labelled users cost it 2.4 s of a
-    small night's model stage. The same float operations on Python floats take a few ms.
+    small night's model stage. The same float operations on Python floats take about 0.1 s.
     """
-    classes, y_inv = np.unique(y, return_inverse=True)
+    _, y_inv = np.unique(y, return_inverse=True)
     y_cnt = np.bincount(y_inv).astype(np.float64)
     _, groups_inv = np.unique(groups, return_inverse=True)
     n_groups = int(groups_inv.max()) + 1
-    per_group = np.zeros((n_groups, len(classes)))
+    per_group = np.zeros((n_groups, len(y_cnt)))
     np.add.at(per_group, (groups_inv, y_inv), 1)
     perm = np.arange(n_groups)
     np.random.RandomState(seed).shuffle(perm)
@@ -183,7 +183,7 @@ def stratified_group_folds(
     inv_perm[perm] = np.arange(n_groups)
     groups_inv = inv_perm[groups_inv]
     totals = [float(c) for c in y_cnt]
-    per_fold = [[0.0] * len(classes) for _ in range(k)]
+    per_fold = [[0.0] * len(y_cnt) for _ in range(k)]
     fold_of_group = np.empty(n_groups, dtype=np.int64)
     rows = per_group.tolist()
     for group in np.argsort(-np.std(per_group, axis=1), kind="stable").tolist():

@@ -113,9 +113,10 @@ class RelationalSepNet(nn.Module):
     ) -> Tensor:
         """Layer `i` of some nodes from their own h and their neighbours' mean h per relation:
         `means` is `[n, R·hidden]`, the means over `relations` side by side (relations without
-        neighbours left out). One definition for the full-graph pass and for one new node."""
+        neighbours left out; None when no relation has any). One definition for the full-graph
+        pass and for one new node."""
         z = self.self_lin[i](h_self)
-        if means is not None and len(relations):
+        if means is not None:
             # W_r = Σ_b a_rb V_b first (R·B tiny matrices), then one dense product over the
             # means side by side: mixing the [n, h] means per basis instead costs memory passes
             # over [n, h, R] that took a third of a training step.

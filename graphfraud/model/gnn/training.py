@@ -128,7 +128,7 @@ def train_network(
             val_logits = net(x_eval, x_label, val_plan)
         val_scores = val_logits.cpu().numpy()
         score = average_precision(val_y, val_scores)
-        if val_pos and val_neg:
+        if val_pos and val_neg and epoch < hopeless_after:
             aucs.append(roc_auc(val_y, val_scores))
         if epoch + 1 == hopeless_after and aucs:
             later = float(np.mean(aucs[len(aucs) // 2 :]))
