@@ -46,6 +46,13 @@ class Adjacency:
     per_relation_degree: npt.NDArray[np.float32]  # [n, R] weighted degree per relation
 
     @functools.cached_property
+    def binary(self) -> sp.csr_matrix:
+        """`weighted` with every link weighing 1 (neighbour counts)."""
+        out = self.weighted.copy()
+        out.data = np.ones_like(out.data)
+        return out
+
+    @functools.cached_property
     def linked_relations(self) -> list[int]:
         """The relations with at least one link (the others' means are all zero)."""
         return [r for r, a in enumerate(self.per_relation) if a.nnz]
@@ -74,9 +81,7 @@ def build_adjacency(data: GraphData) -> Adjacency:
     src, dst, w, et = src[keep], dst[keep], w[keep], data.edge_type[keep]
     weighted = sp.csr_matrix((w, (src, dst)), shape=(n, n))
     weighted.sum_duplicates()
-    binary = weighted.copy()
-    binary.data = np.ones_like(binary.data)
-    count = np.asarray(binary.sum(axis=1)).ravel().astype(np.float32)
+    count = np.diff(weighted.indptr).astype(np.float32)
     mean = _row_normalise(weighted)
     mean_sq_diag = np.asarray(mean.multiply(mean.T).sum(axis=1)).ravel()
     per_rel: list[sp.csr_matrix] = []
@@ -187,10 +192,8 @@ def label_aggregates(data: GraphData, adj: Adjacency) -> tuple[F32, tuple[str, .
     labels = data.labels
     known = (labels != UNKNOWN_LABEL).astype(np.float64)
     fraud = (labels == 1).astype(np.float64)
-    binary = adj.weighted.copy()
-    binary.data = np.ones_like(binary.data)
-    n_known = binary @ known
-    n_fraud = binary @ fraud
+    n_known = adj.binary @ known
+    n_fraud = adj.binary @ fraud
     w_known = adj.mean @ known
     w_fraud = adj.mean @ fraud
     # 2-hop, minus the walks that come straight back to the node (they carry its own label).

@@ -6,12 +6,14 @@ GNN's encoded columns, a fitted GNN's h_L) is the same for all of them, and at 1
 costs seconds. A `GraphInputs` owns those derivations for its graph: computed on first use,
 shared by every label copy made with `with_visible_labels`, dropped with the object. Each copy
 computes its own label aggregates once (a fold model scores its held-out rows and then the
-unlabelled ones with the same labels). Nothing is keyed by `id()` and nothing lives at module
-level, so two graphs can never share an entry.
+unlabelled ones with the same labels), and candidates trained on the same folds share the copy.
+Nothing is keyed by `id()` and nothing lives at module level, so two graphs can never share an
+entry.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -43,6 +45,9 @@ class _LabelFree:
     aggregates: dict[bool, tuple[F32, tuple[str, ...]]] = field(default_factory=dict)
     # name -> (key, value): one derived value per name, replaced when its key changes
     slots: dict[str, tuple[Hashable, Any]] = field(default_factory=dict)
+    # digest of a copy's labels -> that copy: every candidate's fold f sees the same labels, so
+    # they share one copy and its label aggregates (at 1M users, about a second each)
+    copies: dict[bytes, GraphInputs] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -51,8 +56,8 @@ class GraphInputs:
 
     data: GraphData
     _shared: _LabelFree = field(default_factory=_LabelFree, repr=False, compare=False)
-    # this copy's label aggregates (its labels are fixed: `with_visible_labels` makes a copy)
-    _labelled: dict[str, tuple[F32, tuple[str, ...]]] = field(
+    # what this copy derived from its labels (they are fixed: `with_visible_labels` copies)
+    _labelled: dict[str, tuple[Hashable, Any]] = field(
         default_factory=dict, repr=False, compare=False
     )
 
@@ -62,9 +67,15 @@ class GraphInputs:
         return data if isinstance(data, GraphInputs) else cls(data)
 
     def with_visible_labels(self, visible: npt.NDArray[np.bool_]) -> GraphInputs:
-        """The same graph with the labels outside `visible` unknown; label-free parts shared."""
+        """The same graph with the labels outside `visible` unknown; label-free parts shared,
+        and one copy per set of visible labels (the candidates' folds reuse it)."""
         labels = np.where(visible, self.data.labels, UNKNOWN_LABEL).astype(np.int8)
-        return GraphInputs(replace(self.data, labels=labels), self._shared)
+        key = hashlib.blake2b(labels.tobytes(), digest_size=16).digest()
+        copy = self._shared.copies.get(key)
+        if copy is None:
+            copy = GraphInputs(replace(self.data, labels=labels), self._shared)
+            self._shared.copies[key] = copy
+        return copy
 
     @property
     def adjacency(self) -> Adjacency:
@@ -92,9 +103,9 @@ class GraphInputs:
         blocks = [self.data.x, agg]
         names = self.data.feature_names + agg_names
         if label_features:
-            if "labels" not in self._labelled:
-                self._labelled["labels"] = label_aggregates(self.data, self.adjacency)
-            lab, lab_names = self._labelled["labels"]
+            lab, lab_names = self.labelled(
+                "labels", None, lambda: label_aggregates(self.data, self.adjacency)
+            )
             blocks.append(lab)
             names += lab_names
         return blocks, names
@@ -132,6 +143,12 @@ class GraphInputs:
             at = slice(lo, lo + chunk) if index is None else index[lo : lo + chunk]
             yield np.hstack([b[at] for b in blocks]).astype(np.float32, copy=False)
 
+    def labelled(self, name: str, key: Hashable, build: Callable[[], T]) -> T:
+        """A value derived from this copy's labels (and `key`), built once per key, as
+        `label_free` is per graph: a fold model reads its copy's label inputs when it fits and
+        again when it scores the fold's held-out rows."""
+        return _memo(self._labelled, name, key, build)
+
     def label_free(self, name: str, key: Hashable, build: Callable[[], T]) -> T:
         """A value derived from this graph's label-free inputs only, built once per `key`.
 
@@ -139,10 +156,17 @@ class GraphInputs:
         another key (a new encoding, another fitted network) replaces its entry rather than
         growing memory. `key` must identify everything the value depends on besides the graph.
         """
-        hit = self._shared.slots.get(name)
-        if hit is not None and hit[0] == key:
-            value: T = hit[1]
-            return value
-        value = build()
-        self._shared.slots[name] = (key, value)
+        return _memo(self._shared.slots, name, key, build)
+
+
+def _memo(
+    slots: dict[str, tuple[Hashable, Any]], name: str, key: Hashable, build: Callable[[], T]
+) -> T:
+    """`slots[name]`'s value if it was built for `key`, else `build()` kept in its place."""
+    hit = slots.get(name)
+    if hit is not None and hit[0] == key:
+        value: T = hit[1]
         return value
+    value = build()
+    slots[name] = (key, value)
+    return value

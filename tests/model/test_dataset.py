@@ -8,6 +8,7 @@ import pytest
 
 from graphfraud.errors import ArtifactError
 from graphfraud.model import aggregate
+from graphfraud.model import inputs as inputs_module
 from graphfraud.model.aggregate import (
     build_adjacency,
     feature_aggregates,
@@ -190,3 +191,26 @@ def test_label_copies_share_the_label_free_inputs_and_keep_their_own_labels(
     fresh, _ = GraphInputs(with_visible_labels(data, visible)).matrix()
     np.testing.assert_array_equal(copy.matrix()[0], fresh)
     assert not np.array_equal(copy.matrix()[0], inputs.matrix()[0])  # the labels do differ
+
+
+def test_folds_of_every_candidate_share_one_copy_per_set_of_visible_labels(
+    planted: tuple[GraphData, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same visible labels give the same copy, so its label aggregates are computed once
+    for all candidates; other labels give another copy."""
+    data, _ = planted
+    calls: list[int] = []
+    real = inputs_module.label_aggregates
+    monkeypatch.setattr(
+        inputs_module, "label_aggregates", lambda d, a: calls.append(1) or real(d, a)
+    )
+    inputs = GraphInputs(data)
+    visible = data.labelled & (np.arange(data.num_nodes) % 3 != 0)
+    first, again = inputs.with_visible_labels(visible), inputs.with_visible_labels(visible.copy())
+    assert first is again
+    first.matrix(), again.matrix()
+    assert len(calls) == 1
+    other = inputs.with_visible_labels(data.labelled & ~visible)
+    assert other is not first
+    other.matrix()
+    assert len(calls) == 2
