@@ -13,7 +13,8 @@ from graphfraud.errors import ArtifactError, ConfigError
 from graphfraud.model.aggregate import with_visible_labels
 from graphfraud.model.base import GraphData
 from graphfraud.model.gbm import GBMModel
-from graphfraud.model.gnn import GNNModel
+from graphfraud.model.gnn import GNNModel, network
+from graphfraud.model.gnn import encoding as encoding_module
 from graphfraud.model.gnn.encoding import (
     InputEncoding,
     fit_columns,
@@ -101,8 +102,13 @@ def test_candidates_compete_and_registry_keeps_both(
     )
 
 
-def test_receptive_plan_gives_the_full_graph_logits(planted: tuple[GraphData, np.ndarray]) -> None:
-    """A batch computed on its 2-hop neighbourhood only must equal the whole-graph pass."""
+@pytest.mark.parametrize("chunk", [network.FULL_PASS_CHUNK, 7])
+def test_receptive_plan_gives_the_full_graph_logits(
+    planted: tuple[GraphData, np.ndarray], chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch computed on its 2-hop neighbourhood only must equal the whole-graph pass, in
+    one chunk of nodes or in many (the last one short)."""
+    monkeypatch.setattr(network, "FULL_PASS_CHUNK", chunk)
     data, _ = planted
     model = GNNModel(device="cpu", **SMALL)
     model.fit(data, data.labelled, seed=4)
@@ -403,3 +409,20 @@ def test_a_few_rows_encode_as_the_per_column_pass_does() -> None:
     pooled = quantile_normal(probe, ref)
     one_by_one = np.concatenate([quantile_normal(probe[i : i + 1], ref) for i in range(len(probe))])
     np.testing.assert_array_equal(one_by_one, pooled)
+
+
+@pytest.mark.parametrize("kind", ["quantile", "asinh"])
+def test_an_encoding_in_row_chunks_is_the_one_chunk_encoding(
+    planted: tuple[GraphData, np.ndarray], kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunked rows from unstacked blocks give the bits one stacked matrix gives."""
+    data, _ = planted
+    blocks, names = GraphInputs(data).blocks(label_features=True)
+    enc = InputEncoding.fit(kind, blocks, names)
+    cols = np.concatenate([enc.label_cols, enc.prop_cols[::-1]])  # across blocks, reordered
+    whole = enc.encode(np.hstack(blocks)[:, cols], cols)
+    monkeypatch.setattr(encoding_module, "ENCODE_CHUNK_ROWS", 13)
+    assert data.num_nodes % 13  # a short last chunk
+    chunked = enc.encode_blocks(blocks, cols)
+    assert chunked.flags.c_contiguous
+    np.testing.assert_array_equal(chunked, whole)

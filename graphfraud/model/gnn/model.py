@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor
 
 from graphfraud.errors import ArtifactError, ConfigError, InputDataError
-from graphfraud.model.aggregate import Adjacency, stacked_columns
+from graphfraud.model.aggregate import Adjacency
 from graphfraud.model.device import resolve_device
 from graphfraud.model.gnn.encoding import ENCODINGS, InputEncoding, fit_columns, split_columns
 from graphfraud.model.gnn.network import RelationalSepNet
@@ -128,18 +128,20 @@ class GNNModel:
         if len(names) != enc.n_inputs:
             raise ArtifactError(f"GNN expects {enc.n_inputs} inputs, got {len(names)}")
         # The label-free block is the same for every fold, candidate and scoring call on this
-        # graph (same columns, same encoding): encode it once — at 1M users that is ~20 s a call.
+        # graph (same columns, same encoding): encode it once — at 1M users, ~13 s a call.
         x_prop = inputs.label_free(
             "gnn.encoded",
             enc.prop_key(),
-            lambda: torch.from_numpy(
-                enc.encode(stacked_columns(blocks, enc.prop_cols), enc.prop_cols)
-            ),
+            lambda: torch.from_numpy(enc.encode_blocks(blocks, enc.prop_cols)),
         ).to(self.device)
         x_label = None
         if len(enc.label_cols):
-            z = enc.encode(stacked_columns(blocks, enc.label_cols), enc.label_cols)
-            x_label = torch.from_numpy(z).to(self.device)
+            # Fitting and scoring the fold's held-out rows read the same labels: encode once.
+            x_label = inputs.labelled(
+                "gnn.label_encoded",
+                self._fitted,
+                lambda: torch.from_numpy(enc.encode_blocks(blocks, enc.label_cols)),
+            ).to(self.device)
         return x_prop, x_label, inputs.adjacency
 
     def _build(self, relations: int) -> RelationalSepNet:

@@ -16,8 +16,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from graphfraud.model.gnn.ops import RelationMeanConv
-from graphfraud.model.gnn.plans import Plan
+from graphfraud.model.gnn.ops import RelationMeanConv, csr_rows
+from graphfraud.model.gnn.plans import Plan, Step
+
+# Nodes per chunk of a full-graph layer: its every-relation means are [chunk·R, hidden], a few MB
+# that the allocator reuses, where all 1M nodes' at once were 1 GB faulted in afresh per layer.
+FULL_PASS_CHUNK = 16_384
 
 
 class Dropout(nn.Module):
@@ -102,11 +106,28 @@ class RelationalSepNet(nn.Module):
         h: Tensor = self.encode(x_prop)
         states = [h]
         for i, step in enumerate(plan.layers):
-            h_self = h if step.keep is None else h[step.keep]
-            means = self.conv(h, step.adj).view(h_self.shape[0], -1) if step.relations else None
-            h = self.layer(i, h_self, means, step.relations)
+            if step.keep is None:
+                h = self._full_layer(i, h, step)
+            else:
+                h_self = h[step.keep]
+                means = self.conv(h, step.adj).view(h_self.shape[0], -1) if step.relations else None
+                h = self.layer(i, h_self, means, step.relations)
             states.append(h)
         return states
+
+    def _full_layer(self, i: int, h: Tensor, step: Step) -> Tensor:
+        """Layer `i` over every node, `FULL_PASS_CHUNK` nodes at a time: each row's sums and
+        products are the ones the whole-graph product gives it."""
+        out = torch.empty_like(h)
+        r = len(step.relations)
+        for lo in range(0, h.shape[0], FULL_PASS_CHUNK):
+            hi = min(lo + FULL_PASS_CHUNK, h.shape[0])
+            means = None
+            if r:
+                rows = csr_rows(step.adj[0], lo * r, hi * r)
+                means = self.conv(h, (rows, None)).view(hi - lo, -1)
+            out[lo:hi] = self.layer(i, h[lo:hi], means, step.relations)
+        return out
 
     def layer(
         self, i: int, h_self: Tensor, means: Tensor | None, relations: Sequence[int]

@@ -47,10 +47,10 @@ class Plan:
     targets: Tensor | None  # node ids of S_L, sorted (None: all nodes)
 
 
-def full_plan(adj: Adjacency, layers: int, device: torch.device, *, grad: bool = False) -> Plan:
-    """Every layer over every node (scoring)."""
+def full_plan(adj: Adjacency, layers: int, device: torch.device) -> Plan:
+    """Every layer over every node (scoring only: it carries no transposes for a backward)."""
     relations = adj.linked_relations
-    step = Step(None, adj_tensors(adj.interleaved, device, grad), relations)
+    step = Step(None, adj_tensors(adj.interleaved, device, grad=False), relations)
     return Plan(None, [step] * layers, None)
 
 
