@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Hashable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -27,8 +27,9 @@ from graphfraud.model.aggregate import (
     build_adjacency,
     feature_aggregates,
     label_aggregates,
+    with_visible_labels,
 )
-from graphfraud.model.base import UNKNOWN_LABEL, GraphData
+from graphfraud.model.base import GraphData
 
 T = TypeVar("T")
 
@@ -69,11 +70,11 @@ class GraphInputs:
     def with_visible_labels(self, visible: npt.NDArray[np.bool_]) -> GraphInputs:
         """The same graph with the labels outside `visible` unknown; label-free parts shared,
         and one copy per set of visible labels (the candidates' folds reuse it)."""
-        labels = np.where(visible, self.data.labels, UNKNOWN_LABEL).astype(np.int8)
-        key = hashlib.blake2b(labels.tobytes(), digest_size=16).digest()
+        data = with_visible_labels(self.data, visible)
+        key = hashlib.blake2b(data.labels.tobytes(), digest_size=16).digest()
         copy = self._shared.copies.get(key)
         if copy is None:
-            copy = GraphInputs(replace(self.data, labels=labels), self._shared)
+            copy = GraphInputs(data, self._shared)
             self._shared.copies[key] = copy
         return copy
 
