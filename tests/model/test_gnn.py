@@ -373,6 +373,9 @@ def test_one_node_from_its_neighbours_states_is_the_full_graph_pass(
     batch = model.predict(inputs)
     states = model.layer_states(inputs)
     assert states.shape == (data.num_nodes, 2, 2, SMALL["hidden"])
+    # written layer by layer into the run's float16 map: the same states, rounded
+    half = model.layer_states(inputs, np.full(states.shape, np.nan, dtype=np.float16))
+    np.testing.assert_array_equal(half, states.astype(np.float16))
     rows, _ = inputs.matrix(label_features=True)
     unlabelled = np.flatnonzero(~data.labelled)
     rng = np.random.default_rng(0)

@@ -269,21 +269,34 @@ class GNNModel:
     def hidden(self) -> int:
         return int(self._params["hidden"])
 
-    def layer_states(self, data: ModelInput) -> npt.NDArray[np.float32]:
+    def layer_states(
+        self, data: ModelInput, out: npt.NDArray[np.floating[Any]] | None = None
+    ) -> npt.NDArray[np.floating[Any]]:
         """[n, networks, L, hidden]: every node's h_0 … h_{L-1} per network, as the scoring pass
-        computes them (every visible label an input): what a new neighbour's layers read."""
+        computes them (every visible label an input): what a new neighbour's layers read.
+
+        Written into `out` when given (any float dtype: the run's float16 memory map), one
+        layer at a time; at 1M users a float32 stack of every state and its copies came to 1 GB
+        on top of the score stage's inputs."""
         if not self._nets:
             raise ArtifactError("GNN model used before fit/load")
         inputs = GraphInputs.of(data)
         graph = inputs.data
+        shape = (graph.num_nodes, len(self._nets), self.layers, self.hidden)
+        if out is None:
+            out = np.empty(shape, dtype=np.float32)
+        elif out.shape != shape:
+            raise ArtifactError(f"GNN states are {shape}, the output is {out.shape}")
         x_prop, _, adj = self._inputs(inputs)
         x_in = with_label_inputs(
             x_prop, graph.labels, np.flatnonzero(graph.labelled), self._label_slots
         )
         plan = full_plan(adj, self.layers, self.device)
         with torch.no_grad():
-            per_net = [torch.stack(net.layer_states(x_in, plan)[:-1], dim=1) for net in self._nets]
-        return torch.stack(per_net, dim=1).float().cpu().numpy()
+            for j, net in enumerate(self._nets):
+                for layer, h in enumerate(net.layer_states(x_in, plan)[:-1]):
+                    out[:, j, layer] = h.float().cpu().numpy()
+        return out
 
     def predict_node(
         self,

@@ -67,8 +67,8 @@ def gnn_members(members: Sequence[object]) -> tuple[GNNModel, ...]:
 def save_gnn_states(
     gnns: Sequence[GNNModel], inputs: GraphInputs, version: str, digest: str, directory: Path
 ) -> Path:
-    """Compute and write the states of `gnns` over `inputs`' graph, member by member (one
-    member's float32 states in memory at a time), renamed into place when complete."""
+    """Compute and write the states of `gnns` over `inputs`' graph, network by network and
+    layer by layer, renamed into place when complete."""
     first = gnns[0]
     networks = tuple(g.networks for g in gnns)
     shape = (inputs.data.num_nodes, sum(networks), first.layers, first.hidden)
@@ -77,7 +77,7 @@ def save_gnn_states(
     out = open_memmap(tmp, mode="w+", dtype=STATES_DTYPE, shape=shape)
     at = 0
     for gnn in gnns:
-        out[:, at : at + gnn.networks] = gnn.layer_states(inputs).astype(STATES_DTYPE)
+        gnn.layer_states(inputs, out[:, at : at + gnn.networks])
         at += gnn.networks
     out.flush()
     del out
