@@ -41,6 +41,7 @@ from graphfraud.model.base import GraphData
 from graphfraud.model.ensemble import FoldEnsemble
 from graphfraud.model.inputs import GraphInputs
 from graphfraud.model.registry import ModelCard
+from graphfraud.model.risk import ModelInput
 
 PROMOTION_TOLERANCE = 0.02
 MIN_ROWS_PER_CLASS = 5
@@ -98,7 +99,7 @@ class SameRows:
 
 def promoted_out_of_fold(
     model: FoldEnsemble,
-    data: GraphData,
+    data: ModelInput,
     fold_ids: npt.NDArray[np.int64],
     rows: npt.NDArray[np.bool_],
 ) -> npt.NDArray[np.float32]:
@@ -107,7 +108,7 @@ def promoted_out_of_fold(
     NaN elsewhere."""
     inputs = GraphInputs.of(data)
     labelled = fold_ids >= 0
-    out = np.full(data.num_nodes, np.nan, dtype=np.float32)
+    out = np.full(inputs.data.num_nodes, np.nan, dtype=np.float32)
     for f in np.unique(fold_ids[rows & labelled]):
         held = rows & (fold_ids == f)
         hidden = inputs.with_visible_labels(labelled & (fold_ids != f))

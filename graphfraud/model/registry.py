@@ -47,7 +47,9 @@ from graphfraud import __version__
 from graphfraud.errors import ArtifactError, ModelMismatchError, NotFound
 from graphfraud.model.base import GraphData
 from graphfraud.model.ensemble import FoldEnsemble, fold_dir
+from graphfraud.model.inputs import GraphInputs
 from graphfraud.model.kinds import load_model
+from graphfraud.model.risk import ModelInput
 
 CARD_FILE = "model_card.json"
 REGISTRY_FILE = "registry.json"
@@ -378,7 +380,7 @@ class ModelRegistry:
 
 
 def score_with_promoted(
-    data: GraphData, registry: ModelRegistry, *, device: str = "auto"
+    data: ModelInput, registry: ModelRegistry, *, device: str = "auto"
 ) -> tuple[npt.NDArray[np.float32], str]:
     """Score every node with the promoted model, no training: (scores, version).
 
@@ -391,8 +393,9 @@ def score_with_promoted(
             f"no promoted model in {registry.root}",
             hint="train one with `graphfraud run` or `graphfraud models promote VERSION`",
         )
-    model = registry.load(card.version, data=data, device=device)
-    return model.predict(data), card.version
+    inputs = GraphInputs.of(data)
+    model = registry.load(card.version, data=inputs.data, device=device)
+    return model.predict(inputs), card.version
 
 
 def _event(action: str, version: str, reason: str = "", run_id: str = "") -> dict[str, Any]:

@@ -25,10 +25,11 @@ import numpy.typing as npt
 
 from graphfraud.config import ModelSettings
 from graphfraud.errors import ModelMismatchError, TrainingFailed
-from graphfraud.model.base import GraphData
 from graphfraud.model.gate import beats, ranking_gate
+from graphfraud.model.inputs import GraphInputs
 from graphfraud.model.promotion import Promotion
 from graphfraud.model.registry import ModelRegistry, score_with_promoted
+from graphfraud.model.risk import ModelInput
 from graphfraud.model.train import Provenance, train_and_score
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class ModelScores:
 
 
 def score_users(
-    data: GraphData,
+    data: ModelInput,
     settings: ModelSettings,
     registry: ModelRegistry,
     prior: Callable[[], npt.NDArray[np.float32]],
@@ -67,12 +68,15 @@ def score_users(
     train: bool = True,
     provenance: Provenance | None = None,
 ) -> ModelScores:
-    """Train, or fall back to the promoted model, or to `prior()` (see the module docstring)."""
+    """Train, or fall back to the promoted model, or to `prior()` (see the module docstring).
+    Every path scores through one `GraphInputs`: pass them to keep what they derive."""
+    inputs = GraphInputs.of(data)
+    data = inputs.data
     if not train:
         card = registry.promoted()
         if card is not None:
             try:
-                scores, version = score_with_promoted(data, registry, device=settings.device)
+                scores, version = score_with_promoted(inputs, registry, device=settings.device)
             except ModelMismatchError as exc:
                 log.warning("the promoted model cannot score tonight (%s): training", exc)
             else:
@@ -93,7 +97,7 @@ def score_users(
     if min(n_fraud, n_legit) >= MIN_LABELS_PER_CLASS:
         try:
             result = train_and_score(
-                data,
+                inputs,
                 settings,
                 registry=registry,
                 progress=progress,
@@ -151,7 +155,7 @@ def score_users(
     card = registry.promoted()
     if card is not None:
         try:
-            scores, version = score_with_promoted(data, registry, device=settings.device)
+            scores, version = score_with_promoted(inputs, registry, device=settings.device)
         except ModelMismatchError as exc:
             why = f"{why}; the promoted model cannot score tonight's data: {exc}"
         else:

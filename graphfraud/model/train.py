@@ -317,7 +317,7 @@ def ranking_metrics(
 
 
 def train_candidates(
-    data: GraphData,
+    data: ModelInput,
     settings: ModelSettings,
     *,
     progress: bool = False,
@@ -335,6 +335,8 @@ def train_candidates(
     `gnn_stack` is not fitted on its own: it joins the gbm and gnn fold models (both become
     candidates too), so listing all three costs what gbm + gnn cost.
     """
+    inputs = GraphInputs.of(data)  # label-free inputs shared by every candidate and fold
+    data = inputs.data
     if not settings.candidates:
         raise ConfigError("model.candidates is empty", hint=f"pick from {', '.join(model_kinds())}")
     for kind in settings.candidates:
@@ -343,7 +345,6 @@ def train_candidates(
                 f"unknown model kind {kind!r}", hint=f"one of {', '.join(model_kinds())}"
             )
     fold_ids, grouped = _fold_ids(data, settings, data.ring_index if groups is None else groups)
-    inputs = GraphInputs(data)  # label-free inputs shared by every candidate and fold
     k = int(fold_ids.max()) + 1
     labelled = fold_ids >= 0
     y = data.labels[labelled]
@@ -485,7 +486,7 @@ def _reason(exc: BaseException, limit: int = 300) -> str:
 
 
 def train_and_score(
-    data: GraphData,
+    data: ModelInput,
     settings: ModelSettings,
     *,
     registry: ModelRegistry | None = None,
@@ -500,11 +501,14 @@ def train_and_score(
     should be promoted (`model/promotion.py`); it is not promoted here — a night promotes only
     once its run is complete (`ModelRegistry.promote`). `model_version` is the saved version of
     the selected model (the one whose scores are returned). `model_params` maps a
-    kind to constructor overrides (benchmarks, tests); the defaults are the tuned ones.
+    kind to constructor overrides (benchmarks, tests); the defaults are the tuned ones. Pass
+    `GraphInputs` to share their derived inputs with the caller (the night's score stage).
     """
     start = time.perf_counter()
+    inputs = GraphInputs.of(data)
+    data = inputs.data
     trained = train_candidates(
-        data, settings, progress=progress, model_params=model_params, groups=groups
+        inputs, settings, progress=progress, model_params=model_params, groups=groups
     )
     runs, fold_ids = trained.runs, trained.fold_ids
     best = select_best(runs)
@@ -527,7 +531,7 @@ def train_and_score(
     promotion = None
     if registry is not None:
         version, promotion = _register(
-            registry, data, trained, best, settings, provenance or Provenance()
+            registry, inputs, trained, best, settings, provenance or Provenance()
         )
     else:
         version = f"{best.kind}-unsaved-{data_fingerprint(data)[:8]}"
@@ -546,7 +550,7 @@ def train_and_score(
 
 def _register(
     registry: ModelRegistry,
-    data: GraphData,
+    inputs: GraphInputs,
     trained: Candidates,
     best: CandidateRun,
     settings: ModelSettings,
@@ -554,6 +558,7 @@ def _register(
 ) -> tuple[str, Promotion]:
     """Save every candidate and decide whether `best` should be promoted; (its version, the
     decision). Nothing is promoted here: the caller does it once the run is complete."""
+    data = inputs.data
     current = registry.promoted()  # before tonight's saves: the model to beat
     n_labelled = float((data.labels >= 0).sum())
     versions: dict[str, str] = {}
@@ -576,7 +581,7 @@ def _register(
         else:
             rows = (trained.fold_ids >= 0) & provenance.fresh
             model = registry.load(current.version, data=data, device=settings.device)
-            promoted = promoted_out_of_fold(model, data, trained.fold_ids, rows)
+            promoted = promoted_out_of_fold(model, inputs, trained.fold_ids, rows)
             same_rows = compare_on_rows(data.labels, best.scores, promoted, rows)
             if same_rows is None:
                 why_not = f"only {int(rows.sum())} validation rows it did not train on"
