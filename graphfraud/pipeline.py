@@ -611,6 +611,7 @@ def stage_score(
         # What a new account's neighbours offer its model inputs (`model/ego.py`) and, when a
         # GNN scored, its layers (`model/gnn/state.py`): the online scorer runs this run's
         # model on the same rows, from the inputs the model stage derived.
+        inputs.forget_label_copies()
         save_state(node_state(inputs), run.file(ONLINE_DIR))
         _save_gnn_states(inputs, version, settings, run.file(ONLINE_DIR))
         model_scores = pl.DataFrame(
