@@ -35,6 +35,7 @@ from graphfraud import __version__
 from graphfraud.config import Settings
 from graphfraud.errors import ArtifactError, ConfigError, GraphFraudError, InputDataError
 from graphfraud.identifiers import IdentifierRegistry, registry_from_manifest
+from graphfraud.memory import release_freed_memory
 from graphfraud.rundir import RunDir
 from graphfraud.schema import (
     CALIBRATION_FILE,
@@ -120,6 +121,7 @@ def _stage(
             _record_stage(run, name, record, t0)
         raise
     _record_stage(run, name, record, t0)
+    release_freed_memory()  # what the stage dropped must not sit under the next one's peak
 
 
 def _mark_running(run: RunDir, name: str) -> None:

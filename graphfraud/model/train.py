@@ -25,6 +25,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from graphfraud.config import ModelSettings
 from graphfraud.errors import ConfigError, InputDataError, TrainingFailed
+from graphfraud.memory import release_freed_memory
 from graphfraud.metrics import average_precision, roc_auc
 from graphfraud.model.base import GraphData
 from graphfraud.model.ensemble import FoldEnsemble
@@ -382,6 +383,7 @@ def train_candidates(
             seconds = time.perf_counter() - start
             log.info("candidate %s: AUPRC %.4f ROC-AUC %.4f (%.1fs)", kind, auprc, roc, seconds)
             runs.append(CandidateRun(kind, scores, ensemble, auprc, roc, seconds, per_fold))
+            release_freed_memory()  # the GBM's scoring chunks must not sit under the GNN's peak
     if "gnn_stack" in settings.candidates:
         by_kind = {run.kind: run for run in runs}
         missing = [kind for kind in ("gbm", "gnn") if kind not in by_kind]
