@@ -614,8 +614,9 @@ def stage_score(
         # GNN scored, its layers (`model/gnn/state.py`): the online scorer runs this run's
         # model on the same rows, from the inputs the model stage derived.
         inputs.forget_label_copies()
-        save_state(node_state(inputs), run.file(ONLINE_DIR))
         _save_gnn_states(inputs, version, settings, run.file(ONLINE_DIR))
+        inputs.forget_all_but_adjacency()
+        save_state(node_state(inputs), run.file(ONLINE_DIR))
         model_scores = pl.DataFrame(
             {"user_id": data.user_ids.astype(str), "model_score": result.scores}
         )

@@ -219,6 +219,13 @@ def test_folds_of_every_candidate_share_one_copy_per_set_of_visible_labels(
     inputs.forget_label_copies()  # the folds are done: their label inputs go
     inputs.with_visible_labels(visible).matrix()
     assert len(calls) == 3
+    adjacency, aggregates = inputs.adjacency, inputs.feature_aggregates()[0]
+    inputs.matrix()
+    inputs.forget_all_but_adjacency()  # the online node state reads the adjacency only
+    assert inputs.adjacency is adjacency
+    assert inputs.feature_aggregates()[0] is not aggregates
+    inputs.matrix()
+    assert len(calls) == 5
 
 
 def test_a_graphs_inputs_are_freed_without_the_cyclic_collector(
