@@ -620,8 +620,8 @@ def stage_score(
         model_scores = pl.DataFrame(
             {"user_id": data.user_ids.astype(str), "model_score": result.scores}
         )
-        # The graph's model inputs go before the score frames are built and the score store
-        # (`scoring.mapped`) maps them: at 1M users they are 2-3 GB.
+        # What is left of the model inputs (the graph and its adjacency, 1 GB at 1M users) goes
+        # before the score frames and the score store (`scoring.mapped`) are built.
         del inputs, data
         labelled_rings = labelled_ring_scores(members, model_scores, labels)
         # A promoted model may have trained on tonight's labels: its cut is not out-of-fold.
@@ -810,7 +810,7 @@ def _operating_points(
 
 
 def _model_scores(
-    data: GraphInputs,
+    inputs: GraphInputs,
     features: pl.DataFrame,
     settings: Settings,
     progress: bool,
@@ -824,7 +824,7 @@ def _model_scores(
     from graphfraud.scoring.scores import prior_scores
 
     return score_users(
-        data,
+        inputs,
         settings.model,
         _registry(settings),
         lambda: prior_scores(features),
