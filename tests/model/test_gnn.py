@@ -429,3 +429,54 @@ def test_an_encoding_in_row_chunks_is_the_one_chunk_encoding(
     chunked = enc.encode_blocks(blocks, cols)
     assert chunked.flags.c_contiguous
     np.testing.assert_array_equal(chunked, whole)
+
+
+@pytest.mark.parametrize("kind", ["quantile", "asinh"])
+def test_encoded_inputs_are_half_precision_codes_of_the_float32_map(
+    planted: tuple[GraphData, np.ndarray], kind: str
+) -> None:
+    """The batch and the online scorer store the same codes: the map in float32, rounded once to
+    `CODE_DTYPE` (half the memory of the graph's inputs); the rounding is below the map's grain."""
+    data, _ = planted
+    blocks, names = GraphInputs(data).blocks(label_features=True)
+    enc = InputEncoding.fit(kind, blocks, names)
+    cols = enc.prop_cols
+    codes = enc.encode_blocks(blocks, cols)
+    assert codes.dtype == encoding_module.CODE_DTYPE == np.float16
+    x = np.hstack(blocks)[:, cols]
+    if kind == "quantile":
+        assert enc.qref is not None
+        wide = quantile_normal(x, enc.qref[:, cols])
+    else:
+        assert enc.center is not None
+        assert enc.scale is not None
+        wide = ((np.arcsinh(x) - enc.center[cols]) / enc.scale[cols]).astype(np.float32)
+    wide = np.clip(np.nan_to_num(wide, nan=0.0), -10, 10)
+    np.testing.assert_array_equal(codes, wide.astype(np.float16))
+    assert np.abs(codes.astype(np.float32) - wide).max() < 5e-3
+    one = enc.encode(x[:1], cols)  # one account online
+    np.testing.assert_array_equal(one, codes[:1])
+
+
+def test_a_full_pass_widens_its_codes_a_chunk_at_a_time_as_a_batch_does(
+    planted: tuple[GraphData, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """h_0 from half-precision codes, in float32: chunked outside autograd, whole inside it,
+    the same values either way."""
+    data, _ = planted
+    model = GNNModel(device="cpu", **SMALL)
+    model.fit(data, data.labelled, seed=5)
+    x_prop, _, _ = model._inputs(GraphInputs.of(data))
+    assert x_prop.dtype == torch.float16
+    net = model._nets[0].eval()
+    with torch.no_grad():
+        whole = net.encode(x_prop.float())
+        monkeypatch.setattr(network, "FULL_PASS_CHUNK", 37)
+        assert data.num_nodes % 37  # a short last chunk
+        chunked = net.encode_inputs(x_prop)
+    assert chunked.dtype == torch.float32
+    torch.testing.assert_close(chunked, whole, rtol=1e-6, atol=1e-6)
+    with torch.enable_grad():
+        graded = net.encode_inputs(x_prop)
+    assert graded.requires_grad
+    torch.testing.assert_close(graded.detach(), whole, rtol=1e-6, atol=1e-6)

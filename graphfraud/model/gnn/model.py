@@ -294,8 +294,11 @@ class GNNModel:
         plan = full_plan(adj, self.layers, self.device)
         with torch.no_grad():
             for j, net in enumerate(self._nets):
-                for layer, h in enumerate(net.layer_states(x_in, plan)[:-1]):
+                for layer, h in enumerate(net.layer_states(x_in, plan)):
+                    if layer == self.layers:  # h_L: no new node's layer reads it
+                        break
                     out[:, j, layer] = h.float().cpu().numpy()
+                    del h
         return out
 
     def predict_node(
@@ -328,7 +331,8 @@ class GNNModel:
             if encoded is not None:
                 encoded[key] = x_prop
         if self._label_slots:  # an unlabelled node shows no label
-            x_prop = torch.cat([x_prop, torch.zeros(1, self._label_slots)], dim=1)
+            shown = torch.zeros(1, self._label_slots, dtype=x_prop.dtype)
+            x_prop = torch.cat([x_prop, shown], dim=1)
         x_label = None
         if len(enc.label_cols):
             x_label = torch.from_numpy(enc.encode(x[:, enc.label_cols], enc.label_cols))
@@ -345,7 +349,7 @@ class GNNModel:
             x_prop, neighbours = x_prop.to(self.device), neighbours.to(self.device)
             x_label = None if x_label is None else x_label.to(self.device)
             for j, net in enumerate(self._nets):
-                h = net.encode(x_prop)
+                h = net.encode_inputs(x_prop)
                 mine = [h]
                 for layer in range(self.layers):
                     means = [a.to(self.device) @ neighbours[:, j, layer, :] for a in share.values()]

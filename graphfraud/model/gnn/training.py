@@ -39,10 +39,11 @@ def with_label_inputs(
     """`x_prop` plus the label-trick columns, showing the labels of `rows` only."""
     if not slots:
         return x_prop
-    shown = np.zeros((len(labels), 2), dtype=np.float32)
-    shown[rows, 0] = labels[rows] == 1
-    shown[rows, 1] = labels[rows] == 0
-    return torch.cat([x_prop, torch.from_numpy(shown).to(x_prop.device)], dim=1)
+    shown = torch.zeros((len(labels), 2), dtype=x_prop.dtype)  # 0/1: exact in half precision
+    at, seen = torch.from_numpy(rows), torch.from_numpy(labels[rows])
+    shown[at, 0] = (seen == 1).to(x_prop.dtype)
+    shown[at, 1] = (seen == 0).to(x_prop.dtype)
+    return torch.cat([x_prop, shown.to(x_prop.device)], dim=1)
 
 
 @dataclass(frozen=True)
