@@ -582,12 +582,15 @@ def stage_score(
         models = _registry(settings)
         promoted = models.promoted()
         decision = _retrain_decision(run, data, features, promoted, settings)
+        # `data.x` holds the features now; the frame (0.24 GB at 1M users) is read back for
+        # the score frames, once the model inputs are gone.
+        del features
         # One set of model inputs for every model that scores tonight and for the online state
         # below: at 1M users the GNN's encoded inputs alone take 13 s and 0.9 GB to derive.
         inputs = GraphInputs(data)
         result = _model_scores(
             inputs,
-            features,
+            run,
             settings,
             progress,
             train=decision.train,
@@ -623,6 +626,7 @@ def stage_score(
         # What is left of the model inputs (the graph and its adjacency, 1 GB at 1M users) goes
         # before the score frames and the score store (`scoring.mapped`) are built.
         del inputs, data
+        features = run.read(FEATURES_FILE)
         labelled_rings = labelled_ring_scores(members, model_scores, labels)
         # A promoted model may have trained on tonight's labels: its cut is not out-of-fold.
         cut = calibrate_cut(
@@ -811,7 +815,7 @@ def _operating_points(
 
 def _model_scores(
     inputs: GraphInputs,
-    features: pl.DataFrame,
+    run: RunDir,
     settings: Settings,
     progress: bool,
     *,
@@ -819,7 +823,7 @@ def _model_scores(
     provenance: Provenance | None = None,
 ) -> ModelScores:
     """The model stage (`model/stage.py`): trained, the promoted model's, or the label-free
-    prior's scores; never a crash on valid data."""
+    prior's scores (from the run's feature table); never a crash on valid data."""
     from graphfraud.model.stage import score_users
     from graphfraud.scoring.scores import prior_scores
 
@@ -827,7 +831,7 @@ def _model_scores(
         inputs,
         settings.model,
         _registry(settings),
-        lambda: prior_scores(features),
+        lambda: prior_scores(run.read(FEATURES_FILE)),
         progress=progress,
         model_params=settings.model.params,
         train=train,

@@ -244,3 +244,26 @@ def test_a_graphs_inputs_are_freed_without_the_cyclic_collector(
         assert derived() is None
     finally:
         gc.enable()
+
+
+def test_a_stale_derived_input_is_released_before_its_replacement_is_built(
+    planted: tuple[GraphData, np.ndarray],
+) -> None:
+    """One value per name, and never two at once: a fold's full-graph pass replaces the last
+    fold's only after that one is gone (at 1M users both at once were the night's peak)."""
+    data, _ = planted
+    inputs = GraphInputs(data)
+    first = inputs.label_free("h", "fold 1", lambda: np.ones(4))
+    assert inputs.label_free("h", "fold 1", lambda: np.zeros(4)) is first  # a hit: kept
+    stale = weakref.ref(first)
+    del first
+    seen: list[bool] = []
+
+    def build() -> np.ndarray:
+        seen.append(stale() is None)
+        return np.zeros(4)
+
+    second = inputs.label_free("h", "fold 2", build)
+    assert seen == [True]
+    assert inputs.label_free("h", "fold 2", build) is second
+    assert len(seen) == 1
