@@ -298,7 +298,6 @@ class GNNModel:
                     if layer == self.layers:  # h_L: no new node's layer reads it
                         break
                     out[:, j, layer] = h.float().cpu().numpy()
-                    del h
         return out
 
     def predict_node(

@@ -98,17 +98,13 @@ class RelationalSepNet(nn.Module):
     def embed(self, x_prop: Tensor, plan: Plan) -> Tensor:
         """h_L for `plan.targets`: everything that depends on the graph, nothing on labels.
         Each h_l is dropped once h_{l+1} is computed (a full pass: 128 MB a layer at 1M)."""
-        last: Tensor = deque(self._states(x_prop, plan), maxlen=1)[0]
+        last: Tensor = deque(self.layer_states(x_prop, plan), maxlen=1)[0]
         return last
 
     def layer_states(self, x_prop: Tensor, plan: Plan) -> Iterator[Tensor]:
         """h_0, …, h_L in turn, h_l over the rows layer l computes (every node for a full plan):
         a new node's layers read its neighbours' h_0 … h_{L-1} (`GNNModel.predict_node`). In
         turn, so that a caller can store each and let it go (a full pass: 128 MB a layer)."""
-        return self._states(x_prop, plan)
-
-    def _states(self, x_prop: Tensor, plan: Plan) -> Iterator[Tensor]:
-        """h_0, …, h_L in turn."""
         if plan.inputs is not None:
             x_prop = x_prop[plan.inputs]
         h = self.encode_inputs(x_prop)
