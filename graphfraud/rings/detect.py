@@ -25,7 +25,8 @@
    rings that persist from the previous run their old id (`rings.lineage`); on a first night the
    provisional ids are the ids.
 
-Deterministic for a given input and seed: Leiden runs on each connected component alone, its
+Deterministic for a given input and seed: Leiden runs on each *resolution component* alone (a
+connected component of the pairs at least `resolution` strong, `resolution_components`), its
 vertices numbered in user_id order and igraph's RNG seeded afresh, so an incremental night
 (`PreviousRings`) recomputes only the components its changes touched and gets a full run's rings.
 """
@@ -151,11 +152,26 @@ def _component_of(n: int, va: npt.NDArray[Any], vb: npt.NDArray[Any]) -> npt.NDA
     return np.asarray(labels, dtype=np.int64)
 
 
-def strong_components(pairs: pl.DataFrame) -> pl.DataFrame:
+def _resolution_component_of(
+    edges: pl.DataFrame, n: int, resolution: float
+) -> npt.NDArray[np.int64]:
+    """Per vertex of `_vertices`' `edges`, its resolution component (`resolution_components`)."""
+    strong = edges.filter(pl.col("strength") >= resolution)
+    return _component_of(n, strong["va"].to_numpy(), strong["vb"].to_numpy())
+
+
+def resolution_components(pairs: pl.DataFrame, resolution: float) -> pl.DataFrame:
     """`user_id, component` (the component's smallest user_id) for every user in `pairs`: the
-    connected components Leiden runs on, one at a time."""
+    components Leiden runs on, one at a time, joined by pairs at least `resolution` strong.
+
+    CPM gains w(A, B) − resolution·|A|·|B| by putting groups A and B in one community, which is
+    negative when every pair between them is weaker than `resolution`. Leiden starts from
+    singletons and only makes moves that gain, so no community of its ever spans two such
+    components: Leiden on each alone finds what it would find on their union, and the weak ties
+    of the population's namesakes and café IPs (half the strong pairs at 1M users) stop chaining
+    it into one giant component that every night's changes touch."""
     nodes, edges = _vertices(pairs)
-    labels = _component_of(nodes.height, edges["va"].to_numpy(), edges["vb"].to_numpy())
+    labels = _resolution_component_of(edges, nodes.height, resolution)
     return nodes.with_columns(pl.Series("c", labels)).select(
         "user_id", pl.col("user_id").min().over("c").alias("component")
     )
@@ -224,15 +240,20 @@ def leiden_communities(
     """`user_id, community` (the community's smallest user_id) for every user in `pairs`
     (`user_a, user_b, strength`).
 
-    Leiden runs on each connected component alone, its vertices in user_id order and igraph's
-    RNG seeded afresh: CPM's objective is a sum over components, and this way a component's
-    communities depend on nothing outside it, so an incremental night can keep the untouched
-    components' communities and recompute the rest to the same result a full run gets, and
-    `engine` can run the components in parallel (small ones batched up to `batch_edges` pairs,
-    large ones alone, largest first) with the same result whatever the batches and workers.
+    Leiden runs on each resolution component alone (`resolution_components`), on the pairs
+    inside it, its vertices in user_id order and igraph's RNG seeded afresh: CPM's objective is a
+    sum over components, and this way a component's communities depend on nothing outside it, so
+    an incremental night can keep the untouched components' communities and recompute the rest
+    to the same result a full run gets, and `engine` can run the components in parallel (small
+    ones batched up to `batch_edges` pairs, large ones alone, largest first) with the same result
+    whatever the batches and workers.
     """
     nodes, edges = _vertices(pairs)
-    component = _component_of(nodes.height, edges["va"].to_numpy(), edges["vb"].to_numpy())
+    component = _resolution_component_of(edges, nodes.height, settings.resolution)
+    # the weak pairs between components can never be inside a community
+    edges = edges.filter(
+        pl.Series(component[edges["va"].to_numpy()] == component[edges["vb"].to_numpy()])
+    )
     # vertices grouped by component, user_id order inside (v is user_id order)
     order = np.lexsort((np.arange(len(component)), component))
     local = np.empty(len(component), dtype=np.int64)
@@ -253,7 +274,9 @@ def leiden_communities(
     for c, (start, size, e0, e1) in enumerate(
         zip(starts.tolist(), sizes.tolist(), edge_starts.tolist(), edge_ends.tolist(), strict=True)
     ):
-        if size == 2:  # half the components: one pair, together iff it beats the resolution
+        if size == 1:  # a user whose every pair is weaker than the resolution
+            label[order[start]] = order[start]
+        elif size == 2:  # most of the rest: one pair, together iff it beats the resolution
             vertices = order[start : start + size]
             label[vertices] = vertices[0] if weight[e0] > settings.resolution else vertices
         elif e1 - e0 >= batch_edges:
@@ -528,24 +551,31 @@ def incremental_communities(
         ]
     )
     touched = pl.concat([changed["user_a"], changed["user_b"]]).unique().to_frame("user_id")
-    components = strong_components(pairs)
+    components = resolution_components(pairs, settings.resolution)
     dirty = components.join(touched, on="user_id", how="semi").select("component").unique()
     redo = components.join(dirty, on="component", how="semi").select("user_id")
     kept = communities.join(
         components.join(dirty, on="component", how="anti").select("user_id"), on="user_id"
     )
-    fresh_pairs = pairs.join(redo.rename({"user_id": "user_a"}), on="user_a", how="semi")
+    # both ends: a weak pair may join a recomputed component to a kept one
+    fresh_pairs = pairs.join(redo.rename({"user_id": "user_a"}), on="user_a", how="semi").join(
+        redo.rename({"user_id": "user_b"}), on="user_b", how="semi"
+    )
     fresh = (
         leiden_communities(fresh_pairs, settings, engine)
         if fresh_pairs.height
         else pl.DataFrame(schema={"user_id": pl.Utf8, "community": pl.Utf8})
+    )
+    # a recomputed user whose every pair is weak and leads out of its component is alone
+    alone = redo.join(fresh, on="user_id", how="anti").select(
+        "user_id", pl.col("user_id").alias("community")
     )
     stats = {
         "components": int(components["component"].n_unique()),
         "components_recomputed": dirty.height,
         "users_recomputed": redo.height,
     }
-    return pl.concat([kept.select(fresh.columns), fresh]), stats
+    return pl.concat([kept.select(fresh.columns), fresh, alone]), stats
 
 
 def anchor_ring_ids(membership: pl.DataFrame) -> pl.DataFrame:

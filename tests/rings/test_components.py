@@ -1,6 +1,7 @@
-"""Leiden per connected component, batched and in parallel: the partition of running each
-component alone (a plain reference: networkx components, one igraph graph each, the RNG
-seeded afresh), whatever the batch size and however many processes run the batches."""
+"""Leiden per resolution component, batched and in parallel: the partition of running each
+component alone (a plain reference: networkx components of the pairs at least `resolution`
+strong, one igraph graph each on every pair inside it, the RNG seeded afresh), whatever the
+batch size and however many processes run the batches."""
 
 from __future__ import annotations
 
@@ -24,8 +25,13 @@ def one_component_at_a_time(pairs: pl.DataFrame, settings: RingSettings) -> dict
     """user_id → its community's smallest user_id, one component at a time."""
     graph = nx.Graph()
     graph.add_weighted_edges_from(pairs.select("user_a", "user_b", "strength").iter_rows())
+    strong = nx.Graph()
+    strong.add_nodes_from(graph)
+    strong.add_edges_from(
+        (a, b) for a, b, w in graph.edges(data="weight") if w >= settings.resolution
+    )
     community: dict[str, str] = {}
-    for users in nx.connected_components(graph):
+    for users in nx.connected_components(strong):
         names = sorted(users)
         local = {u: i for i, u in enumerate(names)}
         edges = sorted(
@@ -35,7 +41,9 @@ def one_component_at_a_time(pairs: pl.DataFrame, settings: RingSettings) -> dict
         rng = random.Random(settings.seed)
         ig.set_random_number_generator(rng)
         try:
-            if len(names) == 2:
+            if len(names) == 1:
+                groups = [0]
+            elif len(names) == 2:
                 groups = [0, 0] if edges[0][2] > settings.resolution else [0, 1]
             else:
                 groups = (

@@ -1,4 +1,4 @@
-"""Leiden per connected component: a component's communities depend on nothing outside it, so
+"""Leiden per resolution component: a component's communities depend on nothing outside it, so
 an incremental night that recomputes only the touched components gets the full run's rings."""
 
 from __future__ import annotations
@@ -77,3 +77,50 @@ def test_a_lone_pair_is_what_leiden_makes_of_it() -> None:
             n_iterations=settings.iterations,
         ).membership
         assert (ours["community"].n_unique() == 1) == (theirs[0] == theirs[1]), strength
+
+
+def test_leiden_never_puts_groups_tied_only_by_weak_pairs_in_one_community() -> None:
+    """Why Leiden may run per resolution component: on the whole graph at once, with every seed,
+    igraph's own Leiden never makes a community that spans two of them."""
+    import igraph as ig
+
+    from graphfraud.rings.detect import resolution_components
+
+    settings = RingSettings()
+    for seed in range(6):
+        rng = random.Random(seed)
+        pairs = _pairs(_random_graph(rng, "u", 400, 700))
+        components = resolution_components(pairs, settings.resolution)
+        assert components["component"].n_unique() < components.height / 4  # weak ties chain it
+        ids = components["user_id"].to_list()
+        index = {u: i for i, u in enumerate(ids)}
+        graph = ig.Graph(
+            n=len(ids),
+            edges=[(index[a], index[b]) for a, b in pairs.select("user_a", "user_b").rows()],
+        )
+        random.seed(seed)
+        membership = graph.community_leiden(
+            objective_function="CPM",
+            weights=pairs["strength"].cast(pl.Float64).to_list(),
+            resolution=settings.resolution,
+            n_iterations=settings.iterations,
+        ).membership
+        spans = (
+            components.with_columns(pl.Series("c", membership))
+            .group_by("c")
+            .agg(pl.col("component").n_unique())
+        )
+        assert (spans["component"] == 1).all()
+        whole = pl.DataFrame({"c": membership})["c"].n_unique()
+        assert whole < len(ids)  # it did join users
+
+
+def test_a_user_left_with_only_weak_pairs_out_of_its_component_is_alone_incrementally() -> None:
+    settings = RingSettings()
+    before = _pairs([("a", "b", 0.9), ("b", "c", 0.9), ("c", "x", 0.6), ("x", "y", 0.9)])
+    # x loses its strong tie to y; its only pair left, to the untouched ring, is weak
+    after = _pairs([("a", "b", 0.9), ("b", "c", 0.9), ("c", "x", 0.15), ("y", "z", 0.9)])
+    full = leiden_communities(after, settings)
+    kept, _ = incremental_communities(after, before, leiden_communities(before, settings), settings)
+    assert kept.sort("user_id").equals(full.sort("user_id"))
+    assert full.filter(pl.col("user_id") == "x")["community"].to_list() == ["x"]
