@@ -10,7 +10,10 @@ sharing a tablet is a community of three, a device farm is a suspected ring of t
    confirmed fraud.
 2. An isotonic fit of target on score (one point per community) gives monotone blocks; each
    block's fraud rate is Beta-smoothed towards the overall rate (`PSEUDO` pseudo-communities),
-   so a lone fraud ring at the top is not a certainty.
+   so a lone fraud ring at the top is not a certainty. Smoothing pulls a small block further
+   than a large one, so the smoothed rates are made monotone again (weighted by each block's
+   communities): a single fraud community above 28 mostly fraud ones is one more of them, not
+   a block at 0.46 that stops every score below from being suspected.
 3. The cut is the lowest score from which the smoothed rate — linear between the blocks'
    median scores — stays at or above `rings.suspect_probability`; with fewer than `MIN_EACH`
    labelled communities of each kind it is `rings.suspect_fallback_score` (`how: fallback`),
@@ -149,6 +152,12 @@ def calibrate_cut(
         .sort("lo")
         .with_columns(((pl.col("k") + PSEUDO * base) / (pl.col("n") + PSEUDO)).alias("rate"))
     )
+    monotone = IsotonicRegression(increasing=True).fit_transform(
+        np.arange(blocks.height),
+        blocks["rate"].to_numpy(),
+        sample_weight=(blocks["n"] + PSEUDO).cast(pl.Float64).to_numpy(),
+    )
+    blocks = blocks.with_columns(pl.Series("rate", monotone))
     curve = [
         {
             "lo": round(r["lo"], 6),

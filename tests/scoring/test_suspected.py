@@ -60,6 +60,25 @@ def test_a_lone_fraud_ring_on_top_is_no_certainty() -> None:
     assert not is_suspected(0.99, cut.cut)
 
 
+def test_a_lone_fraud_community_on_top_of_fraud_ones_keeps_their_cut() -> None:
+    """Isotonic blocks, then smoothing: a block of one fraud community (raw rate 1) above 28
+    mostly fraud ones (25 of 28) smooths to ~0.47 on its own. The smoothed rates are made
+    monotone, so it does not stop every score below it from reaching the probability."""
+    rng = np.random.default_rng(4)
+    clean = rng.uniform(0.0, 0.2, 100).tolist()
+    # the three clean ones at the top of the range pool with the fraud ones below them
+    high = np.sort(rng.uniform(0.75, 0.99, 28)).tolist()
+    frame = _labelled(
+        clean + high + [0.9995],
+        [False] * 100 + [True] * 25 + [False] * 3 + [True],
+    )
+    cut = calibrate_cut(frame, 0.5, 0.99)
+    assert cut.how == "calibrated"
+    assert max(clean) < cut.cut < min(high)
+    rates = [block["rate"] for block in cut.curve]
+    assert rates == sorted(rates)
+
+
 def test_too_few_labelled_communities_use_the_fallback_cut() -> None:
     frame = _labelled([0.1, 0.2, 0.8, 0.9], [False, False, True, True])
     assert MIN_EACH > 2
