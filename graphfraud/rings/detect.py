@@ -539,10 +539,15 @@ def incremental_communities(
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     """`leiden_communities(pairs)`, computed only on the components a change touched.
 
-    `before` and `communities` are the previous night's strong pairs and communities. A user is
-    touched when one of its strong pairs appeared, vanished or changed strength; a component
-    without a touched user had the very same pairs last night, so its communities are last
-    night's (`leiden_communities` runs each component alone)."""
+    `before` and `communities` are the previous night's strong pairs and communities. A pair
+    *changed* when it appeared, vanished or changed strength. A changed pair touches its users
+    when it is, or was, at least `resolution` strong (it can join or split components), or
+    when it lies inside one of tonight's components (Leiden reads it there). A weak pair
+    between two components never reaches Leiden: a namesake crowd that grew by one account
+    re-weighs hundreds of such pairs, and recomputing their users would make every night
+    global. A component without a touched user has the users and the pairs it had last night,
+    so its communities are last night's (`leiden_communities` runs each component alone); a
+    user new to the strong pairs has no community yet and is touched too."""
     key = ["user_a", "user_b", "strength"]
     changed = pl.concat(
         [
@@ -550,8 +555,20 @@ def incremental_communities(
             before.select(key).join(pairs.select(key), on=key, how="anti"),
         ]
     )
-    touched = pl.concat([changed["user_a"], changed["user_b"]]).unique().to_frame("user_id")
     components = resolution_components(pairs, settings.resolution)
+    ends = components.rename({"component": "ca"})
+    matters = (
+        changed.join(ends.rename({"user_id": "user_a"}), on="user_a", how="left")
+        .join(ends.rename({"user_id": "user_b", "ca": "cb"}), on="user_b", how="left")
+        .filter((pl.col("strength") >= settings.resolution) | (pl.col("ca") == pl.col("cb")))
+    )
+    touched = pl.concat(
+        [
+            matters["user_a"],
+            matters["user_b"],
+            components.join(communities, on="user_id", how="anti")["user_id"],
+        ]
+    ).to_frame("user_id")
     dirty = components.join(touched, on="user_id", how="semi").select("component").unique()
     redo = components.join(dirty, on="component", how="semi").select("user_id")
     kept = communities.join(

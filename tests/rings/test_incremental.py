@@ -124,3 +124,43 @@ def test_a_user_left_with_only_weak_pairs_out_of_its_component_is_alone_incremen
     kept, _ = incremental_communities(after, before, leiden_communities(before, settings), settings)
     assert kept.sort("user_id").equals(full.sort("user_id"))
     assert full.filter(pl.col("user_id") == "x")["community"].to_list() == ["x"]
+
+
+def test_a_reweighed_weak_pair_between_components_recomputes_nothing() -> None:
+    """A namesake crowd that grew re-weighs its weak pairs; between two components they never
+    reach Leiden, so no component is recomputed, while a weak pair inside a component is."""
+    settings = RingSettings()
+    ring = [("a", "b", 0.9), ("b", "c", 0.9), ("a", "c", 0.15)]
+    other = [("x", "y", 0.9), ("y", "z", 0.9)]
+    before = _pairs([*ring, *other, ("c", "x", 0.15), ("d", "z", 0.12)])
+    communities = leiden_communities(before, settings)
+    across = _pairs([*ring, *other, ("c", "x", 0.12), ("d", "z", 0.11)])
+    kept, stats = incremental_communities(across, before, communities, settings)
+    assert stats["components_recomputed"] == 0
+    assert kept.sort("user_id").equals(leiden_communities(across, settings).sort("user_id"))
+    inside = _pairs([*ring[:2], ("a", "c", 0.19), *other, ("c", "x", 0.15), ("d", "z", 0.12)])
+    kept, stats = incremental_communities(inside, before, communities, settings)
+    assert stats["components_recomputed"] == 1
+    assert stats["users_recomputed"] == 3
+    assert kept.sort("user_id").equals(leiden_communities(inside, settings).sort("user_id"))
+
+
+def test_incremental_communities_equal_a_full_run_whatever_changed() -> None:
+    """Random nights: pairs gone, new, re-weighed across the resolution and below it, users new
+    to the pairs and users gone from them; the kept and recomputed parts are a full run."""
+    settings = RingSettings()
+    for seed in range(12):
+        rng = random.Random(seed)
+        day1 = _random_graph(rng, "u", 600, 700)
+        day2 = [e for e in day1 if rng.random() > 0.03]
+        day2 += _random_graph(rng, "u", 700, 25)  # u0600..u0699 are new users
+        day2 = [
+            (a, b, rng.choice([0.11, 0.15, 0.19, 0.25, 0.6])) if rng.random() < 0.05 else (a, b, w)
+            for a, b, w in day2
+        ]
+        before, after = _pairs(day1), _pairs(day2)
+        kept, stats = incremental_communities(
+            after, before, leiden_communities(before, settings), settings
+        )
+        assert kept.sort("user_id").equals(leiden_communities(after, settings).sort("user_id"))
+        assert stats["components_recomputed"] < stats["components"]
